@@ -1,0 +1,321 @@
+//! The desired state: the YAML document a GitOps repository edits (DESIGN §3).
+
+mod duration;
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use duration::DurationSpec;
+pub use load::{json_schema, parse, ConfigError, ConfigErrors, MAX_FILE_BYTES, MAX_RULES};
+pub use validate::parse_hhmm;
+
+/// The whole desired-state document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "guardduty-ecs-controller desired state")]
+pub struct DesiredState {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// One entry per (account, region) to reconcile; at least one.
+    pub targets: Vec<Target>,
+    /// GuardDuty detector features this controller owns.
+    #[serde(default)]
+    pub detector: DetectorSpec,
+    /// Cluster rules: an exact `name` beats any `match`; among `match` rules the first wins.
+    #[serde(default)]
+    pub clusters: Vec<ClusterRule>,
+    /// What to do with clusters that no rule names.
+    #[serde(default)]
+    pub unmatched_clusters: UnmatchedPolicy,
+    /// `true`: observe and report only, never write.
+    #[serde(default)]
+    pub suspend: bool,
+    /// Forced redeployments of services whose tasks lack the agent.
+    #[serde(default)]
+    pub redeploy: RedeploySpec,
+    /// Limits that refuse a plan whole.
+    #[serde(default)]
+    pub safety: SafetySpec,
+    /// Timer of the daemon.
+    #[serde(default)]
+    pub reconcile: ReconcileSpec,
+}
+
+/// One (account, region) the controller reconciles.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    /// AWS region, e.g. `us-east-1`.
+    pub region: String,
+    /// Role to assume for this target; without it the ambient credentials are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// External id for the AssumeRole call; only with `roleArn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+impl Target {
+    /// A short, bounded label for logs and metrics: the region, plus the role's account.
+    pub fn label(&self) -> String {
+        match self.role_arn.as_deref().and_then(account_of_arn) {
+            Some(account) => format!("{account}/{}", self.region),
+            None => self.region.clone(),
+        }
+    }
+}
+
+/// The account field of an ARN (`arn:partition:service:region:account:resource`).
+pub fn account_of_arn(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Detector features owned by the controller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DetectorSpec {
+    /// Feature `RUNTIME_MONITORING`.
+    #[serde(default)]
+    pub runtime_monitoring: FeatureSetting,
+    /// Additional configuration `ECS_FARGATE_AGENT_MANAGEMENT` (automated agent for Fargate).
+    #[serde(default)]
+    pub ecs_fargate_agent_management: FeatureSetting,
+}
+
+/// Desired status of a detector feature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FeatureSetting {
+    /// Status `ENABLED`.
+    Enabled,
+    /// Status `DISABLED`.
+    Disabled,
+    /// Left as it is.
+    #[default]
+    Unmanaged,
+}
+
+/// One cluster rule: either an exact `name` (or ARN) or a `match` selector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterRule {
+    /// Exact cluster name or full cluster ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Selector; used when `name` is not given.
+    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
+    pub selector: Option<MatchSpec>,
+    /// What the `GuardDutyManaged` tag of the selected clusters must be.
+    pub guard_duty_managed: ManagedTag,
+}
+
+/// A selector over clusters; every given criterion must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MatchSpec {
+    /// Glob on the cluster name (`*`, `?`, `[...]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_pattern: Option<String>,
+    /// Every listed tag must be on the cluster with this exact value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Only clusters in these regions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+}
+
+/// The value a rule asks for on the `GuardDutyManaged` tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ManagedTag {
+    /// `GuardDutyManaged=true`: include the cluster.
+    True,
+    /// `GuardDutyManaged=false`: exclude the cluster.
+    False,
+    /// No `GuardDutyManaged` tag at all.
+    Absent,
+}
+
+impl ManagedTag {
+    /// The tag value to write, or `None` when the tag must not be there.
+    pub fn tag_value(self) -> Option<&'static str> {
+        match self {
+            ManagedTag::True => Some("true"),
+            ManagedTag::False => Some("false"),
+            ManagedTag::Absent => None,
+        }
+    }
+
+    /// The word used in the YAML and in plan output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManagedTag::True => "true",
+            ManagedTag::False => "false",
+            ManagedTag::Absent => "absent",
+        }
+    }
+}
+
+impl Serialize for ManagedTag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ManagedTag::True => s.serialize_bool(true),
+            ManagedTag::False => s.serialize_bool(false),
+            ManagedTag::Absent => s.serialize_str("absent"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ManagedTag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ManagedTag;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or absent")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ManagedTag, E> {
+                Ok(if v { ManagedTag::True } else { ManagedTag::False })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ManagedTag, E> {
+                match v {
+                    "true" => Ok(ManagedTag::True),
+                    "false" => Ok(ManagedTag::False),
+                    "absent" => Ok(ManagedTag::Absent),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for ManagedTag {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ManagedTag".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "true | false | absent (the tag is case-sensitive: `true`/`false`)",
+            "oneOf": [{"type": "boolean"}, {"type": "string", "enum": ["true", "false", "absent"]}]
+        })
+    }
+}
+
+/// Policy for clusters that no rule names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UnmatchedPolicy {
+    /// Leave them untouched.
+    #[default]
+    Ignore,
+    /// Remove the `GuardDutyManaged` tag from them.
+    Absent,
+}
+
+/// Forced redeployments (DESIGN §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RedeploySpec {
+    /// Redeploy services whose running tasks lack the agent.
+    pub enabled: bool,
+    /// Wait after a cluster's coverage turns on before redeploying it.
+    pub settle_time: DurationSpec,
+    /// Services rolling at once, whole fleet.
+    pub max_concurrent: u32,
+    /// Redeploys started per hour, whole fleet.
+    pub max_per_hour: u32,
+    /// Start the next service only after the previous rollout COMPLETED.
+    pub wait_for_steady_state: bool,
+    /// A FAILED rollout halts redeploys until the desired state changes.
+    pub stop_on_failure: bool,
+    /// A service whose new tasks still lack the agent is not retried sooner.
+    pub retry_after: DurationSpec,
+    /// Globs of service names never redeployed.
+    pub exclude_services: Vec<String>,
+    /// Allow windows (UTC); empty means always allowed.
+    pub windows: Vec<Window>,
+}
+
+impl Default for RedeploySpec {
+    fn default() -> Self {
+        RedeploySpec {
+            enabled: true,
+            settle_time: DurationSpec::from_secs(300),
+            max_concurrent: 2,
+            max_per_hour: 20,
+            wait_for_steady_state: true,
+            stop_on_failure: true,
+            retry_after: DurationSpec::from_secs(3600),
+            exclude_services: Vec::new(),
+            windows: Vec::new(),
+        }
+    }
+}
+
+/// An allow window for redeploys, in UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Window {
+    /// Days of the week the window opens on.
+    pub days: Vec<Weekday>,
+    /// Start, `HH:MM` UTC.
+    pub start: String,
+    /// End, `HH:MM` UTC (exclusive); an end before the start runs past midnight.
+    pub end: String,
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+/// Limits that refuse a plan whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SafetySpec {
+    /// A target's plan with more tag changes than this is refused whole.
+    pub max_cluster_changes_per_cycle: u32,
+    /// Refuse a plan that turns coverage off for more than this share of covered clusters.
+    pub max_coverage_loss_fraction: f64,
+}
+
+impl Default for SafetySpec {
+    fn default() -> Self {
+        SafetySpec {
+            max_cluster_changes_per_cycle: 50,
+            max_coverage_loss_fraction: 0.2,
+        }
+    }
+}
+
+/// The daemon's timer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ReconcileSpec {
+    /// Time between passes.
+    pub interval: DurationSpec,
+    /// Random share of the interval added or removed, 0 to 0.5.
+    pub jitter: f64,
+}
+
+impl Default for ReconcileSpec {
+    fn default() -> Self {
+        ReconcileSpec {
+            interval: DurationSpec::from_secs(300),
+            jitter: 0.1,
+        }
+    }
+}

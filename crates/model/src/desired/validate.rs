@@ -1,0 +1,225 @@
+//! Checks a well-typed desired state for mistakes the types cannot express.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{DesiredState, ManagedTag, Window};
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl Seg {
+    pub(crate) fn render(path: &[Seg]) -> String {
+        let mut out = String::new();
+        for seg in path {
+            match seg {
+                Seg::Key(k) if out.is_empty() => out.push_str(k),
+                Seg::Key(k) => {
+                    out.push('.');
+                    out.push_str(k);
+                }
+                Seg::Index(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        out
+    }
+}
+
+struct Problems(Vec<(Vec<Seg>, String)>);
+
+impl Problems {
+    fn add(&mut self, path: &[&dyn PathPart], message: impl Into<String>) {
+        let path = path.iter().map(|p| p.seg()).collect();
+        self.0.push((path, message.into()));
+    }
+}
+
+trait PathPart {
+    fn seg(&self) -> Seg;
+}
+impl PathPart for &str {
+    fn seg(&self) -> Seg {
+        Seg::Key((*self).to_owned())
+    }
+}
+impl PathPart for usize {
+    fn seg(&self) -> Seg {
+        Seg::Index(*self)
+    }
+}
+
+pub(crate) fn validate(d: &DesiredState) -> Vec<(Vec<Seg>, String)> {
+    let mut p = Problems(Vec::new());
+    if d.version != 1 {
+        p.add(
+            &[&"version"],
+            format!("unsupported version {}: this controller reads version 1", d.version),
+        );
+    }
+    validate_targets(d, &mut p);
+    validate_clusters(d, &mut p);
+    validate_redeploy(d, &mut p);
+    let loss = d.safety.max_coverage_loss_fraction;
+    if !(0.0..=1.0).contains(&loss) {
+        p.add(
+            &[&"safety", &"maxCoverageLossFraction"],
+            format!("{loss} is not a fraction between 0 and 1"),
+        );
+    }
+    if d.reconcile.interval.get().as_secs() < 10 {
+        p.add(&[&"reconcile", &"interval"], "must be at least 10s");
+    }
+    let jitter = d.reconcile.jitter;
+    if !(0.0..=0.5).contains(&jitter) {
+        p.add(&[&"reconcile", &"jitter"], format!("{jitter} is not between 0 and 0.5"));
+    }
+    p.0
+}
+
+fn validate_targets(d: &DesiredState, p: &mut Problems) {
+    if d.targets.is_empty() {
+        p.add(&[&"targets"], "at least one target is required");
+    }
+    let mut seen = BTreeSet::new();
+    for (i, t) in d.targets.iter().enumerate() {
+        if !looks_like_region(&t.region) {
+            p.add(
+                &[&"targets", &i, &"region"],
+                format!("{:?} is not an AWS region name like us-east-1", t.region),
+            );
+        }
+        if let Some(role) = &t.role_arn {
+            if !looks_like_role_arn(role) {
+                p.add(
+                    &[&"targets", &i, &"roleArn"],
+                    format!("{role:?} is not an IAM role ARN like arn:aws:iam::111111111111:role/name"),
+                );
+            }
+        } else if t.external_id.is_some() {
+            p.add(&[&"targets", &i, &"externalId"], "externalId needs roleArn");
+        }
+        if !seen.insert((t.region.as_str(), t.role_arn.as_deref())) {
+            p.add(&[&"targets", &i], "duplicate target (same region and roleArn)");
+        }
+    }
+}
+
+fn validate_clusters(d: &DesiredState, p: &mut Problems) {
+    let mut exact: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, rule) in d.clusters.iter().enumerate() {
+        match (&rule.name, &rule.selector) {
+            (Some(_), Some(_)) => p.add(&[&"clusters", &i], "give either `name` or `match`, not both"),
+            (None, None) => p.add(&[&"clusters", &i], "a rule needs `name` or `match`"),
+            (Some(name), None) => {
+                if name.trim().is_empty() || name.contains(char::is_whitespace) {
+                    p.add(&[&"clusters", &i, &"name"], format!("{name:?} is not a cluster name or ARN"));
+                } else if let Some(first) = exact.insert(name.as_str(), i) {
+                    exact.insert(name.as_str(), first);
+                    p.add(
+                        &[&"clusters", &i, &"name"],
+                        format!("duplicate rule for cluster {name:?} (first in clusters[{first}])"),
+                    );
+                }
+            }
+            (None, Some(m)) => {
+                if let Some(pattern) = &m.name_pattern {
+                    if let Err(e) = glob::Pattern::new(pattern) {
+                        p.add(
+                            &[&"clusters", &i, &"match", &"namePattern"],
+                            format!("invalid glob {pattern:?}: {}", e.msg),
+                        );
+                    }
+                }
+                for (j, region) in m.regions.iter().enumerate() {
+                    if !looks_like_region(region) {
+                        p.add(
+                            &[&"clusters", &i, &"match", &"regions", &j],
+                            format!("{region:?} is not an AWS region name like us-east-1"),
+                        );
+                    }
+                }
+                if m.tags.keys().any(|k| k.is_empty()) {
+                    p.add(&[&"clusters", &i, &"match", &"tags"], "tag keys must not be empty");
+                }
+            }
+        }
+        // A rule that selects by the managed tag itself would chase its own writes.
+        if let Some(m) = &rule.selector {
+            if m.tags.contains_key(crate::MANAGED_TAG_KEY) && rule.guard_duty_managed != ManagedTag::True {
+                p.add(
+                    &[&"clusters", &i, &"match", &"tags"],
+                    format!("a rule cannot select on {} and change it", crate::MANAGED_TAG_KEY),
+                );
+            }
+        }
+    }
+}
+
+fn validate_redeploy(d: &DesiredState, p: &mut Problems) {
+    let r = &d.redeploy;
+    if r.max_concurrent == 0 {
+        p.add(&[&"redeploy", &"maxConcurrent"], "must be at least 1 (use enabled: false to stop redeploys)");
+    }
+    if r.max_per_hour == 0 {
+        p.add(&[&"redeploy", &"maxPerHour"], "must be at least 1 (use enabled: false to stop redeploys)");
+    }
+    for (i, g) in r.exclude_services.iter().enumerate() {
+        if let Err(e) = glob::Pattern::new(g) {
+            p.add(&[&"redeploy", &"excludeServices", &i], format!("invalid glob {g:?}: {}", e.msg));
+        }
+    }
+    for (i, w) in r.windows.iter().enumerate() {
+        validate_window(w, i, p);
+    }
+}
+
+fn validate_window(w: &Window, i: usize, p: &mut Problems) {
+    if w.days.is_empty() {
+        p.add(&[&"redeploy", &"windows", &i, &"days"], "list at least one day");
+    }
+    for (field, value) in [("start", &w.start), ("end", &w.end)] {
+        if parse_hhmm(value).is_none() {
+            p.add(
+                &[&"redeploy", &"windows", &i, &field],
+                format!("{value:?} is not a time of day HH:MM (UTC)"),
+            );
+        }
+    }
+    if w.start == w.end {
+        p.add(&[&"redeploy", &"windows", &i], "start and end are the same: the window is empty");
+    }
+}
+
+/// Minutes after midnight of an `HH:MM` time, `24:00` allowed as the end of a day.
+pub fn parse_hhmm(text: &str) -> Option<u16> {
+    let (h, m) = text.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    match (h, m) {
+        (24, 0) => Some(1440),
+        (0..=23, 0..=59) => Some(h * 60 + m),
+        _ => None,
+    }
+}
+
+fn looks_like_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn looks_like_role_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[2] == "iam"
+        && parts[4].len() == 12
+        && parts[4].chars().all(|c| c.is_ascii_digit())
+        && parts[5].starts_with("role/")
+}

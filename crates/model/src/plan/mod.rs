@@ -1,0 +1,424 @@
+//! The planner: desired state + observed state → an ordered list of actions. Pure and
+//! deterministic.
+
+mod json;
+mod rules;
+
+use std::collections::BTreeMap;
+
+use crate::desired::{DesiredState, FeatureSetting, ManagedTag};
+use crate::observed::{
+    effectively_covered, DetectorFlags, ObservedTarget, ECS_FARGATE_AGENT_MANAGEMENT, ENABLED,
+    DISABLED, MANAGED_TAG_KEY, RUNTIME_MONITORING,
+};
+
+pub use rules::CompiledRules;
+
+/// Where an action runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetRef {
+    /// Region.
+    pub region: String,
+    /// Account, when known.
+    pub account: Option<String>,
+}
+
+/// The phases of a plan, applied in this order so that coverage is never widened by
+/// accident (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Set tags to `true` / `false`.
+    Tags,
+    /// Detector feature changes.
+    Detector,
+    /// Remove tags (`absent`).
+    Untag,
+}
+
+impl Phase {
+    /// Name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Tags => "tags",
+            Phase::Detector => "detector",
+            Phase::Untag => "untag",
+        }
+    }
+}
+
+/// One change to AWS.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// Set `GuardDutyManaged` on a cluster.
+    TagCluster {
+        /// Target.
+        target: TargetRef,
+        /// Cluster name.
+        cluster: String,
+        /// Cluster ARN.
+        cluster_arn: String,
+        /// Value now, if any.
+        from: Option<String>,
+        /// Value to set: `true` or `false`.
+        to: &'static str,
+    },
+    /// Remove `GuardDutyManaged` from a cluster.
+    UntagCluster {
+        /// Target.
+        target: TargetRef,
+        /// Cluster name.
+        cluster: String,
+        /// Cluster ARN.
+        cluster_arn: String,
+        /// Value now.
+        from: String,
+    },
+    /// Change one detector feature or additional configuration.
+    UpdateDetector {
+        /// Target.
+        target: TargetRef,
+        /// Detector id.
+        detector_id: String,
+        /// `RUNTIME_MONITORING` or `ECS_FARGATE_AGENT_MANAGEMENT`.
+        feature: &'static str,
+        /// Status now, if listed.
+        from: Option<String>,
+        /// `ENABLED` or `DISABLED`.
+        to: &'static str,
+    },
+}
+
+impl Action {
+    /// The phase the action belongs to.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Action::TagCluster { .. } => Phase::Tags,
+            Action::UpdateDetector { .. } => Phase::Detector,
+            Action::UntagCluster { .. } => Phase::Untag,
+        }
+    }
+
+    /// The stable `kind` word of the plan JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::TagCluster { .. } => "tag_cluster",
+            Action::UntagCluster { .. } => "untag_cluster",
+            Action::UpdateDetector { .. } => "update_detector",
+        }
+    }
+
+    /// The target the action writes to.
+    pub fn target(&self) -> &TargetRef {
+        match self {
+            Action::TagCluster { target, .. }
+            | Action::UntagCluster { target, .. }
+            | Action::UpdateDetector { target, .. } => target,
+        }
+    }
+}
+
+/// Why a plan was refused whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// Region of the refused target.
+    pub region: String,
+    /// Name of the limit, as in the YAML (`maxClusterChangesPerCycle`, ...).
+    pub limit: &'static str,
+    /// What the plan would do.
+    pub value: f64,
+    /// The limit's value.
+    pub max: f64,
+    /// A sentence for humans.
+    pub reason: String,
+}
+
+/// Coverage of a cluster now and once the plan is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CoverageChange {
+    /// Covered now and after.
+    Covered,
+    /// Not covered now; covered once the plan is applied.
+    Expected,
+    /// Covered now; not once the plan is applied.
+    Lost,
+    /// Not covered, because the cluster is excluded (`false`).
+    Excluded,
+    /// Not covered, and no rule names the cluster.
+    Unmanaged,
+    /// Not covered although a rule names it (detector off, or `absent` in manual mode).
+    Uncovered,
+}
+
+impl CoverageChange {
+    /// Name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoverageChange::Covered => "covered",
+            CoverageChange::Expected => "expected",
+            CoverageChange::Lost => "lost",
+            CoverageChange::Excluded => "excluded",
+            CoverageChange::Unmanaged => "unmanaged",
+            CoverageChange::Uncovered => "uncovered",
+        }
+    }
+}
+
+/// One row of the cluster table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRow {
+    /// Target.
+    pub target: TargetRef,
+    /// Cluster name.
+    pub cluster: String,
+    /// What the rules ask for; `None` when no rule names the cluster.
+    pub desired: Option<ManagedTag>,
+    /// The tag now.
+    pub observed: Option<String>,
+    /// Coverage now and after.
+    pub coverage: CoverageChange,
+}
+
+/// The plan of one target.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetPlan {
+    /// Actions in apply order: phase, then cluster name or feature.
+    pub actions: Vec<Action>,
+    /// Set when a safety limit refuses the plan whole.
+    pub refused: Option<Refusal>,
+    /// Every ACTIVE cluster of the target.
+    pub clusters: Vec<ClusterRow>,
+    /// Things the controller cannot fix by itself (no detector, ...).
+    pub warnings: Vec<String>,
+}
+
+/// Knobs for one planning call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// `--allow-mass-change`: do not refuse a plan over a safety limit.
+    pub allow_mass_change: bool,
+}
+
+/// Plans one target.
+///
+/// # Guarantees
+/// Deterministic: the same inputs give the same actions in the same order. Clusters no
+/// rule names are never touched under `unmatchedClusters: ignore`. Only ACTIVE clusters
+/// are considered.
+pub fn plan_target(
+    desired: &DesiredState,
+    observed: &ObservedTarget,
+    options: PlanOptions,
+) -> TargetPlan {
+    let rules = CompiledRules::new(desired);
+    let target = TargetRef {
+        region: observed.region.clone(),
+        account: observed.account.clone(),
+    };
+    let mut plan = TargetPlan::default();
+    let now = observed.detector.as_ref().map(|d| d.flags()).unwrap_or_default();
+    let after = desired_flags(desired, now, observed.detector.is_some());
+
+    let mut tags = BTreeMap::new();
+    let mut untags = BTreeMap::new();
+    let (mut covered_now, mut lost) = (0usize, 0usize);
+    for cluster in observed.clusters.iter().filter(|c| c.is_active()) {
+        let desired_tag = rules.desired_tag(&observed.region, cluster);
+        let current = cluster.managed_tag();
+        let next = match desired_tag {
+            None => current,
+            Some(t) => t.tag_value(),
+        };
+        match (desired_tag, current) {
+            (Some(ManagedTag::Absent), Some(from)) => {
+                untags.insert(
+                    cluster.name.clone(),
+                    Action::UntagCluster {
+                        target: target.clone(),
+                        cluster: cluster.name.clone(),
+                        cluster_arn: cluster.arn.clone(),
+                        from: from.to_owned(),
+                    },
+                );
+            }
+            (Some(t), _) if t != ManagedTag::Absent && current != t.tag_value() => {
+                tags.insert(
+                    cluster.name.clone(),
+                    Action::TagCluster {
+                        target: target.clone(),
+                        cluster: cluster.name.clone(),
+                        cluster_arn: cluster.arn.clone(),
+                        from: current.map(str::to_owned),
+                        to: t.tag_value().unwrap_or_default(),
+                    },
+                );
+            }
+            _ => {}
+        }
+        let was = effectively_covered(now, current);
+        let will = effectively_covered(after, next);
+        covered_now += usize::from(was);
+        lost += usize::from(was && !will);
+        plan.clusters.push(ClusterRow {
+            target: target.clone(),
+            cluster: cluster.name.clone(),
+            desired: desired_tag,
+            observed: current.map(str::to_owned),
+            coverage: coverage_change(was, will, next, desired_tag.is_some()),
+        });
+    }
+    plan.clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+
+    plan.actions.extend(tags.into_values());
+    plan.actions.extend(detector_actions(desired, observed, &target, &mut plan.warnings));
+    plan.actions.extend(untags.into_values());
+
+    if !options.allow_mass_change {
+        plan.refused = check_limits(desired, &plan.actions, covered_now, lost, &observed.region);
+    }
+    plan
+}
+
+/// Detector flags once the desired features are in force. Without a detector the
+/// controller cannot change anything, so coverage stays off.
+fn desired_flags(desired: &DesiredState, now: DetectorFlags, has_detector: bool) -> DetectorFlags {
+    if !has_detector {
+        return now;
+    }
+    let pick = |setting: FeatureSetting, current: bool| match setting {
+        FeatureSetting::Enabled => true,
+        FeatureSetting::Disabled => false,
+        FeatureSetting::Unmanaged => current,
+    };
+    DetectorFlags {
+        runtime_monitoring: pick(desired.detector.runtime_monitoring, now.runtime_monitoring),
+        fargate_automation: pick(desired.detector.ecs_fargate_agent_management, now.fargate_automation),
+    }
+}
+
+fn detector_actions(
+    desired: &DesiredState,
+    observed: &ObservedTarget,
+    target: &TargetRef,
+    warnings: &mut Vec<String>,
+) -> Vec<Action> {
+    let wanted = [
+        (RUNTIME_MONITORING, desired.detector.runtime_monitoring),
+        (ECS_FARGATE_AGENT_MANAGEMENT, desired.detector.ecs_fargate_agent_management),
+    ];
+    let Some(detector) = &observed.detector else {
+        if wanted.iter().any(|(_, s)| *s == FeatureSetting::Enabled) {
+            warnings.push(format!(
+                "no GuardDuty detector in {}: enable GuardDuty there first; the controller does not create detectors",
+                observed.region
+            ));
+        }
+        return Vec::new();
+    };
+    let mut actions = Vec::new();
+    for (feature, setting) in wanted {
+        let to = match setting {
+            FeatureSetting::Enabled => ENABLED,
+            FeatureSetting::Disabled => DISABLED,
+            FeatureSetting::Unmanaged => continue,
+        };
+        let from = if feature == RUNTIME_MONITORING {
+            detector.feature_status(feature)
+        } else {
+            detector.runtime_additional_status(feature)
+        };
+        // A feature the detector does not list is off as far as coverage goes.
+        let effective = from.unwrap_or(DISABLED);
+        if effective != to {
+            actions.push(Action::UpdateDetector {
+                target: target.clone(),
+                detector_id: detector.id.clone(),
+                feature,
+                from: from.map(str::to_owned),
+                to,
+            });
+        }
+    }
+    actions
+}
+
+fn coverage_change(was: bool, will: bool, next: Option<&str>, named: bool) -> CoverageChange {
+    match (was, will) {
+        (true, true) => CoverageChange::Covered,
+        (false, true) => CoverageChange::Expected,
+        (true, false) => CoverageChange::Lost,
+        (false, false) if next == Some("false") => CoverageChange::Excluded,
+        (false, false) if !named => CoverageChange::Unmanaged,
+        (false, false) => CoverageChange::Uncovered,
+    }
+}
+
+fn check_limits(
+    desired: &DesiredState,
+    actions: &[Action],
+    covered_now: usize,
+    lost: usize,
+    region: &str,
+) -> Option<Refusal> {
+    let tag_changes = actions
+        .iter()
+        .filter(|a| matches!(a.phase(), Phase::Tags | Phase::Untag))
+        .count();
+    let max_changes = desired.safety.max_cluster_changes_per_cycle as usize;
+    if tag_changes > max_changes {
+        return Some(Refusal {
+            region: region.to_owned(),
+            limit: "maxClusterChangesPerCycle",
+            value: tag_changes as f64,
+            max: max_changes as f64,
+            reason: format!(
+                "{tag_changes} cluster tag changes in {region} exceed safety.maxClusterChangesPerCycle ({max_changes}); \
+                 nothing was applied (use --allow-mass-change to override)"
+            ),
+        });
+    }
+    let max_loss = desired.safety.max_coverage_loss_fraction;
+    if covered_now > 0 {
+        let fraction = lost as f64 / covered_now as f64;
+        if fraction > max_loss {
+            return Some(Refusal {
+                region: region.to_owned(),
+                limit: "maxCoverageLossFraction",
+                value: fraction,
+                max: max_loss,
+                reason: format!(
+                    "the plan turns coverage off for {lost} of {covered_now} covered clusters in {region} \
+                     ({:.0}%), more than safety.maxCoverageLossFraction ({:.0}%); nothing was applied \
+                     (use --allow-mass-change to override)",
+                    fraction * 100.0,
+                    max_loss * 100.0
+                ),
+            });
+        }
+    }
+    None
+}
+
+/// The tag key every tag action writes.
+pub const TAG_KEY: &str = MANAGED_TAG_KEY;
+
+/// The plan of every target, as printed by `plan` and served on `/status`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Per-target plans, in target order.
+    pub targets: Vec<TargetPlan>,
+}
+
+impl Plan {
+    /// Number of actions over all targets.
+    pub fn changes(&self) -> usize {
+        self.targets.iter().map(|t| t.actions.len()).sum()
+    }
+
+    /// The first refusal, if any target was refused.
+    pub fn refused(&self) -> Option<&Refusal> {
+        self.targets.iter().find_map(|t| t.refused.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests;
