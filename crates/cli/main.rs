@@ -1,1 +1,165 @@
-fn main() {}
+//! `guardduty-ecs-controller`: glue that turns arguments into settings, runs the command
+//! and maps its result to an exit code. Only `main` exits.
+
+mod args;
+mod output;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use args::{ApplyArgs, Cli, Command, LogFormat, Output, PlanArgs};
+use clap::Parser;
+use gec_engine::{Mode, PassOptions, TargetPass};
+use gec_model::desired::ConfigErrors;
+use gec_model::{DesiredState, PlanOptions};
+
+/// Exit codes of DESIGN §4.
+const EXIT_OK: u8 = 0;
+const EXIT_ERROR: u8 = 1;
+const EXIT_CHANGES_PENDING: u8 = 2;
+const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Validate { files } => Ok(validate(&files)),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&gec_model::desired::json_schema())?);
+            Ok(EXIT_OK)
+        }
+        Command::Plan(args) => plan(args).await,
+        Command::Apply(args) => apply(args).await,
+    }
+}
+
+fn validate(files: &[std::path::PathBuf]) -> u8 {
+    let mut code = EXIT_OK;
+    for file in files {
+        match load(file) {
+            Ok(_) => println!("{}: ok", file.display()),
+            Err(e) => {
+                eprintln!("{e:#}");
+                code = EXIT_ERROR;
+            }
+        }
+    }
+    code
+}
+
+/// Reads and validates a desired-state file; every mistake is in the error.
+fn load(path: &Path) -> anyhow::Result<DesiredState> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the file", path.display()))?;
+    let desired = gec_model::desired::parse(&path.display().to_string(), &text)
+        .map_err(|e: ConfigErrors| anyhow::anyhow!("{e}\n{}: {} errors, nothing applied", e.file, e.errors.len()))?;
+    Ok(desired)
+}
+
+async fn passes(args: &PlanArgs, mode: Mode) -> anyhow::Result<Vec<TargetPass>> {
+    let desired = load(&args.config)?;
+    let ctx = gec_aws::AwsContext::from_env().await;
+    let options = PassOptions {
+        mode,
+        plan: PlanOptions {
+            allow_mass_change: args.allow_mass_change,
+        },
+        max_concurrent_targets: args.max_concurrent_targets,
+    };
+    let passes = gec_engine::reconcile_all(&ctx, Arc::new(desired.clone()), options).await;
+    if passes.len() != desired.targets.len() {
+        anyhow::bail!("internal error: a target's pass did not finish; see the log");
+    }
+    Ok(passes)
+}
+
+async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
+    let passes = passes(&args, Mode::Plan).await?;
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&output::json(&passes, false))?),
+        Output::Text => print!("{}", output::plan_text(&passes)),
+    }
+    let failed = passes.iter().any(|p| p.error.is_some());
+    let refused = passes.iter().filter_map(|p| p.plan.as_ref()).find_map(|p| p.refused.as_ref());
+    if let Some(r) = refused {
+        eprintln!("error: plan refused by safety.{}: {}", r.limit, r.reason);
+    }
+    let changes: usize = passes.iter().filter_map(|p| p.plan.as_ref()).map(|p| p.actions.len()).sum();
+    Ok(if failed || refused.is_some() {
+        EXIT_ERROR
+    } else if changes > 0 {
+        EXIT_CHANGES_PENDING
+    } else {
+        EXIT_OK
+    })
+}
+
+async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
+    let run = passes(&args.plan, Mode::Apply);
+    let passes = tokio::time::timeout(args.timeout, run)
+        .await
+        .map_err(|_| anyhow::anyhow!("apply did not finish within --timeout {:?}", args.timeout))??;
+    match args.plan.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&output::json(&passes, true))?),
+        Output::Text => {
+            print!("{}", output::plan_text(&passes));
+            print!("{}", output::results_text(&passes));
+        }
+    }
+    for p in passes.iter().filter_map(|p| p.plan.as_ref()) {
+        if let Some(r) = &p.refused {
+            eprintln!("error: plan refused by safety.{}: {}", r.limit, r.reason);
+        }
+    }
+    let errored = passes.iter().any(|p| p.error.is_some());
+    let refused = passes.iter().filter_map(|p| p.plan.as_ref()).any(|p| p.refused.is_some());
+    let suspended = passes.iter().any(|p| p.suspended);
+    if suspended {
+        eprintln!("error: the desired state has suspend: true; changes are pending and nothing was written");
+    }
+    let failed: usize = passes.iter().map(TargetPass::failed_actions).sum();
+    let remaining: usize = passes.iter().filter_map(|p| p.remaining).sum();
+    Ok(if errored || refused || suspended {
+        EXIT_ERROR
+    } else if failed > 0 || remaining > 0 {
+        EXIT_PARTIAL
+    } else {
+        EXIT_OK
+    })
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    let json = match format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => !std::io::stdout().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

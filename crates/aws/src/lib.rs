@@ -1,1 +1,16 @@
-//! placeholder
+//! The AWS adapter: the only crate that names aws-sdk-*. It observes ECS clusters and the
+//! GuardDuty detector, writes tags and detector features, and classifies SDK errors once.
+#![deny(missing_docs)]
+
+mod client;
+mod error;
+mod observe;
+mod write;
+
+pub use client::{
+    AwsContext, TargetClient, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, MAX_ATTEMPTS, MAX_BACKOFF,
+    OPERATION_TIMEOUT, SESSION_NAME,
+};
+pub use error::{AwsError, ErrorKind};
+pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
+pub use write::{BatchOutcome, FeatureChange, TAG_BATCH};

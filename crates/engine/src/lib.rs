@@ -1,1 +1,14 @@
-//! placeholder
+//! The reconcile engine: one pass per target (observe → plan → apply), the apply
+//! executor with its phase order and failure rules, over any [`TargetCloud`].
+#![deny(missing_docs)]
+
+pub mod apply;
+pub mod cloud;
+pub mod pass;
+
+pub use apply::{apply_plan, ActionResult, Outcome};
+pub use cloud::TargetCloud;
+pub use pass::{
+    observe_scope, reconcile_all, reconcile_target, Mode, PassOptions, TargetPass,
+    DEFAULT_MAX_CONCURRENT_TARGETS,
+};

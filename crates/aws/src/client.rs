@@ -1,0 +1,95 @@
+//! SDK clients for one target: region, credentials (optionally by AssumeRole), retry and
+//! timeout settings.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use gec_model::desired::Target;
+
+/// Attempts per AWS call (1 try + 3 retries), with the SDK's standard jittered backoff.
+pub const MAX_ATTEMPTS: u32 = 4;
+/// Longest wait between SDK retries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Time limit of one attempt (connect, send, read the response).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time limit of one operation, all attempts and backoff included.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(40);
+/// Time limit to open a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Session name of the controller's AssumeRole sessions (shows in CloudTrail).
+pub const SESSION_NAME: &str = "guardduty-ecs-controller";
+
+/// The shared AWS configuration, loaded once from the standard environment and config chain.
+#[derive(Debug, Clone)]
+pub struct AwsContext {
+    base: SdkConfig,
+}
+
+impl AwsContext {
+    /// Loads credentials, region and endpoint (`AWS_ENDPOINT_URL`, ...) from the
+    /// environment, with the controller's retry and timeout settings.
+    pub async fn from_env() -> Self {
+        let base = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_max_backoff(MAX_BACKOFF),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .operation_timeout(OPERATION_TIMEOUT)
+                    .build(),
+            )
+            .load()
+            .await;
+        AwsContext { base }
+    }
+
+    /// Clients for one target. With `roleArn` the credentials come from STS AssumeRole,
+    /// cached and refreshed by the SDK before they expire.
+    pub async fn target(&self, target: &Target) -> TargetClient {
+        let region = Region::new(target.region.clone());
+        let mut config = self.base.to_builder().region(region.clone());
+        if let Some(role_arn) = &target.role_arn {
+            let mut builder = AssumeRoleProvider::builder(role_arn.clone())
+                .session_name(SESSION_NAME)
+                .region(region)
+                .configure(&self.base);
+            if let Some(id) = &target.external_id {
+                builder = builder.external_id(id.clone());
+            }
+            let provider = builder.build().await;
+            config = config.credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(provider));
+        }
+        let config = config.build();
+        TargetClient {
+            region: target.region.clone(),
+            account_hint: target.role_arn.as_deref().and_then(gec_model::desired::account_of_arn).map(str::to_owned),
+            ecs: aws_sdk_ecs::Client::new(&config),
+            guardduty: aws_sdk_guardduty::Client::new(&config),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
+        }
+    }
+}
+
+/// The SDK clients of one target. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TargetClient {
+    pub(crate) region: String,
+    pub(crate) account_hint: Option<String>,
+    pub(crate) ecs: aws_sdk_ecs::Client,
+    pub(crate) guardduty: aws_sdk_guardduty::Client,
+    pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
+}
+
+impl TargetClient {
+    /// The target's region.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+}

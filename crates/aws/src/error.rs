@@ -1,0 +1,180 @@
+//! AWS SDK errors, classified once at the adapter boundary.
+
+use std::fmt;
+
+use aws_sdk_ecs::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+/// What kind of failure an AWS call had; drives retry and is the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// Rate exceeded; back off.
+    Throttled,
+    /// Missing permission or bad credentials; retrying will not help.
+    AccessDenied,
+    /// The resource is gone.
+    NotFound,
+    /// Timeouts, connection failures, 5xx; retrying may help.
+    Transient,
+    /// Anything else (validation errors, ...).
+    Other,
+}
+
+impl ErrorKind {
+    /// Name used in logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// A failed AWS call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} failed ({}): {message}", kind.as_str())]
+pub struct AwsError {
+    /// Classification.
+    pub kind: ErrorKind,
+    /// The API operation, e.g. `TagResources`.
+    pub operation: &'static str,
+    /// The service's error code, when it sent one.
+    pub code: Option<String>,
+    /// What AWS said.
+    pub message: String,
+}
+
+impl AwsError {
+    /// An error that did not come from the SDK (e.g. a per-resource failure in a batch).
+    pub fn new(kind: ErrorKind, operation: &'static str, code: Option<String>, message: impl Into<String>) -> Self {
+        AwsError {
+            kind,
+            operation,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+const ACCESS_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "MissingAuthenticationToken",
+];
+
+const NOT_FOUND_CODES: &[&str] = &[
+    "ClusterNotFoundException",
+    "ServiceNotFoundException",
+    "ResourceNotFoundException",
+    "NotFoundException",
+];
+
+/// Classifies an SDK error of any operation.
+pub(crate) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let (kind, code, message) = match &err {
+        SdkError::TimeoutError(_) => (ErrorKind::Transient, None, "timed out".to_owned()),
+        SdkError::DispatchFailure(e) => {
+            let what = if e.is_timeout() { "timed out connecting" } else { "connection failed" };
+            (ErrorKind::Transient, None, format!("{what}: {}", DisplayChain(&err)))
+        }
+        SdkError::ResponseError(_) => (ErrorKind::Transient, None, "unreadable response".to_owned()),
+        SdkError::ServiceError(ctx) => {
+            let code = ctx.err().code().map(str::to_owned);
+            let status = ctx.raw().status().as_u16();
+            let message = ctx.err().message().unwrap_or("no message").to_owned();
+            (kind_of(code.as_deref(), status), code, message)
+        }
+        _ => (ErrorKind::Other, None, DisplayChain(&err).to_string()),
+    };
+    AwsError {
+        kind,
+        operation,
+        code,
+        message,
+    }
+}
+
+fn kind_of(code: Option<&str>, status: u16) -> ErrorKind {
+    match code {
+        Some(c) if THROTTLING_CODES.contains(&c) => ErrorKind::Throttled,
+        Some(c) if ACCESS_CODES.contains(&c) => ErrorKind::AccessDenied,
+        Some(c) if NOT_FOUND_CODES.contains(&c) => ErrorKind::NotFound,
+        _ if status == 429 => ErrorKind::Throttled,
+        _ if status == 401 || status == 403 => ErrorKind::AccessDenied,
+        _ if status >= 500 => ErrorKind::Transient,
+        _ if status == 404 => ErrorKind::NotFound,
+        _ => ErrorKind::Other,
+    }
+}
+
+/// Prints an error with its sources, once each.
+struct DisplayChain<'a, E: std::error::Error>(&'a E);
+
+impl<E: std::error::Error> fmt::Display for DisplayChain<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        let mut last = self.0.to_string();
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !last.contains(&text) {
+                write!(f, ": {text}")?;
+            }
+            last = text;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_statuses_classify_as_documented() {
+        let rows = [
+            ("throttling code", Some("ThrottlingException"), 400, ErrorKind::Throttled),
+            ("429 without code", None, 429, ErrorKind::Throttled),
+            ("access denied code", Some("AccessDeniedException"), 400, ErrorKind::AccessDenied),
+            ("403 without code", None, 403, ErrorKind::AccessDenied),
+            ("missing cluster", Some("ClusterNotFoundException"), 400, ErrorKind::NotFound),
+            ("service unavailable", Some("ServiceUnavailable"), 503, ErrorKind::Transient),
+            ("bad request", Some("BadRequestException"), 400, ErrorKind::Other),
+        ];
+        for (label, code, status, kind) in rows {
+            assert_eq!(kind_of(code, status), kind, "{label}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Reading a target's ECS clusters and GuardDuty detector into the model's types.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::ClusterField;
+use gec_model::observed::{ObservedCluster, ObservedDetector, ObservedFeature, ObservedTarget};
+
+use crate::error::classify;
+use crate::{AwsError, TargetClient};
+
+/// `ListClusters` page size: the API's maximum.
+pub const LIST_CLUSTERS_PAGE: i32 = 100;
+/// Clusters per `DescribeClusters` call: the API's maximum.
+pub const DESCRIBE_CLUSTERS_BATCH: usize = 100;
+
+/// Which clusters to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterScope {
+    /// List every cluster of the account and region.
+    All,
+    /// Only these names or ARNs (every rule is an exact name): no `ListClusters` call.
+    Named(Vec<String>),
+}
+
+impl TargetClient {
+    /// Observes the target: its clusters (with tags) and its detector.
+    ///
+    /// # Errors
+    /// The first AWS call that failed after the SDK's retries.
+    pub async fn observe(&self, scope: &ClusterScope) -> Result<ObservedTarget, AwsError> {
+        let ids = match scope {
+            ClusterScope::All => self.list_cluster_arns().await?,
+            ClusterScope::Named(names) => names.clone(),
+        };
+        let clusters = self.describe_clusters(&ids).await?;
+        let detector = self.observe_detector().await?;
+        let account = clusters
+            .iter()
+            .find_map(|c| gec_model::desired::account_of_arn(&c.arn).map(str::to_owned))
+            .or_else(|| self.account_hint.clone());
+        Ok(ObservedTarget {
+            region: self.region.clone(),
+            account,
+            clusters,
+            detector,
+        })
+    }
+
+    /// Every cluster ARN, in pages of [`LIST_CLUSTERS_PAGE`].
+    ///
+    /// # Errors
+    /// A failed `ListClusters` call.
+    pub async fn list_cluster_arns(&self) -> Result<Vec<String>, AwsError> {
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .ecs
+                .list_clusters()
+                .max_results(LIST_CLUSTERS_PAGE)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("ListClusters", e))?;
+            arns.extend(page.cluster_arns().iter().cloned());
+            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(arns);
+            }
+        }
+    }
+
+    /// Describes clusters with their tags, [`DESCRIBE_CLUSTERS_BATCH`] at a time. Names
+    /// that do not exist are left out.
+    ///
+    /// # Errors
+    /// A failed `DescribeClusters` call.
+    pub async fn describe_clusters(&self, ids: &[String]) -> Result<Vec<ObservedCluster>, AwsError> {
+        let mut clusters = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(DESCRIBE_CLUSTERS_BATCH) {
+            let out = self
+                .ecs
+                .describe_clusters()
+                .set_clusters(Some(batch.to_vec()))
+                .include(ClusterField::Tags)
+                .send()
+                .await
+                .map_err(|e| classify("DescribeClusters", e))?;
+            clusters.extend(out.clusters().iter().map(|c| ObservedCluster {
+                name: c.cluster_name().unwrap_or_default().to_owned(),
+                arn: c.cluster_arn().unwrap_or_default().to_owned(),
+                status: c.status().unwrap_or_default().to_owned(),
+                tags: c
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                    .collect(),
+                active_services: u32::try_from(c.active_services_count()).unwrap_or(0),
+                running_tasks: u32::try_from(c.running_tasks_count()).unwrap_or(0),
+            }));
+        }
+        Ok(clusters)
+    }
+
+    /// The region's detector with its features; `None` when GuardDuty is not enabled.
+    ///
+    /// # Errors
+    /// A failed `ListDetectors` or `GetDetector` call.
+    pub async fn observe_detector(&self) -> Result<Option<ObservedDetector>, AwsError> {
+        let list = self
+            .guardduty
+            .list_detectors()
+            .send()
+            .await
+            .map_err(|e| classify("ListDetectors", e))?;
+        // GuardDuty allows one detector per account and region.
+        let Some(id) = list.detector_ids().first() else {
+            return Ok(None);
+        };
+        self.get_detector(id).await.map(Some)
+    }
+
+    pub(crate) async fn get_detector(&self, id: &str) -> Result<ObservedDetector, AwsError> {
+        let out = self
+            .guardduty
+            .get_detector()
+            .detector_id(id)
+            .send()
+            .await
+            .map_err(|e| classify("GetDetector", e))?;
+        let mut features = BTreeMap::new();
+        for f in out.features() {
+            let Some(name) = f.name() else { continue };
+            let additional = f
+                .additional_configuration()
+                .iter()
+                .filter_map(|a| {
+                    Some((
+                        a.name()?.as_str().to_owned(),
+                        a.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    ))
+                })
+                .collect();
+            features.insert(
+                name.as_str().to_owned(),
+                ObservedFeature {
+                    status: f.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    additional,
+                },
+            );
+        }
+        Ok(ObservedDetector {
+            id: id.to_owned(),
+            features,
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! The controller's writes: cluster tags through the Resource Groups Tagging API, and
+//! detector features by read-modify-write `UpdateDetector`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_guardduty::types::{
+    DetectorAdditionalConfiguration, DetectorFeature, DetectorFeatureConfiguration,
+    FeatureAdditionalConfiguration, FeatureStatus,
+};
+use gec_model::observed::{DISABLED, RUNTIME_MONITORING};
+use gec_model::MANAGED_TAG_KEY;
+
+use crate::error::{classify, ErrorKind};
+use crate::{AwsError, TargetClient};
+
+/// ARNs per `TagResources` / `UntagResources` call: the API's maximum.
+pub const TAG_BATCH: usize = 20;
+
+/// The result of a batched tag write: every ARN that was not written, with why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Failed ARNs.
+    pub failed: BTreeMap<String, AwsError>,
+}
+
+/// One detector change: a feature (`RUNTIME_MONITORING`) or an additional configuration
+/// of it (`ECS_FARGATE_AGENT_MANAGEMENT`), and the status to set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureChange<'a> {
+    /// Feature or additional-configuration name.
+    pub name: &'a str,
+    /// `ENABLED` or `DISABLED`.
+    pub status: &'a str,
+}
+
+impl TargetClient {
+    /// Sets `GuardDutyManaged=value` on clusters, [`TAG_BATCH`] ARNs per call.
+    ///
+    /// # Errors
+    /// Never fails as a whole: a failed call marks each ARN of its batch failed, and
+    /// per-ARN failures (`FailedResourcesMap`) are reported one by one.
+    ///
+    /// # Guarantees
+    /// Only the `GuardDutyManaged` key is written; other tags are untouched.
+    pub async fn tag_clusters(&self, arns: &[String], value: &str) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        for batch in arns.chunks(TAG_BATCH) {
+            let result = self
+                .tagging
+                .tag_resources()
+                .set_resource_arn_list(Some(batch.to_vec()))
+                .tags(MANAGED_TAG_KEY, value)
+                .send()
+                .await;
+            match result {
+                Ok(out) => record_failures(&mut outcome, "TagResources", out.failed_resources_map()),
+                Err(e) => fail_batch(&mut outcome, batch, classify("TagResources", e)),
+            }
+        }
+        outcome
+    }
+
+    /// Removes `GuardDutyManaged` from clusters, [`TAG_BATCH`] ARNs per call.
+    ///
+    /// # Errors
+    /// As [`TargetClient::tag_clusters`].
+    pub async fn untag_clusters(&self, arns: &[String]) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        for batch in arns.chunks(TAG_BATCH) {
+            let result = self
+                .tagging
+                .untag_resources()
+                .set_resource_arn_list(Some(batch.to_vec()))
+                .tag_keys(MANAGED_TAG_KEY)
+                .send()
+                .await;
+            match result {
+                Ok(out) => record_failures(&mut outcome, "UntagResources", out.failed_resources_map()),
+                Err(e) => fail_batch(&mut outcome, batch, classify("UntagResources", e)),
+            }
+        }
+        outcome
+    }
+
+    /// Applies detector changes in one `UpdateDetector` call. Reads the detector first and
+    /// sends `RUNTIME_MONITORING` with every additional configuration it has, changing
+    /// only the ones in `changes`; `EKS_RUNTIME_MONITORING` is never sent with it.
+    ///
+    /// # Errors
+    /// A failed `GetDetector` or `UpdateDetector` call.
+    pub async fn update_detector(&self, detector_id: &str, changes: &[FeatureChange<'_>]) -> Result<(), AwsError> {
+        let current = self.get_detector(detector_id).await?;
+        let feature = current.features.get(RUNTIME_MONITORING);
+        let mut status = feature.map(|f| f.status.as_str()).unwrap_or(DISABLED);
+        let mut additional: BTreeMap<&str, &str> = feature
+            .map(|f| f.additional.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+            .unwrap_or_default();
+        for change in changes {
+            if change.name == RUNTIME_MONITORING {
+                status = change.status;
+            } else {
+                additional.insert(change.name, change.status);
+            }
+        }
+        let config = DetectorFeatureConfiguration::builder()
+            .name(DetectorFeature::RuntimeMonitoring)
+            .status(FeatureStatus::from(status))
+            .set_additional_configuration(Some(
+                additional
+                    .into_iter()
+                    .map(|(name, status)| {
+                        DetectorAdditionalConfiguration::builder()
+                            .name(FeatureAdditionalConfiguration::from(name))
+                            .status(FeatureStatus::from(status))
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        self.guardduty
+            .update_detector()
+            .detector_id(detector_id)
+            .features(config)
+            .send()
+            .await
+            .map_err(|e| classify("UpdateDetector", e))?;
+        Ok(())
+    }
+}
+
+fn record_failures(
+    outcome: &mut BatchOutcome,
+    operation: &'static str,
+    failed: Option<&std::collections::HashMap<String, aws_sdk_resourcegroupstagging::types::FailureInfo>>,
+) {
+    for (arn, info) in failed.into_iter().flatten() {
+        let status = info.status_code();
+        let code = info.error_code().map(|c| c.as_str().to_owned());
+        let kind = match status {
+            404 => ErrorKind::NotFound,
+            401 | 403 => ErrorKind::AccessDenied,
+            429 => ErrorKind::Throttled,
+            s if s >= 500 => ErrorKind::Transient,
+            _ => ErrorKind::Other,
+        };
+        let message = info.error_message().unwrap_or("no message").to_owned();
+        outcome
+            .failed
+            .insert(arn.clone(), AwsError::new(kind, operation, code, message));
+    }
+}
+
+fn fail_batch(outcome: &mut BatchOutcome, batch: &[String], error: AwsError) {
+    for arn in batch {
+        outcome.failed.insert(arn.clone(), error.clone());
+    }
+}

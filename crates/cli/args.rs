@@ -1,0 +1,85 @@
+//! Command-line arguments. Every flag also reads a `GEC_*` environment variable.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keeps Amazon GuardDuty ECS Runtime Monitoring for Fargate as a desired-state file says.
+#[derive(Debug, Parser)]
+#[command(name = "guardduty-ecs-controller", version, about)]
+pub struct Cli {
+    /// Log format on stderr: json by default when stdout is not a terminal.
+    #[arg(long, global = true, env = "GEC_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and validate desired-state files; no AWS call. Exit 0 valid, 1 invalid.
+    Validate {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the desired-state file.
+    Schema,
+    /// Observe and plan; writes nothing. Exit 0 no changes, 2 changes pending, 1 error.
+    Plan(PlanArgs),
+    /// Observe, plan and apply once. Exit 0 converged, 1 error or refused, 3 some actions failed.
+    Apply(ApplyArgs),
+}
+
+/// Flags shared by `plan` and `apply`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The desired-state file.
+    #[arg(long, env = "GEC_CONFIG")]
+    pub config: PathBuf,
+    /// Output format on stdout.
+    #[arg(long, env = "GEC_OUTPUT", value_enum, default_value = "text")]
+    pub output: Output,
+    /// Do not refuse a plan over a safety limit.
+    #[arg(long, env = "GEC_ALLOW_MASS_CHANGE")]
+    pub allow_mass_change: bool,
+    /// Targets reconciled at once.
+    #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS)]
+    pub max_concurrent_targets: usize,
+}
+
+/// Flags of `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Flags shared with `plan`.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Give up after this long (e.g. 90s, 15m, 1h).
+    #[arg(long, env = "GEC_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people, like `terraform plan`.
+    Text,
+    /// The stable plan JSON of DESIGN §4.
+    Json,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    gec_model::desired::DurationSpec::parse(text).map(|d| d.get())
+}

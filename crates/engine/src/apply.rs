@@ -1,0 +1,179 @@
+//! Applying one target's plan, phase by phase.
+
+use gec_aws::{AwsError, BatchOutcome, FeatureChange};
+use gec_model::plan::{Phase, TargetPlan};
+use gec_model::Action;
+use tracing::{info, warn};
+
+use crate::cloud::TargetCloud;
+
+/// What became of one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// AWS accepted the write.
+    Success,
+    /// AWS refused or failed the write.
+    Failed(AwsError),
+    /// Not attempted, with the reason.
+    Skipped(&'static str),
+}
+
+impl Outcome {
+    /// The `result` label of `actions_total`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failed(_) => "error",
+            Outcome::Skipped(_) => "skipped",
+        }
+    }
+}
+
+/// One action and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionResult {
+    /// The planned action.
+    pub action: Action,
+    /// Its outcome.
+    pub outcome: Outcome,
+}
+
+/// Why later phases were not attempted.
+pub const SKIPPED_AFTER_FAILURE: &str = "an earlier phase had failures; later phases wait for the next pass";
+
+/// Applies a plan in phase order: tags, detector, untag.
+///
+/// # Guarantees
+/// Phases run strictly in order, and a phase starts only when every action of the
+/// phases before it succeeded. So an exclusion tag that could not be written never lets
+/// automation turn on, and a crash between phases leaves no more coverage off than the
+/// old or the new desired state would. A refused plan writes nothing.
+///
+/// # Errors
+/// Failures are reported per action in the result, never returned.
+pub async fn apply_plan<C: TargetCloud>(cloud: &C, plan: &TargetPlan) -> Vec<ActionResult> {
+    if plan.refused.is_some() {
+        return skip_all(&plan.actions, "the plan was refused by a safety limit");
+    }
+    let mut results: Vec<ActionResult> = Vec::with_capacity(plan.actions.len());
+    for phase in [Phase::Tags, Phase::Detector, Phase::Untag] {
+        let actions: Vec<&Action> = plan.actions.iter().filter(|a| a.phase() == phase).collect();
+        if actions.is_empty() {
+            continue;
+        }
+        if results.iter().any(|r| r.outcome != Outcome::Success) {
+            results.extend(actions.into_iter().map(|a| ActionResult {
+                action: a.clone(),
+                outcome: Outcome::Skipped(SKIPPED_AFTER_FAILURE),
+            }));
+            continue;
+        }
+        let done = results.len();
+        match phase {
+            Phase::Tags => {
+                // Exclusions first: within the phase it does not matter for coverage, but
+                // it keeps the order of writes the same on every pass.
+                for value in ["false", "true"] {
+                    let batch: Vec<&Action> = actions
+                        .iter()
+                        .copied()
+                        .filter(|a| matches!(a, Action::TagCluster { to, .. } if *to == value))
+                        .collect();
+                    if !batch.is_empty() {
+                        let outcome = cloud.tag_clusters(&arns(&batch), value).await;
+                        results.extend(per_arn(&batch, &outcome));
+                    }
+                }
+            }
+            Phase::Detector => results.extend(apply_detector(cloud, &actions).await),
+            Phase::Untag => {
+                let outcome = cloud.untag_clusters(&arns(&actions)).await;
+                results.extend(per_arn(&actions, &outcome));
+            }
+        }
+        results[done..].iter().for_each(log_result);
+    }
+    results
+}
+
+async fn apply_detector<C: TargetCloud>(cloud: &C, actions: &[&Action]) -> Vec<ActionResult> {
+    let mut detector = None;
+    let mut changes = Vec::new();
+    for a in actions {
+        if let Action::UpdateDetector { detector_id, feature, to, .. } = a {
+            detector = Some(detector_id.as_str());
+            changes.push(FeatureChange { name: feature, status: to });
+        }
+    }
+    let outcome = match detector {
+        Some(id) => match cloud.update_detector(id, &changes).await {
+            Ok(()) => Outcome::Success,
+            Err(e) => Outcome::Failed(e),
+        },
+        None => Outcome::Skipped("no detector"),
+    };
+    actions
+        .iter()
+        .map(|a| ActionResult {
+            action: (*a).clone(),
+            outcome: outcome.clone(),
+        })
+        .collect()
+}
+
+fn arns(actions: &[&Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::TagCluster { cluster_arn, .. } | Action::UntagCluster { cluster_arn, .. } => {
+                Some(cluster_arn.clone())
+            }
+            Action::UpdateDetector { .. } => None,
+        })
+        .collect()
+}
+
+fn per_arn(actions: &[&Action], outcome: &BatchOutcome) -> Vec<ActionResult> {
+    actions
+        .iter()
+        .map(|a| {
+            let arn = match a {
+                Action::TagCluster { cluster_arn, .. } | Action::UntagCluster { cluster_arn, .. } => {
+                    cluster_arn.as_str()
+                }
+                Action::UpdateDetector { .. } => "",
+            };
+            ActionResult {
+                action: (*a).clone(),
+                outcome: match outcome.failed.get(arn) {
+                    Some(e) => Outcome::Failed(e.clone()),
+                    None => Outcome::Success,
+                },
+            }
+        })
+        .collect()
+}
+
+fn skip_all(actions: &[Action], why: &'static str) -> Vec<ActionResult> {
+    actions
+        .iter()
+        .map(|a| ActionResult {
+            action: a.clone(),
+            outcome: Outcome::Skipped(why),
+        })
+        .collect()
+}
+
+fn log_result(r: &ActionResult) {
+    let t = r.action.target();
+    let what = match &r.action {
+        Action::TagCluster { cluster, to, .. } => format!("tag {cluster} GuardDutyManaged={to}"),
+        Action::UntagCluster { cluster, .. } => format!("untag {cluster} GuardDutyManaged"),
+        Action::UpdateDetector { detector_id, feature, to, .. } => format!("detector {detector_id} {feature}={to}"),
+    };
+    match &r.outcome {
+        Outcome::Success => info!(region = %t.region, kind = r.action.kind(), result = "success", "{what}"),
+        Outcome::Failed(e) => warn!(region = %t.region, kind = r.action.kind(), result = "error", error = %e, "{what}"),
+        Outcome::Skipped(why) => info!(region = %t.region, kind = r.action.kind(), result = "skipped", reason = why, "{what}"),
+    }
+}

@@ -1,0 +1,154 @@
+//! One reconcile pass over one target, and over every target of a desired state.
+
+use std::sync::Arc;
+
+use gec_aws::{AwsContext, AwsError, ClusterScope};
+use gec_model::desired::Target;
+use gec_model::plan::{CompiledRules, PlanOptions, TargetPlan};
+use gec_model::{plan_target, DesiredState};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::{info_span, Instrument};
+
+use crate::apply::{apply_plan, ActionResult};
+use crate::cloud::TargetCloud;
+
+/// Targets reconciled at once by default.
+pub const DEFAULT_MAX_CONCURRENT_TARGETS: usize = 8;
+
+/// Whether a pass may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Observe and plan only.
+    Plan,
+    /// Observe, plan, apply, then observe again to check convergence.
+    Apply,
+}
+
+/// Knobs of one pass.
+#[derive(Debug, Clone, Copy)]
+pub struct PassOptions {
+    /// Plan or apply.
+    pub mode: Mode,
+    /// Planner knobs (`--allow-mass-change`).
+    pub plan: PlanOptions,
+    /// Targets reconciled at once.
+    pub max_concurrent_targets: usize,
+}
+
+/// What one pass did in one target.
+#[derive(Debug, Clone)]
+pub struct TargetPass {
+    /// The target.
+    pub target: Target,
+    /// The plan; `None` when observation failed.
+    pub plan: Option<TargetPlan>,
+    /// What became of each applied action (empty when nothing was applied).
+    pub results: Vec<ActionResult>,
+    /// The AWS failure that stopped the pass, if any.
+    pub error: Option<AwsError>,
+    /// The desired state has `suspend: true`, so nothing was written.
+    pub suspended: bool,
+    /// After an apply: the actions a fresh observation still finds pending.
+    pub remaining: Option<usize>,
+}
+
+impl TargetPass {
+    fn new(target: Target) -> Self {
+        TargetPass {
+            target,
+            plan: None,
+            results: Vec::new(),
+            error: None,
+            suspended: false,
+            remaining: None,
+        }
+    }
+
+    /// Actions that failed in this pass.
+    pub fn failed_actions(&self) -> usize {
+        self.results.iter().filter(|r| r.outcome.label() == "error").count()
+    }
+}
+
+/// Which clusters a pass must read: when every rule names a cluster exactly and
+/// unmatched clusters are ignored, only those, without listing the account.
+pub fn observe_scope(desired: &DesiredState) -> ClusterScope {
+    let rules = CompiledRules::new(desired);
+    if rules.only_exact_names() {
+        let mut names: Vec<String> = rules.exact_names().map(str::to_owned).collect();
+        names.sort();
+        ClusterScope::Named(names)
+    } else {
+        ClusterScope::All
+    }
+}
+
+/// Reconciles one target: observe, plan, and in [`Mode::Apply`] apply and re-observe.
+///
+/// # Guarantees
+/// Writes nothing in [`Mode::Plan`], under `suspend: true`, or when a safety limit
+/// refused the plan. Never acts on why it was called: the same inputs give the same
+/// writes.
+///
+/// # Errors
+/// An observation failure is returned in [`TargetPass::error`]; per-action failures are
+/// in [`TargetPass::results`].
+pub async fn reconcile_target<C: TargetCloud>(
+    cloud: &C,
+    target: Target,
+    desired: &DesiredState,
+    options: PassOptions,
+) -> TargetPass {
+    let mut pass = TargetPass::new(target);
+    let scope = observe_scope(desired);
+    let observed = match cloud.observe(&scope).await {
+        Ok(o) => o,
+        Err(e) => {
+            pass.error = Some(e);
+            return pass;
+        }
+    };
+    let plan = plan_target(desired, &observed, options.plan);
+    let must_write = options.mode == Mode::Apply && !plan.actions.is_empty() && plan.refused.is_none();
+    pass.suspended = desired.suspend && must_write;
+    if must_write && !desired.suspend {
+        pass.results = apply_plan(cloud, &plan).await;
+        match cloud.observe(&scope).await {
+            Ok(after) => pass.remaining = Some(plan_target(desired, &after, options.plan).actions.len()),
+            Err(e) => pass.error = Some(e),
+        }
+    }
+    pass.plan = Some(plan);
+    pass
+}
+
+/// Reconciles every target of the desired state against AWS, at most
+/// `max_concurrent_targets` at once. One target's failure never stops the others.
+pub async fn reconcile_all(ctx: &AwsContext, desired: Arc<DesiredState>, options: PassOptions) -> Vec<TargetPass> {
+    let limit = Arc::new(Semaphore::new(options.max_concurrent_targets.max(1)));
+    let mut tasks = JoinSet::new();
+    for (index, target) in desired.targets.iter().cloned().enumerate() {
+        let (ctx, desired, limit) = (ctx.clone(), Arc::clone(&desired), Arc::clone(&limit));
+        let span = info_span!("target", target = %target.label());
+        tasks.spawn(
+            async move {
+                let _permit = limit.acquire_owned().await;
+                let client = ctx.target(&target).await;
+                (index, reconcile_target(&client, target, &desired, options).await)
+            }
+            .instrument(span),
+        );
+    }
+    let mut passes: Vec<(usize, TargetPass)> = Vec::with_capacity(desired.targets.len());
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(done) => passes.push(done),
+            // A panic in one target's task must not take the others down; it is a bug,
+            // so surface it loudly.
+            Err(e) => tracing::error!(error = %e, "a target's reconcile task panicked"),
+        }
+    }
+    passes.sort_by_key(|(i, _)| *i);
+    passes.into_iter().map(|(_, p)| p).collect()
+}
