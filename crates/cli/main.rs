@@ -71,7 +71,10 @@ fn validate(files: &[std::path::PathBuf]) -> u8 {
 fn load(path: &Path) -> anyhow::Result<DesiredState> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the file", path.display()))?;
     let desired = gec_model::desired::parse(&path.display().to_string(), &text)
-        .map_err(|e: ConfigErrors| anyhow::anyhow!("{e}\n{}: {} errors, nothing applied", e.file, e.errors.len()))?;
+        .map_err(|e: ConfigErrors| {
+            let n = e.errors.len();
+            anyhow::anyhow!("{e}\n{}: {n} error{}, nothing applied", e.file, if n == 1 { "" } else { "s" })
+        })?;
     Ok(desired)
 }
 

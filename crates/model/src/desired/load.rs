@@ -91,7 +91,7 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
         .prevent_coercion(true);
     let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(root) => root,
-        Err(e) => return fail(vec![load_error(&e)]),
+        Err(e) => return fail(vec![clamp_to_text(load_error(&e), text)]),
     };
     let mut errors = check_sections(&root);
     if !errors.is_empty() {
@@ -240,6 +240,18 @@ fn load_error(e: &marked_yaml::LoadError) -> ConfigError {
         },
         None => whole_file(message),
     }
+}
+
+/// The YAML scanner marks an error found at the end of the input one line past the last;
+/// point at the end of the last line instead.
+fn clamp_to_text(mut e: ConfigError, text: &str) -> ConfigError {
+    let lines: Vec<&str> = text.lines().collect();
+    if e.line > lines.len() {
+        e.line = lines.len().max(1);
+        e.column = lines.last().map_or(0, |l| l.chars().count()) + 1;
+        e.message.push_str(" (at the end of the file: is it truncated?)");
+    }
+    e
 }
 
 fn at_path(root: &Node, path: &[Seg], message: String) -> ConfigError {

@@ -1,0 +1,232 @@
+//! A hermetic harness for end-to-end tests: a private sandbox per test, the real binary,
+//! and AWS state read back through the sandbox with plain SDK clients.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One moto-based sandbox on 127.0.0.1, stopped when dropped.
+pub struct Sandbox {
+    child: Child,
+    pub url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    /// Starts a sandbox on a free port and waits until it answers.
+    pub fn start() -> Sandbox {
+        let mut child = Command::new(root().join("sandbox/bin/gec-sandbox"))
+            .args(["serve", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the sandbox (sandbox/bin/gec-sandbox)");
+        let stdout = child.stdout.take().expect("sandbox stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read the sandbox URL");
+        let url = line.trim().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "sandbox printed {url:?}");
+        Sandbox {
+            child,
+            url,
+            dir: tempfile::TempDir::new().expect("a temp dir"),
+        }
+    }
+
+    /// Seeds a fleet (sandbox fleet format) and returns the seed summary.
+    pub fn seed(&self, fleet_yaml: &str) -> Value {
+        let file = self.write("fleet.yaml", fleet_yaml);
+        let out = Command::new(root().join("sandbox/bin/gec-sandbox"))
+            .args(["seed", "--endpoint", &self.url])
+            .arg(&file)
+            .output()
+            .expect("run sandbox seed");
+        assert!(out.status.success(), "seed failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("seed prints JSON")
+    }
+
+    /// Writes a file into this test's temporary folder.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write a test file");
+        path
+    }
+
+    /// Every AWS request the sandbox received, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        let body = ureq::get(&format!("{}/_sandbox/requests", self.url))
+            .call()
+            .expect("GET /_sandbox/requests")
+            .into_body()
+            .read_to_string()
+            .expect("request log body");
+        serde_json::from_str(&body).expect("request log is JSON")
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        ureq::delete(&format!("{}/_sandbox/requests", self.url))
+            .call()
+            .expect("DELETE /_sandbox/requests");
+    }
+
+    /// Operations of the logged requests that write, in order.
+    pub fn writes(&self) -> Vec<Value> {
+        const WRITES: &[&str] = &["TagResources", "UntagResources", "UpdateDetector", "TagResource", "UntagResource"];
+        self.requests()
+            .into_iter()
+            .filter(|r| WRITES.contains(&r["operation"].as_str().unwrap_or_default()))
+            .collect()
+    }
+
+    /// Runs the controller binary against this sandbox.
+    pub fn controller(&self, args: &[&str]) -> Run {
+        run_controller(args, &[("AWS_ENDPOINT_URL", self.url.as_str())])
+    }
+
+    /// SDK config for reading the sandbox directly (not through the controller).
+    pub async fn sdk(&self, region: &str) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.url)
+            .region(aws_config::Region::new(region.to_owned()))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "test"))
+            .load()
+            .await
+    }
+
+    /// Every cluster's tags in a region, by cluster name, read through ECS.
+    pub async fn cluster_tags(&self, region: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        let ecs = aws_sdk_ecs::Client::new(&self.sdk(region).await);
+        let mut arns = Vec::new();
+        let mut token = None;
+        loop {
+            let page = ecs.list_clusters().set_next_token(token).send().await.expect("ListClusters");
+            arns.extend(page.cluster_arns().iter().cloned());
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut out = BTreeMap::new();
+        for batch in arns.chunks(100) {
+            let described = ecs
+                .describe_clusters()
+                .set_clusters(Some(batch.to_vec()))
+                .include(aws_sdk_ecs::types::ClusterField::Tags)
+                .send()
+                .await
+                .expect("DescribeClusters");
+            for c in described.clusters() {
+                let tags = c
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned()))
+                    .collect();
+                out.insert(c.cluster_name().unwrap_or_default().to_owned(), tags);
+            }
+        }
+        out
+    }
+
+    /// The region's detector features: feature → (status, additional name → status).
+    pub async fn detector_features(&self, region: &str) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+        let gd = aws_sdk_guardduty::Client::new(&self.sdk(region).await);
+        let ids = gd.list_detectors().send().await.expect("ListDetectors");
+        let id = ids.detector_ids().first().expect("a detector").clone();
+        let d = gd.get_detector().detector_id(id).send().await.expect("GetDetector");
+        d.features()
+            .iter()
+            .map(|f| {
+                let extra = f
+                    .additional_configuration()
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.name().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                            a.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                (
+                    f.name().map(|n| n.as_str().to_owned()).unwrap_or_default(),
+                    (f.status().map(|s| s.as_str().to_owned()).unwrap_or_default(), extra),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a run of the binary printed.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The stdout parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs the controller hermetically: no AWS settings from the developer's environment,
+/// dummy credentials, and the given extra environment.
+pub fn run_controller(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_guardduty-ecs-controller"));
+    cmd.args(args).current_dir(root());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") || key.starts_with("GEC_") || key == "RUST_LOG" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let Output { status, stdout, stderr } = cmd.output().expect("run the controller");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Runs the controller with no endpoint at all (for commands that must not reach AWS, an
+/// endpoint that nothing listens on catches any stray call).
+pub fn run_offline(args: &[&str]) -> Run {
+    run_controller(args, &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")])
+}
+
+/// A path inside the repository.
+pub fn repo_path(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
