@@ -25,7 +25,10 @@ const EXIT_PARTIAL: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -45,7 +48,10 @@ async fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate { files } => Ok(validate(&files)),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&gec_model::desired::json_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&gec_model::desired::json_schema())?
+            );
             Ok(EXIT_OK)
         }
         Command::Plan(args) => plan(args).await,
@@ -69,12 +75,18 @@ fn validate(files: &[std::path::PathBuf]) -> u8 {
 
 /// Reads and validates a desired-state file; every mistake is in the error.
 fn load(path: &Path) -> anyhow::Result<DesiredState> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the file", path.display()))?;
-    let desired = gec_model::desired::parse(&path.display().to_string(), &text)
-        .map_err(|e: ConfigErrors| {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the file", path.display()))?;
+    let desired = gec_model::desired::parse(&path.display().to_string(), &text).map_err(
+        |e: ConfigErrors| {
             let n = e.errors.len();
-            anyhow::anyhow!("{e}\n{}: {n} error{}, nothing applied", e.file, if n == 1 { "" } else { "s" })
-        })?;
+            anyhow::anyhow!(
+                "{e}\n{}: {n} error{}, nothing applied",
+                e.file,
+                if n == 1 { "" } else { "s" }
+            )
+        },
+    )?;
     Ok(desired)
 }
 
@@ -98,15 +110,25 @@ async fn passes(args: &PlanArgs, mode: Mode) -> anyhow::Result<Vec<TargetPass>> 
 async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     let passes = passes(&args, Mode::Plan).await?;
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&output::json(&passes, false))?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&output::json(&passes, false))?
+        ),
         Output::Text => print!("{}", output::plan_text(&passes)),
     }
     let failed = passes.iter().any(|p| p.error.is_some());
-    let refused = passes.iter().filter_map(|p| p.plan.as_ref()).find_map(|p| p.refused.as_ref());
+    let refused = passes
+        .iter()
+        .filter_map(|p| p.plan.as_ref())
+        .find_map(|p| p.refused.as_ref());
     if let Some(r) = refused {
         eprintln!("error: plan refused by safety.{}: {}", r.limit, r.reason);
     }
-    let changes: usize = passes.iter().filter_map(|p| p.plan.as_ref()).map(|p| p.actions.len()).sum();
+    let changes: usize = passes
+        .iter()
+        .filter_map(|p| p.plan.as_ref())
+        .map(|p| p.actions.len())
+        .sum();
     Ok(if failed || refused.is_some() {
         EXIT_ERROR
     } else if changes > 0 {
@@ -120,9 +142,14 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
     let run = passes(&args.plan, Mode::Apply);
     let passes = tokio::time::timeout(args.timeout, run)
         .await
-        .map_err(|_| anyhow::anyhow!("apply did not finish within --timeout {:?}", args.timeout))??;
+        .map_err(|_| {
+            anyhow::anyhow!("apply did not finish within --timeout {:?}", args.timeout)
+        })??;
     match args.plan.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&output::json(&passes, true))?),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&output::json(&passes, true))?
+        ),
         Output::Text => {
             print!("{}", output::plan_text(&passes));
             print!("{}", output::results_text(&passes));
@@ -134,8 +161,16 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
         }
     }
     let errored = passes.iter().any(|p| p.error.is_some());
-    let refused = passes.iter().filter_map(|p| p.plan.as_ref()).any(|p| p.refused.is_some());
-    let suspended = passes.iter().any(|p| p.suspended);
+    let refused = passes
+        .iter()
+        .filter_map(|p| p.plan.as_ref())
+        .any(|p| p.refused.is_some());
+    let pending: usize = passes
+        .iter()
+        .filter_map(|p| p.plan.as_ref())
+        .map(|p| p.actions.len())
+        .sum();
+    let suspended = pending > 0 && passes.iter().any(|p| p.suspended);
     if suspended {
         eprintln!("error: the desired state has suspend: true; changes are pending and nothing was written");
     }
@@ -152,14 +187,15 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
 
 fn init_logging(format: Option<LogFormat>) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let json = match format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,
         None => !std::io::stdout().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

@@ -37,7 +37,11 @@ pub fn json(passes: &[TargetPass], with_results: bool) -> Value {
                 v
             })
             .collect();
-        out["remaining"] = passes.iter().filter_map(|p| p.remaining).sum::<usize>().into();
+        out["remaining"] = passes
+            .iter()
+            .filter_map(|p| p.remaining)
+            .sum::<usize>()
+            .into();
         out["suspended"] = passes.iter().any(|p| p.suspended).into();
     }
     out
@@ -124,8 +128,12 @@ pub fn results_text(passes: &[TargetPass]) -> String {
                 }
             }
         }
-        if pass.suspended {
-            let _ = writeln!(out, "  {}: suspend: true in the desired state; nothing written", pass.target.region);
+        if pass.suspended && pass.plan.as_ref().is_some_and(|p| !p.actions.is_empty()) {
+            let _ = writeln!(
+                out,
+                "  {}: suspend: true in the desired state; nothing written",
+                pass.target.region
+            );
         }
     }
     let remaining: usize = passes.iter().filter_map(|p| p.remaining).sum();
@@ -147,15 +155,30 @@ fn phase_title(phase: Phase) -> &'static str {
 fn action_line(action: &Action) -> String {
     let quoted = |v: Option<&str>| v.map_or("(none)".to_owned(), |v| format!("{v:?}"));
     match action {
-        Action::TagCluster { cluster, from, to, .. } => {
+        Action::TagCluster {
+            cluster, from, to, ..
+        } => {
             let sign = if from.is_some() { '~' } else { '+' };
-            format!("{sign} {cluster}  GuardDutyManaged: {} -> {:?}", quoted(from.as_deref()), to)
+            format!(
+                "{sign} {cluster}  GuardDutyManaged: {} -> {:?}",
+                quoted(from.as_deref()),
+                to
+            )
         }
         Action::UntagCluster { cluster, from, .. } => {
             format!("- {cluster}  GuardDutyManaged: {:?} -> (none)", from)
         }
-        Action::UpdateDetector { detector_id, feature, from, to, .. } => {
-            format!("~ detector {detector_id}  {feature}: {} -> {to}", from.as_deref().unwrap_or("(not set)"))
+        Action::UpdateDetector {
+            detector_id,
+            feature,
+            from,
+            to,
+            ..
+        } => {
+            format!(
+                "~ detector {detector_id}  {feature}: {} -> {to}",
+                from.as_deref().unwrap_or("(not set)")
+            )
         }
     }
 }

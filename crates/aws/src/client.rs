@@ -64,12 +64,18 @@ impl AwsContext {
                 builder = builder.external_id(id.clone());
             }
             let provider = builder.build().await;
-            config = config.credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(provider));
+            config = config.credentials_provider(
+                aws_sdk_ecs::config::SharedCredentialsProvider::new(provider),
+            );
         }
         let config = config.build();
         TargetClient {
             region: target.region.clone(),
-            account_hint: target.role_arn.as_deref().and_then(gec_model::desired::account_of_arn).map(str::to_owned),
+            account_hint: target
+                .role_arn
+                .as_deref()
+                .and_then(gec_model::desired::account_of_arn)
+                .map(str::to_owned),
             ecs: aws_sdk_ecs::Client::new(&config),
             guardduty: aws_sdk_guardduty::Client::new(&config),
             tagging: aws_sdk_resourcegroupstagging::Client::new(&config),

@@ -50,7 +50,12 @@ pub struct AwsError {
 
 impl AwsError {
     /// An error that did not come from the SDK (e.g. a per-resource failure in a batch).
-    pub fn new(kind: ErrorKind, operation: &'static str, code: Option<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        kind: ErrorKind,
+        operation: &'static str,
+        code: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
         AwsError {
             kind,
             operation,
@@ -105,10 +110,20 @@ where
     let (kind, code, message) = match &err {
         SdkError::TimeoutError(_) => (ErrorKind::Transient, None, "timed out".to_owned()),
         SdkError::DispatchFailure(e) => {
-            let what = if e.is_timeout() { "timed out connecting" } else { "connection failed" };
-            (ErrorKind::Transient, None, format!("{what}: {}", DisplayChain(&err)))
+            let what = if e.is_timeout() {
+                "timed out connecting"
+            } else {
+                "connection failed"
+            };
+            (
+                ErrorKind::Transient,
+                None,
+                format!("{what}: {}", DisplayChain(&err)),
+            )
         }
-        SdkError::ResponseError(_) => (ErrorKind::Transient, None, "unreadable response".to_owned()),
+        SdkError::ResponseError(_) => {
+            (ErrorKind::Transient, None, "unreadable response".to_owned())
+        }
         SdkError::ServiceError(ctx) => {
             let code = ctx.err().code().map(str::to_owned);
             let status = ctx.raw().status().as_u16();
@@ -165,13 +180,38 @@ mod tests {
     #[test]
     fn codes_and_statuses_classify_as_documented() {
         let rows = [
-            ("throttling code", Some("ThrottlingException"), 400, ErrorKind::Throttled),
+            (
+                "throttling code",
+                Some("ThrottlingException"),
+                400,
+                ErrorKind::Throttled,
+            ),
             ("429 without code", None, 429, ErrorKind::Throttled),
-            ("access denied code", Some("AccessDeniedException"), 400, ErrorKind::AccessDenied),
+            (
+                "access denied code",
+                Some("AccessDeniedException"),
+                400,
+                ErrorKind::AccessDenied,
+            ),
             ("403 without code", None, 403, ErrorKind::AccessDenied),
-            ("missing cluster", Some("ClusterNotFoundException"), 400, ErrorKind::NotFound),
-            ("service unavailable", Some("ServiceUnavailable"), 503, ErrorKind::Transient),
-            ("bad request", Some("BadRequestException"), 400, ErrorKind::Other),
+            (
+                "missing cluster",
+                Some("ClusterNotFoundException"),
+                400,
+                ErrorKind::NotFound,
+            ),
+            (
+                "service unavailable",
+                Some("ServiceUnavailable"),
+                503,
+                ErrorKind::Transient,
+            ),
+            (
+                "bad request",
+                Some("BadRequestException"),
+                400,
+                ErrorKind::Other,
+            ),
         ];
         for (label, code, status, kind) in rows {
             assert_eq!(kind_of(code, status), kind, "{label}");

@@ -63,7 +63,10 @@ impl TargetClient {
                 .await
                 .map_err(|e| classify("ListClusters", e))?;
             arns.extend(page.cluster_arns().iter().cloned());
-            token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            token = page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
             if token.is_none() {
                 return Ok(arns);
             }
@@ -71,11 +74,15 @@ impl TargetClient {
     }
 
     /// Describes clusters with their tags, [`DESCRIBE_CLUSTERS_BATCH`] at a time. Names
-    /// that do not exist are left out.
+    /// that do not exist are left out; a cluster named twice (by name and by ARN) is
+    /// returned once.
     ///
     /// # Errors
     /// A failed `DescribeClusters` call.
-    pub async fn describe_clusters(&self, ids: &[String]) -> Result<Vec<ObservedCluster>, AwsError> {
+    pub async fn describe_clusters(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<ObservedCluster>, AwsError> {
         let mut clusters = Vec::with_capacity(ids.len());
         for batch in ids.chunks(DESCRIBE_CLUSTERS_BATCH) {
             let out = self
@@ -86,19 +93,28 @@ impl TargetClient {
                 .send()
                 .await
                 .map_err(|e| classify("DescribeClusters", e))?;
-            clusters.extend(out.clusters().iter().map(|c| ObservedCluster {
-                name: c.cluster_name().unwrap_or_default().to_owned(),
-                arn: c.cluster_arn().unwrap_or_default().to_owned(),
-                status: c.status().unwrap_or_default().to_owned(),
-                tags: c
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
-                    .collect(),
-                active_services: u32::try_from(c.active_services_count()).unwrap_or(0),
-                running_tasks: u32::try_from(c.running_tasks_count()).unwrap_or(0),
+            clusters.extend(out.clusters().iter().map(|c| {
+                ObservedCluster {
+                    name: c.cluster_name().unwrap_or_default().to_owned(),
+                    arn: c.cluster_arn().unwrap_or_default().to_owned(),
+                    status: c.status().unwrap_or_default().to_owned(),
+                    tags: c
+                        .tags()
+                        .iter()
+                        .filter_map(|t| {
+                            Some((
+                                t.key()?.to_owned(),
+                                t.value().unwrap_or_default().to_owned(),
+                            ))
+                        })
+                        .collect(),
+                    active_services: u32::try_from(c.active_services_count()).unwrap_or(0),
+                    running_tasks: u32::try_from(c.running_tasks_count()).unwrap_or(0),
+                }
             }));
         }
+        let mut seen = std::collections::HashSet::new();
+        clusters.retain(|c| seen.insert(c.arn.clone()));
         Ok(clusters)
     }
 
@@ -137,14 +153,19 @@ impl TargetClient {
                 .filter_map(|a| {
                     Some((
                         a.name()?.as_str().to_owned(),
-                        a.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                        a.status()
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default(),
                     ))
                 })
                 .collect();
             features.insert(
                 name.as_str().to_owned(),
                 ObservedFeature {
-                    status: f.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                    status: f
+                        .status()
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
                     additional,
                 },
             );

@@ -53,7 +53,9 @@ impl TargetClient {
                 .send()
                 .await;
             match result {
-                Ok(out) => record_failures(&mut outcome, "TagResources", out.failed_resources_map()),
+                Ok(out) => {
+                    record_failures(&mut outcome, "TagResources", out.failed_resources_map())
+                }
                 Err(e) => fail_batch(&mut outcome, batch, classify("TagResources", e)),
             }
         }
@@ -75,7 +77,9 @@ impl TargetClient {
                 .send()
                 .await;
             match result {
-                Ok(out) => record_failures(&mut outcome, "UntagResources", out.failed_resources_map()),
+                Ok(out) => {
+                    record_failures(&mut outcome, "UntagResources", out.failed_resources_map())
+                }
                 Err(e) => fail_batch(&mut outcome, batch, classify("UntagResources", e)),
             }
         }
@@ -88,12 +92,21 @@ impl TargetClient {
     ///
     /// # Errors
     /// A failed `GetDetector` or `UpdateDetector` call.
-    pub async fn update_detector(&self, detector_id: &str, changes: &[FeatureChange<'_>]) -> Result<(), AwsError> {
+    pub async fn update_detector(
+        &self,
+        detector_id: &str,
+        changes: &[FeatureChange<'_>],
+    ) -> Result<(), AwsError> {
         let current = self.get_detector(detector_id).await?;
         let feature = current.features.get(RUNTIME_MONITORING);
         let mut status = feature.map(|f| f.status.as_str()).unwrap_or(DISABLED);
         let mut additional: BTreeMap<&str, &str> = feature
-            .map(|f| f.additional.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+            .map(|f| {
+                f.additional
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect()
+            })
             .unwrap_or_default();
         for change in changes {
             if change.name == RUNTIME_MONITORING {
@@ -131,7 +144,9 @@ impl TargetClient {
 fn record_failures(
     outcome: &mut BatchOutcome,
     operation: &'static str,
-    failed: Option<&std::collections::HashMap<String, aws_sdk_resourcegroupstagging::types::FailureInfo>>,
+    failed: Option<
+        &std::collections::HashMap<String, aws_sdk_resourcegroupstagging::types::FailureInfo>,
+    >,
 ) {
     for (arn, info) in failed.into_iter().flatten() {
         let status = info.status_code();

@@ -39,7 +39,8 @@ pub struct ActionResult {
 }
 
 /// Why later phases were not attempted.
-pub const SKIPPED_AFTER_FAILURE: &str = "an earlier phase had failures; later phases wait for the next pass";
+pub const SKIPPED_AFTER_FAILURE: &str =
+    "an earlier phase had failures; later phases wait for the next pass";
 
 /// Applies a plan in phase order: tags, detector, untag.
 ///
@@ -100,9 +101,18 @@ async fn apply_detector<C: TargetCloud>(cloud: &C, actions: &[&Action]) -> Vec<A
     let mut detector = None;
     let mut changes = Vec::new();
     for a in actions {
-        if let Action::UpdateDetector { detector_id, feature, to, .. } = a {
+        if let Action::UpdateDetector {
+            detector_id,
+            feature,
+            to,
+            ..
+        } = a
+        {
             detector = Some(detector_id.as_str());
-            changes.push(FeatureChange { name: feature, status: to });
+            changes.push(FeatureChange {
+                name: feature,
+                status: to,
+            });
         }
     }
     let outcome = match detector {
@@ -138,9 +148,8 @@ fn per_arn(actions: &[&Action], outcome: &BatchOutcome) -> Vec<ActionResult> {
         .iter()
         .map(|a| {
             let arn = match a {
-                Action::TagCluster { cluster_arn, .. } | Action::UntagCluster { cluster_arn, .. } => {
-                    cluster_arn.as_str()
-                }
+                Action::TagCluster { cluster_arn, .. }
+                | Action::UntagCluster { cluster_arn, .. } => cluster_arn.as_str(),
                 Action::UpdateDetector { .. } => "",
             };
             ActionResult {
@@ -169,11 +178,22 @@ fn log_result(r: &ActionResult) {
     let what = match &r.action {
         Action::TagCluster { cluster, to, .. } => format!("tag {cluster} GuardDutyManaged={to}"),
         Action::UntagCluster { cluster, .. } => format!("untag {cluster} GuardDutyManaged"),
-        Action::UpdateDetector { detector_id, feature, to, .. } => format!("detector {detector_id} {feature}={to}"),
+        Action::UpdateDetector {
+            detector_id,
+            feature,
+            to,
+            ..
+        } => format!("detector {detector_id} {feature}={to}"),
     };
     match &r.outcome {
-        Outcome::Success => info!(region = %t.region, kind = r.action.kind(), result = "success", "{what}"),
-        Outcome::Failed(e) => warn!(region = %t.region, kind = r.action.kind(), result = "error", error = %e, "{what}"),
-        Outcome::Skipped(why) => info!(region = %t.region, kind = r.action.kind(), result = "skipped", reason = why, "{what}"),
+        Outcome::Success => {
+            info!(region = %t.region, kind = r.action.kind(), result = "success", "{what}")
+        }
+        Outcome::Failed(e) => {
+            warn!(region = %t.region, kind = r.action.kind(), result = "error", error = %e, "{what}")
+        }
+        Outcome::Skipped(why) => {
+            info!(region = %t.region, kind = r.action.kind(), result = "skipped", reason = why, "{what}")
+        }
     }
 }

@@ -9,9 +9,16 @@ use gec_model::ObservedTarget;
 /// Reads and writes of one target (account and region).
 pub trait TargetCloud: Send + Sync {
     /// Observes clusters (in `scope`) and the detector.
-    fn observe(&self, scope: &ClusterScope) -> impl Future<Output = Result<ObservedTarget, AwsError>> + Send;
+    fn observe(
+        &self,
+        scope: &ClusterScope,
+    ) -> impl Future<Output = Result<ObservedTarget, AwsError>> + Send;
     /// Sets `GuardDutyManaged=value` on clusters; per-ARN failures in the outcome.
-    fn tag_clusters(&self, arns: &[String], value: &str) -> impl Future<Output = BatchOutcome> + Send;
+    fn tag_clusters(
+        &self,
+        arns: &[String],
+        value: &str,
+    ) -> impl Future<Output = BatchOutcome> + Send;
     /// Removes `GuardDutyManaged` from clusters; per-ARN failures in the outcome.
     fn untag_clusters(&self, arns: &[String]) -> impl Future<Output = BatchOutcome> + Send;
     /// Applies detector changes in one read-modify-write update.
@@ -32,7 +39,11 @@ impl TargetCloud for TargetClient {
     async fn untag_clusters(&self, arns: &[String]) -> BatchOutcome {
         TargetClient::untag_clusters(self, arns).await
     }
-    async fn update_detector(&self, detector_id: &str, changes: &[FeatureChange<'_>]) -> Result<(), AwsError> {
+    async fn update_detector(
+        &self,
+        detector_id: &str,
+        changes: &[FeatureChange<'_>],
+    ) -> Result<(), AwsError> {
         TargetClient::update_detector(self, detector_id, changes).await
     }
 }

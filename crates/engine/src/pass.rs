@@ -47,7 +47,7 @@ pub struct TargetPass {
     pub results: Vec<ActionResult>,
     /// The AWS failure that stopped the pass, if any.
     pub error: Option<AwsError>,
-    /// The desired state has `suspend: true`, so nothing was written.
+    /// An apply pass under `suspend: true`: nothing was (or would have been) written.
     pub suspended: bool,
     /// After an apply: the actions a fresh observation still finds pending.
     pub remaining: Option<usize>,
@@ -67,16 +67,26 @@ impl TargetPass {
 
     /// Actions that failed in this pass.
     pub fn failed_actions(&self) -> usize {
-        self.results.iter().filter(|r| r.outcome.label() == "error").count()
+        self.results
+            .iter()
+            .filter(|r| r.outcome.label() == "error")
+            .count()
     }
 }
 
-/// Which clusters a pass must read: when every rule names a cluster exactly and
-/// unmatched clusters are ignored, only those, without listing the account.
-pub fn observe_scope(desired: &DesiredState) -> ClusterScope {
+/// Which clusters a pass must read in `region`: when every rule names a cluster exactly
+/// and unmatched clusters are ignored, only those (plain names, and ARNs of this
+/// region), without listing the account.
+pub fn observe_scope(desired: &DesiredState, region: &str) -> ClusterScope {
     let rules = CompiledRules::new(desired);
     if rules.only_exact_names() {
-        let mut names: Vec<String> = rules.exact_names().map(str::to_owned).collect();
+        let here =
+            |name: &&str| !name.starts_with("arn:") || name.split(':').nth(3) == Some(region);
+        let mut names: Vec<String> = rules
+            .exact_names()
+            .filter(here)
+            .map(str::to_owned)
+            .collect();
         names.sort();
         ClusterScope::Named(names)
     } else {
@@ -100,8 +110,8 @@ pub async fn reconcile_target<C: TargetCloud>(
     desired: &DesiredState,
     options: PassOptions,
 ) -> TargetPass {
+    let scope = observe_scope(desired, &target.region);
     let mut pass = TargetPass::new(target);
-    let scope = observe_scope(desired);
     let observed = match cloud.observe(&scope).await {
         Ok(o) => o,
         Err(e) => {
@@ -110,12 +120,15 @@ pub async fn reconcile_target<C: TargetCloud>(
         }
     };
     let plan = plan_target(desired, &observed, options.plan);
-    let must_write = options.mode == Mode::Apply && !plan.actions.is_empty() && plan.refused.is_none();
-    pass.suspended = desired.suspend && must_write;
+    pass.suspended = desired.suspend && options.mode == Mode::Apply;
+    let must_write =
+        options.mode == Mode::Apply && !plan.actions.is_empty() && plan.refused.is_none();
     if must_write && !desired.suspend {
         pass.results = apply_plan(cloud, &plan).await;
         match cloud.observe(&scope).await {
-            Ok(after) => pass.remaining = Some(plan_target(desired, &after, options.plan).actions.len()),
+            Ok(after) => {
+                pass.remaining = Some(plan_target(desired, &after, options.plan).actions.len())
+            }
             Err(e) => pass.error = Some(e),
         }
     }
@@ -125,7 +138,11 @@ pub async fn reconcile_target<C: TargetCloud>(
 
 /// Reconciles every target of the desired state against AWS, at most
 /// `max_concurrent_targets` at once. One target's failure never stops the others.
-pub async fn reconcile_all(ctx: &AwsContext, desired: Arc<DesiredState>, options: PassOptions) -> Vec<TargetPass> {
+pub async fn reconcile_all(
+    ctx: &AwsContext,
+    desired: Arc<DesiredState>,
+    options: PassOptions,
+) -> Vec<TargetPass> {
     let limit = Arc::new(Semaphore::new(options.max_concurrent_targets.max(1)));
     let mut tasks = JoinSet::new();
     for (index, target) in desired.targets.iter().cloned().enumerate() {
@@ -135,7 +152,10 @@ pub async fn reconcile_all(ctx: &AwsContext, desired: Arc<DesiredState>, options
             async move {
                 let _permit = limit.acquire_owned().await;
                 let client = ctx.target(&target).await;
-                (index, reconcile_target(&client, target, &desired, options).await)
+                (
+                    index,
+                    reconcile_target(&client, target, &desired, options).await,
+                )
             }
             .instrument(span),
         );

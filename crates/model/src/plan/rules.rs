@@ -27,7 +27,9 @@ impl<'a> CompiledRules<'a> {
         let mut selectors = Vec::new();
         for rule in &desired.clusters {
             if let Some(name) = &rule.name {
-                exact.entry(name.as_str()).or_insert(rule.guard_duty_managed);
+                exact
+                    .entry(name.as_str())
+                    .or_insert(rule.guard_duty_managed);
             } else if let Some(spec) = &rule.selector {
                 let pattern = match spec.name_pattern.as_deref() {
                     Some(p) => match glob::Pattern::new(p) {
@@ -47,12 +49,13 @@ impl<'a> CompiledRules<'a> {
     }
 
     /// The tag a cluster must carry, or `None` when the controller leaves it alone.
-    /// An exact name or ARN beats any `match`; among `match` rules the first wins.
+    /// An exact ARN beats an exact name (it is more specific), both beat any `match`;
+    /// among `match` rules the first wins.
     pub fn desired_tag(&self, region: &str, cluster: &ObservedCluster) -> Option<ManagedTag> {
         if let Some(tag) = self
             .exact
-            .get(cluster.name.as_str())
-            .or_else(|| self.exact.get(cluster.arn.as_str()))
+            .get(cluster.arn.as_str())
+            .or_else(|| self.exact.get(cluster.name.as_str()))
         {
             return Some(*tag);
         }
@@ -81,7 +84,9 @@ impl<'a> CompiledRules<'a> {
 
 impl Selector<'_> {
     fn matches(&self, region: &str, cluster: &ObservedCluster) -> bool {
-        self.pattern.as_ref().is_none_or(|p| p.matches(&cluster.name))
+        self.pattern
+            .as_ref()
+            .is_none_or(|p| p.matches(&cluster.name))
             && (self.spec.regions.is_empty() || self.spec.regions.iter().any(|r| r == region))
             && self
                 .spec

@@ -1,0 +1,386 @@
+//! An in-memory [`TargetCloud`] for engine tests: it holds one target's observed state,
+//! applies writes to it the way AWS would, records every call in order, can be told to
+//! fail, and records every cluster's effective coverage after every write so tests can
+//! check invariants "at every instant".
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use gec_aws::{AwsError, BatchOutcome, ClusterScope, ErrorKind, FeatureChange};
+use gec_engine::TargetCloud;
+use gec_model::observed::{
+    effectively_covered, ObservedCluster, ObservedDetector, ObservedFeature,
+    ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
+};
+use gec_model::{ObservedTarget, MANAGED_TAG_KEY};
+
+/// Account of every fake cluster.
+pub const ACCOUNT: &str = "123456789012";
+/// Region of the fake target.
+pub const REGION: &str = "us-east-1";
+/// Id of the fake detector.
+pub const DETECTOR_ID: &str = "det-1";
+
+/// The ARN of a cluster of the fake target.
+pub fn arn(name: &str) -> String {
+    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}")
+}
+
+/// An ACTIVE cluster without tags.
+pub fn cluster(name: &str) -> ObservedCluster {
+    ObservedCluster {
+        name: name.to_owned(),
+        arn: arn(name),
+        status: "ACTIVE".to_owned(),
+        ..ObservedCluster::default()
+    }
+}
+
+/// An ACTIVE cluster carrying `GuardDutyManaged=value`.
+pub fn tagged(name: &str, value: &str) -> ObservedCluster {
+    let mut c = cluster(name);
+    c.tags.insert(MANAGED_TAG_KEY.to_owned(), value.to_owned());
+    c
+}
+
+/// A detector reporting `RUNTIME_MONITORING` as `runtime` and, when given, its additional
+/// configuration `ECS_FARGATE_AGENT_MANAGEMENT` as `automation`.
+pub fn detector(runtime: &str, automation: Option<&str>) -> ObservedDetector {
+    let mut additional = BTreeMap::new();
+    if let Some(status) = automation {
+        additional.insert(ECS_FARGATE_AGENT_MANAGEMENT.to_owned(), status.to_owned());
+    }
+    let mut features = BTreeMap::new();
+    features.insert(
+        RUNTIME_MONITORING.to_owned(),
+        ObservedFeature {
+            status: runtime.to_owned(),
+            additional,
+        },
+    );
+    ObservedDetector {
+        id: DETECTOR_ID.to_owned(),
+        features,
+    }
+}
+
+/// The fake target: these clusters and this detector.
+pub fn target(
+    clusters: impl IntoIterator<Item = ObservedCluster>,
+    detector: Option<ObservedDetector>,
+) -> ObservedTarget {
+    ObservedTarget {
+        region: REGION.to_owned(),
+        account: Some(ACCOUNT.to_owned()),
+        clusters: clusters.into_iter().collect(),
+        detector,
+    }
+}
+
+/// An error as the adapter would classify it.
+pub fn aws_error(kind: ErrorKind, operation: &'static str) -> AwsError {
+    AwsError::new(
+        kind,
+        operation,
+        None,
+        format!("injected {} failure", kind.as_str()),
+    )
+}
+
+/// One call the engine made, with its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// `observe(scope)`.
+    Observe(ClusterScope),
+    /// `tag_clusters(arns, value)`.
+    TagClusters {
+        /// ARNs, in the order given.
+        arns: Vec<String>,
+        /// Tag value.
+        value: String,
+    },
+    /// `untag_clusters(arns)`.
+    UntagClusters {
+        /// ARNs, in the order given.
+        arns: Vec<String>,
+    },
+    /// `update_detector(id, changes)`.
+    UpdateDetector {
+        /// Detector id.
+        detector_id: String,
+        /// `(name, status)` pairs, in the order given.
+        changes: Vec<(String, String)>,
+    },
+}
+
+impl Call {
+    /// The trait method's name.
+    pub fn operation(&self) -> &'static str {
+        match self {
+            Call::Observe(_) => "observe",
+            Call::TagClusters { .. } => "tag_clusters",
+            Call::UntagClusters { .. } => "untag_clusters",
+            Call::UpdateDetector { .. } => "update_detector",
+        }
+    }
+
+    /// Whether the call writes to the cloud.
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Call::Observe(_))
+    }
+}
+
+/// Effective coverage of every ACTIVE cluster by name, at one instant.
+pub type Coverage = BTreeMap<String, bool>;
+
+#[derive(Debug, Default)]
+struct State {
+    observed: ObservedTarget,
+    calls: Vec<Call>,
+    coverage: Vec<Coverage>,
+    failing_arns: BTreeMap<String, AwsError>,
+    failing_detector: Option<AwsError>,
+    /// `(successful observations still allowed, error)`.
+    failing_observe: Option<(usize, AwsError)>,
+}
+
+impl State {
+    fn coverage_now(&self) -> Coverage {
+        let flags = self
+            .observed
+            .detector
+            .as_ref()
+            .map(ObservedDetector::flags)
+            .unwrap_or_default();
+        self.observed
+            .clusters
+            .iter()
+            .filter(|c| c.is_active())
+            .map(|c| (c.name.clone(), effectively_covered(flags, c.managed_tag())))
+            .collect()
+    }
+
+    /// Applies `write` to every cluster in `arns`, as the Tagging API does: ARNs that are
+    /// unknown or told to fail are reported per ARN, the others are written.
+    fn write_tags(
+        &mut self,
+        operation: &'static str,
+        arns: &[String],
+        write: impl Fn(&mut ObservedCluster),
+    ) -> BatchOutcome {
+        let mut outcome = BatchOutcome::default();
+        for arn in arns {
+            if let Some(e) = self.failing_arns.get(arn) {
+                outcome.failed.insert(arn.clone(), e.clone());
+                continue;
+            }
+            match self.observed.clusters.iter_mut().find(|c| c.arn == *arn) {
+                Some(c) => write(c),
+                None => {
+                    let e = aws_error(ErrorKind::NotFound, operation);
+                    outcome.failed.insert(arn.clone(), e);
+                }
+            }
+        }
+        outcome
+    }
+
+    fn after_write(&mut self) {
+        let now = self.coverage_now();
+        self.coverage.push(now);
+    }
+}
+
+/// The in-memory cloud of one target.
+#[derive(Debug)]
+pub struct FakeCloud {
+    state: Mutex<State>,
+}
+
+impl FakeCloud {
+    /// A cloud in this state, with no failures.
+    pub fn new(observed: ObservedTarget) -> Self {
+        let mut state = State {
+            observed,
+            ..State::default()
+        };
+        let initial = state.coverage_now();
+        state.coverage.push(initial);
+        FakeCloud {
+            state: Mutex::new(state),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Tag and untag writes to `arn` fail with `error` (reported per ARN).
+    pub fn fail_arn(&self, arn: &str, error: AwsError) {
+        self.lock().failing_arns.insert(arn.to_owned(), error);
+    }
+
+    /// Every `update_detector` call fails with `error`, writing nothing.
+    pub fn fail_update_detector(&self, error: AwsError) {
+        self.lock().failing_detector = Some(error);
+    }
+
+    /// After `successes` more successful observations, every `observe` fails with `error`.
+    pub fn fail_observe_after(&self, successes: usize, error: AwsError) {
+        self.lock().failing_observe = Some((successes, error));
+    }
+
+    /// Every failure told so far stops.
+    pub fn heal(&self) {
+        let mut s = self.lock();
+        s.failing_arns.clear();
+        s.failing_detector = None;
+        s.failing_observe = None;
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// Every write call so far, in order.
+    pub fn writes(&self) -> Vec<Call> {
+        self.calls().into_iter().filter(Call::is_write).collect()
+    }
+
+    /// Operation names of the write calls so far, in order.
+    pub fn write_operations(&self) -> Vec<&'static str> {
+        self.writes().iter().map(Call::operation).collect()
+    }
+
+    /// Coverage before the first call, then after every write call (failed ones too).
+    pub fn coverage_history(&self) -> Vec<Coverage> {
+        self.lock().coverage.clone()
+    }
+
+    /// The cloud's state now.
+    pub fn observed(&self) -> ObservedTarget {
+        self.lock().observed.clone()
+    }
+
+    /// The `GuardDutyManaged` tag of a cluster now.
+    pub fn tag_of(&self, name: &str) -> Option<String> {
+        self.lock()
+            .observed
+            .clusters
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.managed_tag().map(str::to_owned))
+    }
+
+    /// Status of `ECS_FARGATE_AGENT_MANAGEMENT` now.
+    pub fn automation_status(&self) -> Option<String> {
+        self.lock()
+            .observed
+            .detector
+            .as_ref()
+            .and_then(|d| d.runtime_additional_status(ECS_FARGATE_AGENT_MANAGEMENT))
+            .map(str::to_owned)
+    }
+
+    /// Status of `RUNTIME_MONITORING` now.
+    pub fn runtime_monitoring_status(&self) -> Option<String> {
+        self.lock()
+            .observed
+            .detector
+            .as_ref()
+            .and_then(|d| d.feature_status(RUNTIME_MONITORING))
+            .map(str::to_owned)
+    }
+}
+
+impl TargetCloud for FakeCloud {
+    async fn observe(&self, scope: &ClusterScope) -> Result<ObservedTarget, AwsError> {
+        let mut s = self.lock();
+        s.calls.push(Call::Observe(scope.clone()));
+        if let Some((successes, error)) = &mut s.failing_observe {
+            if *successes == 0 {
+                return Err(error.clone());
+            }
+            *successes -= 1;
+        }
+        let mut observed = s.observed.clone();
+        if let ClusterScope::Named(ids) = scope {
+            // DescribeClusters by name or ARN: only those clusters, missing ones left out.
+            observed
+                .clusters
+                .retain(|c| ids.iter().any(|id| *id == c.name || *id == c.arn));
+        }
+        Ok(observed)
+    }
+
+    async fn tag_clusters(&self, arns: &[String], value: &str) -> BatchOutcome {
+        let mut s = self.lock();
+        s.calls.push(Call::TagClusters {
+            arns: arns.to_vec(),
+            value: value.to_owned(),
+        });
+        let outcome = s.write_tags("TagResources", arns, |c| {
+            c.tags.insert(MANAGED_TAG_KEY.to_owned(), value.to_owned());
+        });
+        s.after_write();
+        outcome
+    }
+
+    async fn untag_clusters(&self, arns: &[String]) -> BatchOutcome {
+        let mut s = self.lock();
+        s.calls.push(Call::UntagClusters {
+            arns: arns.to_vec(),
+        });
+        let outcome = s.write_tags("UntagResources", arns, |c| {
+            c.tags.remove(MANAGED_TAG_KEY);
+        });
+        s.after_write();
+        outcome
+    }
+
+    async fn update_detector(
+        &self,
+        detector_id: &str,
+        changes: &[FeatureChange<'_>],
+    ) -> Result<(), AwsError> {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        s.calls.push(Call::UpdateDetector {
+            detector_id: detector_id.to_owned(),
+            changes: changes
+                .iter()
+                .map(|c| (c.name.to_owned(), c.status.to_owned()))
+                .collect(),
+        });
+        let result = match (&s.failing_detector, &mut s.observed.detector) {
+            (Some(e), _) => Err(e.clone()),
+            (None, Some(d)) if d.id == detector_id => {
+                // Read-modify-write of RUNTIME_MONITORING, as the adapter does: the feature
+                // is created DISABLED when missing, and additional configurations merge.
+                let feature = d
+                    .features
+                    .entry(RUNTIME_MONITORING.to_owned())
+                    .or_insert_with(|| ObservedFeature {
+                        status: "DISABLED".to_owned(),
+                        additional: BTreeMap::new(),
+                    });
+                for change in changes {
+                    if change.name == RUNTIME_MONITORING {
+                        feature.status = change.status.to_owned();
+                    } else {
+                        feature
+                            .additional
+                            .insert(change.name.to_owned(), change.status.to_owned());
+                    }
+                }
+                Ok(())
+            }
+            (None, _) => Err(aws_error(ErrorKind::NotFound, "UpdateDetector")),
+        };
+        s.after_write();
+        result
+    }
+}
