@@ -27,7 +27,7 @@ const INVALID: &[(&str, &str, &str, &str)] = &[
     (
         "file cut after a rule's name",
         "version: 1\ntargets:\n  - region: us-east-1\nclusters:\n  - name: a\n",
-        ":5:5: clusters[0]",
+        ":5:9: clusters[0]",
         "missing field `guardDutyManaged`",
     ),
 ];
@@ -38,14 +38,25 @@ fn invalid_files_exit_1_with_line_and_column_and_never_reach_aws() {
     for (label, text, location, word) in INVALID {
         let file = sb.write("bad.yaml", text);
         let config = file.to_str().unwrap();
-        for args in [vec!["validate", config], vec!["plan", "--config", config], vec!["apply", "--config", config]] {
+        for args in [
+            vec!["validate", config],
+            vec!["plan", "--config", config],
+            vec!["apply", "--config", config],
+        ] {
             let run = sb.controller(&args);
             assert_eq!(run.code, 1, "{label}, {}: {run}", args[0]);
-            assert!(run.stderr.contains(&format!("{config}{location}")), "{label}: wants {location}: {run}");
+            assert!(
+                run.stderr.contains(&format!("{config}{location}")),
+                "{label}: wants {location}: {run}"
+            );
             assert!(run.stderr.contains(word), "{label}: wants {word:?}: {run}");
         }
     }
-    assert!(sb.requests().is_empty(), "no invalid file may reach AWS: {:?}", sb.requests());
+    assert!(
+        sb.requests().is_empty(),
+        "no invalid file may reach AWS: {:?}",
+        sb.requests()
+    );
 }
 
 #[test]
@@ -57,7 +68,10 @@ fn several_mistakes_in_one_file_are_reported_together() {
     );
     let run = sb.controller(&["validate", file.to_str().unwrap()]);
     assert_eq!(run.code, 1, "{run}");
-    for needle in [":6:23: clusters[0].guardDutyManaged", ":8:13: reconcile.interval"] {
+    for needle in [
+        ":6:23: clusters[0].guardDutyManaged",
+        ":8:13: reconcile.interval",
+    ] {
         assert!(run.stderr.contains(needle), "wants {needle:?}: {run}");
     }
 }
@@ -71,7 +85,9 @@ fn every_example_file_validates_and_schema_prints_a_json_schema() {
         .collect();
     files.push(repo_path("demo/desired.yaml").display().to_string());
     assert!(files.len() >= 4, "config/ holds the examples: {files:?}");
-    let args: Vec<&str> = std::iter::once("validate").chain(files.iter().map(String::as_str)).collect();
+    let args: Vec<&str> = std::iter::once("validate")
+        .chain(files.iter().map(String::as_str))
+        .collect();
     let run = common::run_offline(&args);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.stdout.lines().count(), files.len(), "{run}");
@@ -79,10 +95,26 @@ fn every_example_file_validates_and_schema_prints_a_json_schema() {
     let schema = common::run_offline(&["schema"]);
     assert_eq!(schema.code, 0, "{schema}");
     let json = schema.json();
-    for key in ["version", "targets", "detector", "clusters", "unmatchedClusters", "suspend", "redeploy", "safety", "reconcile"] {
-        assert!(json["properties"][key].is_object(), "schema lacks {key}: {schema}");
+    for key in [
+        "version",
+        "targets",
+        "detector",
+        "clusters",
+        "unmatchedClusters",
+        "suspend",
+        "redeploy",
+        "safety",
+        "reconcile",
+    ] {
+        assert!(
+            json["properties"][key].is_object(),
+            "schema lacks {key}: {schema}"
+        );
     }
     let good = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(good.path(), GOOD).unwrap();
-    assert_eq!(common::run_offline(&["validate", good.path().to_str().unwrap()]).code, 0);
+    assert_eq!(
+        common::run_offline(&["validate", good.path().to_str().unwrap()]).code,
+        0
+    );
 }

@@ -33,12 +33,19 @@ clusters:
 safety: {maxCoverageLossFraction: 1.0}
 "#;
 
-fn tags_of<'a>(all: &'a BTreeMap<String, BTreeMap<String, String>>, cluster: &str) -> &'a BTreeMap<String, String> {
-    all.get(cluster).unwrap_or_else(|| panic!("cluster {cluster} is missing"))
+fn tags_of<'a>(
+    all: &'a BTreeMap<String, BTreeMap<String, String>>,
+    cluster: &str,
+) -> &'a BTreeMap<String, String> {
+    all.get(cluster)
+        .unwrap_or_else(|| panic!("cluster {cluster} is missing"))
 }
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 #[tokio::test]
@@ -52,16 +59,40 @@ async fn plan_and_apply_exit_codes_follow_the_contract_and_aws_ends_as_declared(
     assert_eq!(plan.code, 2, "changes pending: {plan}");
     let json = plan.json();
     assert_eq!(json["changes"], 4, "{plan}");
-    let kinds: Vec<&str> = json["actions"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["tag_cluster", "tag_cluster", "update_detector", "untag_cluster"], "{plan}");
-    assert!(sb.writes().is_empty(), "plan must not write: {:?}", sb.writes());
+    let kinds: Vec<&str> = json["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "tag_cluster",
+            "tag_cluster",
+            "update_detector",
+            "untag_cluster"
+        ],
+        "{plan}"
+    );
+    assert!(
+        sb.writes().is_empty(),
+        "plan must not write: {:?}",
+        sb.writes()
+    );
 
     let apply = sb.controller(&["apply", "--config", config]);
     assert_eq!(apply.code, 0, "converged: {apply}");
 
     let tags = sb.cluster_tags("us-east-1").await;
-    assert_eq!(tags_of(&tags, "payments-prod"), &map(&[("GuardDutyManaged", "true"), ("team", "payments")]));
-    assert_eq!(tags_of(&tags, "sandbox"), &map(&[("GuardDutyManaged", "false")]));
+    assert_eq!(
+        tags_of(&tags, "payments-prod"),
+        &map(&[("GuardDutyManaged", "true"), ("team", "payments")])
+    );
+    assert_eq!(
+        tags_of(&tags, "sandbox"),
+        &map(&[("GuardDutyManaged", "false")])
+    );
     assert_eq!(tags_of(&tags, "scratch"), &map(&[]));
     assert_eq!(
         tags_of(&tags, "bystander"),
@@ -83,7 +114,11 @@ async fn plan_and_apply_exit_codes_follow_the_contract_and_aws_ends_as_declared(
     sb.clear_requests();
     let idempotent = sb.controller(&["apply", "--config", config]);
     assert_eq!(idempotent.code, 0, "{idempotent}");
-    assert!(sb.writes().is_empty(), "a converged apply writes nothing: {:?}", sb.writes());
+    assert!(
+        sb.writes().is_empty(),
+        "a converged apply writes nothing: {:?}",
+        sb.writes()
+    );
 }
 
 #[test]
@@ -92,7 +127,13 @@ fn plan_and_apply_exit_1_when_aws_cannot_be_reached() {
     let desired = dir.path().join("desired.yaml");
     std::fs::write(&desired, AUTOMATED).unwrap();
     for command in ["plan", "apply"] {
-        let run = run_offline(&[command, "--config", desired.to_str().unwrap(), "--output", "json"]);
+        let run = run_offline(&[
+            command,
+            "--config",
+            desired.to_str().unwrap(),
+            "--output",
+            "json",
+        ]);
         assert_eq!(run.code, 1, "{command}: {run}");
         let errors = run.json()["errors"].clone();
         assert_eq!(errors[0]["region"], "us-east-1", "{run}");
@@ -115,14 +156,26 @@ async fn exclusion_tags_are_written_before_automation_is_enabled() {
     })
     .unwrap_or_else(|| panic!("no exclusion tag write in {writes:#?}"));
     let automation = position(&|r| {
-        r["operation"] == "UpdateDetector" && r["params"].to_string().contains("ECS_FARGATE_AGENT_MANAGEMENT")
+        r["operation"] == "UpdateDetector"
+            && r["params"]
+                .to_string()
+                .contains("ECS_FARGATE_AGENT_MANAGEMENT")
     })
     .unwrap_or_else(|| panic!("no UpdateDetector in {writes:#?}"));
     let untag = position(&|r| r["operation"] == "UntagResources").expect("an untag write");
-    assert!(exclusion < automation, "exclusion tags must come first: {writes:#?}");
-    assert!(automation < untag, "tags are removed only after the detector change: {writes:#?}");
+    assert!(
+        exclusion < automation,
+        "exclusion tags must come first: {writes:#?}"
+    );
+    assert!(
+        automation < untag,
+        "tags are removed only after the detector change: {writes:#?}"
+    );
     let seq = |i: usize| writes[i]["seq"].as_u64().unwrap();
-    assert!(seq(exclusion) < seq(automation), "sandbox sequence numbers agree");
+    assert!(
+        seq(exclusion) < seq(automation),
+        "sandbox sequence numbers agree"
+    );
 }
 
 #[tokio::test]
@@ -160,22 +213,43 @@ clusters:
 safety: {maxCoverageLossFraction: 0.25}
 "#,
     );
-    for (file, limit) in [(&too_many, "maxClusterChangesPerCycle"), (&too_much_loss, "maxCoverageLossFraction")] {
+    for (file, limit) in [
+        (&too_many, "maxClusterChangesPerCycle"),
+        (&too_much_loss, "maxCoverageLossFraction"),
+    ] {
         let config = file.to_str().unwrap();
         let plan = sb.controller(&["plan", "--config", config, "--output", "json"]);
         assert_eq!(plan.code, 1, "{plan}");
         assert_eq!(plan.json()["refused"]["limit"], limit, "{plan}");
         let apply = sb.controller(&["apply", "--config", config]);
         assert_eq!(apply.code, 1, "{apply}");
-        assert!(apply.stderr.contains(limit), "the message names the limit: {apply}");
-        assert!(sb.writes().is_empty(), "refused plans write nothing: {:?}", sb.writes());
+        assert!(
+            apply.stderr.contains(limit),
+            "the message names the limit: {apply}"
+        );
+        assert!(
+            sb.writes().is_empty(),
+            "refused plans write nothing: {:?}",
+            sb.writes()
+        );
         assert_eq!(sb.cluster_tags("us-east-1").await, before);
     }
 
-    let forced = sb.controller(&["apply", "--config", too_many.to_str().unwrap(), "--allow-mass-change"]);
-    assert_eq!(forced.code, 0, "--allow-mass-change overrides the limit: {forced}");
+    let forced = sb.controller(&[
+        "apply",
+        "--config",
+        too_many.to_str().unwrap(),
+        "--allow-mass-change",
+    ]);
+    assert_eq!(
+        forced.code, 0,
+        "--allow-mass-change overrides the limit: {forced}"
+    );
     let after = sb.cluster_tags("us-east-1").await;
-    assert!((0..8).all(|i| after[&format!("untagged-{i:02}")].get("GuardDutyManaged").map(String::as_str) == Some("true")));
+    assert!((0..8).all(|i| after[&format!("untagged-{i:02}")]
+        .get("GuardDutyManaged")
+        .map(String::as_str)
+        == Some("true")));
 }
 
 #[tokio::test]
@@ -183,7 +257,13 @@ async fn suspend_reports_drift_and_writes_nothing() {
     let sb = Sandbox::start();
     sb.seed(SMALL_FLEET);
     let desired = sb.write("desired.yaml", &format!("{AUTOMATED}suspend: true\n"));
-    let apply = sb.controller(&["apply", "--config", desired.to_str().unwrap(), "--output", "json"]);
+    let apply = sb.controller(&[
+        "apply",
+        "--config",
+        desired.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
     assert_eq!(apply.code, 1, "{apply}");
     assert_eq!(apply.json()["suspended"], true, "{apply}");
     assert_eq!(apply.json()["changes"], 4, "{apply}");
@@ -192,12 +272,19 @@ async fn suspend_reports_drift_and_writes_nothing() {
 
 /// What the multi-rule file below must do to a cluster, written out independently of
 /// the controller's planner.
-fn expected_managed_tag(region: &str, name: &str, seeded: &BTreeMap<String, String>) -> Option<String> {
+fn expected_managed_tag(
+    region: &str,
+    name: &str,
+    seeded: &BTreeMap<String, String>,
+) -> Option<String> {
     let current = seeded.get("GuardDutyManaged").cloned();
     if name == "web-000-prod" {
         return Some("false".into());
     }
-    if name.ends_with("-prod") && seeded.get("team").map(String::as_str) == Some("data") && region == "eu-west-1" {
+    if name.ends_with("-prod")
+        && seeded.get("team").map(String::as_str) == Some("data")
+        && region == "eu-west-1"
+    {
         return None; // rule 3: absent
     }
     if name.ends_with("-prod") {
@@ -225,19 +312,21 @@ async fn a_250_cluster_fleet_in_two_regions_ends_exactly_as_a_multi_rule_file_de
       - {name: "other-{i:03d}", count: 15, tags: {owner: x}}
       - {name: "legacy-{i:03d}", count: 10, tags: {GuardDutyManaged: "false", owner: y}}
 "#;
-    sb.seed(&format!("regions:\n  us-east-1:{region_fleet}  eu-west-1:{region_fleet}"));
+    sb.seed(&format!(
+        "regions:\n  us-east-1:{region_fleet}  eu-west-1:{region_fleet}"
+    ));
     let desired = sb.write(
         "multi.yaml",
         r#"
 version: 1
 targets: [{region: us-east-1}, {region: eu-west-1}]
 clusters:
+  - match: {namePattern: "*-prod", tags: {team: data}, regions: [eu-west-1]}
+    guardDutyManaged: absent
   - match: {namePattern: "*-prod"}
     guardDutyManaged: true
   - name: web-000-prod
     guardDutyManaged: false
-  - match: {namePattern: "*-prod", tags: {team: data}, regions: [eu-west-1]}
-    guardDutyManaged: absent
   - match: {tags: {team: data}}
     guardDutyManaged: false
   - match: {namePattern: "scratch-*"}
@@ -274,8 +363,13 @@ safety: {maxClusterChangesPerCycle: 500, maxCoverageLossFraction: 1.0}
     // the unmatched clusters kept every tag they had.
     let east = sb.cluster_tags("us-east-1").await;
     assert_eq!(east["web-000-prod"]["GuardDutyManaged"], "false");
-    assert_eq!(east["api-000-prod"]["GuardDutyManaged"], "true");
-    assert_eq!(east["legacy-000"], map(&[("GuardDutyManaged", "false"), ("owner", "y")]));
+    assert_eq!(east["api-000-prod"]["GuardDutyManaged"], "true", "the regions selector keeps rule 1 out of us-east-1");
+    let west = sb.cluster_tags("eu-west-1").await;
+    assert_eq!(west["api-000-prod"].get("GuardDutyManaged"), None, "rule 1 comes first in eu-west-1");
+    assert_eq!(
+        east["legacy-000"],
+        map(&[("GuardDutyManaged", "false"), ("owner", "y")])
+    );
     let plan = sb.controller(&["plan", "--config", desired.to_str().unwrap()]);
     assert_eq!(plan.code, 0, "{plan}");
 }

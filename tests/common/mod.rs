@@ -32,9 +32,14 @@ impl Sandbox {
             .expect("start the sandbox (sandbox/bin/gec-sandbox)");
         let stdout = child.stdout.take().expect("sandbox stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the sandbox URL");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the sandbox URL");
         let url = line.trim().to_owned();
-        assert!(url.starts_with("http://127.0.0.1:"), "sandbox printed {url:?}");
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "sandbox printed {url:?}"
+        );
         Sandbox {
             child,
             url,
@@ -50,7 +55,11 @@ impl Sandbox {
             .arg(&file)
             .output()
             .expect("run sandbox seed");
-        assert!(out.status.success(), "seed failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "seed failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("seed prints JSON")
     }
 
@@ -81,7 +90,13 @@ impl Sandbox {
 
     /// Operations of the logged requests that write, in order.
     pub fn writes(&self) -> Vec<Value> {
-        const WRITES: &[&str] = &["TagResources", "UntagResources", "UpdateDetector", "TagResource", "UntagResource"];
+        const WRITES: &[&str] = &[
+            "TagResources",
+            "UntagResources",
+            "UpdateDetector",
+            "TagResource",
+            "UntagResource",
+        ];
         self.requests()
             .into_iter()
             .filter(|r| WRITES.contains(&r["operation"].as_str().unwrap_or_default()))
@@ -98,7 +113,9 @@ impl Sandbox {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.url)
             .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "test"))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
             .load()
             .await
     }
@@ -109,7 +126,12 @@ impl Sandbox {
         let mut arns = Vec::new();
         let mut token = None;
         loop {
-            let page = ecs.list_clusters().set_next_token(token).send().await.expect("ListClusters");
+            let page = ecs
+                .list_clusters()
+                .set_next_token(token)
+                .send()
+                .await
+                .expect("ListClusters");
             arns.extend(page.cluster_arns().iter().cloned());
             token = page.next_token().map(str::to_owned);
             if token.is_none() {
@@ -129,7 +151,12 @@ impl Sandbox {
                 let tags = c
                     .tags()
                     .iter()
-                    .map(|t| (t.key().unwrap_or_default().to_owned(), t.value().unwrap_or_default().to_owned()))
+                    .map(|t| {
+                        (
+                            t.key().unwrap_or_default().to_owned(),
+                            t.value().unwrap_or_default().to_owned(),
+                        )
+                    })
                     .collect();
                 out.insert(c.cluster_name().unwrap_or_default().to_owned(), tags);
             }
@@ -138,11 +165,19 @@ impl Sandbox {
     }
 
     /// The region's detector features: feature → (status, additional name → status).
-    pub async fn detector_features(&self, region: &str) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
+    pub async fn detector_features(
+        &self,
+        region: &str,
+    ) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
         let gd = aws_sdk_guardduty::Client::new(&self.sdk(region).await);
         let ids = gd.list_detectors().send().await.expect("ListDetectors");
         let id = ids.detector_ids().first().expect("a detector").clone();
-        let d = gd.get_detector().detector_id(id).send().await.expect("GetDetector");
+        let d = gd
+            .get_detector()
+            .detector_id(id)
+            .send()
+            .await
+            .expect("GetDetector");
         d.features()
             .iter()
             .map(|f| {
@@ -152,13 +187,20 @@ impl Sandbox {
                     .map(|a| {
                         (
                             a.name().map(|n| n.as_str().to_owned()).unwrap_or_default(),
-                            a.status().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+                            a.status()
+                                .map(|s| s.as_str().to_owned())
+                                .unwrap_or_default(),
                         )
                     })
                     .collect();
                 (
                     f.name().map(|n| n.as_str().to_owned()).unwrap_or_default(),
-                    (f.status().map(|s| s.as_str().to_owned()).unwrap_or_default(), extra),
+                    (
+                        f.status()
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default(),
+                        extra,
+                    ),
                 )
             })
             .collect()
@@ -182,13 +224,18 @@ pub struct Run {
 impl Run {
     /// The stdout parsed as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{self}"))
     }
 }
 
 impl std::fmt::Display for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -211,7 +258,11 @@ pub fn run_controller(args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let Output { status, stdout, stderr } = cmd.output().expect("run the controller");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run the controller");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -229,4 +280,3 @@ pub fn run_offline(args: &[&str]) -> Run {
 pub fn repo_path(rel: &str) -> PathBuf {
     root().join(rel)
 }
-
