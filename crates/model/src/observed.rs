@@ -93,7 +93,8 @@ impl ObservedDetector {
     pub fn flags(&self) -> DetectorFlags {
         DetectorFlags {
             runtime_monitoring: self.feature_status(RUNTIME_MONITORING) == Some(ENABLED),
-            fargate_automation: self.runtime_additional_status(ECS_FARGATE_AGENT_MANAGEMENT) == Some(ENABLED),
+            fargate_automation: self.runtime_additional_status(ECS_FARGATE_AGENT_MANAGEMENT)
+                == Some(ENABLED),
         }
     }
 }
@@ -130,14 +131,54 @@ mod tests {
         };
         // (label, flags, tag, covered)
         let rows = [
-            ("monitoring off covers nothing", on(false, true), Some("true"), false),
-            ("automation covers untagged clusters", on(true, true), None, true),
-            ("automation respects the exclusion tag", on(true, true), Some("false"), false),
-            ("automation covers clusters tagged true", on(true, true), Some("true"), true),
-            ("tag values are case-sensitive: False is not an exclusion", on(true, true), Some("False"), true),
-            ("manual mode covers only the inclusion tag", on(true, false), Some("true"), true),
-            ("manual mode ignores untagged clusters", on(true, false), None, false),
-            ("manual mode: True is not the inclusion tag", on(true, false), Some("True"), false),
+            (
+                "monitoring off covers nothing",
+                on(false, true),
+                Some("true"),
+                false,
+            ),
+            (
+                "automation covers untagged clusters",
+                on(true, true),
+                None,
+                true,
+            ),
+            (
+                "automation respects the exclusion tag",
+                on(true, true),
+                Some("false"),
+                false,
+            ),
+            (
+                "automation covers clusters tagged true",
+                on(true, true),
+                Some("true"),
+                true,
+            ),
+            (
+                "tag values are case-sensitive: False is not an exclusion",
+                on(true, true),
+                Some("False"),
+                true,
+            ),
+            (
+                "manual mode covers only the inclusion tag",
+                on(true, false),
+                Some("true"),
+                true,
+            ),
+            (
+                "manual mode ignores untagged clusters",
+                on(true, false),
+                None,
+                false,
+            ),
+            (
+                "manual mode: True is not the inclusion tag",
+                on(true, false),
+                Some("True"),
+                false,
+            ),
         ];
         for (label, flags, tag, covered) in rows {
             assert_eq!(effectively_covered(flags, tag), covered, "{label}");

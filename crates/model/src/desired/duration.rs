@@ -26,7 +26,11 @@ impl DurationSpec {
     /// # Errors
     /// A message saying what is wrong with the text.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("invalid duration {text:?}: use a number and a unit s, m or h, like 30s, 5m, 1h");
+        let bad = || {
+            format!(
+                "invalid duration {text:?}: use a number and a unit s, m or h, like 30s, 5m, 1h"
+            )
+        };
         if text.is_empty() {
             return Err(bad());
         }
@@ -101,15 +105,28 @@ mod tests {
 
     #[test]
     fn durations_parse_as_documented() {
-        for (text, secs) in [("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("0s", 0)] {
-            assert_eq!(DurationSpec::parse(text).unwrap().get().as_secs(), secs, "{text}");
+        for (text, secs) in [
+            ("30s", 30),
+            ("5m", 300),
+            ("1h", 3600),
+            ("1h30m", 5400),
+            ("0s", 0),
+        ] {
+            assert_eq!(
+                DurationSpec::parse(text).unwrap().get().as_secs(),
+                secs,
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn malformed_durations_are_rejected() {
         for text in ["", "5", "m", "5x", "1.5h", "-1s", "99999999999999999999h"] {
-            assert!(DurationSpec::parse(text).is_err(), "{text} should be rejected");
+            assert!(
+                DurationSpec::parse(text).is_err(),
+                "{text} should be rejected"
+            );
         }
     }
 

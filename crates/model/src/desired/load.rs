@@ -1,6 +1,7 @@
 //! Parsing a desired-state file into [`DesiredState`], reporting every mistake at once
 //! with its line, column and field path.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use marked_yaml::{LoaderOptions, Node};
@@ -72,19 +73,30 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
             errors,
         })
     };
+    // YAML allows a byte order mark at the start; it is not part of the first key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.len() > MAX_FILE_BYTES {
         return fail(vec![whole_file(format!(
             "file is {} bytes, larger than the limit of {MAX_FILE_BYTES}",
             text.len()
         ))]);
     }
-    if text.lines().all(|l| {
+    let content = |l: &&str| {
         let l = l.trim();
-        l.is_empty() || l.starts_with('#') || l == "---"
-    }) {
+        !(l.is_empty() || l.starts_with('#') || l == "---")
+    };
+    if !text.lines().any(|l| content(&l)) {
         return fail(vec![whole_file(
             "file is empty: a desired state needs at least `version` and `targets`".into(),
         )]);
+    }
+    if let Some(line) = second_document(text) {
+        return fail(vec![ConfigError {
+            line,
+            column: 1,
+            path: String::new(),
+            message: "a second YAML document: the file must hold exactly one".into(),
+        }]);
     }
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
@@ -93,71 +105,238 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
         Ok(root) => root,
         Err(e) => return fail(vec![clamp_to_text(load_error(&e), text)]),
     };
-    let mut errors = check_sections(&root);
-    if !errors.is_empty() {
-        return fail(errors);
+    let checked = check_sections(&root, text);
+    let mut errors = checked.errors;
+    // Validate whatever parsed, so a type mistake does not hide a validation mistake.
+    match marked_yaml::from_node::<DesiredState>(&checked.pruned) {
+        Ok(desired) if errors.is_empty() => {
+            errors.extend(
+                validate(&desired)
+                    .into_iter()
+                    .map(|(path, m)| at_path(&root, &path, m)),
+            );
+            if errors.is_empty() {
+                return Ok(desired);
+            }
+        }
+        Ok(desired) => {
+            for (path, message) in validate(&desired) {
+                if let Some(path) = remap(&path, &checked.broken, &checked.kept) {
+                    errors.push(at_path(&root, &path, message));
+                }
+            }
+        }
+        Err(e) if errors.is_empty() => errors.push(node_error(&root, &[], &e, text)),
+        Err(_) => {}
     }
-    let desired: DesiredState = match marked_yaml::from_node(&root) {
-        Ok(d) => d,
-        Err(e) => return fail(vec![node_error(&root, &[], &e)]),
-    };
-    for (path, message) in validate(&desired) {
-        errors.push(at_path(&root, &path, message));
+    let empties = empty_values(&root);
+    for e in &mut errors {
+        if let Some(&(line, column)) = empties.get(&(e.line, e.column)) {
+            (e.line, e.column) = (line, column);
+        }
     }
-    if errors.is_empty() {
-        Ok(desired)
-    } else {
-        errors.sort_by_key(|e| (e.line, e.column));
-        fail(errors)
+    errors.sort_by(|a, b| (a.line, a.column, &a.path).cmp(&(b.line, b.column, &b.path)));
+    errors.dedup();
+    fail(errors)
+}
+
+/// The line of a `---` that starts a second document, if any.
+fn second_document(text: &str) -> Option<usize> {
+    let mut seen_content = false;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_end();
+        if trimmed == "---" || trimmed.starts_with("--- ") {
+            if seen_content {
+                return Some(i + 1);
+            }
+        } else if !(trimmed.trim_start().is_empty() || trimmed.trim_start().starts_with('#')) {
+            seen_content = true;
+        }
     }
+    None
+}
+
+/// The result of checking each section on its own.
+struct Checked {
+    errors: Vec<ConfigError>,
+    /// The document without the sections and list items that failed, with placeholders
+    /// for the required keys, so the rest can still be validated.
+    pruned: Node,
+    /// Top-level keys with a type mistake (their validation messages would be noise).
+    broken: BTreeSet<String>,
+    /// For list sections with dropped items: the original index of each kept item.
+    kept: BTreeMap<String, Vec<usize>>,
 }
 
 /// Deserializes each top-level section, and each list item, on its own so that one
 /// mistake does not hide the next.
-fn check_sections(root: &Node) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
+fn check_sections(root: &Node, text: &str) -> Checked {
+    let mut checked = Checked {
+        errors: Vec::new(),
+        pruned: root.clone(),
+        broken: BTreeSet::new(),
+        kept: BTreeMap::new(),
+    };
     let Some(map) = root.as_mapping() else {
-        return vec![at_node(root, "", "the top level must be a mapping".into())];
+        checked
+            .errors
+            .push(at_node(root, "", "the top level must be a mapping".into()));
+        return checked;
     };
     for required in ["version", "targets"] {
         if map.get(required).is_none() {
-            errors.push(at_node(root, "", format!("missing field `{required}`")));
+            checked
+                .errors
+                .push(at_node(root, "", format!("missing field `{required}`")));
+            checked.broken.insert(required.to_owned());
         }
     }
     for (key, value) in map.iter() {
         let name = key.as_str();
         let path = [Seg::Key(name.to_owned())];
         let found = match name {
-            "version" => check::<u32>(value, &path),
-            "targets" => check_list::<Target>(value, &path),
-            "detector" => check::<DetectorSpec>(value, &path),
-            "clusters" => check_list::<ClusterRule>(value, &path),
-            "unmatchedClusters" => check::<UnmatchedPolicy>(value, &path),
-            "suspend" => check::<bool>(value, &path),
-            "redeploy" => check::<RedeploySpec>(value, &path),
-            "safety" => check::<SafetySpec>(value, &path),
-            "reconcile" => check::<ReconcileSpec>(value, &path),
+            "version" => check::<u32>(value, &path, text),
+            "targets" => check_list::<Target>(value, &path, text),
+            "detector" => check::<DetectorSpec>(value, &path, text),
+            "clusters" => check_list::<ClusterRule>(value, &path, text),
+            "unmatchedClusters" => check::<UnmatchedPolicy>(value, &path, text),
+            "suspend" => check::<bool>(value, &path, text),
+            "redeploy" => check::<RedeploySpec>(value, &path, text),
+            "safety" => check::<SafetySpec>(value, &path, text),
+            "reconcile" => check::<ReconcileSpec>(value, &path, text),
             other => vec![ConfigError {
                 message: format!(
                     "unknown field `{other}`, expected one of version, targets, detector, clusters, \
                      unmatchedClusters, suspend, redeploy, safety, reconcile"
                 ),
-                ..at_span(key.span(), "")
+                ..at_span(key.span(), other)
             }],
         };
-        errors.extend(found);
+        if found.is_empty() {
+            continue;
+        }
+        checked.errors.extend(found);
+        checked.broken.insert(name.to_owned());
+        prune(&mut checked, name, value);
+    }
+    if let Some(map) = checked.pruned.as_mapping_mut() {
+        if !map.contains_key("version") {
+            map.insert("version".into(), Node::from("1"));
+        }
+        if !map.contains_key("targets") {
+            map.insert("targets".into(), Node::from(Vec::<Node>::new()));
+        }
+    }
+    checked
+}
+
+/// Drops a failed section, or only the failed items of a list section, from the pruned
+/// document.
+fn prune(checked: &mut Checked, name: &str, value: &Node) {
+    let Some(map) = checked.pruned.as_mapping_mut() else {
+        return;
+    };
+    let list_item_ok = |item: &Node| match name {
+        "targets" => marked_yaml::from_node::<Target>(item).is_ok(),
+        "clusters" => marked_yaml::from_node::<ClusterRule>(item).is_ok(),
+        _ => false,
+    };
+    match (name, value.as_sequence()) {
+        ("targets" | "clusters", Some(items)) => {
+            let kept: Vec<usize> = (0..items.len())
+                .filter(|&i| list_item_ok(&items[i]))
+                .collect();
+            let nodes: Vec<Node> = kept.iter().map(|&i| items[i].clone()).collect();
+            map.insert(name.into(), Node::from(nodes));
+            checked.kept.insert(name.to_owned(), kept);
+        }
+        _ => {
+            map.remove(name);
+        }
+    }
+}
+
+/// Maps a validation path on the pruned document back to the original, or drops it when
+/// it speaks of a placeholder.
+fn remap(
+    path: &[Seg],
+    broken: &BTreeSet<String>,
+    kept: &BTreeMap<String, Vec<usize>>,
+) -> Option<Vec<Seg>> {
+    let Some(Seg::Key(section)) = path.first() else {
+        return Some(path.to_vec());
+    };
+    if !broken.contains(section) {
+        return Some(path.to_vec());
+    }
+    match (kept.get(section), path.get(1)) {
+        (Some(kept), Some(Seg::Index(i))) => {
+            let mut out = path.to_vec();
+            out[1] = Seg::Index(*kept.get(*i)?);
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+/// Where an empty value (`key:` with nothing after it) is reported, mapped to its key: the
+/// YAML scanner places an empty value at the next token, which may be lines further on.
+fn empty_values(root: &Node) -> HashMap<(usize, usize), (usize, usize)> {
+    fn walk(node: &Node, out: &mut HashMap<(usize, usize), (usize, usize)>) {
+        let pos = |span: &marked_yaml::Span| span.start().map(|m| (m.line(), m.column()));
+        match node {
+            Node::Mapping(map) => {
+                for (key, value) in map.iter() {
+                    if let (Node::Scalar(v), Some(k)) = (value, pos(key.span())) {
+                        if v.as_str().is_empty() {
+                            if let Some(at) = pos(v.span()) {
+                                out.entry(at).or_insert(k);
+                            }
+                        }
+                    }
+                    walk(value, out);
+                }
+            }
+            Node::Sequence(items) => items.iter().for_each(|i| walk(i, out)),
+            Node::Scalar(_) => {}
+        }
+    }
+    let mut out = HashMap::new();
+    walk(root, &mut out);
+    out
+}
+
+fn check<T: DeserializeOwned>(node: &Node, path: &[Seg], text: &str) -> Vec<ConfigError> {
+    let first = match marked_yaml::from_node::<T>(node) {
+        Ok(_) => return Vec::new(),
+        Err(e) => node_error(node, path, &e, text),
+    };
+    // serde stops at the first mistake of a mapping: check each key again on its own so
+    // that two mistakes in one section are both reported.
+    let Some(map) = node.as_mapping().filter(|m| m.len() > 1) else {
+        return vec![first];
+    };
+    let missing = |e: &ConfigError| e.message.starts_with("missing field");
+    let mut errors: Vec<ConfigError> = missing(&first).then(|| first.clone()).into_iter().collect();
+    for key in map.keys() {
+        let mut single = node.clone();
+        if let Some(m) = single.as_mapping_mut() {
+            m.retain(|k, _| k == key);
+        }
+        if let Err(e) = marked_yaml::from_node::<T>(&single) {
+            let e = node_error(&single, path, &e, text);
+            if !missing(&e) {
+                errors.push(e);
+            }
+        }
+    }
+    if errors.is_empty() {
+        errors.push(first);
     }
     errors
 }
 
-fn check<T: DeserializeOwned>(node: &Node, path: &[Seg]) -> Vec<ConfigError> {
-    match marked_yaml::from_node::<T>(node) {
-        Ok(_) => Vec::new(),
-        Err(e) => vec![node_error(node, path, &e)],
-    }
-}
-
-fn check_list<T: DeserializeOwned>(node: &Node, path: &[Seg]) -> Vec<ConfigError> {
+fn check_list<T: DeserializeOwned>(node: &Node, path: &[Seg], text: &str) -> Vec<ConfigError> {
     let Some(items) = node.as_sequence() else {
         if node.as_scalar().is_some_and(|s| s.as_str().is_empty()) {
             return Vec::new();
@@ -175,12 +354,17 @@ fn check_list<T: DeserializeOwned>(node: &Node, path: &[Seg]) -> Vec<ConfigError
     for (i, item) in items.iter().enumerate() {
         let mut item_path = path.to_vec();
         item_path.push(Seg::Index(i));
-        errors.extend(check::<T>(item, &item_path));
+        errors.extend(check::<T>(item, &item_path, text));
     }
     errors
 }
 
-fn node_error(node: &Node, path: &[Seg], e: &marked_yaml::FromNodeError) -> ConfigError {
+fn node_error(
+    node: &Node,
+    path: &[Seg],
+    e: &marked_yaml::FromNodeError,
+    text: &str,
+) -> ConfigError {
     let mut full = Seg::render(path);
     if let Some(inner) = e.path().filter(|p| !p.is_empty() && *p != ".") {
         if !full.is_empty() && !inner.starts_with('[') {
@@ -188,7 +372,27 @@ fn node_error(node: &Node, path: &[Seg], e: &marked_yaml::FromNodeError) -> Conf
         }
         full.push_str(inner);
     }
-    let message = lowercase_first(&e.to_string_without_path());
+    let found = |m: Option<marked_yaml::Marker>| {
+        m.and_then(|m| {
+            text.lines()
+                .nth(m.line().checked_sub(1)?)?
+                .get(m.column().checked_sub(1)?..)
+        })
+        .map(|rest| rest.split(" #").next().unwrap_or(rest).trim().to_owned())
+        .unwrap_or_default()
+    };
+    let message = match &**e {
+        marked_yaml::Error::IntegerParseFailure(..) => {
+            format!("expected a whole number, got {:?}", found(e.start_mark()))
+        }
+        marked_yaml::Error::FloatParseFailure(..) => {
+            format!("expected a number, got {:?}", found(e.start_mark()))
+        }
+        marked_yaml::Error::NotBoolean(..) => {
+            format!("expected true or false, got {:?}", found(e.start_mark()))
+        }
+        _ => lowercase_first(&e.to_string_without_path()),
+    };
     match e.start_mark() {
         Some(m) => ConfigError {
             line: m.line(),
@@ -216,15 +420,24 @@ fn load_error(e: &marked_yaml::LoadError) -> ConfigError {
     let (mark, message) = match e {
         L::TopLevelMustBeMapping(m) => (Some(*m), "the top level must be a mapping".to_owned()),
         L::TopLevelMustBeSequence(m) => (Some(*m), "the top level must be a list".to_owned()),
-        L::UnexpectedAnchor(m) => (Some(*m), "YAML anchors and aliases are not supported".to_owned()),
+        L::UnexpectedAnchor(m) => (
+            Some(*m),
+            "YAML anchors and aliases are not supported".to_owned(),
+        ),
         L::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain strings".to_owned()),
-        L::UnexpectedTag(m) => (Some(*m), "YAML tags (`!something`) are not supported".to_owned()),
+        L::UnexpectedTag(m) => (
+            Some(*m),
+            "YAML tags (`!something`) are not supported".to_owned(),
+        ),
         L::ScanError(m, scan) => (Some(*m), format!("YAML syntax error: {}", scan.info())),
         L::DuplicateKey(inner) => {
             let first = inner.prev_key.span().start().map(|m| m.line()).unwrap_or(0);
             (
                 inner.key.span().start().copied(),
-                format!("duplicate key `{}` (first at line {first})", inner.key.as_str()),
+                format!(
+                    "duplicate key `{}` (first at line {first})",
+                    inner.key.as_str()
+                ),
             )
         }
         // LoadError is non-exhaustive in spirit; keep whatever it says.
@@ -249,7 +462,8 @@ fn clamp_to_text(mut e: ConfigError, text: &str) -> ConfigError {
     if e.line > lines.len() {
         e.line = lines.len().max(1);
         e.column = lines.last().map_or(0, |l| l.chars().count()) + 1;
-        e.message.push_str(" (at the end of the file: is it truncated?)");
+        e.message
+            .push_str(" (at the end of the file: is it truncated?)");
     }
     e
 }
@@ -277,7 +491,10 @@ fn at_node(node: &Node, path: &str, message: String) -> ConfigError {
 }
 
 fn at_span(span: &marked_yaml::Span, path: &str) -> ConfigError {
-    let (line, column) = span.start().map(|m| (m.line(), m.column())).unwrap_or((1, 1));
+    let (line, column) = span
+        .start()
+        .map(|m| (m.line(), m.column()))
+        .unwrap_or((1, 1));
     ConfigError {
         line,
         column,

@@ -178,7 +178,11 @@ impl<'de> Deserialize<'de> for ManagedTag {
                 f.write_str("true, false or absent")
             }
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ManagedTag, E> {
-                Ok(if v { ManagedTag::True } else { ManagedTag::False })
+                Ok(if v {
+                    ManagedTag::True
+                } else {
+                    ManagedTag::False
+                })
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ManagedTag, E> {
                 match v {
@@ -269,7 +273,9 @@ pub struct Window {
 }
 
 /// A day of the week.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 #[allow(missing_docs)]
 pub enum Weekday {

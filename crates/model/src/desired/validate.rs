@@ -56,7 +56,10 @@ pub(crate) fn validate(d: &DesiredState) -> Vec<(Vec<Seg>, String)> {
     if d.version != 1 {
         p.add(
             &[&"version"],
-            format!("unsupported version {}: this controller reads version 1", d.version),
+            format!(
+                "unsupported version {}: this controller reads version 1",
+                d.version
+            ),
         );
     }
     validate_targets(d, &mut p);
@@ -74,7 +77,10 @@ pub(crate) fn validate(d: &DesiredState) -> Vec<(Vec<Seg>, String)> {
     }
     let jitter = d.reconcile.jitter;
     if !(0.0..=0.5).contains(&jitter) {
-        p.add(&[&"reconcile", &"jitter"], format!("{jitter} is not between 0 and 0.5"));
+        p.add(
+            &[&"reconcile", &"jitter"],
+            format!("{jitter} is not between 0 and 0.5"),
+        );
     }
     p.0
 }
@@ -95,14 +101,19 @@ fn validate_targets(d: &DesiredState, p: &mut Problems) {
             if !looks_like_role_arn(role) {
                 p.add(
                     &[&"targets", &i, &"roleArn"],
-                    format!("{role:?} is not an IAM role ARN like arn:aws:iam::111111111111:role/name"),
+                    format!(
+                        "{role:?} is not an IAM role ARN like arn:aws:iam::111111111111:role/name"
+                    ),
                 );
             }
         } else if t.external_id.is_some() {
             p.add(&[&"targets", &i, &"externalId"], "externalId needs roleArn");
         }
         if !seen.insert((t.region.as_str(), t.role_arn.as_deref())) {
-            p.add(&[&"targets", &i], "duplicate target (same region and roleArn)");
+            p.add(
+                &[&"targets", &i],
+                "duplicate target (same region and roleArn)",
+            );
         }
     }
 }
@@ -111,11 +122,17 @@ fn validate_clusters(d: &DesiredState, p: &mut Problems) {
     let mut exact: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, rule) in d.clusters.iter().enumerate() {
         match (&rule.name, &rule.selector) {
-            (Some(_), Some(_)) => p.add(&[&"clusters", &i], "give either `name` or `match`, not both"),
+            (Some(_), Some(_)) => p.add(
+                &[&"clusters", &i],
+                "give either `name` or `match`, not both",
+            ),
             (None, None) => p.add(&[&"clusters", &i], "a rule needs `name` or `match`"),
             (Some(name), None) => {
                 if name.trim().is_empty() || name.contains(char::is_whitespace) {
-                    p.add(&[&"clusters", &i, &"name"], format!("{name:?} is not a cluster name or ARN"));
+                    p.add(
+                        &[&"clusters", &i, &"name"],
+                        format!("{name:?} is not a cluster name or ARN"),
+                    );
                 } else if let Some(first) = exact.insert(name.as_str(), i) {
                     exact.insert(name.as_str(), first);
                     p.add(
@@ -142,16 +159,24 @@ fn validate_clusters(d: &DesiredState, p: &mut Problems) {
                     }
                 }
                 if m.tags.keys().any(|k| k.is_empty()) {
-                    p.add(&[&"clusters", &i, &"match", &"tags"], "tag keys must not be empty");
+                    p.add(
+                        &[&"clusters", &i, &"match", &"tags"],
+                        "tag keys must not be empty",
+                    );
                 }
             }
         }
         // A rule that selects by the managed tag itself would chase its own writes.
         if let Some(m) = &rule.selector {
-            if m.tags.contains_key(crate::MANAGED_TAG_KEY) && rule.guard_duty_managed != ManagedTag::True {
+            if m.tags.contains_key(crate::MANAGED_TAG_KEY)
+                && rule.guard_duty_managed != ManagedTag::True
+            {
                 p.add(
                     &[&"clusters", &i, &"match", &"tags"],
-                    format!("a rule cannot select on {} and change it", crate::MANAGED_TAG_KEY),
+                    format!(
+                        "a rule cannot select on {} and change it",
+                        crate::MANAGED_TAG_KEY
+                    ),
                 );
             }
         }
@@ -161,14 +186,23 @@ fn validate_clusters(d: &DesiredState, p: &mut Problems) {
 fn validate_redeploy(d: &DesiredState, p: &mut Problems) {
     let r = &d.redeploy;
     if r.max_concurrent == 0 {
-        p.add(&[&"redeploy", &"maxConcurrent"], "must be at least 1 (use enabled: false to stop redeploys)");
+        p.add(
+            &[&"redeploy", &"maxConcurrent"],
+            "must be at least 1 (use enabled: false to stop redeploys)",
+        );
     }
     if r.max_per_hour == 0 {
-        p.add(&[&"redeploy", &"maxPerHour"], "must be at least 1 (use enabled: false to stop redeploys)");
+        p.add(
+            &[&"redeploy", &"maxPerHour"],
+            "must be at least 1 (use enabled: false to stop redeploys)",
+        );
     }
     for (i, g) in r.exclude_services.iter().enumerate() {
         if let Err(e) = glob::Pattern::new(g) {
-            p.add(&[&"redeploy", &"excludeServices", &i], format!("invalid glob {g:?}: {}", e.msg));
+            p.add(
+                &[&"redeploy", &"excludeServices", &i],
+                format!("invalid glob {g:?}: {}", e.msg),
+            );
         }
     }
     for (i, w) in r.windows.iter().enumerate() {
@@ -178,7 +212,10 @@ fn validate_redeploy(d: &DesiredState, p: &mut Problems) {
 
 fn validate_window(w: &Window, i: usize, p: &mut Problems) {
     if w.days.is_empty() {
-        p.add(&[&"redeploy", &"windows", &i, &"days"], "list at least one day");
+        p.add(
+            &[&"redeploy", &"windows", &i, &"days"],
+            "list at least one day",
+        );
     }
     for (field, value) in [("start", &w.start), ("end", &w.end)] {
         if parse_hhmm(value).is_none() {
@@ -189,7 +226,10 @@ fn validate_window(w: &Window, i: usize, p: &mut Problems) {
         }
     }
     if w.start == w.end {
-        p.add(&[&"redeploy", &"windows", &i], "start and end are the same: the window is empty");
+        p.add(
+            &[&"redeploy", &"windows", &i],
+            "start and end are the same: the window is empty",
+        );
     }
 }
 
@@ -210,8 +250,14 @@ pub fn parse_hhmm(text: &str) -> Option<u16> {
 fn looks_like_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn looks_like_role_arn(arn: &str) -> bool {

@@ -9,15 +9,32 @@ impl Action {
     pub fn to_json(&self) -> Value {
         let t = self.target();
         match self {
-            Action::TagCluster { cluster, cluster_arn, from, to, .. } => json!({
+            Action::TagCluster {
+                cluster,
+                cluster_arn,
+                from,
+                to,
+                ..
+            } => json!({
                 "phase": self.phase().as_str(), "kind": self.kind(), "region": t.region, "account": t.account,
                 "cluster": cluster, "clusterArn": cluster_arn, "key": TAG_KEY, "from": from, "to": to,
             }),
-            Action::UntagCluster { cluster, cluster_arn, from, .. } => json!({
+            Action::UntagCluster {
+                cluster,
+                cluster_arn,
+                from,
+                ..
+            } => json!({
                 "phase": self.phase().as_str(), "kind": self.kind(), "region": t.region, "account": t.account,
                 "cluster": cluster, "clusterArn": cluster_arn, "key": TAG_KEY, "from": from, "to": null,
             }),
-            Action::UpdateDetector { detector_id, feature, from, to, .. } => json!({
+            Action::UpdateDetector {
+                detector_id,
+                feature,
+                from,
+                to,
+                ..
+            } => json!({
                 "phase": self.phase().as_str(), "kind": self.kind(), "region": t.region, "account": t.account,
                 "detectorId": detector_id, "feature": feature, "from": from, "to": to,
             }),

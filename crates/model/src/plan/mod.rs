@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::desired::{DesiredState, FeatureSetting, ManagedTag};
 use crate::observed::{
-    effectively_covered, DetectorFlags, ObservedTarget, ECS_FARGATE_AGENT_MANAGEMENT, ENABLED,
-    DISABLED, MANAGED_TAG_KEY, RUNTIME_MONITORING,
+    effectively_covered, DetectorFlags, ObservedTarget, DISABLED, ECS_FARGATE_AGENT_MANAGEMENT,
+    ENABLED, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 
 pub use rules::CompiledRules;
@@ -215,7 +215,11 @@ pub fn plan_target(
         account: observed.account.clone(),
     };
     let mut plan = TargetPlan::default();
-    let now = observed.detector.as_ref().map(|d| d.flags()).unwrap_or_default();
+    let now = observed
+        .detector
+        .as_ref()
+        .map(|d| d.flags())
+        .unwrap_or_default();
     let after = desired_flags(desired, now, observed.detector.is_some());
 
     let mut tags = BTreeMap::new();
@@ -269,7 +273,12 @@ pub fn plan_target(
     plan.clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
 
     plan.actions.extend(tags.into_values());
-    plan.actions.extend(detector_actions(desired, observed, &target, &mut plan.warnings));
+    plan.actions.extend(detector_actions(
+        desired,
+        observed,
+        &target,
+        &mut plan.warnings,
+    ));
     plan.actions.extend(untags.into_values());
 
     if !options.allow_mass_change {
@@ -291,7 +300,10 @@ fn desired_flags(desired: &DesiredState, now: DetectorFlags, has_detector: bool)
     };
     DetectorFlags {
         runtime_monitoring: pick(desired.detector.runtime_monitoring, now.runtime_monitoring),
-        fargate_automation: pick(desired.detector.ecs_fargate_agent_management, now.fargate_automation),
+        fargate_automation: pick(
+            desired.detector.ecs_fargate_agent_management,
+            now.fargate_automation,
+        ),
     }
 }
 
@@ -303,7 +315,10 @@ fn detector_actions(
 ) -> Vec<Action> {
     let wanted = [
         (RUNTIME_MONITORING, desired.detector.runtime_monitoring),
-        (ECS_FARGATE_AGENT_MANAGEMENT, desired.detector.ecs_fargate_agent_management),
+        (
+            ECS_FARGATE_AGENT_MANAGEMENT,
+            desired.detector.ecs_fargate_agent_management,
+        ),
     ];
     let Some(detector) = &observed.detector else {
         if wanted.iter().any(|(_, s)| *s == FeatureSetting::Enabled) {

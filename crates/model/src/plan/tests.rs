@@ -15,6 +15,8 @@ const ECS_AUTO: &str = ECS_FARGATE_AGENT_MANAGEMENT;
 const ON: Option<&str> = Some(ENABLED);
 const OFF: Option<&str> = Some(DISABLED);
 const MISSING: Option<&str> = None;
+/// What a detector reports: (`RUNTIME_MONITORING`, its `ECS_FARGATE_AGENT_MANAGEMENT`).
+type Switches = (Option<&'static str>, Option<&'static str>);
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -84,7 +86,10 @@ impl ObservedTarget {
                 },
             );
         } else {
-            assert!(auto.is_none(), "an additional configuration needs its feature");
+            assert!(
+                auto.is_none(),
+                "an additional configuration needs its feature"
+            );
         }
         self.detector = Some(ObservedDetector {
             id: "det-1".to_owned(),
@@ -108,9 +113,13 @@ fn plan(desired: &DesiredState, observed: &ObservedTarget) -> TargetPlan {
 fn describe(action: &Action) -> String {
     let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".to_owned());
     match action {
-        Action::TagCluster { cluster, from, to, .. } => format!("tag {cluster} {}->{to}", or_none(from)),
+        Action::TagCluster {
+            cluster, from, to, ..
+        } => format!("tag {cluster} {}->{to}", or_none(from)),
         Action::UntagCluster { cluster, from, .. } => format!("untag {cluster} {from}"),
-        Action::UpdateDetector { feature, from, to, .. } => format!("detector {feature} {}->{to}", or_none(from)),
+        Action::UpdateDetector {
+            feature, from, to, ..
+        } => format!("detector {feature} {}->{to}", or_none(from)),
     }
 }
 
@@ -122,6 +131,21 @@ fn row<'a>(plan: &'a TargetPlan, cluster: &str) -> Option<&'a ClusterRow> {
     plan.clusters.iter().find(|r| r.cluster == cluster)
 }
 
+/// `{name: NAME, guardDutyManaged: TAG}`
+fn exact(name: &str, tag: &str) -> String {
+    format!("{{name: '{name}', guardDutyManaged: {tag}}}")
+}
+
+/// `{match: {SELECTOR}, guardDutyManaged: TAG}`
+fn matching(selector: &str, tag: &str) -> String {
+    format!("{{match: {{{selector}}}, guardDutyManaged: {tag}}}")
+}
+
+/// A `clusters:` section with these rules, in order.
+fn clusters(rules: &[String]) -> String {
+    format!("clusters: [{}]\n", rules.join(", "))
+}
+
 // ---------------------------------------------------------------------------------------
 // Rule precedence
 // ---------------------------------------------------------------------------------------
@@ -129,104 +153,51 @@ fn row<'a>(plan: &'a TargetPlan, cluster: &str) -> Option<&'a ClusterRow> {
 #[test]
 fn rules_decide_the_tag_by_precedence() {
     use ManagedTag::{Absent, False, True};
-    let prod = || cluster("prod").tagged("team", "payments");
-    // (label, sections, region, cluster, what the rules ask of "prod")
-    let rows: Vec<(&str, &str, &str, ObservedCluster, Option<ManagedTag>)> = vec![
-        (
-            "an exact name beats a match rule listed before it",
-            "clusters: [{match: {namePattern: '*'}, guardDutyManaged: false}, {name: prod, guardDutyManaged: true}]",
-            "us-east-1", prod(), Some(True),
-        ),
-        (
-            "an exact ARN names the cluster",
-            "clusters: [{name: 'arn:aws:ecs:us-east-1:123456789012:cluster/prod', guardDutyManaged: true}]",
-            "us-east-1", prod(), Some(True),
-        ),
-        (
-            "an exact ARN beats a match rule",
-            "clusters: [{match: {namePattern: '*'}, guardDutyManaged: false}, \
-             {name: 'arn:aws:ecs:us-east-1:123456789012:cluster/prod', guardDutyManaged: absent}]",
-            "us-east-1", prod(), Some(Absent),
-        ),
-        (
-            "an ARN of the same name in another region names another cluster",
-            "clusters: [{name: 'arn:aws:ecs:eu-west-1:123456789012:cluster/prod', guardDutyManaged: true}]",
-            "us-east-1", prod(), None,
-        ),
-        (
-            "an exact name is not a prefix",
-            "clusters: [{name: pro, guardDutyManaged: true}]",
-            "us-east-1", prod(), None,
-        ),
-        (
-            "an exact name is not a glob",
-            "clusters: [{name: 'p*', guardDutyManaged: true}]",
-            "us-east-1", prod(), None,
-        ),
-        (
-            "the first matching match rule wins",
-            "clusters: [{match: {namePattern: 'p*'}, guardDutyManaged: true}, {match: {namePattern: '*'}, guardDutyManaged: false}]",
-            "us-east-1", prod(), Some(True),
-        ),
-        (
-            "the first matching match rule wins, in the other order too",
-            "clusters: [{match: {namePattern: '*'}, guardDutyManaged: false}, {match: {namePattern: 'p*'}, guardDutyManaged: true}]",
-            "us-east-1", prod(), Some(False),
-        ),
-        (
-            "a match rule that does not match falls through to the next",
-            "clusters: [{match: {namePattern: 'x*'}, guardDutyManaged: false}, {match: {namePattern: '*od'}, guardDutyManaged: true}]",
-            "us-east-1", prod(), Some(True),
-        ),
-        (
-            "a match by tag selects a cluster carrying the tag",
-            "clusters: [{match: {tags: {team: payments}}, guardDutyManaged: true}]",
-            "us-east-1", prod(), Some(True),
-        ),
-        (
-            "a match by tag needs the exact value",
-            "clusters: [{match: {tags: {team: Payments}}, guardDutyManaged: true}]",
-            "us-east-1", prod(), None,
-        ),
-        (
-            "a match by tags needs every listed tag",
-            "clusters: [{match: {tags: {team: payments, env: prod}}, guardDutyManaged: true}]",
-            "us-east-1", prod(), None,
-        ),
-        (
-            "a match by region selects clusters of that region",
-            "clusters: [{match: {regions: [eu-west-1]}, guardDutyManaged: true}]",
-            "eu-west-1", prod(), Some(True),
-        ),
-        (
-            "a match by region skips clusters of other regions",
-            "clusters: [{match: {regions: [eu-west-1]}, guardDutyManaged: true}]",
-            "us-east-1", prod(), None,
-        ),
-        (
-            "every criterion of a match must hold",
-            "clusters: [{match: {namePattern: 'p*', tags: {team: payments}, regions: [eu-west-1]}, guardDutyManaged: true}]",
-            "us-east-1", prod(), None,
-        ),
-        (
-            "unmatchedClusters: ignore leaves a cluster no rule names alone",
-            "clusters: [{name: other, guardDutyManaged: true}]\nunmatchedClusters: ignore",
-            "us-east-1", prod(), None,
-        ),
-        (
-            "unmatchedClusters: absent wants the tag off a cluster no rule names",
-            "clusters: [{name: other, guardDutyManaged: true}]\nunmatchedClusters: absent",
-            "us-east-1", prod(), Some(Absent),
-        ),
-        (
-            "unmatchedClusters: absent does not override a matching rule",
-            "clusters: [{match: {namePattern: '*d'}, guardDutyManaged: false}]\nunmatchedClusters: absent",
-            "us-east-1", prod(), Some(False),
-        ),
+    let arn = |region: &str| cluster_arn(region, "prod");
+    let (east, west) = ("us-east-1", "eu-west-1");
+    // (label, sections, region, what the rules ask of "prod", which is tagged team=payments)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, String, &str, Option<ManagedTag>)> = vec![
+        ("an exact name beats a match rule listed before it",
+            clusters(&[matching("namePattern: '*'", "false"), exact("prod", "true")]), east, Some(True)),
+        ("an exact ARN names the cluster",
+            clusters(&[exact(&arn(east), "true")]), east, Some(True)),
+        ("an exact ARN beats a match rule",
+            clusters(&[matching("namePattern: '*'", "false"), exact(&arn(east), "absent")]), east, Some(Absent)),
+        ("an ARN of the same name in another region names another cluster",
+            clusters(&[exact(&arn(west), "true")]), east, None),
+        ("an exact name is not a prefix",
+            clusters(&[exact("pro", "true")]), east, None),
+        ("an exact name is not a glob",
+            clusters(&[exact("p*", "true")]), east, None),
+        ("the first matching match rule wins",
+            clusters(&[matching("namePattern: 'p*'", "true"), matching("namePattern: '*'", "false")]), east, Some(True)),
+        ("the first matching match rule wins, in the other order too",
+            clusters(&[matching("namePattern: '*'", "false"), matching("namePattern: 'p*'", "true")]), east, Some(False)),
+        ("a match rule that does not match falls through to the next",
+            clusters(&[matching("namePattern: 'x*'", "false"), matching("namePattern: '*od'", "true")]), east, Some(True)),
+        ("a match by tag selects a cluster carrying the tag",
+            clusters(&[matching("tags: {team: payments}", "true")]), east, Some(True)),
+        ("a match by tag needs the exact value",
+            clusters(&[matching("tags: {team: Payments}", "true")]), east, None),
+        ("a match by tags needs every listed tag",
+            clusters(&[matching("tags: {team: payments, env: prod}", "true")]), east, None),
+        ("a match by region selects clusters of that region",
+            clusters(&[matching("regions: [eu-west-1]", "true")]), west, Some(True)),
+        ("a match by region skips clusters of other regions",
+            clusters(&[matching("regions: [eu-west-1]", "true")]), east, None),
+        ("every criterion of a match must hold",
+            clusters(&[matching("namePattern: 'p*', tags: {team: payments}, regions: [eu-west-1]", "true")]), east, None),
+        ("unmatchedClusters: ignore leaves a cluster no rule names alone",
+            clusters(&[exact("other", "true")]) + "unmatchedClusters: ignore", east, None),
+        ("unmatchedClusters: absent wants the tag off a cluster no rule names",
+            clusters(&[exact("other", "true")]) + "unmatchedClusters: absent", east, Some(Absent)),
+        ("unmatchedClusters: absent does not override a matching rule",
+            clusters(&[matching("namePattern: '*d'", "false")]) + "unmatchedClusters: absent", east, Some(False)),
     ];
-    for (label, sections, region, cluster, expected) in rows {
-        let observed = target(region).with(cluster);
-        let plan = plan(&desired(sections), &observed);
+    for (label, sections, region, expected) in rows {
+        let observed = target(region).with(cluster("prod").tagged("team", "payments"));
+        let plan = plan(&desired(&sections), &observed);
         let row = row(&plan, "prod").unwrap_or_else(|| panic!("{label}: no row for prod"));
         assert_eq!(row.desired, expected, "{label}");
     }
@@ -238,26 +209,45 @@ fn rules_decide_the_tag_by_precedence() {
 
 #[test]
 fn tag_actions_make_the_tag_what_the_rule_says() {
-    let rule = |tag: &str| format!("clusters: [{{name: prod, guardDutyManaged: {tag}}}]");
+    let rule = |tag: &str| clusters(&[exact("prod", tag)]);
+    let prod = || cluster("prod");
     // (label, sections, cluster, expected actions)
+    #[rustfmt::skip]
     let rows: Vec<(&str, String, ObservedCluster, &[&str])> = vec![
-        ("true on an untagged cluster sets it", rule("true"), cluster("prod"), &["tag prod none->true"]),
-        ("true on a cluster tagged true does nothing", rule("true"), cluster("prod").tagged(KEY, "true"), &[]),
-        ("false on a cluster tagged true flips it", rule("false"), cluster("prod").tagged(KEY, "true"), &["tag prod true->false"]),
-        ("false on an untagged cluster sets it", rule("false"), cluster("prod"), &["tag prod none->false"]),
-        ("absent on a tagged cluster removes the tag", rule("absent"), cluster("prod").tagged(KEY, "false"), &["untag prod false"]),
-        ("absent on an untagged cluster does nothing", rule("absent"), cluster("prod"), &[]),
-        ("tag values are case-sensitive: True is rewritten to true", rule("true"), cluster("prod").tagged(KEY, "True"), &["tag prod True->true"]),
-        ("tag values are case-sensitive: False is rewritten to false", rule("false"), cluster("prod").tagged(KEY, "False"), &["tag prod False->false"]),
-        ("absent removes a tag of any value", rule("absent"), cluster("prod").tagged(KEY, "True"), &["untag prod True"]),
-        ("the tag key is case-sensitive: guardDutyManaged is not the tag", rule("true"), cluster("prod").tagged("guardDutyManaged", "true"), &["tag prod none->true"]),
-        ("other tags do not matter", rule("true"), cluster("prod").tagged("team", "payments").tagged(KEY, "true"), &[]),
-        ("a cluster no rule names keeps even a miscased tag", rule("true").replace("prod", "other"), cluster("prod").tagged(KEY, "True"), &[]),
-        ("an INACTIVE cluster is never tagged", rule("true"), cluster("prod").in_status("INACTIVE"), &[]),
-        ("an INACTIVE cluster is never untagged", rule("absent"), cluster("prod").tagged(KEY, "true").in_status("INACTIVE"), &[]),
-        ("a PROVISIONING cluster is left alone", rule("false"), cluster("prod").in_status("PROVISIONING"), &[]),
-        ("a DEPROVISIONING cluster is left alone", rule("false"), cluster("prod").in_status("DEPROVISIONING"), &[]),
-        ("a FAILED cluster is left alone", rule("false"), cluster("prod").in_status("FAILED"), &[]),
+        ("true on an untagged cluster sets it",
+            rule("true"), prod(), &["tag prod none->true"]),
+        ("true on a cluster tagged true does nothing",
+            rule("true"), prod().tagged(KEY, "true"), &[]),
+        ("false on a cluster tagged true flips it",
+            rule("false"), prod().tagged(KEY, "true"), &["tag prod true->false"]),
+        ("false on an untagged cluster sets it",
+            rule("false"), prod(), &["tag prod none->false"]),
+        ("absent on a tagged cluster removes the tag",
+            rule("absent"), prod().tagged(KEY, "false"), &["untag prod false"]),
+        ("absent on an untagged cluster does nothing",
+            rule("absent"), prod(), &[]),
+        ("tag values are case-sensitive: True is rewritten to true",
+            rule("true"), prod().tagged(KEY, "True"), &["tag prod True->true"]),
+        ("tag values are case-sensitive: False is rewritten to false",
+            rule("false"), prod().tagged(KEY, "False"), &["tag prod False->false"]),
+        ("absent removes a tag of any value",
+            rule("absent"), prod().tagged(KEY, "True"), &["untag prod True"]),
+        ("the tag key is case-sensitive: guardDutyManaged is not the tag",
+            rule("true"), prod().tagged("guardDutyManaged", "true"), &["tag prod none->true"]),
+        ("other tags do not matter",
+            rule("true"), prod().tagged("team", "payments").tagged(KEY, "true"), &[]),
+        ("a cluster no rule names keeps even a miscased tag",
+            clusters(&[exact("other", "true")]), prod().tagged(KEY, "True"), &[]),
+        ("an INACTIVE cluster is never tagged",
+            rule("true"), prod().in_status("INACTIVE"), &[]),
+        ("an INACTIVE cluster is never untagged",
+            rule("absent"), prod().tagged(KEY, "true").in_status("INACTIVE"), &[]),
+        ("a PROVISIONING cluster is left alone",
+            rule("false"), prod().in_status("PROVISIONING"), &[]),
+        ("a DEPROVISIONING cluster is left alone",
+            rule("false"), prod().in_status("DEPROVISIONING"), &[]),
+        ("a FAILED cluster is left alone",
+            rule("false"), prod().in_status("FAILED"), &[]),
     ];
     for (label, sections, cluster, expected) in rows {
         let plan = plan(&desired(&sections), &target("us-east-1").with(cluster));
@@ -278,7 +268,10 @@ fn clusters_that_are_not_active_are_left_out_of_the_table() {
 #[test]
 fn tag_actions_carry_the_cluster_arn_and_the_target() {
     let observed = target("eu-west-1").with(cluster("prod"));
-    let plan = plan(&desired("clusters: [{name: prod, guardDutyManaged: true}]"), &observed);
+    let plan = plan(
+        &desired("clusters: [{name: prod, guardDutyManaged: true}]"),
+        &observed,
+    );
     let expected = Action::TagCluster {
         target: TargetRef {
             region: "eu-west-1".to_owned(),
@@ -298,37 +291,42 @@ fn tag_actions_carry_the_cluster_arn_and_the_target() {
 
 #[test]
 fn detector_actions_change_only_the_features_the_file_manages() {
-    let rm = "RUNTIME_MONITORING";
-    let auto = "ECS_FARGATE_AGENT_MANAGEMENT";
-    // (label, detector section, observed detector as (rm, auto) or None, expected actions)
-    type Detector = Option<(Option<&'static str>, Option<&'static str>)>;
-    let rows: Vec<(&str, &str, Detector, Vec<String>)> = vec![
-        ("enabling a disabled feature", "{runtimeMonitoring: enabled}", Some((OFF, MISSING)), vec![format!("detector {rm} DISABLED->ENABLED")]),
-        ("disabling an enabled feature", "{runtimeMonitoring: disabled}", Some((ON, MISSING)), vec![format!("detector {rm} ENABLED->DISABLED")]),
-        ("an enabled feature stays", "{runtimeMonitoring: enabled}", Some((ON, MISSING)), vec![]),
-        ("a feature the detector does not list is enabled", "{runtimeMonitoring: enabled}", Some((MISSING, MISSING)), vec![format!("detector {rm} none->ENABLED")]),
-        ("a feature the detector does not list counts as disabled", "{runtimeMonitoring: disabled}", Some((MISSING, MISSING)), vec![]),
-        ("an additional configuration the detector does not list is enabled", "{ecsFargateAgentManagement: enabled}", Some((ON, MISSING)), vec![format!("detector {auto} none->ENABLED")]),
-        ("an additional configuration the detector does not list counts as disabled", "{ecsFargateAgentManagement: disabled}", Some((ON, MISSING)), vec![]),
-        ("automation of a detector without the feature is enabled", "{ecsFargateAgentManagement: enabled}", Some((MISSING, MISSING)), vec![format!("detector {auto} none->ENABLED")]),
-        ("automation is disabled", "{ecsFargateAgentManagement: disabled}", Some((ON, ON)), vec![format!("detector {auto} ENABLED->DISABLED")]),
-        ("unmanaged features never produce actions", "{runtimeMonitoring: unmanaged, ecsFargateAgentManagement: unmanaged}", Some((OFF, ON)), vec![]),
-        ("a missing detector section means unmanaged", "{}", Some((OFF, OFF)), vec![]),
-        (
-            "monitoring is turned on before automation",
-            "{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}",
-            Some((OFF, OFF)),
-            vec![format!("detector {rm} DISABLED->ENABLED"), format!("detector {auto} DISABLED->ENABLED")],
-        ),
-        ("no detector: nothing to change", "{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}", None, vec![]),
+    const RM_ON: &str = "detector RUNTIME_MONITORING DISABLED->ENABLED";
+    const AUTO_ON: &str = "detector ECS_FARGATE_AGENT_MANAGEMENT DISABLED->ENABLED";
+    // (label, detector section, observed (RUNTIME_MONITORING, ECS_FARGATE_AGENT_MANAGEMENT),
+    // expected actions)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, &str, Switches, &[&str])> = vec![
+        ("enabling a disabled feature",
+            "{runtimeMonitoring: enabled}", (OFF, MISSING), &[RM_ON]),
+        ("disabling an enabled feature",
+            "{runtimeMonitoring: disabled}", (ON, MISSING), &["detector RUNTIME_MONITORING ENABLED->DISABLED"]),
+        ("an enabled feature stays",
+            "{runtimeMonitoring: enabled}", (ON, MISSING), &[]),
+        ("a feature the detector does not list is enabled",
+            "{runtimeMonitoring: enabled}", (MISSING, MISSING), &["detector RUNTIME_MONITORING none->ENABLED"]),
+        ("a feature the detector does not list counts as disabled",
+            "{runtimeMonitoring: disabled}", (MISSING, MISSING), &[]),
+        ("an additional configuration the detector does not list is enabled",
+            "{ecsFargateAgentManagement: enabled}", (ON, MISSING), &["detector ECS_FARGATE_AGENT_MANAGEMENT none->ENABLED"]),
+        ("an additional configuration the detector does not list counts as disabled",
+            "{ecsFargateAgentManagement: disabled}", (ON, MISSING), &[]),
+        ("automation of a detector without the feature is enabled",
+            "{ecsFargateAgentManagement: enabled}", (MISSING, MISSING), &["detector ECS_FARGATE_AGENT_MANAGEMENT none->ENABLED"]),
+        ("automation is disabled",
+            "{ecsFargateAgentManagement: disabled}", (ON, ON), &["detector ECS_FARGATE_AGENT_MANAGEMENT ENABLED->DISABLED"]),
+        ("unmanaged features never produce actions",
+            "{runtimeMonitoring: unmanaged, ecsFargateAgentManagement: unmanaged}", (OFF, ON), &[]),
+        ("an empty detector section means unmanaged",
+            "{}", (OFF, OFF), &[]),
+        ("monitoring is turned on before automation",
+            "{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}", (OFF, OFF), &[RM_ON, AUTO_ON]),
     ];
-    for (label, section, detector, expected) in rows {
-        let mut observed = target("us-east-1");
-        if let Some((rm, auto)) = detector {
-            observed = observed.detector(rm, auto);
-        }
+    for (label, section, (rm, auto), expected) in rows {
+        let observed = target("us-east-1").detector(rm, auto);
         let plan = plan(&desired(&format!("detector: {section}")), &observed);
         assert_eq!(summary(&plan), expected, "{label}");
+        assert!(plan.warnings.is_empty(), "{label}: {:?}", plan.warnings);
     }
 }
 
@@ -344,12 +342,19 @@ fn detector_actions_name_the_detector_and_leave_other_features_alone() {
             },
         );
     }
-    let plan = plan(&desired("detector: {runtimeMonitoring: enabled}"), &observed);
+    let plan = plan(
+        &desired("detector: {runtimeMonitoring: enabled}"),
+        &observed,
+    );
     let features: Vec<(&str, &str)> = plan
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::UpdateDetector { detector_id, feature, .. } => Some((detector_id.as_str(), *feature)),
+            Action::UpdateDetector {
+                detector_id,
+                feature,
+                ..
+            } => Some((detector_id.as_str(), *feature)),
             _ => None,
         })
         .collect();
@@ -360,17 +365,40 @@ fn detector_actions_name_the_detector_and_leave_other_features_alone() {
 fn a_region_without_a_detector_is_reported_not_changed() {
     // (label, detector section, warns)
     let rows = [
-        ("enabling monitoring without a detector warns", "{runtimeMonitoring: enabled}", true),
-        ("enabling automation without a detector warns", "{ecsFargateAgentManagement: enabled}", true),
-        ("disabling without a detector is already true", "{runtimeMonitoring: disabled}", false),
+        (
+            "enabling monitoring without a detector warns",
+            "{runtimeMonitoring: enabled}",
+            true,
+        ),
+        (
+            "enabling automation without a detector warns",
+            "{ecsFargateAgentManagement: enabled}",
+            true,
+        ),
+        (
+            "disabling without a detector is already true",
+            "{runtimeMonitoring: disabled}",
+            false,
+        ),
         ("unmanaged features need no detector", "{}", false),
     ];
     for (label, section, warns) in rows {
-        let plan = plan(&desired(&format!("detector: {section}")), &target("eu-west-1"));
+        let plan = plan(
+            &desired(&format!("detector: {section}")),
+            &target("eu-west-1"),
+        );
         assert_eq!(summary(&plan), Vec::<String>::new(), "{label}");
-        assert_eq!(plan.warnings.len(), usize::from(warns), "{label}: {:?}", plan.warnings);
+        assert_eq!(
+            plan.warnings.len(),
+            usize::from(warns),
+            "{label}: {:?}",
+            plan.warnings
+        );
         if warns {
-            assert!(plan.warnings[0].contains("eu-west-1"), "{label}: the warning names the region");
+            assert!(
+                plan.warnings[0].contains("eu-west-1"),
+                "{label}: the warning names the region"
+            );
         }
     }
 }
@@ -436,7 +464,11 @@ fn actions_report_their_phase_and_kind() {
 #[test]
 fn the_cluster_table_is_sorted_by_name() {
     let (desired, observed) = mixed_change();
-    let names: Vec<String> = plan(&desired, &observed).clusters.into_iter().map(|r| r.cluster).collect();
+    let names: Vec<String> = plan(&desired, &observed)
+        .clusters
+        .into_iter()
+        .map(|r| r.cluster)
+        .collect();
     assert_eq!(names, ["alpha", "beta", "load-a", "load-b", "mid", "zeta"]);
 }
 
@@ -447,82 +479,70 @@ fn the_cluster_table_is_sorted_by_name() {
 #[test]
 fn safety_limits_refuse_mass_changes_unless_allowed() {
     let untagged = || target("us-east-1").with_all([cluster("a"), cluster("b"), cluster("c")]);
+    let tagged_false = || {
+        target("us-east-1")
+            .with_all([cluster("a"), cluster("b"), cluster("c")].map(|c| c.tagged(KEY, "false")))
+    };
     // Five clusters covered in inclusion-tag mode.
     let covered = || {
         target("us-east-1")
             .with_all(["c1", "c2", "c3", "c4", "c5"].map(|n| cluster(n).tagged(KEY, "true")))
             .detector(ON, OFF)
     };
-    let exclude = |names: &[&str], extra: &str| {
-        let rules: Vec<String> = names
-            .iter()
-            .map(|n| format!("{{name: {n}, guardDutyManaged: false}}"))
-            .collect();
-        format!("clusters: [{}]\n{extra}", rules.join(", "))
+    let exclude = |names: &[&str], safety: &str| {
+        clusters(&names.iter().map(|n| exact(n, "false")).collect::<Vec<_>>()) + safety
     };
-    let tag_all = |max: u32| {
-        format!("clusters: [{{match: {{namePattern: '*'}}, guardDutyManaged: true}}]\nsafety: {{maxClusterChangesPerCycle: {max}}}")
+    let all = |tag: &str, max: u32| {
+        clusters(&[matching("namePattern: '*'", tag)])
+            + &format!("safety: {{maxClusterChangesPerCycle: {max}}}")
     };
     let loss = "safety: {maxCoverageLossFraction: 0.2}";
+    let (changes, coverage) = (
+        Some("maxClusterChangesPerCycle"),
+        Some("maxCoverageLossFraction"),
+    );
     // (label, sections, observed, allow_mass_change, refusing limit)
+    #[rustfmt::skip]
     let rows: Vec<(&str, String, ObservedTarget, bool, Option<&str>)> = vec![
-        ("more tag changes than the limit are refused", tag_all(2), untagged(), false, Some("maxClusterChangesPerCycle")),
-        ("exactly the limit of tag changes is not refused", tag_all(3), untagged(), false, None),
-        ("--allow-mass-change overrides the change limit", tag_all(2), untagged(), true, None),
-        (
-            "removing tags counts as a tag change",
-            "clusters: [{match: {namePattern: '*'}, guardDutyManaged: absent}]\nsafety: {maxClusterChangesPerCycle: 2}".to_owned(),
-            target("us-east-1").with_all([cluster("a"), cluster("b"), cluster("c")].map(|c| c.tagged(KEY, "false"))),
-            false,
-            Some("maxClusterChangesPerCycle"),
-        ),
-        (
-            "detector changes are not cluster changes",
-            "detector: {runtimeMonitoring: enabled}\nsafety: {maxClusterChangesPerCycle: 0}".to_owned(),
-            target("us-east-1").with(cluster("a")).detector(OFF, OFF),
-            false,
-            None,
-        ),
-        ("losing coverage of 2 of 5 covered clusters exceeds 0.2", exclude(&["c1", "c2"], loss), covered(), false, Some("maxCoverageLossFraction")),
-        ("losing coverage of 1 of 5 covered clusters is exactly 0.2", exclude(&["c1"], loss), covered(), false, None),
-        ("--allow-mass-change overrides the coverage-loss limit", exclude(&["c1", "c2"], loss), covered(), true, None),
-        (
-            "turning monitoring off loses every covered cluster",
-            format!("detector: {{runtimeMonitoring: disabled}}\n{loss}"),
-            covered(),
-            false,
-            Some("maxCoverageLossFraction"),
-        ),
-        (
-            "turning automation off loses the clusters it covered",
+        ("more tag changes than the limit are refused",
+            all("true", 2), untagged(), false, changes),
+        ("exactly the limit of tag changes is not refused",
+            all("true", 3), untagged(), false, None),
+        ("--allow-mass-change overrides the change limit",
+            all("true", 2), untagged(), true, None),
+        ("removing tags counts as a tag change",
+            all("absent", 2), tagged_false(), false, changes),
+        ("detector changes are not cluster changes",
+            "detector: {runtimeMonitoring: enabled}\nsafety: {maxClusterChangesPerCycle: 0}".into(),
+            target("us-east-1").with(cluster("a")).detector(OFF, OFF), false, None),
+        ("losing coverage of 2 of 5 covered clusters exceeds 0.2",
+            exclude(&["c1", "c2"], loss), covered(), false, coverage),
+        ("losing coverage of 1 of 5 covered clusters is exactly 0.2",
+            exclude(&["c1"], loss), covered(), false, None),
+        ("--allow-mass-change overrides the coverage-loss limit",
+            exclude(&["c1", "c2"], loss), covered(), true, None),
+        ("turning monitoring off loses every covered cluster",
+            format!("detector: {{runtimeMonitoring: disabled}}\n{loss}"), covered(), false, coverage),
+        ("turning automation off loses the clusters it covered",
             format!("detector: {{ecsFargateAgentManagement: disabled}}\n{loss}"),
-            target("us-east-1").with_all([cluster("a"), cluster("b")]).detector(ON, ON),
-            false,
-            Some("maxCoverageLossFraction"),
-        ),
-        (
-            "changes that lose no coverage are never refused for it",
-            exclude(&["a", "b", "c"], "safety: {maxCoverageLossFraction: 0}"),
-            untagged().detector(ON, OFF),
-            false,
-            None,
-        ),
-        (
-            "a fraction of 1 allows losing everything",
-            "detector: {runtimeMonitoring: disabled}\nsafety: {maxCoverageLossFraction: 1}".to_owned(),
-            covered(),
-            false,
-            None,
-        ),
+            target("us-east-1").with_all([cluster("a"), cluster("b")]).detector(ON, ON), false, coverage),
+        ("changes that lose no coverage are never refused for it",
+            exclude(&["a", "b", "c"], "safety: {maxCoverageLossFraction: 0}"), untagged().detector(ON, OFF), false, None),
+        ("a fraction of 1 allows losing everything",
+            "detector: {runtimeMonitoring: disabled}\nsafety: {maxCoverageLossFraction: 1}".into(), covered(), false, None),
     ];
     for (label, sections, observed, allow_mass_change, limit) in rows {
         let desired = desired(&sections);
         let plan = plan_target(&desired, &observed, PlanOptions { allow_mass_change });
-        assert!(!plan.actions.is_empty(), "{label}: the row must plan some change");
+        assert!(
+            !plan.actions.is_empty(),
+            "{label}: the row must plan some change"
+        );
         assert_eq!(plan.refused.as_ref().map(|r| r.limit), limit, "{label}");
         if let Some(refusal) = &plan.refused {
-            assert!(refusal.reason.contains(refusal.limit), "{label}: {}", refusal.reason);
-            assert!(refusal.reason.contains("--allow-mass-change"), "{label}: {}", refusal.reason);
+            let reason = &refusal.reason;
+            assert!(reason.contains(refusal.limit), "{label}: {reason}");
+            assert!(reason.contains("--allow-mass-change"), "{label}: {reason}");
             assert!(refusal.value > refusal.max, "{label}: {refusal:?}");
         }
     }
@@ -538,7 +558,12 @@ fn a_refused_plan_still_shows_what_it_would_do_and_by_how_much() {
     assert_eq!(summary(&plan), ["tag c1 true->false", "tag c2 true->false"]);
     let refusal = plan.refused.expect("2 of 5 is more than the default 0.2");
     assert_eq!(
-        (refusal.limit, refusal.value, refusal.max, refusal.region.as_str()),
+        (
+            refusal.limit,
+            refusal.value,
+            refusal.max,
+            refusal.region.as_str()
+        ),
         ("maxCoverageLossFraction", 0.4, 0.2, "us-east-1")
     );
 }
@@ -550,41 +575,76 @@ fn a_refused_plan_still_shows_what_it_would_do_and_by_how_much() {
 #[test]
 fn the_coverage_column_says_what_the_plan_does_to_coverage() {
     use CoverageChange::*;
-    let rule = |tag: &str| format!("clusters: [{{name: prod, guardDutyManaged: {tag}}}]");
-    let manual = "detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: disabled}\n";
-    let automated = "detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}\n";
+    let manual = |tag: &str| {
+        "detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: disabled}\n".to_owned()
+            + &clusters(&[exact("prod", tag)])
+    };
+    let automated = |rules: &[String]| {
+        "detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}\n".to_owned()
+            + &clusters(rules)
+    };
+    let monitoring_off = || {
+        "detector: {runtimeMonitoring: disabled}\n".to_owned() + &clusters(&[exact("prod", "true")])
+    };
     let prod = || cluster("prod");
-    // (label, sections, observed detector (rm, auto), cluster, coverage)
-    type Row<'a> = (&'a str, String, (Option<&'a str>, Option<&'a str>), ObservedCluster, CoverageChange);
-    let rows: Vec<Row> = vec![
-        ("an included cluster in manual mode stays covered", format!("{manual}{}", rule("true")), (ON, OFF), prod().tagged(KEY, "true"), Covered),
-        ("tagging a cluster true in manual mode is expected to cover it", format!("{manual}{}", rule("true")), (ON, OFF), prod(), Expected),
-        ("fixing a miscased tag is expected to cover it", format!("{manual}{}", rule("true")), (ON, OFF), prod().tagged(KEY, "True"), Expected),
-        ("enabling monitoring is expected to cover an included cluster", format!("{manual}{}", rule("true")), (OFF, OFF), prod().tagged(KEY, "true"), Expected),
-        ("removing the inclusion tag in manual mode loses coverage", format!("{manual}{}", rule("absent")), (ON, OFF), prod().tagged(KEY, "true"), Lost),
-        ("excluding a cluster under automation loses coverage", format!("{automated}{}", rule("false")), (ON, ON), prod(), Lost),
-        ("an excluded cluster stays excluded", format!("{automated}{}", rule("false")), (ON, ON), prod().tagged(KEY, "false"), Excluded),
-        ("an exclusion tag no rule names still excludes", automated.to_owned(), (ON, ON), prod().tagged(KEY, "false"), Excluded),
-        ("automation covers an untagged cluster no rule names", automated.to_owned(), (ON, ON), prod(), Covered),
-        ("enabling automation is expected to cover clusters no rule names", automated.to_owned(), (ON, OFF), prod(), Expected),
-        ("a cluster no rule names and nothing covers is unmanaged", manual.to_owned(), (ON, OFF), prod(), Unmanaged),
-        ("a named cluster with monitoring off is uncovered", format!("detector: {{runtimeMonitoring: disabled}}\n{}", rule("true")), (OFF, OFF), prod().tagged(KEY, "true"), Uncovered),
-        ("absent in manual mode leaves a named cluster uncovered", format!("{manual}{}", rule("absent")), (ON, OFF), prod(), Uncovered),
-        ("a missing feature covers nothing", rule("true"), (MISSING, MISSING), prod().tagged(KEY, "true"), Uncovered),
+    // (label, sections, observed (RUNTIME_MONITORING, ECS_FARGATE_AGENT_MANAGEMENT), cluster, coverage)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, String, Switches, ObservedCluster, CoverageChange)> = vec![
+        ("an included cluster in manual mode stays covered",
+            manual("true"), (ON, OFF), prod().tagged(KEY, "true"), Covered),
+        ("tagging a cluster true in manual mode is expected to cover it",
+            manual("true"), (ON, OFF), prod(), Expected),
+        ("fixing a miscased tag is expected to cover it",
+            manual("true"), (ON, OFF), prod().tagged(KEY, "True"), Expected),
+        ("enabling monitoring is expected to cover an included cluster",
+            manual("true"), (OFF, OFF), prod().tagged(KEY, "true"), Expected),
+        ("removing the inclusion tag in manual mode loses coverage",
+            manual("absent"), (ON, OFF), prod().tagged(KEY, "true"), Lost),
+        ("excluding a cluster under automation loses coverage",
+            automated(&[exact("prod", "false")]), (ON, ON), prod(), Lost),
+        ("an excluded cluster stays excluded",
+            automated(&[exact("prod", "false")]), (ON, ON), prod().tagged(KEY, "false"), Excluded),
+        ("an exclusion tag no rule names still excludes",
+            automated(&[]), (ON, ON), prod().tagged(KEY, "false"), Excluded),
+        ("automation covers an untagged cluster no rule names",
+            automated(&[]), (ON, ON), prod(), Covered),
+        ("enabling automation is expected to cover clusters no rule names",
+            automated(&[]), (ON, OFF), prod(), Expected),
+        ("a cluster no rule names and nothing covers is unmanaged",
+            manual("true").replace("prod", "other"), (ON, OFF), prod(), Unmanaged),
+        ("a named cluster with monitoring off is uncovered",
+            monitoring_off(), (OFF, OFF), prod().tagged(KEY, "true"), Uncovered),
+        ("absent in manual mode leaves a named cluster uncovered",
+            manual("absent"), (ON, OFF), prod(), Uncovered),
+        ("a detector without the feature covers nothing",
+            clusters(&[exact("prod", "true")]), (MISSING, MISSING), prod().tagged(KEY, "true"), Uncovered),
     ];
     for (label, sections, (rm, auto), cluster, coverage) in rows {
         let observed = target("us-east-1").with(cluster).detector(rm, auto);
-        let plan = plan_target(&desired(&sections), &observed, PlanOptions { allow_mass_change: true });
-        assert_eq!(row(&plan, "prod").map(|r| r.coverage), Some(coverage), "{label}");
+        let options = PlanOptions {
+            allow_mass_change: true,
+        };
+        let plan = plan_target(&desired(&sections), &observed, options);
+        assert_eq!(
+            row(&plan, "prod").map(|r| r.coverage),
+            Some(coverage),
+            "{label}"
+        );
     }
 }
 
 #[test]
 fn without_a_detector_nothing_is_expected_to_be_covered() {
     let desired = desired("detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}\nclusters: [{name: prod, guardDutyManaged: true}]");
-    let observed = target("us-east-1").with(cluster("prod")).with(cluster("other"));
+    let observed = target("us-east-1")
+        .with(cluster("prod"))
+        .with(cluster("other"));
     let plan = plan(&desired, &observed);
-    let coverage: Vec<(&str, &str)> = plan.clusters.iter().map(|r| (r.cluster.as_str(), r.coverage.as_str())).collect();
+    let coverage: Vec<(&str, &str)> = plan
+        .clusters
+        .iter()
+        .map(|r| (r.cluster.as_str(), r.coverage.as_str()))
+        .collect();
     assert_eq!(coverage, [("other", "unmanaged"), ("prod", "uncovered")]);
 }
 
@@ -643,9 +703,20 @@ fn a_refusal_in_the_plan_json_names_the_limit() {
     .to_json();
     let refused = &json["refused"];
     assert_eq!(refused["limit"], "maxClusterChangesPerCycle");
-    assert_eq!((refused["value"].as_f64(), refused["max"].as_f64()), (Some(2.0), Some(1.0)));
-    assert!(refused["reason"].as_str().is_some_and(|r| r.contains("2 cluster tag changes")), "{refused}");
-    assert_eq!(json["changes"], 2, "a refused plan still counts its changes");
+    assert_eq!(
+        (refused["value"].as_f64(), refused["max"].as_f64()),
+        (Some(2.0), Some(1.0))
+    );
+    assert!(
+        refused["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("2 cluster tag changes")),
+        "{refused}"
+    );
+    assert_eq!(
+        json["changes"], 2,
+        "a refused plan still counts its changes"
+    );
 }
 
 #[test]
@@ -669,8 +740,522 @@ fn the_plan_json_joins_targets_in_order_and_reports_the_first_refusal() {
 
 #[test]
 fn the_plan_json_lists_warnings() {
-    let plan = plan(&desired("detector: {runtimeMonitoring: enabled}"), &target("us-east-1"));
-    let json = Plan { targets: vec![plan] }.to_json();
+    let plan = plan(
+        &desired("detector: {runtimeMonitoring: enabled}"),
+        &target("us-east-1"),
+    );
+    let json = Plan {
+        targets: vec![plan],
+    }
+    .to_json();
     assert_eq!(json["changes"], 0);
     assert_eq!(json["warnings"].as_array().map(Vec::len), Some(1));
+}
+
+// ---------------------------------------------------------------------------------------
+// Properties over random fleets and desired states
+// ---------------------------------------------------------------------------------------
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+    fn managed_tag() -> impl Strategy<Value = ManagedTag> {
+        prop::sample::select(vec![
+            ManagedTag::True,
+            ManagedTag::False,
+            ManagedTag::Absent,
+        ])
+    }
+
+    fn feature_setting() -> impl Strategy<Value = FeatureSetting> {
+        prop::sample::select(vec![
+            FeatureSetting::Enabled,
+            FeatureSetting::Disabled,
+            FeatureSetting::Unmanaged,
+        ])
+    }
+
+    fn status() -> impl Strategy<Value = Option<&'static str>> {
+        prop::sample::select(vec![MISSING, ON, OFF])
+    }
+
+    fn observed_cluster(
+    ) -> impl Strategy<Value = (Option<&'static str>, Option<&'static str>, &'static str)> {
+        (
+            prop::sample::select(vec![None, Some("true"), Some("false"), Some("True")]),
+            prop::sample::select(vec![None, Some("a"), Some("b")]),
+            prop_oneof![
+                8 => Just("ACTIVE"),
+                1 => Just("INACTIVE"),
+                1 => prop::sample::select(vec!["PROVISIONING", "DEPROVISIONING", "FAILED"]),
+            ],
+        )
+    }
+
+    /// 0–60 clusters with unique names (as in one AWS region) from a small alphabet, so
+    /// that the rules' names and patterns hit often.
+    fn observed_target() -> impl Strategy<Value = ObservedTarget> {
+        (
+            prop::sample::select(REGIONS.to_vec()),
+            prop::collection::btree_map("[abc]{1,4}", observed_cluster(), 0..=60),
+            prop::option::weighted(0.8, (status(), status(), any::<bool>())),
+        )
+            .prop_map(|(region, clusters, detector)| {
+                let mut observed = target(region);
+                for (name, (managed, team, status)) in clusters {
+                    let mut c = cluster(&name).in_status(status);
+                    if let Some(v) = managed {
+                        c = c.tagged(KEY, v);
+                    }
+                    if let Some(v) = team {
+                        c = c.tagged("team", v);
+                    }
+                    observed = observed.with(c);
+                }
+                if let Some((rm, auto, eks)) = detector {
+                    observed = observed.detector(rm, rm.and(auto));
+                    if eks {
+                        if let Some(d) = observed.detector.as_mut() {
+                            let feature = ObservedFeature {
+                                status: DISABLED.to_owned(),
+                                additional: BTreeMap::new(),
+                            };
+                            d.features
+                                .insert(EKS_RUNTIME_MONITORING.to_owned(), feature);
+                        }
+                    }
+                }
+                observed
+            })
+    }
+
+    /// A target and the same target with its clusters listed in another order.
+    fn observed_target_and_shuffle() -> impl Strategy<Value = (ObservedTarget, ObservedTarget)> {
+        observed_target().prop_flat_map(|t| {
+            let clusters = Just(t.clusters.clone()).prop_shuffle();
+            (Just(t), clusters).prop_map(|(t, clusters)| {
+                let shuffled = ObservedTarget {
+                    clusters,
+                    ..t.clone()
+                };
+                (t, shuffled)
+            })
+        })
+    }
+
+    fn match_rule() -> impl Strategy<Value = ClusterRule> {
+        let pattern = prop::option::of(prop::sample::select(vec![
+            "a*", "*b", "*", "?b*", "*c*", "b?", "abc",
+        ]));
+        let team = prop::option::of(prop::sample::select(vec!["a", "b"]));
+        let regions = prop::sample::subsequence(REGIONS.to_vec(), 0..=2);
+        (
+            pattern,
+            team,
+            regions,
+            managed_tag(),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(|(pattern, team, regions, tag, on_managed)| {
+                let mut tags = BTreeMap::new();
+                if let Some(team) = team {
+                    tags.insert("team".to_owned(), team.to_owned());
+                }
+                // Selecting on the managed tag is valid only for a rule that sets it to true.
+                if on_managed && tag == ManagedTag::True {
+                    tags.insert(KEY.to_owned(), "true".to_owned());
+                }
+                ClusterRule {
+                    name: None,
+                    selector: Some(MatchSpec {
+                        name_pattern: pattern.map(str::to_owned),
+                        tags,
+                        regions: regions.into_iter().map(str::to_owned).collect(),
+                    }),
+                    guard_duty_managed: tag,
+                }
+            })
+    }
+
+    /// Valid desired states: exact rules (by name or by ARN, some in the wrong region) and
+    /// match rules, interleaved; validity is checked by [`round_trip`].
+    fn desired_state() -> impl Strategy<Value = DesiredState> {
+        let exact = prop::collection::btree_map(
+            "[abc]{1,4}",
+            (
+                managed_tag(),
+                prop::sample::select(vec![None, Some("us-east-1"), Some("eu-west-1")]),
+            ),
+            0..8,
+        );
+        (
+            exact,
+            prop::collection::vec(match_rule(), 0..5),
+            any::<u64>(),
+            prop::sample::select(vec![UnmatchedPolicy::Ignore, UnmatchedPolicy::Absent]),
+            feature_setting(),
+            feature_setting(),
+        )
+            .prop_map(|(exact, matches, interleave, unmatched, rm, auto)| {
+                let mut clusters: Vec<ClusterRule> = exact
+                    .into_iter()
+                    .map(|(name, (tag, arn_region))| ClusterRule {
+                        name: Some(match arn_region {
+                            Some(region) => cluster_arn(region, &name),
+                            None => name,
+                        }),
+                        selector: None,
+                        guard_duty_managed: tag,
+                    })
+                    .collect();
+                // Spread the match rules among the exact ones; exact rules win wherever they are.
+                for (i, rule) in matches.into_iter().enumerate() {
+                    let at = (interleave.rotate_left(7 * i as u32) as usize) % (clusters.len() + 1);
+                    clusters.insert(at, rule);
+                }
+                DesiredState {
+                    version: 1,
+                    targets: vec![Target {
+                        region: "us-east-1".to_owned(),
+                        role_arn: None,
+                        external_id: None,
+                    }],
+                    detector: DetectorSpec {
+                        runtime_monitoring: rm,
+                        ecs_fargate_agent_management: auto,
+                    },
+                    clusters,
+                    unmatched_clusters: unmatched,
+                    suspend: false,
+                    redeploy: Default::default(),
+                    safety: Default::default(),
+                    reconcile: Default::default(),
+                }
+            })
+    }
+
+    /// Writes the state as JSON (which is YAML), parses and validates it back: proves the
+    /// generated state is one a user could write.
+    fn round_trip(d: &DesiredState) -> DesiredState {
+        let text = serde_json::to_string_pretty(d).expect("a desired state serializes");
+        let parsed =
+            desired::parse("generated.yaml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(&parsed, d, "the desired state survives a round trip");
+        parsed
+    }
+
+    // --- A reference model of DESIGN §3, written independently of the planner. ----------
+
+    fn glob(pattern: &[u8], name: &[u8]) -> bool {
+        match (pattern.split_first(), name.split_first()) {
+            (None, None) => true,
+            (Some((b'*', rest)), _) => {
+                glob(rest, name) || (!name.is_empty() && glob(pattern, &name[1..]))
+            }
+            (Some((b'?', p)), Some((_, n))) => glob(p, n),
+            (Some((a, p)), Some((b, n))) if a == b => glob(p, n),
+            _ => false,
+        }
+    }
+
+    fn selects(m: &MatchSpec, region: &str, c: &ObservedCluster) -> bool {
+        m.name_pattern
+            .as_deref()
+            .is_none_or(|p| glob(p.as_bytes(), c.name.as_bytes()))
+            && m.tags.iter().all(|(k, v)| c.tags.get(k) == Some(v))
+            && (m.regions.is_empty() || m.regions.iter().any(|r| r == region))
+    }
+
+    /// The rule that names the cluster, if any: exact name, then exact ARN, then the
+    /// first match rule.
+    fn naming_rule(d: &DesiredState, region: &str, c: &ObservedCluster) -> Option<ManagedTag> {
+        let exact = |key: &str| {
+            d.clusters
+                .iter()
+                .find(|r| r.name.as_deref() == Some(key))
+                .map(|r| r.guard_duty_managed)
+        };
+        exact(&c.name).or_else(|| exact(&c.arn)).or_else(|| {
+            d.clusters
+                .iter()
+                .find(|r| r.selector.as_ref().is_some_and(|m| selects(m, region, c)))
+                .map(|r| r.guard_duty_managed)
+        })
+    }
+
+    fn wanted_tag(d: &DesiredState, region: &str, c: &ObservedCluster) -> Option<ManagedTag> {
+        naming_rule(d, region, c).or(match d.unmatched_clusters {
+            UnmatchedPolicy::Ignore => None,
+            UnmatchedPolicy::Absent => Some(ManagedTag::Absent),
+        })
+    }
+
+    fn set_status(d: &mut ObservedDetector, feature: &str, status: &str) {
+        let rm = d
+            .features
+            .entry(RUNTIME_MONITORING.to_owned())
+            .or_insert_with(|| ObservedFeature {
+                status: DISABLED.to_owned(),
+                additional: BTreeMap::new(),
+            });
+        if feature == RUNTIME_MONITORING {
+            rm.status = status.to_owned();
+        } else {
+            rm.additional.insert(feature.to_owned(), status.to_owned());
+        }
+    }
+
+    /// The observed state once everything the file asks for is true.
+    fn satisfied(d: &DesiredState, observed: &ObservedTarget) -> ObservedTarget {
+        let mut t = observed.clone();
+        for c in t.clusters.iter_mut().filter(|c| c.status == "ACTIVE") {
+            match wanted_tag(d, &observed.region, c) {
+                Some(ManagedTag::True) => drop(c.tags.insert(KEY.to_owned(), "true".to_owned())),
+                Some(ManagedTag::False) => drop(c.tags.insert(KEY.to_owned(), "false".to_owned())),
+                Some(ManagedTag::Absent) => drop(c.tags.remove(KEY)),
+                None => {}
+            }
+        }
+        if let Some(det) = t.detector.as_mut() {
+            for (feature, setting) in [
+                (RUNTIME_MONITORING, d.detector.runtime_monitoring),
+                (ECS_AUTO, d.detector.ecs_fargate_agent_management),
+            ] {
+                match setting {
+                    FeatureSetting::Enabled => set_status(det, feature, ENABLED),
+                    FeatureSetting::Disabled => set_status(det, feature, DISABLED),
+                    FeatureSetting::Unmanaged => {}
+                }
+            }
+        }
+        t
+    }
+
+    /// What AWS would look like after every action succeeded. Clusters are found by ARN,
+    /// as the tagging API does.
+    fn apply(observed: &ObservedTarget, actions: &[Action]) -> ObservedTarget {
+        let mut t = observed.clone();
+        for action in actions {
+            match action {
+                Action::TagCluster {
+                    cluster_arn, to, ..
+                } => {
+                    let c = t
+                        .clusters
+                        .iter_mut()
+                        .find(|c| &c.arn == cluster_arn)
+                        .expect("tagged cluster exists");
+                    c.tags.insert(KEY.to_owned(), (*to).to_owned());
+                }
+                Action::UntagCluster { cluster_arn, .. } => {
+                    let c = t
+                        .clusters
+                        .iter_mut()
+                        .find(|c| &c.arn == cluster_arn)
+                        .expect("untagged cluster exists");
+                    c.tags.remove(KEY);
+                }
+                Action::UpdateDetector {
+                    detector_id,
+                    feature,
+                    to,
+                    ..
+                } => {
+                    let d = t
+                        .detector
+                        .as_mut()
+                        .filter(|d| &d.id == detector_id)
+                        .expect("updated detector exists");
+                    set_status(d, feature, to);
+                }
+            }
+        }
+        t
+    }
+
+    fn mass_change() -> PlanOptions {
+        PlanOptions {
+            allow_mass_change: true,
+        }
+    }
+
+    fn covered(t: &ObservedTarget, c: &ObservedCluster) -> bool {
+        let flags = t.detector.as_ref().map(|d| d.flags()).unwrap_or_default();
+        effectively_covered(flags, c.managed_tag())
+    }
+
+    proptest! {
+        #[test]
+        fn planning_a_satisfied_state_yields_nothing(d in desired_state(), observed in observed_target()) {
+            let d = round_trip(&d);
+            let plan = plan_target(&d, &satisfied(&d, &observed), PlanOptions::default());
+            prop_assert_eq!(summary(&plan), Vec::<String>::new());
+            prop_assert!(plan.refused.is_none());
+        }
+
+        #[test]
+        fn applying_a_plan_reaches_the_desired_state_and_planning_again_yields_nothing(
+            d in desired_state(),
+            observed in observed_target(),
+        ) {
+            let d = round_trip(&d);
+            let plan = plan_target(&d, &observed, mass_change());
+            let after = apply(&observed, &plan.actions);
+            prop_assert_eq!(summary(&plan_target(&d, &after, mass_change())), Vec::<String>::new());
+            let expected = satisfied(&d, &observed);
+            prop_assert_eq!(&after.clusters, &expected.clusters);
+            prop_assert_eq!(
+                after.detector.as_ref().map(|d| d.flags()),
+                expected.detector.as_ref().map(|d| d.flags())
+            );
+        }
+
+        #[test]
+        fn every_action_changes_something_from_what_was_observed(
+            d in desired_state(),
+            observed in observed_target(),
+        ) {
+            let d = round_trip(&d);
+            for action in plan_target(&d, &observed, mass_change()).actions {
+                let tag_of = |arn: &str| {
+                    observed.clusters.iter().find(|c| c.arn == arn).and_then(|c| c.managed_tag().map(str::to_owned))
+                };
+                match &action {
+                    Action::TagCluster { cluster_arn, from, to, .. } => {
+                        prop_assert_eq!(from, &tag_of(cluster_arn));
+                        prop_assert_ne!(from.as_deref(), Some(*to));
+                    }
+                    Action::UntagCluster { cluster_arn, from, .. } => {
+                        prop_assert_eq!(Some(from.clone()), tag_of(cluster_arn));
+                    }
+                    Action::UpdateDetector { feature, from, to, .. } => {
+                        let det = observed.detector.as_ref().expect("a detector action needs a detector");
+                        let now = if *feature == RUNTIME_MONITORING {
+                            det.feature_status(feature)
+                        } else {
+                            det.runtime_additional_status(feature)
+                        };
+                        prop_assert_eq!(from.as_deref(), now);
+                        prop_assert_ne!(now.unwrap_or(DISABLED), *to);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn clusters_outside_every_rule_are_never_touched(
+            mut d in desired_state(),
+            observed in observed_target(),
+        ) {
+            d.unmatched_clusters = UnmatchedPolicy::Ignore;
+            let d = round_trip(&d);
+            let plan = plan_target(&d, &observed, mass_change());
+            let outside: Vec<&str> = observed
+                .clusters
+                .iter()
+                .filter(|c| naming_rule(&d, &observed.region, c).is_none())
+                .map(|c| c.name.as_str())
+                .collect();
+            for action in &plan.actions {
+                if let Action::TagCluster { cluster, .. } | Action::UntagCluster { cluster, .. } = action {
+                    prop_assert!(!outside.contains(&cluster.as_str()), "{} is outside every rule: {}", cluster, describe(action));
+                }
+            }
+            for row in &plan.clusters {
+                prop_assert_eq!(row.desired.is_none(), outside.contains(&row.cluster.as_str()), "{}", row.cluster);
+            }
+        }
+
+        #[test]
+        fn the_same_input_gives_the_same_plan_whatever_order_aws_lists_clusters_in(
+            d in desired_state(),
+            (observed, shuffled) in observed_target_and_shuffle(),
+        ) {
+            let d = round_trip(&d);
+            let first = plan_target(&d, &observed, mass_change());
+            prop_assert_eq!(&first, &plan_target(&d, &observed, mass_change()));
+            let other = plan_target(&d, &shuffled, mass_change());
+            prop_assert_eq!(&first.actions, &other.actions);
+            prop_assert_eq!(&first.clusters, &other.clusters);
+        }
+
+        #[test]
+        fn phases_never_go_backwards_and_clusters_are_in_name_order_within_a_phase(
+            d in desired_state(),
+            observed in observed_target(),
+        ) {
+            let d = round_trip(&d);
+            let plan = plan_target(&d, &observed, mass_change());
+            for pair in plan.actions.windows(2) {
+                prop_assert!(pair[0].phase() <= pair[1].phase(), "{} then {}", describe(&pair[0]), describe(&pair[1]));
+                if let (
+                    Action::TagCluster { cluster: a, .. } | Action::UntagCluster { cluster: a, .. },
+                    Action::TagCluster { cluster: b, .. } | Action::UntagCluster { cluster: b, .. },
+                ) = (&pair[0], &pair[1])
+                {
+                    if pair[0].phase() == pair[1].phase() {
+                        prop_assert!(a < b, "{} then {}", a, b);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn the_coverage_column_predicts_coverage_after_the_plan(
+            d in desired_state(),
+            observed in observed_target(),
+        ) {
+            let d = round_trip(&d);
+            let plan = plan_target(&d, &observed, mass_change());
+            let after = apply(&observed, &plan.actions);
+            for row in &plan.clusters {
+                let find = |t: &ObservedTarget| t.clusters.iter().find(|c| c.name == row.cluster).cloned();
+                let (before_c, after_c) = (find(&observed).expect("row of an observed cluster"), find(&after).expect("still there"));
+                let (was, will) = (covered(&observed, &before_c), covered(&after, &after_c));
+                use CoverageChange::*;
+                let predicted = match row.coverage {
+                    Covered => (true, true),
+                    Expected => (false, true),
+                    Lost => (true, false),
+                    Excluded | Unmanaged | Uncovered => (false, false),
+                };
+                prop_assert_eq!((was, will), predicted, "{} {:?}", &row.cluster, row.coverage);
+                if row.coverage == Excluded {
+                    prop_assert_eq!(after_c.managed_tag(), Some("false"));
+                }
+                if row.coverage == Unmanaged {
+                    prop_assert!(row.desired.is_none());
+                }
+                prop_assert_eq!(row.observed.as_deref(), before_c.managed_tag());
+            }
+            let active = observed.clusters.iter().filter(|c| c.status == "ACTIVE").count();
+            prop_assert_eq!(plan.clusters.len(), active);
+        }
+
+        #[test]
+        fn safety_limits_only_ever_refuse_they_never_change_the_actions(
+            d in desired_state(),
+            observed in observed_target(),
+            max_changes in 0u32..8,
+            max_loss in prop::sample::select(vec![0.0, 0.2, 0.5, 1.0]),
+        ) {
+            let mut d = round_trip(&d);
+            d.safety.max_cluster_changes_per_cycle = max_changes;
+            d.safety.max_coverage_loss_fraction = max_loss;
+            let guarded = plan_target(&d, &observed, PlanOptions::default());
+            let forced = plan_target(&d, &observed, mass_change());
+            prop_assert_eq!(&guarded.actions, &forced.actions);
+            prop_assert!(forced.refused.is_none());
+            let tag_changes = guarded.actions.iter().filter(|a| a.phase() != Phase::Detector).count();
+            if tag_changes as u32 > max_changes {
+                prop_assert_eq!(guarded.refused.map(|r| r.limit), Some("maxClusterChangesPerCycle"));
+            } else if guarded.actions.is_empty() {
+                prop_assert!(guarded.refused.is_none());
+            }
+        }
+    }
 }

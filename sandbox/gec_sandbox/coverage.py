@@ -1,0 +1,150 @@
+"""GuardDuty Runtime Monitoring coverage of ECS clusters (moto: HTTP 404).
+
+`covered()` is the effective-coverage rule (DESIGN.md §1; GuardDuty UG,
+managing-gdu-agent-ecs-automated). `ListCoverage` and `GetCoverageStatistics` are
+computed from the sandbox's tasks (GuardDuty UG, gdu-assess-coverage-ecs): a covered
+cluster whose running Fargate tasks all have the agent is HEALTHY; one with tasks
+lacking it is UNHEALTHY with an `issue`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .awsreq import AwsRequest, now
+from .ecs import page
+from .guardduty import backend as gd_backend
+from .guardduty import bad_request, feature_status, get_detector_obj
+
+TAG_KEY = "GuardDutyManaged"
+MAX_RESULTS = 50  # GuardDuty API reference, ListCoverage: maxResults 1-50
+
+
+def detector_of(account: str, region: str) -> Any:
+    detectors = list(gd_backend(account, region).detectors.values())
+    return detectors[0] if detectors else None
+
+
+def covered(account: str, region: str, cluster: Any) -> bool:
+    """RUNTIME_MONITORING == ENABLED and ((ECS_FARGATE_AGENT_MANAGEMENT == ENABLED and tag
+    != "false") or (ECS_FARGATE_AGENT_MANAGEMENT != ENABLED and tag == "true"))."""
+    detector = detector_of(account, region)
+    if detector is None or not detector.enabled:
+        return False
+    if feature_status(detector, "RUNTIME_MONITORING") != "ENABLED":
+        return False
+    automated = feature_status(detector, "RUNTIME_MONITORING", "ECS_FARGATE_AGENT_MANAGEMENT") == "ENABLED"
+    tag = next((t.get("value") for t in (cluster.tags or []) if t.get("key") == TAG_KEY), None)
+    return (automated and tag != "false") or (not automated and tag == "true")
+
+
+def resources(account: str, region: str, detector_id: str) -> list[dict[str, Any]]:
+    """One coverage resource per ACTIVE cluster whose effective coverage is on."""
+    from .ecs import backend as ecs_backend
+    from .ecs_tasks import tasks_in
+
+    running: dict[str, list[Any]] = {}
+    for task in tasks_in(account, region):
+        if task.last_status == "RUNNING" and task.launch_type == "FARGATE":
+            running.setdefault(task.cluster_name, []).append(task)
+    out = []
+    for cluster in ecs_backend(account, region).clusters.values():
+        if cluster.status != "ACTIVE" or not covered(account, region, cluster):
+            continue
+        tasks = running.get(cluster.name, [])
+        missing = sum(1 for t in tasks if not t.has_agent)
+        issues = (
+            [f"GuardDuty security agent is not running on {missing} of {len(tasks)} tasks."]
+            if missing
+            else []
+        )
+        item: dict[str, Any] = {
+            "resourceId": cluster.arn,
+            "detectorId": detector_id,
+            "accountId": account,
+            "resourceDetails": {
+                "resourceType": "ECS",
+                "ecsClusterDetails": {
+                    "clusterName": cluster.name,
+                    "fargateDetails": {"managementType": "AUTO_MANAGED", "issues": issues},
+                    "containerInstanceDetails": {
+                        "coveredContainerInstances": 0,
+                        "compatibleContainerInstances": 0,
+                    },
+                },
+            },
+            "coverageStatus": "UNHEALTHY" if missing else "HEALTHY",
+            "updatedAt": now(),
+        }
+        if issues:
+            item["issue"] = issues[0]
+        out.append(item)
+    return out
+
+
+# criterion key / sort key -> value of a coverage resource (None: EKS/EC2-only keys)
+FIELDS = {
+    "ACCOUNT_ID": lambda r: r["accountId"],
+    "RESOURCE_TYPE": lambda r: r["resourceDetails"]["resourceType"],
+    "COVERAGE_STATUS": lambda r: r["coverageStatus"],
+    "ECS_CLUSTER_NAME": lambda r: r["resourceDetails"]["ecsClusterDetails"]["clusterName"],
+    "CLUSTER_ARN": lambda r: r["resourceId"],
+    "MANAGEMENT_TYPE": lambda r: r["resourceDetails"]["ecsClusterDetails"]["fargateDetails"][
+        "managementType"
+    ],
+    "ISSUE": lambda r: r.get("issue", ""),
+    "UPDATED_AT": lambda r: r["updatedAt"],
+}
+EKS_KEYS = {"CLUSTER_NAME", "EKS_CLUSTER_NAME", "ADDON_VERSION", "AGENT_VERSION", "INSTANCE_ID"}
+
+
+def filtered(req: AwsRequest) -> list[dict[str, Any]]:
+    detector_id = req.uri_params.get("DetectorId", "")
+    get_detector_obj(req.account, req.region, detector_id)
+    items = resources(req.account, req.region, detector_id)
+    for criterion in (req.params.get("filterCriteria") or {}).get("filterCriterion") or []:
+        key = criterion.get("criterionKey")
+        if key not in FIELDS and key not in EKS_KEYS:
+            raise bad_request(f"The request is rejected because the criterionKey {key!r} is invalid.")
+        value = FIELDS.get(key, lambda r: None)
+        cond = criterion.get("filterCondition") or {}
+        if "equals" in cond:
+            items = [r for r in items if value(r) in cond["equals"]]
+        if "notEquals" in cond:
+            items = [r for r in items if value(r) not in cond["notEquals"]]
+    return items
+
+
+def list_coverage(req: AwsRequest) -> dict[str, Any]:
+    items = filtered(req)
+    sort = req.params.get("sortCriteria") or {}
+    if sort.get("attributeName") in FIELDS:
+        items.sort(key=FIELDS[sort["attributeName"]], reverse=sort.get("orderBy") == "DESC")
+    chunk, token = page(
+        items, req.params, MAX_RESULTS, error=lambda m: bad_request(f"The request is rejected because {m}")
+    )
+    return {"resources": chunk, **({"nextToken": token} if token else {})}
+
+
+def get_coverage_statistics(req: AwsRequest) -> dict[str, Any]:
+    kinds = req.params.get("statisticsType")
+    valid = {"COUNT_BY_RESOURCE_TYPE", "COUNT_BY_COVERAGE_STATUS"}
+    if not kinds or not isinstance(kinds, list) or set(kinds) - valid:
+        raise bad_request(
+            f"The request is rejected because statisticsType must be a list of {sorted(valid)}."
+        )
+    items = filtered(req)
+    stats: dict[str, Any] = {}
+    if "COUNT_BY_RESOURCE_TYPE" in kinds:
+        stats["countByResourceType"] = {"ECS": len(items)} if items else {}
+    if "COUNT_BY_COVERAGE_STATUS" in kinds:
+        counts: dict[str, int] = {}
+        for r in items:
+            counts[r["coverageStatus"]] = counts.get(r["coverageStatus"], 0) + 1
+        stats["countByCoverageStatus"] = counts
+    return {"coverageStatistics": stats}
+
+
+HANDLERS = {
+    ("guardduty", "ListCoverage"): list_coverage,
+    ("guardduty", "GetCoverageStatistics"): get_coverage_statistics,
+}

@@ -1,0 +1,328 @@
+"""ECS services like AWS runs them: `desiredCount` RUNNING tasks, and deployments that
+roll out. `UpdateService(forceNewDeployment)` adds a PRIMARY deployment with
+`rolloutState` IN_PROGRESS (the old one turns ACTIVE); after `rolloutSeconds` (control
+endpoint `/_sandbox/config`) new tasks replace the old ones, the new deployment is
+COMPLETED and the old one is gone — or, with the `failRollout` knob, it ends FAILED.
+moto starts no tasks and only renames the deployment.
+
+Services are moto `Service` objects (so ECS tagging keeps working); the sandbox
+answers CreateService, UpdateService, DescribeServices, ListServices, DeleteService."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from .awsreq import AwsError, AwsRequest, now
+from .ecs import backend, invalid, page
+from .ecs_tasks import (
+    Task,
+    check_network,
+    cluster_obj,
+    launch,
+    launch_type_of,
+    stop,
+    task_definition,
+    tasks_in,
+)
+from .state import STATE
+
+
+def service_obj(account: str, region: str, cluster: Any, ref: str, active: bool = True) -> Any:
+    service = backend(account, region).services.get(f"{cluster.name}:{ref.split('/')[-1]}")
+    if service is None or (active and service.status != "ACTIVE"):
+        raise AwsError(
+            "ServiceNotFoundException" if service is None else "ServiceNotActiveException",
+            "Service not found." if service is None else "Service was not ACTIVE.",
+        )
+    return service
+
+
+def service_tasks(service: Any, deployment_id: str | None = None) -> list[Task]:
+    return [
+        t
+        for t in tasks_in(service._account_id, service.region_name)
+        if t.cluster_name == service.cluster_name
+        and t.service == service.name
+        and t.last_status == "RUNNING"
+        and (deployment_id is None or t.deployment_id == deployment_id)
+    ]
+
+
+def new_deployment(service: Any, rollout_state: str) -> dict[str, Any]:
+    t = now()
+    return {
+        "id": f"ecs-svc/{random.randint(10**18, 10**19 - 1)}",
+        "status": "PRIMARY",
+        "taskDefinition": service.task_definition,
+        "desiredCount": service.desired_count,
+        "failedTasks": 0,
+        "createdAt": t,
+        "updatedAt": t,
+        "launchType": service.launch_type,
+        "rolloutState": rollout_state,
+        "rolloutStateReason": "ECS deployment in progress.",
+    }
+
+
+def start_tasks(service: Any, deployment: dict[str, Any], count: int) -> None:
+    account, region = service._account_id, service.region_name
+    cluster = backend(account, region).clusters[service.cluster_name]
+    task_def = task_definition(account, region, deployment["taskDefinition"])
+    for _ in range(count):
+        launch(
+            account,
+            region,
+            cluster,
+            task_def,
+            service.launch_type,
+            group=f"service:{service.name}",
+            started_by=deployment["id"],
+            service=service.name,
+            deployment_id=deployment["id"],
+            platform_version=service.platform_version,
+            capacity_provider=service.gec_provider,
+        )
+
+
+def serving(service: Any) -> dict[str, Any]:
+    """The deployment whose tasks serve now: the newest COMPLETED one (during or after
+    a rollout that has not completed, the old deployment keeps running)."""
+    return next((d for d in service.deployments if d["rolloutState"] == "COMPLETED"), service.deployments[0])
+
+
+def scale(service: Any) -> None:
+    """Bring the serving deployment to `desiredCount` running tasks now."""
+    for d in service.deployments:
+        d["desiredCount"] = service.desired_count
+    deployment = serving(service)
+    running = service_tasks(service, deployment["id"])
+    if len(running) < service.desired_count:
+        start_tasks(service, deployment, service.desired_count - len(running))
+    for task in running[service.desired_count :]:
+        stop(task, "Scaling activity initiated by (deployment {})".format(deployment["id"]))
+
+
+def replace_stopped(task: Task) -> None:
+    """The service scheduler replaces a stopped task of an ACTIVE service."""
+    service = backend(task.account, task.region).services.get(f"{task.cluster_name}:{task.service}")
+    if service is not None and service.status == "ACTIVE" and service.deployments:
+        scale(service)
+
+
+def create_service(req: AwsRequest) -> dict[str, Any]:
+    from moto.ecs.models import Service
+
+    p = req.params
+    cluster = cluster_obj(req.account, req.region, p.get("cluster"))
+    name = p.get("serviceName") or ""
+    ecs = backend(req.account, req.region)
+    existing = ecs.services.get(f"{cluster.name}:{name}")
+    if existing is not None and existing.status != "INACTIVE":
+        raise invalid("Creation of service was not idempotent.")
+    task_def = task_definition(req.account, req.region, p.get("taskDefinition", ""))
+    desired = p.get("desiredCount", 0)
+    launch_type, provider = launch_type_of(p.get("launchType"), p.get("capacityProviderStrategy"), cluster)
+    if launch_type == "FARGATE":
+        check_network(task_def, p.get("networkConfiguration"))
+    service = Service(
+        cluster,
+        name,
+        desired,
+        ecs,
+        task_definition=task_def,
+        tags=p.get("tags"),
+        launch_type=launch_type,
+        platform_version=p.get("platformVersion"),
+        propagate_tags=p.get("propagateTags", "NONE"),
+    )
+    service.network_configuration = p.get("networkConfiguration")
+    service.gec_provider = provider
+    service.gec_created_at = now()
+    service.gec_circuit_breaker = (p.get("deploymentConfiguration") or {}).get(
+        "deploymentCircuitBreaker", {"enable": False, "rollback": False}
+    )
+    ecs.services[f"{cluster.name}:{name}"] = service
+    cluster.active_services_count += 1
+    # Tasks start at once and the first deployment is steady: no waiting after seeding.
+    service.deployments = [new_deployment(service, "COMPLETED")]
+    service.deployments[0]["rolloutStateReason"] = f"ECS deployment {service.deployments[0]['id']} completed."
+    scale(service)
+    return {"service": service_json(service)}
+
+
+def update_service(req: AwsRequest) -> dict[str, Any]:
+    p = req.params
+    cluster = cluster_obj(req.account, req.region, p.get("cluster"))
+    service = service_obj(req.account, req.region, cluster, p.get("service", ""))
+    rollout = bool(p.get("forceNewDeployment"))
+    if p.get("taskDefinition"):
+        arn = task_definition(req.account, req.region, p["taskDefinition"]).arn
+        rollout |= arn != service.task_definition
+        service.task_definition = arn
+    for key, attr in (
+        ("networkConfiguration", "network_configuration"),
+        ("platformVersion", "platform_version"),
+    ):
+        if key in p and p[key] != getattr(service, attr):
+            setattr(service, attr, p[key])
+            rollout = True
+    if p.get("desiredCount") is not None:
+        service.desired_count = p["desiredCount"]
+    if rollout:
+        start_rollout(service)
+    else:
+        scale(service)
+    return {"service": service_json(service)}
+
+
+def start_rollout(service: Any) -> None:
+    for d in service.deployments:
+        if d["status"] == "PRIMARY":
+            d["status"], d["updatedAt"] = "ACTIVE", now()
+    deployment = new_deployment(service, "IN_PROGRESS")
+    service.deployments.insert(0, deployment)
+    key = (service._account_id, service.region_name, f"{service.cluster_name}:{service.name}")
+    STATE.after(STATE.config["rolloutSeconds"], finish_rollout, key, deployment["id"])
+
+
+def finish_rollout(key: tuple[str, str, str], deployment_id: str) -> None:
+    account, region, pair = key
+    service = backend(account, region).services.get(pair)
+    if service is None or service.status != "ACTIVE" or not service.deployments:
+        return
+    deployment = service.deployments[0]
+    if deployment["id"] != deployment_id:
+        return  # superseded by a newer deployment
+    deployment["updatedAt"] = now()
+    if STATE.knobs["failRollout"].pop(service.name, None):
+        deployment["rolloutState"] = "FAILED"
+        deployment["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
+        deployment["failedTasks"] = service.desired_count
+        return
+    start_tasks(service, deployment, service.desired_count)
+    for task in service_tasks(service):
+        if task.deployment_id != deployment_id:
+            stop(task, f"Scaling activity initiated by (deployment {deployment_id})")
+    service.deployments = [deployment]
+    deployment["rolloutState"] = "COMPLETED"
+    deployment["rolloutStateReason"] = f"ECS deployment {deployment_id} completed."
+
+
+def describe_services(req: AwsRequest) -> dict[str, Any]:
+    p = req.params
+    cluster = cluster_obj(req.account, req.region, p.get("cluster"))
+    refs = p.get("services") or []
+    if not refs or len(refs) > 10:
+        raise invalid("services must contain between 1 and 10 items.")
+    include_tags = "TAGS" in (p.get("include") or [])
+    found, failures = [], []
+    for ref in refs:
+        service = backend(req.account, req.region).services.get(f"{cluster.name}:{ref.split('/')[-1]}")
+        if service is None:
+            arn = (
+                ref
+                if ref.startswith("arn:")
+                else f"arn:aws:ecs:{req.region}:{req.account}:service/{cluster.name}/{ref}"
+            )
+            failures.append({"arn": arn, "reason": "MISSING"})
+        else:
+            found.append(service_json(service, include_tags))
+    return {"services": found, "failures": failures}
+
+
+def list_services(req: AwsRequest) -> dict[str, Any]:
+    p = req.params
+    cluster = cluster_obj(req.account, req.region, p.get("cluster"))
+    arns = [
+        s.arn
+        for s in backend(req.account, req.region).services.values()
+        if s.cluster_name == cluster.name
+        and s.status == "ACTIVE"
+        and (not p.get("launchType") or s.launch_type == p["launchType"])
+    ]
+    chunk, token = page(arns, p, 100, default=10)
+    return {"serviceArns": chunk, **({"nextToken": token} if token else {})}
+
+
+def delete_service(req: AwsRequest) -> dict[str, Any]:
+    p = req.params
+    cluster = cluster_obj(req.account, req.region, p.get("cluster"))
+    service = service_obj(req.account, req.region, cluster, p.get("service", ""))
+    if service.desired_count > 0 and not p.get("force"):
+        raise invalid("The service cannot be stopped while it is scaled above 0.")
+    for task in service_tasks(service):
+        stop(task, "Service deleted")
+    service.status, service.desired_count = "INACTIVE", 0
+    cluster.active_services_count = max(0, cluster.active_services_count - 1)
+    return {"service": service_json(service)}
+
+
+def service_json(service: Any, include_tags: bool = False) -> dict[str, Any]:
+    running = service_tasks(service)
+    deployments = []
+    for d in service.deployments:
+        count = sum(1 for t in running if t.deployment_id == d["id"])
+        pending = d["desiredCount"] - count if d["rolloutState"] == "IN_PROGRESS" else 0
+        deployments.append(
+            {
+                **d,
+                "runningCount": count,
+                "pendingCount": max(0, pending),
+                **(
+                    {"networkConfiguration": service.network_configuration}
+                    if service.network_configuration
+                    else {}
+                ),
+                **(
+                    {"platformVersion": service.platform_version or "LATEST", "platformFamily": "Linux"}
+                    if service.launch_type == "FARGATE"
+                    else {}
+                ),
+            }
+        )
+    out: dict[str, Any] = {
+        "serviceArn": service.arn,
+        "serviceName": service.name,
+        "clusterArn": service.cluster_arn,
+        "status": service.status,
+        "desiredCount": service.desired_count,
+        "runningCount": len(running),
+        "pendingCount": sum(d["pendingCount"] for d in deployments),
+        "launchType": service.launch_type,
+        "taskDefinition": service.task_definition,
+        "deploymentConfiguration": {
+            "deploymentCircuitBreaker": service.gec_circuit_breaker,
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
+        },
+        "deployments": deployments,
+        "events": [],
+        "createdAt": service.gec_created_at,
+        "loadBalancers": [],
+        "serviceRegistries": [],
+        "placementConstraints": [],
+        "placementStrategy": [],
+        "schedulingStrategy": "REPLICA",
+        "deploymentController": {"type": "ECS"},
+        "propagateTags": service.propagate_tags,
+        "enableECSManagedTags": False,
+        "enableExecuteCommand": False,
+    }
+    if service.network_configuration:
+        out["networkConfiguration"] = service.network_configuration
+    if service.launch_type == "FARGATE":
+        out["platformVersion"] = service.platform_version or "LATEST"
+        out["platformFamily"] = "Linux"
+    if include_tags:
+        out["tags"] = service.tags
+    return out
+
+
+HANDLERS = {
+    ("ecs", "CreateService"): create_service,
+    ("ecs", "UpdateService"): update_service,
+    ("ecs", "DescribeServices"): describe_services,
+    ("ecs", "ListServices"): list_services,
+    ("ecs", "DeleteService"): delete_service,
+}
