@@ -32,6 +32,26 @@ pub enum Command {
     Plan(PlanArgs),
     /// Observe, plan and apply once. Exit 0 converged, 1 error or refused, 3 some actions failed.
     Apply(ApplyArgs),
+    /// Run as a daemon: reconcile on a timer and on file changes, serve metrics and health.
+    /// Exit 0 after SIGTERM or SIGINT.
+    Run(RunArgs),
+}
+
+/// Flags of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The desired-state file (watched; a broken file never replaces the last good one).
+    #[arg(long, env = "GEC_CONFIG")]
+    pub config: PathBuf,
+    /// Address for /metrics, /healthz, /readyz and /status.
+    #[arg(long, env = "GEC_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: std::net::SocketAddr,
+    /// Plan every pass and write nothing; metrics still report drift.
+    #[arg(long, env = "GEC_DRY_RUN")]
+    pub dry_run: bool,
+    /// Targets reconciled at once.
+    #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS)]
+    pub max_concurrent_targets: usize,
 }
 
 /// Flags shared by `plan` and `apply`.

@@ -24,7 +24,12 @@ const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let default_filter = if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_logging(cli.log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,6 +61,42 @@ async fn run(command: Command) -> anyhow::Result<u8> {
         }
         Command::Plan(args) => plan(args).await,
         Command::Apply(args) => apply(args).await,
+        Command::Run(args) => {
+            let settings = gec_daemon::Settings {
+                config: args.config,
+                listen: args.listen,
+                dry_run: args.dry_run,
+                max_concurrent_targets: args.max_concurrent_targets,
+            };
+            gec_daemon::run(settings, terminated()).await?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Completes on SIGTERM (what ECS sends) or SIGINT.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -94,11 +135,11 @@ async fn passes(args: &PlanArgs, mode: Mode) -> anyhow::Result<Vec<TargetPass>> 
     let desired = load(&args.config)?;
     let ctx = gec_aws::AwsContext::from_env().await;
     let options = PassOptions {
-        mode,
         plan: PlanOptions {
             allow_mass_change: args.allow_mass_change,
         },
         max_concurrent_targets: args.max_concurrent_targets,
+        ..PassOptions::new(mode)
     };
     let passes = gec_engine::reconcile_all(&ctx, Arc::new(desired.clone()), options).await;
     if passes.len() != desired.targets.len() {
@@ -175,7 +216,7 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
         eprintln!("error: the desired state has suspend: true; changes are pending and nothing was written");
     }
     let failed: usize = passes.iter().map(TargetPass::failed_actions).sum();
-    let remaining: usize = passes.iter().filter_map(|p| p.remaining).sum();
+    let remaining: usize = passes.iter().filter_map(|p| p.remaining()).sum();
     Ok(if errored || refused || suspended {
         EXIT_ERROR
     } else if failed > 0 || remaining > 0 {
@@ -185,9 +226,10 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
     })
 }
 
-fn init_logging(format: Option<LogFormat>) {
+fn init_logging(format: Option<LogFormat>, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = match format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,

@@ -39,7 +39,7 @@ pub fn json(passes: &[TargetPass], with_results: bool) -> Value {
             .collect();
         out["remaining"] = passes
             .iter()
-            .filter_map(|p| p.remaining)
+            .filter_map(|p| p.remaining())
             .sum::<usize>()
             .into();
         out["suspended"] = passes.iter().any(|p| p.suspended).into();
@@ -136,7 +136,7 @@ pub fn results_text(passes: &[TargetPass]) -> String {
             );
         }
     }
-    let remaining: usize = passes.iter().filter_map(|p| p.remaining).sum();
+    let remaining: usize = passes.iter().filter_map(|p| p.remaining()).sum();
     let _ = writeln!(
         out,
         "\nApply: {ok} succeeded, {failed} failed, {skipped} skipped; {remaining} changes still pending."

@@ -9,6 +9,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use gec_model::desired::Target;
 
+use crate::AwsMetrics;
+
 /// Attempts per AWS call (1 try + 3 retries), with the SDK's standard jittered backoff.
 pub const MAX_ATTEMPTS: u32 = 4;
 /// Longest wait between SDK retries.
@@ -26,6 +28,7 @@ pub const SESSION_NAME: &str = "guardduty-ecs-controller";
 #[derive(Debug, Clone)]
 pub struct AwsContext {
     base: SdkConfig,
+    metrics: Option<AwsMetrics>,
 }
 
 impl AwsContext {
@@ -47,7 +50,16 @@ impl AwsContext {
             )
             .load()
             .await;
-        AwsContext { base }
+        AwsContext {
+            base,
+            metrics: None,
+        }
+    }
+
+    /// Counts every request attempt of the clients made from now on.
+    pub fn with_metrics(mut self, metrics: AwsMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Clients for one target. With `roleArn` the credentials come from STS AssumeRole,
@@ -69,6 +81,14 @@ impl AwsContext {
             );
         }
         let config = config.build();
+        let mut ecs = aws_sdk_ecs::config::Builder::from(&config);
+        let mut guardduty = aws_sdk_guardduty::config::Builder::from(&config);
+        let mut tagging = aws_sdk_resourcegroupstagging::config::Builder::from(&config);
+        if let Some(m) = self.metrics.as_ref().map(AwsMetrics::interceptor) {
+            ecs = ecs.interceptor(m.clone());
+            guardduty = guardduty.interceptor(m.clone());
+            tagging = tagging.interceptor(m);
+        }
         TargetClient {
             region: target.region.clone(),
             account_hint: target
@@ -76,9 +96,9 @@ impl AwsContext {
                 .as_deref()
                 .and_then(gec_model::desired::account_of_arn)
                 .map(str::to_owned),
-            ecs: aws_sdk_ecs::Client::new(&config),
-            guardduty: aws_sdk_guardduty::Client::new(&config),
-            tagging: aws_sdk_resourcegroupstagging::Client::new(&config),
+            ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
+            guardduty: aws_sdk_guardduty::Client::from_conf(guardduty.build()),
+            tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging.build()),
         }
     }
 }

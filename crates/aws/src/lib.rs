@@ -4,6 +4,7 @@
 
 mod client;
 mod error;
+mod metrics;
 mod observe;
 mod write;
 
@@ -12,5 +13,6 @@ pub use client::{
     OPERATION_TIMEOUT, SESSION_NAME,
 };
 pub use error::{AwsError, ErrorKind};
+pub use metrics::AwsMetrics;
 pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
 pub use write::{BatchOutcome, FeatureChange, TAG_BATCH};

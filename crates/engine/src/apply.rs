@@ -1,5 +1,8 @@
 //! Applying one target's plan, phase by phase.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use gec_aws::{AwsError, BatchOutcome, FeatureChange};
 use gec_model::plan::{Phase, TargetPlan};
 use gec_model::Action;
@@ -42,6 +45,25 @@ pub struct ActionResult {
 pub const SKIPPED_AFTER_FAILURE: &str =
     "an earlier phase had failures; later phases wait for the next pass";
 
+/// Tells passes to start no new write (the daemon's shutdown). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    /// From now on, passes start no new write.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`StopSignal::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Why actions were not attempted after a stop.
+pub const SKIPPED_STOPPING: &str = "the controller is shutting down";
+
 /// Applies a plan in phase order: tags, detector, untag.
 ///
 /// # Guarantees
@@ -53,6 +75,16 @@ pub const SKIPPED_AFTER_FAILURE: &str =
 /// # Errors
 /// Failures are reported per action in the result, never returned.
 pub async fn apply_plan<C: TargetCloud>(cloud: &C, plan: &TargetPlan) -> Vec<ActionResult> {
+    apply_plan_until(cloud, plan, &StopSignal::default()).await
+}
+
+/// [`apply_plan`], starting no new write once `stop` is raised: the actions not yet
+/// started are reported skipped.
+pub async fn apply_plan_until<C: TargetCloud>(
+    cloud: &C,
+    plan: &TargetPlan,
+    stop: &StopSignal,
+) -> Vec<ActionResult> {
     if plan.refused.is_some() {
         return skip_all(&plan.actions, "the plan was refused by a safety limit");
     }
@@ -62,10 +94,17 @@ pub async fn apply_plan<C: TargetCloud>(cloud: &C, plan: &TargetPlan) -> Vec<Act
         if actions.is_empty() {
             continue;
         }
-        if results.iter().any(|r| r.outcome != Outcome::Success) {
+        let skip = if stop.is_stopped() {
+            Some(SKIPPED_STOPPING)
+        } else if results.iter().any(|r| r.outcome != Outcome::Success) {
+            Some(SKIPPED_AFTER_FAILURE)
+        } else {
+            None
+        };
+        if let Some(why) = skip {
             results.extend(actions.into_iter().map(|a| ActionResult {
                 action: a.clone(),
-                outcome: Outcome::Skipped(SKIPPED_AFTER_FAILURE),
+                outcome: Outcome::Skipped(why),
             }));
             continue;
         }
@@ -80,7 +119,12 @@ pub async fn apply_plan<C: TargetCloud>(cloud: &C, plan: &TargetPlan) -> Vec<Act
                         .copied()
                         .filter(|a| matches!(a, Action::TagCluster { to, .. } if *to == value))
                         .collect();
-                    if !batch.is_empty() {
+                    if stop.is_stopped() {
+                        results.extend(batch.iter().map(|a| ActionResult {
+                            action: (*a).clone(),
+                            outcome: Outcome::Skipped(SKIPPED_STOPPING),
+                        }));
+                    } else if !batch.is_empty() {
                         let outcome = cloud.tag_clusters(&arns(&batch), value).await;
                         results.extend(per_arn(&batch, &outcome));
                     }

@@ -6,7 +6,7 @@ pub mod apply;
 pub mod cloud;
 pub mod pass;
 
-pub use apply::{apply_plan, ActionResult, Outcome};
+pub use apply::{apply_plan, apply_plan_until, ActionResult, Outcome, StopSignal};
 pub use cloud::TargetCloud;
 pub use pass::{
     observe_scope, reconcile_all, reconcile_target, Mode, PassOptions, TargetPass,

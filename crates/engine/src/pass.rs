@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info_span, Instrument};
 
-use crate::apply::{apply_plan, ActionResult};
+use crate::apply::{apply_plan_until, ActionResult, StopSignal};
 use crate::cloud::TargetCloud;
 
 /// Targets reconciled at once by default.
@@ -26,7 +26,7 @@ pub enum Mode {
 }
 
 /// Knobs of one pass.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PassOptions {
     /// Plan or apply.
     pub mode: Mode,
@@ -34,6 +34,20 @@ pub struct PassOptions {
     pub plan: PlanOptions,
     /// Targets reconciled at once.
     pub max_concurrent_targets: usize,
+    /// Raised on shutdown: start no new write.
+    pub stop: StopSignal,
+}
+
+impl PassOptions {
+    /// Options for a pass in `mode` with the defaults otherwise.
+    pub fn new(mode: Mode) -> Self {
+        PassOptions {
+            mode,
+            plan: PlanOptions::default(),
+            max_concurrent_targets: DEFAULT_MAX_CONCURRENT_TARGETS,
+            stop: StopSignal::default(),
+        }
+    }
 }
 
 /// What one pass did in one target.
@@ -49,8 +63,8 @@ pub struct TargetPass {
     pub error: Option<AwsError>,
     /// An apply pass under `suspend: true`: nothing was (or would have been) written.
     pub suspended: bool,
-    /// After an apply: the actions a fresh observation still finds pending.
-    pub remaining: Option<usize>,
+    /// After an apply: the plan a fresh observation gives (what is still pending).
+    pub after: Option<TargetPlan>,
 }
 
 impl TargetPass {
@@ -61,8 +75,18 @@ impl TargetPass {
             results: Vec::new(),
             error: None,
             suspended: false,
-            remaining: None,
+            after: None,
         }
+    }
+
+    /// After an apply: how many actions a fresh observation still finds pending.
+    pub fn remaining(&self) -> Option<usize> {
+        self.after.as_ref().map(|p| p.actions.len())
+    }
+
+    /// What is still to do: the plan after the apply when there was one, else the plan.
+    pub fn pending(&self) -> Option<&TargetPlan> {
+        self.after.as_ref().or(self.plan.as_ref())
     }
 
     /// Actions that failed in this pass.
@@ -108,7 +132,7 @@ pub async fn reconcile_target<C: TargetCloud>(
     cloud: &C,
     target: Target,
     desired: &DesiredState,
-    options: PassOptions,
+    options: &PassOptions,
 ) -> TargetPass {
     let scope = observe_scope(desired, &target.region);
     let mut pass = TargetPass::new(target);
@@ -124,11 +148,9 @@ pub async fn reconcile_target<C: TargetCloud>(
     let must_write =
         options.mode == Mode::Apply && !plan.actions.is_empty() && plan.refused.is_none();
     if must_write && !desired.suspend {
-        pass.results = apply_plan(cloud, &plan).await;
+        pass.results = apply_plan_until(cloud, &plan, &options.stop).await;
         match cloud.observe(&scope).await {
-            Ok(after) => {
-                pass.remaining = Some(plan_target(desired, &after, options.plan).actions.len())
-            }
+            Ok(after) => pass.after = Some(plan_target(desired, &after, options.plan)),
             Err(e) => pass.error = Some(e),
         }
     }
@@ -146,7 +168,12 @@ pub async fn reconcile_all(
     let limit = Arc::new(Semaphore::new(options.max_concurrent_targets.max(1)));
     let mut tasks = JoinSet::new();
     for (index, target) in desired.targets.iter().cloned().enumerate() {
-        let (ctx, desired, limit) = (ctx.clone(), Arc::clone(&desired), Arc::clone(&limit));
+        let (ctx, desired, limit, options) = (
+            ctx.clone(),
+            Arc::clone(&desired),
+            Arc::clone(&limit),
+            options.clone(),
+        );
         let span = info_span!("target", target = %target.label());
         tasks.spawn(
             async move {
@@ -154,7 +181,7 @@ pub async fn reconcile_all(
                 let client = ctx.target(&target).await;
                 (
                     index,
-                    reconcile_target(&client, target, &desired, options).await,
+                    reconcile_target(&client, target, &desired, &options).await,
                 )
             }
             .instrument(span),

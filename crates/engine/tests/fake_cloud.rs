@@ -27,14 +27,14 @@ fn desired(sections: &str) -> DesiredState {
 
 fn options(mode: Mode, allow_mass_change: bool) -> PassOptions {
     PassOptions {
-        mode,
         plan: PlanOptions { allow_mass_change },
         max_concurrent_targets: 1,
+        ..PassOptions::new(mode)
     }
 }
 
 async fn pass(cloud: &FakeCloud, desired: &DesiredState, options: PassOptions) -> TargetPass {
-    reconcile_target(cloud, desired.targets[0].clone(), desired, options).await
+    reconcile_target(cloud, desired.targets[0].clone(), desired, &options).await
 }
 
 async fn apply(cloud: &FakeCloud, desired: &DesiredState) -> TargetPass {
@@ -257,7 +257,7 @@ clusters:
     assert_eq!(pass.failed_actions(), 1);
     assert_eq!(pass.error, None);
     // The re-observation still finds the failed tag, the detector and the untag pending.
-    assert_eq!(pass.remaining, Some(3));
+    assert_eq!(pass.remaining(), Some(3));
     for name in ["sandbox-a", "sandbox-b", "sandbox-c"] {
         assert_coverage_at_every_instant(&cloud, name, false);
     }
@@ -357,7 +357,7 @@ clusters:
     let second = apply(&cloud, &desired).await;
 
     assert_eq!(second.failed_actions(), 0, "{:?}", outcomes(&second));
-    assert_eq!(second.remaining, Some(0));
+    assert_eq!(second.remaining(), Some(0));
     assert_eq!(
         cloud.writes(),
         vec![
@@ -397,13 +397,13 @@ safety:
     assert_eq!(plan.actions.len(), 3);
     assert_eq!(cloud.writes(), Vec::<Call>::new());
     assert!(refused.results.is_empty());
-    assert_eq!(refused.remaining, None);
+    assert_eq!(refused.remaining(), None);
 
     let allowed = pass(&cloud, &desired, options(Mode::Apply, true)).await;
 
     assert_eq!(allowed.plan.as_ref().and_then(|p| p.refused.as_ref()), None);
     assert_eq!(allowed.failed_actions(), 0);
-    assert_eq!(allowed.remaining, Some(0));
+    assert_eq!(allowed.remaining(), Some(0));
     assert_eq!(
         cloud.writes(),
         vec![tag_call(&["svc-a", "svc-b", "svc-c"], "true")]
@@ -490,7 +490,7 @@ suspend: true
     assert!(pass.suspended);
     assert_eq!(pass.plan.as_ref().map(|p| p.actions.len()), Some(2));
     assert!(pass.results.is_empty());
-    assert_eq!(pass.remaining, None);
+    assert_eq!(pass.remaining(), None);
     assert_eq!(cloud.writes(), Vec::<Call>::new());
     assert_eq!(cloud.observed(), before);
 }
@@ -518,7 +518,7 @@ clusters:
     assert!(!pass.suspended);
     assert_eq!(pass.plan.as_ref().map(|p| p.actions.len()), Some(2));
     assert!(pass.results.is_empty());
-    assert_eq!(pass.remaining, None);
+    assert_eq!(pass.remaining(), None);
     assert_eq!(cloud.writes(), Vec::<Call>::new());
     assert_eq!(cloud.observed(), before);
 }
@@ -570,7 +570,7 @@ clusters:
         vec![("tag sandbox false".to_owned(), Outcome::Success)]
     );
     assert_eq!(pass.error, Some(denied));
-    assert_eq!(pass.remaining, None);
+    assert_eq!(pass.remaining(), None);
     assert_eq!(cloud.tag_of("sandbox").as_deref(), Some("false"));
 }
 
@@ -605,7 +605,7 @@ clusters:
 
     let first = apply(&cloud, &desired).await;
     assert_eq!(first.failed_actions(), 0, "{:?}", outcomes(&first));
-    assert_eq!(first.remaining, Some(0));
+    assert_eq!(first.remaining(), Some(0));
     let writes = cloud.writes();
     assert_eq!(
         writes.iter().map(Call::operation).collect::<Vec<_>>(),
@@ -644,7 +644,7 @@ clusters:
 
     let pass = apply(&cloud, &desired).await;
 
-    assert_eq!(pass.remaining, Some(0));
+    assert_eq!(pass.remaining(), Some(0));
     assert_eq!(cloud.writes(), vec![tag_call(&["staying"], "true")]);
     assert_eq!(cloud.tag_of("going"), None);
 }
@@ -752,7 +752,7 @@ clusters:
     let pass = apply(&cloud, &desired).await;
 
     assert_eq!(pass.failed_actions(), 0);
-    assert_eq!(pass.remaining, Some(0));
+    assert_eq!(pass.remaining(), Some(0));
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert_eq!(cloud.writes(), vec![tag_call(&names, "false")]);
 }

@@ -1,0 +1,147 @@
+//! The daemon (`run`): the reconcile loop, desired-state reload with last known good,
+//! Prometheus metrics, the HTTP endpoints and graceful shutdown.
+#![deny(missing_docs)]
+
+pub mod http;
+pub mod metrics;
+pub mod runloop;
+pub mod source;
+pub mod status;
+pub mod watch;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::http::Shared;
+use crate::runloop::{run_loop, LoopSettings, Trigger};
+use crate::source::Source;
+use crate::status::Status;
+
+/// Settings of `run`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The desired-state file.
+    pub config: PathBuf,
+    /// HTTP address for `/metrics`, `/healthz`, `/readyz`, `/status`.
+    pub listen: SocketAddr,
+    /// Plan every pass, write nothing.
+    pub dry_run: bool,
+    /// Targets reconciled at once.
+    pub max_concurrent_targets: usize,
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Registering a metric failed (a programming error).
+    #[error("cannot register the metrics")]
+    Metrics(#[from] prometheus::Error),
+    /// The HTTP server failed.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the daemon until `shutdown` completes, then stops within a few seconds.
+///
+/// # Errors
+/// The HTTP address cannot be bound, or the HTTP server fails.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DaemonError> {
+    let metrics = metrics::Metrics::new()?;
+    let shared = Arc::new(Shared {
+        metrics,
+        status: RwLock::new(Status {
+            source: settings.config.display().to_string(),
+            dry_run: settings.dry_run,
+            ..Status::default()
+        }),
+    });
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(settings.listen);
+    info!(%addr, "serving /metrics /healthz /readyz /status");
+
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = http::router(Arc::clone(&shared));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.await;
+            })
+            .await
+    });
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let _watcher = match watch::watch(&settings.config, tx.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(error = %e, "cannot watch the desired-state folder; changes are picked up on the interval");
+            None
+        }
+    };
+    spawn_hangup(tx);
+
+    let ctx = gec_aws::AwsContext::from_env()
+        .await
+        .with_metrics(shared.metrics.aws.clone());
+    let loop_settings = LoopSettings {
+        dry_run: settings.dry_run,
+        max_concurrent_targets: settings.max_concurrent_targets,
+    };
+    run_loop(
+        Arc::clone(&shared),
+        ctx,
+        Source::new(settings.config),
+        rx,
+        loop_settings,
+        shutdown,
+    )
+    .await;
+
+    let _ = stop_http.send(());
+    match server.await {
+        Ok(Ok(())) | Err(_) => Ok(()),
+        Ok(Err(e)) => Err(DaemonError::Serve(e)),
+    }
+}
+
+#[cfg(unix)]
+fn spawn_hangup(tx: mpsc::UnboundedSender<Trigger>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    info!("SIGHUP: reconciling now");
+                    if tx.send(Trigger::Hangup).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Err(e) => warn!(error = %e, "cannot listen for SIGHUP"),
+    }
+}
+
+#[cfg(not(unix))]
+fn spawn_hangup(_tx: mpsc::UnboundedSender<Trigger>) {}

@@ -1,0 +1,195 @@
+//! The reconcile loop: one pass at a time, on a jittered timer, on file changes and on
+//! SIGHUP; last known good desired state; graceful stop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use gec_aws::AwsContext;
+use gec_engine::{reconcile_all, Mode, PassOptions, StopSignal, TargetPass};
+use rand::Rng;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{sleep, sleep_until, Instant};
+use tracing::{error, info, info_span, warn, Instrument};
+
+use crate::http::Shared;
+use crate::metrics::PassResult;
+use crate::source::{Refresh, Source};
+use crate::status::unix_secs;
+
+/// Why the loop woke up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Something changed in the desired-state file's folder.
+    File,
+    /// SIGHUP.
+    Hangup,
+}
+
+/// Quiet time after a file event before reading the file, so a file written in several
+/// steps is read once it is complete.
+pub const DEBOUNCE: Duration = Duration::from_millis(250);
+/// Retry delay while no valid desired state has ever been loaded.
+pub const NO_STATE_RETRY: Duration = Duration::from_secs(5);
+/// How long a pass interrupted by shutdown may take to finish its in-flight call.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The loop's fixed settings.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// Plan only (`--dry-run`).
+    pub dry_run: bool,
+    /// Targets reconciled at once.
+    pub max_concurrent_targets: usize,
+}
+
+/// Runs until `shutdown` completes.
+pub async fn run_loop(
+    shared: Arc<Shared>,
+    ctx: AwsContext,
+    mut source: Source,
+    mut triggers: UnboundedReceiver<Trigger>,
+    settings: LoopSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let stop = StopSignal::default();
+    let mut next_pass = Instant::now();
+    let mut pass_id: u64 = 0;
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(t) = triggers.recv() => Some(t),
+            () = sleep_until(next_pass) => None,
+        };
+        if first == Some(Trigger::File) {
+            sleep(DEBOUNCE).await;
+        }
+        // Everything that arrived meanwhile is folded into this one pass.
+        let mut forced = first != Some(Trigger::File);
+        while let Ok(t) = triggers.try_recv() {
+            forced |= t == Trigger::Hangup;
+        }
+        let refresh = reload(&shared, &mut source);
+        if !forced && refresh != Refresh::Loaded {
+            continue; // a folder event that did not change the desired state
+        }
+        let Some(loaded) = source.good().cloned() else {
+            warn!(file = %source.path().display(), "no valid desired state yet: nothing is written; retrying");
+            next_pass = Instant::now() + NO_STATE_RETRY;
+            continue;
+        };
+        pass_id += 1;
+        let options = PassOptions {
+            max_concurrent_targets: settings.max_concurrent_targets,
+            stop: stop.clone(),
+            ..PassOptions::new(if settings.dry_run {
+                Mode::Plan
+            } else {
+                Mode::Apply
+            })
+        };
+        let started = Instant::now();
+        let span = info_span!("pass", pass_id);
+        let pass =
+            reconcile_all(&ctx, Arc::clone(&loaded.desired), options).instrument(span.clone());
+        tokio::pin!(pass);
+        let passes = tokio::select! {
+            passes = &mut pass => passes,
+            () = &mut shutdown => {
+                stop.stop();
+                info!(pass_id, "shutting down: no new writes; waiting for the in-flight call");
+                if tokio::time::timeout(SHUTDOWN_GRACE, &mut pass).await.is_err() {
+                    warn!(pass_id, "abandoned the in-flight call after {SHUTDOWN_GRACE:?}");
+                }
+                break;
+            }
+        };
+        let result = result_of(&passes, loaded.desired.suspend);
+        let seconds = started.elapsed().as_secs_f64();
+        let now = SystemTime::now();
+        shared
+            .metrics
+            .pass(&passes, result, seconds, unix_secs(now));
+        let pending: usize = passes
+            .iter()
+            .filter_map(TargetPass::pending)
+            .map(|p| p.actions.len())
+            .sum();
+        span.in_scope(|| {
+            for p in passes.iter().filter(|p| p.error.is_some()) {
+                if let Some(e) = &p.error {
+                    error!(target = %p.target.label(), kind = e.kind.as_str(), error = %e, "target failed");
+                }
+            }
+            info!(result = result.as_str(), seconds, pending, "pass finished");
+        });
+        if let Ok(mut status) = shared.status.write() {
+            status.pass_id = pass_id;
+            status.last_pass_at = Some(now);
+            status.last_result = Some(result.as_str());
+            status.reached_aws = passes.iter().any(|p| p.plan.is_some());
+            status.passes = passes;
+        }
+        next_pass = Instant::now()
+            + jittered(
+                loaded.desired.reconcile.interval.get(),
+                loaded.desired.reconcile.jitter,
+            );
+    }
+}
+
+/// Re-reads the desired state, counts and logs a reload, and updates the status.
+fn reload(shared: &Shared, source: &mut Source) -> Refresh {
+    let refresh = source.refresh();
+    let now = SystemTime::now();
+    match refresh {
+        Refresh::Unchanged => return refresh,
+        Refresh::Loaded => {
+            shared.metrics.config_reload(true, unix_secs(now));
+            info!(file = %source.path().display(), sha256 = source.good().map(|g| g.sha256.as_str()), "desired state loaded");
+        }
+        Refresh::Failed => {
+            shared.metrics.config_reload(false, unix_secs(now));
+            let kept = source.good().map(|g| g.sha256.as_str());
+            error!(
+                error = source.error(),
+                last_good_sha256 = kept,
+                "desired state rejected; the last good one stays in force"
+            );
+        }
+    }
+    if let Ok(mut status) = shared.status.write() {
+        status.sha256 = source.good().map(|g| g.sha256.clone());
+        status.loaded_at = source.good().map(|g| g.loaded_at);
+        status.config_error = source.error().map(str::to_owned);
+    }
+    refresh
+}
+
+fn result_of(passes: &[TargetPass], suspended: bool) -> PassResult {
+    if passes
+        .iter()
+        .any(|p| p.error.is_some() || p.failed_actions() > 0)
+    {
+        PassResult::Error
+    } else if passes
+        .iter()
+        .any(|p| p.plan.as_ref().is_some_and(|pl| pl.refused.is_some()))
+    {
+        PassResult::Refused
+    } else if suspended {
+        PassResult::Suspended
+    } else {
+        PassResult::Success
+    }
+}
+
+fn jittered(interval: Duration, jitter: f64) -> Duration {
+    if jitter <= 0.0 {
+        return interval;
+    }
+    let factor = 1.0 + rand::rng().random_range(-jitter..=jitter);
+    interval.mul_f64(factor.max(0.0))
+}
