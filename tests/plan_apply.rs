@@ -363,9 +363,16 @@ safety: {maxClusterChangesPerCycle: 500, maxCoverageLossFraction: 1.0}
     // the unmatched clusters kept every tag they had.
     let east = sb.cluster_tags("us-east-1").await;
     assert_eq!(east["web-000-prod"]["GuardDutyManaged"], "false");
-    assert_eq!(east["api-000-prod"]["GuardDutyManaged"], "true", "the regions selector keeps rule 1 out of us-east-1");
+    assert_eq!(
+        east["api-000-prod"]["GuardDutyManaged"], "true",
+        "the regions selector keeps rule 1 out of us-east-1"
+    );
     let west = sb.cluster_tags("eu-west-1").await;
-    assert_eq!(west["api-000-prod"].get("GuardDutyManaged"), None, "rule 1 comes first in eu-west-1");
+    assert_eq!(
+        west["api-000-prod"].get("GuardDutyManaged"),
+        None,
+        "rule 1 comes first in eu-west-1"
+    );
     assert_eq!(
         east["legacy-000"],
         map(&[("GuardDutyManaged", "false"), ("owner", "y")])

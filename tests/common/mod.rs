@@ -2,6 +2,8 @@
 //! and AWS state read back through the sandbox with plain SDK clients.
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod daemon;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -244,6 +246,17 @@ impl std::fmt::Display for Run {
 pub fn run_controller(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_guardduty-ecs-controller"));
     cmd.args(args).current_dir(root());
+    hermetic_env(&mut cmd, env);
+    let Output { status, stdout, stderr } = cmd.output().expect("run the controller");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// No AWS or controller settings from the developer's environment; dummy credentials.
+pub fn hermetic_env(cmd: &mut Command, env: &[(&str, &str)]) {
     for (key, _) in std::env::vars() {
         if key.starts_with("AWS_") || key.starts_with("GEC_") || key == "RUST_LOG" {
             cmd.env_remove(key);
@@ -257,16 +270,6 @@ pub fn run_controller(args: &[&str], env: &[(&str, &str)]) -> Run {
         .env("AWS_EC2_METADATA_DISABLED", "true");
     for (k, v) in env {
         cmd.env(k, v);
-    }
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("run the controller");
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
 

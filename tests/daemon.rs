@@ -1,0 +1,178 @@
+//! End to end: the daemon (`run`) against the sandbox.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::daemon::{replace_file, Daemon};
+use common::Sandbox;
+
+const FLEET: &str = r#"
+regions:
+  us-east-1:
+    detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+    clusters:
+      - name: alpha
+      - name: beta
+"#;
+
+/// A desired state with an interval far longer than any test: every pass seen in a test
+/// came from the start, a file change or a signal.
+fn desired(alpha: &str, beta: &str) -> String {
+    format!(
+        "version: 1\ntargets: [{{region: us-east-1}}]\nclusters:\n  - {{name: alpha, guardDutyManaged: {alpha}}}\n  - {{name: beta, guardDutyManaged: {beta}}}\nsafety: {{maxCoverageLossFraction: 1.0}}\nreconcile: {{interval: 1h}}\n"
+    )
+}
+
+async fn tag(sb: &Sandbox, cluster: &str) -> Option<String> {
+    sb.cluster_tags("us-east-1").await.get(cluster).and_then(|t| t.get("GuardDutyManaged").cloned())
+}
+
+async fn wait_tag(sb: &Sandbox, cluster: &str, want: Option<&str>, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if tag(sb, cluster).await.as_deref() == want {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+const RELOAD_ERRORS: &str = r#"guardduty_controller_config_reloads_total{result="error"}"#;
+
+#[tokio::test]
+async fn editing_the_file_applies_the_change_without_waiting_for_the_interval() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    let file = sb.write("desired.yaml", &desired("true", "true"));
+    let daemon = Daemon::start(&sb, &file, &[]);
+    assert!(
+        wait_tag(&sb, "alpha", Some("true"), Duration::from_secs(60)).await.is_some(),
+        "first pass: {}",
+        daemon.logs()
+    );
+
+    let mut delays = Vec::new();
+    for (i, value) in ["false", "true", "false"].into_iter().enumerate() {
+        replace_file(&file, &desired(value, "true"));
+        let delay = wait_tag(&sb, "alpha", Some(value), Duration::from_secs(60)).await;
+        let delay = delay.unwrap_or_else(|| panic!("edit {i} was not applied (interval is 1h): {}", daemon.logs()));
+        delays.push(delay);
+    }
+    println!("file edit -> tag visible in AWS: {delays:?} (interval 1h, debounce 250 ms)");
+    assert!(daemon.metric(r#"guardduty_controller_reconcile_total{result="success"}"#) >= 4.0);
+}
+
+#[tokio::test]
+async fn a_broken_file_changes_nothing_in_aws_counts_an_error_and_fixing_it_resumes() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    let file = sb.write("desired.yaml", &desired("true", "true"));
+    let daemon = Daemon::start(&sb, &file, &[]);
+    assert!(wait_tag(&sb, "beta", Some("true"), Duration::from_secs(60)).await.is_some(), "{}", daemon.logs());
+    assert!(daemon.wait_for(Duration::from_secs(10), |d| d.get("/readyz").0 == 200));
+    sb.clear_requests();
+
+    let good = desired("true", "true");
+    let half_written = &good[..good.len() / 2];
+    let broken: [(&str, Option<&str>); 5] = [
+        ("syntax error", Some("version: 1\ntargets: [\n")),
+        ("unknown key", Some("version: 1\ntargets: [{region: us-east-1}]\nclustrs: []\n")),
+        ("truncated, half-written file", Some(half_written)),
+        ("empty file", Some("")),
+        ("deleted file", None),
+    ];
+    for (label, text) in broken {
+        let errors = daemon.metric(RELOAD_ERRORS);
+        match text {
+            // Written in place, not renamed: the way a tool that writes in steps leaves it.
+            Some(text) => std::fs::write(&file, text).unwrap(),
+            None => std::fs::remove_file(&file).unwrap(),
+        }
+        assert!(
+            daemon.wait_for(Duration::from_secs(30), |d| d.metric(RELOAD_ERRORS) >= errors + 1.0),
+            "{label}: the error counter did not move: {}",
+            daemon.logs()
+        );
+        let (code, body) = daemon.get("/readyz");
+        assert_eq!(code, 200, "{label}: the last good state is still in force: {body}");
+        assert!(body.contains("configError\":\""), "{label}: /readyz shows the error: {body}");
+        let (_, status) = daemon.get("/status");
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert!(status["desiredState"]["error"].is_string(), "{label}: {status}");
+    }
+    // SIGHUP forces a pass with the last good state: still nothing to write.
+    daemon.signal("HUP");
+    assert!(daemon.wait_for(Duration::from_secs(30), |d| {
+        d.metric(r#"guardduty_controller_reconcile_total{result="success"}"#) >= 2.0
+    }));
+    assert!(sb.writes().is_empty(), "a broken file must change nothing: {:?}", sb.writes());
+    assert_eq!(tag(&sb, "alpha").await.as_deref(), Some("true"));
+
+    replace_file(&file, &desired("false", "true"));
+    assert!(
+        wait_tag(&sb, "alpha", Some("false"), Duration::from_secs(60)).await.is_some(),
+        "fixing the file resumes: {}",
+        daemon.logs()
+    );
+    assert!(daemon.metric(r#"guardduty_controller_config_reloads_total{result="success"}"#) >= 2.0);
+}
+
+#[tokio::test]
+async fn readyz_is_503_before_the_first_good_pass_and_200_after() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    let file = sb.write("desired.yaml", "");
+    std::fs::remove_file(&file).unwrap();
+    let daemon = Daemon::start(&sb, &file, &[]);
+    assert!(daemon.wait_for(Duration::from_secs(10), |d| d.get("/healthz").0 == 200));
+    for _ in 0..5 {
+        assert_eq!(daemon.get("/readyz").0, 503, "no desired state yet");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(sb.requests().is_empty(), "no valid desired state: no AWS call at all");
+    replace_file(&file, &desired("true", "false"));
+    assert!(
+        daemon.wait_for(Duration::from_secs(30), |d| d.get("/readyz").0 == 200),
+        "ready after the first good pass: {}",
+        daemon.logs()
+    );
+    assert_eq!(tag(&sb, "beta").await.as_deref(), Some("false"));
+}
+
+#[tokio::test]
+async fn sigterm_exits_0_within_10_seconds() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    let file = sb.write("desired.yaml", &desired("true", "true"));
+    let mut daemon = Daemon::start(&sb, &file, &[]);
+    assert!(daemon.wait_for(Duration::from_secs(30), |d| d.get("/readyz").0 == 200), "{}", daemon.logs());
+    let start = Instant::now();
+    daemon.signal("TERM");
+    let code = daemon.wait_exit(Duration::from_secs(10));
+    println!("SIGTERM -> exit in {:?}", start.elapsed());
+    assert_eq!(code, Some(0), "exit 0 within 10 s: {}", daemon.logs());
+}
+
+#[tokio::test]
+async fn dry_run_and_suspend_write_nothing_but_report_drift() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    let drift = r#"guardduty_controller_drift{kind="tag",target="us-east-1"}"#;
+    for (label, extra, text, result) in [
+        ("--dry-run", vec!["--dry-run"], desired("true", "false"), "success"),
+        ("suspend", vec![], format!("{}suspend: true\n", desired("true", "false")), "suspended"),
+    ] {
+        let file = sb.write("desired.yaml", &text);
+        let daemon = Daemon::start(&sb, &file, &extra);
+        let series = format!(r#"guardduty_controller_reconcile_total{{result="{result}"}}"#);
+        assert!(
+            daemon.wait_for(Duration::from_secs(30), |d| d.metric(&series) >= 1.0),
+            "{label}: {}",
+            daemon.logs()
+        );
+        assert_eq!(daemon.metric(drift), 2.0, "{label}: two tags pending");
+        assert!(sb.writes().is_empty(), "{label} writes nothing: {:?}", sb.writes());
+    }
+}
