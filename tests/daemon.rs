@@ -25,10 +25,18 @@ fn desired(alpha: &str, beta: &str) -> String {
 }
 
 async fn tag(sb: &Sandbox, cluster: &str) -> Option<String> {
-    sb.cluster_tags("us-east-1").await.get(cluster).and_then(|t| t.get("GuardDutyManaged").cloned())
+    sb.cluster_tags("us-east-1")
+        .await
+        .get(cluster)
+        .and_then(|t| t.get("GuardDutyManaged").cloned())
 }
 
-async fn wait_tag(sb: &Sandbox, cluster: &str, want: Option<&str>, limit: Duration) -> Option<Duration> {
+async fn wait_tag(
+    sb: &Sandbox,
+    cluster: &str,
+    want: Option<&str>,
+    limit: Duration,
+) -> Option<Duration> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if tag(sb, cluster).await.as_deref() == want {
@@ -48,7 +56,9 @@ async fn editing_the_file_applies_the_change_without_waiting_for_the_interval() 
     let file = sb.write("desired.yaml", &desired("true", "true"));
     let daemon = Daemon::start(&sb, &file, &[]);
     assert!(
-        wait_tag(&sb, "alpha", Some("true"), Duration::from_secs(60)).await.is_some(),
+        wait_tag(&sb, "alpha", Some("true"), Duration::from_secs(60))
+            .await
+            .is_some(),
         "first pass: {}",
         daemon.logs()
     );
@@ -57,7 +67,12 @@ async fn editing_the_file_applies_the_change_without_waiting_for_the_interval() 
     for (i, value) in ["false", "true", "false"].into_iter().enumerate() {
         replace_file(&file, &desired(value, "true"));
         let delay = wait_tag(&sb, "alpha", Some(value), Duration::from_secs(60)).await;
-        let delay = delay.unwrap_or_else(|| panic!("edit {i} was not applied (interval is 1h): {}", daemon.logs()));
+        let delay = delay.unwrap_or_else(|| {
+            panic!(
+                "edit {i} was not applied (interval is 1h): {}",
+                daemon.logs()
+            )
+        });
         delays.push(delay);
     }
     println!("file edit -> tag visible in AWS: {delays:?} (interval 1h, debounce 250 ms)");
@@ -70,7 +85,13 @@ async fn a_broken_file_changes_nothing_in_aws_counts_an_error_and_fixing_it_resu
     sb.seed(FLEET);
     let file = sb.write("desired.yaml", &desired("true", "true"));
     let daemon = Daemon::start(&sb, &file, &[]);
-    assert!(wait_tag(&sb, "beta", Some("true"), Duration::from_secs(60)).await.is_some(), "{}", daemon.logs());
+    assert!(
+        wait_tag(&sb, "beta", Some("true"), Duration::from_secs(60))
+            .await
+            .is_some(),
+        "{}",
+        daemon.logs()
+    );
     assert!(daemon.wait_for(Duration::from_secs(10), |d| d.get("/readyz").0 == 200));
     sb.clear_requests();
 
@@ -78,7 +99,10 @@ async fn a_broken_file_changes_nothing_in_aws_counts_an_error_and_fixing_it_resu
     let half_written = &good[..good.len() / 2];
     let broken: [(&str, Option<&str>); 5] = [
         ("syntax error", Some("version: 1\ntargets: [\n")),
-        ("unknown key", Some("version: 1\ntargets: [{region: us-east-1}]\nclustrs: []\n")),
+        (
+            "unknown key",
+            Some("version: 1\ntargets: [{region: us-east-1}]\nclustrs: []\n"),
+        ),
         ("truncated, half-written file", Some(half_written)),
         ("empty file", Some("")),
         ("deleted file", None),
@@ -91,28 +115,44 @@ async fn a_broken_file_changes_nothing_in_aws_counts_an_error_and_fixing_it_resu
             None => std::fs::remove_file(&file).unwrap(),
         }
         assert!(
-            daemon.wait_for(Duration::from_secs(30), |d| d.metric(RELOAD_ERRORS) >= errors + 1.0),
+            daemon.wait_for(Duration::from_secs(30), |d| d.metric(RELOAD_ERRORS)
+                >= errors + 1.0),
             "{label}: the error counter did not move: {}",
             daemon.logs()
         );
         let (code, body) = daemon.get("/readyz");
-        assert_eq!(code, 200, "{label}: the last good state is still in force: {body}");
-        assert!(body.contains("configError\":\""), "{label}: /readyz shows the error: {body}");
+        assert_eq!(
+            code, 200,
+            "{label}: the last good state is still in force: {body}"
+        );
+        assert!(
+            body.contains("configError\":\""),
+            "{label}: /readyz shows the error: {body}"
+        );
         let (_, status) = daemon.get("/status");
         let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-        assert!(status["desiredState"]["error"].is_string(), "{label}: {status}");
+        assert!(
+            status["desiredState"]["error"].is_string(),
+            "{label}: {status}"
+        );
     }
     // SIGHUP forces a pass with the last good state: still nothing to write.
     daemon.signal("HUP");
     assert!(daemon.wait_for(Duration::from_secs(30), |d| {
         d.metric(r#"guardduty_controller_reconcile_total{result="success"}"#) >= 2.0
     }));
-    assert!(sb.writes().is_empty(), "a broken file must change nothing: {:?}", sb.writes());
+    assert!(
+        sb.writes().is_empty(),
+        "a broken file must change nothing: {:?}",
+        sb.writes()
+    );
     assert_eq!(tag(&sb, "alpha").await.as_deref(), Some("true"));
 
     replace_file(&file, &desired("false", "true"));
     assert!(
-        wait_tag(&sb, "alpha", Some("false"), Duration::from_secs(60)).await.is_some(),
+        wait_tag(&sb, "alpha", Some("false"), Duration::from_secs(60))
+            .await
+            .is_some(),
         "fixing the file resumes: {}",
         daemon.logs()
     );
@@ -131,7 +171,10 @@ async fn readyz_is_503_before_the_first_good_pass_and_200_after() {
         assert_eq!(daemon.get("/readyz").0, 503, "no desired state yet");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(sb.requests().is_empty(), "no valid desired state: no AWS call at all");
+    assert!(
+        sb.requests().is_empty(),
+        "no valid desired state: no AWS call at all"
+    );
     replace_file(&file, &desired("true", "false"));
     assert!(
         daemon.wait_for(Duration::from_secs(30), |d| d.get("/readyz").0 == 200),
@@ -147,7 +190,11 @@ async fn sigterm_exits_0_within_10_seconds() {
     sb.seed(FLEET);
     let file = sb.write("desired.yaml", &desired("true", "true"));
     let mut daemon = Daemon::start(&sb, &file, &[]);
-    assert!(daemon.wait_for(Duration::from_secs(30), |d| d.get("/readyz").0 == 200), "{}", daemon.logs());
+    assert!(
+        daemon.wait_for(Duration::from_secs(30), |d| d.get("/readyz").0 == 200),
+        "{}",
+        daemon.logs()
+    );
     let start = Instant::now();
     daemon.signal("TERM");
     let code = daemon.wait_exit(Duration::from_secs(10));
@@ -161,8 +208,18 @@ async fn dry_run_and_suspend_write_nothing_but_report_drift() {
     sb.seed(FLEET);
     let drift = r#"guardduty_controller_drift{kind="tag",target="us-east-1"}"#;
     for (label, extra, text, result) in [
-        ("--dry-run", vec!["--dry-run"], desired("true", "false"), "success"),
-        ("suspend", vec![], format!("{}suspend: true\n", desired("true", "false")), "suspended"),
+        (
+            "--dry-run",
+            vec!["--dry-run"],
+            desired("true", "false"),
+            "success",
+        ),
+        (
+            "suspend",
+            vec![],
+            format!("{}suspend: true\n", desired("true", "false")),
+            "suspended",
+        ),
     ] {
         let file = sb.write("desired.yaml", &text);
         let daemon = Daemon::start(&sb, &file, &extra);
@@ -173,6 +230,68 @@ async fn dry_run_and_suspend_write_nothing_but_report_drift() {
             daemon.logs()
         );
         assert_eq!(daemon.metric(drift), 2.0, "{label}: two tags pending");
-        assert!(sb.writes().is_empty(), "{label} writes nothing: {:?}", sb.writes());
+        assert!(
+            sb.writes().is_empty(),
+            "{label} writes nothing: {:?}",
+            sb.writes()
+        );
     }
+}
+
+#[tokio::test]
+async fn a_target_that_is_down_does_not_stop_the_healthy_one() {
+    let sb = Sandbox::start();
+    sb.seed(
+        r#"
+regions:
+  us-east-1:
+    detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+    clusters: [{name: alpha}]
+  eu-west-1:
+    detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+    clusters: [{name: alpha}]
+"#,
+    );
+    // Every request for eu-west-1 has its connection dropped: that region's endpoint is down.
+    sb.faults(serde_json::json!({"rules": [{"region": "eu-west-1", "fault": "reset"}]}));
+    let file = sb.write(
+        "desired.yaml",
+        "version: 1\ntargets: [{region: eu-west-1}, {region: us-east-1}]\nclusters: [{name: alpha, guardDutyManaged: true}]\nreconcile: {interval: 1h}\n",
+    );
+    let daemon = Daemon::start(&sb, &file, &[]);
+    assert!(
+        wait_tag(&sb, "alpha", Some("true"), Duration::from_secs(60))
+            .await
+            .is_some(),
+        "the healthy target converges: {}",
+        daemon.logs()
+    );
+    assert!(
+        daemon.wait_for(Duration::from_secs(60), |d| d
+            .metric(r#"guardduty_controller_reconcile_total{result="error"}"#)
+            >= 1.0),
+        "{}",
+        daemon.logs()
+    );
+    let (_, status) = daemon.get("/status");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let targets = status["targets"].as_array().unwrap();
+    let by_region = |r: &str| targets.iter().find(|t| t["region"] == r).unwrap().clone();
+    assert_eq!(by_region("eu-west-1")["result"], "error", "{status}");
+    assert_eq!(by_region("us-east-1")["result"], "ok", "{status}");
+    let failed_calls = r#"guardduty_controller_aws_requests_total{operation="DescribeClusters",outcome="error",service="ecs"}"#;
+    assert!(
+        daemon.metric(failed_calls) >= 1.0,
+        "{}",
+        daemon.get("/metrics").1
+    );
+    assert!(
+        daemon.logs().contains("target failed"),
+        "the failure is logged per target"
+    );
+    assert_eq!(
+        daemon.get("/readyz").0,
+        200,
+        "one healthy target reached AWS"
+    );
 }

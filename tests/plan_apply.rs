@@ -380,3 +380,69 @@ safety: {maxClusterChangesPerCycle: 500, maxCoverageLossFraction: 1.0}
     let plan = sb.controller(&["plan", "--config", desired.to_str().unwrap()]);
     assert_eq!(plan.code, 0, "{plan}");
 }
+
+#[tokio::test]
+async fn apply_exits_3_when_some_actions_failed_and_keeps_the_phase_order() {
+    let sb = Sandbox::start();
+    sb.seed(SMALL_FLEET);
+    let desired = sb.write("desired.yaml", AUTOMATED);
+    let config = desired.to_str().unwrap();
+
+    // The detector update is denied: the tags of phase 1 land, phase 3 waits.
+    sb.faults(serde_json::json!({"rules": [{"service": "guardduty", "operation": "UpdateDetector", "fault": "accessDenied"}]}));
+    let apply = sb.controller(&["apply", "--config", config, "--output", "json"]);
+    assert_eq!(apply.code, 3, "{apply}");
+    let results = apply.json()["results"].clone();
+    let result_of = |kind: &str| -> Vec<String> {
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == kind)
+            .map(|r| r["result"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(result_of("tag_cluster"), ["success", "success"], "{apply}");
+    assert_eq!(result_of("update_detector"), ["error"], "{apply}");
+    assert_eq!(result_of("untag_cluster"), ["skipped"], "{apply}");
+    let tags = sb.cluster_tags("us-east-1").await;
+    assert_eq!(tags["sandbox"]["GuardDutyManaged"], "false");
+    assert_eq!(
+        tags["scratch"]["GuardDutyManaged"], "true",
+        "the untag phase did not run"
+    );
+    let features = sb.detector_features("us-east-1").await;
+    assert_eq!(
+        features["RUNTIME_MONITORING"].1["ECS_FARGATE_AGENT_MANAGEMENT"],
+        "DISABLED"
+    );
+
+    // One ARN of a tag batch fails: the others are applied, and the failed one is named.
+    sb.faults(serde_json::json!({"rules": []}));
+    let fresh = Sandbox::start();
+    fresh.seed(SMALL_FLEET);
+    let payments = fresh.cluster_arn("us-east-1", "payments-prod").await;
+    fresh.faults(serde_json::json!({"rules": [{"service": "tagging", "operation": "TagResources", "fault": "failArns", "arns": [payments]}]}));
+    let partial = fresh.controller(&["apply", "--config", config, "--output", "json"]);
+    assert_eq!(partial.code, 3, "{partial}");
+    let failed: Vec<Value> = partial.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["result"] == "error")
+        .cloned()
+        .collect();
+    assert_eq!(failed.len(), 1, "{partial}");
+    assert_eq!(failed[0]["cluster"], "payments-prod");
+    let tags = fresh.cluster_tags("us-east-1").await;
+    assert_eq!(
+        tags["sandbox"]["GuardDutyManaged"], "false",
+        "the rest of the batch landed"
+    );
+    assert_eq!(tags["payments-prod"].get("GuardDutyManaged"), None);
+
+    // Once AWS heals, the next apply converges.
+    fresh.faults(serde_json::json!({"rules": []}));
+    let healed = fresh.controller(&["apply", "--config", config]);
+    assert_eq!(healed.code, 0, "{healed}");
+}

@@ -9,14 +9,16 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import awsreq, coverage, ecs, ecs_services, ecs_tasks, guardduty, tagging
+from . import awsreq, coverage, ecs, ecs_services, ecs_tasks, faults, guardduty, tagging
 from .awsreq import AwsError, AwsRequest
+from .faults import FAULTS
 from .state import STATE, UnknownEndpoint
 
 # (service signing name, operation) -> handler(req) returning the JSON response body.
@@ -61,24 +63,43 @@ class SandboxApp:
     def aws(self, environ: dict[str, Any]) -> Response:
         with STATE.lock:
             req = awsreq.parse(environ)
-            entry = STATE.record(req)
-            key = (req.service, req.operation)
-            try:
-                if key in CHECKS:
-                    CHECKS[key](req)
-                if key in HANDLERS:
-                    status, headers, body = awsreq.json_body(req.service, 200, HANDLERS[key](req))
-                else:
-                    status, headers, body = self.pass_to_moto(environ)
-            except AwsError as err:
-                status, headers, body = awsreq.error_body(req.service, err)
-            except Exception as err:  # a sandbox bug or input it does not expect: say so
-                traceback.print_exc()
-                failure = AwsError("InternalFailure", f"gec-sandbox: {type(err).__name__}: {err}", 500)
-                status, headers, body = awsreq.error_body(req.service, failure)
+            rule = FAULTS.pick(req)
+            if rule is None or rule.fault != "delay":
+                return self.execute(environ, req, rule)
+        # A delayed request waits without the lock (other requests go on) and is
+        # recorded, and executed, after the wait.
+        time.sleep(rule.delay_seconds)
+        with STATE.lock:
+            return self.execute(environ, req, rule)
+
+    def execute(self, environ: dict[str, Any], req: AwsRequest, rule: faults.Rule | None) -> Response:
+        entry = STATE.record(req)
+        if entry is not None and rule is not None:
+            entry["fault"] = rule.fault
+        key = (req.service, req.operation)
+        try:
+            handler = HANDLERS.get(key)
+            if rule is not None:
+                handler = faults.inject(rule, req, handler)
+            if key in CHECKS:
+                CHECKS[key](req)
+            if handler is not None:
+                status, headers, body = awsreq.json_body(req.service, 200, handler(req))
+            else:
+                status, headers, body = self.pass_to_moto(environ)
+        except AwsError as err:
+            status, headers, body = awsreq.error_body(req.service, err)
+        except faults.Dropped:
             if entry is not None:
-                entry["status"] = status
-            return status, headers, body
+                entry["status"] = 0
+            raise  # werkzeug takes it for a dropped connection and writes nothing
+        except Exception as err:  # a sandbox bug or input it does not expect: say so
+            traceback.print_exc()
+            failure = AwsError("InternalFailure", f"gec-sandbox: {type(err).__name__}: {err}", 500)
+            status, headers, body = awsreq.error_body(req.service, failure)
+        if entry is not None:
+            entry["status"] = status
+        return status, headers, body
 
     def pass_to_moto(self, environ: dict[str, Any]) -> Response:
         captured: dict[str, Any] = {}
@@ -121,7 +142,8 @@ def _status_line(status: int) -> str:
 
 
 class KeepAliveHandler(WSGIRequestHandler):
-    """HTTP/1.1 so SDK clients reuse connections (every response has a Content-Length)."""
+    """HTTP/1.1 (every response has a Content-Length). werkzeug 3 still adds
+    `Connection: close` to every response, so clients open a connection per request."""
 
     protocol_version = "HTTP/1.1"
 

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from .awsreq import AwsRequest
+from .faults import FAULTS
 
 DEFAULT_CONFIG = {"rolloutSeconds": 2.0}
 
@@ -70,6 +71,7 @@ class State:
         from moto.moto_api._internal.models import moto_api_backend
 
         self.cancel_timers()
+        FAULTS.clear()
         moto_api_backend.reset()
         for clear in self.on_reset:
             clear()
@@ -100,6 +102,10 @@ class State:
                 self.set_knobs(payload)
             if path == "knobs" and method in ("GET", "POST"):
                 return {kind: dict(names) for kind, names in self.knobs.items()}
+            if (method, path) == ("POST", "faults"):
+                FAULTS.replace(payload)
+            if path == "faults" and method in ("GET", "POST"):
+                return FAULTS.describe()
             if (method, path) == ("POST", "clusters"):
                 from .seed import create_clusters
 

@@ -57,25 +57,35 @@ def _apply(req: AwsRequest, arn: str, op: str, arg: Any) -> dict[str, Any] | Non
     return _failure(f"The resource {arn} was not found.") if failed else None
 
 
-def tag_resources(req: AwsRequest) -> dict[str, Any]:
+def injected_failure(arn: str) -> dict[str, Any]:
+    """The failure of an ARN named by a `failArns` fault (see faults.py)."""
+    return {
+        "StatusCode": 500,
+        "ErrorCode": "InternalServiceException",
+        "ErrorMessage": f"Internal service error while processing {arn}.",
+    }
+
+
+def tag_resources(req: AwsRequest, fail: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """`fail`: ARNs that fail with InternalServiceException without being touched."""
     tags = req.params.get("Tags")
     if not isinstance(tags, dict) or not tags:
         raise AwsError("InvalidParameterException", "Tags must contain at least one tag.")
     failed = {}
     for arn in _arns(req):
-        failure = _apply(req, arn, "tag", dict(tags))
+        failure = injected_failure(arn) if arn in fail else _apply(req, arn, "tag", dict(tags))
         if failure:
             failed[arn] = failure
     return {"FailedResourcesMap": failed}
 
 
-def untag_resources(req: AwsRequest) -> dict[str, Any]:
+def untag_resources(req: AwsRequest, fail: frozenset[str] = frozenset()) -> dict[str, Any]:
     keys = req.params.get("TagKeys")
     if not isinstance(keys, list) or not keys:
         raise AwsError("InvalidParameterException", "TagKeys must contain at least one key.")
     failed = {}
     for arn in _arns(req):
-        failure = _apply(req, arn, "untag", list(keys))
+        failure = injected_failure(arn) if arn in fail else _apply(req, arn, "untag", list(keys))
         if failure:
             failed[arn] = failure
     return {"FailedResourcesMap": failed}

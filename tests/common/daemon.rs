@@ -24,8 +24,18 @@ impl Daemon {
             .arg(config)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra);
-        super::hermetic_env(&mut cmd, &[("AWS_ENDPOINT_URL", sandbox.url.as_str()), ("RUST_LOG", "info")]);
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start the daemon");
+        super::hermetic_env(
+            &mut cmd,
+            &[
+                ("AWS_ENDPOINT_URL", sandbox.url.as_str()),
+                ("RUST_LOG", "info"),
+            ],
+        );
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the daemon");
         let stderr = child.stderr.take().expect("daemon stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -39,18 +49,29 @@ impl Daemon {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("the daemon logs its address");
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the daemon logs its address");
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(10)))
             .build()
             .into();
-        Daemon { child, addr, logs, agent }
+        Daemon {
+            child,
+            addr,
+            logs,
+            agent,
+        }
     }
 
     /// GET a path: (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
-        match self.agent.get(&format!("http://{}{path}", self.addr)).call() {
+        match self
+            .agent
+            .get(&format!("http://{}{path}", self.addr))
+            .call()
+        {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
                 (status, resp.body_mut().read_to_string().unwrap_or_default())
@@ -63,7 +84,10 @@ impl Daemon {
     pub fn metric(&self, series: &str) -> f64 {
         let (_, body) = self.get("/metrics");
         body.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
     }

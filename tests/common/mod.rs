@@ -83,6 +83,13 @@ impl Sandbox {
         serde_json::from_str(&body).expect("request log is JSON")
     }
 
+    /// Replaces the sandbox's fault rules (sandbox/README.md, "Fault injection").
+    pub fn faults(&self, rules: Value) {
+        ureq::post(&format!("{}/_sandbox/faults", self.url))
+            .send(rules.to_string())
+            .expect("POST /_sandbox/faults");
+    }
+
     /// Forgets the request log.
     pub fn clear_requests(&self) {
         ureq::delete(&format!("{}/_sandbox/requests", self.url))
@@ -166,6 +173,22 @@ impl Sandbox {
         out
     }
 
+    /// A cluster's ARN, read through ECS.
+    pub async fn cluster_arn(&self, region: &str, name: &str) -> String {
+        let ecs = aws_sdk_ecs::Client::new(&self.sdk(region).await);
+        let out = ecs
+            .describe_clusters()
+            .clusters(name)
+            .send()
+            .await
+            .expect("DescribeClusters");
+        out.clusters()
+            .first()
+            .and_then(|c| c.cluster_arn())
+            .expect("the cluster exists")
+            .to_owned()
+    }
+
     /// The region's detector features: feature → (status, additional name → status).
     pub async fn detector_features(
         &self,
@@ -247,7 +270,11 @@ pub fn run_controller(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_guardduty-ecs-controller"));
     cmd.args(args).current_dir(root());
     hermetic_env(&mut cmd, env);
-    let Output { status, stdout, stderr } = cmd.output().expect("run the controller");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run the controller");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),

@@ -1,0 +1,204 @@
+"""Fault injection (`/_sandbox/faults`): make chosen AWS requests fail the way AWS
+fails — throttling, 5xx, a dropped connection, a slow answer, access denied, or
+per-ARN failures of the Tagging API — deterministically from a seed.
+
+A rule set replaces the previous one; rules are tried in order and the first matching
+rule that fires (count not used up, and a draw from `random.Random(seed)` below its
+`fraction`) applies. Every matching rule whose count is not used up draws one number,
+so the same seed and the same sequence of requests fault the same requests. Only signed
+`ecs`, `guardduty` and `tagging` requests are faulted (never control endpoints, seeding
+requests with `x-gec-sandbox-no-log`, or other services)."""
+
+from __future__ import annotations
+
+import functools
+import random
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .awsreq import REST_SERVICES, AwsError, AwsRequest
+
+SERVICES = {"ecs", "guardduty", "tagging"}
+ERRORS = {"throttle", "http500", "http503", "accessDenied"}
+KINDS = ERRORS | {"reset", "delay", "failArns"}
+TAGGING_WRITES = {"TagResources", "UntagResources"}
+RULE_KEYS = {"service", "operation", "region", "fault", "count", "fraction", "delaySeconds", "arns"}
+
+
+class Dropped(ConnectionAbortedError):
+    """Raised out of the WSGI app after the socket was cut: werkzeug treats a
+    ConnectionError as a client that went away and writes nothing."""
+
+
+@dataclass
+class Rule:
+    service: str
+    operation: str
+    fault: str
+    count: int | None = None
+    fraction: float = 1.0
+    delay_seconds: float = 0.0
+    arns: frozenset[str] = frozenset()
+    region: str = "*"  # only requests signed for this region (a whole target "down")
+    injected: int = 0
+
+    @classmethod
+    def parse(cls, raw: Any) -> Rule:
+        if not isinstance(raw, dict):
+            raise ValueError(f"a rule must be an object, got {raw!r}")
+        unknown = set(raw) - RULE_KEYS
+        if unknown:
+            raise ValueError(f"unknown rule keys {sorted(unknown)} (known: {sorted(RULE_KEYS)})")
+        rule = cls(str(raw.get("service", "*")), str(raw.get("operation", "*")), str(raw.get("fault")))
+        rule.region = str(raw.get("region", "*"))
+        if rule.service not in SERVICES | {"*"}:
+            raise ValueError(f"service {rule.service!r}: one of {sorted(SERVICES)} or '*'")
+        if rule.fault not in KINDS:
+            raise ValueError(f"fault {rule.fault!r}: one of {sorted(KINDS)}")
+        if raw.get("count") is not None:
+            rule.count = int(raw["count"])
+            if rule.count < 0:
+                raise ValueError("count must be >= 0")
+        rule.fraction = float(raw.get("fraction", 1.0))
+        if not 0.0 <= rule.fraction <= 1.0:
+            raise ValueError("fraction must be between 0 and 1")
+        if ("delaySeconds" in raw) != (rule.fault == "delay"):
+            raise ValueError("delaySeconds is required for, and only for, fault 'delay'")
+        if rule.fault == "delay":
+            rule.delay_seconds = float(raw["delaySeconds"])
+            if rule.delay_seconds < 0:
+                raise ValueError("delaySeconds must be >= 0")
+        if ("arns" in raw) != (rule.fault == "failArns"):
+            raise ValueError("arns is required for, and only for, fault 'failArns'")
+        if rule.fault == "failArns":
+            arns = raw["arns"]
+            if not isinstance(arns, list) or not arns or not all(isinstance(a, str) for a in arns):
+                raise ValueError("arns must be a non-empty list of ARN strings")
+            if rule.service not in ("tagging", "*") or rule.operation not in TAGGING_WRITES | {"*"}:
+                raise ValueError("failArns applies to tagging TagResources / UntagResources only")
+            rule.arns = frozenset(arns)
+        return rule
+
+    def matches(self, req: AwsRequest) -> bool:
+        if self.service not in ("*", req.service) or self.operation not in ("*", req.operation):
+            return False
+        if self.region not in ("*", req.region):
+            return False
+        if self.fault == "failArns":  # only a tagging write naming one of the ARNs
+            listed = req.params.get("ResourceARNList")
+            return (
+                req.service == "tagging"
+                and req.operation in TAGGING_WRITES
+                and isinstance(listed, list)
+                and bool(self.arns.intersection(a for a in listed if isinstance(a, str)))
+            )
+        return True
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"service": self.service, "operation": self.operation, "fault": self.fault}
+        if self.region != "*":
+            out["region"] = self.region
+        if self.count is not None:
+            out["count"] = self.count
+        out["fraction"] = self.fraction
+        if self.fault == "delay":
+            out["delaySeconds"] = self.delay_seconds
+        if self.fault == "failArns":
+            out["arns"] = sorted(self.arns)
+        out["injected"] = self.injected
+        return out
+
+
+class Faults:
+    """The rule set. Callers hold STATE.lock (draws happen in request order)."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.seed = 0
+        self.rules: list[Rule] = []
+        self.random = random.Random(0)
+
+    def replace(self, payload: Any) -> None:
+        if not isinstance(payload, dict) or set(payload) - {"seed", "rules"}:
+            raise ValueError('expected {"seed": N, "rules": [...]}')
+        rules = payload.get("rules", [])
+        if not isinstance(rules, list):
+            raise ValueError("rules must be a list")
+        parsed = [Rule.parse(raw) for raw in rules]  # all valid, or nothing changes
+        self.seed = int(payload.get("seed", 0))
+        self.rules = parsed
+        self.random = random.Random(self.seed)
+
+    def describe(self) -> dict[str, Any]:
+        return {"seed": self.seed, "rules": [rule.describe() for rule in self.rules]}
+
+    def pick(self, req: AwsRequest) -> Rule | None:
+        """The rule that fires for this request (its counter taken), or None."""
+        if not self.rules or not req.logged or req.service not in SERVICES:
+            return None
+        for rule in self.rules:
+            if rule.count is not None and rule.injected >= rule.count:
+                continue
+            if not rule.matches(req):
+                continue
+            if self.random.random() < rule.fraction:
+                rule.injected += 1
+                return rule
+        return None
+
+
+def inject(rule: Rule, req: AwsRequest, handler: Callable[[AwsRequest], Any] | None) -> Any:
+    """Apply a fired rule: raise the AWS error or cut the connection, or return the
+    handler to run instead of `handler` (`delay`: the same one, after the wait)."""
+    if rule.fault == "reset":
+        drop_connection(req.environ)
+    if rule.fault in ERRORS:
+        raise error(rule.fault, req)
+    if rule.fault == "failArns":
+        from . import tagging
+
+        return functools.partial(tagging.HANDLERS[(req.service, req.operation)], fail=rule.arns)
+    return handler
+
+
+def error(kind: str, req: AwsRequest) -> AwsError:
+    """The error in the service's wire format (status and code; awsreq.error_body puts the
+    code in both `x-amzn-ErrorType` and the body's `__type`)."""
+    rest = req.service in REST_SERVICES  # GuardDuty (REST-JSON) vs ECS/tagging (JSON 1.1)
+    if kind == "throttle":
+        if rest:
+            return AwsError("TooManyRequestsException", "Rate exceeded", 429)
+        return AwsError("ThrottlingException", "Rate exceeded", 400)
+    if kind == "http500":
+        return AwsError("InternalServerError", "We encountered an internal error. Please try again.", 500)
+    if kind == "http503":
+        return AwsError("ServiceUnavailable", "Service is unavailable. Please try again later.", 503)
+    action = {"tagging": "tag"}.get(req.service, req.service) + ":" + req.operation
+    message = (
+        f"User: arn:aws:iam::{req.account}:user/gec-sandbox is not authorized to perform: {action} "
+        f"because no identity-based policy allows the {action} action"
+    )
+    return AwsError("AccessDeniedException", message, 403 if rest else 400)
+
+
+def drop_connection(environ: dict[str, Any]) -> None:
+    """Cut the client's TCP connection with no response and raise Dropped.
+
+    SO_LINGER 0 makes the server's close an RST; SHUT_RD makes werkzeug's wait for a
+    next request on this connection end at once, so it closes the socket right away.
+    Nothing is written: werkzeug swallows the ConnectionError raised here."""
+    sock: socket.socket | None = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+    raise Dropped("gec-sandbox fault: connection reset")
+
+
+FAULTS = Faults()
