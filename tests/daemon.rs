@@ -76,7 +76,11 @@ async fn editing_the_file_applies_the_change_without_waiting_for_the_interval() 
         delays.push(delay);
     }
     println!("file edit -> tag visible in AWS: {delays:?} (interval 1h, debounce 250 ms)");
-    assert!(daemon.metric(r#"guardduty_controller_reconcile_total{result="success"}"#) >= 4.0);
+    let success = r#"guardduty_controller_reconcile_total{result="success"}"#;
+    assert!(
+        daemon.wait_for(Duration::from_secs(30), |d| d.metric(success) >= 4.0),
+        "one pass per edit"
+    );
 }
 
 #[tokio::test]
@@ -157,6 +161,13 @@ async fn a_broken_file_changes_nothing_in_aws_counts_an_error_and_fixing_it_resu
         daemon.logs()
     );
     assert!(daemon.metric(r#"guardduty_controller_config_reloads_total{result="success"}"#) >= 2.0);
+    let (_, status) = daemon.get("/status");
+    for (what, text) in [("logs", daemon.logs()), ("/status", status)] {
+        assert!(
+            !text.contains(common::SECRET_KEY),
+            "credentials leaked into {what}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -65,6 +65,11 @@ impl Daemon {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// GET a path: (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
         match self

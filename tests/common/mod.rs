@@ -282,6 +282,9 @@ pub fn run_controller(args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// The secret key every controller run gets: it must never show in logs or output.
+pub const SECRET_KEY: &str = "gec-test-secret-must-never-be-logged";
+
 /// No AWS or controller settings from the developer's environment; dummy credentials.
 pub fn hermetic_env(cmd: &mut Command, env: &[(&str, &str)]) {
     for (key, _) in std::env::vars() {
@@ -290,7 +293,7 @@ pub fn hermetic_env(cmd: &mut Command, env: &[(&str, &str)]) {
         }
     }
     cmd.env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
         .env("AWS_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")

@@ -1,7 +1,8 @@
 //! The controller's writes: cluster tags through the Resource Groups Tagging API, and
 //! detector features by read-modify-write `UpdateDetector`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 
 use aws_sdk_guardduty::types::{
     DetectorAdditionalConfiguration, DetectorFeature, DetectorFeatureConfiguration,
@@ -9,6 +10,8 @@ use aws_sdk_guardduty::types::{
 };
 use gec_model::observed::{DISABLED, RUNTIME_MONITORING};
 use gec_model::MANAGED_TAG_KEY;
+
+use aws_sdk_resourcegroupstagging::types::FailureInfo;
 
 use crate::error::{classify, ErrorKind};
 use crate::{AwsError, TargetClient};
@@ -43,23 +46,18 @@ impl TargetClient {
     /// # Guarantees
     /// Only the `GuardDutyManaged` key is written; other tags are untouched.
     pub async fn tag_clusters(&self, arns: &[String], value: &str) -> BatchOutcome {
-        let mut outcome = BatchOutcome::default();
-        for batch in arns.chunks(TAG_BATCH) {
-            let result = self
+        in_batches(arns, "TagResources", |batch| async move {
+            let out = self
                 .tagging
                 .tag_resources()
-                .set_resource_arn_list(Some(batch.to_vec()))
+                .set_resource_arn_list(Some(batch))
                 .tags(MANAGED_TAG_KEY, value)
                 .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    record_failures(&mut outcome, "TagResources", out.failed_resources_map())
-                }
-                Err(e) => fail_batch(&mut outcome, batch, classify("TagResources", e)),
-            }
-        }
-        outcome
+                .await
+                .map_err(|e| classify("TagResources", e))?;
+            Ok(out.failed_resources_map().cloned())
+        })
+        .await
     }
 
     /// Removes `GuardDutyManaged` from clusters, [`TAG_BATCH`] ARNs per call.
@@ -67,23 +65,18 @@ impl TargetClient {
     /// # Errors
     /// As [`TargetClient::tag_clusters`].
     pub async fn untag_clusters(&self, arns: &[String]) -> BatchOutcome {
-        let mut outcome = BatchOutcome::default();
-        for batch in arns.chunks(TAG_BATCH) {
-            let result = self
+        in_batches(arns, "UntagResources", |batch| async move {
+            let out = self
                 .tagging
                 .untag_resources()
-                .set_resource_arn_list(Some(batch.to_vec()))
+                .set_resource_arn_list(Some(batch))
                 .tag_keys(MANAGED_TAG_KEY)
                 .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    record_failures(&mut outcome, "UntagResources", out.failed_resources_map())
-                }
-                Err(e) => fail_batch(&mut outcome, batch, classify("UntagResources", e)),
-            }
-        }
-        outcome
+                .await
+                .map_err(|e| classify("UntagResources", e))?;
+            Ok(out.failed_resources_map().cloned())
+        })
+        .await
     }
 
     /// Applies detector changes in one `UpdateDetector` call. Reads the detector first and
@@ -141,32 +134,42 @@ impl TargetClient {
     }
 }
 
-fn record_failures(
-    outcome: &mut BatchOutcome,
-    operation: &'static str,
-    failed: Option<
-        &std::collections::HashMap<String, aws_sdk_resourcegroupstagging::types::FailureInfo>,
-    >,
-) {
-    for (arn, info) in failed.into_iter().flatten() {
-        let status = info.status_code();
-        let code = info.error_code().map(|c| c.as_str().to_owned());
-        let kind = match status {
-            404 => ErrorKind::NotFound,
-            401 | 403 => ErrorKind::AccessDenied,
-            429 => ErrorKind::Throttled,
-            s if s >= 500 => ErrorKind::Transient,
-            _ => ErrorKind::Other,
-        };
-        let message = info.error_message().unwrap_or("no message").to_owned();
-        outcome
-            .failed
-            .insert(arn.clone(), AwsError::new(kind, operation, code, message));
+type FailedResources = HashMap<String, FailureInfo>;
+
+/// Runs a tagging write [`TAG_BATCH`] ARNs at a time. A failed call marks every ARN of its
+/// batch failed; per-ARN failures are reported one by one; later batches still run.
+async fn in_batches<F, Fut>(arns: &[String], operation: &'static str, call: F) -> BatchOutcome
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: Future<Output = Result<Option<FailedResources>, AwsError>>,
+{
+    let mut outcome = BatchOutcome::default();
+    for batch in arns.chunks(TAG_BATCH) {
+        match call(batch.to_vec()).await {
+            Ok(failed) => {
+                for (arn, info) in failed.into_iter().flatten() {
+                    outcome.failed.insert(arn, failure(operation, &info));
+                }
+            }
+            Err(error) => {
+                for arn in batch {
+                    outcome.failed.insert(arn.clone(), error.clone());
+                }
+            }
+        }
     }
+    outcome
 }
 
-fn fail_batch(outcome: &mut BatchOutcome, batch: &[String], error: AwsError) {
-    for arn in batch {
-        outcome.failed.insert(arn.clone(), error.clone());
-    }
+fn failure(operation: &'static str, info: &FailureInfo) -> AwsError {
+    let kind = match info.status_code() {
+        404 => ErrorKind::NotFound,
+        401 | 403 => ErrorKind::AccessDenied,
+        429 => ErrorKind::Throttled,
+        s if s >= 500 => ErrorKind::Transient,
+        _ => ErrorKind::Other,
+    };
+    let code = info.error_code().map(|c| c.as_str().to_owned());
+    let message = info.error_message().unwrap_or("no message");
+    AwsError::new(kind, operation, code, message)
 }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{error, info, info_span, warn, Instrument};
 
+use crate::backoff::Backoff;
 use crate::http::Shared;
 use crate::metrics::PassResult;
 use crate::source::{Refresh, Source};
@@ -54,6 +55,7 @@ pub async fn run_loop(
 ) {
     tokio::pin!(shutdown);
     let stop = StopSignal::default();
+    let mut backoff = Backoff::default();
     let mut next_pass = Instant::now();
     let mut pass_id: u64 = 0;
     loop {
@@ -67,12 +69,13 @@ pub async fn run_loop(
             sleep(DEBOUNCE).await;
         }
         // Everything that arrived meanwhile is folded into this one pass.
-        let mut forced = first != Some(Trigger::File);
+        let mut hangup = first == Some(Trigger::Hangup);
         while let Ok(t) = triggers.try_recv() {
-            forced |= t == Trigger::Hangup;
+            hangup |= t == Trigger::Hangup;
         }
+        let timer = first.is_none();
         let refresh = reload(&shared, &mut source);
-        if !forced && refresh != Refresh::Loaded {
+        if !timer && !hangup && refresh != Refresh::Loaded {
             continue; // a folder event that did not change the desired state
         }
         let Some(loaded) = source.good().cloned() else {
@@ -80,6 +83,17 @@ pub async fn run_loop(
             next_pass = Instant::now() + NO_STATE_RETRY;
             continue;
         };
+        // A timer pass skips targets in backoff; a new desired state or SIGHUP tries all.
+        backoff.retain(&loaded.desired.targets);
+        let mut due = (*loaded.desired).clone();
+        if timer && refresh != Refresh::Loaded {
+            let now = Instant::now();
+            due.targets.retain(|t| backoff.is_due(t, now));
+        }
+        if due.targets.is_empty() {
+            next_pass = next_wake(&loaded.desired, &backoff);
+            continue;
+        }
         pass_id += 1;
         let options = PassOptions {
             max_concurrent_targets: settings.max_concurrent_targets,
@@ -92,8 +106,7 @@ pub async fn run_loop(
         };
         let started = Instant::now();
         let span = info_span!("pass", pass_id);
-        let pass =
-            reconcile_all(&ctx, Arc::clone(&loaded.desired), options).instrument(span.clone());
+        let pass = reconcile_all(&ctx, Arc::new(due), options).instrument(span.clone());
         tokio::pin!(pass);
         let passes = tokio::select! {
             passes = &mut pass => passes,
@@ -109,34 +122,41 @@ pub async fn run_loop(
         let result = result_of(&passes, loaded.desired.suspend);
         let seconds = started.elapsed().as_secs_f64();
         let now = SystemTime::now();
-        shared
-            .metrics
-            .pass(&passes, result, seconds, unix_secs(now));
+        let reached_aws = passes.iter().any(|p| p.plan.is_some());
         let pending: usize = passes
             .iter()
             .filter_map(TargetPass::pending)
             .map(|p| p.actions.len())
             .sum();
         span.in_scope(|| {
-            for p in passes.iter().filter(|p| p.error.is_some()) {
+            for p in &passes {
+                let failed = p.error.is_some() || p.failed_actions() > 0;
+                let retry_in = backoff.record(&p.target, failed, Instant::now());
                 if let Some(e) = &p.error {
-                    error!(target = %p.target.label(), kind = e.kind.as_str(), error = %e, "target failed");
+                    error!(target = %p.target.label(), kind = e.kind.as_str(), error = %e, ?retry_in, "target failed");
+                } else if failed {
+                    warn!(target = %p.target.label(), failed = p.failed_actions(), ?retry_in, "target had failed actions");
                 }
             }
             info!(result = result.as_str(), seconds, pending, "pass finished");
         });
+        let previous = shared
+            .status
+            .write()
+            .map(|mut s| std::mem::take(&mut s.passes))
+            .unwrap_or_default();
+        let passes = carry_over(previous, passes, &loaded.desired.targets);
+        shared
+            .metrics
+            .pass(&passes, result, seconds, unix_secs(now));
         if let Ok(mut status) = shared.status.write() {
             status.pass_id = pass_id;
             status.last_pass_at = Some(now);
             status.last_result = Some(result.as_str());
-            status.reached_aws = passes.iter().any(|p| p.plan.is_some());
+            status.reached_aws = reached_aws;
             status.passes = passes;
         }
-        next_pass = Instant::now()
-            + jittered(
-                loaded.desired.reconcile.interval.get(),
-                loaded.desired.reconcile.jitter,
-            );
+        next_pass = next_wake(&loaded.desired, &backoff);
     }
 }
 
@@ -166,6 +186,33 @@ fn reload(shared: &Shared, source: &mut Source) -> Refresh {
         status.config_error = source.error().map(str::to_owned);
     }
     refresh
+}
+
+/// The next timer pass: the jittered interval, or sooner when a failing target is due.
+fn next_wake(desired: &gec_model::DesiredState, backoff: &Backoff) -> Instant {
+    let interval =
+        Instant::now() + jittered(desired.reconcile.interval.get(), desired.reconcile.jitter);
+    backoff.next_due().map_or(interval, |due| due.min(interval))
+}
+
+/// This pass's results, plus the last known result of targets it skipped (in backoff),
+/// in the desired state's target order.
+fn carry_over(
+    previous: Vec<TargetPass>,
+    fresh: Vec<TargetPass>,
+    order: &[gec_model::desired::Target],
+) -> Vec<TargetPass> {
+    let mut by_target: std::collections::HashMap<_, _> = previous
+        .into_iter()
+        .map(|mut p| {
+            p.results.clear();
+            (p.target.clone(), p)
+        })
+        .collect();
+    for p in fresh {
+        by_target.insert(p.target.clone(), p);
+    }
+    order.iter().filter_map(|t| by_target.remove(t)).collect()
 }
 
 fn result_of(passes: &[TargetPass], suspended: bool) -> PassResult {

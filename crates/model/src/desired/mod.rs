@@ -46,7 +46,9 @@ pub struct DesiredState {
 }
 
 /// One (account, region) the controller reconciles.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Target {
     /// AWS region, e.g. `us-east-1`.
