@@ -12,9 +12,29 @@ pub struct Cli {
     /// Log format on stderr: json by default when stdout is not a terminal.
     #[arg(long, global = true, env = "GEC_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Attempts per AWS call, the first included (standard retry mode, jittered backoff).
+    #[arg(long, global = true, env = "GEC_AWS_MAX_ATTEMPTS", default_value_t = gec_aws::MAX_ATTEMPTS)]
+    pub aws_max_attempts: u32,
+    /// Time limit of one AWS call attempt (e.g. 10s).
+    #[arg(long, global = true, env = "GEC_AWS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub aws_attempt_timeout: Duration,
+    /// Time limit of one AWS call, retries included (e.g. 40s).
+    #[arg(long, global = true, env = "GEC_AWS_OPERATION_TIMEOUT", default_value = "40s", value_parser = parse_duration)]
+    pub aws_operation_timeout: Duration,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The AWS call settings from the flags.
+    pub fn calls(&self) -> gec_aws::CallSettings {
+        gec_aws::CallSettings {
+            max_attempts: self.aws_max_attempts,
+            attempt_timeout: self.aws_attempt_timeout,
+            operation_timeout: self.aws_operation_timeout,
+        }
+    }
 }
 
 /// The subcommands.

@@ -40,7 +40,8 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let calls = cli.calls();
+    match runtime.block_on(run(cli.command, calls)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<u8> {
+async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
     match command {
         Command::Validate { files } => Ok(validate(&files)),
         Command::Schema => {
@@ -59,14 +60,15 @@ async fn run(command: Command) -> anyhow::Result<u8> {
             );
             Ok(EXIT_OK)
         }
-        Command::Plan(args) => plan(args).await,
-        Command::Apply(args) => apply(args).await,
+        Command::Plan(args) => plan(args, calls).await,
+        Command::Apply(args) => apply(args, calls).await,
         Command::Run(args) => {
             let settings = gec_daemon::Settings {
                 config: args.config,
                 listen: args.listen,
                 dry_run: args.dry_run,
                 max_concurrent_targets: args.max_concurrent_targets,
+                calls,
             };
             gec_daemon::run(settings, terminated()).await?;
             Ok(EXIT_OK)
@@ -131,9 +133,13 @@ fn load(path: &Path) -> anyhow::Result<DesiredState> {
     Ok(desired)
 }
 
-async fn passes(args: &PlanArgs, mode: Mode) -> anyhow::Result<Vec<TargetPass>> {
+async fn passes(
+    args: &PlanArgs,
+    mode: Mode,
+    calls: gec_aws::CallSettings,
+) -> anyhow::Result<Vec<TargetPass>> {
     let desired = load(&args.config)?;
-    let ctx = gec_aws::AwsContext::from_env().await;
+    let ctx = gec_aws::AwsContext::from_env(calls).await;
     let options = PassOptions {
         plan: PlanOptions {
             allow_mass_change: args.allow_mass_change,
@@ -148,8 +154,8 @@ async fn passes(args: &PlanArgs, mode: Mode) -> anyhow::Result<Vec<TargetPass>> 
     Ok(passes)
 }
 
-async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
-    let passes = passes(&args, Mode::Plan).await?;
+async fn plan(args: PlanArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
+    let passes = passes(&args, Mode::Plan, calls).await?;
     match args.output {
         Output::Json => println!(
             "{}",
@@ -179,8 +185,8 @@ async fn plan(args: PlanArgs) -> anyhow::Result<u8> {
     })
 }
 
-async fn apply(args: ApplyArgs) -> anyhow::Result<u8> {
-    let run = passes(&args.plan, Mode::Apply);
+async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
+    let run = passes(&args.plan, Mode::Apply, calls);
     let passes = tokio::time::timeout(args.timeout, run)
         .await
         .map_err(|_| {

@@ -97,6 +97,15 @@ impl Daemon {
             .unwrap_or(0.0)
     }
 
+    /// The sum of every series of a metric whose labels contain `label` (e.g. `outcome="error"`).
+    pub fn metric_sum(&self, name: &str, label: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Polls until `ready` holds or `limit` passes; returns whether it held.
     pub fn wait_for(&self, limit: Duration, mut ready: impl FnMut(&Daemon) -> bool) -> bool {
         let start = Instant::now();

@@ -90,6 +90,13 @@ impl Sandbox {
             .expect("POST /_sandbox/faults");
     }
 
+    /// Forgets all AWS state, the log and the fault rules.
+    pub fn reset(&self) {
+        ureq::post(&format!("{}/_sandbox/reset", self.url))
+            .send("")
+            .expect("POST /_sandbox/reset");
+    }
+
     /// Forgets the request log.
     pub fn clear_requests(&self) {
         ureq::delete(&format!("{}/_sandbox/requests", self.url))

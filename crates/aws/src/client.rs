@@ -24,6 +24,27 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Session name of the controller's AssumeRole sessions (shows in CloudTrail).
 pub const SESSION_NAME: &str = "guardduty-ecs-controller";
 
+/// Retry and timeout settings of every AWS call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallSettings {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Time limit of one attempt.
+    pub attempt_timeout: Duration,
+    /// Time limit of one call, all attempts and backoff included.
+    pub operation_timeout: Duration,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        CallSettings {
+            max_attempts: MAX_ATTEMPTS,
+            attempt_timeout: ATTEMPT_TIMEOUT,
+            operation_timeout: OPERATION_TIMEOUT,
+        }
+    }
+}
+
 /// The shared AWS configuration, loaded once from the standard environment and config chain.
 #[derive(Debug, Clone)]
 pub struct AwsContext {
@@ -34,18 +55,18 @@ pub struct AwsContext {
 impl AwsContext {
     /// Loads credentials, region and endpoint (`AWS_ENDPOINT_URL`, ...) from the
     /// environment, with the controller's retry and timeout settings.
-    pub async fn from_env() -> Self {
+    pub async fn from_env(calls: CallSettings) -> Self {
         let base = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(
                 RetryConfig::standard()
-                    .with_max_attempts(MAX_ATTEMPTS)
+                    .with_max_attempts(calls.max_attempts.max(1))
                     .with_max_backoff(MAX_BACKOFF),
             )
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .operation_timeout(OPERATION_TIMEOUT)
+                    .connect_timeout(CONNECT_TIMEOUT.min(calls.attempt_timeout))
+                    .operation_attempt_timeout(calls.attempt_timeout)
+                    .operation_timeout(calls.operation_timeout)
                     .build(),
             )
             .load()

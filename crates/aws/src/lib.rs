@@ -9,8 +9,8 @@ mod observe;
 mod write;
 
 pub use client::{
-    AwsContext, TargetClient, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, MAX_ATTEMPTS, MAX_BACKOFF,
-    OPERATION_TIMEOUT, SESSION_NAME,
+    AwsContext, CallSettings, TargetClient, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, MAX_ATTEMPTS,
+    MAX_BACKOFF, OPERATION_TIMEOUT, SESSION_NAME,
 };
 pub use error::{AwsError, ErrorKind};
 pub use metrics::AwsMetrics;

@@ -34,6 +34,8 @@ pub struct Settings {
     pub dry_run: bool,
     /// Targets reconciled at once.
     pub max_concurrent_targets: usize,
+    /// Retries and timeouts of AWS calls.
+    pub calls: gec_aws::CallSettings,
 }
 
 /// Why the daemon could not run.
@@ -102,7 +104,7 @@ pub async fn run(
     };
     spawn_hangup(tx);
 
-    let ctx = gec_aws::AwsContext::from_env()
+    let ctx = gec_aws::AwsContext::from_env(settings.calls)
         .await
         .with_metrics(shared.metrics.aws.clone());
     let loop_settings = LoopSettings {
