@@ -1,0 +1,503 @@
+//! Least privilege, end to end: every AWS call the controller makes in its flows (`plan`,
+//! `apply` with tags to add and remove and detector changes, a daemon pass, a target
+//! reached by AssumeRole) is allowed by `deploy/iam-policy.json`, and every action the
+//! policy grants is used by one of them. The calls come from the sandbox's request log.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::daemon::Daemon;
+use common::{repo_path, Sandbox};
+use serde_json::{json, Value};
+
+/// Two targets: the credentials' own account, and one reached through a role.
+const FLEET: &str = r#"
+accounts:
+  "123456789012":
+    regions:
+      us-east-1:
+        detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+        clusters:
+          - name: payments-prod
+            tags: {team: payments}
+          - name: checkout-prod
+            tags: {GuardDutyManaged: "True"}
+          - name: sandbox
+          - name: scratch
+            tags: {GuardDutyManaged: "true"}
+  "111111111111":
+    regions:
+      eu-west-1:
+        detector: {runtimeMonitoring: DISABLED, ecsFargateAgentManagement: DISABLED}
+        clusters:
+          - name: orders-prod
+            tags: {team: orders}
+          - name: legacy
+            tags: {GuardDutyManaged: "true"}
+"#;
+
+const ROLE_ARN: &str = "arn:aws:iam::111111111111:role/guardduty-ecs-controller";
+
+/// A desired state for both targets. The `match` rule makes the controller list clusters.
+fn desired(automation: &str, sandbox: &str, scratch: &str, legacy: &str) -> String {
+    format!(
+        r#"
+version: 1
+targets:
+  - region: us-east-1
+  - region: eu-west-1
+    roleArn: {ROLE_ARN}
+detector: {{runtimeMonitoring: enabled, ecsFargateAgentManagement: {automation}}}
+clusters:
+  - {{name: sandbox, guardDutyManaged: {sandbox}}}
+  - {{name: scratch, guardDutyManaged: {scratch}}}
+  - {{name: legacy, guardDutyManaged: {legacy}}}
+  - match: {{namePattern: "*-prod"}}
+    guardDutyManaged: true
+safety: {{maxCoverageLossFraction: 1.0}}
+reconcile: {{interval: 1h}}
+"#
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// What a logged request asks IAM for.
+
+/// One authorization the request needs: an action on a resource, with the request's tag
+/// keys (`aws:TagKeys`) where the action has them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Authz {
+    action: String,
+    resource: String,
+    tag_keys: Option<Vec<String>>,
+}
+
+impl std::fmt::Display for Authz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.action, self.resource)?;
+        if let Some(keys) = &self.tag_keys {
+            write!(f, " with aws:TagKeys {keys:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The IAM service prefix of a SigV4 signing name, as the sandbox logs it.
+fn iam_prefix(service: &str) -> &str {
+    match service {
+        "tagging" => "tag",
+        other => other,
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The authorizations one logged request needs. The Resource Groups Tagging API acts with
+/// the caller's permissions on the resource's own service, so `TagResources` also needs
+/// `<service>:TagResource` on each ARN (and `UntagResources`, `<service>:UntagResource`).
+fn authorizations(entry: &Value) -> Vec<Authz> {
+    let service = entry["service"].as_str().unwrap_or_default();
+    let op = entry["operation"].as_str().unwrap_or_default();
+    let region = entry["region"].as_str().unwrap_or_default();
+    let account = entry["account"].as_str().unwrap_or_default();
+    let params = &entry["params"];
+    let action = format!("{}:{op}", iam_prefix(service));
+    let plain = |resource: String| Authz {
+        action: action.clone(),
+        resource,
+        tag_keys: None,
+    };
+    match (service, op) {
+        ("ecs", "DescribeClusters") if !strings(&params["clusters"]).is_empty() => {
+            strings(&params["clusters"])
+                .into_iter()
+                .map(|c| {
+                    plain(if c.starts_with("arn:") {
+                        c
+                    } else {
+                        format!("arn:aws:ecs:{region}:{account}:cluster/{c}")
+                    })
+                })
+                .collect()
+        }
+        ("guardduty", _) if params["DetectorId"].is_string() => vec![plain(format!(
+            "arn:aws:guardduty:{region}:{account}:detector/{}",
+            params["DetectorId"].as_str().unwrap()
+        ))],
+        ("sts", "AssumeRole") => vec![plain(params["RoleArn"].as_str().unwrap_or("*").to_owned())],
+        ("tagging", "TagResources" | "UntagResources") => {
+            let (per_resource, keys) = if op == "TagResources" {
+                let keys = params["Tags"]
+                    .as_object()
+                    .map(|t| t.keys().cloned().collect())
+                    .unwrap_or_default();
+                ("TagResource", keys)
+            } else {
+                ("UntagResource", strings(&params["TagKeys"]))
+            };
+            let mut out = vec![plain("*".to_owned())];
+            for arn in strings(&params["ResourceARNList"]) {
+                let prefix = arn.split(':').nth(2).unwrap_or_default().to_owned();
+                out.push(Authz {
+                    action: format!("{prefix}:{per_resource}"),
+                    resource: arn,
+                    tag_keys: Some(keys.clone()),
+                });
+            }
+            out
+        }
+        // Everything else (ListClusters, ListDetectors, an operation the controller does not
+        // call today, a request whose resources could not be read): on `*`, which only a
+        // statement on `*` allows.
+        _ => vec![plain("*".to_owned())],
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A small evaluator for the policy file: enough for what it uses, and loud about the rest.
+
+/// `*` and `?` wildcards, as in IAM's Action (case-insensitive) and Resource elements.
+fn wildcard(pattern: &str, value: &str) -> bool {
+    fn go(p: &[char], v: &[char]) -> bool {
+        match (p.first(), v.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], v) || (!v.is_empty() && go(p, &v[1..])),
+            (Some('?'), Some(_)) => go(&p[1..], &v[1..]),
+            (Some(a), Some(b)) => a == b && go(&p[1..], &v[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let v: Vec<char> = value.chars().collect();
+    go(&p, &v)
+}
+
+fn one_or_many(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(_) => strings(v),
+        Value::Null => Vec::new(),
+        other => panic!("expected a string or a list, got {other}"),
+    }
+}
+
+/// Whether the statement's `Condition` holds for the request. Only the operators and keys
+/// the policy uses are understood; anything else fails the test so it gets modelled.
+fn condition_holds(condition: &Value, request: &Authz) -> bool {
+    let Some(operators) = condition.as_object() else {
+        return true;
+    };
+    operators.iter().all(|(operator, keys)| {
+        keys.as_object()
+            .unwrap_or_else(|| panic!("condition {operator} is not an object"))
+            .iter()
+            .all(|(key, wanted)| {
+                assert_eq!(
+                    key, "aws:TagKeys",
+                    "the test's policy evaluator does not model condition key {key}"
+                );
+                let present = request.tag_keys.as_ref();
+                let wanted = one_or_many(wanted);
+                match operator.as_str() {
+                    // IAM: true when the key is absent or every request value is listed.
+                    "ForAllValues:StringEquals" => {
+                        present.is_none_or(|keys| keys.iter().all(|k| wanted.contains(k)))
+                    }
+                    "ForAnyValue:StringEquals" => {
+                        present.is_some_and(|keys| keys.iter().any(|k| wanted.contains(k)))
+                    }
+                    "Null" => {
+                        let absent = present.is_none_or(Vec::is_empty);
+                        wanted.iter().all(|w| (w == "true") == absent)
+                    }
+                    other => panic!("the test's policy evaluator does not model {other}"),
+                }
+            })
+    })
+}
+
+/// The policy's statements, checked for the elements the evaluator understands.
+fn statements(policy: &Value) -> Vec<Value> {
+    let list = match &policy["Statement"] {
+        Value::Array(list) => list.clone(),
+        single @ Value::Object(_) => vec![single.clone()],
+        other => panic!("Statement is {other}"),
+    };
+    for s in &list {
+        for unsupported in ["NotAction", "NotResource", "Principal", "NotPrincipal"] {
+            assert!(
+                s.get(unsupported).is_none(),
+                "the test's policy evaluator does not model {unsupported}: {s}"
+            );
+        }
+    }
+    list
+}
+
+fn statement_matches(statement: &Value, request: &Authz) -> bool {
+    one_or_many(&statement["Action"])
+        .iter()
+        .any(|a| wildcard(&a.to_lowercase(), &request.action.to_lowercase()))
+        && one_or_many(&statement["Resource"])
+            .iter()
+            .any(|r| wildcard(r, &request.resource))
+        && statement
+            .get("Condition")
+            .is_none_or(|c| condition_holds(c, request))
+}
+
+/// IAM's decision for one request under this policy alone: an explicit deny wins, then
+/// an allow, else the implicit deny.
+fn allowed(policy: &Value, request: &Authz) -> bool {
+    let matching: Vec<Value> = statements(policy)
+        .into_iter()
+        .filter(|s| statement_matches(s, request))
+        .collect();
+    !matching.iter().any(|s| s["Effect"] == "Deny")
+        && matching.iter().any(|s| s["Effect"] == "Allow")
+}
+
+fn policy() -> Value {
+    let path = repo_path("deploy/iam-policy.json");
+    let text = std::fs::read_to_string(&path).expect("read deploy/iam-policy.json");
+    serde_json::from_str(&text).expect("deploy/iam-policy.json is JSON")
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// The requests of one controller run: the log is cleared before and read right after,
+/// so no request of the harness is counted.
+fn calls_of(sb: &Sandbox, flow: &str, run: impl FnOnce()) -> Vec<(String, Value)> {
+    sb.clear_requests();
+    run();
+    let log = sb.requests();
+    assert!(!log.is_empty(), "{flow}: no AWS request at all");
+    for entry in &log {
+        let status = entry["status"].as_u64().unwrap_or_default();
+        assert!(
+            (200..300).contains(&status),
+            "{flow}: a request failed, so the flow did not run through: {entry}"
+        );
+    }
+    log.into_iter().map(|e| (flow.to_owned(), e)).collect()
+}
+
+#[test]
+fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    let apply_file = sb.write(
+        "desired.yaml",
+        &desired("enabled", "false", "absent", "absent"),
+    );
+    let config = apply_file.to_str().unwrap();
+    let mut log = Vec::new();
+
+    log.extend(calls_of(&sb, "plan", || {
+        let plan = sb.controller(&["plan", "--config", config, "--output", "json"]);
+        assert_eq!(plan.code, 2, "changes pending: {plan}");
+    }));
+    log.extend(calls_of(&sb, "apply", || {
+        let apply = sb.controller(&["apply", "--config", config, "--output", "json"]);
+        assert_eq!(apply.code, 0, "converged: {apply}");
+    }));
+    // The daemon gets a different desired state, so its pass writes too.
+    let daemon_file = sb.write(
+        "daemon.yaml",
+        &desired("disabled", "absent", "false", "false"),
+    );
+    log.extend(calls_of(&sb, "daemon", || {
+        let mut daemon = Daemon::start(&sb, &daemon_file, &[]);
+        assert!(
+            daemon.wait_for(Duration::from_secs(60), |d| d.get("/readyz").0 == 200),
+            "the daemon's first pass reaches AWS: {}",
+            daemon.logs()
+        );
+        // Stopped before the log is read: every request of its pass is in it.
+        daemon.signal("TERM");
+        assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
+    }));
+
+    // Each flow did what it is here for.
+    let ops = |flow: &str| -> BTreeSet<String> {
+        log.iter()
+            .filter(|(f, _)| f == flow)
+            .map(|(_, e)| e["operation"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let writes = ["TagResources", "UntagResources", "UpdateDetector"];
+    assert!(
+        writes.iter().all(|w| !ops("plan").contains(*w)),
+        "plan wrote: {:?}",
+        ops("plan")
+    );
+    for flow in ["apply", "daemon"] {
+        for w in writes {
+            assert!(
+                ops(flow).contains(w),
+                "{flow} did not call {w}: {:?}",
+                ops(flow)
+            );
+        }
+    }
+    for flow in ["plan", "apply", "daemon"] {
+        assert!(
+            ops(flow).contains("AssumeRole"),
+            "{flow} reached the roleArn target without AssumeRole: {:?}",
+            ops(flow)
+        );
+        let in_role_account = log
+            .iter()
+            .any(|(f, e)| f == flow && e["account"] == "111111111111");
+        assert!(in_role_account, "{flow} made no call in the role's account");
+    }
+
+    // (a) Every call is allowed by the policy.
+    let policy = policy();
+    let mut used = BTreeSet::new();
+    let mut denied = Vec::new();
+    for (flow, entry) in &log {
+        for request in authorizations(entry) {
+            if !allowed(&policy, &request) {
+                denied.push(format!("{flow}: {request} (request {entry})"));
+            }
+            used.insert(request.action.to_lowercase());
+        }
+    }
+    assert!(
+        denied.is_empty(),
+        "deploy/iam-policy.json does not allow these calls of the controller:\n{}",
+        denied.join("\n")
+    );
+
+    // (b) Every action the policy grants is used by some flow. A wildcard would grant
+    // actions no flow uses (the checker above still understands it): name each action.
+    let granted: Vec<String> = statements(&policy)
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| one_or_many(&s["Action"]))
+        .collect();
+    let wildcards: Vec<&String> = granted.iter().filter(|a| a.contains(['*', '?'])).collect();
+    assert!(
+        wildcards.is_empty(),
+        "deploy/iam-policy.json grants wildcard actions, which cover more than the controller \
+         calls: {wildcards:?} (used: {used:?})"
+    );
+    let unused: Vec<&String> = granted
+        .iter()
+        .filter(|a| !used.contains(&a.to_lowercase()))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "deploy/iam-policy.json grants actions no flow of the controller uses: {unused:?} \
+         (used: {used:?})"
+    );
+}
+
+/// The evaluator refuses what the policy does not grant, so the end-to-end test above fails
+/// as soon as the controller calls something new, or writes a tag key other than
+/// `GuardDutyManaged`, or reaches outside the resources the policy names.
+#[test]
+fn the_checker_refuses_calls_outside_the_policy() {
+    let policy = policy();
+    let entry = |service: &str, operation: &str, params: Value| {
+        json!({"service": service, "operation": operation, "region": "us-east-1",
+               "account": "123456789012", "params": params})
+    };
+    let decide = |e: Value| -> Vec<bool> {
+        authorizations(&e)
+            .iter()
+            .map(|r| allowed(&policy, r))
+            .collect()
+    };
+    let cluster = "arn:aws:ecs:us-east-1:123456789012:cluster/payments-prod";
+
+    // Granted.
+    assert_eq!(decide(entry("ecs", "ListClusters", json!({}))), [true]);
+    assert_eq!(
+        decide(entry(
+            "tagging",
+            "TagResources",
+            json!({"ResourceARNList": [cluster], "Tags": {"GuardDutyManaged": "true"}})
+        )),
+        [true, true]
+    );
+    assert_eq!(
+        decide(entry(
+            "tagging",
+            "UntagResources",
+            json!({"ResourceARNList": [cluster], "TagKeys": ["GuardDutyManaged"]})
+        )),
+        [true, true]
+    );
+    assert_eq!(
+        decide(entry("sts", "AssumeRole", json!({"RoleArn": ROLE_ARN}))),
+        [true]
+    );
+
+    // Not granted.
+    for (label, e) in [
+        (
+            "an operation the policy lacks",
+            entry("ecs", "UpdateService", json!({})),
+        ),
+        (
+            "another service",
+            entry("ec2", "DescribeInstances", json!({})),
+        ),
+        (
+            "a detector write by another name",
+            entry("guardduty", "DeleteDetector", json!({"DetectorId": "abc"})),
+        ),
+        (
+            "another role",
+            entry(
+                "sts",
+                "AssumeRole",
+                json!({"RoleArn": "arn:aws:iam::111111111111:role/admin"}),
+            ),
+        ),
+    ] {
+        assert_eq!(decide(e), [false], "{label}");
+    }
+    let other_key = entry(
+        "tagging",
+        "TagResources",
+        json!({"ResourceARNList": [cluster], "Tags": {"GuardDutyManaged": "true", "team": "x"}}),
+    );
+    assert_eq!(
+        decide(other_key),
+        [true, false],
+        "a tag key other than GuardDutyManaged"
+    );
+    let a_service = entry(
+        "tagging",
+        "TagResources",
+        json!({"ResourceARNList": ["arn:aws:ecs:us-east-1:123456789012:service/payments-prod/api"],
+               "Tags": {"GuardDutyManaged": "true"}}),
+    );
+    assert_eq!(
+        decide(a_service),
+        [true, false],
+        "a resource that is not a cluster"
+    );
+    assert_eq!(
+        decide(entry(
+            "tagging",
+            "UntagResources",
+            json!({"ResourceARNList": [cluster], "TagKeys": []})
+        )),
+        [true, false],
+        "no tag key at all (ForAllValues alone would allow it; the Null condition does not)"
+    );
+}
