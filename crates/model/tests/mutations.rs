@@ -229,10 +229,12 @@ fn apply(text: &str, mutation: &Mutation) -> String {
     match mutation {
         Mutation::Truncate(i) => {
             let ends: Vec<usize> = text.char_indices().map(|(at, _)| at).collect();
-            return match ends.is_empty() {
-                true => String::new(),
-                false => text[..ends[i.of(ends.len())]].to_owned(),
+            let cut = if ends.is_empty() {
+                0
+            } else {
+                ends[i.of(ends.len())]
             };
+            return text[..cut].to_owned();
         }
         Mutation::ReplaceChar(i, c) => {
             let mut chars: Vec<char> = text.chars().collect();
@@ -290,7 +292,7 @@ fn check(name: &str, text: &str) -> Result<(), TestCaseError> {
             prop_assert!(!errors.errors.is_empty(), "an Err without a mistake");
             // One line of slack: an empty value at the very end is placed on the line after
             // it (see desired_files.rs, `every_prefix_of_a_valid_file_...`).
-            let lines = text.lines().count().max(1) + 1;
+            let lines = yaml_lines(text).max(1) + 1;
             for e in &errors.errors {
                 prop_assert!(
                     (1..=lines).contains(&e.line) && e.column >= 1,
@@ -313,6 +315,14 @@ fn check(name: &str, text: &str) -> Result<(), TestCaseError> {
             Ok(())
         }
     }
+}
+
+/// The lines of a text as YAML counts them: a lone CR ends a line too, unlike in
+/// `str::lines`, and the parser's line numbers are YAML's.
+fn yaml_lines(text: &str) -> usize {
+    let lf = text.replace("\r\n", "\n");
+    let breaks = lf.chars().filter(|&c| c == '\n' || c == '\r').count();
+    breaks + usize::from(!lf.is_empty() && !lf.ends_with(['\n', '\r']))
 }
 
 /// What the validator guarantees of an accepted state, and that it survives JSON.
@@ -409,4 +419,53 @@ fn the_mutations_damage_what_they_say() {
     for (label, mutation, want) in rows {
         assert_eq!(apply(text, mutation), *want, "{label}");
     }
+}
+
+/// Texts whose outcome must not depend on their line endings: the examples, and a few
+/// mistakes whose report quotes the text or looks at its lines.
+fn line_ending_cases() -> Vec<(String, String)> {
+    let mut cases: Vec<(String, String)> = examples()
+        .into_iter()
+        .map(|(path, text)| {
+            (
+                path.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                text,
+            )
+        })
+        .collect();
+    let head = "# a comment first\nversion: 1\ntargets:\n  - region: us-east-1\n";
+    for (name, tail) in [
+        (
+            "a value of the wrong type",
+            "redeploy:\n  maxConcurrent: lots\n",
+        ),
+        ("a second document", "---\nsuspend: true\n"),
+        ("a file cut inside a list", "clusters: ["),
+        ("an empty value", "suspend:\n"),
+    ] {
+        cases.push((name.to_owned(), format!("{head}{tail}")));
+    }
+    cases
+}
+
+fn assert_same_outcome_with_line_ending(ending: &str) {
+    for (name, lf) in line_ending_cases() {
+        let other = lf.replace('\n', ending);
+        let (want, got) = (parse(&name, &lf), parse(&name, &other));
+        assert!(
+            want == got,
+            "{name} with {ending:?} line endings\nwith LF: {want:?}\nwith {ending:?}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn a_file_saved_with_crlf_line_endings_means_what_it_meant() {
+    assert_same_outcome_with_line_ending("\r\n");
+}
+
+#[test]
+fn a_file_saved_with_cr_line_endings_means_what_it_meant() {
+    assert_same_outcome_with_line_ending("\r");
 }

@@ -75,6 +75,15 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
     };
     // YAML allows a byte order mark at the start; it is not part of the first key.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // YAML ends a line at CR, LF or CRLF; the checks below count lines with `str::lines`,
+    // so bring every line break to LF first (line and column numbers stay the same).
+    let normalized;
+    let text = if text.contains('\r') {
+        normalized = text.replace("\r\n", "\n").replace('\r', "\n");
+        normalized.as_str()
+    } else {
+        text
+    };
     if text.len() > MAX_FILE_BYTES {
         return fail(vec![whole_file(format!(
             "file is {} bytes, larger than the limit of {MAX_FILE_BYTES}",
