@@ -306,3 +306,75 @@ regions:
         "one healthy target reached AWS"
     );
 }
+
+#[tokio::test]
+async fn a_desired_state_in_s3_is_applied_without_a_restart_and_a_corrupt_object_is_not() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sb.sdk("us-east-1").await)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket("gitops")
+        .send()
+        .await
+        .expect("CreateBucket");
+    let put = |text: String| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket("gitops")
+                .key("guardduty/desired.yaml")
+                .body(text.into_bytes().into())
+                .send()
+                .await
+                .expect("PutObject");
+        }
+    };
+    put(desired("true", "true")).await;
+    let url = "s3://gitops/guardduty/desired.yaml";
+    let daemon = Daemon::start_with_config(&sb, url, &["--config-poll", "1s"]);
+    assert!(
+        wait_tag(&sb, "alpha", Some("true"), Duration::from_secs(60))
+            .await
+            .is_some(),
+        "{}",
+        daemon.logs()
+    );
+
+    put(desired("false", "true")).await;
+    let delay = wait_tag(&sb, "alpha", Some("false"), Duration::from_secs(60)).await;
+    assert!(
+        delay.is_some(),
+        "the new object is applied without a restart: {}",
+        daemon.logs()
+    );
+    println!("S3 object replaced -> tag visible: {delay:?} (poll 1s)");
+
+    sb.clear_requests();
+    let errors = daemon.metric(RELOAD_ERRORS);
+    put("version: 1\ntargets: [{region: us-east-1}]\nclusters: [{name: alpha, guardDutyManaged: maybe}]\n".into()).await;
+    assert!(
+        daemon.wait_for(Duration::from_secs(30), |d| d.metric(RELOAD_ERRORS)
+            >= errors + 1.0),
+        "a corrupt object is counted: {}",
+        daemon.logs()
+    );
+    daemon.signal("HUP");
+    let success = r#"guardduty_controller_reconcile_total{result="success"}"#;
+    let before = daemon.metric(success);
+    assert!(daemon.wait_for(Duration::from_secs(30), |d| d.metric(success) > before));
+    assert!(
+        sb.writes().is_empty(),
+        "a corrupt object is not applied: {:?}",
+        sb.writes()
+    );
+    assert_eq!(tag(&sb, "alpha").await.as_deref(), Some("false"));
+    let (_, status) = daemon.get("/status");
+    assert!(
+        status.contains("guardDutyManaged"),
+        "/status shows the object's error: {status}"
+    );
+}

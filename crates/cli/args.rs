@@ -55,14 +55,24 @@ pub enum Command {
     /// Run as a daemon: reconcile on a timer and on file changes, serve metrics and health.
     /// Exit 0 after SIGTERM or SIGINT.
     Run(RunArgs),
+    /// GET a URL; exit 0 on HTTP 200, 1 otherwise (the container health check: the
+    /// runtime image has no curl).
+    Probe {
+        /// For example http://127.0.0.1:9090/healthz.
+        url: String,
+    },
 }
 
 /// Flags of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The desired-state file (watched; a broken file never replaces the last good one).
+    /// The desired-state file (watched) or `s3://bucket/key` (polled); a broken one never
+    /// replaces the last good one.
     #[arg(long, env = "GEC_CONFIG")]
-    pub config: PathBuf,
+    pub config: String,
+    /// How often an `s3://` desired state is polled (a conditional GET on its ETag).
+    #[arg(long, env = "GEC_CONFIG_POLL", default_value = "30s", value_parser = parse_duration)]
+    pub config_poll: Duration,
     /// Address for /metrics, /healthz, /readyz and /status.
     #[arg(long, env = "GEC_LISTEN", default_value = "0.0.0.0:9090")]
     pub listen: std::net::SocketAddr,
@@ -77,9 +87,9 @@ pub struct RunArgs {
 /// Flags shared by `plan` and `apply`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The desired-state file.
+    /// The desired-state file, or `s3://bucket/key`.
     #[arg(long, env = "GEC_CONFIG")]
-    pub config: PathBuf,
+    pub config: String,
     /// Output format on stdout.
     #[arg(long, env = "GEC_OUTPUT", value_enum, default_value = "text")]
     pub output: Output,

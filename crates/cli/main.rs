@@ -62,9 +62,11 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
         }
         Command::Plan(args) => plan(args, calls).await,
         Command::Apply(args) => apply(args, calls).await,
+        Command::Probe { url } => Ok(probe(&url)),
         Command::Run(args) => {
             let settings = gec_daemon::Settings {
                 config: args.config,
+                config_poll: args.config_poll,
                 listen: args.listen,
                 dry_run: args.dry_run,
                 max_concurrent_targets: args.max_concurrent_targets,
@@ -102,6 +104,25 @@ async fn terminated() {
     }
 }
 
+fn probe(url: &str) -> u8 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    match agent.get(url).call() {
+        Ok(resp) if resp.status() == 200 => EXIT_OK,
+        Ok(resp) => {
+            eprintln!("{url}: HTTP {}", resp.status());
+            EXIT_ERROR
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
 fn validate(files: &[std::path::PathBuf]) -> u8 {
     let mut code = EXIT_OK;
     for file in files {
@@ -120,17 +141,33 @@ fn validate(files: &[std::path::PathBuf]) -> u8 {
 fn load(path: &Path) -> anyhow::Result<DesiredState> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the file", path.display()))?;
-    let desired = gec_model::desired::parse(&path.display().to_string(), &text).map_err(
-        |e: ConfigErrors| {
-            let n = e.errors.len();
-            anyhow::anyhow!(
-                "{e}\n{}: {n} error{}, nothing applied",
-                e.file,
-                if n == 1 { "" } else { "s" }
-            )
-        },
-    )?;
-    Ok(desired)
+    parse(&path.display().to_string(), &text)
+}
+
+fn parse(name: &str, text: &str) -> anyhow::Result<DesiredState> {
+    gec_model::desired::parse(name, text).map_err(|e: ConfigErrors| {
+        let n = e.errors.len();
+        anyhow::anyhow!(
+            "{e}\n{}: {n} error{}, nothing applied",
+            e.file,
+            if n == 1 { "" } else { "s" }
+        )
+    })
+}
+
+/// Reads the desired state from a file or an `s3://bucket/key` object.
+async fn load_from(config: &str, ctx: &gec_aws::AwsContext) -> anyhow::Result<DesiredState> {
+    let Some(at) = gec_aws::ObjectLocation::parse(config) else {
+        return load(Path::new(config));
+    };
+    match ctx.object_client().fetch(&at, None).await? {
+        gec_aws::Fetched::Object { bytes, .. } => {
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow::anyhow!("{at}: the object is not UTF-8 text"))?;
+            parse(&at.to_string(), &text)
+        }
+        gec_aws::Fetched::NotModified => anyhow::bail!("{at}: unexpected 304 without an ETag"),
+    }
 }
 
 async fn passes(
@@ -138,8 +175,8 @@ async fn passes(
     mode: Mode,
     calls: gec_aws::CallSettings,
 ) -> anyhow::Result<Vec<TargetPass>> {
-    let desired = load(&args.config)?;
     let ctx = gec_aws::AwsContext::from_env(calls).await;
+    let desired = load_from(&args.config, &ctx).await?;
     let options = PassOptions {
         plan: PlanOptions {
             allow_mass_change: args.allow_mass_change,

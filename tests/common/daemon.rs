@@ -19,9 +19,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the daemon against the sandbox and waits until it listens.
     pub fn start(sandbox: &Sandbox, config: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_with_config(sandbox, config.to_str().expect("UTF-8 path"), extra)
+    }
+
+    /// [`Daemon::start`] with any `--config` value (a path or `s3://bucket/key`).
+    pub fn start_with_config(sandbox: &Sandbox, config: &str, extra: &[&str]) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_guardduty-ecs-controller"));
-        cmd.args(["--log-format", "json", "run", "--config"])
-            .arg(config)
+        cmd.args(["--log-format", "json", "run", "--config", config])
             .args(["--listen", "127.0.0.1:0"])
             .args(extra);
         super::hermetic_env(

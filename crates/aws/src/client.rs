@@ -77,6 +77,10 @@ impl AwsContext {
         }
     }
 
+    pub(crate) fn base(&self) -> &SdkConfig {
+        &self.base
+    }
+
     /// Counts every request attempt of the clients made from now on.
     pub fn with_metrics(mut self, metrics: AwsMetrics) -> Self {
         self.metrics = Some(metrics);

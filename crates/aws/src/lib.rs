@@ -5,6 +5,7 @@
 mod client;
 mod error;
 mod metrics;
+mod object;
 mod observe;
 mod write;
 
@@ -14,5 +15,6 @@ pub use client::{
 };
 pub use error::{AwsError, ErrorKind};
 pub use metrics::AwsMetrics;
+pub use object::{Fetched, ObjectClient, ObjectLocation};
 pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
 pub use write::{BatchOutcome, FeatureChange, TAG_BATCH};

@@ -12,7 +12,6 @@ pub mod watch;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
@@ -20,14 +19,16 @@ use tracing::{info, warn};
 
 use crate::http::Shared;
 use crate::runloop::{run_loop, LoopSettings, Trigger};
-use crate::source::Source;
+use crate::source::{Location, Source};
 use crate::status::Status;
 
 /// Settings of `run`.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The desired-state file.
-    pub config: PathBuf,
+    /// The desired-state file, or `s3://bucket/key`.
+    pub config: String,
+    /// How often an `s3://` desired state is polled.
+    pub config_poll: std::time::Duration,
     /// HTTP address for `/metrics`, `/healthz`, `/readyz`, `/status`.
     pub listen: SocketAddr,
     /// Plan every pass, write nothing.
@@ -70,7 +71,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         metrics,
         status: RwLock::new(Status {
-            source: settings.config.display().to_string(),
+            source: settings.config.clone(),
             dry_run: settings.dry_run,
             ..Status::default()
         }),
@@ -95,26 +96,32 @@ pub async fn run(
     });
 
     let (tx, rx) = mpsc::unbounded_channel();
-    let _watcher = match watch::watch(&settings.config, tx.clone()) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            warn!(error = %e, "cannot watch the desired-state folder; changes are picked up on the interval");
-            None
-        }
+    let location = Location::parse(&settings.config);
+    let _watcher = match &location {
+        Location::File(path) => match watch::watch(path, tx.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                warn!(error = %e, "cannot watch the desired-state folder; changes are picked up on the interval");
+                None
+            }
+        },
+        Location::Object(_) => None,
     };
     spawn_hangup(tx);
 
     let ctx = gec_aws::AwsContext::from_env(settings.calls)
         .await
         .with_metrics(shared.metrics.aws.clone());
+    let source = Source::new(location, Some(ctx.object_client()));
     let loop_settings = LoopSettings {
         dry_run: settings.dry_run,
         max_concurrent_targets: settings.max_concurrent_targets,
+        config_poll: settings.config_poll,
     };
     run_loop(
         Arc::clone(&shared),
         ctx,
-        Source::new(settings.config),
+        source,
         rx,
         loop_settings,
         shutdown,

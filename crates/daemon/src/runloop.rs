@@ -15,7 +15,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::backoff::Backoff;
 use crate::http::Shared;
 use crate::metrics::PassResult;
-use crate::source::{Refresh, Source};
+use crate::source::{Location, Refresh, Source};
 use crate::status::unix_secs;
 
 /// Why the loop woke up.
@@ -25,6 +25,8 @@ pub enum Trigger {
     File,
     /// SIGHUP.
     Hangup,
+    /// Time to poll an `s3://` desired state.
+    Poll,
 }
 
 /// Quiet time after a file event before reading the file, so a file written in several
@@ -42,6 +44,8 @@ pub struct LoopSettings {
     pub dry_run: bool,
     /// Targets reconciled at once.
     pub max_concurrent_targets: usize,
+    /// How often an `s3://` desired state is polled (files are watched instead).
+    pub config_poll: Duration,
 }
 
 /// Runs until `shutdown` completes.
@@ -57,6 +61,8 @@ pub async fn run_loop(
     let stop = StopSignal::default();
     let mut backoff = Backoff::default();
     let mut next_pass = Instant::now();
+    let polled = matches!(source.location(), Location::Object(_));
+    let mut next_poll = Instant::now() + settings.config_poll;
     let mut pass_id: u64 = 0;
     loop {
         let first = tokio::select! {
@@ -64,6 +70,10 @@ pub async fn run_loop(
             () = &mut shutdown => break,
             Some(t) = triggers.recv() => Some(t),
             () = sleep_until(next_pass) => None,
+            () = sleep_until(next_poll), if polled => {
+                next_poll = Instant::now() + settings.config_poll;
+                Some(Trigger::Poll)
+            }
         };
         if first == Some(Trigger::File) {
             sleep(DEBOUNCE).await;
@@ -74,12 +84,12 @@ pub async fn run_loop(
             hangup |= t == Trigger::Hangup;
         }
         let timer = first.is_none();
-        let refresh = reload(&shared, &mut source);
+        let refresh = reload(&shared, &mut source).await;
         if !timer && !hangup && refresh != Refresh::Loaded {
             continue; // a folder event that did not change the desired state
         }
         let Some(loaded) = source.good().cloned() else {
-            warn!(file = %source.path().display(), "no valid desired state yet: nothing is written; retrying");
+            warn!(file = %source.location(), "no valid desired state yet: nothing is written; retrying");
             next_pass = Instant::now() + NO_STATE_RETRY;
             continue;
         };
@@ -161,14 +171,14 @@ pub async fn run_loop(
 }
 
 /// Re-reads the desired state, counts and logs a reload, and updates the status.
-fn reload(shared: &Shared, source: &mut Source) -> Refresh {
-    let refresh = source.refresh();
+async fn reload(shared: &Shared, source: &mut Source) -> Refresh {
+    let refresh = source.refresh().await;
     let now = SystemTime::now();
     match refresh {
         Refresh::Unchanged => return refresh,
         Refresh::Loaded => {
             shared.metrics.config_reload(true, unix_secs(now));
-            info!(file = %source.path().display(), sha256 = source.good().map(|g| g.sha256.as_str()), "desired state loaded");
+            info!(file = %source.location(), sha256 = source.good().map(|g| g.sha256.as_str()), "desired state loaded");
         }
         Refresh::Failed => {
             shared.metrics.config_reload(false, unix_secs(now));

@@ -1,9 +1,10 @@
 //! The desired-state file and its last known good content.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use gec_aws::{Fetched, ObjectClient, ObjectLocation};
 use gec_model::DesiredState;
 use sha2::{Digest, Sha256};
 
@@ -30,29 +31,59 @@ pub enum Refresh {
     Failed,
 }
 
-/// The desired-state file: re-read on every pass, applied only when valid.
+/// Where the desired state comes from.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// A file (watched).
+    File(PathBuf),
+    /// An S3 object (polled with a conditional GET on its ETag).
+    Object(ObjectLocation),
+}
+
+impl Location {
+    /// `s3://bucket/key` or a file path.
+    pub fn parse(text: &str) -> Self {
+        ObjectLocation::parse(text)
+            .map_or_else(|| Location::File(PathBuf::from(text)), Location::Object)
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Object(o) => write!(f, "{o}"),
+        }
+    }
+}
+
+/// The desired-state file or object: re-read on every pass, applied only when valid.
 #[derive(Debug)]
 pub struct Source {
-    path: PathBuf,
+    location: Location,
+    objects: Option<ObjectClient>,
+    etag: Option<String>,
     last_attempt: Option<String>,
     good: Option<Loaded>,
     error: Option<String>,
 }
 
 impl Source {
-    /// A source that has loaded nothing yet.
-    pub fn new(path: PathBuf) -> Self {
+    /// A source that has loaded nothing yet; `objects` reads `s3://` locations.
+    pub fn new(location: Location, objects: Option<ObjectClient>) -> Self {
         Source {
-            path,
+            location,
+            objects,
+            etag: None,
             last_attempt: None,
             good: None,
             error: None,
         }
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where it comes from.
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// The state in force, if any file was ever valid.
@@ -65,15 +96,37 @@ impl Source {
         self.error.as_deref()
     }
 
-    /// Reads the file again. A file that is missing, empty, unreadable or invalid never
-    /// replaces the last known good state.
-    pub fn refresh(&mut self) -> Refresh {
-        let name = self.path.display().to_string();
-        let (fingerprint, parsed) = match std::fs::read(&self.path) {
-            Err(e) => (
-                format!("unreadable: {}", e.kind()),
-                Err(format!("{name}: cannot read the file: {e}")),
-            ),
+    /// Reads the file (or object) again. Content that is missing, empty, unreadable or
+    /// invalid never replaces the last known good state.
+    pub async fn refresh(&mut self) -> Refresh {
+        let name = self.location.to_string();
+        let bytes = match &self.location {
+            Location::File(path) => std::fs::read(path).map_err(|e| {
+                (
+                    format!("unreadable: {}", e.kind()),
+                    format!("{name}: cannot read the file: {e}"),
+                )
+            }),
+            Location::Object(at) => match &self.objects {
+                None => Err(("no client".to_owned(), format!("{name}: no S3 client"))),
+                Some(client) => match client.fetch(at, self.etag.as_deref()).await {
+                    Ok(Fetched::NotModified) => return Refresh::Unchanged,
+                    Ok(Fetched::Object { bytes, etag }) => {
+                        self.etag = etag;
+                        Ok(bytes)
+                    }
+                    Err(e) => {
+                        self.etag = None;
+                        Err((
+                            format!("fetch: {}", e.kind.as_str()),
+                            format!("{name}: cannot fetch the object: {e}"),
+                        ))
+                    }
+                },
+            },
+        };
+        let (fingerprint, parsed) = match bytes {
+            Err((fingerprint, message)) => (fingerprint, Err(message)),
             Ok(bytes) => {
                 let digest = hex(&Sha256::digest(&bytes));
                 let parsed = match String::from_utf8(bytes) {
@@ -117,19 +170,19 @@ mod tests {
 
     const GOOD: &str = "version: 1\ntargets:\n  - region: us-east-1\n";
 
-    #[test]
-    fn a_broken_missing_or_empty_file_keeps_the_last_good_state() {
+    #[tokio::test]
+    async fn a_broken_missing_or_empty_file_keeps_the_last_good_state() {
         let dir = std::env::temp_dir().join(format!("gec-source-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("desired.yaml");
-        let mut source = Source::new(path.clone());
+        let mut source = Source::new(Location::File(path.clone()), None);
 
-        assert_eq!(source.refresh(), Refresh::Failed, "no file yet");
+        assert_eq!(source.refresh().await, Refresh::Failed, "no file yet");
         assert!(source.good().is_none());
 
         std::fs::write(&path, GOOD).unwrap();
-        assert_eq!(source.refresh(), Refresh::Loaded);
-        assert_eq!(source.refresh(), Refresh::Unchanged, "same bytes");
+        assert_eq!(source.refresh().await, Refresh::Loaded);
+        assert_eq!(source.refresh().await, Refresh::Unchanged, "same bytes");
         let sha = source.good().unwrap().sha256.clone();
 
         for broken in [
@@ -138,21 +191,21 @@ mod tests {
             "version: 1\ntargets: []\nbogus: 1\n",
         ] {
             std::fs::write(&path, broken).unwrap();
-            assert_eq!(source.refresh(), Refresh::Failed, "{broken:?}");
+            assert_eq!(source.refresh().await, Refresh::Failed, "{broken:?}");
             assert_eq!(source.good().unwrap().sha256, sha, "last good stays");
             assert!(source.error().is_some());
         }
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(source.refresh(), Refresh::Failed, "deleted");
+        assert_eq!(source.refresh().await, Refresh::Failed, "deleted");
         assert_eq!(
-            source.refresh(),
+            source.refresh().await,
             Refresh::Unchanged,
             "a failure is counted once"
         );
         assert_eq!(source.good().unwrap().sha256, sha);
 
         std::fs::write(&path, GOOD).unwrap();
-        assert_eq!(source.refresh(), Refresh::Loaded, "fixing it resumes");
+        assert_eq!(source.refresh().await, Refresh::Loaded, "fixing it resumes");
         assert!(source.error().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
