@@ -243,27 +243,7 @@ safety: {maxClusterChangesPerCycle: 500, maxCoverageLossFraction: 1.0}
             seeded["accounts"]["123456789012"]["us-east-1"]["clusters"], 200,
             "{seeded}"
         );
-        let arns: BTreeMap<String, String> = {
-            let ecs = aws_sdk_ecs::Client::new(&sb.sdk("us-east-1").await);
-            let mut out = BTreeMap::new();
-            let mut token = None;
-            loop {
-                let page = ecs
-                    .list_clusters()
-                    .set_next_token(token)
-                    .send()
-                    .await
-                    .unwrap();
-                for arn in page.cluster_arns() {
-                    out.insert(arn.rsplit('/').next().unwrap().to_owned(), arn.clone());
-                }
-                token = page.next_token().map(str::to_owned);
-                if token.is_none() {
-                    break;
-                }
-            }
-            out
-        };
+        let arns = sb.cluster_arns("us-east-1").await;
         let excluded: BTreeSet<String> = (0..40)
             .map(|i| arns[&format!("svc-{i:03}")].clone())
             .collect();

@@ -136,10 +136,10 @@ impl Sandbox {
             .await
     }
 
-    /// Every cluster's tags in a region, by cluster name, read through ECS.
-    pub async fn cluster_tags(&self, region: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    /// Every cluster ARN in a region, by cluster name, read through ECS.
+    pub async fn cluster_arns(&self, region: &str) -> BTreeMap<String, String> {
         let ecs = aws_sdk_ecs::Client::new(&self.sdk(region).await);
-        let mut arns = Vec::new();
+        let mut out = BTreeMap::new();
         let mut token = None;
         loop {
             let page = ecs
@@ -148,12 +148,21 @@ impl Sandbox {
                 .send()
                 .await
                 .expect("ListClusters");
-            arns.extend(page.cluster_arns().iter().cloned());
+            for arn in page.cluster_arns() {
+                let name = arn.rsplit('/').next().unwrap_or_default();
+                out.insert(name.to_owned(), arn.clone());
+            }
             token = page.next_token().map(str::to_owned);
             if token.is_none() {
-                break;
+                return out;
             }
         }
+    }
+
+    /// Every cluster's tags in a region, by cluster name, read through ECS.
+    pub async fn cluster_tags(&self, region: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+        let ecs = aws_sdk_ecs::Client::new(&self.sdk(region).await);
+        let arns: Vec<String> = self.cluster_arns(region).await.into_values().collect();
         let mut out = BTreeMap::new();
         for batch in arns.chunks(100) {
             let described = ecs
