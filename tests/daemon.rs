@@ -378,3 +378,56 @@ async fn a_desired_state_in_s3_is_applied_without_a_restart_and_a_corrupt_object
         "/status shows the object's error: {status}"
     );
 }
+
+#[tokio::test]
+async fn assumed_role_credentials_are_reused_across_passes() {
+    let sb = Sandbox::start();
+    sb.seed(
+        r#"
+accounts:
+  "111111111111":
+    regions:
+      us-east-1:
+        detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+        clusters: [{name: alpha}]
+"#,
+    );
+    let file = sb.write(
+        "desired.yaml",
+        "version: 1\ntargets: [{region: us-east-1, roleArn: 'arn:aws:iam::111111111111:role/guardduty-ecs-controller'}]\nclusters: [{name: alpha, guardDutyManaged: true}]\nreconcile: {interval: 1h}\n",
+    );
+    let daemon = Daemon::start(&sb, &file, &[]);
+    let success = r#"guardduty_controller_reconcile_total{result="success"}"#;
+    assert!(
+        daemon.wait_for(Duration::from_secs(60), |d| d.metric(success) >= 1.0),
+        "{}",
+        daemon.logs()
+    );
+    for n in 2..=4 {
+        daemon.signal("HUP");
+        assert!(
+            daemon.wait_for(Duration::from_secs(60), |d| d.metric(success) >= n as f64),
+            "{}",
+            daemon.logs()
+        );
+    }
+    let assumed = sb
+        .requests()
+        .iter()
+        .filter(|r| r["operation"] == "AssumeRole")
+        .count();
+    // The clients are made anew each pass, but the SDK's identity cache (shared through
+    // the base SdkConfig) keeps the assumed-role credentials until they near expiry.
+    assert_eq!(assumed, 1, "one AssumeRole for 4 passes, not one per pass");
+    let accounts: std::collections::BTreeSet<String> = sb
+        .requests()
+        .iter()
+        .filter(|r| r["service"] == "ecs")
+        .filter_map(|r| r["account"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        accounts,
+        ["111111111111".to_owned()].into(),
+        "every ECS call ran in the role's account"
+    );
+}
