@@ -416,8 +416,8 @@ accounts:
         .iter()
         .filter(|r| r["operation"] == "AssumeRole")
         .count();
-    // The clients are made anew each pass, but the SDK's identity cache (shared through
-    // the base SdkConfig) keeps the assumed-role credentials until they near expiry.
+    // Each target's clients are kept across passes, so the SDK refreshes the assumed-role
+    // credentials only when they near expiry (without that cache: 4 calls).
     assert_eq!(assumed, 1, "one AssumeRole for 4 passes, not one per pass");
     let accounts: std::collections::BTreeSet<String> = sb
         .requests()

@@ -1,6 +1,8 @@
 //! SDK clients for one target: region, credentials (optionally by AssumeRole), retry and
 //! timeout settings.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -50,6 +52,9 @@ impl Default for CallSettings {
 pub struct AwsContext {
     base: SdkConfig,
     metrics: Option<AwsMetrics>,
+    /// One set of clients per target, kept across passes so that assumed-role
+    /// credentials are reused until the SDK refreshes them (no AssumeRole per pass).
+    clients: Arc<Mutex<HashMap<Target, TargetClient>>>,
 }
 
 impl AwsContext {
@@ -74,6 +79,7 @@ impl AwsContext {
         AwsContext {
             base,
             metrics: None,
+            clients: Arc::default(),
         }
     }
 
@@ -81,15 +87,32 @@ impl AwsContext {
         &self.base
     }
 
-    /// Counts every request attempt of the clients made from now on.
+    /// Counts every request attempt of the clients made from now on (call it before the
+    /// first [`AwsContext::target`]).
     pub fn with_metrics(mut self, metrics: AwsMetrics) -> Self {
         self.metrics = Some(metrics);
         self
     }
 
-    /// Clients for one target. With `roleArn` the credentials come from STS AssumeRole,
-    /// cached and refreshed by the SDK before they expire.
+    /// Clients for one target, made once and reused. With `roleArn` the credentials come
+    /// from STS AssumeRole, cached and refreshed by the SDK before they expire.
     pub async fn target(&self, target: &Target) -> TargetClient {
+        if let Some(client) = self
+            .clients
+            .lock()
+            .ok()
+            .and_then(|c| c.get(target).cloned())
+        {
+            return client;
+        }
+        let client = self.new_target(target).await;
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.insert(target.clone(), client.clone());
+        }
+        client
+    }
+
+    async fn new_target(&self, target: &Target) -> TargetClient {
         let region = Region::new(target.region.clone());
         let mut config = self.base.to_builder().region(region.clone());
         if let Some(role_arn) = &target.role_arn {
