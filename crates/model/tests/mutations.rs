@@ -13,45 +13,32 @@ use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 /// proptest's own `PROPTEST_CASES` raises it for a deeper run.
 const CASES_PER_FILE: u32 = 256;
 
-/// Every key of the format, so that a swapped key is sometimes another valid one.
-const KEYS: &[&str] = &[
-    "version",
-    "targets",
-    "detector",
-    "clusters",
-    "unmatchedClusters",
-    "suspend",
-    "redeploy",
-    "safety",
-    "reconcile",
-    "region",
-    "roleArn",
-    "externalId",
-    "runtimeMonitoring",
-    "ecsFargateAgentManagement",
-    "name",
-    "match",
-    "namePattern",
-    "tags",
-    "regions",
-    "guardDutyManaged",
-    "enabled",
-    "settleTime",
-    "maxConcurrent",
-    "maxPerHour",
-    "waitForSteadyState",
-    "stopOnFailure",
-    "retryAfter",
-    "excludeServices",
-    "windows",
-    "days",
-    "start",
-    "end",
-    "maxClusterChangesPerCycle",
-    "maxCoverageLossFraction",
-    "interval",
-    "jitter",
-];
+/// Every key of the format, so that a swapped key is sometimes another valid one; read
+/// from the JSON Schema so that a new key is picked up without editing this file.
+static KEYS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    fn walk(node: &serde_json::Value, out: &mut Vec<&'static str>) {
+        match node {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                    out.extend(
+                        props
+                            .keys()
+                            .map(|k| &*Box::leak(k.clone().into_boxed_str())),
+                    );
+                }
+                map.values().for_each(|v| walk(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut keys = Vec::new();
+    walk(&gec_model::desired::json_schema(), &mut keys);
+    keys.sort_unstable();
+    keys.dedup();
+    assert!(keys.len() > 30, "the schema names every key: {keys:?}");
+    keys
+});
 
 /// The example files: everything in `config/`, and the demo's desired state.
 fn examples() -> Vec<(PathBuf, String)> {
@@ -155,7 +142,7 @@ fn any_mutation() -> impl Strategy<Value = Mutation> {
         (
             pick(),
             prop_oneof![
-                prop::sample::select(KEYS).prop_map(NewKey::Known),
+                prop::sample::select(KEYS.clone()).prop_map(NewKey::Known),
                 any_typo().prop_map(NewKey::Misspelt),
             ]
         )

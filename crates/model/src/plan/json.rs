@@ -56,6 +56,8 @@ impl ClusterRow {
             "region": self.target.region, "account": self.target.account, "cluster": self.cluster,
             "desired": self.desired.map(|d| d.as_str()), "observed": self.observed,
             "coverage": self.coverage.as_str(),
+            // DESIGN §4 key; null until running tasks are observed (the rollout work).
+            "uncoveredTasks": null,
         })
     }
 }

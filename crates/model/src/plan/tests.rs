@@ -685,9 +685,9 @@ fn the_plan_json_has_the_stable_keys_of_the_design() {
         json["clusters"],
         json!([
             {"region": "us-east-1", "account": ACCOUNT, "cluster": "prod",
-             "desired": "true", "observed": null, "coverage": "expected"},
+             "desired": "true", "observed": null, "coverage": "expected", "uncoveredTasks": null},
             {"region": "us-east-1", "account": ACCOUNT, "cluster": "sandbox",
-             "desired": "absent", "observed": "false", "coverage": "uncovered"},
+             "desired": "absent", "observed": "false", "coverage": "uncovered", "uncoveredTasks": null},
         ])
     );
     assert_eq!(json["warnings"], json!([]));
