@@ -178,31 +178,20 @@ async fn apply_detector<C: TargetCloud>(cloud: &C, actions: &[&Action]) -> Vec<A
 fn arns(actions: &[&Action]) -> Vec<String> {
     actions
         .iter()
-        .filter_map(|a| match a {
-            Action::TagCluster { cluster_arn, .. } | Action::UntagCluster { cluster_arn, .. } => {
-                Some(cluster_arn.clone())
-            }
-            Action::UpdateDetector { .. } => None,
-        })
+        .filter_map(|a| a.cluster_arn())
+        .map(str::to_owned)
         .collect()
 }
 
 fn per_arn(actions: &[&Action], outcome: &BatchOutcome) -> Vec<ActionResult> {
     actions
         .iter()
-        .map(|a| {
-            let arn = match a {
-                Action::TagCluster { cluster_arn, .. }
-                | Action::UntagCluster { cluster_arn, .. } => cluster_arn.as_str(),
-                Action::UpdateDetector { .. } => "",
-            };
-            ActionResult {
-                action: (*a).clone(),
-                outcome: match outcome.failed.get(arn) {
-                    Some(e) => Outcome::Failed(e.clone()),
-                    None => Outcome::Success,
-                },
-            }
+        .map(|a| ActionResult {
+            action: (*a).clone(),
+            outcome: match a.cluster_arn().and_then(|arn| outcome.failed.get(arn)) {
+                Some(e) => Outcome::Failed(e.clone()),
+                None => Outcome::Success,
+            },
         })
         .collect()
 }

@@ -107,6 +107,16 @@ impl Action {
         }
     }
 
+    /// The cluster ARN a tag action writes to; `None` for detector actions.
+    pub fn cluster_arn(&self) -> Option<&str> {
+        match self {
+            Action::TagCluster { cluster_arn, .. } | Action::UntagCluster { cluster_arn, .. } => {
+                Some(cluster_arn)
+            }
+            Action::UpdateDetector { .. } => None,
+        }
+    }
+
     /// The target the action writes to.
     pub fn target(&self) -> &TargetRef {
         match self {
