@@ -110,6 +110,7 @@ impl TargetClient {
                         .collect(),
                     active_services: u32::try_from(c.active_services_count()).unwrap_or(0),
                     running_tasks: u32::try_from(c.running_tasks_count()).unwrap_or(0),
+                    ..ObservedCluster::default()
                 }
             }));
         }

@@ -43,6 +43,131 @@ pub struct ObservedCluster {
     pub active_services: u32,
     /// Tasks in the RUNNING state, as DescribeClusters counts them.
     pub running_tasks: u32,
+    /// Services and tasks; `None` when they were not read (coverage off and staying off).
+    pub workload: Option<Workload>,
+    /// GuardDuty's coverage record for the cluster (`ListCoverage`); `None` when GuardDuty
+    /// lists none or coverage was not read.
+    pub coverage: Option<CoverageRecord>,
+    /// Since when (Unix milliseconds) the cluster's effective coverage is known to be on.
+    /// Not read from AWS directly: the engine fills it in from what it saw (a transition it
+    /// made or observed, or the earliest task that runs the agent). `None`: not known to be
+    /// on yet.
+    pub covered_since_ms: Option<i64>,
+}
+
+/// Container-name prefixes of the GuardDuty agent sidecar (DESIGN §1: match both).
+pub const AGENT_CONTAINER_PREFIXES: [&str; 2] = ["aws-guardduty-agent-", "aws-gd-agent"];
+
+/// Whether a container name is the GuardDuty agent sidecar.
+pub fn is_agent_container(name: &str) -> bool {
+    AGENT_CONTAINER_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// What runs in a cluster, reduced to what coverage and redeploys need. Built from RUNNING
+/// tasks (`ListTasks` + `DescribeTasks`) and the services that own tasks without the agent
+/// (`DescribeServices`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Workload {
+    /// RUNNING Fargate tasks per owning service name (task `group` `service:NAME`).
+    pub service_tasks: BTreeMap<String, TaskCounts>,
+    /// RUNNING Fargate tasks not started by a service (RunTask, schedules).
+    pub standalone_tasks: TaskCounts,
+    /// RUNNING tasks on EC2 or external capacity: not Fargate, never counted as uncovered.
+    pub other_tasks: u32,
+    /// Earliest `startedAt` (Unix milliseconds) of a RUNNING task that runs the agent:
+    /// proof that coverage was on then.
+    pub earliest_agent_task_ms: Option<i64>,
+    /// Services that were described: those owning a task without the agent, and those the
+    /// engine is watching roll out. Sorted by name.
+    pub services: Vec<ObservedService>,
+}
+
+impl Workload {
+    /// RUNNING Fargate service tasks without the agent.
+    pub fn service_tasks_without_agent(&self) -> u32 {
+        self.service_tasks.values().map(|c| c.without_agent).sum()
+    }
+
+    /// Services with at least one RUNNING Fargate task without the agent.
+    pub fn services_without_agent(&self) -> usize {
+        self.service_tasks
+            .values()
+            .filter(|c| c.without_agent > 0)
+            .count()
+    }
+}
+
+/// RUNNING Fargate tasks and how many of them lack the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// RUNNING Fargate tasks.
+    pub running: u32,
+    /// Of those, tasks without an agent container.
+    pub without_agent: u32,
+}
+
+/// One ECS service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedService {
+    /// Service name.
+    pub name: String,
+    /// Service ARN.
+    pub arn: String,
+    /// `ACTIVE`, `DRAINING` or `INACTIVE`.
+    pub status: String,
+    /// Runs on Fargate: launch type `FARGATE`, or a capacity provider strategy of only
+    /// `FARGATE` / `FARGATE_SPOT`.
+    pub fargate: bool,
+    /// Deployments, PRIMARY first.
+    pub deployments: Vec<ObservedDeployment>,
+}
+
+impl ObservedService {
+    /// The PRIMARY deployment, if listed.
+    pub fn primary(&self) -> Option<&ObservedDeployment> {
+        self.deployments.iter().find(|d| d.status == "PRIMARY")
+    }
+
+    /// A deployment whose rollout has not finished (`rolloutState` IN_PROGRESS, or an
+    /// ACTIVE deployment still draining next to the PRIMARY).
+    pub fn rollout_in_progress(&self) -> bool {
+        self.deployments.iter().any(|d| {
+            d.rollout_state.as_deref() == Some("IN_PROGRESS")
+                || (d.status == "PRIMARY"
+                    && d.rollout_state.is_none()
+                    && self.deployments.len() > 1)
+        })
+    }
+}
+
+/// One deployment of a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedDeployment {
+    /// Deployment id (`ecs-svc/...`).
+    pub id: String,
+    /// `PRIMARY`, `ACTIVE` or `INACTIVE`.
+    pub status: String,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`; `None` when the service has no circuit
+    /// breaker information.
+    pub rollout_state: Option<String>,
+    /// When the deployment was created (Unix milliseconds).
+    pub created_at_ms: i64,
+}
+
+/// GuardDuty's coverage of one ECS cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CoverageRecord {
+    /// `HEALTHY` or `UNHEALTHY`.
+    pub status: String,
+    /// Why it is unhealthy, as GuardDuty words it.
+    pub issue: Option<String>,
+}
+
+impl CoverageRecord {
+    /// GuardDuty reports the cluster healthy.
+    pub fn healthy(&self) -> bool {
+        self.status == "HEALTHY"
+    }
 }
 
 impl ObservedCluster {

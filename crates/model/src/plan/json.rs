@@ -2,7 +2,50 @@
 
 use serde_json::{json, Value};
 
-use super::{Action, ClusterRow, Plan, Refusal, TAG_KEY};
+use super::{Action, ClusterRow, Held, Plan, Refusal, TAG_KEY};
+
+impl Held {
+    /// One object of the plan JSON's `held` list.
+    pub fn to_json(&self) -> Value {
+        json!({"region": self.target.region, "account": self.target.account, "cluster": self.cluster,
+               "service": self.service, "reason": self.reason})
+    }
+}
+
+/// Unix milliseconds as an RFC 3339 UTC timestamp (`2026-11-27T06:00:00Z`), seconds
+/// precision. Civil-from-days after Howard Hinnant's algorithm.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_print_as_rfc3339_utc() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_737_600_000), "2026-11-27T00:00:00Z");
+        assert_eq!(
+            super::rfc3339(951_782_400_000 + 3_723_000),
+            "2000-02-29T01:02:03Z"
+        );
+    }
+}
 
 impl Action {
     /// The action as one object of the plan JSON's `actions` list.
@@ -38,6 +81,19 @@ impl Action {
                 "phase": self.phase().as_str(), "kind": self.kind(), "region": t.region, "account": t.account,
                 "detectorId": detector_id, "feature": feature, "from": from, "to": to,
             }),
+            Action::RedeployService {
+                cluster,
+                cluster_arn,
+                service,
+                service_arn,
+                reason,
+                not_before_ms,
+                ..
+            } => json!({
+                "phase": self.phase().as_str(), "kind": self.kind(), "region": t.region, "account": t.account,
+                "cluster": cluster, "clusterArn": cluster_arn, "service": service, "serviceArn": service_arn,
+                "reason": reason, "notBefore": not_before_ms.map(rfc3339),
+            }),
         }
     }
 }
@@ -56,8 +112,13 @@ impl ClusterRow {
             "region": self.target.region, "account": self.target.account, "cluster": self.cluster,
             "desired": self.desired.map(|d| d.as_str()), "observed": self.observed,
             "coverage": self.coverage.as_str(),
-            // DESIGN §4 key; null until running tasks are observed (the rollout work).
-            "uncoveredTasks": null,
+            // null when the cluster's tasks were not read (coverage off and staying off)
+            "uncoveredTasks": self.tasks.map(|t| t.without_agent()),
+            "runningTasks": self.tasks.map(|t| t.running),
+            "servicesWithoutAgent": self.tasks.map(|t| t.services_without_agent),
+            "standaloneTasksWithoutAgent": self.tasks.map(|t| t.standalone_tasks_without_agent),
+            "coverageStatus": self.guardduty.as_ref().map(|g| g.status.as_str()),
+            "coverageIssue": self.guardduty.as_ref().and_then(|g| g.issue.as_deref()),
         })
     }
 }
@@ -72,6 +133,7 @@ impl Plan {
             "refused": self.refused().map(Refusal::to_json),
             "clusters": targets.iter().flat_map(|t| &t.clusters).map(ClusterRow::to_json).collect::<Vec<_>>(),
             "warnings": targets.iter().flat_map(|t| &t.warnings).collect::<Vec<_>>(),
+            "held": targets.iter().flat_map(|t| &t.held).map(Held::to_json).collect::<Vec<_>>(),
         })
     }
 }

@@ -2,16 +2,18 @@
 //! deterministic.
 
 mod json;
+mod redeploy;
 mod rules;
 
 use std::collections::BTreeMap;
 
 use crate::desired::{DesiredState, FeatureSetting, ManagedTag};
 use crate::observed::{
-    effectively_covered, DetectorFlags, ObservedTarget, DISABLED, ECS_FARGATE_AGENT_MANAGEMENT,
-    ENABLED, MANAGED_TAG_KEY, RUNTIME_MONITORING,
+    effectively_covered, CoverageRecord, DetectorFlags, ObservedTarget, DISABLED,
+    ECS_FARGATE_AGENT_MANAGEMENT, ENABLED, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 
+pub use redeploy::{window_open, Held};
 pub use rules::CompiledRules;
 
 /// Where an action runs.
@@ -33,6 +35,8 @@ pub enum Phase {
     Detector,
     /// Remove tags (`absent`).
     Untag,
+    /// Forced redeployments of services whose tasks lack the agent (rollout engine).
+    Redeploy,
 }
 
 impl Phase {
@@ -42,6 +46,7 @@ impl Phase {
             Phase::Tags => "tags",
             Phase::Detector => "detector",
             Phase::Untag => "untag",
+            Phase::Redeploy => "redeploy",
         }
     }
 }
@@ -86,6 +91,24 @@ pub enum Action {
         /// `ENABLED` or `DISABLED`.
         to: &'static str,
     },
+    /// Force a new deployment of a Fargate service so its tasks get the agent.
+    RedeployService {
+        /// Target.
+        target: TargetRef,
+        /// Cluster name.
+        cluster: String,
+        /// Cluster ARN.
+        cluster_arn: String,
+        /// Service name.
+        service: String,
+        /// Service ARN.
+        service_arn: String,
+        /// Why, for humans: "2 of 3 running tasks lack the GuardDuty agent".
+        reason: String,
+        /// Not before this time (Unix ms): the cluster's coverage has been on for
+        /// `settleTime`. `None` while coverage is not on yet (it turns on in this plan).
+        not_before_ms: Option<i64>,
+    },
 }
 
 impl Action {
@@ -95,6 +118,7 @@ impl Action {
             Action::TagCluster { .. } => Phase::Tags,
             Action::UpdateDetector { .. } => Phase::Detector,
             Action::UntagCluster { .. } => Phase::Untag,
+            Action::RedeployService { .. } => Phase::Redeploy,
         }
     }
 
@@ -104,15 +128,16 @@ impl Action {
             Action::TagCluster { .. } => "tag_cluster",
             Action::UntagCluster { .. } => "untag_cluster",
             Action::UpdateDetector { .. } => "update_detector",
+            Action::RedeployService { .. } => "redeploy_service",
         }
     }
 
-    /// The cluster ARN a tag action writes to; `None` for detector actions.
+    /// The cluster ARN a tag or redeploy action writes to; `None` for detector actions.
     pub fn cluster_arn(&self) -> Option<&str> {
         match self {
-            Action::TagCluster { cluster_arn, .. } | Action::UntagCluster { cluster_arn, .. } => {
-                Some(cluster_arn)
-            }
+            Action::TagCluster { cluster_arn, .. }
+            | Action::UntagCluster { cluster_arn, .. }
+            | Action::RedeployService { cluster_arn, .. } => Some(cluster_arn),
             Action::UpdateDetector { .. } => None,
         }
     }
@@ -122,7 +147,8 @@ impl Action {
         match self {
             Action::TagCluster { target, .. }
             | Action::UntagCluster { target, .. }
-            | Action::UpdateDetector { target, .. } => target,
+            | Action::UpdateDetector { target, .. }
+            | Action::RedeployService { target, .. } => target,
         }
     }
 }
@@ -186,6 +212,30 @@ pub struct ClusterRow {
     pub observed: Option<String>,
     /// Coverage now and after.
     pub coverage: CoverageChange,
+    /// GuardDuty's coverage record (`ListCoverage`), when it lists the cluster.
+    pub guardduty: Option<CoverageRecord>,
+    /// Tasks without the agent; `None` when the cluster's tasks were not read.
+    pub tasks: Option<TaskSummary>,
+}
+
+/// Running Fargate tasks of a cluster and the ones without the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskSummary {
+    /// RUNNING Fargate tasks.
+    pub running: u32,
+    /// Services with at least one RUNNING Fargate task without the agent.
+    pub services_without_agent: u32,
+    /// RUNNING Fargate service tasks without the agent.
+    pub service_tasks_without_agent: u32,
+    /// RUNNING standalone Fargate tasks without the agent (never stopped: reported only).
+    pub standalone_tasks_without_agent: u32,
+}
+
+impl TaskSummary {
+    /// Every RUNNING Fargate task without the agent.
+    pub fn without_agent(&self) -> u32 {
+        self.service_tasks_without_agent + self.standalone_tasks_without_agent
+    }
 }
 
 /// The plan of one target.
@@ -199,6 +249,8 @@ pub struct TargetPlan {
     pub clusters: Vec<ClusterRow>,
     /// Things the controller cannot fix by itself (no detector, ...).
     pub warnings: Vec<String>,
+    /// Services with tasks without the agent that the plan does not redeploy, and why.
+    pub held: Vec<Held>,
 }
 
 /// Knobs for one planning call.
@@ -206,6 +258,8 @@ pub struct TargetPlan {
 pub struct PlanOptions {
     /// `--allow-mass-change`: do not refuse a plan over a safety limit.
     pub allow_mass_change: bool,
+    /// The time of planning (Unix ms), for `retryAfter` and `settleTime`.
+    pub now_ms: i64,
 }
 
 /// Plans one target.
@@ -234,6 +288,7 @@ pub fn plan_target(
 
     let mut tags = BTreeMap::new();
     let mut untags = BTreeMap::new();
+    let mut redeploys = Vec::new();
     let (mut covered_now, mut lost) = (0usize, 0usize);
     for cluster in observed.clusters.iter().filter(|c| c.is_active()) {
         let desired_tag = rules.desired_tag(&observed.region, cluster);
@@ -272,15 +327,30 @@ pub fn plan_target(
         let will = effectively_covered(after, next);
         covered_now += usize::from(was);
         lost += usize::from(was && !will);
+        if will {
+            redeploy::plan_cluster(
+                &desired.redeploy,
+                &target,
+                cluster,
+                was,
+                options.now_ms,
+                &mut redeploys,
+                &mut plan.held,
+            );
+        }
         plan.clusters.push(ClusterRow {
             target: target.clone(),
             cluster: cluster.name.clone(),
             desired: desired_tag,
             observed: current.map(str::to_owned),
             coverage: coverage_change(was, will, next, desired_tag.is_some()),
+            guardduty: cluster.coverage.clone(),
+            tasks: cluster.workload.as_ref().map(redeploy::summary),
         });
     }
     plan.clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    redeploys.sort();
+    plan.held.sort();
 
     plan.actions.extend(tags.into_values());
     plan.actions.extend(detector_actions(
@@ -290,6 +360,7 @@ pub fn plan_target(
         &mut plan.warnings,
     ));
     plan.actions.extend(untags.into_values());
+    plan.actions.extend(redeploys);
 
     if !options.allow_mass_change {
         plan.refused = check_limits(desired, &plan.actions, covered_now, lost, &observed.region);

@@ -120,6 +120,9 @@ fn describe(action: &Action) -> String {
         Action::UpdateDetector {
             feature, from, to, ..
         } => format!("detector {feature} {}->{to}", or_none(from)),
+        Action::RedeployService {
+            cluster, service, ..
+        } => format!("redeploy {cluster}/{service}"),
     }
 }
 
@@ -533,7 +536,14 @@ fn safety_limits_refuse_mass_changes_unless_allowed() {
     ];
     for (label, sections, observed, allow_mass_change, limit) in rows {
         let desired = desired(&sections);
-        let plan = plan_target(&desired, &observed, PlanOptions { allow_mass_change });
+        let plan = plan_target(
+            &desired,
+            &observed,
+            PlanOptions {
+                allow_mass_change,
+                ..PlanOptions::default()
+            },
+        );
         assert!(
             !plan.actions.is_empty(),
             "{label}: the row must plan some change"
@@ -623,6 +633,7 @@ fn the_coverage_column_says_what_the_plan_does_to_coverage() {
         let observed = target("us-east-1").with(cluster).detector(rm, auto);
         let options = PlanOptions {
             allow_mass_change: true,
+            ..PlanOptions::default()
         };
         let plan = plan_target(&desired(&sections), &observed, options);
         assert_eq!(
@@ -685,12 +696,15 @@ fn the_plan_json_has_the_stable_keys_of_the_design() {
         json["clusters"],
         json!([
             {"region": "us-east-1", "account": ACCOUNT, "cluster": "prod",
-             "desired": "true", "observed": null, "coverage": "expected", "uncoveredTasks": null},
+             "desired": "true", "observed": null, "coverage": "expected", "uncoveredTasks": null,
+             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null},
             {"region": "us-east-1", "account": ACCOUNT, "cluster": "sandbox",
-             "desired": "absent", "observed": "false", "coverage": "uncovered", "uncoveredTasks": null},
+             "desired": "absent", "observed": "false", "coverage": "uncovered", "uncoveredTasks": null,
+             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null},
         ])
     );
     assert_eq!(json["warnings"], json!([]));
+    assert_eq!(json["held"], json!([]));
 }
 
 #[test]
@@ -1072,6 +1086,7 @@ mod properties {
                         .expect("updated detector exists");
                     set_status(d, feature, to);
                 }
+                Action::RedeployService { .. } => {}
             }
         }
         t
@@ -1080,6 +1095,7 @@ mod properties {
     fn mass_change() -> PlanOptions {
         PlanOptions {
             allow_mass_change: true,
+            ..PlanOptions::default()
         }
     }
 
@@ -1141,6 +1157,9 @@ mod properties {
                         };
                         prop_assert_eq!(from.as_deref(), now);
                         prop_assert_ne!(now.unwrap_or(DISABLED), *to);
+                    }
+                    Action::RedeployService { .. } => {
+                        prop_assert!(false, "no workload was observed, so no redeploy");
                     }
                 }
             }
@@ -1257,5 +1276,201 @@ mod properties {
                 prop_assert!(guarded.refused.is_none());
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Redeploys (DESIGN §6): which services; the engine decides when
+// ---------------------------------------------------------------------------------------
+
+mod redeploys {
+    use super::*;
+    use crate::observed::{ObservedDeployment, ObservedService, TaskCounts, Workload};
+
+    const NOW: i64 = 1_795_737_600_000;
+    const MIN: i64 = 60_000;
+
+    fn service(name: &str, created_ms: i64) -> ObservedService {
+        ObservedService {
+            name: name.to_owned(),
+            arn: format!("arn:aws:ecs:us-east-1:{ACCOUNT}:service/prod/{name}"),
+            status: "ACTIVE".to_owned(),
+            fargate: true,
+            deployments: vec![ObservedDeployment {
+                id: format!("ecs-svc/{name}"),
+                status: "PRIMARY".to_owned(),
+                rollout_state: Some("COMPLETED".to_owned()),
+                created_at_ms: created_ms,
+            }],
+        }
+    }
+
+    /// A covered cluster `prod` (automation on, no tag) whose coverage is known since
+    /// `since`, running `services` with (running, without agent) task counts.
+    fn fleet(services: Vec<(ObservedService, u32, u32)>, since: Option<i64>) -> ObservedTarget {
+        let mut workload = Workload::default();
+        for (s, running, without_agent) in services {
+            workload.service_tasks.insert(
+                s.name.clone(),
+                TaskCounts {
+                    running,
+                    without_agent,
+                },
+            );
+            workload.services.push(s);
+        }
+        workload.standalone_tasks = TaskCounts {
+            running: 2,
+            without_agent: 2,
+        };
+        let mut c = cluster("prod");
+        c.workload = Some(workload);
+        c.covered_since_ms = since;
+        target("us-east-1").with(c).detector(ON, ON)
+    }
+
+    fn at_now() -> PlanOptions {
+        PlanOptions {
+            now_ms: NOW,
+            ..PlanOptions::default()
+        }
+    }
+
+    fn redeploy_lines(plan: &TargetPlan) -> Vec<String> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RedeployService {
+                    service, reason, ..
+                } => Some(format!("{service}: {reason}")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn held_lines(plan: &TargetPlan) -> Vec<String> {
+        plan.held
+            .iter()
+            .map(|h| format!("{}: {}", h.service, h.reason))
+            .collect()
+    }
+
+    #[test]
+    fn a_service_with_tasks_without_the_agent_is_redeployed_with_a_reason() {
+        let observed = fleet(
+            vec![
+                (service("web", NOW - 90 * MIN), 3, 2),
+                (service("api", NOW - 90 * MIN), 2, 0),
+            ],
+            Some(NOW - 10 * MIN),
+        );
+        let plan = plan_target(&desired("redeploy: {settleTime: 5m}"), &observed, at_now());
+        assert_eq!(
+            redeploy_lines(&plan),
+            ["web: 2 of 3 running tasks lack the GuardDuty agent"]
+        );
+        match &plan.actions[0] {
+            Action::RedeployService { not_before_ms, .. } => {
+                assert_eq!(
+                    *not_before_ms,
+                    Some(NOW - 5 * MIN),
+                    "covered since + settleTime"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let row = &plan.clusters[0];
+        let tasks = row.tasks.expect("tasks were observed");
+        assert_eq!(
+            (
+                tasks.running,
+                tasks.without_agent(),
+                tasks.standalone_tasks_without_agent
+            ),
+            (7, 4, 2),
+            "standalone tasks are reported, never redeployed"
+        );
+    }
+
+    #[test]
+    fn services_that_must_not_be_touched_are_held_with_the_reason() {
+        let mut ec2 = service("ec2-svc", NOW - 90 * MIN);
+        ec2.fargate = false;
+        let mut rolling = service("rolling", NOW - MIN);
+        rolling.deployments[0].rollout_state = Some("IN_PROGRESS".to_owned());
+        let observed = fleet(
+            vec![
+                (ec2, 1, 1),
+                (rolling, 2, 1),
+                (service("batch-1", NOW - 90 * MIN), 1, 1),
+                (service("retried", NOW - 20 * MIN), 1, 1),
+                (service("old", NOW - 30 * MIN), 1, 1),
+            ],
+            Some(NOW - 25 * MIN),
+        );
+        let desired = desired("redeploy: {excludeServices: ['batch-*'], retryAfter: 1h}");
+        let plan = plan_target(&desired, &observed, at_now());
+        assert_eq!(
+            redeploy_lines(&plan),
+            ["old: 1 of 1 running tasks lack the GuardDuty agent"],
+            "a deployment older than the coverage is what a redeploy fixes"
+        );
+        assert_eq!(
+            held_lines(&plan),
+            [
+                "batch-1: excluded by redeploy.excludeServices",
+                "ec2-svc: not a Fargate service",
+                "retried: deployed 20m ago with coverage on and its tasks still lack the agent; not retried before redeploy.retryAfter (1h)",
+                "rolling: a deployment is in progress",
+            ]
+        );
+    }
+
+    #[test]
+    fn retry_after_expires() {
+        let observed = fleet(
+            vec![(service("api", NOW - 61 * MIN), 1, 1)],
+            Some(NOW - 120 * MIN),
+        );
+        let plan = plan_target(&desired("redeploy: {retryAfter: 1h}"), &observed, at_now());
+        assert_eq!(redeploy_lines(&plan).len(), 1);
+    }
+
+    #[test]
+    fn coverage_turning_on_in_this_plan_plans_redeploys_without_a_start_time() {
+        let mut observed = fleet(vec![(service("api", NOW - MIN), 1, 1)], None);
+        observed.clusters[0]
+            .tags
+            .insert(KEY.to_owned(), "false".to_owned());
+        let desired = desired("clusters: [{name: prod, guardDutyManaged: true}]");
+        let plan = plan_target(&desired, &observed, at_now());
+        let kinds: Vec<&str> = plan.actions.iter().map(Action::kind).collect();
+        assert_eq!(kinds, ["tag_cluster", "redeploy_service"]);
+        match &plan.actions[1] {
+            Action::RedeployService { not_before_ms, .. } => assert_eq!(*not_before_ms, None),
+            other => panic!("{other:?}"),
+        }
+        let json = Plan {
+            targets: vec![plan],
+        }
+        .to_json();
+        assert_eq!(json["actions"][1]["phase"], "redeploy");
+        assert_eq!(json["actions"][1]["service"], "api");
+        assert_eq!(json["clusters"][0]["uncoveredTasks"], 3);
+    }
+
+    #[test]
+    fn uncovered_clusters_and_disabled_redeploys_plan_nothing() {
+        let mut observed = fleet(vec![(service("api", NOW - 90 * MIN), 1, 1)], None);
+        observed.clusters[0]
+            .tags
+            .insert(KEY.to_owned(), "false".to_owned());
+        assert!(plan_target(&desired(""), &observed, at_now())
+            .actions
+            .is_empty());
+        let covered = fleet(vec![(service("api", NOW - 90 * MIN), 1, 1)], Some(NOW));
+        let plan = plan_target(&desired("redeploy: {enabled: false}"), &covered, at_now());
+        assert!(plan.actions.is_empty());
+        assert_eq!(held_lines(&plan), ["api: redeploy.enabled is false"]);
     }
 }

@@ -1,0 +1,262 @@
+//! Which services to redeploy (DESIGN §6): the per-service conditions. The fleet-wide
+//! guards that decide *when* (maxConcurrent, maxPerHour, windows, settleTime,
+//! stopOnFailure) belong to the engine's rollout gate; `settleTime` is turned into a
+//! `not_before_ms` on each action here because it is a pure function of the cluster.
+
+use crate::desired::{parse_hhmm, RedeploySpec, Weekday, Window};
+use crate::observed::{ObservedCluster, Workload};
+
+use super::{Action, TargetRef, TaskSummary};
+
+/// A service with tasks without the agent that the plan leaves alone, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Held {
+    /// Target.
+    pub target: TargetRef,
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// Why it is not redeployed.
+    pub reason: String,
+}
+
+/// Held: `redeploy.enabled` is false.
+pub const HELD_DISABLED: &str = "redeploy.enabled is false";
+/// Held: a deployment of the service is rolling.
+pub const HELD_IN_PROGRESS: &str = "a deployment is in progress";
+/// Held: the service does not run on Fargate.
+pub const HELD_NOT_FARGATE: &str = "not a Fargate service";
+/// Held: the service is being deleted.
+pub const HELD_INACTIVE: &str = "the service is not ACTIVE";
+
+pub(super) fn summary(w: &Workload) -> TaskSummary {
+    TaskSummary {
+        running: w.service_tasks.values().map(|c| c.running).sum::<u32>()
+            + w.standalone_tasks.running,
+        services_without_agent: u32::try_from(w.services_without_agent()).unwrap_or(u32::MAX),
+        service_tasks_without_agent: w.service_tasks_without_agent(),
+        standalone_tasks_without_agent: w.standalone_tasks.without_agent,
+    }
+}
+
+/// Plans the redeploys of one cluster whose coverage is on once the plan is applied.
+/// `covered_now`: coverage is already on (not only after this plan's tag/detector
+/// changes).
+pub(super) fn plan_cluster(
+    spec: &RedeploySpec,
+    target: &TargetRef,
+    cluster: &ObservedCluster,
+    covered_now: bool,
+    now_ms: i64,
+    actions: &mut Vec<Action>,
+    held: &mut Vec<Held>,
+) {
+    let Some(workload) = &cluster.workload else {
+        return;
+    };
+    // Coverage that only turns on with this plan starts its settle clock after the apply.
+    let covered_since = if covered_now {
+        cluster.covered_since_ms
+    } else {
+        None
+    };
+    let settle_ms = millis(spec.settle_time.get());
+    let retry_ms = millis(spec.retry_after.get());
+    let excluded: Vec<glob::Pattern> = spec
+        .exclude_services
+        .iter()
+        .filter_map(|g| glob::Pattern::new(g).ok())
+        .collect();
+    for (name, counts) in &workload.service_tasks {
+        if counts.without_agent == 0 {
+            continue;
+        }
+        let hold = |reason: String, held: &mut Vec<Held>| {
+            held.push(Held {
+                target: target.clone(),
+                cluster: cluster.name.clone(),
+                service: name.clone(),
+                reason,
+            });
+        };
+        if !spec.enabled {
+            hold(HELD_DISABLED.to_owned(), held);
+            continue;
+        }
+        if excluded.iter().any(|p| p.matches(name)) {
+            hold("excluded by redeploy.excludeServices".to_owned(), held);
+            continue;
+        }
+        let Some(service) = workload.services.iter().find(|s| &s.name == name) else {
+            hold("the service could not be described".to_owned(), held);
+            continue;
+        };
+        if service.status != "ACTIVE" {
+            hold(HELD_INACTIVE.to_owned(), held);
+            continue;
+        }
+        if !service.fargate {
+            hold(HELD_NOT_FARGATE.to_owned(), held);
+            continue;
+        }
+        if service.rollout_in_progress() {
+            hold(HELD_IN_PROGRESS.to_owned(), held);
+            continue;
+        }
+        if let Some(primary) = service.primary() {
+            let age = now_ms.saturating_sub(primary.created_at_ms);
+            // A deployment made while coverage was already on should have brought the
+            // agent; redeploying again before retryAfter would be a storm. A deployment
+            // older than the coverage is exactly what a redeploy fixes.
+            let under_coverage = covered_since.is_some_and(|since| primary.created_at_ms >= since);
+            if under_coverage && age < retry_ms {
+                hold(
+                    format!(
+                        "deployed {} ago with coverage on and its tasks still lack the agent; \
+                         not retried before redeploy.retryAfter ({})",
+                        human(age),
+                        human(retry_ms)
+                    ),
+                    held,
+                );
+                continue;
+            }
+        }
+        actions.push(Action::RedeployService {
+            target: target.clone(),
+            cluster: cluster.name.clone(),
+            cluster_arn: cluster.arn.clone(),
+            service: name.clone(),
+            service_arn: service.arn.clone(),
+            reason: format!(
+                "{} of {} running tasks lack the GuardDuty agent",
+                counts.without_agent, counts.running
+            ),
+            not_before_ms: covered_since.map(|since| since.saturating_add(settle_ms)),
+        });
+    }
+}
+
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// `1h`, `12m`, `40s`: the largest whole unit, for messages.
+pub(crate) fn human(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Whether a redeploy may start at `now_ms` (Unix ms, UTC). No windows: always. A window
+/// opens on each of its days at `start` and closes at `end` (exclusive); an `end` before
+/// the `start` closes the next day, so `{days: [fri], start: "22:00", end: "02:00"}` is
+/// open Friday 22:00 to Saturday 02:00. Windows that do not parse never open (validation
+/// rejects them before a plan is made).
+pub fn window_open(windows: &[Window], now_ms: i64) -> bool {
+    if windows.is_empty() {
+        return true;
+    }
+    let day = now_ms.div_euclid(DAY_MS);
+    let minute = now_ms.rem_euclid(DAY_MS) / 60_000;
+    // 1970-01-01 was a Thursday.
+    let weekday = |day: i64| WEEK[((day + 3).rem_euclid(7)) as usize];
+    windows.iter().any(|w| {
+        let (Some(start), Some(end)) = (parse_hhmm(&w.start), parse_hhmm(&w.end)) else {
+            return false;
+        };
+        let (start, end) = (i64::from(start), i64::from(end));
+        if start < end {
+            w.days.contains(&weekday(day)) && (start..end).contains(&minute)
+        } else {
+            // Runs past midnight: the evening part today, or the morning part of a window
+            // that opened yesterday.
+            (w.days.contains(&weekday(day)) && minute >= start)
+                || (w.days.contains(&weekday(day - 1)) && minute < end)
+        }
+    })
+}
+
+const WEEK: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(days: &[Weekday], start: &str, end: &str) -> Window {
+        Window {
+            days: days.to_vec(),
+            start: start.to_owned(),
+            end: end.to_owned(),
+        }
+    }
+
+    /// 2026-11-27 is a Friday.
+    const FRI_2026_11_27: i64 = 1_795_737_600_000;
+
+    fn at(day_offset: i64, hh: i64, mm: i64) -> i64 {
+        FRI_2026_11_27 + day_offset * DAY_MS + hh * 3_600_000 + mm * 60_000
+    }
+
+    #[test]
+    fn the_reference_date_is_a_friday_at_midnight_utc() {
+        // 20784 days after 1970-01-01 (a Thursday); 20784 % 7 == 1: a Friday.
+        assert_eq!(FRI_2026_11_27 % DAY_MS, 0);
+        assert_eq!(FRI_2026_11_27 / DAY_MS, 20_784);
+        assert!(window_open(
+            &[window(&[Weekday::Fri], "00:00", "00:01")],
+            at(0, 0, 0)
+        ));
+        assert!(!window_open(
+            &[window(&[Weekday::Thu], "00:00", "23:59")],
+            at(0, 0, 0)
+        ));
+    }
+
+    #[test]
+    fn windows_open_on_their_days_between_start_and_end() {
+        let w = [window(&[Weekday::Tue, Weekday::Wed], "09:00", "17:00")];
+        assert!(window_open(&w, at(4, 9, 0)), "Tuesday 09:00 opens");
+        assert!(window_open(&w, at(5, 16, 59)), "Wednesday 16:59 is open");
+        assert!(!window_open(&w, at(5, 17, 0)), "end is exclusive");
+        assert!(!window_open(&w, at(4, 8, 59)), "before start");
+        assert!(!window_open(&w, at(0, 12, 0)), "Friday is not listed");
+        assert!(window_open(&[], at(0, 3, 0)), "no windows: always open");
+    }
+
+    #[test]
+    fn a_window_ending_before_it_starts_runs_past_midnight() {
+        let w = [window(&[Weekday::Fri], "22:00", "02:00")];
+        assert!(window_open(&w, at(0, 23, 30)), "Friday night");
+        assert!(window_open(&w, at(1, 1, 59)), "Saturday early morning");
+        assert!(!window_open(&w, at(1, 2, 0)), "Saturday 02:00 closed");
+        assert!(
+            !window_open(&w, at(0, 1, 0)),
+            "Friday early morning belongs to Thursday"
+        );
+        assert!(!window_open(&w, at(1, 23, 0)), "Saturday night not listed");
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(human(3_600_000), "1h");
+        assert_eq!(human(5_400_000), "1h30m");
+        assert_eq!(human(720_000), "12m");
+        assert_eq!(human(40_000), "40s");
+    }
+}
