@@ -327,7 +327,9 @@ pub fn plan_target(
         let will = effectively_covered(after, next);
         covered_now += usize::from(was);
         lost += usize::from(was && !will);
-        if will {
+        // Only clusters the desired state manages: under `unmatchedClusters: ignore` a
+        // cluster no rule names is never touched, its services included.
+        if will && desired_tag.is_some() {
             redeploy::plan_cluster(
                 &desired.redeploy,
                 &target,

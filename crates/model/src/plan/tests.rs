@@ -1323,10 +1323,17 @@ mod redeploys {
             running: 2,
             without_agent: 2,
         };
-        let mut c = cluster("prod");
+        let mut c = cluster("prod").tagged(KEY, "true");
         c.workload = Some(workload);
         c.covered_since_ms = since;
         target("us-east-1").with(c).detector(ON, ON)
+    }
+
+    /// The rule that makes `prod` managed, plus the given `redeploy` mapping.
+    fn managed(redeploy: &str) -> DesiredState {
+        desired(&format!(
+            "clusters: [{{name: prod, guardDutyManaged: true}}]\nredeploy: {redeploy}"
+        ))
     }
 
     fn at_now() -> PlanOptions {
@@ -1364,7 +1371,7 @@ mod redeploys {
             ],
             Some(NOW - 10 * MIN),
         );
-        let plan = plan_target(&desired("redeploy: {settleTime: 5m}"), &observed, at_now());
+        let plan = plan_target(&managed("{settleTime: 5m}"), &observed, at_now());
         assert_eq!(
             redeploy_lines(&plan),
             ["web: 2 of 3 running tasks lack the GuardDuty agent"]
@@ -1408,7 +1415,7 @@ mod redeploys {
             ],
             Some(NOW - 25 * MIN),
         );
-        let desired = desired("redeploy: {excludeServices: ['batch-*'], retryAfter: 1h}");
+        let desired = managed("{excludeServices: ['batch-*'], retryAfter: 1h}");
         let plan = plan_target(&desired, &observed, at_now());
         assert_eq!(
             redeploy_lines(&plan),
@@ -1432,7 +1439,7 @@ mod redeploys {
             vec![(service("api", NOW - 61 * MIN), 1, 1)],
             Some(NOW - 120 * MIN),
         );
-        let plan = plan_target(&desired("redeploy: {retryAfter: 1h}"), &observed, at_now());
+        let plan = plan_target(&managed("{retryAfter: 1h}"), &observed, at_now());
         assert_eq!(redeploy_lines(&plan).len(), 1);
     }
 
@@ -1465,12 +1472,24 @@ mod redeploys {
         observed.clusters[0]
             .tags
             .insert(KEY.to_owned(), "false".to_owned());
-        assert!(plan_target(&desired(""), &observed, at_now())
+        let excluded = desired("clusters: [{name: prod, guardDutyManaged: false}]");
+        assert!(plan_target(&excluded, &observed, at_now())
             .actions
             .is_empty());
         let covered = fleet(vec![(service("api", NOW - 90 * MIN), 1, 1)], Some(NOW));
-        let plan = plan_target(&desired("redeploy: {enabled: false}"), &covered, at_now());
+        let plan = plan_target(&managed("{enabled: false}"), &covered, at_now());
         assert!(plan.actions.is_empty());
         assert_eq!(held_lines(&plan), ["api: redeploy.enabled is false"]);
+    }
+
+    #[test]
+    fn services_in_clusters_no_rule_names_are_never_touched() {
+        let observed = fleet(
+            vec![(service("api", NOW - 90 * MIN), 1, 1)],
+            Some(NOW - 60 * MIN),
+        );
+        let plan = plan_target(&desired("redeploy: {settleTime: 0s}"), &observed, at_now());
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert!(plan.held.is_empty());
     }
 }
