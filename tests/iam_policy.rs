@@ -1,5 +1,6 @@
 //! Least privilege, end to end: every AWS call the controller makes in its flows (`plan`,
-//! `apply` with tags to add and remove and detector changes, a daemon pass, a target
+//! `apply` with tags to add and remove, detector changes and a service to redeploy, whose
+//! tasks and coverage it reads, a daemon pass, a target
 //! reached by AssumeRole) is allowed by `deploy/iam-policy.json`, and every action the
 //! policy grants is used by one of them. The calls come from the sandbox's request log.
 
@@ -27,6 +28,9 @@ accounts:
           - name: sandbox
           - name: scratch
             tags: {GuardDutyManaged: "true"}
+        # Started while payments-prod is not covered: no agent, so the apply redeploys it.
+        services:
+          - {name: payments-api, cluster: payments-prod, desiredCount: 2}
   "111111111111":
     regions:
       eu-west-1:
@@ -57,6 +61,7 @@ clusters:
   - match: {{namePattern: "*-prod"}}
     guardDutyManaged: true
 safety: {{maxCoverageLossFraction: 1.0}}
+redeploy: {{settleTime: 0s}}
 reconcile: {{interval: 1h}}
 "#
     )
@@ -92,6 +97,12 @@ fn iam_prefix(service: &str) -> &str {
     }
 }
 
+/// A cluster's name from its name or ARN (`default` when the request names none).
+fn last_segment(v: &Value) -> String {
+    let s = v.as_str().unwrap_or("default");
+    s.rsplit('/').next().unwrap_or(s).to_owned()
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -117,6 +128,19 @@ fn authorizations(entry: &Value) -> Vec<Authz> {
         resource,
         tag_keys: None,
     };
+    // Resources of a cluster, given by ARN or by id / name.
+    let in_cluster = |params: &Value, ids: &[String], kind: &str| -> Vec<Authz> {
+        let cluster = last_segment(&params["cluster"]);
+        ids.iter()
+            .map(|id| {
+                plain(if id.starts_with("arn:") {
+                    id.clone()
+                } else {
+                    format!("arn:aws:ecs:{region}:{account}:{kind}/{cluster}/{id}")
+                })
+            })
+            .collect()
+    };
     match (service, op) {
         ("ecs", "DescribeClusters") if !strings(&params["clusters"]).is_empty() => {
             strings(&params["clusters"])
@@ -129,6 +153,18 @@ fn authorizations(entry: &Value) -> Vec<Authz> {
                     })
                 })
                 .collect()
+        }
+        // ECS authorizes these on the resource types of the Service Authorization
+        // Reference: ListTasks on container instances, the others on tasks and services,
+        // all named `<type>/<cluster name>/<id>`.
+        ("ecs", "ListTasks") => vec![plain(format!(
+            "arn:aws:ecs:{region}:{account}:container-instance/{}/*",
+            last_segment(&params["cluster"])
+        ))],
+        ("ecs", "DescribeTasks") => in_cluster(params, &strings(&params["tasks"]), "task"),
+        ("ecs", "DescribeServices") => in_cluster(params, &strings(&params["services"]), "service"),
+        ("ecs", "UpdateService") if params["service"].is_string() => {
+            in_cluster(params, &one_or_many(&params["service"]), "service")
         }
         ("guardduty", _) if params["DetectorId"].is_string() => vec![plain(format!(
             "arn:aws:guardduty:{region}:{account}:detector/{}",
@@ -296,6 +332,8 @@ fn calls_of(sb: &Sandbox, flow: &str, run: impl FnOnce()) -> Vec<(String, Value)
 fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
+    // Rollouts complete within UpdateService: the apply need not wait for them.
+    sb.config(json!({"rolloutSeconds": 0}));
     let apply_file = sb.write(
         "desired.yaml",
         &desired("enabled", "false", "absent", "absent"),
@@ -350,6 +388,16 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
             );
         }
     }
+    assert!(
+        !ops("plan").contains("UpdateService"),
+        "plan redeployed: {:?}",
+        ops("plan")
+    );
+    assert!(
+        ops("apply").contains("UpdateService"),
+        "apply did not redeploy the service without the agent: {:?}",
+        ops("apply")
+    );
     for flow in ["plan", "apply", "daemon"] {
         assert!(
             ops(flow).contains("AssumeRole"),
@@ -444,12 +492,48 @@ fn the_checker_refuses_calls_outside_the_policy() {
         decide(entry("sts", "AssumeRole", json!({"RoleArn": ROLE_ARN}))),
         [true]
     );
+    assert_eq!(
+        decide(entry(
+            "ecs",
+            "ListTasks",
+            json!({"cluster": cluster, "desiredStatus": "RUNNING"})
+        )),
+        [true]
+    );
+    assert_eq!(
+        decide(entry(
+            "ecs",
+            "DescribeServices",
+            json!({"cluster": cluster, "services": ["api", "web"]})
+        )),
+        [true, true]
+    );
+    assert_eq!(
+        decide(entry(
+            "ecs",
+            "UpdateService",
+            json!({"cluster": cluster, "service": "api", "forceNewDeployment": true})
+        )),
+        [true]
+    );
 
     // Not granted.
     for (label, e) in [
         (
-            "an operation the policy lacks",
-            entry("ecs", "UpdateService", json!({})),
+            "an operation the policy lacks (standalone tasks are never stopped)",
+            entry(
+                "ecs",
+                "StopTask",
+                json!({"cluster": "payments-prod", "task": "0123"}),
+            ),
+        ),
+        (
+            "a service write by another name",
+            entry(
+                "ecs",
+                "DeleteService",
+                json!({"cluster": "payments-prod", "service": "api"}),
+            ),
         ),
         (
             "another service",

@@ -11,6 +11,7 @@ answers CreateService, UpdateService, DescribeServices, ListServices, DeleteServ
 from __future__ import annotations
 
 import random
+from datetime import datetime, timezone
 from typing import Any
 
 from .awsreq import AwsError, AwsRequest, now
@@ -28,6 +29,52 @@ from .ecs_tasks import (
 from .state import STATE
 
 
+NO_CIRCUIT_BREAKER = {"enable": False, "rollback": False}
+
+
+def _epoch(value: Any) -> Any:
+    """moto's own deployments carry naive UTC datetimes; the wire wants epoch numbers."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return round(value.timestamp(), 3)
+    return value
+
+
+def adopt(service: Any) -> Any:
+    """Give a service moto created itself (CloudFormation `AWS::ECS::Service` goes through
+    moto's backend, not CreateService here) the sandbox's attributes, once, when the
+    sandbox first meets it: no capacity provider, no circuit breaker unless set, and
+    deployments with epoch-number times. As after CreateService (and as CloudFormation
+    waits for), it is then steady: its PRIMARY deployment COMPLETED, `desiredCount` tasks
+    RUNNING. Until that first meeting ListTasks shows none of its tasks."""
+    if getattr(service, "gec_adopted", False):
+        return service
+    service.gec_adopted = True
+    service.gec_provider = getattr(service, "gec_provider", None)
+    service.gec_created_at = getattr(service, "gec_created_at", None) or now()
+    service.gec_circuit_breaker = getattr(service, "gec_circuit_breaker", None) or dict(NO_CIRCUIT_BREAKER)
+    service.network_configuration = getattr(service, "network_configuration", None) or None
+    deployments = []
+    for d in getattr(service, "deployments", None) or []:
+        d = {k: _epoch(v) for k, v in d.items() if v is not None}
+        d.setdefault("rolloutState", "COMPLETED")
+        d.setdefault("desiredCount", service.desired_count)
+        d.setdefault("failedTasks", 0)
+        d.setdefault("createdAt", service.gec_created_at)
+        d.setdefault("updatedAt", d["createdAt"])
+        d.pop("platformFamily", None)  # moto says EC2/FARGATE; AWS says Linux (added on output)
+        if d.get("status") == "PRIMARY":
+            # moto says IN_PROGRESS because it runs no tasks; nothing would ever finish it.
+            d["rolloutState"] = "COMPLETED"
+            d["rolloutStateReason"] = f"ECS deployment {d.get('id')} completed."
+        deployments.append(d)
+    service.deployments = deployments
+    if service.status == "ACTIVE" and deployments:
+        scale(service)
+    return service
+
+
 def service_obj(account: str, region: str, cluster: Any, ref: str, active: bool = True) -> Any:
     service = backend(account, region).services.get(f"{cluster.name}:{ref.split('/')[-1]}")
     if service is None or (active and service.status != "ACTIVE"):
@@ -35,7 +82,7 @@ def service_obj(account: str, region: str, cluster: Any, ref: str, active: bool 
             "ServiceNotFoundException" if service is None else "ServiceNotActiveException",
             "Service not found." if service is None else "Service was not ACTIVE.",
         )
-    return service
+    return adopt(service)
 
 
 def service_tasks(service: Any, deployment_id: str | None = None) -> list[Task]:
@@ -106,7 +153,7 @@ def scale(service: Any) -> None:
 def replace_stopped(task: Task) -> None:
     """The service scheduler replaces a stopped task of an ACTIVE service."""
     service = backend(task.account, task.region).services.get(f"{task.cluster_name}:{task.service}")
-    if service is not None and service.status == "ACTIVE" and service.deployments:
+    if service is not None and service.status == "ACTIVE" and adopt(service).deployments:
         scale(service)
 
 
@@ -136,6 +183,7 @@ def create_service(req: AwsRequest) -> dict[str, Any]:
         platform_version=p.get("platformVersion"),
         propagate_tags=p.get("propagateTags", "NONE"),
     )
+    service.gec_adopted = True  # made here: nothing to adopt
     service.network_configuration = p.get("networkConfiguration")
     service.gec_provider = provider
     service.gec_created_at = now()
@@ -219,6 +267,8 @@ def describe_services(req: AwsRequest) -> dict[str, Any]:
     found, failures = [], []
     for ref in refs:
         service = backend(req.account, req.region).services.get(f"{cluster.name}:{ref.split('/')[-1]}")
+        if service is not None:
+            adopt(service)
         if service is None:
             arn = (
                 ref
@@ -259,6 +309,7 @@ def delete_service(req: AwsRequest) -> dict[str, Any]:
 
 
 def service_json(service: Any, include_tags: bool = False) -> dict[str, Any]:
+    adopt(service)
     running = service_tasks(service)
     deployments = []
     for d in service.deployments:

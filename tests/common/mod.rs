@@ -329,3 +329,50 @@ pub fn run_offline(args: &[&str]) -> Run {
 pub fn repo_path(rel: &str) -> PathBuf {
     root().join(rel)
 }
+
+/// Serializes the tests of one binary that use [`Sandbox::aws_env`]: the process
+/// environment is global, and `AwsContext::from_env` reads it.
+static AWS_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+impl Sandbox {
+    /// Points this process's AWS environment at the sandbox (dummy credentials, nothing
+    /// from the developer's environment), for an in-process `gec_aws::AwsContext::from_env`.
+    /// Hold the guard for the whole test: tests that use it run one at a time.
+    pub async fn aws_env(&self) -> tokio::sync::MutexGuard<'static, ()> {
+        let guard = AWS_ENV.lock().await;
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AWS_") {
+                std::env::remove_var(key);
+            }
+        }
+        for (key, value) in [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_ENDPOINT_URL", self.url.as_str()),
+        ] {
+            std::env::set_var(key, value);
+        }
+        guard
+    }
+
+    /// Replaces sandbox settings (`POST /_sandbox/config`, e.g. `{"rolloutSeconds": 1}`).
+    pub fn config(&self, settings: Value) {
+        ureq::post(&format!("{}/_sandbox/config", self.url))
+            .send(settings.to_string())
+            .expect("POST /_sandbox/config");
+    }
+
+    /// How many logged requests had each operation.
+    pub fn operation_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for r in self.requests() {
+            let op = r["operation"].as_str().unwrap_or_default().to_owned();
+            *counts.entry(op).or_insert(0) += 1;
+        }
+        counts
+    }
+}

@@ -11,6 +11,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use gec_model::desired::Target;
 
+use crate::workload::TaskCache;
 use crate::AwsMetrics;
 
 /// Attempts per AWS call (1 try + 3 retries), with the SDK's standard jittered backoff.
@@ -147,6 +148,7 @@ impl AwsContext {
             ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
             guardduty: aws_sdk_guardduty::Client::from_conf(guardduty.build()),
             tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging.build()),
+            tasks: TaskCache::default(),
         }
     }
 }
@@ -159,6 +161,8 @@ pub struct TargetClient {
     pub(crate) ecs: aws_sdk_ecs::Client,
     pub(crate) guardduty: aws_sdk_guardduty::Client,
     pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
+    /// RUNNING tasks already described, kept across passes with the client.
+    pub(crate) tasks: TaskCache,
 }
 
 impl TargetClient {

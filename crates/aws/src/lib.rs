@@ -1,5 +1,6 @@
-//! The AWS adapter: the only crate that names aws-sdk-*. It observes ECS clusters and the
-//! GuardDuty detector, writes tags and detector features, and classifies SDK errors once.
+//! The AWS adapter: the only crate that names aws-sdk-*. It observes ECS clusters, their
+//! tasks and services, and the GuardDuty detector and its coverage; writes tags and
+//! detector features, forces service redeployments, and classifies SDK errors once.
 #![deny(missing_docs)]
 
 mod client;
@@ -7,6 +8,7 @@ mod error;
 mod metrics;
 mod object;
 mod observe;
+mod workload;
 mod write;
 
 pub use client::{
@@ -17,4 +19,7 @@ pub use error::{AwsError, ErrorKind};
 pub use metrics::AwsMetrics;
 pub use object::{Fetched, ObjectClient, ObjectLocation};
 pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
+pub use workload::{
+    DESCRIBE_SERVICES_BATCH, DESCRIBE_TASKS_BATCH, LIST_COVERAGE_PAGE, LIST_TASKS_PAGE,
+};
 pub use write::{BatchOutcome, FeatureChange, TAG_BATCH};
