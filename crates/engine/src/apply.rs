@@ -64,7 +64,8 @@ impl StopSignal {
 /// Why actions were not attempted after a stop.
 pub const SKIPPED_STOPPING: &str = "the controller is shutting down";
 
-/// Applies a plan in phase order: tags, detector, untag.
+/// Applies a plan's tag and detector phases in order: tags, detector, untag. Redeploys
+/// are not applied here: they start through the rollout gate once these phases are done.
 ///
 /// # Guarantees
 /// Phases run strictly in order, and a phase starts only when every action of the
@@ -135,6 +136,8 @@ pub async fn apply_plan_until<C: TargetCloud>(
                 let outcome = cloud.untag_clusters(&arns(&actions)).await;
                 results.extend(per_arn(&actions, &outcome));
             }
+            // Redeploys go through the rollout gate (`pass.rs`), never through here.
+            Phase::Redeploy => {}
         }
         results[done..].iter().for_each(log_result);
     }
@@ -206,7 +209,7 @@ fn skip_all(actions: &[Action], why: &'static str) -> Vec<ActionResult> {
         .collect()
 }
 
-fn log_result(r: &ActionResult) {
+pub(crate) fn log_result(r: &ActionResult) {
     let t = r.action.target();
     let what = match &r.action {
         Action::TagCluster { cluster, to, .. } => format!("tag {cluster} GuardDutyManaged={to}"),
@@ -217,6 +220,12 @@ fn log_result(r: &ActionResult) {
             to,
             ..
         } => format!("detector {detector_id} {feature}={to}"),
+        Action::RedeployService {
+            cluster,
+            service,
+            reason,
+            ..
+        } => format!("redeploy {cluster}/{service} ({reason})"),
     };
     match &r.outcome {
         Outcome::Success => {

@@ -3,7 +3,10 @@
 
 use std::future::Future;
 
+use std::collections::BTreeMap;
+
 use gec_aws::{AwsError, BatchOutcome, ClusterScope, FeatureChange, TargetClient};
+use gec_model::observed::{CoverageRecord, ObservedCluster, ObservedDeployment, Workload};
 use gec_model::ObservedTarget;
 
 /// Reads and writes of one target (account and region).
@@ -27,6 +30,24 @@ pub trait TargetCloud: Send + Sync {
         detector_id: &str,
         changes: &[FeatureChange<'_>],
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// Reads a cluster's RUNNING tasks (describing only tasks not seen before) and the
+    /// services that own tasks without the agent, plus the `watch` services.
+    fn observe_workload(
+        &self,
+        cluster: &ObservedCluster,
+        watch: &[String],
+    ) -> impl Future<Output = Result<Workload, AwsError>> + Send;
+    /// GuardDuty's coverage of the target's ECS clusters, by cluster ARN.
+    fn list_coverage(
+        &self,
+        detector_id: &str,
+    ) -> impl Future<Output = Result<BTreeMap<String, CoverageRecord>, AwsError>> + Send;
+    /// Forces a new deployment of a service; returns the new PRIMARY deployment.
+    fn redeploy_service(
+        &self,
+        cluster_arn: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<ObservedDeployment, AwsError>> + Send;
 }
 
 impl TargetCloud for TargetClient {
@@ -45,5 +66,25 @@ impl TargetCloud for TargetClient {
         changes: &[FeatureChange<'_>],
     ) -> Result<(), AwsError> {
         TargetClient::update_detector(self, detector_id, changes).await
+    }
+    async fn observe_workload(
+        &self,
+        cluster: &ObservedCluster,
+        watch: &[String],
+    ) -> Result<Workload, AwsError> {
+        TargetClient::observe_workload(self, cluster, watch).await
+    }
+    async fn list_coverage(
+        &self,
+        detector_id: &str,
+    ) -> Result<BTreeMap<String, CoverageRecord>, AwsError> {
+        TargetClient::list_coverage(self, detector_id).await
+    }
+    async fn redeploy_service(
+        &self,
+        cluster_arn: &str,
+        service: &str,
+    ) -> Result<ObservedDeployment, AwsError> {
+        TargetClient::redeploy_service(self, cluster_arn, service).await
     }
 }

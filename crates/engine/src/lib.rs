@@ -5,6 +5,8 @@
 pub mod apply;
 pub mod cloud;
 pub mod pass;
+pub mod rollout;
+pub mod wait;
 
 pub use apply::{apply_plan, apply_plan_until, ActionResult, Outcome, StopSignal};
 pub use cloud::TargetCloud;
@@ -12,3 +14,5 @@ pub use pass::{
     observe_scope, reconcile_all, reconcile_target, Mode, PassOptions, TargetPass,
     DEFAULT_MAX_CONCURRENT_TARGETS,
 };
+pub use rollout::{Clock, Decision, Rollouts};
+pub use wait::{apply_until_settled, ApplyRun, Progress};

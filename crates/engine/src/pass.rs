@@ -2,16 +2,22 @@
 
 use std::sync::Arc;
 
+use std::hash::{DefaultHasher, Hash, Hasher};
+
 use gec_aws::{AwsContext, AwsError, ClusterScope};
 use gec_model::desired::Target;
-use gec_model::plan::{CompiledRules, PlanOptions, TargetPlan};
-use gec_model::{plan_target, DesiredState};
+use gec_model::plan::{CompiledRules, CoverageChange, Phase, PlanOptions, TargetPlan};
+use gec_model::{plan_target, Action, DesiredState, ObservedTarget};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info_span, Instrument};
 
-use crate::apply::{apply_plan_until, ActionResult, StopSignal};
+use crate::apply::{
+    apply_plan_until, log_result, ActionResult, Outcome, StopSignal, SKIPPED_AFTER_FAILURE,
+    SKIPPED_STOPPING,
+};
 use crate::cloud::TargetCloud;
+use crate::rollout::{Clock, Decision, RolloutEvent, Rollouts};
 
 /// Targets reconciled at once by default.
 pub const DEFAULT_MAX_CONCURRENT_TARGETS: usize = 8;
@@ -36,6 +42,10 @@ pub struct PassOptions {
     pub max_concurrent_targets: usize,
     /// Raised on shutdown: start no new write.
     pub stop: StopSignal,
+    /// The rollout gate and memory, shared by every target and kept across passes.
+    pub rollouts: Rollouts,
+    /// Wall-clock time for the rollout guards.
+    pub clock: Clock,
 }
 
 impl PassOptions {
@@ -46,6 +56,8 @@ impl PassOptions {
             plan: PlanOptions::default(),
             max_concurrent_targets: DEFAULT_MAX_CONCURRENT_TARGETS,
             stop: StopSignal::default(),
+            rollouts: Rollouts::default(),
+            clock: Clock::System,
         }
     }
 }
@@ -65,6 +77,8 @@ pub struct TargetPass {
     pub suspended: bool,
     /// After an apply: the plan a fresh observation gives (what is still pending).
     pub after: Option<TargetPlan>,
+    /// Rollouts started earlier that settled, as seen in this pass.
+    pub events: Vec<RolloutEvent>,
 }
 
 impl TargetPass {
@@ -76,6 +90,7 @@ impl TargetPass {
             error: None,
             suspended: false,
             after: None,
+            events: Vec::new(),
         }
     }
 
@@ -118,12 +133,89 @@ pub fn observe_scope(desired: &DesiredState, region: &str) -> ClusterScope {
     }
 }
 
-/// Reconciles one target: observe, plan, and in [`Mode::Apply`] apply and re-observe.
+/// A fingerprint of a desired state, so the rollout gate can tell when it changed.
+pub fn fingerprint(desired: &DesiredState) -> u64 {
+    let mut h = DefaultHasher::new();
+    format!("{desired:?}").hash(&mut h);
+    h.finish()
+}
+
+/// Observes one target: clusters and detector, then — for clusters whose coverage is on
+/// or turns on with this plan — their tasks and services, and GuardDuty's coverage.
+/// A failed workload or coverage read is a warning (redeploys of that cluster wait), not
+/// a failed pass: tags and detector changes must not depend on it.
+async fn observe_target<C: TargetCloud>(
+    cloud: &C,
+    scope: &ClusterScope,
+    desired: &DesiredState,
+    options: &PassOptions,
+    warnings: &mut Vec<String>,
+) -> Result<(ObservedTarget, TargetPlan), AwsError> {
+    let mut observed = cloud.observe(scope).await?;
+    let plan_options = PlanOptions {
+        now_ms: options.clock.now_ms(),
+        ..options.plan
+    };
+    let first = plan_target(desired, &observed, plan_options);
+    let wanted: std::collections::HashSet<&str> = first
+        .clusters
+        .iter()
+        .filter(|r| {
+            r.desired.is_some()
+                && matches!(
+                    r.coverage,
+                    CoverageChange::Covered | CoverageChange::Expected
+                )
+        })
+        .map(|r| r.cluster.as_str())
+        .collect();
+    if !wanted.is_empty() {
+        for cluster in observed.clusters.iter_mut() {
+            if !cluster.is_active() || !wanted.contains(cluster.name.as_str()) {
+                continue;
+            }
+            let watch = options.rollouts.watched_services(&cluster.arn);
+            match cloud.observe_workload(cluster, &watch).await {
+                Ok(w) => cluster.workload = Some(w),
+                Err(e) => warnings.push(format!(
+                    "could not read the tasks of {}: {e}; its redeploys wait",
+                    cluster.name
+                )),
+            }
+        }
+        if let Some(detector) = &observed.detector {
+            match cloud.list_coverage(&detector.id).await {
+                Ok(mut coverage) => {
+                    for cluster in observed.clusters.iter_mut() {
+                        cluster.coverage = coverage.remove(&cluster.arn);
+                    }
+                }
+                Err(e) => warnings.push(format!("could not read GuardDuty coverage: {e}")),
+            }
+        }
+    }
+    let now = options.clock.now_ms();
+    options.rollouts.annotate(&mut observed, now);
+    let mut plan = plan_target(
+        desired,
+        &observed,
+        PlanOptions {
+            now_ms: now,
+            ..options.plan
+        },
+    );
+    plan.warnings.append(warnings);
+    Ok((observed, plan))
+}
+
+/// Reconciles one target: observe, plan, and in [`Mode::Apply`] apply the tag and
+/// detector phases, re-observe, then start the redeploys the rollout gate allows.
 ///
 /// # Guarantees
 /// Writes nothing in [`Mode::Plan`], under `suspend: true`, or when a safety limit
-/// refused the plan. Never acts on why it was called: the same inputs give the same
-/// writes.
+/// refused the plan. Redeploys start only after every tag and detector action of the pass
+/// succeeded, and only through the fleet-wide rollout gate. Never acts on why it was
+/// called: the same inputs give the same writes.
 ///
 /// # Errors
 /// An observation failure is returned in [`TargetPass::error`]; per-action failures are
@@ -135,27 +227,121 @@ pub async fn reconcile_target<C: TargetCloud>(
     options: &PassOptions,
 ) -> TargetPass {
     let scope = observe_scope(desired, &target.region);
+    let label = target.label();
     let mut pass = TargetPass::new(target);
-    let observed = match cloud.observe(&scope).await {
-        Ok(o) => o,
-        Err(e) => {
-            pass.error = Some(e);
-            return pass;
-        }
-    };
-    let plan = plan_target(desired, &observed, options.plan);
+    options.rollouts.desired_state(fingerprint(desired));
+    let (observed, plan) =
+        match observe_target(cloud, &scope, desired, options, &mut Vec::new()).await {
+            Ok(o) => o,
+            Err(e) => {
+                pass.error = Some(e);
+                return pass;
+            }
+        };
+    let spec = &desired.redeploy;
+    pass.events = options
+        .rollouts
+        .observe(&label, &observed, spec, options.clock.now_ms());
     pass.suspended = desired.suspend && options.mode == Mode::Apply;
-    let must_write =
-        options.mode == Mode::Apply && !plan.actions.is_empty() && plan.refused.is_none();
-    if must_write && !desired.suspend {
+    let may_write = options.mode == Mode::Apply && plan.refused.is_none() && !desired.suspend;
+    if !may_write {
+        pass.plan = Some(plan);
+        return pass;
+    }
+    let mut base = None;
+    if plan.actions.iter().any(|a| a.phase() != Phase::Redeploy) {
         pass.results = apply_plan_until(cloud, &plan, &options.stop).await;
-        match cloud.observe(&scope).await {
-            Ok(after) => pass.after = Some(plan_target(desired, &after, options.plan)),
+        match observe_target(cloud, &scope, desired, options, &mut Vec::new()).await {
+            Ok((after_observed, after)) => {
+                pass.events.extend(options.rollouts.observe(
+                    &label,
+                    &after_observed,
+                    spec,
+                    options.clock.now_ms(),
+                ));
+                base = Some(after);
+            }
             Err(e) => pass.error = Some(e),
         }
     }
+    let earlier_failed = pass.results.iter().any(|r| r.outcome != Outcome::Success);
+    let source = base.as_ref().unwrap_or(&plan);
+    let redeploys: Vec<&Action> = source
+        .actions
+        .iter()
+        .filter(|a| a.phase() == Phase::Redeploy)
+        .collect();
+    let mut started = Vec::new();
+    if !redeploys.is_empty() && pass.error.is_none() && source.refused.is_none() {
+        let decisions = if earlier_failed {
+            vec![Decision::Wait(SKIPPED_AFTER_FAILURE); redeploys.len()]
+        } else {
+            options
+                .rollouts
+                .schedule(&label, &redeploys, spec, options.clock.now_ms())
+        };
+        for (action, decision) in redeploys.into_iter().zip(decisions) {
+            let outcome = match decision {
+                Decision::Wait(why) => Outcome::Skipped(why),
+                Decision::Start => start_redeploy(cloud, action, options, spec, &mut started).await,
+            };
+            let result = ActionResult {
+                action: action.clone(),
+                outcome,
+            };
+            log_result(&result);
+            pass.results.push(result);
+        }
+    }
+    if let Some(mut after) = base {
+        after.actions.retain(|a| !started.contains(a));
+        pass.after = Some(after);
+    } else if !started.is_empty() {
+        let mut after = plan.clone();
+        after.actions.retain(|a| !started.contains(a));
+        pass.after = Some(after);
+    }
     pass.plan = Some(plan);
     pass
+}
+
+async fn start_redeploy<C: TargetCloud>(
+    cloud: &C,
+    action: &Action,
+    options: &PassOptions,
+    spec: &gec_model::desired::RedeploySpec,
+    started: &mut Vec<Action>,
+) -> Outcome {
+    let Action::RedeployService {
+        cluster_arn,
+        service,
+        service_arn,
+        ..
+    } = action
+    else {
+        return Outcome::Skipped("not a redeploy");
+    };
+    if options.stop.is_stopped() {
+        options
+            .rollouts
+            .started(service_arn, None, spec, options.clock.now_ms());
+        return Outcome::Skipped(SKIPPED_STOPPING);
+    }
+    match cloud.redeploy_service(cluster_arn, service).await {
+        Ok(deployment) => {
+            options
+                .rollouts
+                .started(service_arn, Some(&deployment), spec, options.clock.now_ms());
+            started.push(action.clone());
+            Outcome::Success
+        }
+        Err(e) => {
+            options
+                .rollouts
+                .started(service_arn, None, spec, options.clock.now_ms());
+            Outcome::Failed(e)
+        }
+    }
 }
 
 /// Reconciles every target of the desired state against AWS, at most

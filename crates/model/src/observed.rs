@@ -53,6 +53,10 @@ pub struct ObservedCluster {
     /// made or observed, or the earliest task that runs the agent). `None`: not known to be
     /// on yet.
     pub covered_since_ms: Option<i64>,
+    /// `covered_since_ms` is the moment the engine saw coverage turn on (it saw the cluster
+    /// uncovered before). Otherwise it is only a bound for `settleTime`, and a recent
+    /// deployment may have been made with coverage already on.
+    pub coverage_turn_on_seen: bool,
 }
 
 /// Container-name prefixes of the GuardDuty agent sidecar (DESIGN §1: match both).

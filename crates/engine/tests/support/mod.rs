@@ -3,15 +3,21 @@
 //! fail, and records every cluster's effective coverage after every write so tests can
 //! check invariants "at every instant".
 
+#![allow(dead_code)] // each test binary uses part of the support code
+
+pub mod fleet;
+
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use gec_aws::{AwsError, BatchOutcome, ClusterScope, ErrorKind, FeatureChange};
-use gec_engine::TargetCloud;
+use gec_engine::{Clock, TargetCloud};
 use gec_model::observed::{
-    effectively_covered, ObservedCluster, ObservedDetector, ObservedFeature,
-    ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
+    effectively_covered, CoverageRecord, ObservedCluster, ObservedDeployment, ObservedDetector,
+    ObservedFeature, Workload, ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
 };
+
+pub use fleet::Fleet;
 use gec_model::{ObservedTarget, MANAGED_TAG_KEY};
 
 /// Account of every fake cluster.
@@ -111,6 +117,12 @@ pub enum Call {
         /// `(name, status)` pairs, in the order given.
         changes: Vec<(String, String)>,
     },
+    /// `observe_workload(cluster)`.
+    ObserveWorkload(String),
+    /// `list_coverage()`.
+    ListCoverage,
+    /// `redeploy_service(cluster, service)`, by names.
+    RedeployService(String, String),
 }
 
 impl Call {
@@ -121,12 +133,18 @@ impl Call {
             Call::TagClusters { .. } => "tag_clusters",
             Call::UntagClusters { .. } => "untag_clusters",
             Call::UpdateDetector { .. } => "update_detector",
+            Call::ObserveWorkload(_) => "observe_workload",
+            Call::ListCoverage => "list_coverage",
+            Call::RedeployService(..) => "redeploy_service",
         }
     }
 
     /// Whether the call writes to the cloud.
     pub fn is_write(&self) -> bool {
-        !matches!(self, Call::Observe(_))
+        !matches!(
+            self,
+            Call::Observe(_) | Call::ObserveWorkload(_) | Call::ListCoverage
+        )
     }
 }
 
@@ -142,6 +160,8 @@ struct State {
     failing_detector: Option<AwsError>,
     /// `(successful observations still allowed, error)`.
     failing_observe: Option<(usize, AwsError)>,
+    fleet: Fleet,
+    clock: Option<Clock>,
 }
 
 impl State {
@@ -185,6 +205,19 @@ impl State {
         outcome
     }
 
+    fn now(&self) -> i64 {
+        self.clock.map_or(0, |c| c.now_ms())
+    }
+
+    /// Finishes the rollouts due by now.
+    fn advance(&mut self) {
+        let now = self.now();
+        let coverage = self.coverage_now();
+        self.fleet.advance(now, &|cluster| {
+            coverage.get(cluster).copied().unwrap_or(false)
+        });
+    }
+
     fn after_write(&mut self) {
         let now = self.coverage_now();
         self.coverage.push(now);
@@ -215,6 +248,39 @@ impl FakeCloud {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Services, tasks and rollouts follow `clock` (the engine's).
+    pub fn with_fleet(
+        self,
+        clock: Clock,
+        rollout_ms: i64,
+        build: impl FnOnce(&mut Fleet, i64),
+    ) -> Self {
+        {
+            let mut s = self.lock();
+            s.clock = Some(clock);
+            s.fleet.rollout_ms = rollout_ms;
+            let now = clock.now_ms();
+            build(&mut s.fleet, now);
+        }
+        self
+    }
+
+    /// Changes the fleet (knobs, new services) now.
+    pub fn fleet<T>(&self, change: impl FnOnce(&mut Fleet) -> T) -> T {
+        let mut s = self.lock();
+        s.advance();
+        change(&mut s.fleet)
+    }
+
+    /// Sets `GuardDutyManaged` on a cluster, as someone else would.
+    pub fn set_tag(&self, cluster: &str, value: &str) {
+        let mut s = self.lock();
+        if let Some(c) = s.observed.clusters.iter_mut().find(|c| c.name == cluster) {
+            c.tags.insert(MANAGED_TAG_KEY.to_owned(), value.to_owned());
+        }
+        s.after_write();
     }
 
     /// Tag and untag writes to `arn` fail with `error` (reported per ARN).
@@ -299,6 +365,7 @@ impl FakeCloud {
 impl TargetCloud for FakeCloud {
     async fn observe(&self, scope: &ClusterScope) -> Result<ObservedTarget, AwsError> {
         let mut s = self.lock();
+        s.advance();
         s.calls.push(Call::Observe(scope.clone()));
         if let Some((successes, error)) = &mut s.failing_observe {
             if *successes == 0 {
@@ -382,5 +449,51 @@ impl TargetCloud for FakeCloud {
         };
         s.after_write();
         result
+    }
+
+    async fn observe_workload(
+        &self,
+        cluster: &ObservedCluster,
+        watch: &[String],
+    ) -> Result<Workload, AwsError> {
+        let mut s = self.lock();
+        s.advance();
+        s.calls.push(Call::ObserveWorkload(cluster.name.clone()));
+        Ok(s.fleet.workload(&cluster.name, watch))
+    }
+
+    async fn list_coverage(
+        &self,
+        _detector_id: &str,
+    ) -> Result<BTreeMap<String, CoverageRecord>, AwsError> {
+        let mut s = self.lock();
+        s.advance();
+        s.calls.push(Call::ListCoverage);
+        let covered = s.coverage_now();
+        Ok(covered
+            .into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| (arn(&name), s.fleet.coverage(&name)))
+            .collect())
+    }
+
+    async fn redeploy_service(
+        &self,
+        cluster_arn: &str,
+        service: &str,
+    ) -> Result<ObservedDeployment, AwsError> {
+        let mut s = self.lock();
+        s.advance();
+        let cluster = cluster_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        s.calls
+            .push(Call::RedeployService(cluster.clone(), service.to_owned()));
+        let now = s.now();
+        s.fleet
+            .redeploy(&cluster, service, now)
+            .ok_or_else(|| aws_error(ErrorKind::NotFound, "UpdateService"))
     }
 }

@@ -34,19 +34,6 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps_print_as_rfc3339_utc() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_795_737_600_000), "2026-11-27T00:00:00Z");
-        assert_eq!(
-            super::rfc3339(951_782_400_000 + 3_723_000),
-            "2000-02-29T01:02:03Z"
-        );
-    }
-}
-
 impl Action {
     /// The action as one object of the plan JSON's `actions` list.
     pub fn to_json(&self) -> Value {
@@ -135,5 +122,18 @@ impl Plan {
             "warnings": targets.iter().flat_map(|t| &t.warnings).collect::<Vec<_>>(),
             "held": targets.iter().flat_map(|t| &t.held).map(Held::to_json).collect::<Vec<_>>(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_print_as_rfc3339_utc() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_737_600_000), "2026-11-27T00:00:00Z");
+        assert_eq!(
+            super::rfc3339(951_782_400_000 + 3_723_000),
+            "2000-02-29T01:02:03Z"
+        );
     }
 }

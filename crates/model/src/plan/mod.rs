@@ -13,7 +13,9 @@ use crate::observed::{
     ECS_FARGATE_AGENT_MANAGEMENT, ENABLED, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 
-pub use redeploy::{window_open, Held};
+pub use redeploy::{
+    window_open, Held, HELD_DISABLED, HELD_INACTIVE, HELD_IN_PROGRESS, HELD_NOT_FARGATE,
+};
 pub use rules::CompiledRules;
 
 /// Where an action runs.

@@ -108,8 +108,14 @@ pub(super) fn plan_cluster(
             let age = now_ms.saturating_sub(primary.created_at_ms);
             // A deployment made while coverage was already on should have brought the
             // agent; redeploying again before retryAfter would be a storm. A deployment
-            // older than the coverage is exactly what a redeploy fixes.
-            let under_coverage = covered_since.is_some_and(|since| primary.created_at_ms >= since);
+            // older than the coverage is exactly what a redeploy fixes — but only a
+            // turn-on the engine saw tells which is which; otherwise (first sight, a
+            // restart) a recent deployment counts as made under coverage.
+            let under_coverage = match covered_since {
+                Some(since) if cluster.coverage_turn_on_seen => primary.created_at_ms >= since,
+                Some(_) => true,
+                None => false,
+            };
             if under_coverage && age < retry_ms {
                 hold(
                     format!(

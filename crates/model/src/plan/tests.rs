@@ -1326,6 +1326,7 @@ mod redeploys {
         let mut c = cluster("prod").tagged(KEY, "true");
         c.workload = Some(workload);
         c.covered_since_ms = since;
+        c.coverage_turn_on_seen = true;
         target("us-east-1").with(c).detector(ON, ON)
     }
 
@@ -1491,5 +1492,24 @@ mod redeploys {
         let plan = plan_target(&desired("redeploy: {settleTime: 0s}"), &observed, at_now());
         assert!(plan.actions.is_empty(), "{:?}", plan.actions);
         assert!(plan.held.is_empty());
+    }
+
+    #[test]
+    fn without_a_seen_turn_on_a_recent_deployment_counts_as_made_under_coverage() {
+        // First sight (or after a restart): the engine cannot tell whether `api` was
+        // deployed before or after coverage turned on, so retryAfter holds it.
+        let mut observed = fleet(vec![(service("api", NOW - 30 * MIN), 1, 1)], Some(NOW));
+        observed.clusters[0].coverage_turn_on_seen = false;
+        let plan = plan_target(&managed("{retryAfter: 1h}"), &observed, at_now());
+        assert!(redeploy_lines(&plan).is_empty());
+        assert_eq!(held_lines(&plan).len(), 1);
+        observed.clusters[0].workload.as_mut().unwrap().services[0].deployments[0].created_at_ms =
+            NOW - 61 * MIN;
+        let plan = plan_target(&managed("{retryAfter: 1h}"), &observed, at_now());
+        assert_eq!(
+            redeploy_lines(&plan).len(),
+            1,
+            "older than retryAfter: redeployed"
+        );
     }
 }

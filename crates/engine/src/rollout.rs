@@ -1,0 +1,467 @@
+//! The rollout gate (DESIGN §6): decides *when* the planned redeploys start, fleet-wide.
+//!
+//! The planner says which services need a redeploy. The gate holds what the engine saw
+//! across passes — when each cluster's coverage turned on, the rollouts it started and is
+//! watching, the FAILED rollouts — and applies `settleTime`, `windows`, `maxPerHour`,
+//! `maxConcurrent`, `waitForSteadyState` and `stopOnFailure`. It keeps no file: after a
+//! restart everything is derived from AWS again (an IN_PROGRESS deployment counts against
+//! `maxConcurrent` and is never redeployed again; recent PRIMARY deployments made under
+//! coverage count against `maxPerHour`; a FAILED PRIMARY deployment halts redeploys).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gec_model::desired::RedeploySpec;
+use gec_model::observed::{effectively_covered, ObservedDeployment, ObservedTarget};
+use gec_model::plan::window_open;
+use gec_model::Action;
+
+/// Wait reason: the cluster's coverage has not been on for `settleTime` yet.
+pub const WAIT_SETTLING: &str = "waiting for redeploy.settleTime after coverage turned on";
+/// Wait reason: the service's own rollout, started by this process, is in progress.
+pub const WAIT_ROLLING: &str = "its redeploy is rolling";
+/// Wait reason: `maxConcurrent` rollouts are in progress.
+pub const WAIT_MAX_CONCURRENT: &str = "redeploy.maxConcurrent rollouts are in progress";
+/// Wait reason: `maxPerHour` redeploys started in the last hour.
+pub const WAIT_MAX_PER_HOUR: &str = "redeploy.maxPerHour reached for the last hour";
+/// Wait reason: outside every `windows` entry.
+pub const WAIT_WINDOW: &str = "outside the redeploy.windows";
+/// Wait reason: a FAILED rollout halted redeploys (`stopOnFailure`).
+pub const WAIT_HALTED: &str =
+    "a rollout FAILED; redeploys are halted until the desired state changes (redeploy.stopOnFailure)";
+
+/// Every reason the gate holds a redeploy back.
+pub const GATE_WAITS: [&str; 6] = [
+    WAIT_SETTLING,
+    WAIT_ROLLING,
+    WAIT_MAX_CONCURRENT,
+    WAIT_MAX_PER_HOUR,
+    WAIT_WINDOW,
+    WAIT_HALTED,
+];
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Wall-clock time in Unix milliseconds. Tests use a clock that follows tokio's (paused)
+/// time, so guards measured in minutes and hours run instantly.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    System,
+    /// `base_ms` at `start`, then advancing with `tokio::time::Instant`.
+    Tokio {
+        /// Unix ms at `start`.
+        base_ms: i64,
+        /// The tokio instant of `base_ms`.
+        start: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    /// A clock that reads `base_ms` now and follows tokio's time from here.
+    pub fn tokio_at(base_ms: i64) -> Self {
+        Clock::Tokio {
+            base_ms,
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Now, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Clock::Tokio { base_ms, start } => {
+                base_ms + i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)
+            }
+        }
+    }
+}
+
+/// Whether a planned redeploy starts now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Start it: a slot is reserved; report the outcome with [`Rollouts::started`].
+    Start,
+    /// Not now, with the reason (one of the `WAIT_*` constants).
+    Wait(&'static str),
+}
+
+/// A rollout the engine started and watches until its `rolloutState` settles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// Target label.
+    pub target: String,
+    /// Cluster ARN.
+    pub cluster_arn: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// The deployment started; empty while the UpdateService call is in flight.
+    pub deployment_id: String,
+}
+
+/// A change in a watched rollout, for progress output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutEvent {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// `COMPLETED`, `FAILED`, or `GONE` (superseded or the service was deleted).
+    pub state: &'static str,
+}
+
+/// Why redeploys are halted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Halt {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// The FAILED deployment.
+    pub deployment_id: String,
+}
+
+#[derive(Debug, Default)]
+struct CoverageMemory {
+    since_ms: Option<i64>,
+    seen_off: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    coverage: HashMap<String, CoverageMemory>,
+    /// Service ARN → the rollout this process started.
+    watching: BTreeMap<String, Watch>,
+    /// Target → services whose deployment AWS reports rolling (ours or anyone's).
+    rolling: HashMap<String, BTreeSet<String>>,
+    /// Deployments this process started, for `maxPerHour`: (start ms, deployment id).
+    started: VecDeque<(i64, String)>,
+    /// Target → recent PRIMARY deployments made under coverage (id → created ms): after
+    /// a restart they count against `maxPerHour`.
+    recent: HashMap<String, BTreeMap<String, i64>>,
+    /// FAILED deployments seen so far.
+    failed_seen: BTreeSet<String>,
+    /// FAILED deployments seen before the desired state last changed: they halt no more.
+    acknowledged: BTreeSet<String>,
+    halt: Option<Halt>,
+    fingerprint: Option<u64>,
+}
+
+/// The gate and memory of the rollout engine, shared by every target of a process and kept
+/// across passes. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Rollouts(Arc<Mutex<State>>);
+
+impl Rollouts {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Tells the gate which desired state is in force (a fingerprint of it). A change
+    /// lifts a `stopOnFailure` halt: the FAILED rollouts seen so far are acknowledged.
+    pub fn desired_state(&self, fingerprint: u64) {
+        let mut s = self.lock();
+        if s.fingerprint.is_some_and(|f| f != fingerprint) {
+            let seen = std::mem::take(&mut s.failed_seen);
+            s.acknowledged.extend(seen);
+            s.halt = None;
+        }
+        s.fingerprint = Some(fingerprint);
+    }
+
+    /// Services of a cluster whose rollout this process watches: they are described on
+    /// every pass until their rollout settles.
+    pub fn watched_services(&self, cluster_arn: &str) -> Vec<String> {
+        self.lock()
+            .watching
+            .values()
+            .filter(|w| w.cluster_arn == cluster_arn)
+            .map(|w| w.service.clone())
+            .collect()
+    }
+
+    /// Fills in `covered_since_ms` of each cluster: the time this process saw its coverage
+    /// turn on (`coverage_turn_on_seen`); for a cluster covered when first seen, the start
+    /// of its oldest task that runs the agent, else now (the settle clock starts at first
+    /// sight).
+    pub fn annotate(&self, observed: &mut ObservedTarget, now_ms: i64) {
+        let flags = observed
+            .detector
+            .as_ref()
+            .map(|d| d.flags())
+            .unwrap_or_default();
+        let mut s = self.lock();
+        for cluster in &mut observed.clusters {
+            let covered = cluster.is_active() && effectively_covered(flags, cluster.managed_tag());
+            let memory = s.coverage.entry(cluster.arn.clone()).or_default();
+            if !covered {
+                *memory = CoverageMemory {
+                    since_ms: None,
+                    seen_off: true,
+                };
+                cluster.covered_since_ms = None;
+                continue;
+            }
+            let evidence = cluster
+                .workload
+                .as_ref()
+                .and_then(|w| w.earliest_agent_task_ms)
+                .map(|t| t.min(now_ms));
+            let since = *memory.since_ms.get_or_insert(if memory.seen_off {
+                now_ms
+            } else {
+                evidence.unwrap_or(now_ms)
+            });
+            cluster.covered_since_ms = Some(since);
+            cluster.coverage_turn_on_seen = memory.seen_off;
+        }
+    }
+
+    /// Learns from the services described in one target: which rollouts are in progress,
+    /// which watched ones settled, which FAILED (halting with `stopOnFailure`), and the
+    /// recent deployments made under coverage. Returns the watched rollouts that settled.
+    pub fn observe(
+        &self,
+        target: &str,
+        observed: &ObservedTarget,
+        spec: &RedeploySpec,
+        now_ms: i64,
+    ) -> Vec<RolloutEvent> {
+        let mut s = self.lock();
+        let mut rolling = BTreeSet::new();
+        let mut recent = BTreeMap::new();
+        let mut failed = Vec::new();
+        let mut described = BTreeMap::new();
+        for cluster in &observed.clusters {
+            let Some(workload) = &cluster.workload else {
+                continue;
+            };
+            for service in &workload.services {
+                described.insert(service.arn.clone(), (cluster, service));
+                if service.rollout_in_progress() {
+                    rolling.insert(service.arn.clone());
+                }
+                if let Some(primary) = service.primary() {
+                    let under_coverage = match cluster.covered_since_ms {
+                        Some(since) if cluster.coverage_turn_on_seen => {
+                            primary.created_at_ms >= since
+                        }
+                        Some(_) => true,
+                        None => false,
+                    };
+                    if under_coverage && now_ms - primary.created_at_ms < HOUR_MS {
+                        recent.insert(primary.id.clone(), primary.created_at_ms);
+                    }
+                    if primary.rollout_state.as_deref() == Some("FAILED") {
+                        failed.push((
+                            cluster.name.clone(),
+                            service.name.clone(),
+                            primary.id.clone(),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut events = Vec::new();
+        let watched: Vec<(String, Watch)> = s
+            .watching
+            .iter()
+            .filter(|(_, w)| w.target == target && !w.deployment_id.is_empty())
+            .map(|(arn, w)| (arn.clone(), w.clone()))
+            .collect();
+        for (arn, watch) in watched {
+            // A cluster that is gone, or whose tasks are no longer read (coverage turned
+            // off), ends the watch: AWS's IN_PROGRESS deployments still count against
+            // maxConcurrent whenever the cluster is read again.
+            let deployment: Option<&ObservedDeployment> = described
+                .get(&arn)
+                .and_then(|(_, svc)| svc.deployments.iter().find(|d| d.id == watch.deployment_id));
+            let state = match deployment.map(|d| d.rollout_state.as_deref()) {
+                Some(Some("IN_PROGRESS")) => continue,
+                Some(Some("FAILED")) => {
+                    failed.push((
+                        watch.cluster.clone(),
+                        watch.service.clone(),
+                        watch.deployment_id.clone(),
+                    ));
+                    "FAILED"
+                }
+                Some(Some("COMPLETED")) => "COMPLETED",
+                // No rolloutState: the rollout is over once it is the only deployment.
+                Some(_)
+                    if described
+                        .get(&arn)
+                        .is_some_and(|(_, svc)| svc.deployments.len() == 1) =>
+                {
+                    "COMPLETED"
+                }
+                Some(_) => continue,
+                None => "GONE",
+            };
+            s.watching.remove(&arn);
+            events.push(RolloutEvent {
+                cluster: watch.cluster,
+                service: watch.service,
+                state,
+            });
+        }
+        for (cluster, service, deployment_id) in failed {
+            if s.acknowledged.contains(&deployment_id) {
+                continue;
+            }
+            s.failed_seen.insert(deployment_id.clone());
+            if spec.stop_on_failure && s.halt.is_none() {
+                tracing::warn!(%cluster, %service, deployment = %deployment_id,
+                    "a rollout FAILED: redeploys halt until the desired state changes");
+                s.halt = Some(Halt {
+                    cluster,
+                    service,
+                    deployment_id,
+                });
+            }
+        }
+        s.rolling.insert(target.to_owned(), rolling);
+        s.recent.insert(target.to_owned(), recent);
+        events
+    }
+
+    /// Decides which of the planned redeploys start now, reserving a slot for each one
+    /// that does. Deterministic for the same state, actions and time.
+    pub fn schedule(
+        &self,
+        target: &str,
+        actions: &[&Action],
+        spec: &RedeploySpec,
+        now_ms: i64,
+    ) -> Vec<Decision> {
+        let mut s = self.lock();
+        while s
+            .started
+            .front()
+            .is_some_and(|(at, _)| now_ms - at >= HOUR_MS)
+        {
+            s.started.pop_front();
+        }
+        if s.halt.is_some() {
+            return vec![Decision::Wait(WAIT_HALTED); actions.len()];
+        }
+        if !window_open(&spec.windows, now_ms) {
+            return vec![Decision::Wait(WAIT_WINDOW); actions.len()];
+        }
+        let mut this_hour: BTreeSet<&str> = s.started.iter().map(|(_, id)| id.as_str()).collect();
+        for recent in s.recent.values() {
+            this_hour.extend(
+                recent
+                    .iter()
+                    .filter(|(_, at)| now_ms - **at < HOUR_MS)
+                    .map(|(id, _)| id.as_str()),
+            );
+        }
+        let mut budget = (spec.max_per_hour as usize).saturating_sub(this_hour.len());
+        let mut slots = if spec.wait_for_steady_state {
+            (spec.max_concurrent as usize).saturating_sub(in_progress(&s))
+        } else {
+            // Fire and forget: maxConcurrent bounds the redeploys started per pass.
+            spec.max_concurrent as usize
+        };
+        let mut decisions = Vec::with_capacity(actions.len());
+        for action in actions {
+            let Action::RedeployService {
+                cluster,
+                cluster_arn,
+                service,
+                service_arn,
+                not_before_ms,
+                ..
+            } = action
+            else {
+                decisions.push(Decision::Wait("not a redeploy"));
+                continue;
+            };
+            let decision = if not_before_ms.is_none_or(|t| now_ms < t) {
+                Decision::Wait(WAIT_SETTLING)
+            } else if s.watching.contains_key(service_arn) {
+                Decision::Wait(WAIT_ROLLING)
+            } else if budget == 0 {
+                Decision::Wait(WAIT_MAX_PER_HOUR)
+            } else if slots == 0 {
+                Decision::Wait(WAIT_MAX_CONCURRENT)
+            } else {
+                budget -= 1;
+                slots -= 1;
+                s.watching.insert(
+                    service_arn.clone(),
+                    Watch {
+                        target: target.to_owned(),
+                        cluster_arn: cluster_arn.clone(),
+                        cluster: cluster.clone(),
+                        service: service.clone(),
+                        deployment_id: String::new(),
+                    },
+                );
+                Decision::Start
+            };
+            decisions.push(decision);
+        }
+        decisions
+    }
+
+    /// Reports the outcome of a started redeploy: the new deployment, or `None` when the
+    /// call failed (the reserved slot is released).
+    pub fn started(
+        &self,
+        service_arn: &str,
+        deployment: Option<&ObservedDeployment>,
+        spec: &RedeploySpec,
+        now_ms: i64,
+    ) {
+        let mut s = self.lock();
+        match deployment {
+            Some(d) => {
+                s.started.push_back((now_ms, d.id.clone()));
+                if spec.wait_for_steady_state {
+                    if let Some(w) = s.watching.get_mut(service_arn) {
+                        w.deployment_id.clone_from(&d.id);
+                    }
+                } else {
+                    s.watching.remove(service_arn);
+                }
+            }
+            None => {
+                s.watching.remove(service_arn);
+            }
+        }
+    }
+
+    /// Rollouts in progress, fleet-wide: the ones this process watches and the ones AWS
+    /// reports rolling (`redeploys_in_progress`).
+    pub fn in_progress(&self) -> usize {
+        in_progress(&self.lock())
+    }
+
+    /// The rollouts this process started and still watches.
+    pub fn watching(&self) -> Vec<Watch> {
+        self.lock().watching.values().cloned().collect()
+    }
+
+    /// Why redeploys are halted, if they are.
+    pub fn halted(&self) -> Option<Halt> {
+        self.lock().halt.clone()
+    }
+}
+
+fn in_progress(s: &State) -> usize {
+    let mut all: BTreeSet<&str> = s.watching.keys().map(String::as_str).collect();
+    for rolling in s.rolling.values() {
+        all.extend(rolling.iter().map(String::as_str));
+    }
+    all.len()
+}

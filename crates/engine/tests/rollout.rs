@@ -1,0 +1,377 @@
+//! The rollout engine's guards (DESIGN §6) against the in-memory cloud, on tokio's paused
+//! clock: hours of passes run in milliseconds and nothing depends on wall time. Each test
+//! runs daemon-like passes every `TICK` and checks what the fake cloud saw.
+
+mod support;
+
+use std::time::Duration;
+
+use gec_engine::rollout::{WAIT_HALTED, WAIT_MAX_PER_HOUR, WAIT_SETTLING, WAIT_WINDOW};
+use gec_engine::{reconcile_target, Clock, Mode, Outcome, PassOptions, Rollouts, TargetPass};
+use gec_model::desired::{self, DesiredState};
+use gec_model::Action;
+use support::{detector, tagged, target, Call, FakeCloud};
+
+/// Friday 2026-11-27 00:00 UTC.
+const FRIDAY: i64 = 1_795_737_600_000;
+const MIN: i64 = 60_000;
+const TICK: Duration = Duration::from_secs(10);
+/// A rollout takes a minute.
+const ROLLOUT_MS: i64 = MIN;
+
+fn desired(redeploy: &str) -> DesiredState {
+    let text = format!(
+        "version: 1\ntargets: [{{region: us-east-1}}]\n\
+         detector: {{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}}\n\
+         clusters: [{{name: apps, guardDutyManaged: true}}]\n\
+         redeploy: {{settleTime: 0s, {redeploy}}}\n"
+    );
+    desired::parse("test.yaml", &text).unwrap_or_else(|e| panic!("test YAML is invalid:\n{e}"))
+}
+
+/// Engine state that lives across passes, as in the daemon.
+struct Controller {
+    options: PassOptions,
+}
+
+impl Controller {
+    fn new(clock: Clock) -> Self {
+        Controller {
+            options: PassOptions {
+                clock,
+                rollouts: Rollouts::default(),
+                max_concurrent_targets: 1,
+                ..PassOptions::new(Mode::Apply)
+            },
+        }
+    }
+
+    async fn pass(&self, cloud: &FakeCloud, desired: &DesiredState) -> TargetPass {
+        reconcile_target(cloud, desired.targets[0].clone(), desired, &self.options).await
+    }
+
+    /// Passes every `TICK` for `total`; returns every redeploy result, in order.
+    async fn run_for(
+        &self,
+        cloud: &FakeCloud,
+        desired: &DesiredState,
+        total: Duration,
+    ) -> Vec<TargetPass> {
+        let mut passes = Vec::new();
+        let end = tokio::time::Instant::now() + total;
+        while tokio::time::Instant::now() < end {
+            let pass = self.pass(cloud, desired).await;
+            assert!(pass.error.is_none(), "{:?}", pass.error);
+            passes.push(pass);
+            tokio::time::sleep(TICK).await;
+        }
+        passes
+    }
+}
+
+/// A covered cluster `apps` (automation on, tagged `true`) with `n` Fargate services of 2
+/// tasks each, all started 2 hours ago without the agent (before coverage).
+fn cloud(clock: Clock, n: usize) -> FakeCloud {
+    FakeCloud::new(target(
+        [tagged("apps", "true")],
+        Some(detector("ENABLED", Some("ENABLED"))),
+    ))
+    .with_fleet(clock, ROLLOUT_MS, |fleet, now| {
+        for i in 0..n {
+            fleet.add_service("apps", &format!("svc-{i}"), 2, false, true, now - 120 * MIN);
+        }
+    })
+}
+
+fn redeploys(cloud: &FakeCloud) -> Vec<String> {
+    cloud
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::RedeployService(_, service) => Some(service),
+            _ => None,
+        })
+        .collect()
+}
+
+fn waits(passes: &[TargetPass]) -> Vec<&'static str> {
+    passes
+        .iter()
+        .flat_map(|p| &p.results)
+        .filter_map(|r| match r.outcome {
+            Outcome::Skipped(why) => Some(why),
+            _ => None,
+        })
+        .collect()
+}
+
+fn without_agent(cloud: &FakeCloud) -> usize {
+    cloud.fleet(|f| {
+        f.services
+            .values()
+            .flat_map(|s| &s.tasks)
+            .filter(|t| !t.has_agent)
+            .count()
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_concurrent_is_never_exceeded_and_every_service_converges_once() {
+    let clock = Clock::tokio_at(FRIDAY);
+    let cloud = cloud(clock, 6);
+    let c = Controller::new(clock);
+    c.run_for(
+        &cloud,
+        &desired("maxConcurrent: 2"),
+        Duration::from_secs(20 * 60),
+    )
+    .await;
+    let max = cloud.fleet(|f| f.max_in_progress);
+    assert_eq!(
+        max, 2,
+        "at most (and, with 6 waiting, exactly) 2 rollouts at once"
+    );
+    let mut done = redeploys(&cloud);
+    done.sort();
+    assert_eq!(
+        done,
+        ["svc-0", "svc-1", "svc-2", "svc-3", "svc-4", "svc-5"],
+        "each once"
+    );
+    assert_eq!(without_agent(&cloud), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_per_hour_bounds_the_redeploys_of_any_hour() {
+    let clock = Clock::tokio_at(FRIDAY);
+    let cloud = cloud(clock, 5);
+    let c = Controller::new(clock);
+    let d = desired("maxConcurrent: 5, maxPerHour: 2");
+    let passes = c.run_for(&cloud, &d, Duration::from_secs(50 * 60)).await;
+    assert_eq!(redeploys(&cloud).len(), 2, "two in the first hour");
+    assert!(waits(&passes).contains(&WAIT_MAX_PER_HOUR));
+    c.run_for(&cloud, &d, Duration::from_secs(15 * 60)).await;
+    assert_eq!(
+        redeploys(&cloud).len(),
+        4,
+        "two more once the first hour has passed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_window_starts_nothing_and_an_open_one_does() {
+    let clock = Clock::tokio_at(FRIDAY + 12 * 60 * MIN); // Friday 12:00
+    let cloud = cloud(clock, 2);
+    let c = Controller::new(clock);
+    let closed = desired("windows: [{days: [fri], start: '13:00', end: '14:00'}]");
+    let passes = c
+        .run_for(&cloud, &closed, Duration::from_secs(59 * 60))
+        .await;
+    assert!(redeploys(&cloud).is_empty(), "nothing starts before 13:00");
+    assert!(waits(&passes).iter().all(|w| *w == WAIT_WINDOW));
+    c.run_for(&cloud, &closed, Duration::from_secs(5 * 60))
+        .await;
+    assert_eq!(redeploys(&cloud).len(), 2, "the window opened at 13:00");
+}
+
+#[tokio::test(start_paused = true)]
+async fn excluded_and_ec2_services_and_standalone_tasks_are_never_touched() {
+    let clock = Clock::tokio_at(FRIDAY);
+    let cloud = cloud(clock, 1);
+    cloud.fleet(|f| {
+        f.add_service("apps", "batch-nightly", 1, false, true, FRIDAY - 120 * MIN);
+        f.add_service("apps", "on-ec2", 2, false, false, FRIDAY - 120 * MIN);
+        f.add_standalone("apps", 3, FRIDAY - 120 * MIN);
+    });
+    let standalone_before = cloud.fleet(|f| f.standalone.clone());
+    let c = Controller::new(clock);
+    let passes = c
+        .run_for(
+            &cloud,
+            &desired("excludeServices: ['batch-*']"),
+            Duration::from_secs(10 * 60),
+        )
+        .await;
+    assert_eq!(redeploys(&cloud), ["svc-0"]);
+    assert_eq!(
+        cloud.fleet(|f| f.standalone.clone()),
+        standalone_before,
+        "never stopped"
+    );
+    let last = passes
+        .last()
+        .expect("passes ran")
+        .plan
+        .as_ref()
+        .expect("a plan");
+    let held: Vec<(&str, &str)> = last
+        .held
+        .iter()
+        .map(|h| (h.service.as_str(), h.reason.as_str()))
+        .collect();
+    assert_eq!(
+        held,
+        [("batch-nightly", "excluded by redeploy.excludeServices")],
+        "EC2 tasks are not Fargate tasks: never counted, never redeployed"
+    );
+    let tasks = last.clusters[0].tasks.expect("tasks read");
+    assert_eq!(
+        tasks.standalone_tasks_without_agent, 3,
+        "standalone tasks are reported"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn settle_time_runs_from_the_moment_coverage_turns_on() {
+    let clock = Clock::tokio_at(FRIDAY);
+    // Excluded now; the desired state includes it: the tag flips in the first pass.
+    let fake = FakeCloud::new(target(
+        [tagged("apps", "false")],
+        Some(detector("ENABLED", Some("ENABLED"))),
+    ))
+    .with_fleet(clock, ROLLOUT_MS, |f, now| {
+        f.add_service("apps", "api", 2, false, true, now - 120 * MIN)
+    });
+    let d = {
+        let text = "version: 1\ntargets: [{region: us-east-1}]\n\
+                    clusters: [{name: apps, guardDutyManaged: true}]\n\
+                    redeploy: {settleTime: 5m}\n";
+        desired::parse("t.yaml", text).expect("valid")
+    };
+    let c = Controller::new(clock);
+    let first = c.pass(&fake, &d).await;
+    assert_eq!(fake.tag_of("apps").as_deref(), Some("true"));
+    assert!(waits(&[first]).contains(&WAIT_SETTLING));
+    c.run_for(&fake, &d, Duration::from_secs(4 * 60 + 50)).await;
+    assert!(
+        redeploys(&fake).is_empty(),
+        "not before 5 minutes of coverage"
+    );
+    c.run_for(&fake, &d, Duration::from_secs(30)).await;
+    assert_eq!(redeploys(&fake), ["api"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_rollout_halts_redeploys_until_the_desired_state_changes() {
+    let clock = Clock::tokio_at(FRIDAY);
+    let cloud = cloud(clock, 3);
+    cloud.fleet(|f| f.service("apps", "svc-0").fail_next = true);
+    let c = Controller::new(clock);
+    let d = desired("maxConcurrent: 1, stopOnFailure: true");
+    let passes = c
+        .run_for(&cloud, &d, Duration::from_secs(3 * 60 * 60))
+        .await;
+    assert_eq!(
+        redeploys(&cloud),
+        ["svc-0"],
+        "nothing after the FAILED rollout"
+    );
+    assert!(waits(&passes).contains(&WAIT_HALTED));
+    assert!(c.options.rollouts.halted().is_some());
+    let edited = desired("maxConcurrent: 1, stopOnFailure: true, maxPerHour: 19");
+    c.run_for(&cloud, &edited, Duration::from_secs(10 * 60))
+        .await;
+    let mut all = redeploys(&cloud);
+    all.sort();
+    assert_eq!(
+        all,
+        ["svc-0", "svc-0", "svc-1", "svc-2"],
+        "a new desired state resumes, svc-0 (past retryAfter) included"
+    );
+    assert_eq!(without_agent(&cloud), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_stops_a_redeploy_storm_when_new_tasks_still_lack_the_agent() {
+    let clock = Clock::tokio_at(FRIDAY);
+    let cloud = cloud(clock, 1);
+    cloud.fleet(|f| {
+        // A healthy service proves coverage is on; `svc-0` comes up without the agent.
+        f.add_service("apps", "healthy", 1, true, true, FRIDAY - 100 * MIN);
+        f.service("apps", "svc-0").agent_missing = true;
+    });
+    let c = Controller::new(clock);
+    let d = desired("retryAfter: 1h");
+    let passes = c.run_for(&cloud, &d, Duration::from_secs(55 * 60)).await;
+    assert_eq!(redeploys(&cloud), ["svc-0"], "once, not every pass");
+    let last = passes.last().and_then(|p| p.plan.as_ref()).expect("a plan");
+    assert!(
+        last.held.iter().any(|h| h.reason.contains("retryAfter")),
+        "{:?}",
+        last.held
+    );
+    c.run_for(&cloud, &d, Duration::from_secs(10 * 60)).await;
+    assert_eq!(
+        redeploys(&cloud),
+        ["svc-0", "svc-0"],
+        "retried after an hour"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_controller_does_not_redeploy_a_rolling_service_again() {
+    let clock = Clock::tokio_at(FRIDAY);
+    let cloud = cloud(clock, 3);
+    let d = desired("maxConcurrent: 1");
+    let first = Controller::new(clock);
+    first.pass(&cloud, &d).await;
+    assert_eq!(redeploys(&cloud), ["svc-0"]);
+    drop(first); // the crash: all memory is gone
+    tokio::time::sleep(TICK).await;
+    let second = Controller::new(clock);
+    let passes = second
+        .run_for(&cloud, &d, Duration::from_secs(10 * 60))
+        .await;
+    let mut all = redeploys(&cloud);
+    all.sort();
+    assert_eq!(
+        all,
+        ["svc-0", "svc-1", "svc-2"],
+        "svc-0 was not redeployed twice"
+    );
+    assert!(
+        cloud.fleet(|f| f.max_in_progress) <= 1,
+        "the rolling one counted against maxConcurrent"
+    );
+    assert_eq!(without_agent(&cloud), 0);
+    let first_pass = &passes[0];
+    assert!(
+        first_pass
+            .results
+            .iter()
+            .all(|r| r.outcome != Outcome::Success),
+        "nothing started while svc-0 was still rolling"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn plan_mode_and_suspend_start_no_redeploy() {
+    let clock = Clock::tokio_at(FRIDAY);
+    let cloud = cloud(clock, 2);
+    let c = Controller::new(clock);
+    let plan = reconcile_target(
+        &cloud,
+        desired("").targets[0].clone(),
+        &desired(""),
+        &PassOptions {
+            mode: Mode::Plan,
+            ..c.options.clone()
+        },
+    )
+    .await;
+    let planned: Vec<&str> = plan
+        .plan
+        .as_ref()
+        .expect("a plan")
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::RedeployService { .. }))
+        .map(Action::kind)
+        .collect();
+    assert_eq!(planned, ["redeploy_service", "redeploy_service"]);
+    let text = "version: 1\ntargets: [{region: us-east-1}]\nsuspend: true\n\
+                clusters: [{name: apps, guardDutyManaged: true}]\nredeploy: {settleTime: 0s}\n";
+    let suspended = desired::parse("t.yaml", text).expect("valid");
+    c.run_for(&cloud, &suspended, Duration::from_secs(60)).await;
+    assert!(redeploys(&cloud).is_empty());
+}

@@ -1,0 +1,274 @@
+//! Services, tasks and rollouts of the fake cloud, on the engine's clock (tokio's paused
+//! time in tests): a forced deployment is IN_PROGRESS for `rollout_ms`, then replaces the
+//! service's tasks — with the agent when the cluster is covered at that moment — and ends
+//! COMPLETED, or FAILED under `fail_next`.
+
+use std::collections::BTreeMap;
+
+use gec_model::observed::{
+    CoverageRecord, ObservedDeployment, ObservedService, TaskCounts, Workload,
+};
+
+/// One task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeTask {
+    /// Task ARN.
+    pub arn: String,
+    /// Runs the agent container.
+    pub has_agent: bool,
+    /// When it started (Unix ms).
+    pub started_ms: i64,
+}
+
+/// One service.
+#[derive(Debug, Clone)]
+pub struct FakeService {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+    /// Runs on Fargate.
+    pub fargate: bool,
+    /// RUNNING tasks.
+    pub tasks: Vec<FakeTask>,
+    /// Deployments, PRIMARY first.
+    pub deployments: Vec<ObservedDeployment>,
+    /// New tasks come up without the agent even when covered.
+    pub agent_missing: bool,
+    /// The next rollout ends FAILED.
+    pub fail_next: bool,
+    /// When the IN_PROGRESS deployment finishes.
+    finishes_ms: Option<i64>,
+    /// Forced deployments so far.
+    pub redeploys: u32,
+}
+
+impl FakeService {
+    fn arn(&self) -> String {
+        format!(
+            "arn:aws:ecs:us-east-1:123456789012:service/{}/{}",
+            self.cluster, self.name
+        )
+    }
+}
+
+/// The workloads of every cluster of a fake target.
+#[derive(Debug, Default)]
+pub struct Fleet {
+    /// Services by (cluster, name).
+    pub services: BTreeMap<(String, String), FakeService>,
+    /// Standalone tasks per cluster.
+    pub standalone: BTreeMap<String, Vec<FakeTask>>,
+    /// How long a rollout takes.
+    pub rollout_ms: i64,
+    /// Most deployments IN_PROGRESS at once, over the whole run.
+    pub max_in_progress: usize,
+    next_id: u64,
+}
+
+impl Fleet {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn tasks(
+        &mut self,
+        cluster: &str,
+        name: &str,
+        count: u32,
+        has_agent: bool,
+        now: i64,
+    ) -> Vec<FakeTask> {
+        (0..count)
+            .map(|_| {
+                let id = self.id();
+                FakeTask {
+                    arn: format!("arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{name}-{id}"),
+                    has_agent,
+                    started_ms: now,
+                }
+            })
+            .collect()
+    }
+
+    /// Adds a service whose `count` tasks started at `created_ms`, with or without the agent.
+    pub fn add_service(
+        &mut self,
+        cluster: &str,
+        name: &str,
+        count: u32,
+        has_agent: bool,
+        fargate: bool,
+        created_ms: i64,
+    ) {
+        let tasks = self.tasks(cluster, name, count, has_agent && fargate, created_ms);
+        let id = self.id();
+        self.services.insert(
+            (cluster.to_owned(), name.to_owned()),
+            FakeService {
+                cluster: cluster.to_owned(),
+                name: name.to_owned(),
+                fargate,
+                tasks,
+                deployments: vec![ObservedDeployment {
+                    id: format!("ecs-svc/{id}"),
+                    status: "PRIMARY".to_owned(),
+                    rollout_state: Some("COMPLETED".to_owned()),
+                    created_at_ms: created_ms,
+                }],
+                agent_missing: false,
+                fail_next: false,
+                finishes_ms: None,
+                redeploys: 0,
+            },
+        );
+    }
+
+    /// Adds standalone Fargate tasks without the agent.
+    pub fn add_standalone(&mut self, cluster: &str, count: u32, now: i64) {
+        let tasks = self.tasks(cluster, "standalone", count, false, now);
+        self.standalone
+            .entry(cluster.to_owned())
+            .or_default()
+            .extend(tasks);
+    }
+
+    /// A service by cluster and name.
+    pub fn service(&mut self, cluster: &str, name: &str) -> &mut FakeService {
+        self.services
+            .get_mut(&(cluster.to_owned(), name.to_owned()))
+            .expect("the service exists")
+    }
+
+    fn in_progress(&self) -> usize {
+        self.services
+            .values()
+            .filter(|s| s.finishes_ms.is_some())
+            .count()
+    }
+
+    /// Finishes every rollout due by `now`; `covered(cluster)` decides the agent.
+    pub fn advance(&mut self, now: i64, covered: &dyn Fn(&str) -> bool) {
+        let mut fresh = Vec::new();
+        for (key, s) in &self.services {
+            if s.finishes_ms.is_some_and(|t| t <= now) {
+                fresh.push(key.clone());
+            }
+        }
+        for key in fresh {
+            let (cluster, count, agent, fail) = {
+                let s = &self.services[&key];
+                let agent = covered(&s.cluster) && !s.agent_missing && s.fargate;
+                (
+                    s.cluster.clone(),
+                    u32::try_from(s.tasks.len()).unwrap_or(0),
+                    agent,
+                    s.fail_next,
+                )
+            };
+            let tasks = if fail {
+                Vec::new()
+            } else {
+                self.tasks(&cluster, &key.1, count, agent, now)
+            };
+            let s = self.services.get_mut(&key).expect("service");
+            s.finishes_ms = None;
+            if fail {
+                s.fail_next = false;
+                s.deployments[0].rollout_state = Some("FAILED".to_owned());
+            } else {
+                s.tasks = tasks;
+                s.deployments.truncate(1);
+                s.deployments[0].rollout_state = Some("COMPLETED".to_owned());
+            }
+        }
+    }
+
+    /// `UpdateService(forceNewDeployment)`.
+    pub fn redeploy(&mut self, cluster: &str, name: &str, now: i64) -> Option<ObservedDeployment> {
+        let id = self.id();
+        let rollout_ms = self.rollout_ms;
+        let s = self
+            .services
+            .get_mut(&(cluster.to_owned(), name.to_owned()))?;
+        for d in &mut s.deployments {
+            d.status = "ACTIVE".to_owned();
+        }
+        let deployment = ObservedDeployment {
+            id: format!("ecs-svc/{id}"),
+            status: "PRIMARY".to_owned(),
+            rollout_state: Some("IN_PROGRESS".to_owned()),
+            created_at_ms: now,
+        };
+        s.deployments.insert(0, deployment.clone());
+        s.finishes_ms = Some(now + rollout_ms);
+        s.redeploys += 1;
+        self.max_in_progress = self.max_in_progress.max(self.in_progress());
+        Some(deployment)
+    }
+
+    /// The cluster's workload as the adapter reports it.
+    pub fn workload(&self, cluster: &str, watch: &[String]) -> Workload {
+        let mut w = Workload::default();
+        let mut agent_times = Vec::new();
+        for s in self.services.values().filter(|s| s.cluster == cluster) {
+            if !s.fargate {
+                w.other_tasks += u32::try_from(s.tasks.len()).unwrap_or(0);
+                continue;
+            }
+            let counts = w
+                .service_tasks
+                .entry(s.name.clone())
+                .or_insert(TaskCounts::default());
+            for t in &s.tasks {
+                counts.running += 1;
+                counts.without_agent += u32::from(!t.has_agent);
+                if t.has_agent {
+                    agent_times.push(t.started_ms);
+                }
+            }
+        }
+        for t in self.standalone.get(cluster).into_iter().flatten() {
+            w.standalone_tasks.running += 1;
+            w.standalone_tasks.without_agent += u32::from(!t.has_agent);
+        }
+        w.earliest_agent_task_ms = agent_times.into_iter().min();
+        for s in self.services.values().filter(|s| s.cluster == cluster) {
+            let lacking = s.tasks.iter().any(|t| !t.has_agent);
+            if lacking || watch.contains(&s.name) {
+                w.services.push(ObservedService {
+                    name: s.name.clone(),
+                    arn: s.arn(),
+                    status: "ACTIVE".to_owned(),
+                    fargate: s.fargate,
+                    deployments: s.deployments.clone(),
+                });
+            }
+        }
+        w
+    }
+
+    /// GuardDuty's coverage record of a covered cluster.
+    pub fn coverage(&self, cluster: &str) -> CoverageRecord {
+        let missing = self
+            .services
+            .values()
+            .filter(|s| s.cluster == cluster && s.fargate)
+            .flat_map(|s| &s.tasks)
+            .chain(self.standalone.get(cluster).into_iter().flatten())
+            .filter(|t| !t.has_agent)
+            .count();
+        if missing == 0 {
+            CoverageRecord {
+                status: "HEALTHY".to_owned(),
+                issue: None,
+            }
+        } else {
+            CoverageRecord {
+                status: "UNHEALTHY".to_owned(),
+                issue: Some(format!("agent not running on {missing} tasks")),
+            }
+        }
+    }
+}
