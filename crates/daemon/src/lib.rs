@@ -8,6 +8,8 @@ pub mod metrics;
 pub mod runloop;
 pub mod source;
 pub mod status;
+#[cfg(test)]
+mod testing;
 pub mod watch;
 
 use std::future::Future;
@@ -35,9 +37,17 @@ pub struct Settings {
     pub dry_run: bool,
     /// Targets reconciled at once.
     pub max_concurrent_targets: usize,
+    /// How often passes come while redeploys roll (`redeploy.waitForSteadyState`: a
+    /// rollout started by this process has not settled, or a redeploy waits for its settle
+    /// time or a free `maxConcurrent` slot), instead of every `reconcile.interval`.
+    /// [`DEFAULT_ROLLOUT_POLL`] by default; at least 1 s, at most the interval.
+    pub rollout_poll: std::time::Duration,
     /// Retries and timeouts of AWS calls.
     pub calls: gec_aws::CallSettings,
 }
+
+/// Default of [`Settings::rollout_poll`].
+pub const DEFAULT_ROLLOUT_POLL: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +127,7 @@ pub async fn run(
         dry_run: settings.dry_run,
         max_concurrent_targets: settings.max_concurrent_targets,
         config_poll: settings.config_poll,
+        rollout_poll: settings.rollout_poll,
     };
     run_loop(
         Arc::clone(&shared),

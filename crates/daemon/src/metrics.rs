@@ -1,5 +1,7 @@
 //! The daemon's Prometheus metrics (DESIGN §5), on a registry it owns.
 
+use std::collections::{BTreeMap, HashMap};
+
 use gec_aws::AwsMetrics;
 use gec_engine::TargetPass;
 use gec_model::plan::{CoverageChange, Phase};
@@ -23,12 +25,16 @@ pub struct Metrics {
     drift: IntGaugeVec,
     actions_total: IntCounterVec,
     clusters: IntGaugeVec,
-    /// Coverage health per cluster, from ListCoverage (filled once coverage is observed).
+    /// Coverage health per cluster, from ListCoverage: a series only for the clusters
+    /// GuardDuty lists.
     pub cluster_coverage_healthy: IntGaugeVec,
-    /// Tasks without the agent per cluster (filled once tasks are observed).
+    /// Tasks without the agent per cluster: a series only for the clusters whose tasks
+    /// were read.
     pub uncovered_tasks: IntGaugeVec,
-    /// Redeploys rolling now.
+    /// Redeploys rolling now, fleet-wide.
     pub redeploys_in_progress: IntGauge,
+    /// 1 while a FAILED rollout halts redeploys (`stopOnFailure`).
+    pub redeploys_halted: IntGauge,
     config_reloads_total: IntCounterVec,
     config_last_reload_success: Gauge,
     /// AWS request metrics, fed by an SDK interceptor.
@@ -162,6 +168,13 @@ impl Metrics {
                     "Forced redeployments rolling now",
                 ))?,
             )?,
+            redeploys_halted: add(
+                &r,
+                IntGauge::with_opts(opts(
+                    "redeploys_halted",
+                    "1 while a FAILED rollout halts redeploys (redeploy.stopOnFailure)",
+                ))?,
+            )?,
             config_reloads_total: add(
                 &r,
                 IntCounterVec::new(
@@ -206,7 +219,10 @@ impl Metrics {
         }
     }
 
-    /// Records a finished pass.
+    /// Records a finished pass. `passes` holds every target of the desired state (the
+    /// last known pass of targets this pass skipped): the per-target and per-cluster
+    /// gauges are set from them, and the series of targets and clusters no longer in
+    /// them are removed, so label sets stay bounded by the fleet.
     pub fn pass(&self, passes: &[TargetPass], result: PassResult, seconds: f64, now_secs: f64) {
         self.reconcile_total
             .with_label_values(&[result.as_str()])
@@ -215,11 +231,21 @@ impl Metrics {
         if result == PassResult::Success {
             self.last_success.set(now_secs);
         }
-        self.drift.reset();
-        self.clusters.reset();
+        let mut drift = BTreeMap::new();
+        let mut clusters = BTreeMap::new();
+        let mut healthy = BTreeMap::new();
+        let mut uncovered = BTreeMap::new();
         for pass in passes {
             let target = pass.target.label();
-            for r in &pass.results {
+            // A redeploy the rollout gate holds back (settle time, a slot, a window) was
+            // not attempted and is no action: it shows in `drift{kind="redeploy"}`, not
+            // as a `skipped` count that grows every poll.
+            use gec_engine::rollout::GATE_WAITS;
+            let gated = |r: &&gec_engine::ActionResult| {
+                matches!(r.outcome, gec_engine::Outcome::Skipped(why) if GATE_WAITS.contains(&why))
+                    && r.action.phase() == gec_model::plan::Phase::Redeploy
+            };
+            for r in pass.results.iter().filter(|r| !gated(r)) {
                 self.actions_total
                     .with_label_values(&[&target, r.action.kind(), r.outcome.label()])
                     .inc();
@@ -231,9 +257,7 @@ impl Metrics {
                     .iter()
                     .filter(|a| drift_kind(a) == kind)
                     .count();
-                self.drift
-                    .with_label_values(&[&target, kind])
-                    .set(pending as i64);
+                drift.insert(vec![target.clone(), kind.to_owned()], count(pending));
             }
             for state in ["covered", "excluded", "uncovered", "unmanaged"] {
                 let n = plan
@@ -241,11 +265,82 @@ impl Metrics {
                     .iter()
                     .filter(|c| state_now(c) == state)
                     .count();
-                self.clusters
-                    .with_label_values(&[&target, state])
-                    .set(n as i64);
+                clusters.insert(vec![target.clone(), state.to_owned()], count(n));
+            }
+            for row in &plan.clusters {
+                if let Some(coverage) = &row.guardduty {
+                    healthy.insert(
+                        vec![target.clone(), row.cluster.clone()],
+                        i64::from(coverage.healthy()),
+                    );
+                }
+                if let Some(tasks) = row.tasks {
+                    for (kind, n) in [
+                        ("service", tasks.service_tasks_without_agent),
+                        ("standalone", tasks.standalone_tasks_without_agent),
+                    ] {
+                        uncovered.insert(
+                            vec![target.clone(), row.cluster.clone(), kind.to_owned()],
+                            i64::from(n),
+                        );
+                    }
+                }
             }
         }
+        replace(&self.drift, &["target", "kind"], &drift);
+        replace(&self.clusters, &["target", "state"], &clusters);
+        replace(
+            &self.cluster_coverage_healthy,
+            &["target", "cluster"],
+            &healthy,
+        );
+        replace(
+            &self.uncovered_tasks,
+            &["target", "cluster", "kind"],
+            &uncovered,
+        );
+    }
+
+    /// Records the rollout engine's state after a pass: rollouts in progress fleet-wide
+    /// (`Rollouts::in_progress`) and whether redeploys are halted (`Rollouts::halted`).
+    pub fn rollouts(&self, in_progress: usize, halted: bool) {
+        self.redeploys_in_progress.set(count(in_progress));
+        self.redeploys_halted.set(i64::from(halted));
+    }
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Sets `values` (label values in the order of `names` → value) on `vec`, then removes
+/// every other series of it. Unlike `reset` then set, a scrape in between never misses a
+/// series that stays, which would restart the `for:` of an alert on it.
+fn replace(vec: &IntGaugeVec, names: &[&str], values: &BTreeMap<Vec<String>, i64>) {
+    for (labels, value) in values {
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        vec.with_label_values(&labels).set(*value);
+    }
+    let mut stale = Vec::new();
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let by_name: HashMap<&str, &str> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            let labels: Vec<String> = names
+                .iter()
+                .map(|n| by_name.get(n).copied().unwrap_or_default().to_owned())
+                .collect();
+            if !values.contains_key(&labels) {
+                stale.push(labels);
+            }
+        }
+    }
+    for labels in stale {
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let _ = vec.remove_label_values(&labels);
     }
 }
 
@@ -253,6 +348,7 @@ fn drift_kind(action: &Action) -> &'static str {
     match action.phase() {
         Phase::Tags | Phase::Untag => "tag",
         Phase::Detector => "detector",
+        Phase::Redeploy => "redeploy",
     }
 }
 
@@ -263,5 +359,196 @@ fn state_now(row: &gec_model::plan::ClusterRow) -> &'static str {
         _ if row.observed.as_deref() == Some("false") => "excluded",
         _ if row.desired.is_none() => "unmanaged",
         _ => "uncovered",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{pass, redeploy, row, tag};
+    use gec_engine::rollout::WAIT_MAX_CONCURRENT;
+    use gec_engine::Outcome;
+    use gec_model::TargetPlan;
+
+    /// The value of the sample `name{labels}` (labels in any order), if exported.
+    fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        want.sort();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|line| {
+                let (series, value) = line.rsplit_once(' ')?;
+                let (metric, rest) = series.split_once('{').unwrap_or((series, "}"));
+                let mut got: Vec<String> = rest
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                got.sort();
+                (metric == format!("{PREFIX}{name}") && got == want).then(|| value.parse().unwrap())
+            })
+    }
+
+    fn series(text: &str, name: &str) -> usize {
+        let name = format!("{PREFIX}{name}");
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .count()
+    }
+
+    #[test]
+    fn cluster_gauges_follow_the_last_pass_and_drop_clusters_that_left() {
+        let m = Metrics::new().unwrap();
+        let east = "us-east-1";
+        let plan = TargetPlan {
+            actions: vec![
+                tag(east, "gamma"),
+                redeploy(east, "alpha", "api"),
+                redeploy(east, "alpha", "web"),
+            ],
+            clusters: vec![
+                row(east, "alpha", Some("HEALTHY"), Some((3, 1))),
+                row(east, "beta", Some("UNHEALTHY"), Some((0, 0))),
+                row(east, "gamma", None, None),
+            ],
+            ..TargetPlan::default()
+        };
+        // api started; web waits for a slot. What is still pending: the tag and web.
+        let mut after = plan.clone();
+        after.actions.remove(1);
+        let mut first = pass(
+            east,
+            plan,
+            vec![
+                (tag(east, "gamma"), Outcome::Success),
+                (redeploy(east, "alpha", "api"), Outcome::Success),
+                (
+                    redeploy(east, "alpha", "web"),
+                    Outcome::Skipped(WAIT_MAX_CONCURRENT),
+                ),
+            ],
+        );
+        first.after = Some(after);
+        let west = "eu-west-1";
+        let other = pass(
+            west,
+            TargetPlan {
+                clusters: vec![row(west, "alpha", Some("HEALTHY"), Some((0, 2)))],
+                ..TargetPlan::default()
+            },
+            vec![],
+        );
+        m.pass(&[first, other], PassResult::Success, 1.0, 100.0);
+        m.rollouts(2, false);
+        let text = m.render();
+
+        let healthy = |t: &str, c: &str| {
+            sample(
+                &text,
+                "cluster_coverage_healthy",
+                &[("target", t), ("cluster", c)],
+            )
+        };
+        assert_eq!(healthy(east, "alpha"), Some(1.0));
+        assert_eq!(healthy(east, "beta"), Some(0.0));
+        assert_eq!(
+            healthy(east, "gamma"),
+            None,
+            "GuardDuty does not list gamma"
+        );
+        assert_eq!(healthy(west, "alpha"), Some(1.0));
+        assert_eq!(series(&text, "cluster_coverage_healthy"), 3);
+
+        let uncovered = |t: &str, c: &str, k: &str| {
+            sample(
+                &text,
+                "uncovered_tasks",
+                &[("target", t), ("cluster", c), ("kind", k)],
+            )
+        };
+        assert_eq!(uncovered(east, "alpha", "service"), Some(3.0));
+        assert_eq!(uncovered(east, "alpha", "standalone"), Some(1.0));
+        assert_eq!(uncovered(east, "beta", "service"), Some(0.0));
+        assert_eq!(uncovered(east, "beta", "standalone"), Some(0.0));
+        assert_eq!(uncovered(west, "alpha", "standalone"), Some(2.0));
+        assert_eq!(
+            series(&text, "uncovered_tasks"),
+            6,
+            "gamma's tasks were not read"
+        );
+
+        let drift = |t: &str, k: &str| sample(&text, "drift", &[("target", t), ("kind", k)]);
+        assert_eq!(drift(east, "redeploy"), Some(1.0), "web is still pending");
+        assert_eq!(drift(east, "tag"), Some(1.0), "pending() is the after plan");
+        assert_eq!(drift(east, "detector"), Some(0.0));
+        assert_eq!(drift(west, "redeploy"), Some(0.0));
+
+        let actions = |k: &str, r: &str| {
+            sample(
+                &text,
+                "actions_total",
+                &[("target", east), ("kind", k), ("result", r)],
+            )
+        };
+        assert_eq!(actions("redeploy_service", "success"), Some(1.0));
+        assert_eq!(actions("redeploy_service", "skipped"), Some(1.0));
+        assert_eq!(actions("tag_cluster", "success"), Some(1.0));
+        assert_eq!(sample(&text, "redeploys_in_progress", &[]), Some(2.0));
+        assert_eq!(sample(&text, "redeploys_halted", &[]), Some(0.0));
+
+        // Next pass: alpha is gone from us-east-1, beta is no longer listed by GuardDuty
+        // and its tasks were not read; eu-west-1 left the desired state.
+        let second = pass(
+            east,
+            TargetPlan {
+                clusters: vec![row(east, "beta", None, None)],
+                ..TargetPlan::default()
+            },
+            vec![],
+        );
+        m.pass(&[second], PassResult::Success, 1.0, 200.0);
+        m.rollouts(0, true);
+        let text = m.render();
+        assert_eq!(series(&text, "cluster_coverage_healthy"), 0, "{text}");
+        assert_eq!(series(&text, "uncovered_tasks"), 0, "{text}");
+        assert_eq!(
+            series(&text, "drift"),
+            3,
+            "only us-east-1's three kinds: {text}"
+        );
+        assert_eq!(
+            sample(&text, "drift", &[("target", east), ("kind", "redeploy")]),
+            Some(0.0)
+        );
+        assert_eq!(series(&text, "clusters"), 4, "{text}");
+        assert_eq!(
+            sample(&text, "clusters", &[("target", east), ("state", "covered")]),
+            Some(1.0)
+        );
+        assert_eq!(sample(&text, "redeploys_in_progress", &[]), Some(0.0));
+        assert_eq!(sample(&text, "redeploys_halted", &[]), Some(1.0));
+    }
+
+    #[test]
+    fn a_failed_target_keeps_no_cluster_series() {
+        let m = Metrics::new().unwrap();
+        let east = "us-east-1";
+        let ok = pass(
+            east,
+            TargetPlan {
+                clusters: vec![row(east, "alpha", Some("UNHEALTHY"), Some((1, 0)))],
+                ..TargetPlan::default()
+            },
+            vec![],
+        );
+        m.pass(std::slice::from_ref(&ok), PassResult::Success, 1.0, 100.0);
+        assert_eq!(series(&m.render(), "cluster_coverage_healthy"), 1);
+        let mut failed = ok;
+        failed.plan = None;
+        m.pass(&[failed], PassResult::Error, 1.0, 200.0);
+        let text = m.render();
+        assert_eq!(series(&text, "cluster_coverage_healthy"), 0, "{text}");
+        assert_eq!(series(&text, "uncovered_tasks"), 0, "{text}");
     }
 }

@@ -1,12 +1,16 @@
 //! The reconcile loop: one pass at a time, on a jittered timer, on file changes and on
-//! SIGHUP; last known good desired state; graceful stop.
+//! SIGHUP; last known good desired state; graceful stop. While redeploys roll (with
+//! `waitForSteadyState`), timer passes come every rollout poll interval instead.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use gec_aws::AwsContext;
-use gec_engine::{reconcile_all, Mode, PassOptions, StopSignal, TargetPass};
+use gec_engine::rollout::{Watch, WAIT_MAX_CONCURRENT, WAIT_ROLLING, WAIT_SETTLING};
+use gec_engine::{reconcile_all, Mode, Outcome, PassOptions, Rollouts, StopSignal, TargetPass};
+use gec_model::desired::Target;
+use gec_model::plan::{Phase, HELD_IN_PROGRESS};
 use rand::Rng;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant};
@@ -36,6 +40,14 @@ pub const DEBOUNCE: Duration = Duration::from_millis(250);
 pub const NO_STATE_RETRY: Duration = Duration::from_secs(5);
 /// How long a pass interrupted by shutdown may take to finish its in-flight call.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The shortest rollout poll interval, whatever the settings say, so a zero cannot make
+/// the loop spin.
+pub const MIN_ROLLOUT_POLL: Duration = Duration::from_secs(1);
+
+/// Redeploys skipped for one of these reasons start by themselves soon (their settle
+/// time ends, a rollout settles and frees a slot, their own rollout settles): worth
+/// polling for. Windows, `maxPerHour` and a halt are not: they wait for the interval.
+const SOON: [&str; 3] = [WAIT_SETTLING, WAIT_MAX_CONCURRENT, WAIT_ROLLING];
 
 /// The loop's fixed settings.
 #[derive(Debug, Clone)]
@@ -46,6 +58,9 @@ pub struct LoopSettings {
     pub max_concurrent_targets: usize,
     /// How often an `s3://` desired state is polled (files are watched instead).
     pub config_poll: Duration,
+    /// How often passes come while redeploys roll (see [`rollouts_moving`]), instead of
+    /// every `reconcile.interval`.
+    pub rollout_poll: Duration,
 }
 
 /// Runs until `shutdown` completes.
@@ -64,6 +79,9 @@ pub async fn run_loop(
     let polled = matches!(source.location(), Location::Object(_));
     let mut next_poll = Instant::now() + settings.config_poll;
     let mut pass_id: u64 = 0;
+    // The rollout gate and its memory (when coverage turned on, the rollouts started and
+    // watched, FAILED ones): one for the life of the process, shared by every pass.
+    let rollouts = Rollouts::default();
     loop {
         let first = tokio::select! {
             biased;
@@ -101,13 +119,14 @@ pub async fn run_loop(
             due.targets.retain(|t| backoff.is_due(t, now));
         }
         if due.targets.is_empty() {
-            next_pass = next_wake(&loaded.desired, &backoff);
+            next_pass = next_wake(&loaded.desired, &backoff, None);
             continue;
         }
         pass_id += 1;
         let options = PassOptions {
             max_concurrent_targets: settings.max_concurrent_targets,
             stop: stop.clone(),
+            rollouts: rollouts.clone(),
             ..PassOptions::new(if settings.dry_run {
                 Mode::Plan
             } else {
@@ -148,8 +167,26 @@ pub async fn run_loop(
                     warn!(target = %p.target.label(), failed = p.failed_actions(), ?retry_in, "target had failed actions");
                 }
             }
+            for p in &passes {
+                for e in &p.events {
+                    if e.state == "FAILED" {
+                        warn!(target = %p.target.label(), cluster = %e.cluster, service = %e.service, state = e.state, "rollout settled");
+                    } else {
+                        info!(target = %p.target.label(), cluster = %e.cluster, service = %e.service, state = e.state, "rollout settled");
+                    }
+                }
+            }
             info!(result = result.as_str(), seconds, pending, "pass finished");
         });
+        let watching = rollouts.watching();
+        let halted = rollouts.halted();
+        let moving = !settings.dry_run
+            && rollouts_moving(
+                &passes,
+                &watching,
+                &loaded.desired.targets,
+                loaded.desired.redeploy.wait_for_steady_state,
+            );
         let previous = shared
             .status
             .write()
@@ -159,14 +196,23 @@ pub async fn run_loop(
         shared
             .metrics
             .pass(&passes, result, seconds, unix_secs(now));
+        shared
+            .metrics
+            .rollouts(rollouts.in_progress(), halted.is_some());
         if let Ok(mut status) = shared.status.write() {
             status.pass_id = pass_id;
             status.last_pass_at = Some(now);
             status.last_result = Some(result.as_str());
             status.reached_aws = reached_aws;
             status.passes = passes;
+            status.watching = watching;
+            status.halted = halted;
         }
-        next_pass = next_wake(&loaded.desired, &backoff);
+        next_pass = next_wake(
+            &loaded.desired,
+            &backoff,
+            moving.then_some(settings.rollout_poll),
+        );
     }
 }
 
@@ -198,11 +244,54 @@ async fn reload(shared: &Shared, source: &mut Source) -> Refresh {
     refresh
 }
 
-/// The next timer pass: the jittered interval, or sooner when a failing target is due.
-fn next_wake(desired: &gec_model::DesiredState, backoff: &Backoff) -> Instant {
-    let interval =
-        Instant::now() + jittered(desired.reconcile.interval.get(), desired.reconcile.jitter);
-    backoff.next_due().map_or(interval, |due| due.min(interval))
+/// The next timer pass: the jittered interval (the rollout poll interval instead while
+/// redeploys roll), or sooner when a failing target is due.
+fn next_wake(
+    desired: &gec_model::DesiredState,
+    backoff: &Backoff,
+    rollout_poll: Option<Duration>,
+) -> Instant {
+    let interval = jittered(desired.reconcile.interval.get(), desired.reconcile.jitter);
+    let wake = Instant::now() + next_delay(interval, rollout_poll);
+    backoff.next_due().map_or(wake, |due| due.min(wake))
+}
+
+/// The delay before the next timer pass: `interval`, or the rollout poll interval (at
+/// least [`MIN_ROLLOUT_POLL`], at most `interval`) while redeploys roll.
+pub fn next_delay(interval: Duration, rollout_poll: Option<Duration>) -> Duration {
+    rollout_poll.map_or(interval, |poll| poll.max(MIN_ROLLOUT_POLL).min(interval))
+}
+
+/// Whether redeploys are moving, so the next pass should come after the rollout poll
+/// interval: with `waitForSteadyState`, a rollout this process started is still watched
+/// in a target of the desired state, or a redeploy of this pass waits for something that
+/// ends by itself soon (its settle time, a free `maxConcurrent` slot, its own rollout).
+/// Without `waitForSteadyState` nothing is watched and `maxConcurrent` bounds the
+/// redeploys started per pass, so the interval is kept. A watch of a target no longer in
+/// the desired state is never observed again, so it does not count.
+pub fn rollouts_moving(
+    passes: &[TargetPass],
+    watching: &[Watch],
+    targets: &[Target],
+    wait_for_steady_state: bool,
+) -> bool {
+    if !wait_for_steady_state {
+        return false;
+    }
+    let labels: Vec<String> = targets.iter().map(Target::label).collect();
+    let watched = watching.iter().any(|w| labels.contains(&w.target));
+    let queued = passes.iter().flat_map(|p| &p.results).any(|r| {
+        r.action.phase() == Phase::Redeploy
+            && matches!(r.outcome, Outcome::Skipped(why) if SOON.contains(&why))
+    });
+    // A deployment AWS reports rolling in a managed cluster (after a restart, or someone
+    // else's) frees a slot or a service soon too.
+    let rolling = passes
+        .iter()
+        .filter_map(|p| p.plan.as_ref())
+        .flat_map(|p| &p.held)
+        .any(|h| h.reason == HELD_IN_PROGRESS);
+    watched || queued || rolling
 }
 
 /// This pass's results, plus the last known result of targets it skipped (in backoff),
@@ -249,4 +338,100 @@ fn jittered(interval: Duration, jitter: f64) -> Duration {
     }
     let factor = 1.0 + rand::rng().random_range(-jitter..=jitter);
     interval.mul_f64(factor.max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{pass, redeploy, tag, target};
+    use gec_engine::apply::SKIPPED_AFTER_FAILURE;
+    use gec_engine::rollout::{WAIT_HALTED, WAIT_MAX_PER_HOUR, WAIT_WINDOW};
+    use gec_model::TargetPlan;
+
+    const EAST: &str = "us-east-1";
+
+    fn watch(region: &str) -> Watch {
+        Watch {
+            target: target(region).label(),
+            cluster_arn: "arn:aws:ecs:us-east-1:111122223333:cluster/apps".into(),
+            cluster: "apps".into(),
+            service: "api".into(),
+            deployment_id: "ecs-svc/1".into(),
+        }
+    }
+
+    fn skipped(why: &'static str) -> Vec<TargetPass> {
+        vec![pass(
+            EAST,
+            TargetPlan::default(),
+            vec![(redeploy(EAST, "apps", "web"), Outcome::Skipped(why))],
+        )]
+    }
+
+    #[test]
+    fn rollouts_move_while_one_is_watched_or_a_redeploy_waits_for_something_that_ends_soon() {
+        let targets = [target(EAST)];
+        let quiet = [pass(EAST, TargetPlan::default(), vec![])];
+        assert!(!rollouts_moving(&quiet, &[], &targets, true));
+        assert!(rollouts_moving(&quiet, &[watch(EAST)], &targets, true));
+        assert!(
+            !rollouts_moving(&quiet, &[watch("eu-west-1")], &targets, true),
+            "a watch of a target that left the desired state settles never: no fast poll"
+        );
+        for why in [WAIT_SETTLING, WAIT_MAX_CONCURRENT, WAIT_ROLLING] {
+            assert!(rollouts_moving(&skipped(why), &[], &targets, true), "{why}");
+            assert!(
+                !rollouts_moving(&skipped(why), &[], &targets, false),
+                "without waitForSteadyState: {why}"
+            );
+        }
+        for why in [
+            WAIT_WINDOW,
+            WAIT_MAX_PER_HOUR,
+            WAIT_HALTED,
+            SKIPPED_AFTER_FAILURE,
+        ] {
+            assert!(
+                !rollouts_moving(&skipped(why), &[], &targets, true),
+                "{why}"
+            );
+        }
+        let tag_skipped = [pass(
+            EAST,
+            TargetPlan::default(),
+            vec![(tag(EAST, "apps"), Outcome::Skipped(WAIT_SETTLING))],
+        )];
+        assert!(
+            !rollouts_moving(&tag_skipped, &[], &targets, true),
+            "only redeploys count"
+        );
+        let started = [pass(
+            EAST,
+            TargetPlan::default(),
+            vec![(redeploy(EAST, "apps", "web"), Outcome::Success)],
+        )];
+        assert!(
+            !rollouts_moving(&started, &[], &targets, true),
+            "a started rollout counts through the watch list"
+        );
+        assert!(!rollouts_moving(&[], &[watch(EAST)], &targets, false));
+    }
+
+    #[test]
+    fn the_next_pass_comes_after_the_rollout_poll_while_rollouts_move() {
+        let interval = Duration::from_secs(300);
+        let poll = Duration::from_secs(15);
+        assert_eq!(next_delay(interval, None), interval);
+        assert_eq!(next_delay(interval, Some(poll)), poll);
+        assert_eq!(
+            next_delay(Duration::from_secs(10), Some(poll)),
+            Duration::from_secs(10),
+            "never later than the interval"
+        );
+        assert_eq!(
+            next_delay(interval, Some(Duration::ZERO)),
+            MIN_ROLLOUT_POLL,
+            "a zero poll does not spin"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use gec_engine::rollout::{Halt, Watch};
 use gec_engine::TargetPass;
 use serde_json::{json, Value};
 
@@ -35,6 +36,10 @@ pub struct Status {
     pub passes: Vec<TargetPass>,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// After the last pass: the rollouts this process started and watches.
+    pub watching: Vec<Watch>,
+    /// After the last pass: the FAILED rollout that halts redeploys, if any.
+    pub halted: Option<Halt>,
 }
 
 impl Status {
@@ -83,6 +88,77 @@ impl Status {
             "refused": self.passes.iter().filter_map(|p| p.plan.as_ref()?.refused.as_ref()).map(|r| r.to_json()).collect::<Vec<_>>(),
             "clusters": plan_json["clusters"],
             "warnings": plan_json["warnings"],
+            "held": plan_json["held"],
+            "watching": self.watching.iter().map(|w| json!({
+                "target": w.target, "cluster": w.cluster, "service": w.service,
+                "deploymentId": (!w.deployment_id.is_empty()).then_some(&w.deployment_id),
+            })).collect::<Vec<_>>(),
+            "halted": self.halted.as_ref().map(|h| json!({
+                "cluster": h.cluster, "service": h.service, "deploymentId": h.deployment_id,
+            })),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{held, pass};
+    use gec_model::TargetPlan;
+
+    #[test]
+    fn status_shows_held_services_watched_rollouts_and_the_halt() {
+        let mut status = Status::default();
+        let json = status.to_json();
+        assert_eq!(json["held"], json!([]));
+        assert_eq!(json["watching"], json!([]));
+        assert_eq!(json["halted"], Value::Null);
+
+        status.passes = vec![pass(
+            "us-east-1",
+            TargetPlan {
+                held: vec![held("us-east-1", "apps", "db", "redeploy.enabled is false")],
+                ..TargetPlan::default()
+            },
+            vec![],
+        )];
+        status.watching = vec![
+            Watch {
+                target: "us-east-1".into(),
+                cluster_arn: "arn:aws:ecs:us-east-1:111122223333:cluster/apps".into(),
+                cluster: "apps".into(),
+                service: "api".into(),
+                deployment_id: "ecs-svc/1".into(),
+            },
+            Watch {
+                target: "us-east-1".into(),
+                cluster_arn: "arn:aws:ecs:us-east-1:111122223333:cluster/apps".into(),
+                cluster: "apps".into(),
+                service: "web".into(),
+                deployment_id: String::new(),
+            },
+        ];
+        status.halted = Some(Halt {
+            cluster: "apps".into(),
+            service: "worker".into(),
+            deployment_id: "ecs-svc/9".into(),
+        });
+        let json = status.to_json();
+        assert_eq!(
+            json["held"],
+            json!([{"region": "us-east-1", "account": "111122223333", "cluster": "apps",
+                    "service": "db", "reason": "redeploy.enabled is false"}])
+        );
+        assert_eq!(
+            json["watching"],
+            json!([
+                {"target": "us-east-1", "cluster": "apps", "service": "api", "deploymentId": "ecs-svc/1"},
+                {"target": "us-east-1", "cluster": "apps", "service": "web", "deploymentId": null},
+            ])
+        );
+        assert_eq!(
+            json["halted"],
+            json!({"cluster": "apps", "service": "worker", "deploymentId": "ecs-svc/9"})
+        );
     }
 }
