@@ -52,6 +52,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Observe, plan and apply once. Exit 0 converged, 1 error or refused, 3 some actions failed.
     Apply(ApplyArgs),
+    /// Per-cluster table: desired and observed tag, coverage, GuardDuty's coverage status,
+    /// services and tasks without the agent. Writes nothing. Exit 0, 1 on error.
+    Status(StatusArgs),
     /// Run as a daemon: reconcile on a timer and on file changes, serve metrics and health.
     /// Exit 0 after SIGTERM or SIGINT.
     Run(RunArgs),
@@ -82,6 +85,24 @@ pub struct RunArgs {
     /// Targets reconciled at once.
     #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS)]
     pub max_concurrent_targets: usize,
+    /// While redeploys roll (waitForSteadyState), passes come this often instead of every
+    /// reconcile.interval.
+    #[arg(long, env = "GEC_ROLLOUT_POLL", default_value = "15s", value_parser = parse_duration)]
+    pub rollout_poll: Duration,
+}
+
+/// Flags of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The desired-state file, or `s3://bucket/key`.
+    #[arg(long, env = "GEC_CONFIG")]
+    pub config: String,
+    /// Output format on stdout.
+    #[arg(long, env = "GEC_OUTPUT", value_enum, default_value = "text")]
+    pub output: Output,
+    /// Targets read at once.
+    #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS)]
+    pub max_concurrent_targets: usize,
 }
 
 /// Flags shared by `plan` and `apply`.
@@ -107,9 +128,13 @@ pub struct ApplyArgs {
     /// Flags shared with `plan`.
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// Give up after this long (e.g. 90s, 15m, 1h).
+    /// Give up after this long (e.g. 90s, 15m, 1h), waiting for the redeploys it started
+    /// included.
     #[arg(long, env = "GEC_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// How often rollouts are checked while apply waits for them.
+    #[arg(long, env = "GEC_ROLLOUT_POLL", default_value = "5s", value_parser = parse_duration)]
+    pub rollout_poll: Duration,
 }
 
 /// Output formats.

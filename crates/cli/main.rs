@@ -10,9 +10,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use args::{ApplyArgs, Cli, Command, LogFormat, Output, PlanArgs};
+use args::{ApplyArgs, Cli, Command, LogFormat, Output, PlanArgs, StatusArgs};
 use clap::Parser;
-use gec_engine::{Mode, PassOptions, TargetPass};
+use gec_engine::{ApplyRun, Mode, PassOptions, Progress, TargetPass};
 use gec_model::desired::ConfigErrors;
 use gec_model::{DesiredState, PlanOptions};
 
@@ -62,6 +62,7 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
         }
         Command::Plan(args) => plan(args, calls).await,
         Command::Apply(args) => apply(args, calls).await,
+        Command::Status(args) => status(args, calls).await,
         Command::Probe { url } => Ok(probe(&url)),
         Command::Run(args) => {
             let settings = gec_daemon::Settings {
@@ -70,6 +71,7 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
                 listen: args.listen,
                 dry_run: args.dry_run,
                 max_concurrent_targets: args.max_concurrent_targets,
+                rollout_poll: args.rollout_poll,
                 calls,
             };
             gec_daemon::run(settings, terminated()).await?;
@@ -170,20 +172,24 @@ async fn load_from(config: &str, ctx: &gec_aws::AwsContext) -> anyhow::Result<De
     }
 }
 
-async fn passes(
-    args: &PlanArgs,
-    mode: Mode,
-    calls: gec_aws::CallSettings,
-) -> anyhow::Result<Vec<TargetPass>> {
-    let ctx = gec_aws::AwsContext::from_env(calls).await;
-    let desired = load_from(&args.config, &ctx).await?;
-    let options = PassOptions {
+fn pass_options(args: &PlanArgs, mode: Mode) -> PassOptions {
+    PassOptions {
         plan: PlanOptions {
             allow_mass_change: args.allow_mass_change,
+            ..PlanOptions::default()
         },
         max_concurrent_targets: args.max_concurrent_targets,
         ..PassOptions::new(mode)
-    };
+    }
+}
+
+async fn passes(
+    config: &str,
+    options: PassOptions,
+    calls: gec_aws::CallSettings,
+) -> anyhow::Result<Vec<TargetPass>> {
+    let ctx = gec_aws::AwsContext::from_env(calls).await;
+    let desired = load_from(config, &ctx).await?;
     let passes = gec_engine::reconcile_all(&ctx, Arc::new(desired.clone()), options).await;
     if passes.len() != desired.targets.len() {
         anyhow::bail!("internal error: a target's pass did not finish; see the log");
@@ -192,12 +198,9 @@ async fn passes(
 }
 
 async fn plan(args: PlanArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let passes = passes(&args, Mode::Plan, calls).await?;
+    let passes = passes(&args.config, pass_options(&args, Mode::Plan), calls).await?;
     match args.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&output::json(&passes, false))?
-        ),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&output::json(&passes))?),
         Output::Text => print!("{}", output::plan_text(&passes)),
     }
     let failed = passes.iter().any(|p| p.error.is_some());
@@ -222,47 +225,108 @@ async fn plan(args: PlanArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8
     })
 }
 
+async fn status(args: StatusArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
+    let options = PassOptions {
+        max_concurrent_targets: args.max_concurrent_targets,
+        ..PassOptions::new(Mode::Plan)
+    };
+    let passes = passes(&args.config, options, calls).await?;
+    match args.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&output::status_json(&passes))?
+        ),
+        Output::Text => print!("{}", output::status_text(&passes)),
+    }
+    Ok(if passes.iter().any(|p| p.error.is_some()) {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Progress of the redeploys on a terminal (stderr), one line per event.
+fn progress_line(p: Progress<'_>) -> String {
+    match p {
+        Progress::Started(r) => format!(
+            "{} {}",
+            match r.outcome {
+                gec_engine::Outcome::Success => "started ",
+                _ => "FAILED  ",
+            },
+            output::action_line(&r.action)
+        ),
+        Progress::Settled(e) => format!("rollout  {}/{}: {}", e.cluster, e.service, e.state),
+        Progress::Waiting { rolling, queued } => {
+            format!("waiting  {rolling} rollouts in progress, {queued} redeploys queued")
+        }
+    }
+}
+
 async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let run = passes(&args.plan, Mode::Apply, calls);
-    let passes = tokio::time::timeout(args.timeout, run)
+    let ctx = gec_aws::AwsContext::from_env(calls).await;
+    let desired = load_from(&args.plan.config, &ctx).await?;
+    let options = pass_options(&args.plan, Mode::Apply);
+    let interactive = std::io::stderr().is_terminal();
+    let progress = move |p: Progress<'_>| {
+        if interactive {
+            eprintln!("{}", progress_line(p));
+        }
+    };
+    let work = gec_engine::apply_until_settled(
+        &ctx,
+        Arc::new(desired),
+        options,
+        args.timeout,
+        args.rollout_poll,
+        &progress,
+    );
+    // The run stops waiting at --timeout; this bounds a pass that hangs past it.
+    let hard_stop = args.timeout + args.rollout_poll + std::time::Duration::from_secs(30);
+    let run: ApplyRun = tokio::time::timeout(hard_stop, work)
         .await
-        .map_err(|_| {
-            anyhow::anyhow!("apply did not finish within --timeout {:?}", args.timeout)
-        })??;
+        .map_err(|_| anyhow::anyhow!("apply did not finish within --timeout {:?}", args.timeout))?;
     match args.plan.output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&output::json(&passes, true))?
+            serde_json::to_string_pretty(&output::apply_json(&run))?
         ),
         Output::Text => {
-            print!("{}", output::plan_text(&passes));
-            print!("{}", output::results_text(&passes));
+            print!("{}", output::plan_text(&run.first));
+            print!("{}", output::results_text(&run));
         }
     }
-    for p in passes.iter().filter_map(|p| p.plan.as_ref()) {
+    for p in run.first.iter().filter_map(|p| p.plan.as_ref()) {
         if let Some(r) = &p.refused {
             eprintln!("error: plan refused by safety.{}: {}", r.limit, r.reason);
         }
     }
-    let errored = passes.iter().any(|p| p.error.is_some());
-    let refused = passes
+    let errored = run.last.iter().chain(&run.first).any(|p| p.error.is_some());
+    let refused = run
+        .first
         .iter()
         .filter_map(|p| p.plan.as_ref())
         .any(|p| p.refused.is_some());
-    let pending: usize = passes
+    let pending: usize = run
+        .first
         .iter()
         .filter_map(|p| p.plan.as_ref())
         .map(|p| p.actions.len())
         .sum();
-    let suspended = pending > 0 && passes.iter().any(|p| p.suspended);
+    let suspended = pending > 0 && run.first.iter().any(|p| p.suspended);
     if suspended {
         eprintln!("error: the desired state has suspend: true; changes are pending and nothing was written");
     }
-    let failed: usize = passes.iter().map(TargetPass::failed_actions).sum();
-    let remaining: usize = passes.iter().filter_map(|p| p.remaining()).sum();
+    let remaining = output::remaining(&run);
+    if run.timed_out {
+        eprintln!(
+            "error: --timeout {:?} passed with {} rollouts still in progress",
+            args.timeout, run.still_rolling
+        );
+    }
     Ok(if errored || refused || suspended {
         EXIT_ERROR
-    } else if failed > 0 || remaining > 0 {
+    } else if run.failures() > 0 || run.timed_out || remaining.unsettled > 0 {
         EXIT_PARTIAL
     } else {
         EXIT_OK
