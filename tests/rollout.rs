@@ -1,0 +1,512 @@
+//! The rollout engine end to end: the real binary against the sandbox, which starts tasks
+//! for services, injects the GuardDuty agent into new tasks of covered clusters, rolls
+//! deployments on a timer and computes ListCoverage. Everything is checked by reading the
+//! sandbox through the SDK, never through the controller's own report.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::daemon::Daemon;
+use common::Sandbox;
+use serde_json::{json, Value};
+
+const FLEET: &str = r#"
+regions:
+  us-east-1:
+    detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+    clusters:
+      - name: apps
+      - name: batch
+      - name: bystander
+    services:
+      - {name: web, cluster: apps, desiredCount: 2}
+      - {name: api, cluster: apps, desiredCount: 3}
+      - {name: worker, cluster: apps, desiredCount: 1}
+      - {name: legacy, cluster: batch, desiredCount: 1, launchType: EC2}
+      - {name: other, cluster: bystander, desiredCount: 1}
+    standaloneTasks:
+      - {cluster: batch, count: 2}
+"#;
+
+const DESIRED: &str = r#"
+version: 1
+targets: [{region: us-east-1}]
+clusters:
+  - {name: apps, guardDutyManaged: true}
+  - {name: batch, guardDutyManaged: true}
+redeploy: {settleTime: 0s, maxConcurrent: 2, waitForSteadyState: true}
+"#;
+
+const REGION: &str = "us-east-1";
+
+fn sandbox_config(sb: &Sandbox, config: Value) {
+    ureq::post(&format!("{}/_sandbox/config", sb.url))
+        .send(config.to_string())
+        .expect("POST /_sandbox/config");
+}
+
+/// UpdateService calls the sandbox received, per service name.
+fn update_service_calls(sb: &Sandbox) -> BTreeMap<String, usize> {
+    let mut calls = BTreeMap::new();
+    for r in sb.requests() {
+        if r["operation"] == "UpdateService" {
+            let service = r["params"]["service"].as_str().unwrap_or_default();
+            let name = service.rsplit('/').next().unwrap_or_default().to_owned();
+            *calls.entry(name).or_insert(0) += 1;
+        }
+    }
+    calls
+}
+
+fn count(sb: &Sandbox, operation: &str) -> usize {
+    sb.requests()
+        .iter()
+        .filter(|r| r["operation"] == operation)
+        .count()
+}
+
+/// One RUNNING task: ARN, group, whether it runs the agent.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Task {
+    arn: String,
+    group: String,
+    agent: bool,
+}
+
+/// Every RUNNING task of a cluster, read through the SDK.
+async fn running_tasks(sb: &Sandbox, cluster: &str) -> Vec<Task> {
+    let ecs = aws_sdk_ecs::Client::new(&sb.sdk(REGION).await);
+    let arns = ecs
+        .list_tasks()
+        .cluster(cluster)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+        .send()
+        .await
+        .expect("ListTasks")
+        .task_arns()
+        .to_vec();
+    if arns.is_empty() {
+        return Vec::new();
+    }
+    let described = ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(arns))
+        .send()
+        .await
+        .expect("DescribeTasks");
+    let mut tasks: Vec<Task> = described
+        .tasks()
+        .iter()
+        .filter(|t| t.last_status() == Some("RUNNING"))
+        .map(|t| Task {
+            arn: t.task_arn().unwrap_or_default().to_owned(),
+            group: t.group().unwrap_or_default().to_owned(),
+            agent: t.containers().iter().any(|c| {
+                c.name()
+                    .is_some_and(|n| n.starts_with("aws-guardduty-agent-"))
+            }),
+        })
+        .collect();
+    tasks.sort();
+    tasks
+}
+
+/// GuardDuty's coverage status of a cluster (ListCoverage filtered by cluster name).
+async fn coverage_status(sb: &Sandbox, cluster: &str) -> Option<(String, Option<String>)> {
+    use aws_sdk_guardduty::types::{
+        CoverageFilterCondition, CoverageFilterCriteria, CoverageFilterCriterion,
+        CoverageFilterCriterionKey,
+    };
+    let gd = aws_sdk_guardduty::Client::new(&sb.sdk(REGION).await);
+    let detector = gd
+        .list_detectors()
+        .send()
+        .await
+        .expect("ListDetectors")
+        .detector_ids()
+        .first()
+        .cloned()
+        .expect("a detector");
+    let criteria = CoverageFilterCriteria::builder()
+        .filter_criterion(
+            CoverageFilterCriterion::builder()
+                .criterion_key(CoverageFilterCriterionKey::EcsClusterName)
+                .filter_condition(CoverageFilterCondition::builder().equals(cluster).build())
+                .build(),
+        )
+        .build();
+    let out = gd
+        .list_coverage()
+        .detector_id(detector)
+        .filter_criteria(criteria)
+        .send()
+        .await
+        .expect("ListCoverage");
+    out.resources().first().map(|r| {
+        (
+            r.coverage_status()
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            r.issue().map(str::to_owned),
+        )
+    })
+}
+
+fn row<'a>(status: &'a Value, cluster: &str) -> &'a Value {
+    status["clusters"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["cluster"] == cluster))
+        .unwrap_or_else(|| panic!("no row for {cluster} in {status:#}"))
+}
+
+#[tokio::test]
+async fn apply_redeploys_the_services_of_a_newly_covered_cluster_until_every_task_runs_the_agent() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    sandbox_config(&sb, json!({"rolloutSeconds": 1}));
+    let desired = sb.write("desired.yaml", DESIRED);
+    let config = desired.to_str().unwrap();
+    let standalone_before: Vec<Task> = running_tasks(&sb, "batch")
+        .await
+        .into_iter()
+        .filter(|t| !t.group.starts_with("service:"))
+        .collect();
+    assert_eq!(standalone_before.len(), 2);
+    let bystander_before = running_tasks(&sb, "bystander").await;
+
+    // Before: the status table shows what is about to change.
+    let before = sb.controller(&["status", "--config", config, "--output", "json"]);
+    assert_eq!(before.code, 0, "{before}");
+    let before = before.json();
+    let apps = row(&before, "apps");
+    assert_eq!(apps["coverage"], "expected");
+    assert_eq!(apps["servicesWithoutAgent"], 3);
+    assert_eq!(apps["uncoveredTasks"], 6);
+    assert_eq!(row(&before, "batch")["standaloneTasksWithoutAgent"], 2);
+    assert!(
+        before["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["cluster"] != "bystander"),
+        "every rule is an exact name: other clusters are not even described"
+    );
+    let plan = sb.controller(&["plan", "--config", config, "--output", "json"]);
+    assert_eq!(plan.code, 2, "{plan}");
+    let kinds: Vec<(String, String)> = plan.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["kind"].as_str().unwrap().to_owned(),
+                a["service"]
+                    .as_str()
+                    .or(a["cluster"].as_str())
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("tag_cluster".into(), "apps".into()),
+            ("tag_cluster".into(), "batch".into()),
+            ("redeploy_service".into(), "api".into()),
+            ("redeploy_service".into(), "web".into()),
+            ("redeploy_service".into(), "worker".into()),
+        ],
+        "the EC2 service and standalone tasks are never planned"
+    );
+
+    sb.clear_requests();
+    let apply = sb.controller(&[
+        "apply",
+        "--config",
+        config,
+        "--output",
+        "json",
+        "--rollout-poll",
+        "1s",
+        "--timeout",
+        "2m",
+    ]);
+    assert_eq!(apply.code, 0, "{apply}");
+
+    // Each Fargate service of the managed clusters was redeployed exactly once.
+    assert_eq!(
+        update_service_calls(&sb),
+        BTreeMap::from([("api".into(), 1), ("web".into(), 1), ("worker".into(), 1)])
+    );
+    // Every RUNNING task of `apps` runs the agent, and GuardDuty says so.
+    let apps_tasks = running_tasks(&sb, "apps").await;
+    assert_eq!(apps_tasks.len(), 6);
+    assert!(apps_tasks.iter().all(|t| t.agent), "{apps_tasks:#?}");
+    assert_eq!(
+        coverage_status(&sb, "apps").await,
+        Some(("HEALTHY".to_owned(), None))
+    );
+    // Standalone tasks were not stopped, and they keep the cluster UNHEALTHY in GuardDuty.
+    let standalone_after: Vec<Task> = running_tasks(&sb, "batch")
+        .await
+        .into_iter()
+        .filter(|t| !t.group.starts_with("service:"))
+        .collect();
+    assert_eq!(standalone_after, standalone_before);
+    let (status, issue) = coverage_status(&sb, "batch")
+        .await
+        .expect("batch is covered");
+    assert_eq!(status, "UNHEALTHY");
+    assert!(issue.is_some());
+    assert_eq!(running_tasks(&sb, "bystander").await, bystander_before);
+
+    // After: status reads the same facts.
+    let after = sb.controller(&["status", "--config", config, "--output", "json"]);
+    assert_eq!(after.code, 0, "{after}");
+    let after = after.json();
+    let apps = row(&after, "apps");
+    assert_eq!(
+        (
+            &apps["coverage"],
+            &apps["coverageStatus"],
+            &apps["uncoveredTasks"],
+            &apps["runningTasks"]
+        ),
+        (&json!("covered"), &json!("HEALTHY"), &json!(0), &json!(6))
+    );
+    let batch = row(&after, "batch");
+    assert_eq!(batch["coverageStatus"], "UNHEALTHY");
+    assert_eq!(batch["standaloneTasksWithoutAgent"], 2);
+    assert_eq!(
+        batch["servicesWithoutAgent"], 0,
+        "EC2 tasks are not counted"
+    );
+    let text = sb.controller(&["status", "--config", config]);
+    assert_eq!(text.code, 0, "{text}");
+    let apps_line = text
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("apps "))
+        .unwrap_or_else(|| panic!("no apps row:\n{}", text.stdout));
+    let cells: Vec<&str> = apps_line.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        ["apps", "true", "true", "covered", "HEALTHY", "6", "0", "0", "0"]
+    );
+    assert!(text.stdout.contains("issue: "), "{}", text.stdout);
+
+    // Converged: a second apply does nothing.
+    sb.clear_requests();
+    let again = sb.controller(&["apply", "--config", config]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(count(&sb, "UpdateService"), 0);
+}
+
+#[tokio::test]
+async fn a_controller_killed_mid_wave_does_not_redeploy_any_service_twice() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    sandbox_config(&sb, json!({"rolloutSeconds": 3}));
+    let desired = sb.write(
+        "desired.yaml",
+        // retryAfter 10s: after the restart the controller cannot tell a deployment made
+        // before coverage from one made after it, so the seeded deployments wait 10s.
+        &(DESIRED.replace("maxConcurrent: 2", "maxConcurrent: 1, retryAfter: 10s")
+            + "reconcile: {interval: 10s}\n"),
+    );
+    let mut first = Daemon::start(&sb, &desired, &["--rollout-poll", "1s"]);
+    assert!(
+        first.wait_for(Duration::from_secs(30), |_| count(&sb, "UpdateService")
+            >= 1),
+        "the first redeploy starts"
+    );
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        count(&sb, "UpdateService"),
+        1,
+        "killed while the first rollout rolls"
+    );
+
+    let second = Daemon::start(&sb, &desired, &["--rollout-poll", "1s"]);
+    let converged = second.wait_for(Duration::from_secs(60), |d| {
+        update_service_calls(&sb).len() == 3
+            && d.metric("guardduty_controller_redeploys_in_progress") == 0.0
+    });
+    assert!(
+        converged,
+        "all three redeployed: {:?}\n{}",
+        update_service_calls(&sb),
+        second.logs()
+    );
+    assert_eq!(
+        update_service_calls(&sb),
+        BTreeMap::from([("api".into(), 1), ("web".into(), 1), ("worker".into(), 1)]),
+        "no service redeployed twice across the restart"
+    );
+    let tasks = running_tasks(&sb, "apps").await;
+    assert!(tasks.iter().all(|t| t.agent), "{tasks:#?}");
+}
+
+#[tokio::test]
+async fn a_steady_state_pass_describes_no_task_it_has_already_seen() {
+    let sb = Sandbox::start();
+    let mut services = String::new();
+    for i in 0..50 {
+        services.push_str(&format!(
+            "      - {{name: svc-{i:02}, cluster: apps, desiredCount: 4}}\n"
+        ));
+    }
+    sb.seed(&format!(
+        "regions:\n  us-east-1:\n    detector: {{runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}}\n    clusters:\n      - name: apps\n        tags: {{GuardDutyManaged: \"true\"}}\n    services:\n{services}"
+    ));
+    let desired = sb.write(
+        "desired.yaml",
+        "version: 1\ntargets: [{region: us-east-1}]\nclusters: [{name: apps, guardDutyManaged: true}]\nreconcile: {interval: 1h}\n",
+    );
+    sb.clear_requests();
+    let daemon = Daemon::start(&sb, &desired, &["--dry-run"]);
+    let passes = |d: &Daemon| d.metric_sum("guardduty_controller_reconcile_total", "");
+    assert!(daemon.wait_for(Duration::from_secs(30), |d| passes(d) >= 1.0));
+    let first_pass_describes = count(&sb, "DescribeTasks");
+    assert_eq!(
+        first_pass_describes, 2,
+        "200 tasks: two DescribeTasks of 100 on the first pass"
+    );
+    sb.clear_requests();
+    for _ in 0..3 {
+        // SIGHUP: one more pass now.
+        let seen = passes(&daemon);
+        daemon.signal("HUP");
+        assert!(daemon.wait_for(Duration::from_secs(30), |d| passes(d) > seen));
+    }
+    let describe_tasks = count(&sb, "DescribeTasks");
+    let list_tasks = count(&sb, "ListTasks");
+    assert!(
+        list_tasks >= 3 * 2,
+        "tasks are still listed every pass ({list_tasks})"
+    );
+    assert_eq!(
+        describe_tasks, 0,
+        "steady state over 50 services x 4 tasks: no DescribeTasks for tasks already seen"
+    );
+}
+
+fn knobs(sb: &Sandbox, knobs: Value) {
+    ureq::post(&format!("{}/_sandbox/knobs", sb.url))
+        .send(knobs.to_string())
+        .expect("POST /_sandbox/knobs");
+}
+
+#[tokio::test]
+async fn a_failed_rollout_stops_the_wave_and_apply_says_so() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    sandbox_config(&sb, json!({"rolloutSeconds": 1}));
+    // `api` sorts first and its rollout ends FAILED (the circuit breaker).
+    knobs(&sb, json!({"failRollout": ["api"]}));
+    let desired = sb.write(
+        "desired.yaml",
+        &DESIRED.replace(
+            "maxConcurrent: 2",
+            "maxConcurrent: 1, stopOnFailure: true, retryAfter: 0s",
+        ),
+    );
+    let config = desired.to_str().unwrap();
+    let apply = sb.controller(&[
+        "apply",
+        "--config",
+        config,
+        "--output",
+        "json",
+        "--rollout-poll",
+        "1s",
+        "--timeout",
+        "1m",
+    ]);
+    assert_eq!(
+        apply.code, 3,
+        "a FAILED rollout is a failed action: {apply}"
+    );
+    assert_eq!(
+        update_service_calls(&sb),
+        BTreeMap::from([("api".into(), 1)]),
+        "nothing is redeployed after the FAILED rollout"
+    );
+    let out = apply.json();
+    assert_eq!(
+        out["rollouts"],
+        json!([{"cluster": "apps", "service": "api", "state": "FAILED"}])
+    );
+    // A second apply sees the FAILED deployment in AWS and stays halted.
+    let again = sb.controller(&[
+        "apply",
+        "--config",
+        config,
+        "--rollout-poll",
+        "1s",
+        "--timeout",
+        "1m",
+    ]);
+    assert_eq!(again.code, 3, "{again}");
+    assert!(again.stdout.contains("halted"), "{again}");
+    assert_eq!(update_service_calls(&sb).len(), 1);
+}
+
+#[tokio::test]
+async fn retry_after_keeps_a_service_whose_new_tasks_lack_the_agent_from_a_redeploy_storm() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    sandbox_config(&sb, json!({"rolloutSeconds": 1}));
+    // `worker`'s new tasks come up without the agent (no ECR pull permission).
+    knobs(&sb, json!({"agentMissing": ["worker"]}));
+    let desired = sb.write(
+        "desired.yaml",
+        &DESIRED.replace("settleTime: 0s", "settleTime: 0s, retryAfter: 1h"),
+    );
+    let config = desired.to_str().unwrap();
+    let apply = sb.controller(&[
+        "apply",
+        "--config",
+        config,
+        "--rollout-poll",
+        "1s",
+        "--timeout",
+        "1m",
+    ]);
+    assert_eq!(apply.code, 0, "{apply}");
+    for _ in 0..3 {
+        let again = sb.controller(&[
+            "apply",
+            "--config",
+            config,
+            "--rollout-poll",
+            "1s",
+            "--timeout",
+            "1m",
+        ]);
+        assert_eq!(again.code, 0, "{again}");
+        assert!(
+            again.stdout.contains("retryAfter"),
+            "the held service is reported: {again}"
+        );
+    }
+    assert_eq!(
+        update_service_calls(&sb),
+        BTreeMap::from([("api".into(), 1), ("web".into(), 1), ("worker".into(), 1)]),
+        "worker was redeployed once, not on every apply"
+    );
+    let worker_tasks: Vec<Task> = running_tasks(&sb, "apps")
+        .await
+        .into_iter()
+        .filter(|t| t.group == "service:worker")
+        .collect();
+    assert!(
+        worker_tasks.iter().all(|t| !t.agent),
+        "the knob held: {worker_tasks:?}"
+    );
+}
