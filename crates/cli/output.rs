@@ -279,7 +279,7 @@ pub fn status_text(passes: &[TargetPass]) -> String {
     out.push_str(
         "\nSERVICES: services with tasks without the GuardDuty agent; TASKS: their tasks; \
          STANDALONE: standalone tasks without the agent (reported, never stopped). \
-         \"-\": tasks not read (coverage off).\n",
+         \"-\": tasks not read (no rule names the cluster, or its coverage is off).\n",
     );
     out
 }
