@@ -257,6 +257,11 @@ async fn apply_redeploys_the_services_of_a_newly_covered_cluster_until_every_tas
         .filter(|t| !t.group.starts_with("service:"))
         .collect();
     assert_eq!(standalone_after, standalone_before);
+    assert_eq!(
+        count(&sb, "StopTask"),
+        0,
+        "the controller never stops a task"
+    );
     let (status, issue) = coverage_status(&sb, "batch")
         .await
         .expect("batch is covered");

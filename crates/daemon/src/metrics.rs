@@ -492,7 +492,11 @@ mod tests {
             )
         };
         assert_eq!(actions("redeploy_service", "success"), Some(1.0));
-        assert_eq!(actions("redeploy_service", "skipped"), Some(1.0));
+        assert_eq!(
+            actions("redeploy_service", "skipped"),
+            None,
+            "a redeploy the gate holds back is drift, not a skipped action"
+        );
         assert_eq!(actions("tag_cluster", "success"), Some(1.0));
         assert_eq!(sample(&text, "redeploys_in_progress", &[]), Some(2.0));
         assert_eq!(sample(&text, "redeploys_halted", &[]), Some(0.0));
