@@ -6,8 +6,12 @@ A rule set replaces the previous one; rules are tried in order and the first mat
 rule that fires (count not used up, and a draw from `random.Random(seed)` below its
 `fraction`) applies. Every matching rule whose count is not used up draws one number,
 so the same seed and the same sequence of requests fault the same requests. Only signed
-`ecs`, `guardduty` and `tagging` requests are faulted (never control endpoints, seeding
-requests with `x-gec-sandbox-no-log`, or other services)."""
+`ecs`, `guardduty` and `tagging` requests are faulted, and `sts` requests by a rule that
+names `"service": "sts"` (so that `*` rules never break AssumeRole by accident); never
+control endpoints, seeding requests with `x-gec-sandbox-no-log`, or other services.
+A rule may narrow its match to an `account` (the one the request acts in, as logged)
+and to request `params` (e.g. `{"RoleArn": "arn:aws:iam::333333333333:role/x"}`: an
+AssumeRole of that role), to take one account down while the others stay up."""
 
 from __future__ import annotations
 
@@ -15,16 +19,22 @@ import functools
 import random
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .awsreq import REST_SERVICES, AwsError, AwsRequest
 
 SERVICES = {"ecs", "guardduty", "tagging"}
+# Faulted only by a rule that names them (a `*` rule means SERVICES).
+NAMED_ONLY = {"sts"}
+# Query-protocol services: error codes of their own (AWS STS API Reference, Common Errors).
+QUERY_SERVICES = {"sts"}
 ERRORS = {"throttle", "http500", "http503", "accessDenied"}
 KINDS = ERRORS | {"reset", "delay", "failArns"}
 TAGGING_WRITES = {"TagResources", "UntagResources"}
-RULE_KEYS = {"service", "operation", "region", "fault", "count", "fraction", "delaySeconds", "arns"}
+RULE_KEYS = {
+    "service", "operation", "region", "account", "params", "fault", "count", "fraction", "delaySeconds", "arns"
+}
 
 
 class Dropped(ConnectionAbortedError):
@@ -42,6 +52,8 @@ class Rule:
     delay_seconds: float = 0.0
     arns: frozenset[str] = frozenset()
     region: str = "*"  # only requests signed for this region (a whole target "down")
+    account: str = "*"  # only requests acting in this account (as the request log names it)
+    params: dict[str, Any] = field(default_factory=dict)  # only requests with these params
     injected: int = 0
 
     @classmethod
@@ -53,8 +65,17 @@ class Rule:
             raise ValueError(f"unknown rule keys {sorted(unknown)} (known: {sorted(RULE_KEYS)})")
         rule = cls(str(raw.get("service", "*")), str(raw.get("operation", "*")), str(raw.get("fault")))
         rule.region = str(raw.get("region", "*"))
-        if rule.service not in SERVICES | {"*"}:
-            raise ValueError(f"service {rule.service!r}: one of {sorted(SERVICES)} or '*'")
+        if rule.service not in SERVICES | NAMED_ONLY | {"*"}:
+            raise ValueError(f"service {rule.service!r}: one of {sorted(SERVICES | NAMED_ONLY)} or '*'")
+        rule.account = raw.get("account", "*")
+        if not isinstance(rule.account, str) or (
+            rule.account != "*" and not (len(rule.account) == 12 and rule.account.isdigit())
+        ):
+            raise ValueError(f"account {rule.account!r}: a string of 12 digits, or '*'")
+        params = raw.get("params", {})
+        if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+            raise ValueError("params must be an object of request parameter names to values")
+        rule.params = dict(params)
         if rule.fault not in KINDS:
             raise ValueError(f"fault {rule.fault!r}: one of {sorted(KINDS)}")
         if raw.get("count") is not None:
@@ -82,9 +103,15 @@ class Rule:
         return rule
 
     def matches(self, req: AwsRequest) -> bool:
-        if self.service not in ("*", req.service) or self.operation not in ("*", req.operation):
+        if self.service != req.service and (self.service != "*" or req.service in NAMED_ONLY):
             return False
-        if self.region not in ("*", req.region):
+        if self.operation not in ("*", req.operation):
+            return False
+        if self.region not in ("*", req.region) or self.account not in ("*", req.account):
+            return False
+        # A parameter matches when the request has it with this exact value (query-protocol
+        # values arrive as strings, JSON ones as their JSON type).
+        if any(name not in req.params or req.params[name] != value for name, value in self.params.items()):
             return False
         if self.fault == "failArns":  # only a tagging write naming one of the ARNs
             listed = req.params.get("ResourceARNList")
@@ -100,6 +127,10 @@ class Rule:
         out: dict[str, Any] = {"service": self.service, "operation": self.operation, "fault": self.fault}
         if self.region != "*":
             out["region"] = self.region
+        if self.account != "*":
+            out["account"] = self.account
+        if self.params:
+            out["params"] = dict(self.params)
         if self.count is not None:
             out["count"] = self.count
         out["fraction"] = self.fraction
@@ -138,7 +169,7 @@ class Faults:
 
     def pick(self, req: AwsRequest) -> Rule | None:
         """The rule that fires for this request (its counter taken), or None."""
-        if not self.rules or not req.logged or req.service not in SERVICES:
+        if not self.rules or not req.logged or req.service not in SERVICES | NAMED_ONLY:
             return None
         for rule in self.rules:
             if rule.count is not None and rule.injected >= rule.count:
@@ -168,6 +199,8 @@ def inject(rule: Rule, req: AwsRequest, handler: Callable[[AwsRequest], Any] | N
 def error(kind: str, req: AwsRequest) -> AwsError:
     """The error in the service's wire format (status and code; awsreq.error_body puts the
     code in both `x-amzn-ErrorType` and the body's `__type`)."""
+    if req.service in QUERY_SERVICES:
+        return query_error(kind, req)
     rest = req.service in REST_SERVICES  # GuardDuty (REST-JSON) vs ECS/tagging (JSON 1.1)
     if kind == "throttle":
         if rest:
@@ -183,6 +216,24 @@ def error(kind: str, req: AwsRequest) -> AwsError:
         f"because no identity-based policy allows the {action} action"
     )
     return AwsError("AccessDeniedException", message, 403 if rest else 400)
+
+
+def query_error(kind: str, req: AwsRequest) -> AwsError:
+    """STS's codes: `Throttling` (400), `AccessDenied` (403) naming the role it refused
+    (AWS STS API Reference: AssumeRole errors, Common Errors). The body format is
+    awsreq.error_body's."""
+    if kind == "throttle":
+        return AwsError("Throttling", "Rate exceeded", 400)
+    if kind == "http500":
+        return AwsError("InternalFailure", "An internal error occurred. Try again.", 500)
+    if kind == "http503":
+        return AwsError("ServiceUnavailable", "Service is unavailable. Please try again later.", 503)
+    resource = req.params.get("RoleArn", "*")
+    message = (
+        f"User: arn:aws:iam::{req.account}:user/gec-sandbox is not authorized to perform: "
+        f"{req.service}:{req.operation} on resource: {resource}"
+    )
+    return AwsError("AccessDenied", message, 403)
 
 
 def drop_connection(environ: dict[str, Any]) -> None:

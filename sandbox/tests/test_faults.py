@@ -316,7 +316,11 @@ def test_faults_endpoint_replaces_describes_and_clears(sandbox):
     "rule",
     [
         {"fault": "explode"},
-        {"service": "sts", "fault": "throttle"},
+        {"service": "s3", "fault": "throttle"},
+        {"service": "sts", "fault": "failArns", "arns": ["arn:x"]},
+        {"fault": "throttle", "account": "1234"},
+        {"fault": "throttle", "account": 123456789012},
+        {"fault": "throttle", "params": ["RoleArn"]},
         {"fault": "throttle", "colour": "red"},
         {"fault": "throttle", "fraction": 1.5},
         {"fault": "throttle", "count": -1},
@@ -345,3 +349,100 @@ def test_a_region_rule_faults_only_that_region(sandbox):
         boto3.client("ecs", region_name="eu-west-1", **kw).list_clusters()
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
     assert set_faults(sandbox)["rules"] == []
+
+
+# --- one account down: rules scoped by account and request parameters -------------------
+
+ROLE_A = "arn:aws:iam::111111111111:role/gec"
+ROLE_C = "arn:aws:iam::333333333333:role/gec"
+
+
+def assume_role(sandbox, role_arn: str) -> tuple[int, dict[str, str], bytes]:
+    """One signed STS AssumeRole (query protocol): (status, lower-cased headers, raw body)."""
+    from urllib.parse import urlencode
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    body = urlencode({"Action": "AssumeRole", "Version": "2011-06-15", "RoleArn": role_arn,
+                      "RoleSessionName": "test"})
+    request = AWSRequest(method="POST", url=sandbox.url + "/", data=body,
+                         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(boto3.Session().get_credentials(), "sts", "us-east-1").add_auth(request)
+    prepared = request.prepare()
+    url = urlparse(sandbox.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.request("POST", "/", body=prepared.body, headers=dict(prepared.headers))
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_a_params_rule_denies_assume_role_of_one_role_only(sandbox):
+    rule = {"service": "sts", "operation": "AssumeRole", "params": {"RoleArn": ROLE_C}, "fault": "accessDenied"}
+    assert set_faults(sandbox, rule)["rules"] == [{**rule, "fraction": 1.0, "injected": 0}]
+    status, _, body = assume_role(sandbox, ROLE_C)
+    assert status == 403 and b"AccessDenied" in body
+    assert f"sts:AssumeRole on resource: {ROLE_C}".encode() in body
+    status, _, body = assume_role(sandbox, ROLE_A)  # another role of the same call: assumed
+    assert status == 200 and b"<AccessKeyId>" in body
+    sts = boto3.client("sts", endpoint_url=sandbox.url, region_name="us-east-1")
+    assert sts.get_caller_identity()["Account"] == ACCOUNT  # other STS calls: not matched
+    assert [(r["service"], r["operation"], r["status"], r.get("fault"), r["params"].get("RoleArn"))
+            for r in sandbox.requests()] == [
+        ("sts", "AssumeRole", 403, "accessDenied", ROLE_C),
+        ("sts", "AssumeRole", 200, None, ROLE_A),
+        ("sts", "GetCallerIdentity", 200, None, None),
+    ]
+    assert sandbox.call("GET", "faults")["rules"][0]["injected"] == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="awsreq.error_body answers every error in JSON; STS speaks the query protocol, "
+    "whose errors are XML <ErrorResponse><Error><Code>: render those there, then drop this mark",
+)
+def test_sts_fault_answers_are_in_the_query_protocols_xml(sandbox):
+    set_faults(sandbox, {"service": "sts", "operation": "AssumeRole", "params": {"RoleArn": ROLE_C},
+                         "fault": "accessDenied"})
+    sts = boto3.client("sts", endpoint_url=sandbox.url, region_name="us-east-1",
+                       config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+    with pytest.raises(ClientError) as excinfo:
+        sts.assume_role(RoleArn=ROLE_C, RoleSessionName="boto3")
+    assert error_code(excinfo) == ("AccessDenied", 403)
+
+
+@pytest.mark.parametrize(
+    "kind, status, code",
+    [("throttle", 400, "Throttling"), ("http500", 500, "InternalFailure"), ("http503", 503, "ServiceUnavailable")],
+)
+def test_sts_faults_use_sts_error_codes(sandbox, kind, status, code):
+    set_faults(sandbox, {"service": "sts", "operation": "AssumeRole", "fault": kind})
+    got_status, _, body = assume_role(sandbox, ROLE_A)
+    assert got_status == status and code.encode() in body
+
+
+def test_an_account_rule_faults_only_requests_acting_in_that_account(sandbox):
+    other = sandbox.client("ecs", account="111111111111")  # assumed before the rule
+    set_faults(sandbox, {"service": "ecs", "account": "111111111111", "fault": "throttle"})
+    with pytest.raises(ClientError) as excinfo:
+        other.list_clusters()
+    assert excinfo.value.response["Error"]["Code"] == "ThrottlingException"
+    assert client(sandbox, "ecs").list_clusters()["clusterArns"] == []
+    assert [(r["account"], r.get("fault")) for r in sandbox.requests("ecs")][-2:] == [
+        ("111111111111", "throttle"),
+        (ACCOUNT, None),
+    ]
+
+
+def test_a_params_rule_matches_json_values_exactly(sandbox):
+    ecs = client(sandbox, "ecs")
+    set_faults(sandbox, {"service": "ecs", "operation": "CreateCluster", "params": {"clusterName": "b"},
+                         "fault": "http500"})
+    ecs.create_cluster(clusterName="a")
+    with pytest.raises(ClientError):
+        ecs.create_cluster(clusterName="b")
+    ecs.list_clusters()  # no clusterName param: not matched
+    assert [r.get("fault") for r in sandbox.requests("ecs")] == [None, "http500", None]

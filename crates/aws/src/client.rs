@@ -5,10 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_config::identity::IdentityCache;
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ecs::config::retry::RetryPartition;
 use gec_model::desired::Target;
 
 use crate::workload::TaskCache;
@@ -113,9 +115,37 @@ impl AwsContext {
         client
     }
 
+    /// Makes the clients of one target.
+    ///
+    /// # Guarantees
+    /// - Credentials: with `roleArn`, an [`AssumeRoleProvider`] (with `externalId` when
+    ///   given) behind this target's own lazy identity cache. `AssumeRoleProvider` itself
+    ///   caches nothing (aws-config `sts::assume_role`, test
+    ///   `provider_does_not_cache_credentials_by_default`); the lazy cache keeps the
+    ///   credentials and loads new ones once they are within its buffer time of expiring
+    ///   (docs.rs aws-smithy-runtime `LazyCacheBuilder::buffer_time`: "amount of time before
+    ///   the actual identity expiration time where the identity is considered expired",
+    ///   10 s by default), so one AssumeRole serves the target's three clients until then.
+    ///   The cache is the target's own: the SDK's default cache is one per `SdkConfig`,
+    ///   shared by every target made from it, and evicts above 64 credential providers
+    ///   (`LazyCacheBuilder::max_partitions`), which a fleet of accounts x regions passes.
+    /// - Retries: each client has the retry partition [`retry_partition_name`] (service and
+    ///   target label), so each has its own retry token bucket. The SDK's default partition
+    ///   is per service and region (`ecs-us-east-1`), so without this one throttled account
+    ///   would empty the retry quota of every account in that region (docs.rs
+    ///   aws-smithy-runtime `RetryPartition`: "default partitions with the same name share
+    ///   the same token bucket").
+    ///
+    /// # Caveats
+    /// The STS client inside `AssumeRoleProvider` keeps the SDK's default partition
+    /// (`sts-<region>`): its builder takes an `SdkConfig`, which has no retry partition.
     async fn new_target(&self, target: &Target) -> TargetClient {
         let region = Region::new(target.region.clone());
-        let mut config = self.base.to_builder().region(region.clone());
+        let mut config = self
+            .base
+            .to_builder()
+            .region(region.clone())
+            .identity_cache(IdentityCache::lazy().build());
         if let Some(role_arn) = &target.role_arn {
             let mut builder = AssumeRoleProvider::builder(role_arn.clone())
                 .session_name(SESSION_NAME)
@@ -129,28 +159,47 @@ impl AwsContext {
                 aws_sdk_ecs::config::SharedCredentialsProvider::new(provider),
             );
         }
-        let config = config.build();
-        let mut ecs = aws_sdk_ecs::config::Builder::from(&config);
-        let mut guardduty = aws_sdk_guardduty::config::Builder::from(&config);
-        let mut tagging = aws_sdk_resourcegroupstagging::config::Builder::from(&config);
-        if let Some(m) = self.metrics.as_ref().map(AwsMetrics::interceptor) {
-            ecs = ecs.interceptor(m.clone());
-            guardduty = guardduty.interceptor(m.clone());
-            tagging = tagging.interceptor(m);
-        }
-        TargetClient {
-            region: target.region.clone(),
-            account_hint: target
-                .role_arn
-                .as_deref()
-                .and_then(gec_model::desired::account_of_arn)
-                .map(str::to_owned),
-            ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
-            guardduty: aws_sdk_guardduty::Client::from_conf(guardduty.build()),
-            tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging.build()),
-            tasks: TaskCache::default(),
-        }
+        target_client(&config.build(), target, self.metrics.as_ref())
     }
+}
+
+/// The clients of one target, from its finished SDK configuration.
+fn target_client(
+    config: &SdkConfig,
+    target: &Target,
+    metrics: Option<&AwsMetrics>,
+) -> TargetClient {
+    let label = target.label();
+    let partition = |service: &str| RetryPartition::new(retry_partition_name(service, &label));
+    let mut ecs = aws_sdk_ecs::config::Builder::from(config).retry_partition(partition("ecs"));
+    let mut guardduty =
+        aws_sdk_guardduty::config::Builder::from(config).retry_partition(partition("guardduty"));
+    let mut tagging = aws_sdk_resourcegroupstagging::config::Builder::from(config)
+        .retry_partition(partition("tagging"));
+    if let Some(m) = metrics.map(AwsMetrics::interceptor) {
+        ecs = ecs.interceptor(m.clone());
+        guardduty = guardduty.interceptor(m.clone());
+        tagging = tagging.interceptor(m);
+    }
+    TargetClient {
+        region: target.region.clone(),
+        account_hint: target
+            .role_arn
+            .as_deref()
+            .and_then(gec_model::desired::account_of_arn)
+            .map(str::to_owned),
+        ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
+        guardduty: aws_sdk_guardduty::Client::from_conf(guardduty.build()),
+        tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging.build()),
+        tasks: TaskCache::default(),
+    }
+}
+
+/// The retry partition of one service's client for one target, e.g.
+/// `gec-ecs-111111111111/us-east-1`: unique per target (targets have unique labels, the
+/// desired state refuses duplicates), so that every target has its own retry token bucket.
+pub(crate) fn retry_partition_name(service: &str, target_label: &str) -> String {
+    format!("gec-{service}-{target_label}")
 }
 
 /// The SDK clients of one target. Cheap to clone.
@@ -169,5 +218,79 @@ impl TargetClient {
     /// The target's region.
     pub fn region(&self) -> &str {
         &self.region
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(region: &str, role_arn: Option<&str>) -> Target {
+        Target {
+            region: region.to_owned(),
+            role_arn: role_arn.map(str::to_owned),
+            external_id: None,
+        }
+    }
+
+    #[test]
+    fn each_target_has_its_own_retry_partition_per_service() {
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .build();
+        // (label, target, the partitions of its ecs, guardduty and tagging clients)
+        let rows = [
+            (
+                "own credentials",
+                target("us-east-1", None),
+                [
+                    "gec-ecs-us-east-1",
+                    "gec-guardduty-us-east-1",
+                    "gec-tagging-us-east-1",
+                ],
+            ),
+            (
+                "a role in one account",
+                target("us-east-1", Some("arn:aws:iam::111111111111:role/gec")),
+                [
+                    "gec-ecs-111111111111/us-east-1",
+                    "gec-guardduty-111111111111/us-east-1",
+                    "gec-tagging-111111111111/us-east-1",
+                ],
+            ),
+            (
+                "the same region in another account",
+                target("us-east-1", Some("arn:aws:iam::222222222222:role/gec")),
+                [
+                    "gec-ecs-222222222222/us-east-1",
+                    "gec-guardduty-222222222222/us-east-1",
+                    "gec-tagging-222222222222/us-east-1",
+                ],
+            ),
+        ];
+        for (label, t, want) in rows {
+            let client = target_client(&config, &t, None);
+            // `Config::retry_partition` is marked unstable by the SDK; if it goes away,
+            // `retry_partition_name` is what is left to check.
+            let got = [
+                client
+                    .ecs
+                    .config()
+                    .retry_partition()
+                    .map(ToString::to_string),
+                client
+                    .guardduty
+                    .config()
+                    .retry_partition()
+                    .map(ToString::to_string),
+                client
+                    .tagging
+                    .config()
+                    .retry_partition()
+                    .map(ToString::to_string),
+            ];
+            assert_eq!(got, want.map(|w| Some(w.to_owned())), "{label}");
+        }
     }
 }

@@ -8,9 +8,10 @@ use marked_yaml::{LoaderOptions, Node};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::targets::{check_targets, entry_ok};
 use super::validate::{validate, Seg};
 use super::{
-    ClusterRule, DesiredState, DetectorSpec, ReconcileSpec, RedeploySpec, SafetySpec, Target,
+    ClusterRule, DesiredState, DetectorSpec, ReconcileSpec, RedeploySpec, SafetySpec,
     UnmatchedPolicy,
 };
 
@@ -205,7 +206,7 @@ fn check_sections(root: &Node, text: &str) -> Checked {
         let path = [Seg::Key(name.to_owned())];
         let found = match name {
             "version" => check::<u32>(value, &path, text),
-            "targets" => check_list::<Target>(value, &path, text),
+            "targets" => check_targets(value, &path, text),
             "detector" => check::<DetectorSpec>(value, &path, text),
             "clusters" => check_list::<ClusterRule>(value, &path, text),
             "unmatchedClusters" => check::<UnmatchedPolicy>(value, &path, text),
@@ -226,7 +227,7 @@ fn check_sections(root: &Node, text: &str) -> Checked {
         }
         checked.errors.extend(found);
         checked.broken.insert(name.to_owned());
-        prune(&mut checked, name, value);
+        prune(&mut checked, name, value, text);
     }
     if let Some(map) = checked.pruned.as_mapping_mut() {
         if !map.contains_key("version") {
@@ -241,12 +242,13 @@ fn check_sections(root: &Node, text: &str) -> Checked {
 
 /// Drops a failed section, or only the failed items of a list section, from the pruned
 /// document.
-fn prune(checked: &mut Checked, name: &str, value: &Node) {
+fn prune(checked: &mut Checked, name: &str, value: &Node, text: &str) {
     let Some(map) = checked.pruned.as_mapping_mut() else {
         return;
     };
     let list_item_ok = |item: &Node| match name {
-        "targets" => marked_yaml::from_node::<Target>(item).is_ok(),
+        // An entry with a mistake of its own may not expand: drop it.
+        "targets" => entry_ok(item, text),
         "clusters" => marked_yaml::from_node::<ClusterRule>(item).is_ok(),
         _ => false,
     };
@@ -315,7 +317,11 @@ fn empty_values(root: &Node) -> HashMap<(usize, usize), (usize, usize)> {
     out
 }
 
-fn check<T: DeserializeOwned>(node: &Node, path: &[Seg], text: &str) -> Vec<ConfigError> {
+pub(super) fn check<T: DeserializeOwned>(
+    node: &Node,
+    path: &[Seg],
+    text: &str,
+) -> Vec<ConfigError> {
     let first = match marked_yaml::from_node::<T>(node) {
         Ok(_) => return Vec::new(),
         Err(e) => node_error(node, path, &e, text),
@@ -345,12 +351,24 @@ fn check<T: DeserializeOwned>(node: &Node, path: &[Seg], text: &str) -> Vec<Conf
     errors
 }
 
+/// The items of a list section: an empty value is an empty list, anything else that is
+/// not a list is a mistake.
+pub(super) fn list_items<'a>(node: &'a Node, path: &[Seg]) -> Result<&'a [Node], Vec<ConfigError>> {
+    match node.as_sequence() {
+        Some(items) => Ok(items),
+        None if node.as_scalar().is_some_and(|s| s.as_str().is_empty()) => Ok(&[]),
+        None => Err(vec![at_node(
+            node,
+            &Seg::render(path),
+            "expected a list".into(),
+        )]),
+    }
+}
+
 fn check_list<T: DeserializeOwned>(node: &Node, path: &[Seg], text: &str) -> Vec<ConfigError> {
-    let Some(items) = node.as_sequence() else {
-        if node.as_scalar().is_some_and(|s| s.as_str().is_empty()) {
-            return Vec::new();
-        }
-        return vec![at_node(node, &Seg::render(path), "expected a list".into())];
+    let items = match list_items(node, path) {
+        Ok(items) => items,
+        Err(errors) => return errors,
     };
     if path.first() == Some(&Seg::Key("clusters".into())) && items.len() > MAX_RULES {
         return vec![at_node(
@@ -492,7 +510,7 @@ fn at_path(root: &Node, path: &[Seg], message: String) -> ConfigError {
     at_node(node, &Seg::render(path), message)
 }
 
-fn at_node(node: &Node, path: &str, message: String) -> ConfigError {
+pub(super) fn at_node(node: &Node, path: &str, message: String) -> ConfigError {
     ConfigError {
         message,
         ..at_span(node.span(), path)

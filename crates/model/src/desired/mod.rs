@@ -2,6 +2,7 @@
 
 mod duration;
 mod load;
+mod targets;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::DurationSpec;
 pub use load::{json_schema, parse, ConfigError, ConfigErrors, MAX_FILE_BYTES, MAX_RULES};
+pub use targets::{AccountRef, AccountsTarget, ExpandError, TargetEntry};
 pub use validate::parse_hhmm;
 
 /// The whole desired-state document.
@@ -20,7 +22,13 @@ pub use validate::parse_hhmm;
 pub struct DesiredState {
     /// Format version; must be 1.
     pub version: u32,
-    /// One entry per (account, region) to reconcile; at least one.
+    /// What to reconcile: `{region, roleArn?, externalId?}` for one (account, region), or
+    /// `{regions, accounts, roleName?, externalId?}` for every listed account in every
+    /// listed region; at least one.
+    // The file holds `TargetEntry`s; reading it expands them in file order, so this holds
+    // one `Target` per (account, region) and the engine never sees the entry form.
+    #[serde(deserialize_with = "targets::deserialize")]
+    #[schemars(with = "Vec<TargetEntry>")]
     pub targets: Vec<Target>,
     /// GuardDuty detector features this controller owns.
     #[serde(default)]

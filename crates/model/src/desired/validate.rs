@@ -1,6 +1,6 @@
 //! Checks a well-typed desired state for mistakes the types cannot express.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::{DesiredState, ManagedTag, Window};
 
@@ -85,36 +85,11 @@ pub(crate) fn validate(d: &DesiredState) -> Vec<(Vec<Seg>, String)> {
     p.0
 }
 
+/// Each entry's values and duplicate targets are checked on the entries as written
+/// (`targets.rs`); what is left is whether there is any target at all.
 fn validate_targets(d: &DesiredState, p: &mut Problems) {
     if d.targets.is_empty() {
         p.add(&[&"targets"], "at least one target is required");
-    }
-    let mut seen = BTreeSet::new();
-    for (i, t) in d.targets.iter().enumerate() {
-        if !looks_like_region(&t.region) {
-            p.add(
-                &[&"targets", &i, &"region"],
-                format!("{:?} is not an AWS region name like us-east-1", t.region),
-            );
-        }
-        if let Some(role) = &t.role_arn {
-            if !looks_like_role_arn(role) {
-                p.add(
-                    &[&"targets", &i, &"roleArn"],
-                    format!(
-                        "{role:?} is not an IAM role ARN like arn:aws:iam::111111111111:role/name"
-                    ),
-                );
-            }
-        } else if t.external_id.is_some() {
-            p.add(&[&"targets", &i, &"externalId"], "externalId needs roleArn");
-        }
-        if !seen.insert((t.region.as_str(), t.role_arn.as_deref())) {
-            p.add(
-                &[&"targets", &i],
-                "duplicate target (same region and roleArn)",
-            );
-        }
     }
 }
 
@@ -247,7 +222,7 @@ pub fn parse_hhmm(text: &str) -> Option<u16> {
     }
 }
 
-fn looks_like_region(r: &str) -> bool {
+pub(super) fn looks_like_region(r: &str) -> bool {
     let parts: Vec<&str> = r.split('-').collect();
     parts.len() >= 3
         && parts.iter().all(|p| {
@@ -260,7 +235,7 @@ fn looks_like_region(r: &str) -> bool {
             .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
-fn looks_like_role_arn(arn: &str) -> bool {
+pub(super) fn looks_like_role_arn(arn: &str) -> bool {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     parts.len() == 6
         && parts[0] == "arn"

@@ -1,0 +1,471 @@
+//! The `targets` list as written: single (account, region) entries and `accounts` entries
+//! that expand over regions; checked on the entries so that mistakes point into the file.
+
+use std::collections::BTreeMap;
+
+use marked_yaml::Node;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::load::{at_node, check, list_items, ConfigError};
+use super::validate::{looks_like_region, looks_like_role_arn, Seg};
+use super::{account_of_arn, Target};
+
+/// One entry of `targets` as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TargetEntry {
+    /// One (account, region): `{region, roleArn?, externalId?}`.
+    Single(Target),
+    /// Every listed account in every listed region.
+    Accounts(AccountsTarget),
+}
+
+/// Many accounts reached by AssumeRole, each in every listed region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountsTarget {
+    /// Regions every listed account is reconciled in.
+    #[schemars(length(min = 1))]
+    pub regions: Vec<String>,
+    /// The accounts; each one becomes a target in every region, in file order.
+    #[schemars(length(min = 1))]
+    pub accounts: Vec<AccountRef>,
+    /// Role assumed in accounts without `roleArn`: `arn:aws:iam::<id>:role/<roleName>`
+    /// (`aws-cn` / `aws-us-gov` for China / GovCloud regions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_name: Option<String>,
+    /// External id for the AssumeRole call of every account of this entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// One account of an `accounts` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountRef {
+    /// The 12-digit account id, as a quoted string.
+    #[schemars(pattern(r"^[0-9]{12}$"))]
+    pub id: String,
+    /// Role to assume in this account (it must be in account `id`); default: the entry's
+    /// `roleName`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+/// Why an entry cannot be turned into targets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExpandError {
+    /// An account has no `roleArn` and its entry no `roleName`.
+    #[error("account {account} has no roleArn and its entry no roleName")]
+    NoRole {
+        /// The account id.
+        account: String,
+    },
+}
+
+impl TargetEntry {
+    /// The targets this entry stands for, in file order: an `accounts` entry gives each
+    /// account in turn, in every region.
+    ///
+    /// # Errors
+    /// An account without a role to assume (never for an entry that passed `parse`).
+    pub fn expand(&self) -> Result<Vec<Target>, ExpandError> {
+        match self {
+            TargetEntry::Single(t) => Ok(vec![t.clone()]),
+            TargetEntry::Accounts(a) => {
+                let mut out = Vec::with_capacity(a.accounts.len() * a.regions.len());
+                for account in &a.accounts {
+                    for region in &a.regions {
+                        let role_arn = account
+                            .role_arn_in(a.role_name.as_deref(), region)
+                            .ok_or_else(|| ExpandError::NoRole {
+                                account: account.id.clone(),
+                            })?;
+                        out.push(Target {
+                            region: region.clone(),
+                            role_arn: Some(role_arn),
+                            external_id: a.external_id.clone(),
+                        });
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl AccountRef {
+    /// The role assumed in this account for `region`: its own `roleArn`, else one built
+    /// from the entry's `roleName`.
+    fn role_arn_in(&self, role_name: Option<&str>, region: &str) -> Option<String> {
+        self.role_arn.clone().or_else(|| {
+            role_name
+                .map(|name| format!("arn:{}:iam::{}:role/{name}", partition_of(region), self.id))
+        })
+    }
+}
+
+/// The ARN partition of a region.
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// `deserialize_with` of `DesiredState::targets`: reads either entry form and expands it.
+pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Target>, D::Error> {
+    let entries = Vec::<TargetEntry>::deserialize(d)?;
+    let mut out = Vec::new();
+    for entry in &entries {
+        out.extend(entry.expand().map_err(serde::de::Error::custom)?);
+    }
+    Ok(out)
+}
+
+/// Checks the `targets` list: each entry's keys and types, its values, and duplicate
+/// (account, region) pairs across all entries.
+pub(super) fn check_targets(node: &Node, path: &[Seg], text: &str) -> Vec<ConfigError> {
+    let items = match list_items(node, path) {
+        Ok(items) => items,
+        Err(errors) => return errors,
+    };
+    let mut errors = Vec::new();
+    let mut seen = Seen::default();
+    for (i, item) in items.iter().enumerate() {
+        let mut item_path = path.to_vec();
+        item_path.push(Seg::Index(i));
+        let (found, entry) = check_entry(item, &item_path, text);
+        errors.extend(found);
+        if let Some(entry) = entry {
+            for (rel, message) in seen.add(i, &entry) {
+                errors.push(at_rel(item, &item_path, &rel, message));
+            }
+        }
+    }
+    errors
+}
+
+/// Whether one `targets` item has no mistake of its own (duplicates aside), so that it
+/// can be expanded.
+pub(super) fn entry_ok(item: &Node, text: &str) -> bool {
+    check_entry(item, &[], text).0.is_empty()
+}
+
+/// The mistakes of one entry, and the entry when its keys and types are right.
+fn check_entry(item: &Node, path: &[Seg], text: &str) -> (Vec<ConfigError>, Option<TargetEntry>) {
+    let many = item
+        .as_mapping()
+        .is_some_and(|m| m.contains_key("accounts") || m.contains_key("regions"));
+    if !many {
+        let errors = check::<Target>(item, path, text);
+        if !errors.is_empty() {
+            return (errors, None);
+        }
+        return match marked_yaml::from_node::<Target>(item) {
+            Ok(t) => {
+                let errors = problems(item, path, single_problems(&t));
+                (errors, Some(TargetEntry::Single(t)))
+            }
+            Err(_) => (Vec::new(), None),
+        };
+    }
+    let mut errors = check::<AccountsTarget>(item, path, text);
+    // An unquoted id still reads as a string here: report it, and the values too.
+    let mut unquoted = Vec::new();
+    // serde stops at the first mistake of the `accounts` list: check each account too.
+    let accounts = item
+        .as_mapping()
+        .and_then(|m| m.get("accounts"))
+        .and_then(Node::as_sequence)
+        .map_or(&[][..], |s| &s[..]);
+    for (j, account) in accounts.iter().enumerate() {
+        let mut account_path = path.to_vec();
+        account_path.extend([key("accounts"), Seg::Index(j)]);
+        errors.extend(check::<AccountRef>(account, &account_path, text));
+        unquoted.extend(quoted_id(account, &account_path));
+    }
+    if !errors.is_empty() {
+        errors.extend(unquoted);
+        return (errors, None);
+    }
+    match marked_yaml::from_node::<AccountsTarget>(item) {
+        Ok(a) => {
+            unquoted.extend(problems(item, path, accounts_problems(&a)));
+            (unquoted, Some(TargetEntry::Accounts(a)))
+        }
+        Err(_) => (unquoted, None),
+    }
+}
+
+/// An account id written as a plain YAML number: other YAML tools (and the JSON Schema)
+/// read it as a number, and a leading zero would be lost.
+fn quoted_id(account: &Node, path: &[Seg]) -> Option<ConfigError> {
+    let node = account.as_mapping()?.get("id")?;
+    let id = node.as_scalar()?;
+    let digits = id.as_str();
+    if !id.may_coerce() || digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut id_path = path.to_vec();
+    id_path.push(key("id"));
+    let message = format!(
+        "account id {digits} is a YAML number: quote it, id: \"{digits}\" \
+         (unquoted digits are a number, and a leading zero is lost)"
+    );
+    Some(at_node(node, &Seg::render(&id_path), message))
+}
+
+/// A problem found in an entry: the path below the entry, and the message.
+type Problem = (Vec<Seg>, String);
+
+fn key(k: &str) -> Seg {
+    Seg::Key(k.to_owned())
+}
+
+fn single_problems(t: &Target) -> Vec<Problem> {
+    let mut p = Vec::new();
+    if !looks_like_region(&t.region) {
+        p.push((
+            vec![key("region")],
+            format!("{:?} is not an AWS region name like us-east-1", t.region),
+        ));
+    }
+    match &t.role_arn {
+        Some(role) if !looks_like_role_arn(role) => {
+            p.push((vec![key("roleArn")], not_a_role(role)))
+        }
+        Some(_) => {}
+        None if t.external_id.is_some() => {
+            p.push((vec![key("externalId")], "externalId needs roleArn".into()));
+        }
+        None => {}
+    }
+    p
+}
+
+fn not_a_role(role: &str) -> String {
+    format!("{role:?} is not an IAM role ARN like arn:aws:iam::111111111111:role/name")
+}
+
+fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
+    let mut p = Vec::new();
+    if a.regions.is_empty() {
+        p.push((vec![key("regions")], "list at least one region".into()));
+    }
+    let mut regions: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut partition: Option<(&str, &str)> = None;
+    for (k, region) in a.regions.iter().enumerate() {
+        let at = vec![key("regions"), Seg::Index(k)];
+        if !looks_like_region(region) {
+            p.push((
+                at,
+                format!("{region:?} is not an AWS region name like us-east-1"),
+            ));
+            continue;
+        }
+        if let Some(first) = regions.insert(region, k) {
+            regions.insert(region, first);
+            p.push((
+                at,
+                format!("duplicate region {region} (first at regions[{first}])"),
+            ));
+            continue;
+        }
+        match partition {
+            None => partition = Some((region, partition_of(region))),
+            Some((other, part)) if part != partition_of(region) => p.push((
+                at,
+                format!(
+                    "{region} is in partition {}, {other} in {part}: an account lives in one \
+                     partition, so list regions of one partition per entry",
+                    partition_of(region)
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    if a.accounts.is_empty() {
+        p.push((vec![key("accounts")], "list at least one account".into()));
+    }
+    if let Some(name) = &a.role_name {
+        if let Some(why) = bad_role_name(name) {
+            p.push((vec![key("roleName")], why));
+        }
+    }
+    let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+    for (j, account) in a.accounts.iter().enumerate() {
+        let at = |k: &str| vec![key("accounts"), Seg::Index(j), key(k)];
+        let id = account.id.as_str();
+        if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
+            p.push((at("id"), format!("{id:?} is not a 12-digit AWS account id")));
+        } else if let Some(first) = ids.insert(id, j) {
+            ids.insert(id, first);
+            p.push((
+                at("id"),
+                format!("duplicate account {id} (first at accounts[{first}])"),
+            ));
+        }
+        match &account.role_arn {
+            Some(role) if !looks_like_role_arn(role) => p.push((at("roleArn"), not_a_role(role))),
+            Some(role) => {
+                let owner = account_of_arn(role).unwrap_or_default();
+                if owner != id {
+                    p.push((
+                        at("roleArn"),
+                        format!("the role is in account {owner}, not in this account ({id})"),
+                    ));
+                }
+            }
+            None if a.role_name.is_none() => p.push((
+                vec![key("accounts"), Seg::Index(j)],
+                format!(
+                    "no role to assume in account {id}: give the account a roleArn, or the \
+                     entry a roleName"
+                ),
+            )),
+            None => {}
+        }
+    }
+    p
+}
+
+/// Why a `roleName` is not an IAM role name (an optional `path/` allowed), if it is not.
+fn bad_role_name(name: &str) -> Option<String> {
+    if name.starts_with("arn:") {
+        return Some(format!(
+            "{name:?} is an ARN: roleName is the name only (give full ARNs as each account's roleArn)"
+        ));
+    }
+    let last = name.rsplit('/').next().unwrap_or_default();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c);
+    if last.is_empty() || last.len() > 64 || name.starts_with('/') || !name.chars().all(allowed) {
+        return Some(format!(
+            "{name:?} is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)"
+        ));
+    }
+    None
+}
+
+/// Every (account, region) seen so far, with where it was first listed.
+#[derive(Default)]
+struct Seen {
+    /// (account, or `None` for the controller's own credentials; region) -> where.
+    pairs: BTreeMap<(Option<String>, String), String>,
+}
+
+impl Seen {
+    /// Records an entry's pairs; returns a problem (below the entry) for each place that
+    /// repeats pairs listed before, naming the regions and where they were first.
+    fn add(&mut self, index: usize, entry: &TargetEntry) -> Vec<Problem> {
+        // (path below the entry, its account, its regions)
+        let places: Vec<(Vec<Seg>, Option<String>, Vec<&str>)> = match entry {
+            TargetEntry::Single(t) => vec![(
+                Vec::new(),
+                t.role_arn
+                    .as_deref()
+                    .and_then(account_of_arn)
+                    .map(str::to_owned),
+                vec![t.region.as_str()],
+            )],
+            TargetEntry::Accounts(a) => {
+                // Repeats inside the entry are reported on their own (accounts_problems).
+                let mut regions: Vec<&str> = Vec::new();
+                for region in &a.regions {
+                    if !regions.contains(&region.as_str()) {
+                        regions.push(region);
+                    }
+                }
+                let mut ids: Vec<&str> = Vec::new();
+                let mut places = Vec::new();
+                for (j, account) in a.accounts.iter().enumerate() {
+                    if ids.contains(&account.id.as_str()) {
+                        continue;
+                    }
+                    ids.push(&account.id);
+                    places.push((
+                        vec![key("accounts"), Seg::Index(j)],
+                        Some(account.id.clone()),
+                        regions.clone(),
+                    ));
+                }
+                places
+            }
+        };
+        let mut problems = Vec::new();
+        for (rel, account, regions) in places {
+            let here = format!("targets[{index}]{}", suffix(&rel));
+            let mut repeated: Vec<&str> = Vec::new();
+            let mut firsts: Vec<String> = Vec::new();
+            for region in regions {
+                let pair = (account.clone(), region.to_owned());
+                match self.pairs.get(&pair) {
+                    Some(first) => {
+                        repeated.push(region);
+                        if !firsts.contains(first) {
+                            firsts.push(first.clone());
+                        }
+                    }
+                    None => {
+                        self.pairs.insert(pair, here.clone());
+                    }
+                }
+            }
+            if repeated.is_empty() {
+                continue;
+            }
+            let regions = repeated.join(", ");
+            let what = match &account {
+                Some(id) => format!("account {id} in {regions}"),
+                None => format!("{regions} with the controller's own credentials"),
+            };
+            problems.push((
+                rel,
+                format!(
+                    "duplicate target: {what} is already listed at {}",
+                    firsts.join(", ")
+                ),
+            ));
+        }
+        problems
+    }
+}
+
+/// `.accounts[1]` for a path below an entry.
+fn suffix(rel: &[Seg]) -> String {
+    let rendered = Seg::render(rel);
+    if rendered.is_empty() || rendered.starts_with('[') {
+        rendered
+    } else {
+        format!(".{rendered}")
+    }
+}
+
+fn problems(item: &Node, path: &[Seg], found: Vec<Problem>) -> Vec<ConfigError> {
+    found
+        .into_iter()
+        .map(|(rel, message)| at_rel(item, path, &rel, message))
+        .collect()
+}
+
+/// An error at a path below an entry's node (at the deepest node that exists).
+fn at_rel(item: &Node, path: &[Seg], rel: &[Seg], message: String) -> ConfigError {
+    let mut node = item;
+    for seg in rel {
+        let next = match seg {
+            Seg::Key(k) => node.as_mapping().and_then(|m| m.get(k.as_str())),
+            Seg::Index(i) => node.as_sequence().and_then(|s| s.get(*i)),
+        };
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    let mut full = path.to_vec();
+    full.extend_from_slice(rel);
+    at_node(node, &Seg::render(&full), message)
+}
