@@ -298,10 +298,9 @@ async fn an_account_whose_role_cannot_be_assumed_fails_alone_and_the_others_conv
     };
     let account = |a: &Value| a["account"].as_str().unwrap_or_default().to_owned();
     // What the errors of the failed account's targets must say. AssumeRole fails inside
-    // the SDK's credentials provider, before the ECS request is sent, so the SDK reports
-    // a dispatch failure of the ECS call, which crates/aws/src/error.rs classifies as
-    // `transient` today. The STS answer says AccessDenied: once error.rs looks into a
-    // credentials failure for the STS error code, this becomes `access_denied`.
+    // the SDK's credentials provider, before the ECS request is sent: the SDK reports a
+    // dispatch failure of the ECS call, and crates/aws/src/error.rs finds STS's
+    // AccessDenied in its source chain.
     let check_errors = |errors: &Value, what: &str| {
         assert_eq!(
             pairs(errors, error_target),
@@ -309,7 +308,7 @@ async fn an_account_whose_role_cannot_be_assumed_fails_alone_and_the_others_conv
             "{what}: exactly the failed account's targets, both regions: {errors}"
         );
         for e in errors.as_array().unwrap() {
-            assert_eq!(e["kind"], "transient", "{what}: {e}");
+            assert_eq!(e["kind"], "access_denied", "{what}: {e}");
             let message = e["message"].as_str().unwrap_or_default();
             assert!(
                 message.contains("credentials"),

@@ -119,8 +119,9 @@ pub fn plan_text(passes: &[TargetPass]) -> String {
             .as_ref()
             .and_then(|p| p.clusters.first())
             .and_then(|c| c.target.account.clone());
-        let _ = write!(out, "Target {}", pass.target.region);
-        if let Some(a) = account {
+        let label = pass.target.label();
+        let _ = write!(out, "Target {label}");
+        if let Some(a) = account.filter(|a| !label.starts_with(a.as_str())) {
             let _ = write!(out, " (account {a})");
         }
         out.push('\n');

@@ -118,9 +118,25 @@ def json_body(service: str, status: int, payload: Any) -> tuple[int, list[tuple[
     return status, headers, json.dumps(payload).encode()
 
 
+# Services on the query protocol: their errors are XML `<ErrorResponse>` documents.
+QUERY_SERVICES = {"sts"}
+
+
 def error_body(service: str, err: AwsError) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Both the `x-amzn-ErrorType` header and `__type` in the body name the error:
-    the Rust SDK reads the header first, boto3 reads either."""
+    """JSON protocols: both the `x-amzn-ErrorType` header and `__type` in the body name the
+    error (the Rust SDK reads the header first, boto3 reads either). Query protocol (STS):
+    `<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>`."""
+    if service in QUERY_SERVICES:
+        from xml.sax.saxutils import escape
+
+        kind = "Receiver" if err.status >= 500 else "Sender"
+        xml = (
+            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f"<Error><Type>{kind}</Type><Code>{escape(err.code)}</Code>"
+            f"<Message>{escape(err.message)}</Message></Error>"
+            f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+        )
+        return err.status, [("Content-Type", "text/xml")], xml.encode()
     status, headers, body = json_body(service, err.status, {"__type": err.code, "message": err.message})
     return status, headers + [("x-amzn-ErrorType", err.code)], body
 

@@ -399,11 +399,6 @@ def test_a_params_rule_denies_assume_role_of_one_role_only(sandbox):
     assert sandbox.call("GET", "faults")["rules"][0]["injected"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="awsreq.error_body answers every error in JSON; STS speaks the query protocol, "
-    "whose errors are XML <ErrorResponse><Error><Code>: render those there, then drop this mark",
-)
 def test_sts_fault_answers_are_in_the_query_protocols_xml(sandbox):
     set_faults(sandbox, {"service": "sts", "operation": "AssumeRole", "params": {"RoleArn": ROLE_C},
                          "fault": "accessDenied"})

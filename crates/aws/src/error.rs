@@ -102,6 +102,18 @@ const NOT_FOUND_CODES: &[&str] = &[
     "NotFoundException",
 ];
 
+/// Whether a dispatch failure came from the credentials provider, not the network.
+fn is_credentials_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.to_string().to_ascii_lowercase().contains("credentials") {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// Classifies an SDK error of any operation.
 pub(crate) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
 where
@@ -109,6 +121,22 @@ where
 {
     let (kind, code, message) = match &err {
         SdkError::TimeoutError(_) => (ErrorKind::Transient, None, "timed out".to_owned()),
+        SdkError::DispatchFailure(_) if is_credentials_failure(&err) => {
+            // The request never left: the credentials provider (AssumeRole for a target
+            // with a roleArn) failed. Its STS error code is only in the source chain.
+            let chain = DisplayChain(&err).to_string();
+            let code = ACCESS_CODES
+                .iter()
+                .chain(THROTTLING_CODES)
+                .find(|c| chain.contains(*c))
+                .map(|c| (*c).to_owned());
+            (
+                code.as_deref()
+                    .map_or(ErrorKind::Transient, |c| kind_of(Some(c), 0)),
+                code,
+                format!("cannot get credentials (AssumeRole for this target): {chain}"),
+            )
+        }
         SdkError::DispatchFailure(e) => {
             let what = if e.is_timeout() {
                 "timed out connecting"
