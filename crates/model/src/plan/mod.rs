@@ -5,11 +5,13 @@ mod json;
 mod redeploy;
 mod rules;
 
+// The planner itself keeps no maps; the tests (`use super::*`) build observed ones.
+#[cfg(test)]
 use std::collections::BTreeMap;
 
 use crate::desired::{DesiredState, FeatureSetting, ManagedTag};
 use crate::observed::{
-    effectively_covered, CoverageRecord, DetectorFlags, ObservedTarget, DISABLED,
+    effectively_covered, CoverageRecord, DetectorFlags, ObservedCluster, ObservedTarget, DISABLED,
     ECS_FARGATE_AGENT_MANAGEMENT, ENABLED, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 
@@ -288,11 +290,22 @@ pub fn plan_target(
         .unwrap_or_default();
     let after = desired_flags(desired, now, observed.detector.is_some());
 
-    let mut tags = BTreeMap::new();
-    let mut untags = BTreeMap::new();
+    // One pass over the clusters in AWS's order (memory order: a pass in name order
+    // would chase every cluster through the cache), then rows and tag actions are put
+    // in name order, AWS's order among equal names, as a stable sort by name would.
+    let active: Vec<&ObservedCluster> =
+        observed.clusters.iter().filter(|c| c.is_active()).collect();
+    plan.clusters.reserve_exact(active.len());
+    // By name; the leading bytes, compared first, spare most comparisons a trip to the
+    // name itself. The third field: the cluster's place in `active`.
+    let mut by_name: Vec<(u128, &str, usize)> = Vec::with_capacity(active.len());
+    // (place in `active`, action)
+    let mut tags = Vec::new();
+    let mut untags = Vec::new();
     let mut redeploys = Vec::new();
     let (mut covered_now, mut lost) = (0usize, 0usize);
-    for cluster in observed.clusters.iter().filter(|c| c.is_active()) {
+    for (place, cluster) in active.iter().copied().enumerate() {
+        by_name.push((name_prefix(&cluster.name), cluster.name.as_str(), place));
         let desired_tag = rules.desired_tag(&observed.region, cluster);
         let current = cluster.managed_tag();
         let next = match desired_tag {
@@ -301,19 +314,19 @@ pub fn plan_target(
         };
         match (desired_tag, current) {
             (Some(ManagedTag::Absent), Some(from)) => {
-                untags.insert(
-                    cluster.name.clone(),
+                untags.push((
+                    place,
                     Action::UntagCluster {
                         target: target.clone(),
                         cluster: cluster.name.clone(),
                         cluster_arn: cluster.arn.clone(),
                         from: from.to_owned(),
                     },
-                );
+                ));
             }
             (Some(t), _) if t != ManagedTag::Absent && current != t.tag_value() => {
-                tags.insert(
-                    cluster.name.clone(),
+                tags.push((
+                    place,
                     Action::TagCluster {
                         target: target.clone(),
                         cluster: cluster.name.clone(),
@@ -321,7 +334,7 @@ pub fn plan_target(
                         from: current.map(str::to_owned),
                         to: t.tag_value().unwrap_or_default(),
                     },
-                );
+                ));
             }
             _ => {}
         }
@@ -352,24 +365,102 @@ pub fn plan_target(
             tasks: cluster.workload.as_ref().map(redeploy::summary),
         });
     }
-    plan.clusters.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+    by_name.sort_unstable();
+    let name_order = NameOrder::new(&by_name);
+    permute(
+        &mut plan.clusters,
+        by_name.iter().map(|&(_, _, place)| place),
+    );
+    plan.actions = name_order.one_per_name(tags);
+    let untags = name_order.one_per_name(untags);
     redeploys.sort();
     plan.held.sort();
 
-    plan.actions.extend(tags.into_values());
-    plan.actions.extend(detector_actions(
-        desired,
-        observed,
-        &target,
-        &mut plan.warnings,
-    ));
-    plan.actions.extend(untags.into_values());
+    let detector = detector_actions(desired, observed, &target, &mut plan.warnings);
+    plan.actions
+        .reserve_exact(detector.len() + untags.len() + redeploys.len());
+    plan.actions.extend(detector);
+    plan.actions.extend(untags);
     plan.actions.extend(redeploys);
 
     if !options.allow_mass_change {
         plan.refused = check_limits(desired, &plan.actions, covered_now, lost, &observed.region);
     }
     plan
+}
+
+/// The first 16 bytes of a name, zero-padded, as a big-endian number: two names whose
+/// prefixes differ compare as their prefixes do; equal prefixes say nothing.
+fn name_prefix(name: &str) -> u128 {
+    let mut bytes = [0u8; 16];
+    let n = name.len().min(16);
+    bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+    u128::from_be_bytes(bytes)
+}
+
+/// The name order of the ACTIVE clusters: a cluster's place in `active` → its rank.
+struct NameOrder<'a> {
+    by_name: &'a [(u128, &'a str, usize)],
+    rank: Vec<usize>,
+}
+
+impl<'a> NameOrder<'a> {
+    /// `by_name` sorted: by name, then place.
+    fn new(by_name: &'a [(u128, &'a str, usize)]) -> Self {
+        let mut rank = vec![0; by_name.len()];
+        for (r, &(_, _, place)) in by_name.iter().enumerate() {
+            rank[place] = r;
+        }
+        NameOrder { by_name, rank }
+    }
+
+    /// Whether the clusters of two ranks have the same name.
+    fn same_name(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (&self.by_name[a], &self.by_name[b]);
+        a.0 == b.0 && a.1 == b.1
+    }
+
+    /// Actions of clusters (by place, in place order) in name order, one per name: of
+    /// clusters with the same name, the last one's in place order (what a map keyed by
+    /// name, filled in place order, keeps).
+    fn one_per_name(&self, actions: Vec<(usize, Action)>) -> Vec<Action> {
+        let mut ranked: Vec<(usize, usize)> = actions
+            .iter()
+            .enumerate()
+            .map(|(i, &(place, _))| (self.rank[place], i))
+            .collect();
+        ranked.sort_unstable();
+        let mut actions: Vec<Action> = actions.into_iter().map(|(_, a)| a).collect();
+        permute(&mut actions, ranked.iter().map(|&(_, i)| i));
+        // Keep an action unless the next one is for the same name.
+        let mut keep = ranked
+            .windows(2)
+            .map(|w| !self.same_name(w[0].0, w[1].0))
+            .chain([true]);
+        actions.retain(|_| keep.next().unwrap_or(true));
+        actions
+    }
+}
+
+/// Reorders `items` in place so that place `k` holds what was at `order[k]`; `order` is a
+/// permutation of the places.
+fn permute<T>(items: &mut [T], order: impl IntoIterator<Item = usize>) {
+    let order: Vec<usize> = order.into_iter().collect();
+    debug_assert_eq!(order.len(), items.len());
+    let mut done = vec![false; items.len()];
+    for start in 0..items.len() {
+        // Follow the cycle through `start`: each swap puts one item at its place.
+        let mut at = start;
+        while !done[at] {
+            done[at] = true;
+            let from = order[at];
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
 }
 
 /// Detector flags once the desired features are in force. Without a detector the
