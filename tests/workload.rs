@@ -361,3 +361,76 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     assert_ne!(described[0][0], one, "the stopped task is not described");
     assert_eq!(after.service_tasks["svc-07"], counts(4, 4));
 }
+
+#[tokio::test]
+async fn the_detector_is_listed_once_and_again_only_when_it_is_gone() {
+    let sb = Sandbox::start();
+    let _env = sb.aws_env().await;
+    sb.seed("regions:\n  us-east-1:\n    detector: {runtimeMonitoring: ENABLED}\n    clusters: [{name: apps}]\n");
+    let client = client().await;
+    let scope = ClusterScope::Named(vec!["apps".to_owned()]);
+    sb.clear_requests();
+    let first = client
+        .observe(&scope)
+        .await
+        .expect("first")
+        .detector
+        .expect("a detector");
+    assert_eq!(sb.operation_counts().get("ListDetectors"), Some(&1));
+    sb.clear_requests();
+    let second = client
+        .observe(&scope)
+        .await
+        .expect("second")
+        .detector
+        .expect("a detector");
+    let ops = sb.operation_counts();
+    assert_eq!(
+        (ops.get("ListDetectors"), ops.get("GetDetector")),
+        (None, Some(&1)),
+        "a steady-state pass reads the known detector only: {ops:?}"
+    );
+    assert_eq!(second, first);
+    let gd = aws_sdk_guardduty::Client::new(&sb.sdk(REGION).await);
+    gd.delete_detector()
+        .detector_id(&first.id)
+        .send()
+        .await
+        .expect("DeleteDetector");
+    let new = gd
+        .create_detector()
+        .enable(true)
+        .send()
+        .await
+        .expect("CreateDetector")
+        .detector_id()
+        .unwrap()
+        .to_owned();
+    sb.clear_requests();
+    let third = client
+        .observe(&scope)
+        .await
+        .expect("third")
+        .detector
+        .expect("the new detector");
+    assert_eq!(third.id, new, "a replaced detector is found again");
+    let ops = sb.operation_counts();
+    assert_eq!(
+        (ops.get("GetDetector"), ops.get("ListDetectors")),
+        (Some(&2), Some(&1)),
+        "{ops:?}"
+    );
+    gd.delete_detector()
+        .detector_id(&new)
+        .send()
+        .await
+        .expect("DeleteDetector");
+    assert_eq!(client.observe(&scope).await.expect("fourth").detector, None);
+    sb.clear_requests();
+    assert_eq!(client.observe(&scope).await.expect("fifth").detector, None);
+    assert_eq!(
+        sb.operation_counts().get("ListDetectors"),
+        Some(&1),
+        "no detector: listed every pass"
+    );
+}

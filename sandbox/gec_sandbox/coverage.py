@@ -24,33 +24,46 @@ def detector_of(account: str, region: str) -> Any:
     return detectors[0] if detectors else None
 
 
+def coverage_rule(account: str, region: str) -> tuple[bool, bool]:
+    """(RUNTIME_MONITORING on in an enabled detector, ECS_FARGATE_AGENT_MANAGEMENT on)."""
+    detector = detector_of(account, region)
+    if detector is None or not detector.enabled:
+        return False, False
+    if feature_status(detector, "RUNTIME_MONITORING") != "ENABLED":
+        return False, False
+    automated = feature_status(detector, "RUNTIME_MONITORING", "ECS_FARGATE_AGENT_MANAGEMENT") == "ENABLED"
+    return True, automated
+
+
+def covered_by(rule: tuple[bool, bool], cluster: Any) -> bool:
+    monitoring, automated = rule
+    if not monitoring:
+        return False
+    tag = next((t.get("value") for t in (cluster.tags or []) if t.get("key") == TAG_KEY), None)
+    return (automated and tag != "false") or (not automated and tag == "true")
+
+
 def covered(account: str, region: str, cluster: Any) -> bool:
     """RUNTIME_MONITORING == ENABLED and ((ECS_FARGATE_AGENT_MANAGEMENT == ENABLED and tag
     != "false") or (ECS_FARGATE_AGENT_MANAGEMENT != ENABLED and tag == "true"))."""
-    detector = detector_of(account, region)
-    if detector is None or not detector.enabled:
-        return False
-    if feature_status(detector, "RUNTIME_MONITORING") != "ENABLED":
-        return False
-    automated = feature_status(detector, "RUNTIME_MONITORING", "ECS_FARGATE_AGENT_MANAGEMENT") == "ENABLED"
-    tag = next((t.get("value") for t in (cluster.tags or []) if t.get("key") == TAG_KEY), None)
-    return (automated and tag != "false") or (not automated and tag == "true")
+    return covered_by(coverage_rule(account, region), cluster)
 
 
 def resources(account: str, region: str, detector_id: str) -> list[dict[str, Any]]:
     """One coverage resource per ACTIVE cluster whose effective coverage is on."""
     from .ecs import backend as ecs_backend
-    from .ecs_tasks import tasks_in
+    from .ecs_tasks import tasks_of
 
-    running: dict[str, list[Any]] = {}
-    for task in tasks_in(account, region):
-        if task.last_status == "RUNNING" and task.launch_type == "FARGATE":
-            running.setdefault(task.cluster_name, []).append(task)
+    rule = coverage_rule(account, region)
     out = []
     for cluster in ecs_backend(account, region).clusters.values():
-        if cluster.status != "ACTIVE" or not covered(account, region, cluster):
+        if cluster.status != "ACTIVE" or not covered_by(rule, cluster):
             continue
-        tasks = running.get(cluster.name, [])
+        tasks = [
+            t
+            for t in tasks_of(account, region, cluster.name)
+            if t.last_status == "RUNNING" and t.launch_type == "FARGATE"
+        ]
         missing = sum(1 for t in tasks if not t.has_agent)
         issues = (
             [f"GuardDuty security agent is not running on {missing} of {len(tasks)} tasks."]

@@ -93,11 +93,21 @@ class Task:
 
 # (account, region) -> {task ARN: Task}, in launch order
 TASKS: dict[tuple[str, str], dict[str, Task]] = {}
+# The same tasks by (account, region, cluster name) -> {task ARN: Task}, in launch order:
+# ListTasks, DescribeTasks and ListCoverage look at one cluster's tasks without scanning
+# the region (a 100,000-task fleet would make every call slow).
+BY_CLUSTER: dict[tuple[str, str, str], dict[str, Task]] = {}
 STATE.on_reset.append(TASKS.clear)
+STATE.on_reset.append(BY_CLUSTER.clear)
 
 
 def tasks_in(account: str, region: str) -> list[Task]:
     return list(TASKS.get((account, region), {}).values())
+
+
+def tasks_of(account: str, region: str, cluster_name: str) -> list[Task]:
+    """Every task (any status) ever launched in the cluster, in launch order."""
+    return list(BY_CLUSTER.get((account, region, cluster_name), {}).values())
 
 
 def cluster_obj(account: str, region: str, name_or_arn: str | None) -> Any:
@@ -151,13 +161,20 @@ def agent_wanted(
     launch_type: str,
     platform_version: str | None,
     service: str | None,
+    agent: bool | None = None,
 ) -> bool:
     """GuardDuty attaches its sidecar to a new Fargate task when the cluster's effective
     coverage is on at launch (GuardDuty UG, managing-gdu-agent-ecs-automated) and the
     prerequisites hold: platform version 1.4.0 or later (prereq-runtime-monitoring-ecs-
     support). The `agentMissing` knob models a service whose execution role cannot pull
-    the agent image."""
-    if launch_type != "FARGATE" or not coverage.covered(account, region, cluster):
+    the agent image. `agent` (bulk seeding only, `POST /_sandbox/tasks`) overrides the
+    decision for a Fargate task: True as if covered at launch, False as if launched
+    before coverage turned on."""
+    if launch_type != "FARGATE":
+        return False
+    if agent is not None:
+        return agent
+    if not coverage.covered(account, region, cluster):
         return False
     if platform_version and platform_version != "LATEST":
         parts = tuple(int(p) for p in platform_version.split(".") if p.isdigit())
@@ -180,11 +197,12 @@ def launch(
     platform_version: str | None = None,
     capacity_provider: str | None = None,
     tags: list[dict[str, str]] | None = None,
+    agent: bool | None = None,
 ) -> Task:
     task_id = uuid.uuid4().hex
     arn = f"arn:aws:ecs:{region}:{account}:task/{cluster.name}/{task_id}"
     names = [(cd["name"], cd.get("image")) for cd in task_def.container_definitions]
-    if agent_wanted(account, region, cluster, launch_type, platform_version, service):
+    if agent_wanted(account, region, cluster, launch_type, platform_version, service, agent):
         names.append((AGENT_PREFIX + _suffix(), AGENT_IMAGE.format(region=region)))
     containers = [
         {
@@ -223,6 +241,7 @@ def launch(
         tags=list(tags or []),
     )
     TASKS.setdefault((account, region), {})[arn] = task
+    BY_CLUSTER.setdefault((account, region, cluster.name), {})[arn] = task
     cluster.running_tasks_count += 1
     return task
 
@@ -270,10 +289,11 @@ def run_task(req: AwsRequest) -> dict[str, Any]:
 
 
 def find(account: str, region: str, cluster: Any, ref: str) -> Task | None:
-    for task in tasks_in(account, region):
-        if task.cluster_name == cluster.name and (task.arn == ref or task.arn.endswith("/" + ref)):
-            return task
-    return None
+    """A task of the cluster by ARN or task id."""
+    tasks = BY_CLUSTER.get((account, region, cluster.name), {})
+    if ref.startswith("arn:"):
+        return tasks.get(ref)
+    return tasks.get(f"arn:aws:ecs:{region}:{account}:task/{cluster.name}/{ref.split('/')[-1]}")
 
 
 def stop_task(req: AwsRequest) -> dict[str, Any]:
@@ -300,9 +320,8 @@ def list_tasks(req: AwsRequest) -> dict[str, Any]:
         service = service.split("/")[-1]
     arns = [
         t.arn
-        for t in tasks_in(req.account, req.region)
-        if t.cluster_name == cluster.name
-        and t.desired_status == desired
+        for t in tasks_of(req.account, req.region, cluster.name)
+        if t.desired_status == desired
         and (not service or t.service == service)
         and (not family or t.task_definition_arn.split("/")[-1].split(":")[0] == family)
         and (not p.get("startedBy") or t.started_by == p["startedBy"])

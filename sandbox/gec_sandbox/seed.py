@@ -54,9 +54,11 @@ def load(path: str) -> dict[tuple[str, str], dict[str, Any]]:
                     raise FleetError(
                         f"{path}: {account}/{region} detector takes {sorted(DETECTOR_KEYS)} = ENABLED|DISABLED"
                     )
-            from .seed_tasks import SERVICE_KEYS, TASK_KEYS, check
+            from .seed_tasks import SERVICE_KEYS, TASK_KEYS, check, check_generate
 
             try:
+                for g in rspec.get("generate") or []:
+                    check_generate(g)
                 for item in rspec.get("services") or []:
                     check("services", item, SERVICE_KEYS, {"name", "cluster"})
                 for item in rspec.get("standaloneTasks") or []:
@@ -151,10 +153,24 @@ class Seeder:
                     {"account": account, "region": region, "clusters": clusters[start : start + 500]},
                 )
             out["clusters"] += len(clusters)
+            if g.get("workload"):
+                # One call per generate entry: its services are all created before its tasks.
+                made = self.control(
+                    "tasks",
+                    {
+                        "account": account,
+                        "region": region,
+                        "clusters": [c["name"] for c in clusters],
+                        **g["workload"],
+                    },
+                )
+                out["services"] = out.get("services", 0) + made["services"]
+                out["bulkTasks"] = out.get("bulkTasks", 0) + made["tasks"]
         if spec.get("services") or spec.get("standaloneTasks"):
             from .seed_tasks import seed_workloads
 
-            out.update(seed_workloads(self, account, region, spec))
+            for key, n in seed_workloads(self, account, region, spec).items():
+                out[key] = out.get(key, 0) + n
         return out
 
 

@@ -21,6 +21,22 @@ def check(kind: str, item: Any, keys: set[str], required: set[str]) -> None:
         raise ValueError(f"{kind} entry {item}: launchType must be FARGATE or EC2")
 
 
+GENERATE_KEYS = {"name", "count", "tags", "workload"}
+
+
+def check_generate(item: Any) -> None:
+    """A `generate` entry; its `workload` is the body of POST /_sandbox/tasks without
+    account, region and clusters."""
+    check("generate", item, GENERATE_KEYS, {"name", "count"})
+    workload = item.get("workload")
+    if workload is None:
+        return
+    if not isinstance(workload, dict) or set(workload) - {"services", "standaloneTasks"}:
+        raise ValueError(f"generate entry {item['name']!r}: workload takes only services, standaloneTasks")
+    _bulk_items(workload, "services", BULK_SERVICE_KEYS)
+    _bulk_items(workload, "standaloneTasks", BULK_TASK_KEYS)
+
+
 class Workloads:
     def __init__(self, seeder: Any, account: str, region: str):
         self.ecs = seeder.client("ecs", account, region)
@@ -98,3 +114,140 @@ def seed_workloads(seeder: Any, account: str, region: str, spec: dict[str, Any])
         work.service(item)
     tasks = sum(work.standalone(item) for item in spec.get("standaloneTasks") or [])
     return {"services": len(services), "standaloneTasks": tasks}
+
+
+# POST /_sandbox/tasks (bulk seeding, run inside the server)
+BULK_KEYS = {"account", "region", "clusters", "services", "standaloneTasks"}
+BULK_SERVICE_KEYS = {"name", "count", "desiredCount", "agent"}
+BULK_TASK_KEYS = {"count", "agent"}
+BULK_FAMILY = "gec-bulk-fargate"
+
+
+def _bulk_items(payload: dict[str, Any], key: str, keys: set[str]) -> list[dict[str, Any]]:
+    items = payload.get(key) or []
+    if not isinstance(items, list):
+        raise ValueError(f"{key} must be a list")
+    for item in items:
+        if not isinstance(item, dict) or set(item) - keys:
+            raise ValueError(f"{key} entry {item!r}: takes only {sorted(keys)}")
+        for field in ("count", "desiredCount"):
+            if field in item and (not isinstance(item[field], int) or item[field] < 0):
+                raise ValueError(f"{key} entry {item!r}: {field} must be an integer >= 0")
+        if item.get("agent") not in (None, True, False):
+            raise ValueError(f"{key} entry {item!r}: agent must be true, false or null")
+    return items
+
+
+def _bulk_task_definition(account: str, region: str) -> Any:
+    """The Fargate task definition bulk tasks run (awsvpc, cpu 256 / memory 512, one
+    container `app`), registered once per account and Region like RegisterTaskDefinition."""
+    from .ecs import backend
+
+    ecs = backend(account, region)
+    try:
+        return ecs.describe_task_definition(BULK_FAMILY)
+    except Exception:
+        return ecs.register_task_definition(
+            family=BULK_FAMILY,
+            container_definitions=[
+                {"name": "app", "image": "public.ecr.aws/nginx/nginx:latest", "essential": True}
+            ],
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+        )
+
+
+def _default_subnet(account: str, region: str) -> str:
+    from moto.ec2.models import ec2_backends
+
+    subnets = ec2_backends[account][region].describe_subnets()
+    return subnets[0].id if subnets else "subnet-00000000"
+
+
+def bulk_tasks(payload: dict[str, Any]) -> dict[str, Any]:
+    """POST /_sandbox/tasks: in each listed cluster, create `services` (through the same
+    code as CreateService) and RUNNING Fargate tasks (through the same task registry as
+    RunTask and the service scheduler), so ListTasks, DescribeTasks, DescribeServices,
+    DescribeClusters counts and ListCoverage see them as if made through the API.
+
+    `agent`: true = every task has the agent container, false = none has it (launched
+    before coverage turned on), null/absent = decided by the cluster's effective coverage
+    now, as for RunTask. Every service of the call is created before any task, so the
+    cost stays linear in what the call creates."""
+    import time
+
+    from .awsreq import AwsRequest
+    from .ecs import backend
+    from .ecs_services import create_service
+    from .ecs_tasks import cluster_obj, launch
+
+    if not isinstance(payload, dict) or set(payload) - BULK_KEYS:
+        raise ValueError(f"takes only {sorted(BULK_KEYS)}")
+    account, region = str(payload["account"]), str(payload["region"])
+    names = payload.get("clusters") or []
+    if not isinstance(names, list):
+        raise ValueError("clusters must be a list of names or ARNs")
+    services = _bulk_items(payload, "services", BULK_SERVICE_KEYS)
+    standalone = _bulk_items(payload, "standaloneTasks", BULK_TASK_KEYS)
+    started = time.monotonic()
+    clusters = [cluster_obj(account, region, name) for name in names]  # all exist, or nothing is made
+    task_def = _bulk_task_definition(account, region)
+    network = {"awsvpcConfiguration": {"subnets": [_default_subnet(account, region)], "assignPublicIp": "DISABLED"}}
+    made: list[tuple[Any, Any, int, Any]] = []  # (cluster, service, desired count, agent)
+    for cluster in clusters:
+        for item in services:
+            for j in range(int(item.get("count", 1))):
+                name = str(item["name"]).format(j=j)
+                req = AwsRequest({}, "POST", "/", b"", service="ecs", region=region, account=account)
+                req.operation = "CreateService"
+                req.params = {
+                    "cluster": cluster.arn,
+                    "serviceName": name,
+                    "taskDefinition": task_def.arn,
+                    "desiredCount": 0,
+                    "launchType": "FARGATE",
+                    "networkConfiguration": network,
+                }
+                create_service(req)
+                service = backend(account, region).services[f"{cluster.name}:{name}"]
+                made.append((cluster, service, int(item.get("desiredCount", 1)), item.get("agent")))
+    tasks = 0
+    for cluster, service, desired, agent in made:
+        deployment = service.deployments[0]
+        service.desired_count = deployment["desiredCount"] = desired
+        for _ in range(desired):
+            launch(
+                account,
+                region,
+                cluster,
+                task_def,
+                "FARGATE",
+                group=f"service:{service.name}",
+                started_by=deployment["id"],
+                service=service.name,
+                deployment_id=deployment["id"],
+                agent=agent,
+            )
+        tasks += desired
+    for cluster in clusters:
+        for item in standalone:
+            for _ in range(int(item.get("count", 1))):
+                launch(
+                    account,
+                    region,
+                    cluster,
+                    task_def,
+                    "FARGATE",
+                    group=f"family:{BULK_FAMILY}",
+                    started_by="gec-sandbox-seed",
+                    agent=item.get("agent"),
+                )
+                tasks += 1
+    return {
+        "clusters": len(clusters),
+        "services": len(made),
+        "tasks": tasks,
+        "seconds": round(time.monotonic() - started, 3),
+    }

@@ -110,6 +110,10 @@ class State:
                 from .seed import create_clusters
 
                 return create_clusters(payload)
+            if (method, path) == ("POST", "tasks"):
+                from .seed_tasks import bulk_tasks
+
+                return bulk_tasks(payload)
             raise UnknownEndpoint(f"{method} /_sandbox/{path}")
 
     def set_config(self, payload: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ecs::types::ClusterField;
 use gec_model::observed::{ObservedCluster, ObservedDetector, ObservedFeature, ObservedTarget};
 
-use crate::error::classify;
+use crate::error::{classify, ErrorKind};
 use crate::{AwsError, TargetClient};
 
 /// `ListClusters` page size: the API's maximum.
@@ -121,9 +121,25 @@ impl TargetClient {
 
     /// The region's detector with its features; `None` when GuardDuty is not enabled.
     ///
+    /// A detector's id never changes, so the id found by `ListDetectors` is kept with the
+    /// client and later passes read the detector with `GetDetector` alone. When that
+    /// fails as if the detector were gone (not found, or GuardDuty's 400 for an id the
+    /// account does not own), the id is forgotten and the detector listed again in the
+    /// same call. A region without a detector is listed every time.
+    ///
     /// # Errors
     /// A failed `ListDetectors` or `GetDetector` call.
     pub async fn observe_detector(&self) -> Result<Option<ObservedDetector>, AwsError> {
+        if let Some(id) = self.tasks.detector_id() {
+            match self.get_detector(&id).await {
+                Ok(detector) => return Ok(Some(detector)),
+                Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Other) => {
+                    tracing::info!(detector = %id, error = %e, "the detector is gone; listing detectors again");
+                    self.tasks.set_detector_id(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let list = self
             .guardduty
             .list_detectors()
@@ -134,7 +150,9 @@ impl TargetClient {
         let Some(id) = list.detector_ids().first() else {
             return Ok(None);
         };
-        self.get_detector(id).await.map(Some)
+        let detector = self.get_detector(id).await?;
+        self.tasks.set_detector_id(Some(id));
+        Ok(Some(detector))
     }
 
     pub(crate) async fn get_detector(&self, id: &str) -> Result<ObservedDetector, AwsError> {

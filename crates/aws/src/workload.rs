@@ -41,16 +41,45 @@ pub(crate) struct TaskFacts {
     started_at_ms: Option<i64>,
 }
 
-/// RUNNING tasks described so far, per cluster ARN, then per task ARN. Shared by the clones
-/// of one [`TargetClient`], so a steady cluster costs a `ListTasks` and no `DescribeTasks`.
+/// RUNNING tasks described so far, per cluster ARN, then per task id.
+type Tasks = HashMap<String, HashMap<Box<str>, TaskFacts>>;
+
+/// What a target's client remembers across passes, shared by the clones of one
+/// [`TargetClient`]: the RUNNING tasks described so far (per cluster ARN, then per task
+/// id), so a steady cluster costs a `ListTasks` and no `DescribeTasks`; and the id of
+/// the region's detector, so a steady pass reads it with `GetDetector` alone.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TaskCache(Arc<Mutex<HashMap<String, HashMap<String, TaskFacts>>>>);
+pub(crate) struct TaskCache {
+    tasks: Arc<Mutex<Tasks>>,
+    detector_id: Arc<Mutex<Option<String>>>,
+}
+
+/// A task's id: its ARN after the last `/`. Unique within a cluster, in both ARN formats
+/// (`task/CLUSTER/ID` and the old `task/ID`), and a third the length of the ARN: the
+/// cache keeps one per RUNNING task (100,000 in a large fleet).
+fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+// A panic while a lock was held cannot leave a value half-written (each change is one
+// insert, remove or assignment), so a poisoned lock is still safe to use.
+fn unpoisoned<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl TaskCache {
-    // A panic while the lock was held cannot leave a map half-written (each change is
-    // one insert or remove), so a poisoned lock is still safe to use.
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, TaskFacts>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Tasks> {
+        unpoisoned(&self.tasks)
+    }
+
+    /// The detector id learned by an earlier `ListDetectors`, if any.
+    pub(crate) fn detector_id(&self) -> Option<String> {
+        unpoisoned(&self.detector_id).clone()
+    }
+
+    /// Remembers (or, with `None`, forgets) the region's detector id.
+    pub(crate) fn set_detector_id(&self, id: Option<&str>) {
+        *unpoisoned(&self.detector_id) = id.map(str::to_owned);
     }
 }
 
@@ -84,16 +113,21 @@ impl TargetClient {
         let mut known = self.tasks.lock().remove(&cluster.arn).unwrap_or_default();
         let unknown: Vec<String> = listed
             .iter()
-            .filter(|arn| !known.contains_key(*arn))
+            .filter(|arn| !known.contains_key(task_id(arn)))
             .cloned()
             .collect();
         // On failure the cluster's cache is dropped: the next pass describes everything.
         let described = self.describe_tasks(&cluster.arn, &unknown).await?;
-        known.extend(described);
+        known.extend(
+            described
+                .into_iter()
+                .map(|(arn, facts)| (Box::from(task_id(&arn)), facts)),
+        );
+        // Only what is listed now stays: stopped tasks are forgotten.
         let mut current = HashMap::with_capacity(listed.len());
-        for arn in listed {
-            if let Some(facts) = known.remove(&arn) {
-                current.insert(arn, facts);
+        for arn in &listed {
+            if let Some((id, facts)) = known.remove_entry(task_id(arn)) {
+                current.insert(id, facts);
             }
         }
         tracing::debug!(
@@ -388,6 +422,21 @@ mod tests {
             t = t.containers(Container::builder().name(*name).build());
         }
         t.build()
+    }
+
+    #[test]
+    fn a_task_is_remembered_by_its_id_in_both_arn_formats() {
+        let id = "0f5c1a8e9b7d4c3a2b1f0e9d8c7b6a5f";
+        assert_eq!(
+            task_id(&format!(
+                "arn:aws:ecs:us-east-1:111111111111:task/prod/{id}"
+            )),
+            id
+        );
+        assert_eq!(
+            task_id(&format!("arn:aws:ecs:us-east-1:111111111111:task/{id}")),
+            id
+        );
     }
 
     #[test]

@@ -151,4 +151,3 @@ impl Selector<'_> {
                 .is_none_or(|p| p.matches(&cluster.name))
     }
 }
-
