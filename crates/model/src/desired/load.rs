@@ -495,8 +495,8 @@ fn clamp_to_text(mut e: ConfigError, text: &str) -> ConfigError {
     e
 }
 
-fn at_path(root: &Node, path: &[Seg], message: String) -> ConfigError {
-    let mut node = root;
+/// The node at `path` below `node`, or the deepest one of the path that exists.
+pub(super) fn deepest<'n>(mut node: &'n Node, path: &[Seg]) -> &'n Node {
     for seg in path {
         let next = match seg {
             Seg::Key(k) => node.as_mapping().and_then(|m| m.get(k.as_str())),
@@ -507,7 +507,11 @@ fn at_path(root: &Node, path: &[Seg], message: String) -> ConfigError {
             None => break,
         }
     }
-    at_node(node, &Seg::render(path), message)
+    node
+}
+
+fn at_path(root: &Node, path: &[Seg], message: String) -> ConfigError {
+    at_node(deepest(root, path), &Seg::render(path), message)
 }
 
 pub(super) fn at_node(node: &Node, path: &str, message: String) -> ConfigError {

@@ -454,17 +454,7 @@ fn problems(item: &Node, path: &[Seg], found: Vec<Problem>) -> Vec<ConfigError> 
 
 /// An error at a path below an entry's node (at the deepest node that exists).
 fn at_rel(item: &Node, path: &[Seg], rel: &[Seg], message: String) -> ConfigError {
-    let mut node = item;
-    for seg in rel {
-        let next = match seg {
-            Seg::Key(k) => node.as_mapping().and_then(|m| m.get(k.as_str())),
-            Seg::Index(i) => node.as_sequence().and_then(|s| s.get(*i)),
-        };
-        match next {
-            Some(n) => node = n,
-            None => break,
-        }
-    }
+    let node = super::load::deepest(item, rel);
     let mut full = path.to_vec();
     full.extend_from_slice(rel);
     at_node(node, &Seg::render(&full), message)
