@@ -48,6 +48,23 @@ fn sandbox_config(sb: &Sandbox, config: Value) {
 }
 
 /// UpdateService calls the sandbox received, per service name.
+/// `apply` with 1 s rollout polls and the given timeout, JSON output when asked.
+fn apply(sb: &Sandbox, config: &str, timeout: &str, json: bool) -> common::Run {
+    let mut args = vec![
+        "apply",
+        "--config",
+        config,
+        "--rollout-poll",
+        "1s",
+        "--timeout",
+        timeout,
+    ];
+    if json {
+        args.extend(["--output", "json"]);
+    }
+    sb.controller(&args)
+}
+
 fn update_service_calls(sb: &Sandbox) -> BTreeMap<String, usize> {
     let mut calls = BTreeMap::new();
     for r in sb.requests() {
@@ -224,18 +241,8 @@ async fn apply_redeploys_the_services_of_a_newly_covered_cluster_until_every_tas
     );
 
     sb.clear_requests();
-    let apply = sb.controller(&[
-        "apply",
-        "--config",
-        config,
-        "--output",
-        "json",
-        "--rollout-poll",
-        "1s",
-        "--timeout",
-        "2m",
-    ]);
-    assert_eq!(apply.code, 0, "{apply}");
+    let applied = apply(&sb, config, "2m", true);
+    assert_eq!(applied.code, 0, "{applied}");
 
     // Each Fargate service of the managed clusters was redeployed exactly once.
     assert_eq!(
@@ -422,41 +429,23 @@ async fn a_failed_rollout_stops_the_wave_and_apply_says_so() {
         ),
     );
     let config = desired.to_str().unwrap();
-    let apply = sb.controller(&[
-        "apply",
-        "--config",
-        config,
-        "--output",
-        "json",
-        "--rollout-poll",
-        "1s",
-        "--timeout",
-        "1m",
-    ]);
+    let applied = apply(&sb, config, "1m", true);
     assert_eq!(
-        apply.code, 3,
-        "a FAILED rollout is a failed action: {apply}"
+        applied.code, 3,
+        "a FAILED rollout is a failed action: {applied}"
     );
     assert_eq!(
         update_service_calls(&sb),
         BTreeMap::from([("api".into(), 1)]),
         "nothing is redeployed after the FAILED rollout"
     );
-    let out = apply.json();
+    let out = applied.json();
     assert_eq!(
         out["rollouts"],
         json!([{"cluster": "apps", "service": "api", "state": "FAILED"}])
     );
     // A second apply sees the FAILED deployment in AWS and stays halted.
-    let again = sb.controller(&[
-        "apply",
-        "--config",
-        config,
-        "--rollout-poll",
-        "1s",
-        "--timeout",
-        "1m",
-    ]);
+    let again = apply(&sb, config, "1m", false);
     assert_eq!(again.code, 3, "{again}");
     assert!(again.stdout.contains("halted"), "{again}");
     assert_eq!(update_service_calls(&sb).len(), 1);
@@ -474,26 +463,10 @@ async fn retry_after_keeps_a_service_whose_new_tasks_lack_the_agent_from_a_redep
         &DESIRED.replace("settleTime: 0s", "settleTime: 0s, retryAfter: 1h"),
     );
     let config = desired.to_str().unwrap();
-    let apply = sb.controller(&[
-        "apply",
-        "--config",
-        config,
-        "--rollout-poll",
-        "1s",
-        "--timeout",
-        "1m",
-    ]);
-    assert_eq!(apply.code, 0, "{apply}");
+    let applied = apply(&sb, config, "1m", false);
+    assert_eq!(applied.code, 0, "{applied}");
     for _ in 0..3 {
-        let again = sb.controller(&[
-            "apply",
-            "--config",
-            config,
-            "--rollout-poll",
-            "1s",
-            "--timeout",
-            "1m",
-        ]);
+        let again = apply(&sb, config, "1m", false);
         assert_eq!(again.code, 0, "{again}");
         assert!(
             again.stdout.contains("retryAfter"),
