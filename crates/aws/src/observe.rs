@@ -52,25 +52,17 @@ impl TargetClient {
     /// A failed `ListClusters` call.
     pub async fn list_cluster_arns(&self) -> Result<Vec<String>, AwsError> {
         let mut arns = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .ecs
-                .list_clusters()
-                .max_results(LIST_CLUSTERS_PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify("ListClusters", e))?;
+        let mut pages = self
+            .ecs
+            .list_clusters()
+            .max_results(LIST_CLUSTERS_PAGE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ListClusters", e))?;
             arns.extend(page.cluster_arns().iter().cloned());
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                return Ok(arns);
-            }
         }
+        Ok(arns)
     }
 
     /// Describes clusters with their tags, [`DESCRIBE_CLUSTERS_BATCH`] at a time. Names

@@ -154,27 +154,19 @@ impl TargetClient {
     /// The ARNs of a cluster's RUNNING tasks, in pages of [`LIST_TASKS_PAGE`].
     async fn list_running_tasks(&self, cluster_arn: &str) -> Result<Vec<String>, AwsError> {
         let mut arns = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .ecs
-                .list_tasks()
-                .cluster(cluster_arn)
-                .desired_status(DesiredStatus::Running)
-                .max_results(LIST_TASKS_PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify("ListTasks", e))?;
+        let mut pages = self
+            .ecs
+            .list_tasks()
+            .cluster(cluster_arn)
+            .desired_status(DesiredStatus::Running)
+            .max_results(LIST_TASKS_PAGE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ListTasks", e))?;
             arns.extend(page.task_arns().iter().cloned());
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                return Ok(arns);
-            }
         }
+        Ok(arns)
     }
 
     /// Facts of the tasks that are RUNNING, [`DESCRIBE_TASKS_BATCH`] per call. Tasks that
@@ -248,18 +240,16 @@ impl TargetClient {
             )
             .build();
         let mut records = BTreeMap::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .guardduty
-                .list_coverage()
-                .detector_id(detector_id)
-                .filter_criteria(filter.clone())
-                .max_results(LIST_COVERAGE_PAGE)
-                .set_next_token(token)
-                .send()
-                .await
-                .map_err(|e| classify("ListCoverage", e))?;
+        let mut pages = self
+            .guardduty
+            .list_coverage()
+            .detector_id(detector_id)
+            .filter_criteria(filter)
+            .max_results(LIST_COVERAGE_PAGE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ListCoverage", e))?;
             for resource in page.resources() {
                 let Some(cluster_arn) = resource.resource_id() else {
                     continue;
@@ -275,14 +265,8 @@ impl TargetClient {
                     },
                 );
             }
-            token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            if token.is_none() {
-                return Ok(records);
-            }
         }
+        Ok(records)
     }
 
     /// Forces a new deployment of a service (`UpdateService` with `forceNewDeployment`),
