@@ -213,6 +213,27 @@ async fn sigterm_exits_0_within_10_seconds() {
     assert_eq!(code, Some(0), "exit 0 within 10 s: {}", daemon.logs());
 }
 
+/// The daemon listens (and answers /healthz) before its AWS clients are built; a SIGTERM
+/// in that window, as from an ECS deployment that stops a task at once, is a clean
+/// shutdown too, not death by the signal (exit 143, which once failed CI's check-image).
+#[tokio::test]
+async fn sigterm_while_starting_up_exits_0() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    let file = sb.write("desired.yaml", &desired("true", "true"));
+    for attempt in 1..=5 {
+        let mut daemon = Daemon::start(&sb, &file, &[]);
+        daemon.signal("TERM"); // right after it logged its address
+        let code = daemon.wait_exit(Duration::from_secs(10));
+        assert_eq!(
+            code,
+            Some(0),
+            "attempt {attempt}: SIGTERM during start-up must exit 0: {}",
+            daemon.logs()
+        );
+    }
+}
+
 #[tokio::test]
 async fn dry_run_and_suspend_write_nothing_but_report_drift() {
     let sb = Sandbox::start();

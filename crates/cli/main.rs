@@ -80,29 +80,37 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
     }
 }
 
-/// Completes on SIGTERM (what ECS sends) or SIGINT.
-async fn terminated() {
+/// Completes on SIGTERM (what ECS sends) or SIGINT. The handlers are installed when this
+/// is called, not when the future is first polled: a SIGTERM that arrives while the daemon
+/// still starts up (it serves /healthz before its AWS clients are ready) is then a
+/// shutdown, not death by the signal's default action (exit 143).
+fn terminated() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
+        let handlers = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                    _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        );
+        async move {
+            match handlers {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+                    }
                 }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

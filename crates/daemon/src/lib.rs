@@ -71,6 +71,9 @@ pub enum DaemonError {
 
 /// Runs the daemon until `shutdown` completes, then stops within a few seconds.
 ///
+/// `shutdown` is first polled only once the AWS clients are built, after /healthz already
+/// answers: whatever it waits for (signal handlers) must be listening before it is passed.
+///
 /// # Errors
 /// The HTTP address cannot be bound, or the HTTP server fails.
 pub async fn run(
