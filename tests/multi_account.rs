@@ -264,6 +264,22 @@ async fn apply_converges_every_account_and_region_of_an_accounts_entry() {
         "ECS, GuardDuty and tagging calls in each target's account and region, none in the controller's own"
     );
 
+    // GuardDuty has no coverage to list while Runtime Monitoring is off: each target
+    // reads it only after its UpdateDetector turned it on (apply's re-observation).
+    for (account, region) in all_pairs(&ACCOUNTS) {
+        let in_target: Vec<&str> = log
+            .iter()
+            .filter(|r| r["account"] == account.as_str() && r["region"] == region.as_str())
+            .filter_map(|r| r["operation"].as_str())
+            .filter(|op| matches!(*op, "UpdateDetector" | "ListCoverage"))
+            .collect();
+        assert_eq!(
+            in_target,
+            ["UpdateDetector", "ListCoverage"],
+            "{account}/{region}"
+        );
+    }
+
     // Converged: a plan across all six targets finds nothing, two targets at a time.
     let plan = sb.controller(&[
         "plan",

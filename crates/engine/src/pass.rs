@@ -6,6 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use gec_aws::{AwsContext, AwsError, ClusterScope};
 use gec_model::desired::Target;
+use gec_model::observed::RUNTIME_MONITORING;
 use gec_model::plan::{CompiledRules, CoverageChange, Phase, PlanOptions, TargetPlan};
 use gec_model::{plan_target, Action, DesiredState, ObservedTarget};
 use tokio::sync::Semaphore;
@@ -183,7 +184,13 @@ async fn observe_target<C: TargetCloud>(
                 )),
             }
         }
-        if let Some(detector) = &observed.detector {
+        // GuardDuty reports no coverage while Runtime Monitoring is off (the plan turns it
+        // on first; apply's re-observation then reads it).
+        let monitoring = observed
+            .detector
+            .as_ref()
+            .filter(|d| d.feature_status(RUNTIME_MONITORING) == Some("ENABLED"));
+        if let Some(detector) = monitoring {
             match cloud.list_coverage(&detector.id).await {
                 Ok(mut coverage) => {
                     for cluster in observed.clusters.iter_mut() {
