@@ -488,3 +488,96 @@ async fn retry_after_keeps_a_service_whose_new_tasks_lack_the_agent_from_a_redep
         "the knob held: {worker_tasks:?}"
     );
 }
+
+/// A target that cannot be reached does not cut the wait short for the rollouts of the
+/// others: `apply` still rolls every service of the healthy region one at a time, reports
+/// each settled rollout, and exits 1 naming the unreachable region.
+#[tokio::test]
+async fn apply_keeps_waiting_for_the_healthy_targets_rollouts_when_another_target_is_down() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    sandbox_config(&sb, json!({"rolloutSeconds": 1}));
+    sb.faults(json!({"rules": [{"region": "eu-west-1", "fault": "reset"}]}));
+    let desired = sb.write(
+        "desired.yaml",
+        &DESIRED
+            .replace(
+                "targets: [{region: us-east-1}]",
+                "targets: [{region: us-east-1}, {region: eu-west-1}]",
+            )
+            .replace("maxConcurrent: 2", "maxConcurrent: 1"),
+    );
+    let applied = apply(&sb, desired.to_str().unwrap(), "2m", true);
+    assert_eq!(applied.code, 1, "eu-west-1 could not be read: {applied}");
+    let out = applied.json();
+    let errors: Vec<&str> = out["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(errors, ["eu-west-1"], "{out:#}");
+    assert_eq!(
+        update_service_calls(&sb),
+        BTreeMap::from([("api".into(), 1), ("web".into(), 1), ("worker".into(), 1)]),
+        "one rollout at a time, each service once"
+    );
+    let mut settled: Vec<(String, String)> = out["rollouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["service"].as_str().unwrap().to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    settled.sort();
+    assert_eq!(
+        settled,
+        [
+            ("api".to_owned(), "COMPLETED".to_owned()),
+            ("web".to_owned(), "COMPLETED".to_owned()),
+            ("worker".to_owned(), "COMPLETED".to_owned()),
+        ],
+        "apply watched every rollout it started to the end: {out:#}"
+    );
+    assert_eq!(out["remaining"], 0, "{out:#}");
+    let tasks = running_tasks(&sb, "apps").await;
+    assert_eq!(tasks.len(), 6);
+    assert!(tasks.iter().all(|t| t.agent), "{tasks:#?}");
+}
+
+/// Redeploys that wait only for `settleTime` do not make `apply` poll AWS every
+/// `--rollout-poll`: it sleeps until the settle time ends, then starts them.
+#[tokio::test]
+async fn apply_sleeps_through_the_settle_time_instead_of_polling() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    sandbox_config(&sb, json!({"rolloutSeconds": 0}));
+    let desired = sb.write(
+        "desired.yaml",
+        &DESIRED.replace(
+            "settleTime: 0s, maxConcurrent: 2",
+            "settleTime: 5s, maxConcurrent: 3",
+        ),
+    );
+    let applied = apply(&sb, desired.to_str().unwrap(), "1m", false);
+    assert_eq!(applied.code, 0, "{applied}");
+    let log = sb.requests();
+    let first_redeploy = log
+        .iter()
+        .position(|r| r["operation"] == "UpdateService")
+        .expect("the services were redeployed");
+    let observations = log[..first_redeploy]
+        .iter()
+        .filter(|r| r["operation"] == "GetDetector")
+        .count();
+    // The first pass observes, tags `apps` and observes again (coverage turns on: the
+    // settle clock starts); the next observation is the pass that starts the redeploys.
+    // Polling every second through 5 s of settle time would make about 5 more.
+    assert_eq!(observations, 3, "passes before the redeploys: {applied}");
+    assert_eq!(update_service_calls(&sb).len(), 3);
+    assert!(running_tasks(&sb, "apps").await.iter().all(|t| t.agent));
+}

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use gec_aws::AwsContext;
-use gec_engine::rollout::{Watch, WAIT_MAX_CONCURRENT, WAIT_ROLLING, WAIT_SETTLING};
-use gec_engine::{reconcile_all, Mode, Outcome, PassOptions, Rollouts, StopSignal, TargetPass};
+use gec_engine::rollout::{Clock, Watch};
+use gec_engine::{
+    reconcile_all, redeploy_wake, until_or_poll, Mode, PassOptions, RedeployWake, Rollouts,
+    StopSignal, TargetPass,
+};
 use gec_model::desired::Target;
-use gec_model::plan::{Phase, HELD_IN_PROGRESS};
+use gec_model::plan::HELD_IN_PROGRESS;
 use rand::Rng;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant};
@@ -43,11 +46,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The shortest rollout poll interval, whatever the settings say, so a zero cannot make
 /// the loop spin.
 pub const MIN_ROLLOUT_POLL: Duration = Duration::from_secs(1);
-
-/// Redeploys skipped for one of these reasons start by themselves soon (their settle
-/// time ends, a rollout settles and frees a slot, their own rollout settles): worth
-/// polling for. Windows, `maxPerHour` and a halt are not: they wait for the interval.
-const SOON: [&str; 3] = [WAIT_SETTLING, WAIT_MAX_CONCURRENT, WAIT_ROLLING];
 
 /// The loop's fixed settings.
 #[derive(Debug, Clone)]
@@ -180,13 +178,18 @@ pub async fn run_loop(
         });
         let watching = rollouts.watching();
         let halted = rollouts.halted();
-        let moving = !settings.dry_run
-            && rollouts_moving(
+        let wake = if settings.dry_run {
+            RedeployWake::Never
+        } else {
+            rollout_wake(
                 &passes,
                 &watching,
                 &loaded.desired.targets,
                 loaded.desired.redeploy.wait_for_steady_state,
-            );
+            )
+        };
+        let rollout_delay = (wake != RedeployWake::Never)
+            .then(|| until_or_poll(wake, Clock::System.now_ms(), settings.rollout_poll));
         let previous = shared
             .status
             .write()
@@ -208,11 +211,7 @@ pub async fn run_loop(
             status.watching = watching;
             status.halted = halted;
         }
-        next_pass = next_wake(
-            &loaded.desired,
-            &backoff,
-            moving.then_some(settings.rollout_poll),
-        );
+        next_pass = next_wake(&loaded.desired, &backoff, rollout_delay);
     }
 }
 
@@ -244,8 +243,8 @@ async fn reload(shared: &Shared, source: &mut Source) -> Refresh {
     refresh
 }
 
-/// The next timer pass: the jittered interval (the rollout poll interval instead while
-/// redeploys roll), or sooner when a failing target is due.
+/// The next timer pass: the jittered interval (`rollout_delay` instead while redeploys
+/// move, see [`rollout_wake`]), or sooner when a failing target is due.
 fn next_wake(
     desired: &gec_model::DesiredState,
     backoff: &Backoff,
@@ -256,42 +255,43 @@ fn next_wake(
     backoff.next_due().map_or(wake, |due| due.min(wake))
 }
 
-/// The delay before the next timer pass: `interval`, or the rollout poll interval (at
-/// least [`MIN_ROLLOUT_POLL`], at most `interval`) while redeploys roll.
+/// The delay before the next timer pass: `interval`, or the rollout delay (at least
+/// [`MIN_ROLLOUT_POLL`], at most `interval`) while redeploys move.
 pub fn next_delay(interval: Duration, rollout_poll: Option<Duration>) -> Duration {
     rollout_poll.map_or(interval, |poll| poll.max(MIN_ROLLOUT_POLL).min(interval))
 }
 
-/// Whether redeploys are moving, so the next pass should come after the rollout poll
-/// interval: with `waitForSteadyState`, a rollout this process started is still watched
-/// in a target of the desired state, or a redeploy of this pass waits for something that
-/// ends by itself soon (its settle time, a free `maxConcurrent` slot, its own rollout).
+/// When the next pass is worth making for redeploys (see [`RedeployWake`]): with
+/// `waitForSteadyState`, poll while a rollout this process started is still watched in a
+/// target of the desired state, AWS reports a deployment rolling in a managed cluster (it
+/// frees a slot or a service soon), or a redeploy waits for a `maxConcurrent` slot or its
+/// own rollout; when redeploys wait only for their settle time, wake when the first one
+/// ends. Windows, `maxPerHour` and a halt wait for the interval.
+///
 /// Without `waitForSteadyState` nothing is watched and `maxConcurrent` bounds the
 /// redeploys started per pass, so the interval is kept. A watch of a target no longer in
 /// the desired state is never observed again, so it does not count.
-pub fn rollouts_moving(
+pub fn rollout_wake(
     passes: &[TargetPass],
     watching: &[Watch],
     targets: &[Target],
     wait_for_steady_state: bool,
-) -> bool {
+) -> RedeployWake {
     if !wait_for_steady_state {
-        return false;
+        return RedeployWake::Never;
     }
     let labels: Vec<String> = targets.iter().map(Target::label).collect();
     let watched = watching.iter().any(|w| labels.contains(&w.target));
-    let queued = passes.iter().flat_map(|p| &p.results).any(|r| {
-        r.action.phase() == Phase::Redeploy
-            && matches!(r.outcome, Outcome::Skipped(why) if SOON.contains(&why))
-    });
-    // A deployment AWS reports rolling in a managed cluster (after a restart, or someone
-    // else's) frees a slot or a service soon too.
     let rolling = passes
         .iter()
         .filter_map(|p| p.plan.as_ref())
         .flat_map(|p| &p.held)
         .any(|h| h.reason == HELD_IN_PROGRESS);
-    watched || queued || rolling
+    if watched || rolling {
+        RedeployWake::Poll
+    } else {
+        redeploy_wake(passes)
+    }
 }
 
 /// This pass's results, plus the last known result of targets it skipped (in backoff),
@@ -345,8 +345,12 @@ mod tests {
     use super::*;
     use crate::testing::{pass, redeploy, tag, target};
     use gec_engine::apply::SKIPPED_AFTER_FAILURE;
-    use gec_engine::rollout::{WAIT_HALTED, WAIT_MAX_PER_HOUR, WAIT_WINDOW};
-    use gec_model::TargetPlan;
+    use gec_engine::rollout::{
+        WAIT_HALTED, WAIT_MAX_CONCURRENT, WAIT_MAX_PER_HOUR, WAIT_ROLLING, WAIT_SETTLING,
+        WAIT_WINDOW,
+    };
+    use gec_engine::{ActionResult, Outcome};
+    use gec_model::{Action, TargetPlan};
 
     const EAST: &str = "us-east-1";
 
@@ -370,18 +374,29 @@ mod tests {
 
     #[test]
     fn rollouts_move_while_one_is_watched_or_a_redeploy_waits_for_something_that_ends_soon() {
+        use RedeployWake::{At, Never, Poll};
         let targets = [target(EAST)];
         let quiet = [pass(EAST, TargetPlan::default(), vec![])];
-        assert!(!rollouts_moving(&quiet, &[], &targets, true));
-        assert!(rollouts_moving(&quiet, &[watch(EAST)], &targets, true));
-        assert!(
-            !rollouts_moving(&quiet, &[watch("eu-west-1")], &targets, true),
+        assert_eq!(rollout_wake(&quiet, &[], &targets, true), Never);
+        assert_eq!(rollout_wake(&quiet, &[watch(EAST)], &targets, true), Poll);
+        assert_eq!(
+            rollout_wake(&quiet, &[watch("eu-west-1")], &targets, true),
+            Never,
             "a watch of a target that left the desired state settles never: no fast poll"
         );
-        for why in [WAIT_SETTLING, WAIT_MAX_CONCURRENT, WAIT_ROLLING] {
-            assert!(rollouts_moving(&skipped(why), &[], &targets, true), "{why}");
-            assert!(
-                !rollouts_moving(&skipped(why), &[], &targets, false),
+        for (why, wake) in [
+            (WAIT_SETTLING, At(0)),
+            (WAIT_MAX_CONCURRENT, Poll),
+            (WAIT_ROLLING, Poll),
+        ] {
+            assert_eq!(
+                rollout_wake(&skipped(why), &[], &targets, true),
+                wake,
+                "{why}"
+            );
+            assert_eq!(
+                rollout_wake(&skipped(why), &[], &targets, false),
+                Never,
                 "without waitForSteadyState: {why}"
             );
         }
@@ -391,8 +406,9 @@ mod tests {
             WAIT_HALTED,
             SKIPPED_AFTER_FAILURE,
         ] {
-            assert!(
-                !rollouts_moving(&skipped(why), &[], &targets, true),
+            assert_eq!(
+                rollout_wake(&skipped(why), &[], &targets, true),
+                Never,
                 "{why}"
             );
         }
@@ -401,8 +417,9 @@ mod tests {
             TargetPlan::default(),
             vec![(tag(EAST, "apps"), Outcome::Skipped(WAIT_SETTLING))],
         )];
-        assert!(
-            !rollouts_moving(&tag_skipped, &[], &targets, true),
+        assert_eq!(
+            rollout_wake(&tag_skipped, &[], &targets, true),
+            Never,
             "only redeploys count"
         );
         let started = [pass(
@@ -410,11 +427,61 @@ mod tests {
             TargetPlan::default(),
             vec![(redeploy(EAST, "apps", "web"), Outcome::Success)],
         )];
-        assert!(
-            !rollouts_moving(&started, &[], &targets, true),
+        assert_eq!(
+            rollout_wake(&started, &[], &targets, true),
+            Never,
             "a started rollout counts through the watch list"
         );
-        assert!(!rollouts_moving(&[], &[watch(EAST)], &targets, false));
+        assert_eq!(rollout_wake(&[], &[watch(EAST)], &targets, false), Never);
+    }
+
+    /// Redeploys that wait only for their settle time wake the loop when the first one
+    /// may start, not every poll; one that waits for anything that can end sooner, or
+    /// whose settle time is unknown, polls.
+    #[test]
+    fn settling_redeploys_wake_the_loop_when_the_earliest_settle_time_ends() {
+        use RedeployWake::{At, Poll};
+        let targets = [target(EAST)];
+        let settling = |service: &str, not_before_ms: Option<i64>| {
+            let mut action = redeploy(EAST, "apps", service);
+            if let Action::RedeployService {
+                not_before_ms: nb, ..
+            } = &mut action
+            {
+                *nb = not_before_ms;
+            }
+            (action, Outcome::Skipped(WAIT_SETTLING))
+        };
+        let passes = |results| vec![pass(EAST, TargetPlan::default(), results)];
+        let two = passes(vec![
+            settling("web", Some(400_000)),
+            settling("api", Some(300_000)),
+        ]);
+        assert_eq!(rollout_wake(&two, &[], &targets, true), At(300_000));
+        let poll = Duration::from_secs(15);
+        assert_eq!(
+            until_or_poll(At(300_000), 0, poll),
+            Duration::from_secs(300),
+            "five minutes of settle time: one pass when it ends, not twenty polls"
+        );
+        assert_eq!(
+            until_or_poll(At(300_000), 299_000, poll),
+            poll,
+            "never sooner than the poll interval"
+        );
+        let unknown = passes(vec![settling("web", Some(400_000)), settling("api", None)]);
+        assert_eq!(rollout_wake(&unknown, &[], &targets, true), Poll);
+        let mut mixed = two.clone();
+        mixed[0].results.push(ActionResult {
+            action: redeploy(EAST, "apps", "worker"),
+            outcome: Outcome::Skipped(WAIT_MAX_CONCURRENT),
+        });
+        assert_eq!(rollout_wake(&mixed, &[], &targets, true), Poll);
+        assert_eq!(
+            rollout_wake(&two, &[watch(EAST)], &targets, true),
+            Poll,
+            "a watched rollout is polled whatever else waits"
+        );
     }
 
     #[test]

@@ -15,4 +15,6 @@ pub use pass::{
     DEFAULT_MAX_CONCURRENT_TARGETS,
 };
 pub use rollout::{Clock, Decision, Rollouts};
-pub use wait::{apply_until_settled, ApplyRun, Progress};
+pub use wait::{
+    apply_until_settled, redeploy_wake, until_or_poll, ApplyRun, Progress, RedeployWake,
+};

@@ -2,19 +2,64 @@
 //! until the rollouts this run started have settled and no redeploy is waiting for a
 //! slot or for its settle time — or until the deadline.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use gec_aws::AwsContext;
 use gec_model::plan::Phase;
-use gec_model::DesiredState;
+use gec_model::{Action, DesiredState};
 
 use crate::apply::{ActionResult, Outcome};
 use crate::pass::{reconcile_all, PassOptions, TargetPass};
 use crate::rollout::{RolloutEvent, WAIT_MAX_CONCURRENT, WAIT_ROLLING, WAIT_SETTLING};
 
-/// Redeploys waiting for one of these reasons start by themselves soon: worth waiting for.
-const SOON: [&str; 3] = [WAIT_SETTLING, WAIT_MAX_CONCURRENT, WAIT_ROLLING];
+/// When a pass is next worth making for the redeploys of some passes that wait for
+/// something that ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeployWake {
+    /// No redeploy waits for such a thing.
+    Never,
+    /// One waits for a `maxConcurrent` slot or its own rollout: poll.
+    Poll,
+    /// All wait for their settle time; the earliest ends at this time (ms since the
+    /// epoch). Passes before it would only say "settling" again.
+    At(i64),
+}
+
+/// [`RedeployWake`] of these passes' skipped redeploys.
+pub fn redeploy_wake(passes: &[TargetPass]) -> RedeployWake {
+    let mut wake = RedeployWake::Never;
+    for r in passes.iter().flat_map(|p| &p.results) {
+        let Outcome::Skipped(why) = r.outcome else {
+            continue;
+        };
+        let not_before = match &r.action {
+            Action::RedeployService { not_before_ms, .. } => *not_before_ms,
+            _ => continue,
+        };
+        wake = match (wake, why, not_before) {
+            (RedeployWake::Poll, _, _) => RedeployWake::Poll,
+            (_, WAIT_MAX_CONCURRENT | WAIT_ROLLING, _) | (_, WAIT_SETTLING, None) => {
+                RedeployWake::Poll
+            }
+            (RedeployWake::At(t), WAIT_SETTLING, Some(u)) => RedeployWake::At(t.min(u)),
+            (RedeployWake::Never, WAIT_SETTLING, Some(u)) => RedeployWake::At(u),
+            (w, _, _) => w,
+        };
+    }
+    wake
+}
+
+/// How long to sleep before the next pass: `poll`, or until `at` when that is later.
+pub fn until_or_poll(wake: RedeployWake, now_ms: i64, poll: Duration) -> Duration {
+    match wake {
+        RedeployWake::At(t) => poll.max(Duration::from_millis(
+            u64::try_from(t - now_ms).unwrap_or(0),
+        )),
+        RedeployWake::Poll | RedeployWake::Never => poll,
+    }
+}
 
 /// Something worth telling a person watching `apply`.
 #[derive(Debug, Clone)]
@@ -65,7 +110,9 @@ impl ApplyRun {
 }
 
 /// Runs passes until the run settles (see the module docs) or `timeout` passes. Without
-/// `waitForSteadyState`, or when a pass fails, was refused or is suspended, one pass.
+/// `waitForSteadyState`, or under `suspend`, one pass. A target whose pass fails or whose
+/// plan is refused does not stop the wait for the others' rollouts; the next pass tries it
+/// again.
 pub async fn apply_until_settled(
     ctx: &AwsContext,
     desired: Arc<DesiredState>,
@@ -84,7 +131,9 @@ pub async fn apply_until_settled(
             for r in &pass.results {
                 match r.outcome {
                     Outcome::Skipped(why) => {
-                        if r.action.phase() == Phase::Redeploy && SOON.contains(&why) {
+                        if r.action.phase() == Phase::Redeploy
+                            && [WAIT_SETTLING, WAIT_MAX_CONCURRENT, WAIT_ROLLING].contains(&why)
+                        {
                             queued += 1;
                         }
                     }
@@ -101,10 +150,21 @@ pub async fn apply_until_settled(
                 run.events.push(e.clone());
             }
         }
-        let stuck = passes.iter().any(|p| {
-            p.error.is_some() || p.suspended || p.plan.as_ref().is_some_and(|p| p.refused.is_some())
-        });
-        let rolling = options.rollouts.watching().len();
+        // A target that failed is retried by the next pass, and one whose plan was refused
+        // writes nothing; the rollouts of the others are still worth waiting for, but not
+        // those of a failed target (they cannot be observed).
+        let failed: HashSet<String> = passes
+            .iter()
+            .filter(|p| p.error.is_some())
+            .map(|p| p.target.label())
+            .collect();
+        let stuck = passes.iter().any(|p| p.suspended);
+        let rolling = options
+            .rollouts
+            .watching()
+            .iter()
+            .filter(|w| !failed.contains(&w.target))
+            .count();
         let waiting = desired.redeploy.wait_for_steady_state && (rolling > 0 || queued > 0);
         if run.first.is_empty() {
             run.first = passes.clone();
@@ -127,7 +187,14 @@ pub async fn apply_until_settled(
             return run;
         }
         progress(Progress::Waiting { rolling, queued });
-        tokio::time::sleep(poll).await;
+        // Only redeploys waiting for their settle time: nothing to see before it ends.
+        let wake = if rolling > 0 {
+            RedeployWake::Poll
+        } else {
+            redeploy_wake(&passes)
+        };
+        let nap = until_or_poll(wake, options.clock.now_ms(), poll);
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + nap)).await;
     }
 }
 
