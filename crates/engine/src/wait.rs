@@ -159,9 +159,8 @@ pub async fn apply_until_settled(
             .map(|p| p.target.label())
             .collect();
         let stuck = passes.iter().any(|p| p.suspended);
-        let rolling = options
-            .rollouts
-            .watching()
+        let watching = options.rollouts.watching();
+        let rolling = watching
             .iter()
             .filter(|w| !failed.contains(&w.target))
             .count();
@@ -171,7 +170,7 @@ pub async fn apply_until_settled(
         }
         if stuck || !waiting || options.stop.is_stopped() {
             run.still_rolling = if desired.redeploy.wait_for_steady_state {
-                rolling
+                watching.len()
             } else {
                 0
             };
@@ -181,7 +180,7 @@ pub async fn apply_until_settled(
         }
         if tokio::time::Instant::now() + poll > deadline {
             run.timed_out = true;
-            run.still_rolling = rolling;
+            run.still_rolling = watching.len();
             run.results.extend(skipped(&passes));
             run.last = passes;
             return run;
