@@ -56,7 +56,7 @@ pub struct LoopSettings {
     pub max_concurrent_targets: usize,
     /// How often an `s3://` desired state is polled (files are watched instead).
     pub config_poll: Duration,
-    /// How often passes come while redeploys roll (see [`rollouts_moving`]), instead of
+    /// How often passes come while redeploys roll (see [`rollout_wake`]), instead of
     /// every `reconcile.interval`.
     pub rollout_poll: Duration,
 }
