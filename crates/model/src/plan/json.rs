@@ -88,7 +88,8 @@ impl Action {
 impl Refusal {
     /// The `refused` object of the plan JSON.
     pub fn to_json(&self) -> Value {
-        json!({"reason": self.reason, "limit": self.limit, "region": self.region, "value": self.value, "max": self.max})
+        json!({"reason": self.reason, "limit": self.limit, "region": self.region, "value": self.value, "max": self.max,
+               "scope": self.scope.as_str(), "targets": self.targets})
     }
 }
 

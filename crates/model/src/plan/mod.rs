@@ -2,6 +2,7 @@
 //! deterministic.
 
 mod json;
+mod limits;
 mod redeploy;
 mod rules;
 
@@ -15,6 +16,9 @@ use crate::observed::{
     ECS_FARGATE_AGENT_MANAGEMENT, ENABLED, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 
+pub use limits::{
+    check_fleet, Ceilings, Clamped, Limits, Scope, MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS,
+};
 pub use redeploy::{
     window_open, Held, HELD_DISABLED, HELD_INACTIVE, HELD_IN_PROGRESS, HELD_NOT_FARGATE,
 };
@@ -162,6 +166,11 @@ impl Action {
 pub struct Refusal {
     /// Region of the refused target.
     pub region: String,
+    /// Whether the limit counted this target's plan or every target of the pass.
+    pub scope: Scope,
+    /// Labels of the targets that caused the refusal (for [`Scope::Target`], this one once
+    /// [`check_fleet`] has run).
+    pub targets: Vec<String>,
     /// Name of the limit, as in the YAML (`maxClusterChangesPerCycle`, ...).
     pub limit: &'static str,
     /// What the plan would do.
@@ -262,6 +271,9 @@ pub struct TargetPlan {
 pub struct PlanOptions {
     /// `--allow-mass-change`: do not refuse a plan over a safety limit.
     pub allow_mass_change: bool,
+    /// Upper bounds of the file's safety limits (`--max-*-ceiling`); the file's own
+    /// defaults unless set.
+    pub ceilings: Ceilings,
     /// The time of planning (Unix ms), for `retryAfter` and `settleTime`.
     pub now_ms: i64,
 }
@@ -303,7 +315,6 @@ pub fn plan_target(
     let mut tags = Vec::new();
     let mut untags = Vec::new();
     let mut redeploys = Vec::new();
-    let (mut covered_now, mut lost) = (0usize, 0usize);
     for (place, cluster) in active.iter().copied().enumerate() {
         by_name.push((name_prefix(&cluster.name), cluster.name.as_str(), place));
         let desired_tag = rules.desired_tag(&observed.region, cluster);
@@ -340,8 +351,6 @@ pub fn plan_target(
         }
         let was = effectively_covered(now, current);
         let will = effectively_covered(after, next);
-        covered_now += usize::from(was);
-        lost += usize::from(was && !will);
         // Only clusters the desired state manages: under `unmatchedClusters: ignore` a
         // cluster no rule names is never touched, its services included.
         if will && desired_tag.is_some() {
@@ -383,8 +392,14 @@ pub fn plan_target(
     plan.actions.extend(untags);
     plan.actions.extend(redeploys);
 
+    plan.warnings.extend(
+        Limits::clamped(&desired.safety, options.ceilings)
+            .iter()
+            .map(Clamped::to_string),
+    );
     if !options.allow_mass_change {
-        plan.refused = check_limits(desired, &plan.actions, covered_now, lost, &observed.region);
+        let limits = Limits::new(&desired.safety, options.ceilings);
+        plan.refused = limits::check_target(&plan, limits, &observed.region);
     }
     plan
 }
@@ -541,52 +556,6 @@ fn coverage_change(was: bool, will: bool, next: Option<&str>, named: bool) -> Co
         (false, false) if !named => CoverageChange::Unmanaged,
         (false, false) => CoverageChange::Uncovered,
     }
-}
-
-fn check_limits(
-    desired: &DesiredState,
-    actions: &[Action],
-    covered_now: usize,
-    lost: usize,
-    region: &str,
-) -> Option<Refusal> {
-    let tag_changes = actions
-        .iter()
-        .filter(|a| matches!(a.phase(), Phase::Tags | Phase::Untag))
-        .count();
-    let max_changes = desired.safety.max_cluster_changes_per_cycle as usize;
-    if tag_changes > max_changes {
-        return Some(Refusal {
-            region: region.to_owned(),
-            limit: "maxClusterChangesPerCycle",
-            value: tag_changes as f64,
-            max: max_changes as f64,
-            reason: format!(
-                "{tag_changes} cluster tag changes in {region} exceed safety.maxClusterChangesPerCycle ({max_changes}); \
-                 nothing was applied (use --allow-mass-change to override)"
-            ),
-        });
-    }
-    let max_loss = desired.safety.max_coverage_loss_fraction;
-    if covered_now > 0 {
-        let fraction = lost as f64 / covered_now as f64;
-        if fraction > max_loss {
-            return Some(Refusal {
-                region: region.to_owned(),
-                limit: "maxCoverageLossFraction",
-                value: fraction,
-                max: max_loss,
-                reason: format!(
-                    "the plan turns coverage off for {lost} of {covered_now} covered clusters in {region} \
-                     ({:.0}%), more than safety.maxCoverageLossFraction ({:.0}%); nothing was applied \
-                     (use --allow-mass-change to override)",
-                    fraction * 100.0,
-                    max_loss * 100.0
-                ),
-            });
-        }
-    }
-    None
 }
 
 /// The tag key every tag action writes.

@@ -541,6 +541,8 @@ fn safety_limits_refuse_mass_changes_unless_allowed() {
             &observed,
             PlanOptions {
                 allow_mass_change,
+                // The file's values as written: the ceilings have their own tests.
+                ceilings: Ceilings::OPEN,
                 ..PlanOptions::default()
             },
         );
