@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use gec_model::plan::Ceilings;
 
 /// Keeps Amazon GuardDuty ECS Runtime Monitoring for Fargate as a desired-state file says.
 #[derive(Debug, Parser)]
@@ -89,6 +90,9 @@ pub struct RunArgs {
     /// reconcile.interval.
     #[arg(long, env = "GEC_ROLLOUT_POLL", default_value = "15s", value_parser = parse_duration)]
     pub rollout_poll: Duration,
+    /// Ceilings of the safety limits.
+    #[command(flatten)]
+    pub ceilings: CeilingArgs,
 }
 
 /// Flags of `status`.
@@ -103,6 +107,9 @@ pub struct StatusArgs {
     /// Targets read at once.
     #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS)]
     pub max_concurrent_targets: usize,
+    /// Ceilings of the safety limits.
+    #[command(flatten)]
+    pub ceilings: CeilingArgs,
 }
 
 /// Flags shared by `plan` and `apply`.
@@ -120,6 +127,40 @@ pub struct PlanArgs {
     /// Targets reconciled at once.
     #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS)]
     pub max_concurrent_targets: usize,
+    /// Ceilings of the safety limits.
+    #[command(flatten)]
+    pub ceilings: CeilingArgs,
+}
+
+/// Ceilings of the desired state's `safety` limits, set where the controller runs: the
+/// file may lower a limit, never raise it past its ceiling (a higher value is clamped,
+/// with a warning). The defaults are the file's own defaults.
+#[derive(Debug, Args)]
+pub struct CeilingArgs {
+    /// Most tag changes one pass may make over all targets, whatever
+    /// safety.maxClusterChangesPerCycle says (0 to 1000000).
+    #[arg(long, env = "GEC_MAX_CLUSTER_CHANGES_CEILING", default_value_t = Ceilings::default().max_cluster_changes,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_CLUSTER_CHANGES_CEILING))]
+    pub max_cluster_changes_ceiling: u32,
+    /// Largest share of covered clusters one pass may turn coverage off for, whatever
+    /// safety.maxCoverageLossFraction says (0 to 1).
+    #[arg(long, env = "GEC_MAX_COVERAGE_LOSS_CEILING", default_value_t = Ceilings::default().max_coverage_loss,
+          value_parser = parse_fraction)]
+    pub max_coverage_loss_ceiling: f64,
+}
+
+/// The largest `--max-cluster-changes-ceiling`: far above any fleet's tag changes per
+/// pass, so the bound only catches typos, never a real fleet.
+const MAX_CLUSTER_CHANGES_CEILING: i64 = 1_000_000;
+
+impl CeilingArgs {
+    /// The ceilings from the flags.
+    pub fn ceilings(&self) -> Ceilings {
+        Ceilings {
+            max_cluster_changes: self.max_cluster_changes_ceiling,
+            max_coverage_loss: self.max_coverage_loss_ceiling,
+        }
+    }
 }
 
 /// Flags of `apply`.
@@ -157,4 +198,11 @@ pub enum LogFormat {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     gec_model::desired::DurationSpec::parse(text).map(|d| d.get())
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
 }

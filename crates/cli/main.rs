@@ -73,6 +73,7 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
                 max_concurrent_targets: args.max_concurrent_targets,
                 rollout_poll: args.rollout_poll,
                 calls,
+                ceilings: args.ceilings.ceilings(),
             };
             gec_daemon::run(settings, terminated()).await?;
             Ok(EXIT_OK)
@@ -184,6 +185,7 @@ fn pass_options(args: &PlanArgs, mode: Mode) -> PassOptions {
     PassOptions {
         plan: PlanOptions {
             allow_mass_change: args.allow_mass_change,
+            ceilings: args.ceilings.ceilings(),
             ..PlanOptions::default()
         },
         max_concurrent_targets: args.max_concurrent_targets,
@@ -212,19 +214,13 @@ async fn plan(args: PlanArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8
         Output::Text => print!("{}", output::plan_text(&passes)),
     }
     let failed = passes.iter().any(|p| p.error.is_some());
-    let refused = passes
-        .iter()
-        .filter_map(|p| p.plan.as_ref())
-        .find_map(|p| p.refused.as_ref());
-    if let Some(r) = refused {
-        eprintln!("error: plan refused by safety.{}: {}", r.limit, r.reason);
-    }
+    let refused = report_refusals(&passes);
     let changes: usize = passes
         .iter()
         .filter_map(|p| p.plan.as_ref())
         .map(|p| p.actions.len())
         .sum();
-    Ok(if failed || refused.is_some() {
+    Ok(if failed || refused {
         EXIT_ERROR
     } else if changes > 0 {
         EXIT_CHANGES_PENDING
@@ -236,6 +232,10 @@ async fn plan(args: PlanArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8
 async fn status(args: StatusArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
     let options = PassOptions {
         max_concurrent_targets: args.max_concurrent_targets,
+        plan: PlanOptions {
+            ceilings: args.ceilings.ceilings(),
+            ..PlanOptions::default()
+        },
         ..PassOptions::new(Mode::Plan)
     };
     let passes = passes(&args.config, options, calls).await?;
@@ -251,6 +251,21 @@ async fn status(args: StatusArgs, calls: gec_aws::CallSettings) -> anyhow::Resul
     } else {
         EXIT_OK
     })
+}
+
+/// Prints each distinct refusal of these passes once (a fleet-wide refusal is in every
+/// target's plan); returns whether any plan was refused.
+fn report_refusals(passes: &[TargetPass]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    for r in passes
+        .iter()
+        .filter_map(|p| p.plan.as_ref()?.refused.as_ref())
+    {
+        if seen.insert(&r.reason) {
+            eprintln!("error: plan refused by safety.{}: {}", r.limit, r.reason);
+        }
+    }
+    !seen.is_empty()
 }
 
 /// Progress of the redeploys on a terminal (stderr), one line per event.
@@ -304,17 +319,8 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
             print!("{}", output::results_text(&run));
         }
     }
-    for p in run.first.iter().filter_map(|p| p.plan.as_ref()) {
-        if let Some(r) = &p.refused {
-            eprintln!("error: plan refused by safety.{}: {}", r.limit, r.reason);
-        }
-    }
+    let refused = report_refusals(&run.first);
     let errored = run.last.iter().chain(&run.first).any(|p| p.error.is_some());
-    let refused = run
-        .first
-        .iter()
-        .filter_map(|p| p.plan.as_ref())
-        .any(|p| p.refused.is_some());
     let pending: usize = run
         .first
         .iter()

@@ -154,7 +154,11 @@ pub fn plan_text(passes: &[TargetPass]) -> String {
             let _ = writeln!(out, "  warning: {w}");
         }
         if let Some(r) = &plan.refused {
-            let _ = writeln!(out, "  REFUSED ({}): {}", r.limit, r.reason);
+            let scope = match r.scope {
+                gec_model::plan::Scope::Fleet => "fleet-wide, ",
+                gec_model::plan::Scope::Target => "",
+            };
+            let _ = writeln!(out, "  REFUSED ({scope}{}): {}", r.limit, r.reason);
         }
     }
     out.push('\n');

@@ -44,6 +44,8 @@ pub struct Settings {
     pub rollout_poll: std::time::Duration,
     /// Retries and timeouts of AWS calls.
     pub calls: gec_aws::CallSettings,
+    /// Ceilings of the desired state's safety limits (the file cannot raise them).
+    pub ceilings: gec_model::plan::Ceilings,
 }
 
 /// Default of [`Settings::rollout_poll`].
@@ -131,6 +133,7 @@ pub async fn run(
         max_concurrent_targets: settings.max_concurrent_targets,
         config_poll: settings.config_poll,
         rollout_poll: settings.rollout_poll,
+        ceilings: settings.ceilings,
     };
     run_loop(
         Arc::clone(&shared),

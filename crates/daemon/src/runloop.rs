@@ -59,6 +59,8 @@ pub struct LoopSettings {
     /// How often passes come while redeploys roll (see [`rollout_wake`]), instead of
     /// every `reconcile.interval`.
     pub rollout_poll: Duration,
+    /// Ceilings of the desired state's safety limits.
+    pub ceilings: gec_model::plan::Ceilings,
 }
 
 /// Runs until `shutdown` completes.
@@ -123,6 +125,10 @@ pub async fn run_loop(
         pass_id += 1;
         let options = PassOptions {
             max_concurrent_targets: settings.max_concurrent_targets,
+            plan: gec_model::PlanOptions {
+                ceilings: settings.ceilings,
+                ..gec_model::PlanOptions::default()
+            },
             stop: stop.clone(),
             rollouts: rollouts.clone(),
             ..PassOptions::new(if settings.dry_run {

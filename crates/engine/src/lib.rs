@@ -11,7 +11,7 @@ pub mod wait;
 pub use apply::{apply_plan, apply_plan_until, ActionResult, Outcome, StopSignal};
 pub use cloud::TargetCloud;
 pub use pass::{
-    observe_scope, reconcile_all, reconcile_target, Mode, PassOptions, TargetPass,
+    observe_scope, reconcile_all, reconcile_fleet, reconcile_target, Mode, PassOptions, TargetPass,
     DEFAULT_MAX_CONCURRENT_TARGETS,
 };
 pub use rollout::{Clock, Decision, Rollouts};

@@ -7,7 +7,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use gec_aws::{AwsContext, AwsError, ClusterScope};
 use gec_model::desired::Target;
 use gec_model::observed::RUNTIME_MONITORING;
-use gec_model::plan::{CompiledRules, CoverageChange, Phase, PlanOptions, TargetPlan};
+use gec_model::plan::{
+    check_fleet, CompiledRules, CoverageChange, Limits, Phase, PlanOptions, TargetPlan,
+};
 use gec_model::{plan_target, Action, DesiredState, ObservedTarget};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -215,14 +217,19 @@ async fn observe_target<C: TargetCloud>(
     Ok((observed, plan))
 }
 
-/// Reconciles one target: observe, plan, and in [`Mode::Apply`] apply the tag and
-/// detector phases, re-observe, then start the redeploys the rollout gate allows.
+/// Reconciles one target on its own: [`reconcile_fleet`] with a fleet of one. Observe,
+/// plan, check the limits, and in [`Mode::Apply`] apply the tag and detector phases,
+/// re-observe, then start the redeploys the rollout gate allows.
 ///
 /// # Guarantees
 /// Writes nothing in [`Mode::Plan`], under `suspend: true`, or when a safety limit
 /// refused the plan. Redeploys start only after every tag and detector action of the pass
 /// succeeded, and only through the fleet-wide rollout gate. Never acts on why it was
 /// called: the same inputs give the same writes.
+///
+/// # Caveats
+/// The limits count this target alone; passes over several targets go through
+/// [`reconcile_fleet`] (or [`reconcile_all`]) so that they count the whole fleet.
 ///
 /// # Errors
 /// An observation failure is returned in [`TargetPass::error`]; per-action failures are
@@ -233,23 +240,79 @@ pub async fn reconcile_target<C: TargetCloud>(
     desired: &DesiredState,
     options: &PassOptions,
 ) -> TargetPass {
+    let (pass, scope) = plan_stage(cloud, target, desired, options).await;
+    let mut passes = [pass];
+    check_limits(&mut passes, desired, options);
+    let [pass] = passes;
+    apply_stage(cloud, pass, &scope, desired, options).await
+}
+
+/// The first stage of a pass in one target: observe and plan, write nothing. Returns the
+/// pass with its plan (or its observation error) and the scope observed.
+async fn plan_stage<C: TargetCloud>(
+    cloud: &C,
+    target: Target,
+    desired: &DesiredState,
+    options: &PassOptions,
+) -> (TargetPass, ClusterScope) {
     let scope = observe_scope(desired, &target.region);
     let label = target.label();
     let mut pass = TargetPass::new(target);
     options.rollouts.desired_state(fingerprint(desired));
-    let (observed, plan) =
-        match observe_target(cloud, &scope, desired, options, &mut Vec::new()).await {
-            Ok(o) => o,
-            Err(e) => {
-                pass.error = Some(e);
-                return pass;
-            }
-        };
+    match observe_target(cloud, &scope, desired, options, &mut Vec::new()).await {
+        Ok((observed, plan)) => {
+            pass.events = options.rollouts.observe(
+                &label,
+                &observed,
+                &desired.redeploy,
+                options.clock.now_ms(),
+            );
+            pass.suspended = desired.suspend && options.mode == Mode::Apply;
+            pass.plan = Some(plan);
+        }
+        Err(e) => pass.error = Some(e),
+    }
+    (pass, scope)
+}
+
+/// The second check of a pass, between planning and writing: the limits across every
+/// planned target (see [`gec_model::plan::check_fleet`]). A file value above its ceiling
+/// is logged here, once per pass.
+fn check_limits(passes: &mut [TargetPass], desired: &DesiredState, options: &PassOptions) {
+    for clamped in Limits::clamped(&desired.safety, options.plan.ceilings) {
+        tracing::warn!(
+            limit = clamped.limit,
+            file = clamped.file,
+            ceiling = clamped.ceiling,
+            "{clamped}"
+        );
+    }
+    let mut plans: Vec<(&Target, &mut TargetPlan)> = passes
+        .iter_mut()
+        .filter_map(|p| {
+            let TargetPass { target, plan, .. } = p;
+            Some((&*target, plan.as_mut()?))
+        })
+        .collect();
+    check_fleet(&mut plans, &desired.safety, options.plan);
+}
+
+/// The last stage of a pass in one target, after the limits were checked: in
+/// [`Mode::Apply`] apply the tag and detector phases, re-observe, then start the
+/// redeploys the rollout gate allows. A pass without a plan (its observation failed) or
+/// whose plan was refused is returned as it is.
+async fn apply_stage<C: TargetCloud>(
+    cloud: &C,
+    mut pass: TargetPass,
+    scope: &ClusterScope,
+    desired: &DesiredState,
+    options: &PassOptions,
+) -> TargetPass {
+    let Some(plan) = pass.plan.take() else {
+        return pass;
+    };
+    let label = pass.target.label();
     let spec = &desired.redeploy;
-    pass.events = options
-        .rollouts
-        .observe(&label, &observed, spec, options.clock.now_ms());
-    pass.suspended = desired.suspend && options.mode == Mode::Apply;
     let may_write = options.mode == Mode::Apply && plan.refused.is_none() && !desired.suspend;
     if !may_write {
         pass.plan = Some(plan);
@@ -258,7 +321,7 @@ pub async fn reconcile_target<C: TargetCloud>(
     let mut base = None;
     if plan.actions.iter().any(|a| a.phase() != Phase::Redeploy) {
         pass.results = apply_plan_until(cloud, &plan, &options.stop).await;
-        match observe_target(cloud, &scope, desired, options, &mut Vec::new()).await {
+        match observe_target(cloud, scope, desired, options, &mut Vec::new()).await {
             Ok((after_observed, after)) => {
                 pass.events.extend(options.rollouts.observe(
                     &label,
@@ -351,44 +414,111 @@ async fn start_redeploy<C: TargetCloud>(
     }
 }
 
-/// Reconciles every target of the desired state against AWS, at most
-/// `max_concurrent_targets` at once. One target's failure never stops the others.
+/// Reconciles every target of the desired state against AWS: [`reconcile_fleet`] with
+/// the clients of `ctx`.
+///
+/// # Guarantees
+/// Those of [`reconcile_fleet`].
 pub async fn reconcile_all(
     ctx: &AwsContext,
     desired: Arc<DesiredState>,
     options: PassOptions,
 ) -> Vec<TargetPass> {
+    let mut clouds = Vec::with_capacity(desired.targets.len());
+    for target in &desired.targets {
+        // Cheap: the clients are made once per target and cached in `ctx`; no AWS call.
+        clouds.push((target.clone(), Arc::new(ctx.target(target).await)));
+    }
+    reconcile_fleet(clouds, desired, options).await
+}
+
+/// Reconciles targets of `desired`, each through its cloud, in two stages: observe and
+/// plan every target, then check the safety limits across all of them, then apply; each
+/// stage runs at most `max_concurrent_targets` targets at once. Passes come back in the
+/// order of `clouds`.
+///
+/// # Guarantees
+/// - Nothing is written before every target has been observed and planned, and nothing
+///   at all (tags, detector, redeploys) in any target when one target's plan, or the
+///   fleet's sum, is over a safety limit: then every plan carries a refusal
+///   ([`gec_model::plan::check_fleet`]). The limits are the file's, clamped to
+///   `options.plan.ceilings`.
+/// - One target's failure never stops the others: a target that fails to observe
+///   contributes nothing to the limits and the others go on.
+/// - Otherwise each target is applied as [`reconcile_target`] would.
+///
+/// # Caveats
+/// The limits count the targets of this call only: the daemon's timer passes skip targets
+/// in backoff, so those count in the pass that retries them.
+///
+/// # Errors
+/// Per target, in [`TargetPass::error`] and [`TargetPass::results`].
+pub async fn reconcile_fleet<C: TargetCloud + 'static>(
+    clouds: Vec<(Target, Arc<C>)>,
+    desired: Arc<DesiredState>,
+    options: PassOptions,
+) -> Vec<TargetPass> {
     let limit = Arc::new(Semaphore::new(options.max_concurrent_targets.max(1)));
-    let mut tasks = JoinSet::new();
-    for (index, target) in desired.targets.iter().cloned().enumerate() {
-        let (ctx, desired, limit, options) = (
-            ctx.clone(),
+    let options = Arc::new(options);
+    let mut planning = JoinSet::new();
+    for (index, (target, cloud)) in clouds.iter().enumerate() {
+        let (cloud, target, desired, limit, options) = (
+            Arc::clone(cloud),
+            target.clone(),
             Arc::clone(&desired),
             Arc::clone(&limit),
-            options.clone(),
+            Arc::clone(&options),
         );
         let span = info_span!("target", target = %target.label());
-        tasks.spawn(
+        planning.spawn(
             async move {
                 let _permit = limit.acquire_owned().await;
-                let client = ctx.target(&target).await;
+                (index, plan_stage(&*cloud, target, &desired, &options).await)
+            }
+            .instrument(span),
+        );
+    }
+    let mut planned = joined(planning).await;
+    let (mut passes, scopes): (Vec<TargetPass>, Vec<(usize, ClusterScope)>) = planned
+        .drain(..)
+        .map(|(index, (pass, scope))| (pass, (index, scope)))
+        .unzip();
+    check_limits(&mut passes, &desired, &options);
+
+    let mut applying = JoinSet::new();
+    for (pass, (index, scope)) in passes.into_iter().zip(scopes) {
+        let (cloud, desired, limit, options) = (
+            Arc::clone(&clouds[index].1),
+            Arc::clone(&desired),
+            Arc::clone(&limit),
+            Arc::clone(&options),
+        );
+        let span = info_span!("target", target = %pass.target.label());
+        applying.spawn(
+            async move {
+                let _permit = limit.acquire_owned().await;
                 (
                     index,
-                    reconcile_target(&client, target, &desired, &options).await,
+                    apply_stage(&*cloud, pass, &scope, &desired, &options).await,
                 )
             }
             .instrument(span),
         );
     }
-    let mut passes: Vec<(usize, TargetPass)> = Vec::with_capacity(desired.targets.len());
+    joined(applying).await.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The results of a stage's tasks, in target order.
+async fn joined<T: 'static>(mut tasks: JoinSet<(usize, T)>) -> Vec<(usize, T)> {
+    let mut done = Vec::with_capacity(tasks.len());
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(done) => passes.push(done),
+            Ok(d) => done.push(d),
             // A panic in one target's task must not take the others down; it is a bug,
-            // so surface it loudly.
+            // so surface it loudly. That target contributes nothing to the limits.
             Err(e) => tracing::error!(error = %e, "a target's reconcile task panicked"),
         }
     }
-    passes.sort_by_key(|(i, _)| *i);
-    passes.into_iter().map(|(_, p)| p).collect()
+    done.sort_by_key(|(i, _)| *i);
+    done
 }
