@@ -298,23 +298,21 @@ pub enum Weekday {
     Sun,
 }
 
-/// Limits that refuse a plan whole.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// Limits that refuse a pass whole. The file may lower them, never raise them: each is at
+/// most its ceiling, set where the controller runs (`--max-*-ceiling`), and is the ceiling
+/// when unset.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SafetySpec {
-    /// A target's plan with more tag changes than this is refused whole.
-    pub max_cluster_changes_per_cycle: u32,
-    /// Refuse a plan that turns coverage off for more than this share of covered clusters.
-    pub max_coverage_loss_fraction: f64,
-}
-
-impl Default for SafetySpec {
-    fn default() -> Self {
-        SafetySpec {
-            max_cluster_changes_per_cycle: 50,
-            max_coverage_loss_fraction: 0.2,
-        }
-    }
+    /// A pass with more tag changes than this, over all targets, is refused whole. Unset:
+    /// the ceiling (`--max-cluster-changes-ceiling`, 50 by default); above it: clamped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cluster_changes_per_cycle: Option<u32>,
+    /// Refuse a pass that turns coverage off for more than this share of covered clusters,
+    /// 0 to 1. Unset: the ceiling (`--max-coverage-loss-ceiling`, 0.2 by default); above
+    /// it: clamped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_coverage_loss_fraction: Option<f64>,
 }
 
 /// The daemon's timer.

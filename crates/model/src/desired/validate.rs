@@ -66,7 +66,7 @@ pub(crate) fn validate(d: &DesiredState) -> Vec<(Vec<Seg>, String)> {
     validate_clusters(d, &mut p);
     validate_redeploy(d, &mut p);
     let loss = d.safety.max_coverage_loss_fraction;
-    if !(0.0..=1.0).contains(&loss) {
+    if let Some(loss) = loss.filter(|l| !(0.0..=1.0).contains(l)) {
         p.add(
             &[&"safety", &"maxCoverageLossFraction"],
             format!("{loss} is not a fraction between 0 and 1"),

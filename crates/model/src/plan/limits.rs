@@ -55,13 +55,17 @@ impl Ceilings {
     };
 }
 
+/// The default ceiling of `maxClusterChangesPerCycle`: the limit's documented default.
+pub const DEFAULT_MAX_CLUSTER_CHANGES: u32 = 50;
+/// The default ceiling of `maxCoverageLossFraction`: the limit's documented default.
+pub const DEFAULT_MAX_COVERAGE_LOSS: f64 = 0.2;
+
 impl Default for Ceilings {
-    /// The file's own defaults: out of the box a file can only lower the limits.
+    /// The limits' documented defaults: out of the box a file can only lower the limits.
     fn default() -> Self {
-        let safety = SafetySpec::default();
         Ceilings {
-            max_cluster_changes: safety.max_cluster_changes_per_cycle,
-            max_coverage_loss: safety.max_coverage_loss_fraction,
+            max_cluster_changes: DEFAULT_MAX_CLUSTER_CHANGES,
+            max_coverage_loss: DEFAULT_MAX_COVERAGE_LOSS,
         }
     }
 }
@@ -91,7 +95,8 @@ impl fmt::Display for Clamped {
     }
 }
 
-/// The safety limits in force: the file's values, each at most its ceiling.
+/// The safety limits in force: the file's values, each at most its ceiling; the ceiling
+/// where the file sets none.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Tag changes (set and remove) allowed in one pass.
@@ -106,27 +111,37 @@ impl Limits {
         Limits {
             max_cluster_changes: safety
                 .max_cluster_changes_per_cycle
-                .min(ceilings.max_cluster_changes),
+                .map_or(ceilings.max_cluster_changes, |v| {
+                    v.min(ceilings.max_cluster_changes)
+                }),
             max_coverage_loss: safety
                 .max_coverage_loss_fraction
-                .min(ceilings.max_coverage_loss),
+                .map_or(ceilings.max_coverage_loss, |v| {
+                    v.min(ceilings.max_coverage_loss)
+                }),
         }
     }
 
     /// The file values of `safety` that `ceilings` clamp.
     pub fn clamped(safety: &SafetySpec, ceilings: Ceilings) -> Vec<Clamped> {
         let mut clamped = Vec::new();
-        if safety.max_cluster_changes_per_cycle > ceilings.max_cluster_changes {
+        if let Some(file) = safety
+            .max_cluster_changes_per_cycle
+            .filter(|v| *v > ceilings.max_cluster_changes)
+        {
             clamped.push(Clamped {
                 limit: MAX_CLUSTER_CHANGES,
-                file: f64::from(safety.max_cluster_changes_per_cycle),
+                file: f64::from(file),
                 ceiling: f64::from(ceilings.max_cluster_changes),
             });
         }
-        if safety.max_coverage_loss_fraction > ceilings.max_coverage_loss {
+        if let Some(file) = safety
+            .max_coverage_loss_fraction
+            .filter(|v| *v > ceilings.max_coverage_loss)
+        {
             clamped.push(Clamped {
                 limit: MAX_COVERAGE_LOSS,
-                file: safety.max_coverage_loss_fraction,
+                file,
                 ceiling: ceilings.max_coverage_loss,
             });
         }

@@ -17,7 +17,8 @@ use crate::observed::{
 };
 
 pub use limits::{
-    check_fleet, Ceilings, Clamped, Limits, Scope, MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS,
+    check_fleet, Ceilings, Clamped, Limits, Scope, DEFAULT_MAX_CLUSTER_CHANGES,
+    DEFAULT_MAX_COVERAGE_LOSS, MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS,
 };
 pub use redeploy::{
     window_open, Held, HELD_DISABLED, HELD_INACTIVE, HELD_IN_PROGRESS, HELD_NOT_FARGATE,

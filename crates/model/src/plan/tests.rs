@@ -1265,8 +1265,8 @@ mod properties {
             max_loss in prop::sample::select(vec![0.0, 0.2, 0.5, 1.0]),
         ) {
             let mut d = round_trip(&d);
-            d.safety.max_cluster_changes_per_cycle = max_changes;
-            d.safety.max_coverage_loss_fraction = max_loss;
+            d.safety.max_cluster_changes_per_cycle = Some(max_changes);
+            d.safety.max_coverage_loss_fraction = Some(max_loss);
             let guarded = plan_target(&d, &observed, PlanOptions::default());
             let forced = plan_target(&d, &observed, mass_change());
             prop_assert_eq!(&guarded.actions, &forced.actions);

@@ -87,15 +87,16 @@ fn fleet(
 }
 
 #[test]
-fn the_ceilings_default_to_the_files_own_defaults() {
-    let safety = SafetySpec::default();
+fn the_ceilings_default_to_the_limits_documented_defaults() {
     let ceilings = Ceilings::default();
     assert_eq!(
         (ceilings.max_cluster_changes, ceilings.max_coverage_loss),
-        (
-            safety.max_cluster_changes_per_cycle,
-            safety.max_coverage_loss_fraction
-        )
+        (50, 0.2)
+    );
+    let unset = Limits::new(&SafetySpec::default(), ceilings);
+    assert_eq!(
+        (unset.max_cluster_changes, unset.max_coverage_loss),
+        (50, 0.2)
     );
 }
 
@@ -107,11 +108,13 @@ fn a_file_may_lower_a_limit_but_never_raise_it_past_its_ceiling() {
     };
     // (label, file changes, file loss, limits in force, limits clamped)
     #[rustfmt::skip]
-    let rows: [(&str, u32, f64, (u32, f64), &[&str]); 4] = [
-        ("values under the ceilings hold", 3, 0.1, (3, 0.1), &[]),
-        ("values at the ceilings hold", 50, 0.2, (50, 0.2), &[]),
-        ("a huge change limit is clamped", u32::MAX, 0.1, (50, 0.1), &[MAX_CLUSTER_CHANGES]),
-        ("both are clamped", 51, 1.0, (50, 0.2), &[MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS]),
+    let rows: [(&str, Option<u32>, Option<f64>, (u32, f64), &[&str]); 6] = [
+        ("unset limits are the ceilings", None, None, (50, 0.2), &[]),
+        ("values under the ceilings hold", Some(3), Some(0.1), (3, 0.1), &[]),
+        ("values at the ceilings hold", Some(50), Some(0.2), (50, 0.2), &[]),
+        ("zero holds", Some(0), Some(0.0), (0, 0.0), &[]),
+        ("a huge change limit is clamped", Some(u32::MAX), None, (50, 0.2), &[MAX_CLUSTER_CHANGES]),
+        ("both are clamped", Some(51), Some(1.0), (50, 0.2), &[MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS]),
     ];
     for (label, changes, loss, (max_changes, max_loss), clamped) in rows {
         let safety = SafetySpec {
@@ -130,6 +133,27 @@ fn a_file_may_lower_a_limit_but_never_raise_it_past_its_ceiling() {
             .collect();
         assert_eq!(names, clamped, "{label}");
     }
+}
+
+#[test]
+fn a_raised_ceiling_raises_a_limit_the_file_leaves_unset() {
+    let safety = SafetySpec::default();
+    let raised = Ceilings {
+        max_cluster_changes: 5000,
+        max_coverage_loss: 0.5,
+    };
+    assert_eq!(
+        Limits::new(&safety, raised),
+        Limits {
+            max_cluster_changes: 5000,
+            max_coverage_loss: 0.5
+        }
+    );
+    let lowered = SafetySpec {
+        max_cluster_changes_per_cycle: Some(10),
+        ..SafetySpec::default()
+    };
+    assert_eq!(Limits::new(&lowered, raised).max_cluster_changes, 10);
 }
 
 #[test]
