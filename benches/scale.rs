@@ -197,11 +197,18 @@ fn spread(total: u64, pairs: u64) -> Vec<u64> {
         .collect()
 }
 
-const SAFETY: &str = "safety: {maxClusterChangesPerCycle: 100000, maxCoverageLossFraction: 1.0}\nreconcile: {interval: 1h}\n";
+/// The fleet is tagged in one pass: the safety limits' ceilings are raised where the
+/// controller runs ([`CEILINGS`]), since the file cannot raise them.
+const RECONCILE: &str = "reconcile: {interval: 1h}\n";
+/// Ceilings of the safety limits for every controller run of the bench.
+const CEILINGS: [(&str, &str); 2] = [
+    ("GEC_MAX_CLUSTER_CHANGES_CEILING", "100000"),
+    ("GEC_MAX_COVERAGE_LOSS_CEILING", "1"),
+];
 
 fn desired(targets: &str, rule: &str) -> String {
     format!(
-        "version: 1\ntargets:\n{targets}detector: {{runtimeMonitoring: enabled, ecsFargateAgentManagement: disabled}}\nclusters:\n  - {{match: {{namePattern: '{rule}'}}, guardDutyManaged: true}}\n{SAFETY}"
+        "version: 1\ntargets:\n{targets}detector: {{runtimeMonitoring: enabled, ecsFargateAgentManagement: disabled}}\nclusters:\n  - {{match: {{namePattern: '{rule}'}}, guardDutyManaged: true}}\n{RECONCILE}"
     )
 }
 
@@ -438,7 +445,9 @@ fn apply_once(sb: &Sandbox, config: &std::path::Path) -> RunResult {
     cmd.args(["apply", "--output", "json", "--config"])
         .arg(config)
         .current_dir(common::root());
-    common::hermetic_env(&mut cmd, &[("AWS_ENDPOINT_URL", sb.url.as_str())]);
+    let mut env = vec![("AWS_ENDPOINT_URL", sb.url.as_str())];
+    env.extend(CEILINGS);
+    common::hermetic_env(&mut cmd, &env);
     let start = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -540,7 +549,17 @@ fn tail(text: &str, n: usize) -> String {
 fn daemon_once(sb: &Sandbox, config: &std::path::Path, idle: bool) -> RunResult {
     let limit = Duration::from_secs(1800);
     sb.clear_requests();
-    let daemon = Daemon::start(sb, config, &["--dry-run"]);
+    let daemon = Daemon::start(
+        sb,
+        config,
+        &[
+            "--dry-run",
+            "--max-cluster-changes-ceiling",
+            CEILINGS[0].1,
+            "--max-coverage-loss-ceiling",
+            CEILINGS[1].1,
+        ],
+    );
     let wall = wait_pass(&daemon, 1, limit);
     let cpu_before = cpu_time(daemon.pid()).unwrap_or_default();
     let cold = Pass {

@@ -16,11 +16,15 @@ regions:
       - name: beta
 "#;
 
+/// Flipping one of the two clusters' tags turns coverage off for half of them: the
+/// coverage-loss ceiling is raised where the controller runs (the file cannot raise it).
+const RAISED: &[&str] = &["--max-coverage-loss-ceiling", "1"];
+
 /// A desired state with an interval far longer than any test: every pass seen in a test
 /// came from the start, a file change or a signal.
 fn desired(alpha: &str, beta: &str) -> String {
     format!(
-        "version: 1\ntargets: [{{region: us-east-1}}]\nclusters:\n  - {{name: alpha, guardDutyManaged: {alpha}}}\n  - {{name: beta, guardDutyManaged: {beta}}}\nsafety: {{maxCoverageLossFraction: 1.0}}\nreconcile: {{interval: 1h}}\n"
+        "version: 1\ntargets: [{{region: us-east-1}}]\nclusters:\n  - {{name: alpha, guardDutyManaged: {alpha}}}\n  - {{name: beta, guardDutyManaged: {beta}}}\nreconcile: {{interval: 1h}}\n"
     )
 }
 
@@ -54,7 +58,7 @@ async fn editing_the_file_applies_the_change_without_waiting_for_the_interval() 
     let sb = Sandbox::start();
     sb.seed(FLEET);
     let file = sb.write("desired.yaml", &desired("true", "true"));
-    let daemon = Daemon::start(&sb, &file, &[]);
+    let daemon = Daemon::start(&sb, &file, RAISED);
     assert!(
         wait_tag(&sb, "alpha", Some("true"), Duration::from_secs(60))
             .await
@@ -88,7 +92,7 @@ async fn a_broken_file_changes_nothing_in_aws_counts_an_error_and_fixing_it_resu
     let sb = Sandbox::start();
     sb.seed(FLEET);
     let file = sb.write("desired.yaml", &desired("true", "true"));
-    let daemon = Daemon::start(&sb, &file, &[]);
+    let daemon = Daemon::start(&sb, &file, RAISED);
     assert!(
         wait_tag(&sb, "beta", Some("true"), Duration::from_secs(60))
             .await
@@ -176,7 +180,7 @@ async fn readyz_is_503_before_the_first_good_pass_and_200_after() {
     sb.seed(FLEET);
     let file = sb.write("desired.yaml", "");
     std::fs::remove_file(&file).unwrap();
-    let daemon = Daemon::start(&sb, &file, &[]);
+    let daemon = Daemon::start(&sb, &file, RAISED);
     assert!(daemon.wait_for(Duration::from_secs(10), |d| d.get("/healthz").0 == 200));
     for _ in 0..5 {
         assert_eq!(daemon.get("/readyz").0, 503, "no desired state yet");
@@ -200,7 +204,7 @@ async fn sigterm_exits_0_within_10_seconds() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
     let file = sb.write("desired.yaml", &desired("true", "true"));
-    let mut daemon = Daemon::start(&sb, &file, &[]);
+    let mut daemon = Daemon::start(&sb, &file, RAISED);
     assert!(
         daemon.wait_for(Duration::from_secs(30), |d| d.get("/readyz").0 == 200),
         "{}",
@@ -222,7 +226,7 @@ async fn sigterm_while_starting_up_exits_0() {
     sb.seed(FLEET);
     let file = sb.write("desired.yaml", &desired("true", "true"));
     for attempt in 1..=5 {
-        let mut daemon = Daemon::start(&sb, &file, &[]);
+        let mut daemon = Daemon::start(&sb, &file, RAISED);
         daemon.signal("TERM"); // right after it logged its address
         let code = daemon.wait_exit(Duration::from_secs(10));
         assert_eq!(
@@ -242,13 +246,13 @@ async fn dry_run_and_suspend_write_nothing_but_report_drift() {
     for (label, extra, text, result) in [
         (
             "--dry-run",
-            vec!["--dry-run"],
+            vec!["--dry-run", RAISED[0], RAISED[1]],
             desired("true", "false"),
             "success",
         ),
         (
             "suspend",
-            vec![],
+            RAISED.to_vec(),
             format!("{}suspend: true\n", desired("true", "false")),
             "suspended",
         ),
@@ -290,7 +294,7 @@ regions:
         "desired.yaml",
         "version: 1\ntargets: [{region: eu-west-1}, {region: us-east-1}]\nclusters: [{name: alpha, guardDutyManaged: true}]\nreconcile: {interval: 1h}\n",
     );
-    let daemon = Daemon::start(&sb, &file, &[]);
+    let daemon = Daemon::start(&sb, &file, RAISED);
     assert!(
         wait_tag(&sb, "alpha", Some("true"), Duration::from_secs(60))
             .await
@@ -356,7 +360,8 @@ async fn a_desired_state_in_s3_is_applied_without_a_restart_and_a_corrupt_object
     };
     put(desired("true", "true")).await;
     let url = "s3://gitops/guardduty/desired.yaml";
-    let daemon = Daemon::start_with_config(&sb, url, &["--config-poll", "1s"]);
+    let daemon =
+        Daemon::start_with_config(&sb, url, &["--config-poll", "1s", RAISED[0], RAISED[1]]);
     assert!(
         wait_tag(&sb, "alpha", Some("true"), Duration::from_secs(60))
             .await
@@ -417,7 +422,7 @@ accounts:
         "desired.yaml",
         "version: 1\ntargets: [{region: us-east-1, roleArn: 'arn:aws:iam::111111111111:role/guardduty-ecs-controller'}]\nclusters: [{name: alpha, guardDutyManaged: true}]\nreconcile: {interval: 1h}\n",
     );
-    let daemon = Daemon::start(&sb, &file, &[]);
+    let daemon = Daemon::start(&sb, &file, RAISED);
     let success = r#"guardduty_controller_reconcile_total{result="success"}"#;
     assert!(
         daemon.wait_for(Duration::from_secs(60), |d| d.metric(success) >= 1.0),

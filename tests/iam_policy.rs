@@ -45,6 +45,10 @@ accounts:
 const ROLE_ARN: &str = "arn:aws:iam::111111111111:role/guardduty-ecs-controller";
 
 /// A desired state for both targets. The `match` rule makes the controller list clusters.
+/// The desired states below turn coverage off for most clusters: the coverage-loss ceiling
+/// is raised where the controller runs (the file cannot raise it).
+const RAISED: [&str; 2] = ["--max-coverage-loss-ceiling", "1"];
+
 fn desired(automation: &str, sandbox: &str, scratch: &str, legacy: &str) -> String {
     format!(
         r#"
@@ -60,7 +64,6 @@ clusters:
   - {{name: legacy, guardDutyManaged: {legacy}}}
   - match: {{namePattern: "*-prod"}}
     guardDutyManaged: true
-safety: {{maxCoverageLossFraction: 1.0}}
 redeploy: {{settleTime: 0s}}
 reconcile: {{interval: 1h}}
 "#
@@ -342,11 +345,23 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
     let mut log = Vec::new();
 
     log.extend(calls_of(&sb, "plan", || {
-        let plan = sb.controller(&["plan", "--config", config, "--output", "json"]);
+        let plan = sb.controller(
+            &[
+                &["plan", "--config", config, "--output", "json"][..],
+                &RAISED,
+            ]
+            .concat(),
+        );
         assert_eq!(plan.code, 2, "changes pending: {plan}");
     }));
     log.extend(calls_of(&sb, "apply", || {
-        let apply = sb.controller(&["apply", "--config", config, "--output", "json"]);
+        let apply = sb.controller(
+            &[
+                &["apply", "--config", config, "--output", "json"][..],
+                &RAISED,
+            ]
+            .concat(),
+        );
         assert_eq!(apply.code, 0, "converged: {apply}");
     }));
     // The daemon gets a different desired state, so its pass writes too.
@@ -355,7 +370,7 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
         &desired("disabled", "absent", "false", "false"),
     );
     log.extend(calls_of(&sb, "daemon", || {
-        let mut daemon = Daemon::start(&sb, &daemon_file, &[]);
+        let mut daemon = Daemon::start(&sb, &daemon_file, &RAISED);
         assert!(
             daemon.wait_for(Duration::from_secs(60), |d| d.get("/readyz").0 == 200),
             "the daemon's first pass reaches AWS: {}",
