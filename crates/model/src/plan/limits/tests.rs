@@ -106,9 +106,10 @@ fn a_file_may_lower_a_limit_but_never_raise_it_past_its_ceiling() {
         max_cluster_changes: 50,
         max_coverage_loss: 0.2,
     };
-    // (label, file changes, file loss, limits in force, limits clamped)
+    /// (label, file changes, file loss, limits in force, limits clamped)
+    type Row<'a> = (&'a str, Option<u32>, Option<f64>, (u32, f64), &'a [&'a str]);
     #[rustfmt::skip]
-    let rows: [(&str, Option<u32>, Option<f64>, (u32, f64), &[&str]); 6] = [
+    let rows: [Row; 6] = [
         ("unset limits are the ceilings", None, None, (50, 0.2), &[]),
         ("values under the ceilings hold", Some(3), Some(0.1), (3, 0.1), &[]),
         ("values at the ceilings hold", Some(50), Some(0.2), (50, 0.2), &[]),
