@@ -2,12 +2,11 @@
 //! with its line, column and field path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use marked_yaml::{LoaderOptions, Node};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
+use super::error::{kind_of, ConfigError, ConfigErrorKind as Kind, ConfigErrors};
 use super::targets::{check_targets, entry_ok};
 use super::validate::{validate, Seg};
 use super::{
@@ -19,44 +18,6 @@ use super::{
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// Most cluster rules accepted in one file.
 pub const MAX_RULES: usize = 10_000;
-
-/// One mistake in a desired-state file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConfigError {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// Field path, like `clusters[2].match.namePattern`; empty for the whole file.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// Every mistake found in one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-pub struct ConfigErrors {
-    /// The file (or other source) name as given.
-    pub file: String,
-    /// The mistakes, in document order.
-    pub errors: Vec<ConfigError>,
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.errors.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}:{}:{}: ", self.file, e.line, e.column)?;
-            if !e.path.is_empty() {
-                write!(f, "{}: ", e.path)?;
-            }
-            f.write_str(&e.message)?;
-        }
-        Ok(())
-    }
-}
 
 /// The JSON Schema of the desired-state file, generated from the same types the parser uses.
 pub fn json_schema() -> serde_json::Value {
@@ -86,17 +47,21 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
         text
     };
     if text.len() > MAX_FILE_BYTES {
-        return fail(vec![whole_file(format!(
-            "file is {} bytes, larger than the limit of {MAX_FILE_BYTES}",
-            text.len()
-        ))]);
+        return fail(vec![ConfigError::whole_file(
+            Kind::Limit,
+            format!(
+                "file is {} bytes, larger than the limit of {MAX_FILE_BYTES}",
+                text.len()
+            ),
+        )]);
     }
     let content = |l: &&str| {
         let l = l.trim();
         !(l.is_empty() || l.starts_with('#') || l == "---")
     };
     if !text.lines().any(|l| content(&l)) {
-        return fail(vec![whole_file(
+        return fail(vec![ConfigError::whole_file(
+            Kind::Empty,
             "file is empty: a desired state needs at least `version` and `targets`".into(),
         )]);
     }
@@ -104,6 +69,7 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
         return fail(vec![ConfigError {
             line,
             column: 1,
+            kind: Kind::Syntax,
             path: String::new(),
             message: "a second YAML document: the file must hold exactly one".into(),
         }]);
@@ -123,16 +89,16 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
             errors.extend(
                 validate(&desired)
                     .into_iter()
-                    .map(|(path, m)| at_path(&root, &path, m)),
+                    .map(|(path, kind, m)| at_path(&root, &path, kind, m)),
             );
             if errors.is_empty() {
                 return Ok(desired);
             }
         }
         Ok(desired) => {
-            for (path, message) in validate(&desired) {
+            for (path, kind, message) in validate(&desired) {
                 if let Some(path) = remap(&path, &checked.broken, &checked.kept) {
-                    errors.push(at_path(&root, &path, message));
+                    errors.push(at_path(&root, &path, kind, message));
                 }
             }
         }
@@ -188,16 +154,22 @@ fn check_sections(root: &Node, text: &str) -> Checked {
         kept: BTreeMap::new(),
     };
     let Some(map) = root.as_mapping() else {
-        checked
-            .errors
-            .push(at_node(root, "", "the top level must be a mapping".into()));
+        checked.errors.push(at_node(
+            root,
+            "",
+            Kind::WrongType,
+            "the top level must be a mapping".into(),
+        ));
         return checked;
     };
     for required in ["version", "targets"] {
         if map.get(required).is_none() {
-            checked
-                .errors
-                .push(at_node(root, "", format!("missing field `{required}`")));
+            checked.errors.push(at_node(
+                root,
+                "",
+                Kind::MissingField,
+                format!("missing field `{required}`"),
+            ));
             checked.broken.insert(required.to_owned());
         }
     }
@@ -214,13 +186,15 @@ fn check_sections(root: &Node, text: &str) -> Checked {
             "redeploy" => check::<RedeploySpec>(value, &path, text),
             "safety" => check::<SafetySpec>(value, &path, text),
             "reconcile" => check::<ReconcileSpec>(value, &path, text),
-            other => vec![ConfigError {
-                message: format!(
+            other => vec![at_span(
+                key.span(),
+                other,
+                Kind::UnknownField,
+                format!(
                     "unknown field `{other}`, expected one of version, targets, detector, clusters, \
                      unmatchedClusters, suspend, redeploy, safety, reconcile"
                 ),
-                ..at_span(key.span(), other)
-            }],
+            )],
         };
         if found.is_empty() {
             continue;
@@ -331,7 +305,7 @@ pub(super) fn check<T: DeserializeOwned>(
     let Some(map) = node.as_mapping().filter(|m| m.len() > 1) else {
         return vec![first];
     };
-    let missing = |e: &ConfigError| e.message.starts_with("missing field");
+    let missing = |e: &ConfigError| e.kind == Kind::MissingField;
     let mut errors: Vec<ConfigError> = missing(&first).then(|| first.clone()).into_iter().collect();
     for key in map.keys() {
         let mut single = node.clone();
@@ -360,6 +334,7 @@ pub(super) fn list_items<'a>(node: &'a Node, path: &[Seg]) -> Result<&'a [Node],
         None => Err(vec![at_node(
             node,
             &Seg::render(path),
+            Kind::WrongType,
             "expected a list".into(),
         )]),
     }
@@ -374,6 +349,7 @@ fn check_list<T: DeserializeOwned>(node: &Node, path: &[Seg], text: &str) -> Vec
         return vec![at_node(
             node,
             &Seg::render(path),
+            Kind::Limit,
             format!("{} rules, more than the limit of {MAX_RULES}", items.len()),
         )];
     }
@@ -408,6 +384,7 @@ fn node_error(
         .map(|rest| rest.split(" #").next().unwrap_or(rest).trim().to_owned())
         .unwrap_or_default()
     };
+    let kind = kind_of(e);
     let message = match &**e {
         marked_yaml::Error::IntegerParseFailure(..) => {
             format!("expected a whole number, got {:?}", found(e.start_mark()))
@@ -424,10 +401,11 @@ fn node_error(
         Some(m) => ConfigError {
             line: m.line(),
             column: m.column(),
+            kind,
             path: full,
             message,
         },
-        None => at_node(node, &full, message),
+        None => at_node(node, &full, kind, message),
     }
 }
 
@@ -444,23 +422,42 @@ impl InnerMessage for marked_yaml::FromNodeError {
 
 fn load_error(e: &marked_yaml::LoadError) -> ConfigError {
     use marked_yaml::LoadError as L;
-    let (mark, message) = match e {
-        L::TopLevelMustBeMapping(m) => (Some(*m), "the top level must be a mapping".to_owned()),
-        L::TopLevelMustBeSequence(m) => (Some(*m), "the top level must be a list".to_owned()),
+    let (mark, kind, message) = match e {
+        L::TopLevelMustBeMapping(m) => (
+            Some(*m),
+            Kind::WrongType,
+            "the top level must be a mapping".to_owned(),
+        ),
+        L::TopLevelMustBeSequence(m) => (
+            Some(*m),
+            Kind::WrongType,
+            "the top level must be a list".to_owned(),
+        ),
         L::UnexpectedAnchor(m) => (
             Some(*m),
+            Kind::Syntax,
             "YAML anchors and aliases are not supported".to_owned(),
         ),
-        L::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain strings".to_owned()),
+        L::MappingKeyMustBeScalar(m) => (
+            Some(*m),
+            Kind::WrongType,
+            "mapping keys must be plain strings".to_owned(),
+        ),
         L::UnexpectedTag(m) => (
             Some(*m),
+            Kind::Syntax,
             "YAML tags (`!something`) are not supported".to_owned(),
         ),
-        L::ScanError(m, scan) => (Some(*m), format!("YAML syntax error: {}", scan.info())),
+        L::ScanError(m, scan) => (
+            Some(*m),
+            Kind::Syntax,
+            format!("YAML syntax error: {}", scan.info()),
+        ),
         L::DuplicateKey(inner) => {
             let first = inner.prev_key.span().start().map(|m| m.line()).unwrap_or(0);
             (
                 inner.key.span().start().copied(),
+                Kind::Duplicate,
                 format!(
                     "duplicate key `{}` (first at line {first})",
                     inner.key.as_str()
@@ -469,16 +466,17 @@ fn load_error(e: &marked_yaml::LoadError) -> ConfigError {
         }
         // LoadError is non-exhaustive in spirit; keep whatever it says.
         #[allow(unreachable_patterns)]
-        other => (None, other.to_string()),
+        other => (None, Kind::Syntax, other.to_string()),
     };
     match mark {
         Some(m) => ConfigError {
             line: m.line(),
             column: m.column(),
+            kind,
             path: String::new(),
             message,
         },
-        None => whole_file(message),
+        None => ConfigError::whole_file(kind, message),
     }
 }
 
@@ -510,18 +508,15 @@ pub(super) fn deepest<'n>(mut node: &'n Node, path: &[Seg]) -> &'n Node {
     node
 }
 
-fn at_path(root: &Node, path: &[Seg], message: String) -> ConfigError {
-    at_node(deepest(root, path), &Seg::render(path), message)
+fn at_path(root: &Node, path: &[Seg], kind: Kind, message: String) -> ConfigError {
+    at_node(deepest(root, path), &Seg::render(path), kind, message)
 }
 
-pub(super) fn at_node(node: &Node, path: &str, message: String) -> ConfigError {
-    ConfigError {
-        message,
-        ..at_span(node.span(), path)
-    }
+pub(super) fn at_node(node: &Node, path: &str, kind: Kind, message: String) -> ConfigError {
+    at_span(node.span(), path, kind, message)
 }
 
-fn at_span(span: &marked_yaml::Span, path: &str) -> ConfigError {
+fn at_span(span: &marked_yaml::Span, path: &str, kind: Kind, message: String) -> ConfigError {
     let (line, column) = span
         .start()
         .map(|m| (m.line(), m.column()))
@@ -529,16 +524,8 @@ fn at_span(span: &marked_yaml::Span, path: &str) -> ConfigError {
     ConfigError {
         line,
         column,
+        kind,
         path: path.to_owned(),
-        message: String::new(),
-    }
-}
-
-fn whole_file(message: String) -> ConfigError {
-    ConfigError {
-        line: 1,
-        column: 1,
-        path: String::new(),
         message,
     }
 }

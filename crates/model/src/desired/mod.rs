@@ -1,6 +1,7 @@
 //! The desired state: the YAML document a GitOps repository edits (DESIGN §3).
 
 mod duration;
+mod error;
 mod load;
 mod targets;
 mod validate;
@@ -11,7 +12,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use duration::DurationSpec;
-pub use load::{json_schema, parse, ConfigError, ConfigErrors, MAX_FILE_BYTES, MAX_RULES};
+pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Locations};
+pub use load::{json_schema, parse, MAX_FILE_BYTES, MAX_RULES};
 pub use targets::{AccountRef, AccountsTarget, ExpandError, TargetEntry};
 pub use validate::parse_hhmm;
 

@@ -7,7 +7,8 @@ use marked_yaml::Node;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::load::{at_node, check, list_items, ConfigError};
+use super::error::{ConfigError, ConfigErrorKind as Kind};
+use super::load::{at_node, check, list_items};
 use super::validate::{looks_like_region, looks_like_role_arn, Seg};
 use super::{account_of_arn, Target};
 
@@ -142,8 +143,8 @@ pub(super) fn check_targets(node: &Node, path: &[Seg], text: &str) -> Vec<Config
         let (found, entry) = check_entry(item, &item_path, text);
         errors.extend(found);
         if let Some(entry) = entry {
-            for (rel, message) in seen.add(i, &entry) {
-                errors.push(at_rel(item, &item_path, &rel, message));
+            for (rel, kind, message) in seen.add(i, &entry) {
+                errors.push(at_rel(item, &item_path, &rel, kind, message));
             }
         }
     }
@@ -217,11 +218,16 @@ fn quoted_id(account: &Node, path: &[Seg]) -> Option<ConfigError> {
         "account id {digits} is a YAML number: quote it, id: \"{digits}\" \
          (unquoted digits are a number, and a leading zero is lost)"
     );
-    Some(at_node(node, &Seg::render(&id_path), message))
+    Some(at_node(
+        node,
+        &Seg::render(&id_path),
+        Kind::WrongType,
+        message,
+    ))
 }
 
-/// A problem found in an entry: the path below the entry, and the message.
-type Problem = (Vec<Seg>, String);
+/// A problem found in an entry: the path below the entry, its kind, and the message.
+type Problem = (Vec<Seg>, Kind, String);
 
 fn key(k: &str) -> Seg {
     Seg::Key(k.to_owned())
@@ -232,16 +238,21 @@ fn single_problems(t: &Target) -> Vec<Problem> {
     if !looks_like_region(&t.region) {
         p.push((
             vec![key("region")],
+            Kind::InvalidValue,
             format!("{:?} is not an AWS region name like us-east-1", t.region),
         ));
     }
     match &t.role_arn {
         Some(role) if !looks_like_role_arn(role) => {
-            p.push((vec![key("roleArn")], not_a_role(role)))
+            p.push((vec![key("roleArn")], Kind::InvalidValue, not_a_role(role)))
         }
         Some(_) => {}
         None if t.external_id.is_some() => {
-            p.push((vec![key("externalId")], "externalId needs roleArn".into()));
+            p.push((
+                vec![key("externalId")],
+                Kind::MissingField,
+                "externalId needs roleArn".into(),
+            ));
         }
         None => {}
     }
@@ -255,7 +266,11 @@ fn not_a_role(role: &str) -> String {
 fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
     let mut p = Vec::new();
     if a.regions.is_empty() {
-        p.push((vec![key("regions")], "list at least one region".into()));
+        p.push((
+            vec![key("regions")],
+            Kind::InvalidValue,
+            "list at least one region".into(),
+        ));
     }
     let mut regions: BTreeMap<&str, usize> = BTreeMap::new();
     let mut partition: Option<(&str, &str)> = None;
@@ -264,6 +279,7 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
         if !looks_like_region(region) {
             p.push((
                 at,
+                Kind::InvalidValue,
                 format!("{region:?} is not an AWS region name like us-east-1"),
             ));
             continue;
@@ -272,6 +288,7 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
             regions.insert(region, first);
             p.push((
                 at,
+                Kind::Duplicate,
                 format!("duplicate region {region} (first at regions[{first}])"),
             ));
             continue;
@@ -280,6 +297,7 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
             None => partition = Some((region, partition_of(region))),
             Some((other, part)) if part != partition_of(region) => p.push((
                 at,
+                Kind::InvalidValue,
                 format!(
                     "{region} is in partition {}, {other} in {part}: an account lives in one \
                      partition, so list regions of one partition per entry",
@@ -290,11 +308,15 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
         }
     }
     if a.accounts.is_empty() {
-        p.push((vec![key("accounts")], "list at least one account".into()));
+        p.push((
+            vec![key("accounts")],
+            Kind::InvalidValue,
+            "list at least one account".into(),
+        ));
     }
     if let Some(name) = &a.role_name {
         if let Some(why) = bad_role_name(name) {
-            p.push((vec![key("roleName")], why));
+            p.push((vec![key("roleName")], Kind::InvalidValue, why));
         }
     }
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
@@ -302,27 +324,36 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
         let at = |k: &str| vec![key("accounts"), Seg::Index(j), key(k)];
         let id = account.id.as_str();
         if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
-            p.push((at("id"), format!("{id:?} is not a 12-digit AWS account id")));
+            p.push((
+                at("id"),
+                Kind::InvalidValue,
+                format!("{id:?} is not a 12-digit AWS account id"),
+            ));
         } else if let Some(first) = ids.insert(id, j) {
             ids.insert(id, first);
             p.push((
                 at("id"),
+                Kind::Duplicate,
                 format!("duplicate account {id} (first at accounts[{first}])"),
             ));
         }
         match &account.role_arn {
-            Some(role) if !looks_like_role_arn(role) => p.push((at("roleArn"), not_a_role(role))),
+            Some(role) if !looks_like_role_arn(role) => {
+                p.push((at("roleArn"), Kind::InvalidValue, not_a_role(role)))
+            }
             Some(role) => {
                 let owner = account_of_arn(role).unwrap_or_default();
                 if owner != id {
                     p.push((
                         at("roleArn"),
+                        Kind::InvalidValue,
                         format!("the role is in account {owner}, not in this account ({id})"),
                     ));
                 }
             }
             None if a.role_name.is_none() => p.push((
                 vec![key("accounts"), Seg::Index(j)],
+                Kind::MissingField,
                 format!(
                     "no role to assume in account {id}: give the account a roleArn, or the \
                      entry a roleName"
@@ -425,6 +456,7 @@ impl Seen {
             };
             problems.push((
                 rel,
+                Kind::Duplicate,
                 format!(
                     "duplicate target: {what} is already listed at {}",
                     firsts.join(", ")
@@ -448,14 +480,14 @@ fn suffix(rel: &[Seg]) -> String {
 fn problems(item: &Node, path: &[Seg], found: Vec<Problem>) -> Vec<ConfigError> {
     found
         .into_iter()
-        .map(|(rel, message)| at_rel(item, path, &rel, message))
+        .map(|(rel, kind, message)| at_rel(item, path, &rel, kind, message))
         .collect()
 }
 
 /// An error at a path below an entry's node (at the deepest node that exists).
-fn at_rel(item: &Node, path: &[Seg], rel: &[Seg], message: String) -> ConfigError {
+fn at_rel(item: &Node, path: &[Seg], rel: &[Seg], kind: Kind, message: String) -> ConfigError {
     let node = super::load::deepest(item, rel);
     let mut full = path.to_vec();
     full.extend_from_slice(rel);
-    at_node(node, &Seg::render(&full), message)
+    at_node(node, &Seg::render(&full), kind, message)
 }

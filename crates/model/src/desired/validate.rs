@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::error::ConfigErrorKind as Kind;
 use super::{DesiredState, ManagedTag, Window};
 
 /// One step of a field path.
@@ -28,12 +29,20 @@ impl Seg {
     }
 }
 
-struct Problems(Vec<(Vec<Seg>, String)>);
+/// A mistake found by [`validate`]: where, what sort, and the message.
+pub(crate) type Problem = (Vec<Seg>, Kind, String);
+
+struct Problems(Vec<Problem>);
 
 impl Problems {
+    /// A value the types allow but the controller does not.
     fn add(&mut self, path: &[&dyn PathPart], message: impl Into<String>) {
+        self.add_kind(path, Kind::InvalidValue, message);
+    }
+
+    fn add_kind(&mut self, path: &[&dyn PathPart], kind: Kind, message: impl Into<String>) {
         let path = path.iter().map(|p| p.seg()).collect();
-        self.0.push((path, message.into()));
+        self.0.push((path, kind, message.into()));
     }
 }
 
@@ -51,7 +60,7 @@ impl PathPart for usize {
     }
 }
 
-pub(crate) fn validate(d: &DesiredState) -> Vec<(Vec<Seg>, String)> {
+pub(crate) fn validate(d: &DesiredState) -> Vec<Problem> {
     let mut p = Problems(Vec::new());
     if d.version != 1 {
         p.add(
@@ -110,8 +119,9 @@ fn validate_clusters(d: &DesiredState, p: &mut Problems) {
                     );
                 } else if let Some(first) = exact.insert(name.as_str(), i) {
                     exact.insert(name.as_str(), first);
-                    p.add(
+                    p.add_kind(
                         &[&"clusters", &i, &"name"],
+                        Kind::Duplicate,
                         format!("duplicate rule for cluster {name:?} (first in clusters[{first}])"),
                     );
                 }
