@@ -32,6 +32,10 @@ impl Seg {
 /// A mistake found by [`validate`]: where, what sort, and the message.
 pub(crate) type Problem = (Vec<Seg>, Kind, String);
 
+/// The longest `reconcile.interval`: a daemon that reconciles less than daily is not
+/// reconciling (drift would stand for days), and it bounds the daemon's timer.
+const MAX_INTERVAL_SECS: u64 = 24 * 3600;
+
 struct Problems(Vec<Problem>);
 
 impl Problems {
@@ -81,8 +85,11 @@ pub(crate) fn validate(d: &DesiredState) -> Vec<Problem> {
             format!("{loss} is not a fraction between 0 and 1"),
         );
     }
-    if d.reconcile.interval.get().as_secs() < 10 {
+    let interval = d.reconcile.interval.get().as_secs();
+    if interval < 10 {
         p.add(&[&"reconcile", &"interval"], "must be at least 10s");
+    } else if interval > MAX_INTERVAL_SECS {
+        p.add(&[&"reconcile", &"interval"], "must be at most 24h");
     }
     let jitter = d.reconcile.jitter;
     if !(0.0..=0.5).contains(&jitter) {
