@@ -1,9 +1,11 @@
 //! The desired state: the YAML document a GitOps repository edits (DESIGN §3).
 
 mod bounds;
+mod duplicates;
 mod duration;
 mod error;
 mod load;
+mod located;
 mod source;
 mod targets;
 mod validate;

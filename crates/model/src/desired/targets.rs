@@ -1,14 +1,16 @@
 //! The `targets` list as written: single (account, region) entries and `accounts` entries
 //! that expand over regions; checked on the entries so that mistakes point into the file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use marked_yaml::Node;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::duplicates::Seen;
 use super::error::{ConfigError, ConfigErrorKind as Kind};
-use super::load::{at_node, check, list_items};
+use super::load::{check, list_items};
+use super::located::{at_node, deepest};
 use super::source::Source;
 use super::validate::{looks_like_region, looks_like_role_arn, Seg};
 use super::{account_of_arn, Target};
@@ -304,9 +306,9 @@ fn quoted_id(account: &Node, path: &[Seg]) -> Option<ConfigError> {
 }
 
 /// A problem found in an entry: the path below the entry, its kind, and the message.
-type Problem = (Vec<Seg>, Kind, String);
+pub(super) type Problem = (Vec<Seg>, Kind, String);
 
-fn key(k: &str) -> Seg {
+pub(super) fn key(k: &str) -> Seg {
     Seg::Key(k.to_owned())
 }
 
@@ -459,101 +461,6 @@ fn bad_role_name(name: &str) -> Option<String> {
     None
 }
 
-/// Every (account, region) seen so far, with where it was first listed.
-#[derive(Default)]
-struct Seen {
-    /// (account, or `None` for the controller's own credentials; region) -> where.
-    pairs: BTreeMap<(Option<String>, String), String>,
-}
-
-impl Seen {
-    /// Records an entry's pairs; returns a problem (below the entry) for each place that
-    /// repeats pairs listed before, naming the regions and where they were first.
-    fn add(&mut self, index: usize, entry: &TargetEntry) -> Vec<Problem> {
-        // (path below the entry, its account, its regions)
-        let places: Vec<(Vec<Seg>, Option<String>, Vec<&str>)> = match entry {
-            TargetEntry::Single(t) => vec![(
-                Vec::new(),
-                t.role_arn
-                    .as_deref()
-                    .and_then(account_of_arn)
-                    .map(str::to_owned),
-                vec![t.region.as_str()],
-            )],
-            TargetEntry::Accounts(a) => {
-                // Repeats inside the entry are reported on their own (accounts_problems).
-                // Sets, so that long lists cost n log n, not n².
-                let mut unique = BTreeSet::new();
-                let regions: Vec<&str> = (a.regions.iter())
-                    .map(String::as_str)
-                    .filter(|r| unique.insert(*r))
-                    .collect();
-                let mut ids = BTreeSet::new();
-                let mut places = Vec::new();
-                for (j, account) in a.accounts.iter().enumerate() {
-                    if !ids.insert(account.id.as_str()) {
-                        continue;
-                    }
-                    places.push((
-                        vec![key("accounts"), Seg::Index(j)],
-                        Some(account.id.clone()),
-                        regions.clone(),
-                    ));
-                }
-                places
-            }
-        };
-        let mut problems = Vec::new();
-        for (rel, account, regions) in places {
-            let here = format!("targets[{index}]{}", suffix(&rel));
-            let mut repeated: Vec<&str> = Vec::new();
-            let mut firsts: Vec<String> = Vec::new();
-            let mut unique = BTreeSet::new();
-            for region in regions {
-                let pair = (account.clone(), region.to_owned());
-                match self.pairs.get(&pair) {
-                    Some(first) => {
-                        repeated.push(region);
-                        if unique.insert(first.clone()) {
-                            firsts.push(first.clone());
-                        }
-                    }
-                    None => {
-                        self.pairs.insert(pair, here.clone());
-                    }
-                }
-            }
-            if repeated.is_empty() {
-                continue;
-            }
-            let regions = repeated.join(", ");
-            let what = match &account {
-                Some(id) => format!("account {id} in {regions}"),
-                None => format!("{regions} with the controller's own credentials"),
-            };
-            problems.push((
-                rel,
-                Kind::Duplicate,
-                format!(
-                    "duplicate target: {what} is already listed at {}",
-                    firsts.join(", ")
-                ),
-            ));
-        }
-        problems
-    }
-}
-
-/// `.accounts[1]` for a path below an entry.
-fn suffix(rel: &[Seg]) -> String {
-    let rendered = Seg::render(rel);
-    if rendered.is_empty() || rendered.starts_with('[') {
-        rendered
-    } else {
-        format!(".{rendered}")
-    }
-}
-
 fn problems(item: &Node, path: &[Seg], found: Vec<Problem>) -> Vec<ConfigError> {
     found
         .into_iter()
@@ -563,7 +470,7 @@ fn problems(item: &Node, path: &[Seg], found: Vec<Problem>) -> Vec<ConfigError> 
 
 /// An error at a path below an entry's node (at the deepest node that exists).
 fn at_rel(item: &Node, path: &[Seg], rel: &[Seg], kind: Kind, message: String) -> ConfigError {
-    let node = super::load::deepest(item, rel);
+    let node = deepest(item, rel);
     let mut full = path.to_vec();
     full.extend_from_slice(rel);
     at_node(node, &Seg::render(&full), kind, message)
