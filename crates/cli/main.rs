@@ -150,13 +150,14 @@ fn validate(files: &[std::path::PathBuf]) -> u8 {
 
 /// Reads and validates a desired-state file; every mistake is in the error.
 fn load(path: &Path) -> anyhow::Result<DesiredState> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read the file", path.display()))?;
-    parse(&path.display().to_string(), &text)
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{}: cannot read the file", path.display()))?;
+    parse(&path.display().to_string(), &bytes)
 }
 
-fn parse(name: &str, text: &str) -> anyhow::Result<DesiredState> {
-    gec_model::desired::parse(name, text).map_err(|e: ConfigErrors| {
+/// The whole validate path: size, encoding, characters, depth, ... (`parse_bytes`).
+fn parse(name: &str, bytes: &[u8]) -> anyhow::Result<DesiredState> {
+    gec_model::desired::parse_bytes(name, bytes).map_err(|e: ConfigErrors| {
         let n = e.errors.len();
         anyhow::anyhow!(
             "{e}\n{}: {n} error{}, nothing applied",
@@ -172,11 +173,7 @@ async fn load_from(config: &str, ctx: &gec_aws::AwsContext) -> anyhow::Result<De
         return load(Path::new(config));
     };
     match ctx.object_client().fetch(&at, None).await? {
-        gec_aws::Fetched::Object { bytes, .. } => {
-            let text = String::from_utf8(bytes)
-                .map_err(|_| anyhow::anyhow!("{at}: the object is not UTF-8 text"))?;
-            parse(&at.to_string(), &text)
-        }
+        gec_aws::Fetched::Object { bytes, .. } => parse(&at.to_string(), &bytes),
         gec_aws::Fetched::NotModified => anyhow::bail!("{at}: unexpected 304 without an ETag"),
     }
 }

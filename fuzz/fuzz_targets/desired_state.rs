@@ -1,23 +1,37 @@
-//! Arbitrary bytes into the desired-state parser: it never panics, every mistake points
-//! inside the text, line endings do not matter, and whatever it accepts survives a trip
-//! through JSON.
+//! Arbitrary bytes into the whole validate path (`parse_bytes`: size, encoding,
+//! characters, depth, keys, YAML, schema, expansion, validation): it never panics, every
+//! mistake points inside the text and has a kind, line endings do not matter, and
+//! whatever it accepts survives a trip through JSON.
 #![no_main]
 
-use gec_model::desired::{parse, DesiredState};
+use gec_model::desired::{parse_bytes, ConfigErrorKind, DesiredState, MAX_TARGETS};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    // Invalid UTF-8 never reaches `parse` (the caller reads a `String`); the lossy
-    // form keeps the fuzzer's byte-level mutations useful. Valid input is unchanged.
-    let text = String::from_utf8_lossy(data);
-    check(&text);
+    let result = parse_bytes("fuzz.yaml", data);
+    match std::str::from_utf8(data) {
+        // (`parse_bytes` hands UTF-8 to `parse`: comparing the two would parse twice for
+        // nothing.)
+        Ok(text) => check(text, result),
+        Err(_) => {
+            // Bytes that are not UTF-8: one encoding mistake, inside the text.
+            let errors = result.expect_err("bytes that are not UTF-8 were accepted");
+            assert_eq!(errors.errors.len(), 1, "{errors}");
+            let e = &errors.errors[0];
+            assert_eq!(e.kind, ConfigErrorKind::Encoding, "{errors}");
+            let lossy = String::from_utf8_lossy(data);
+            assert!(
+                (1..=yaml_lines(&lossy).max(1)).contains(&e.line) && e.column >= 1,
+                "{errors}"
+            );
+        }
+    }
 });
 
-fn check(text: &str) {
-    let result = parse("fuzz.yaml", text);
+fn check(text: &str, result: Result<DesiredState, gec_model::desired::ConfigErrors>) {
     // A file saved on Windows means what it meant: same state, same mistakes, same places.
     if !text.contains('\r') {
-        let crlf = parse("fuzz.yaml", &text.replace('\n', "\r\n"));
+        let crlf = parse_bytes("fuzz.yaml", text.replace('\n', "\r\n").as_bytes());
         assert_eq!(
             crlf, result,
             "CRLF line endings change the outcome of {text:?}"
@@ -62,6 +76,7 @@ fn check_accepted(text: &str, desired: &DesiredState) {
     // What the validator guarantees.
     assert_eq!(desired.version, 1, "accepted {text:?}");
     assert!(!desired.targets.is_empty(), "accepted {text:?}");
+    assert!(desired.targets.len() <= MAX_TARGETS, "accepted {text:?}");
     // The types derive Serialize and Deserialize: what the parser accepts reads back as itself.
     let json = serde_json::to_string(desired).expect("a desired state serializes to JSON");
     let back: DesiredState = serde_json::from_str(&json)
