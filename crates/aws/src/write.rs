@@ -1,5 +1,24 @@
 //! The controller's writes: cluster tags through the Resource Groups Tagging API, and
 //! detector features by read-modify-write `UpdateDetector`.
+//!
+//! # Which writes are idempotent
+//!
+//! A write may be sent again — by the SDK's retry layer after a timeout, a dropped
+//! connection or a 5xx, or by the next pass — only if applying it twice leaves the same
+//! state as applying it once. The controller's writes:
+//!
+//! | write | idempotent | why |
+//! |---|---|---|
+//! | `TagResources` (`GuardDutyManaged=value`) | yes | sets a key to a value: the second call sets the same value |
+//! | `UntagResources` (`GuardDutyManaged`) | yes | removes a key: removing it again changes nothing |
+//! | `UpdateDetector` (Runtime Monitoring and its additional configurations) | yes | sends absolute statuses computed from a fresh `GetDetector` (read-modify-write), never a toggle or a delta |
+//! | `UpdateService(forceNewDeployment)` | **no** | every applied call starts another deployment; ECS takes no client token for it (`workload.rs`) |
+//!
+//! The idempotent ones keep the SDK's standard retries. `UpdateService` goes out once,
+//! without them, and a failure that does not prove the request was rejected
+//! ([`AwsError::proves_not_applied`]) is settled by re-reading the service before any new
+//! attempt; a new non-idempotent write must take the same path (the engine's one generic
+//! helper for it, `write_once`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
