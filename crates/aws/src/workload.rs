@@ -1,17 +1,17 @@
-//! Reading what runs in a cluster (tasks, the services that own them), GuardDuty's coverage
-//! records, and forcing a service's redeployment.
+//! Reading what runs in a cluster (tasks, the services that own them) and GuardDuty's
+//! coverage records.
 //!
-//! `UpdateService(forceNewDeployment)` is the controller's one write that is **not**
-//! idempotent: every applied call starts another deployment (new tasks replace the
-//! running ones) and ECS takes no client token for it. It is therefore sent once, without
-//! the SDK's retries, and a failure that does not prove the request was rejected is
-//! settled by re-reading the service before any new attempt (see
-//! [`TargetClient::redeploy_service`]).
+//! Every read here is idempotent and keeps the SDK's retries. The forced redeployment
+//! these reads lead to, `UpdateService(forceNewDeployment)`, is the controller's one write
+//! that is **not** idempotent (every applied call starts another deployment; ECS takes no
+//! client token for it): it lives with the other writes in `write.rs`, is sent once
+//! without the SDK's retries, and a failure that does not prove the request was rejected
+//! is settled with [`TargetClient::describe_service`] (a new deployment, or none) before
+//! any new attempt.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::types::{DesiredStatus, LaunchType};
 use aws_sdk_guardduty::types::{
     CoverageFilterCondition, CoverageFilterCriteria, CoverageFilterCriterion,
@@ -22,7 +22,7 @@ use gec_model::observed::{
     TaskCounts, Workload,
 };
 
-use crate::error::{classify, ErrorKind};
+use crate::error::classify;
 use crate::{AwsError, TargetClient};
 
 /// `ListTasks` page size: the API's maximum.
@@ -293,61 +293,6 @@ impl TargetClient {
             .await?;
         Ok(found.pop())
     }
-
-    /// Forces a new deployment of a service (`UpdateService` with `forceNewDeployment`),
-    /// so that its tasks are replaced by new ones (which get the agent where coverage is on).
-    /// One request: the SDK does not retry it (see Caveats).
-    ///
-    /// # Errors
-    /// A failed `UpdateService` call, or an answer without a PRIMARY deployment (a
-    /// [`ErrorKind::Transient`] error: the deployment did start).
-    ///
-    /// # Guarantees
-    /// Changes nothing but the deployment: same task definition, count and network.
-    /// Exactly one request is sent, whatever the client's retry settings.
-    ///
-    /// # Caveats
-    /// Not idempotent: each call that ECS applies starts another deployment, and the API
-    /// has no client token. So the SDK's retry layer is switched off for this operation
-    /// (it would resend after an attempt timeout, a dropped connection or a 5xx, all of
-    /// which may come after ECS applied the first request: two forced deployments). A
-    /// failure whose error does not prove "not applied" ([`AwsError::proves_not_applied`])
-    /// is resolved by the caller: re-read the service ([`TargetClient::describe_service`])
-    /// and look for a deployment that was not there before, then retry only if there is
-    /// none (the engine's `write_once`). The other writes of this crate are idempotent
-    /// (see `write.rs`) and keep the SDK's retries.
-    pub async fn redeploy_service(
-        &self,
-        cluster_arn: &str,
-        service: &str,
-    ) -> Result<ObservedDeployment, AwsError> {
-        let out = self
-            .ecs
-            .update_service()
-            .cluster(cluster_arn)
-            .service(service)
-            .force_new_deployment(true)
-            .customize()
-            .config_override(
-                aws_sdk_ecs::config::Builder::default().retry_config(RetryConfig::disabled()),
-            )
-            .send()
-            .await
-            .map_err(|e| classify("UpdateService", e))?;
-        out.service()
-            .map(observed_service)
-            .and_then(|s| s.primary().cloned())
-            .ok_or_else(|| {
-                // ECS applied the request; only its answer is unusable. Transient, so the
-                // caller re-reads the service instead of taking it as "not applied".
-                AwsError::new(
-                    ErrorKind::Transient,
-                    "UpdateService",
-                    None,
-                    "the answer has no PRIMARY deployment",
-                )
-            })
-    }
 }
 
 fn task_facts(task: &aws_sdk_ecs::types::Task) -> TaskFacts {
@@ -398,7 +343,7 @@ fn tally<'a>(tasks: impl Iterator<Item = &'a TaskFacts>) -> Workload {
     workload
 }
 
-fn observed_service(service: &aws_sdk_ecs::types::Service) -> ObservedService {
+pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> ObservedService {
     let strategy = service.capacity_provider_strategy();
     let fargate = service.launch_type() == Some(&LaunchType::Fargate)
         || (!strategy.is_empty()
