@@ -273,12 +273,16 @@ mod tests {
         }
     }
 
-    fn context() -> AwsContext {
+    /// A context that reaches nothing: fixed credentials, no endpoint is ever called.
+    async fn context() -> AwsContext {
         AwsContext {
-            base: SdkConfig::builder()
-                .behavior_version(BehaviorVersion::latest())
+            base: aws_config::defaults(BehaviorVersion::latest())
                 .region(Region::new("us-east-1"))
-                .build(),
+                .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .load()
+                .await,
             metrics: None,
             calls: CallSettings::default(),
             clients: Arc::default(),
@@ -287,7 +291,7 @@ mod tests {
 
     #[tokio::test]
     async fn clients_of_targets_that_left_the_desired_state_are_dropped() {
-        let ctx = context();
+        let ctx = context().await;
         let role = |account: u32| format!("arn:aws:iam::{account:012}:role/gec");
         let fleet = |accounts: std::ops::Range<u32>| -> Vec<Target> {
             accounts
