@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use gec_model::plan::Ceilings;
 
 /// Keeps Amazon GuardDuty ECS Runtime Monitoring for Fargate as a desired-state file says.
@@ -14,13 +14,17 @@ pub struct Cli {
     #[arg(long, global = true, env = "GEC_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// Attempts per AWS call, the first included (standard retry mode, jittered backoff).
-    #[arg(long, global = true, env = "GEC_AWS_MAX_ATTEMPTS", default_value_t = gec_aws::MAX_ATTEMPTS)]
+    #[arg(long, global = true, env = "GEC_AWS_MAX_ATTEMPTS", default_value_t = gec_aws::MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
     pub aws_max_attempts: u32,
-    /// Time limit of one AWS call attempt (e.g. 10s).
-    #[arg(long, global = true, env = "GEC_AWS_ATTEMPT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// Time limit of one AWS call attempt (e.g. 10s; 1s to 5m).
+    #[arg(long, global = true, env = "GEC_AWS_ATTEMPT_TIMEOUT", default_value = "10s",
+          value_parser = duration_between(SECOND, 5 * MINUTE))]
     pub aws_attempt_timeout: Duration,
-    /// Time limit of one AWS call, retries included (e.g. 40s).
-    #[arg(long, global = true, env = "GEC_AWS_OPERATION_TIMEOUT", default_value = "40s", value_parser = parse_duration)]
+    /// Time limit of one AWS call, retries included (e.g. 40s; at least the attempt
+    /// timeout, at most 1h).
+    #[arg(long, global = true, env = "GEC_AWS_OPERATION_TIMEOUT", default_value = "40s",
+          value_parser = duration_between(SECOND, HOUR))]
     pub aws_operation_timeout: Duration,
     /// What to do.
     #[command(subcommand)]
@@ -28,6 +32,34 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the command line like [`Parser::parse`], then checks what one flag alone
+    /// cannot: `--aws-operation-timeout` must leave room for one attempt. Exits with a
+    /// usage error, as clap does, otherwise.
+    pub fn parse_checked() -> Self {
+        let cli = Cli::parse();
+        if let Err(e) = cli.check() {
+            e.exit();
+        }
+        cli
+    }
+
+    /// The checks across flags.
+    ///
+    /// # Errors
+    /// A usage error naming the flags that contradict each other.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        if self.aws_operation_timeout < self.aws_attempt_timeout {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "--aws-operation-timeout ({:?}) must be at least --aws-attempt-timeout ({:?})",
+                    self.aws_operation_timeout, self.aws_attempt_timeout
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The AWS call settings from the flags.
     pub fn calls(&self) -> gec_aws::CallSettings {
         gec_aws::CallSettings {
@@ -74,8 +106,9 @@ pub struct RunArgs {
     /// replaces the last good one.
     #[arg(long, env = "GEC_CONFIG")]
     pub config: String,
-    /// How often an `s3://` desired state is polled (a conditional GET on its ETag).
-    #[arg(long, env = "GEC_CONFIG_POLL", default_value = "30s", value_parser = parse_duration)]
+    /// How often an `s3://` desired state is polled (a conditional GET on its ETag; 1s to 1h).
+    #[arg(long, env = "GEC_CONFIG_POLL", default_value = "30s",
+          value_parser = duration_between(SECOND, HOUR))]
     pub config_poll: Duration,
     /// Address for /metrics, /healthz, /readyz and /status.
     #[arg(long, env = "GEC_LISTEN", default_value = "0.0.0.0:9090")]
@@ -83,12 +116,14 @@ pub struct RunArgs {
     /// Plan every pass and write nothing; metrics still report drift.
     #[arg(long, env = "GEC_DRY_RUN")]
     pub dry_run: bool,
-    /// Targets reconciled at once.
-    #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS)]
+    /// Targets reconciled at once (1 to 256).
+    #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS,
+          value_parser = concurrent_targets())]
     pub max_concurrent_targets: usize,
     /// While redeploys roll (waitForSteadyState), passes come this often instead of every
-    /// reconcile.interval.
-    #[arg(long, env = "GEC_ROLLOUT_POLL", default_value = "15s", value_parser = parse_duration)]
+    /// reconcile.interval (1s to 1h).
+    #[arg(long, env = "GEC_ROLLOUT_POLL", default_value = "15s",
+          value_parser = duration_between(SECOND, HOUR))]
     pub rollout_poll: Duration,
     /// Ceilings of the safety limits.
     #[command(flatten)]
@@ -104,8 +139,9 @@ pub struct StatusArgs {
     /// Output format on stdout.
     #[arg(long, env = "GEC_OUTPUT", value_enum, default_value = "text")]
     pub output: Output,
-    /// Targets read at once.
-    #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS)]
+    /// Targets read at once (1 to 256).
+    #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS,
+          value_parser = concurrent_targets())]
     pub max_concurrent_targets: usize,
     /// Ceilings of the safety limits.
     #[command(flatten)]
@@ -124,8 +160,9 @@ pub struct PlanArgs {
     /// Do not refuse a plan over a safety limit.
     #[arg(long, env = "GEC_ALLOW_MASS_CHANGE")]
     pub allow_mass_change: bool,
-    /// Targets reconciled at once.
-    #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS)]
+    /// Targets reconciled at once (1 to 256).
+    #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS,
+          value_parser = concurrent_targets())]
     pub max_concurrent_targets: usize,
     /// Ceilings of the safety limits.
     #[command(flatten)]
@@ -169,12 +206,14 @@ pub struct ApplyArgs {
     /// Flags shared with `plan`.
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// Give up after this long (e.g. 90s, 15m, 1h), waiting for the redeploys it started
-    /// included.
-    #[arg(long, env = "GEC_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
+    /// Give up after this long (e.g. 90s, 15m, 1h; 1s to 24h), waiting for the redeploys
+    /// it started included.
+    #[arg(long, env = "GEC_TIMEOUT", default_value = "15m",
+          value_parser = duration_between(SECOND, DAY))]
     pub timeout: Duration,
-    /// How often rollouts are checked while apply waits for them.
-    #[arg(long, env = "GEC_ROLLOUT_POLL", default_value = "5s", value_parser = parse_duration)]
+    /// How often rollouts are checked while apply waits for them (1s to 1h).
+    #[arg(long, env = "GEC_ROLLOUT_POLL", default_value = "5s",
+          value_parser = duration_between(SECOND, HOUR))]
     pub rollout_poll: Duration,
 }
 
@@ -204,5 +243,165 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
         _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// A duration flag between `min` and `max`, both included. A value outside is a usage
+/// error, never clamped: a zero poll would spin, a poll of a year would never come.
+fn duration_between(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let d = parse_duration(text)?;
+        if d < min {
+            Err(format!("must be at least {}", human(min)))
+        } else if d > max {
+            Err(format!("must be at most {}", human(max)))
+        } else {
+            Ok(d)
+        }
+    }
+}
+
+/// Bounds of `--max-concurrent-targets`: at least one, and few enough that the open
+/// connections and in-flight memory stay bounded.
+fn concurrent_targets() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256)
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let cli = Cli::try_parse_from(["guardduty-ecs-controller"].iter().chain(args).copied())?;
+        cli.check()?;
+        Ok(cli)
+    }
+
+    #[test]
+    fn knobs_outside_their_bounds_are_usage_errors_not_clamped() {
+        // (label, arguments, what the error says)
+        let rows: [(&str, &[&str], &str); 11] = [
+            (
+                "zero rollout poll",
+                &["run", "--config", "f", "--rollout-poll", "0s"],
+                "at least 1s",
+            ),
+            (
+                "sub-second config poll",
+                &["run", "--config", "f", "--config-poll", "0s"],
+                "at least 1s",
+            ),
+            (
+                "config poll of a week",
+                &["run", "--config", "f", "--config-poll", "168h"],
+                "at most 1h",
+            ),
+            (
+                "apply's rollout poll",
+                &["apply", "--config", "f", "--rollout-poll", "0s"],
+                "at least 1s",
+            ),
+            (
+                "apply timeout zero",
+                &["apply", "--config", "f", "--timeout", "0s"],
+                "at least 1s",
+            ),
+            (
+                "apply timeout of a week",
+                &["apply", "--config", "f", "--timeout", "168h"],
+                "at most 24h",
+            ),
+            (
+                "attempt timeout zero",
+                &["--aws-attempt-timeout", "0s", "schema"],
+                "at least 1s",
+            ),
+            (
+                "no attempts",
+                &["--aws-max-attempts", "0", "schema"],
+                "0 is not in 1..=10",
+            ),
+            (
+                "a hundred attempts",
+                &["--aws-max-attempts", "100", "schema"],
+                "100 is not in 1..=10",
+            ),
+            (
+                "no targets at once",
+                &["plan", "--config", "f", "--max-concurrent-targets", "0"],
+                "0 is not in 1..=256",
+            ),
+            (
+                "an operation shorter than its attempt",
+                &[
+                    "--aws-attempt-timeout",
+                    "20s",
+                    "--aws-operation-timeout",
+                    "10s",
+                    "schema",
+                ],
+                "--aws-operation-timeout (10s) must be at least --aws-attempt-timeout (20s)",
+            ),
+        ];
+        for (label, args, says) in rows {
+            match parse(args) {
+                Ok(_) => panic!("{label}: accepted"),
+                Err(e) => assert!(e.to_string().contains(says), "{label}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_defaults_and_the_bounds_themselves_are_accepted() {
+        let cli = parse(&["run", "--config", "f"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.calls(), gec_aws::CallSettings::default());
+        for args in [
+            &[
+                "run",
+                "--config",
+                "f",
+                "--rollout-poll",
+                "1s",
+                "--config-poll",
+                "1h",
+            ][..],
+            &[
+                "apply",
+                "--config",
+                "f",
+                "--timeout",
+                "24h",
+                "--max-concurrent-targets",
+                "256",
+            ],
+            &[
+                "--aws-max-attempts",
+                "1",
+                "--aws-attempt-timeout",
+                "5m",
+                "--aws-operation-timeout",
+                "5m",
+                "schema",
+            ],
+        ] {
+            assert!(parse(args).is_ok(), "{args:?}");
+        }
     }
 }

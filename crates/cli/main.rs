@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use args::{ApplyArgs, Cli, Command, LogFormat, Output, PlanArgs, StatusArgs};
-use clap::Parser;
 use gec_engine::{ApplyRun, Mode, PassOptions, Progress, TargetPass};
 use gec_model::desired::ConfigErrors;
 use gec_model::{DesiredState, PlanOptions};
@@ -23,7 +22,7 @@ const EXIT_CHANGES_PENDING: u8 = 2;
 const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     let default_filter = if matches!(cli.command, Command::Run(_)) {
         "info"
     } else {

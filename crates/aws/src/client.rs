@@ -1,7 +1,7 @@
 //! SDK clients for one target: region, credentials (optionally by AssumeRole), retry and
 //! timeout settings.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -55,8 +55,10 @@ impl Default for CallSettings {
 pub struct AwsContext {
     base: SdkConfig,
     metrics: Option<AwsMetrics>,
+    calls: CallSettings,
     /// One set of clients per target, kept across passes so that assumed-role
     /// credentials are reused until the SDK refreshes them (no AssumeRole per pass).
+    /// Targets that leave the desired state are dropped by [`AwsContext::retain`].
     clients: Arc<Mutex<HashMap<Target, TargetClient>>>,
 }
 
@@ -82,6 +84,7 @@ impl AwsContext {
         AwsContext {
             base,
             metrics: None,
+            calls,
             clients: Arc::default(),
         }
     }
@@ -113,6 +116,29 @@ impl AwsContext {
             clients.insert(target.clone(), client.clone());
         }
         client
+    }
+
+    /// Forgets the clients of every target not in `targets`: their credentials, identity
+    /// cache, retry token buckets and task cache are freed once no pass holds them.
+    /// Call it whenever the desired state changes, so a fleet whose accounts come and go
+    /// keeps only what its current targets need.
+    ///
+    /// # Guarantees
+    /// Clients of targets in `targets` are kept as they are (a pass in flight keeps its
+    /// clone of a dropped target's clients until it ends).
+    pub fn retain(&self, targets: &[Target]) {
+        let keep: HashSet<&Target> = targets.iter().collect();
+        if let Ok(mut clients) = self.clients.lock() {
+            clients.retain(|t, _| keep.contains(t));
+            // A swap of many accounts leaves a table sized for the old and new fleets.
+            clients.shrink_to_fit();
+        }
+    }
+
+    /// How many targets have clients.
+    #[cfg(test)]
+    fn targets_held(&self) -> usize {
+        self.clients.lock().map_or(0, |c| c.len())
     }
 
     /// Makes the clients of one target.
@@ -159,7 +185,7 @@ impl AwsContext {
                 aws_sdk_ecs::config::SharedCredentialsProvider::new(provider),
             );
         }
-        target_client(&config.build(), target, self.metrics.as_ref())
+        target_client(&config.build(), target, self.metrics.as_ref(), self.calls)
     }
 }
 
@@ -168,9 +194,16 @@ fn target_client(
     config: &SdkConfig,
     target: &Target,
     metrics: Option<&AwsMetrics>,
+    calls: CallSettings,
 ) -> TargetClient {
     let label = target.label();
-    let partition = |service: &str| RetryPartition::new(retry_partition_name(service, &label));
+    // A custom partition carries its own token bucket, dropped with the client. A
+    // partition made by `RetryPartition::new` keeps its bucket in a process-wide map of
+    // aws-smithy-runtime that never forgets a name (`TOKEN_BUCKET`, a
+    // `StaticPartitionMap`): one entry per service and target ever seen, a leak when
+    // accounts come and go.
+    let partition =
+        |service: &str| RetryPartition::custom(retry_partition_name(service, &label)).build();
     let mut ecs = aws_sdk_ecs::config::Builder::from(config).retry_partition(partition("ecs"));
     let mut guardduty =
         aws_sdk_guardduty::config::Builder::from(config).retry_partition(partition("guardduty"));
@@ -192,6 +225,7 @@ fn target_client(
         guardduty: aws_sdk_guardduty::Client::from_conf(guardduty.build()),
         tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging.build()),
         tasks: TaskCache::default(),
+        calls,
     }
 }
 
@@ -212,12 +246,18 @@ pub struct TargetClient {
     pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
     /// RUNNING tasks already described, kept across passes with the client.
     pub(crate) tasks: TaskCache,
+    pub(crate) calls: CallSettings,
 }
 
 impl TargetClient {
     /// The target's region.
     pub fn region(&self) -> &str {
         &self.region
+    }
+
+    /// The retry and timeout settings of this target's calls.
+    pub fn calls(&self) -> CallSettings {
+        self.calls
     }
 }
 
@@ -231,6 +271,55 @@ mod tests {
             role_arn: role_arn.map(str::to_owned),
             external_id: None,
         }
+    }
+
+    /// A context that reaches nothing: fixed credentials, no endpoint is ever called.
+    async fn context() -> AwsContext {
+        AwsContext {
+            base: aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                    "testing", "testing", None, None, "test",
+                ))
+                .load()
+                .await,
+            metrics: None,
+            calls: CallSettings::default(),
+            clients: Arc::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_of_targets_that_left_the_desired_state_are_dropped() {
+        let ctx = context().await;
+        let role = |account: u32| format!("arn:aws:iam::{account:012}:role/gec");
+        let fleet = |accounts: std::ops::Range<u32>| -> Vec<Target> {
+            accounts
+                .map(|a| target("us-east-1", Some(role(a).as_str())))
+                .collect()
+        };
+        let old = fleet(0..150);
+        for t in &old {
+            ctx.target(t).await;
+        }
+        assert_eq!(ctx.targets_held(), 150);
+        // Another 150 accounts replace them, five of the old ones stay.
+        let mut new = fleet(150..300);
+        new.extend_from_slice(&old[..5]);
+        ctx.retain(&new);
+        assert_eq!(ctx.targets_held(), 5, "only the targets still desired");
+        ctx.target(&old[0]).await.tasks.set_detector_id(Some("d-1"));
+        for t in &new {
+            ctx.target(t).await;
+        }
+        assert_eq!(ctx.targets_held(), 155);
+        assert_eq!(
+            ctx.target(&old[0]).await.tasks.detector_id().as_deref(),
+            Some("d-1"),
+            "a target that stays keeps its clients and caches"
+        );
+        ctx.retain(&[]);
+        assert_eq!(ctx.targets_held(), 0);
     }
 
     #[test]
@@ -270,7 +359,7 @@ mod tests {
             ),
         ];
         for (label, t, want) in rows {
-            let client = target_client(&config, &t, None);
+            let client = target_client(&config, &t, None, CallSettings::default());
             // `Config::retry_partition` is marked unstable by the SDK; if it goes away,
             // `retry_partition_name` is what is left to check.
             let got = [

@@ -65,6 +65,19 @@ impl AwsError {
     }
 }
 
+impl AwsError {
+    /// Whether this failure proves that a write was **not** applied, so that sending it
+    /// again cannot apply it twice: AWS answered with an error (throttled, access denied,
+    /// not found, any other 4xx), or the request never left (no credentials, a request
+    /// that could not be built). A [`ErrorKind::Transient`] failure proves nothing: after
+    /// a timeout, a dropped connection, a 5xx or an unreadable answer the service may
+    /// have applied the request (a connection that failed before sending is transient
+    /// too; treating it as unknown only costs a re-read).
+    pub fn proves_not_applied(&self) -> bool {
+        self.kind != ErrorKind::Transient
+    }
+}
+
 const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
@@ -243,6 +256,30 @@ mod tests {
         ];
         for (label, code, status, kind) in rows {
             assert_eq!(kind_of(code, status), kind, "{label}");
+        }
+    }
+
+    #[test]
+    fn only_an_answer_that_rejected_the_request_proves_a_write_was_not_applied() {
+        // (label, kind, proves "not applied")
+        let rows = [
+            (
+                "throttled: rejected before any change",
+                ErrorKind::Throttled,
+                true,
+            ),
+            ("access denied", ErrorKind::AccessDenied, true),
+            ("not found", ErrorKind::NotFound, true),
+            ("another 4xx (validation)", ErrorKind::Other, true),
+            (
+                "timeout, dropped connection or 5xx",
+                ErrorKind::Transient,
+                false,
+            ),
+        ];
+        for (label, kind, proves) in rows {
+            let e = AwsError::new(kind, "UpdateService", None, "x");
+            assert_eq!(e.proves_not_applied(), proves, "{label}");
         }
     }
 }

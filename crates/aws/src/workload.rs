@@ -1,5 +1,13 @@
-//! Reading what runs in a cluster (tasks, the services that own them), GuardDuty's coverage
-//! records, and forcing a service's redeployment.
+//! Reading what runs in a cluster (tasks, the services that own them) and GuardDuty's
+//! coverage records.
+//!
+//! Every read here is idempotent and keeps the SDK's retries. The forced redeployment
+//! these reads lead to, `UpdateService(forceNewDeployment)`, is the controller's one write
+//! that is **not** idempotent (every applied call starts another deployment; ECS takes no
+//! client token for it): it lives with the other writes in `write.rs`, is sent once
+//! without the SDK's retries, and a failure that does not prove the request was rejected
+//! is settled with [`TargetClient::describe_service`] (a new deployment, or none) before
+//! any new attempt.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,7 +22,7 @@ use gec_model::observed::{
     TaskCounts, Workload,
 };
 
-use crate::error::{classify, ErrorKind};
+use crate::error::classify;
 use crate::{AwsError, TargetClient};
 
 /// `ListTasks` page size: the API's maximum.
@@ -269,43 +277,21 @@ impl TargetClient {
         Ok(records)
     }
 
-    /// Forces a new deployment of a service (`UpdateService` with `forceNewDeployment`),
-    /// so that its tasks are replaced by new ones (which get the agent where coverage is on).
+    /// One service by name, as [`TargetClient::observe_workload`] reports services (one
+    /// `DescribeServices`); `None` when ECS does not know it. The read that tells whether
+    /// a redeploy whose outcome was unknown happened (its deployments before and after).
     ///
     /// # Errors
-    /// A failed `UpdateService` call, or an answer without a PRIMARY deployment.
-    ///
-    /// # Guarantees
-    /// Changes nothing but the deployment: same task definition, count and network.
-    ///
-    /// # Caveats
-    /// Not idempotent: each call starts another deployment. The caller decides, from a
-    /// fresh observation, whether one is due.
-    pub async fn redeploy_service(
+    /// A failed `DescribeServices` call.
+    pub async fn describe_service(
         &self,
         cluster_arn: &str,
         service: &str,
-    ) -> Result<ObservedDeployment, AwsError> {
-        let out = self
-            .ecs
-            .update_service()
-            .cluster(cluster_arn)
-            .service(service)
-            .force_new_deployment(true)
-            .send()
-            .await
-            .map_err(|e| classify("UpdateService", e))?;
-        out.service()
-            .map(observed_service)
-            .and_then(|s| s.primary().cloned())
-            .ok_or_else(|| {
-                AwsError::new(
-                    ErrorKind::Other,
-                    "UpdateService",
-                    None,
-                    "the answer has no PRIMARY deployment",
-                )
-            })
+    ) -> Result<Option<ObservedService>, AwsError> {
+        let mut found = self
+            .describe_services(cluster_arn, &[service.to_owned()])
+            .await?;
+        Ok(found.pop())
     }
 }
 
@@ -357,7 +343,7 @@ fn tally<'a>(tasks: impl Iterator<Item = &'a TaskFacts>) -> Workload {
     workload
 }
 
-fn observed_service(service: &aws_sdk_ecs::types::Service) -> ObservedService {
+pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> ObservedService {
     let strategy = service.capacity_provider_strategy();
     let fargate = service.launch_type() == Some(&LaunchType::Fargate)
         || (!strategy.is_empty()

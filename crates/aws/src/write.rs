@@ -1,19 +1,41 @@
-//! The controller's writes: cluster tags through the Resource Groups Tagging API, and
-//! detector features by read-modify-write `UpdateDetector`.
+//! The controller's writes: cluster tags through the Resource Groups Tagging API,
+//! detector features by read-modify-write `UpdateDetector`, and forced redeployments of
+//! services (`UpdateService`).
+//!
+//! # Which writes are idempotent
+//!
+//! A write may be sent again — by the SDK's retry layer after a timeout, a dropped
+//! connection or a 5xx, or by the next pass — only if applying it twice leaves the same
+//! state as applying it once. The controller's writes:
+//!
+//! | write | idempotent | why |
+//! |---|---|---|
+//! | `TagResources` (`GuardDutyManaged=value`) | yes | sets a key to a value: the second call sets the same value |
+//! | `UntagResources` (`GuardDutyManaged`) | yes | removes a key: removing it again changes nothing |
+//! | `UpdateDetector` (Runtime Monitoring and its additional configurations) | yes | sends absolute statuses computed from a fresh `GetDetector` (read-modify-write), never a toggle or a delta |
+//! | `UpdateService(forceNewDeployment)` | **no** | every applied call starts another deployment; ECS takes no client token for it |
+//!
+//! The idempotent ones keep the SDK's standard retries. `UpdateService` goes out once,
+//! without them, and a failure that does not prove the request was rejected
+//! ([`AwsError::proves_not_applied`]) is settled by re-reading the service before any new
+//! attempt; a new non-idempotent write must take the same path (the engine's one generic
+//! helper for it, `write_once`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
+use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_guardduty::types::{
     DetectorAdditionalConfiguration, DetectorFeature, DetectorFeatureConfiguration,
     FeatureAdditionalConfiguration, FeatureStatus,
 };
-use gec_model::observed::{DISABLED, RUNTIME_MONITORING};
+use gec_model::observed::{ObservedDeployment, DISABLED, RUNTIME_MONITORING};
 use gec_model::MANAGED_TAG_KEY;
 
 use aws_sdk_resourcegroupstagging::types::FailureInfo;
 
 use crate::error::{classify, ErrorKind};
+use crate::workload::observed_service;
 use crate::{AwsError, TargetClient};
 
 /// ARNs per `TagResources` / `UntagResources` call: the API's maximum.
@@ -131,6 +153,61 @@ impl TargetClient {
             .await
             .map_err(|e| classify("UpdateDetector", e))?;
         Ok(())
+    }
+
+    /// Forces a new deployment of a service (`UpdateService` with `forceNewDeployment`),
+    /// so that its tasks are replaced by new ones (which get the agent where coverage is on).
+    /// One request: the SDK does not retry it (see Caveats).
+    ///
+    /// # Errors
+    /// A failed `UpdateService` call, or an answer without a PRIMARY deployment (a
+    /// [`ErrorKind::Transient`] error: the deployment did start).
+    ///
+    /// # Guarantees
+    /// Changes nothing but the deployment: same task definition, count and network.
+    /// Exactly one request is sent, whatever the client's retry settings.
+    ///
+    /// # Caveats
+    /// Not idempotent: each call that ECS applies starts another deployment, and the API
+    /// has no client token. So the SDK's retry layer is switched off for this operation
+    /// (it would resend after an attempt timeout, a dropped connection or a 5xx, all of
+    /// which may come after ECS applied the first request: two forced deployments). A
+    /// failure whose error does not prove "not applied" ([`AwsError::proves_not_applied`])
+    /// is resolved by the caller: re-read the service ([`TargetClient::describe_service`])
+    /// and look for a deployment that was not there before, then retry only if there is
+    /// none (the engine's `write_once`). The other writes of this module are idempotent
+    /// (see the table above) and keep the SDK's retries.
+    pub async fn redeploy_service(
+        &self,
+        cluster_arn: &str,
+        service: &str,
+    ) -> Result<ObservedDeployment, AwsError> {
+        let out = self
+            .ecs
+            .update_service()
+            .cluster(cluster_arn)
+            .service(service)
+            .force_new_deployment(true)
+            .customize()
+            .config_override(
+                aws_sdk_ecs::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("UpdateService", e))?;
+        out.service()
+            .map(observed_service)
+            .and_then(|s| s.primary().cloned())
+            .ok_or_else(|| {
+                // ECS applied the request; only its answer is unusable. Transient, so the
+                // caller re-reads the service instead of taking it as "not applied".
+                AwsError::new(
+                    ErrorKind::Transient,
+                    "UpdateService",
+                    None,
+                    "the answer has no PRIMARY deployment",
+                )
+            })
     }
 }
 

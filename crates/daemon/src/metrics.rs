@@ -1,6 +1,6 @@
 //! The daemon's Prometheus metrics (DESIGN §5), on a registry it owns.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use gec_aws::AwsMetrics;
 use gec_engine::TargetPass;
@@ -299,6 +299,8 @@ impl Metrics {
             &["target", "cluster", "kind"],
             &uncovered,
         );
+        let targets: HashSet<String> = passes.iter().map(|p| p.target.label()).collect();
+        forget_targets(&self.actions_total, &targets);
     }
 
     /// Records the rollout engine's state after a pass: rollouts in progress fleet-wide
@@ -341,6 +343,31 @@ fn replace(vec: &IntGaugeVec, names: &[&str], values: &BTreeMap<Vec<String>, i64
     for labels in stale {
         let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
         let _ = vec.remove_label_values(&labels);
+    }
+}
+
+/// Removes the series of `counter` (labels `target`, `kind`, `result`) whose target is not
+/// in `targets`: a counter of a target that left the desired state would otherwise stay
+/// for the life of the process, one set per account ever managed.
+fn forget_targets(counter: &IntCounterVec, targets: &HashSet<String>) {
+    let mut stale = Vec::new();
+    for family in counter.collect() {
+        for metric in family.get_metric() {
+            let label = |name: &str| {
+                metric
+                    .get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map_or_else(String::new, |l| l.value().to_owned())
+            };
+            if !targets.contains(&label("target")) {
+                stale.push([label("target"), label("kind"), label("result")]);
+            }
+        }
+    }
+    for labels in stale {
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let _ = counter.remove_label_values(&labels);
     }
 }
 
@@ -532,6 +559,39 @@ mod tests {
         );
         assert_eq!(sample(&text, "redeploys_in_progress", &[]), Some(0.0));
         assert_eq!(sample(&text, "redeploys_halted", &[]), Some(1.0));
+    }
+
+    #[test]
+    fn action_counters_of_targets_that_left_the_desired_state_are_dropped() {
+        let m = Metrics::new().unwrap();
+        let (east, west) = ("us-east-1", "eu-west-1");
+        let tagged = |region: &str| {
+            pass(
+                region,
+                TargetPlan::default(),
+                vec![(tag(region, "alpha"), Outcome::Success)],
+            )
+        };
+        m.pass(
+            &[tagged(east), tagged(west)],
+            PassResult::Success,
+            1.0,
+            100.0,
+        );
+        assert_eq!(series(&m.render(), "actions_total"), 2);
+        m.pass(&[tagged(east)], PassResult::Success, 1.0, 200.0);
+        let text = m.render();
+        assert_eq!(series(&text, "actions_total"), 1, "{text}");
+        let east_tags = [
+            ("target", east),
+            ("kind", "tag_cluster"),
+            ("result", "success"),
+        ];
+        assert_eq!(
+            sample(&text, "actions_total", &east_tags),
+            Some(2.0),
+            "a target that stays keeps counting"
+        );
     }
 
     #[test]

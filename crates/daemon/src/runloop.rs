@@ -113,6 +113,10 @@ pub async fn run_loop(
         };
         // A timer pass skips targets in backoff; a new desired state or SIGHUP tries all.
         backoff.retain(&loaded.desired.targets);
+        // Targets that left the desired state leave no clients, credentials, caches or
+        // rollout memory behind: a fleet whose accounts come and go stays the same size.
+        ctx.retain(&loaded.desired.targets);
+        rollouts.retain(&loaded.desired.targets);
         let mut due = (*loaded.desired).clone();
         if timer && refresh != Refresh::Loaded {
             let now = Instant::now();

@@ -1,13 +1,24 @@
-//! The engine's view of one target's cloud: what it reads and writes. The AWS adapter
-//! implements it; tests implement it in memory.
+//! The engine's view of one target's cloud: what it reads and writes, and the one way a
+//! write that is not idempotent is sent ([`write_once`]). The AWS adapter implements it;
+//! tests implement it in memory.
 
 use std::future::Future;
+use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use gec_aws::{AwsError, BatchOutcome, ClusterScope, FeatureChange, TargetClient};
-use gec_model::observed::{CoverageRecord, ObservedCluster, ObservedDeployment, Workload};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use gec_aws::{
+    AwsError, BatchOutcome, CallSettings, ClusterScope, ErrorKind, FeatureChange, TargetClient,
+    MAX_BACKOFF,
+};
+use gec_model::observed::{
+    CoverageRecord, ObservedCluster, ObservedDeployment, ObservedService, Workload,
+};
 use gec_model::ObservedTarget;
+use tokio::time::{sleep, Instant};
+
+use crate::apply::StopSignal;
 
 /// Reads and writes of one target (account and region).
 pub trait TargetCloud: Send + Sync {
@@ -42,12 +53,24 @@ pub trait TargetCloud: Send + Sync {
         &self,
         detector_id: &str,
     ) -> impl Future<Output = Result<BTreeMap<String, CoverageRecord>, AwsError>> + Send;
-    /// Forces a new deployment of a service; returns the new PRIMARY deployment.
+    /// Forces a new deployment of a service; returns the new PRIMARY deployment. One
+    /// request, never retried by the implementation: not idempotent, so the engine sends
+    /// it through [`write_once`].
     fn redeploy_service(
         &self,
         cluster_arn: &str,
         service: &str,
     ) -> impl Future<Output = Result<ObservedDeployment, AwsError>> + Send;
+    /// One service by name, with its deployments; `None` when it does not exist.
+    fn describe_service(
+        &self,
+        cluster_arn: &str,
+        service: &str,
+    ) -> impl Future<Output = Result<Option<ObservedService>, AwsError>> + Send;
+    /// How [`write_once`] paces this target's non-idempotent writes.
+    fn write_retry(&self) -> WriteRetry {
+        WriteRetry::default()
+    }
 }
 
 impl TargetCloud for TargetClient {
@@ -86,5 +109,291 @@ impl TargetCloud for TargetClient {
         service: &str,
     ) -> Result<ObservedDeployment, AwsError> {
         TargetClient::redeploy_service(self, cluster_arn, service).await
+    }
+    async fn describe_service(
+        &self,
+        cluster_arn: &str,
+        service: &str,
+    ) -> Result<Option<ObservedService>, AwsError> {
+        TargetClient::describe_service(self, cluster_arn, service).await
+    }
+    fn write_retry(&self) -> WriteRetry {
+        WriteRetry::from_calls(&self.calls())
+    }
+}
+
+/// First delay between attempts of a non-idempotent write, or between the re-reads that
+/// look for it; it doubles (jittered) up to [`MAX_BACKOFF`].
+pub const WRITE_FIRST_DELAY: Duration = Duration::from_secs(1);
+
+/// How [`write_once`] attempts a write that is not idempotent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteRetry {
+    /// Attempts of the write, the first included (`--aws-max-attempts`).
+    pub max_attempts: u32,
+    /// First delay between attempts or re-reads.
+    pub first_delay: Duration,
+    /// Longest delay between attempts or re-reads.
+    pub max_delay: Duration,
+    /// After an outcome that proves nothing, how long re-reads keep looking for the write
+    /// before it counts as not applied: twice the attempt timeout, so a request the
+    /// service received just before the client gave up has as long again to land.
+    pub settle: Duration,
+}
+
+impl WriteRetry {
+    /// The pacing that goes with the client's call settings.
+    pub fn from_calls(calls: &CallSettings) -> Self {
+        WriteRetry {
+            max_attempts: calls.max_attempts.max(1),
+            first_delay: WRITE_FIRST_DELAY,
+            max_delay: MAX_BACKOFF,
+            settle: calls.attempt_timeout.saturating_mul(2),
+        }
+    }
+
+    fn delays(&self) -> ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_min_delay(self.first_delay)
+            .with_max_delay(self.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+    }
+}
+
+impl Default for WriteRetry {
+    fn default() -> Self {
+        WriteRetry::from_calls(&CallSettings::default())
+    }
+}
+
+/// Sends a write that is **not idempotent** (applying it twice is not applying it once,
+/// e.g. `UpdateService(forceNewDeployment)`) so that it is never sent again while it may
+/// already have been applied.
+///
+/// `write` sends it once (the implementation must not retry). `find` reads the resource
+/// and returns what the write produced if it can see it (`Some`: e.g. a deployment that
+/// was not there before the first attempt), `None` if it was not applied (as far as the
+/// read shows).
+///
+/// # Errors
+/// The last error of `write` when: the error proves the write was not applied and
+/// retrying cannot help (access denied, not found, a validation error); the attempts
+/// are used up; `find` fails (then nobody can tell whether it was applied, so it is not
+/// sent again: the next pass observes and decides); or `stop` was raised before a retry.
+///
+/// # Guarantees
+/// - An answer that proves the write was rejected ([`AwsError::proves_not_applied`]):
+///   only a throttle is retried, after a jittered, growing delay, without a re-read.
+/// - Any other failure (timeout, dropped connection, 5xx, unusable answer): the write is
+///   sent again only after `find` saw nothing for [`WriteRetry::settle`] (re-reads at
+///   growing delays); if `find` sees it, that is the result, as if the write had
+///   answered, and the write is not sent again.
+/// - At most [`WriteRetry::max_attempts`] writes in all.
+///
+/// # Caveats
+/// A request that the service holds longer than `settle` before applying it can still
+/// land after a retry; AWS gives no bound, and waiting longer only delays every retry.
+pub async fn write_once<T, W, WF, F, FF>(
+    retry: WriteRetry,
+    stop: &StopSignal,
+    mut write: W,
+    mut find: F,
+) -> Result<T, AwsError>
+where
+    W: FnMut() -> WF,
+    WF: Future<Output = Result<T, AwsError>>,
+    F: FnMut() -> FF,
+    FF: Future<Output = Result<Option<T>, AwsError>>,
+{
+    let mut delays = retry.delays();
+    let mut attempt = 1;
+    loop {
+        let error = match write().await {
+            Ok(done) => return Ok(done),
+            Err(e) => e,
+        };
+        let last = attempt >= retry.max_attempts.max(1);
+        if error.proves_not_applied() {
+            if error.kind != ErrorKind::Throttled || last {
+                return Err(error);
+            }
+            tracing::debug!(
+                operation = error.operation,
+                attempt,
+                "write throttled; retrying"
+            );
+        } else {
+            match settle(&retry, &mut delays, &mut find).await {
+                Ok(Some(done)) => {
+                    tracing::warn!(operation = error.operation, attempt, error = %error,
+                        "the write's outcome was unknown; a re-read found it applied: not sent again");
+                    return Ok(done);
+                }
+                Ok(None) if !last => {
+                    tracing::warn!(operation = error.operation, attempt, error = %error,
+                        "the write's outcome was unknown; re-reads did not find it applied: retrying");
+                }
+                Ok(None) => return Err(error),
+                Err(read) => {
+                    tracing::warn!(operation = error.operation, error = %error, read_error = %read,
+                        "the write's outcome is unknown and the re-read failed: not sent again");
+                    return Err(error);
+                }
+            }
+        }
+        if stop.is_stopped() {
+            return Err(error);
+        }
+        sleep(next_delay(&mut delays, &retry)).await;
+        attempt += 1;
+    }
+}
+
+/// Re-reads until `find` sees the write or [`WriteRetry::settle`] has passed.
+async fn settle<T, F, FF>(
+    retry: &WriteRetry,
+    delays: &mut ExponentialBackoff,
+    find: &mut F,
+) -> Result<Option<T>, AwsError>
+where
+    F: FnMut() -> FF,
+    FF: Future<Output = Result<Option<T>, AwsError>>,
+{
+    let deadline = Instant::now() + retry.settle;
+    loop {
+        sleep(next_delay(delays, retry)).await;
+        if let Some(done) = find().await? {
+            return Ok(Some(done));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+    }
+}
+
+fn next_delay(delays: &mut ExponentialBackoff, retry: &WriteRetry) -> Duration {
+    delays.next().unwrap_or(retry.max_delay)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    fn error(kind: ErrorKind) -> AwsError {
+        AwsError::new(kind, "UpdateService", None, "injected")
+    }
+
+    fn retry(max_attempts: u32) -> WriteRetry {
+        WriteRetry {
+            max_attempts,
+            ..WriteRetry::default()
+        }
+    }
+
+    /// Runs `write_once` with a write that always fails with `kind` and a re-read that
+    /// answers `found`; returns (writes, re-reads, result).
+    async fn run(
+        retry: WriteRetry,
+        stop: &StopSignal,
+        kind: ErrorKind,
+        found: Result<Option<u32>, AwsError>,
+    ) -> (u32, u32, Result<u32, AwsError>) {
+        let writes = Cell::new(0);
+        let reads = Cell::new(0);
+        let result = write_once(
+            retry,
+            stop,
+            || {
+                writes.set(writes.get() + 1);
+                async move { Err::<u32, _>(error(kind)) }
+            },
+            || {
+                reads.set(reads.get() + 1);
+                let found = found.clone();
+                async move { found }
+            },
+        )
+        .await;
+        (writes.get(), reads.get(), result)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_whose_outcome_cannot_be_read_is_not_sent_again() {
+        let unreadable = Err(error(ErrorKind::Throttled));
+        let (writes, reads, result) = run(
+            retry(4),
+            &StopSignal::default(),
+            ErrorKind::Transient,
+            unreadable,
+        )
+        .await;
+        assert_eq!((writes, reads), (1, 1));
+        assert_eq!(
+            result.map_err(|e| e.kind),
+            Err(ErrorKind::Transient),
+            "the write's own error is reported"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_stop_at_max_attempts_each_after_rereads_that_found_nothing() {
+        let (writes, reads, result) = run(
+            retry(3),
+            &StopSignal::default(),
+            ErrorKind::Transient,
+            Ok(None),
+        )
+        .await;
+        assert_eq!(writes, 3);
+        assert!(
+            reads >= 3 * 2,
+            "each unknown outcome is re-read for the settle time: {reads}"
+        );
+        assert!(result.is_err());
+        let (writes, _, _) = run(
+            retry(3),
+            &StopSignal::default(),
+            ErrorKind::Throttled,
+            Ok(None),
+        )
+        .await;
+        assert_eq!(writes, 3, "throttles count against the same attempts");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_found_write_is_the_result() {
+        let (writes, reads, result) = run(
+            retry(4),
+            &StopSignal::default(),
+            ErrorKind::Transient,
+            Ok(Some(7)),
+        )
+        .await;
+        assert_eq!((writes, reads, result), (1, 1, Ok(7)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_write_is_retried_once_the_controller_stops() {
+        let stop = StopSignal::default();
+        stop.stop();
+        let (writes, _, result) = run(retry(4), &stop, ErrorKind::Throttled, Ok(None)).await;
+        assert_eq!(writes, 1);
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn the_settle_time_is_twice_the_attempt_timeout() {
+        let calls = CallSettings {
+            attempt_timeout: Duration::from_secs(2),
+            ..CallSettings::default()
+        };
+        let r = WriteRetry::from_calls(&calls);
+        assert_eq!(r.settle, Duration::from_secs(4));
+        assert_eq!(r.max_attempts, calls.max_attempts);
     }
 }

@@ -9,7 +9,7 @@ pub mod rollout;
 pub mod wait;
 
 pub use apply::{apply_plan, apply_plan_until, ActionResult, Outcome, StopSignal};
-pub use cloud::TargetCloud;
+pub use cloud::{write_once, TargetCloud, WriteRetry};
 pub use pass::{
     observe_scope, reconcile_all, reconcile_fleet, reconcile_target, Mode, PassOptions, TargetPass,
     DEFAULT_MAX_CONCURRENT_TARGETS,

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use gec_aws::{AwsContext, AwsError, ClusterScope};
+use gec_aws::{AwsContext, AwsError, ClusterScope, ErrorKind};
 use gec_model::desired::Target;
-use gec_model::observed::RUNTIME_MONITORING;
+use gec_model::observed::{ObservedDeployment, ObservedService, RUNTIME_MONITORING};
 use gec_model::plan::{
     check_fleet, CompiledRules, CoverageChange, Limits, Phase, PlanOptions, TargetPlan,
 };
@@ -19,7 +20,7 @@ use crate::apply::{
     apply_plan_until, log_result, ActionResult, Outcome, StopSignal, SKIPPED_AFTER_FAILURE,
     SKIPPED_STOPPING,
 };
-use crate::cloud::TargetCloud;
+use crate::cloud::{write_once, TargetCloud};
 use crate::rollout::{Clock, Decision, RolloutEvent, Rollouts};
 
 /// Targets reconciled at once by default.
@@ -375,6 +376,18 @@ async fn apply_stage<C: TargetCloud>(
     pass
 }
 
+/// Starts one redeploy the rollout gate allowed, and reports it to the gate once.
+///
+/// # Errors
+/// The outcome is [`Outcome::Failed`] when the service cannot be read before the write,
+/// or the write failed (see [`write_once`]).
+///
+/// # Guarantees
+/// `UpdateService(forceNewDeployment)` is not idempotent, so it goes through
+/// [`write_once`]: the service's deployments are read right before it (the freshest
+/// "before"), and after an outcome that proves nothing a deployment that was not there
+/// before is the write's result, never a reason to send another. The gate hears of the
+/// redeploy exactly once, with that deployment, however many requests it took.
 async fn start_redeploy<C: TargetCloud>(
     cloud: &C,
     action: &Action,
@@ -397,7 +410,30 @@ async fn start_redeploy<C: TargetCloud>(
             .started(service_arn, None, spec, options.clock.now_ms());
         return Outcome::Skipped(SKIPPED_STOPPING);
     }
-    match cloud.redeploy_service(cluster_arn, service).await {
+    let result = match cloud.describe_service(cluster_arn, service).await {
+        Ok(Some(before)) => {
+            let known: HashSet<String> = before.deployments.into_iter().map(|d| d.id).collect();
+            let find = || async {
+                let now = cloud.describe_service(cluster_arn, service).await?;
+                Ok(now.and_then(|s| new_deployment(s, &known)))
+            };
+            write_once(
+                cloud.write_retry(),
+                &options.stop,
+                || cloud.redeploy_service(cluster_arn, service),
+                find,
+            )
+            .await
+        }
+        Ok(None) => Err(AwsError::new(
+            ErrorKind::NotFound,
+            "DescribeServices",
+            None,
+            "the service no longer exists",
+        )),
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(deployment) => {
             options
                 .rollouts
@@ -412,6 +448,20 @@ async fn start_redeploy<C: TargetCloud>(
             Outcome::Failed(e)
         }
     }
+}
+
+/// The deployment of `service` that is not among `known`: the PRIMARY one if there is
+/// one (the forced deployment becomes PRIMARY at once), else any.
+fn new_deployment(service: ObservedService, known: &HashSet<String>) -> Option<ObservedDeployment> {
+    let mut fresh = service
+        .deployments
+        .into_iter()
+        .filter(|d| !known.contains(&d.id));
+    let first = fresh.next()?;
+    if first.status == "PRIMARY" {
+        return Some(first);
+    }
+    Some(fresh.find(|d| d.status == "PRIMARY").unwrap_or(first))
 }
 
 /// Reconciles every target of the desired state against AWS: [`reconcile_fleet`] with

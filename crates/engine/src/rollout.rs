@@ -8,11 +8,11 @@
 //! `maxConcurrent` and is never redeployed again; recent PRIMARY deployments made under
 //! coverage count against `maxPerHour`; a FAILED PRIMARY deployment halts redeploys).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gec_model::desired::RedeploySpec;
+use gec_model::desired::{account_of_arn, RedeploySpec, Target};
 use gec_model::observed::{effectively_covered, ObservedDeployment, ObservedTarget};
 use gec_model::plan::window_open;
 use gec_model::Action;
@@ -456,6 +456,51 @@ impl Rollouts {
     /// Why redeploys are halted, if they are.
     pub fn halted(&self) -> Option<Halt> {
         self.lock().halt.clone()
+    }
+
+    /// Forgets what the gate learned about targets that left the desired state: their
+    /// rolling and recent deployments, the rollouts it watched there (never observed
+    /// again, they would hold a `maxConcurrent` slot for ever), and the coverage memory
+    /// of their clusters. Call it whenever the desired state changes.
+    ///
+    /// # Guarantees
+    /// Nothing about a target still in `targets` changes, nor the halt and the FAILED
+    /// rollouts seen (a halt holds fleet-wide until the desired state changes).
+    pub fn retain(&self, targets: &[Target]) {
+        let labels: HashSet<String> = targets.iter().map(Target::label).collect();
+        // A cluster ARN belongs to a target of its region, and of its account when the
+        // target names one (a target on the controller's own credentials has none).
+        let places: HashSet<(&str, Option<&str>)> = targets
+            .iter()
+            .map(|t| {
+                let account = t.role_arn.as_deref().and_then(account_of_arn);
+                (t.region.as_str(), account)
+            })
+            .collect();
+        let kept = |arn: &str| {
+            let region = arn.split(':').nth(3).unwrap_or_default();
+            places.contains(&(region, None)) || places.contains(&(region, account_of_arn(arn)))
+        };
+        let mut s = self.lock();
+        s.rolling.retain(|t, _| labels.contains(t));
+        s.recent.retain(|t, _| labels.contains(t));
+        s.watching.retain(|_, w| labels.contains(&w.target));
+        s.coverage.retain(|arn, _| kept(arn));
+        s.rolling.shrink_to_fit();
+        s.recent.shrink_to_fit();
+        s.coverage.shrink_to_fit();
+    }
+
+    /// How many targets and clusters the gate remembers: (targets, clusters).
+    pub fn remembered(&self) -> (usize, usize) {
+        let s = self.lock();
+        let targets: HashSet<&String> = s
+            .rolling
+            .keys()
+            .chain(s.recent.keys())
+            .chain(s.watching.values().map(|w| &w.target))
+            .collect();
+        (targets.len(), s.coverage.len())
     }
 }
 

@@ -44,6 +44,16 @@ pub struct FakeService {
 }
 
 impl FakeService {
+    fn observed(&self) -> ObservedService {
+        ObservedService {
+            name: self.name.clone(),
+            arn: self.arn(),
+            status: "ACTIVE".to_owned(),
+            fargate: self.fargate,
+            deployments: self.deployments.clone(),
+        }
+    }
+
     fn arn(&self) -> String {
         format!(
             "arn:aws:ecs:us-east-1:123456789012:service/{}/{}",
@@ -208,6 +218,13 @@ impl Fleet {
         Some(deployment)
     }
 
+    /// One service as `DescribeServices` reports it.
+    pub fn describe(&self, cluster: &str, name: &str) -> Option<ObservedService> {
+        self.services
+            .get(&(cluster.to_owned(), name.to_owned()))
+            .map(FakeService::observed)
+    }
+
     /// The cluster's workload as the adapter reports it.
     pub fn workload(&self, cluster: &str, watch: &[String]) -> Workload {
         let mut w = Workload::default();
@@ -237,13 +254,7 @@ impl Fleet {
         for s in self.services.values().filter(|s| s.cluster == cluster) {
             let lacking = s.tasks.iter().any(|t| !t.has_agent);
             if lacking || watch.contains(&s.name) {
-                w.services.push(ObservedService {
-                    name: s.name.clone(),
-                    arn: s.arn(),
-                    status: "ACTIVE".to_owned(),
-                    fargate: s.fargate,
-                    deployments: s.deployments.clone(),
-                });
+                w.services.push(s.observed());
             }
         }
         w

@@ -14,7 +14,7 @@ use gec_aws::{AwsError, BatchOutcome, ClusterScope, ErrorKind, FeatureChange};
 use gec_engine::{Clock, TargetCloud};
 use gec_model::observed::{
     effectively_covered, CoverageRecord, ObservedCluster, ObservedDeployment, ObservedDetector,
-    ObservedFeature, Workload, ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
+    ObservedFeature, ObservedService, Workload, ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
 };
 
 pub use fleet::Fleet;
@@ -123,6 +123,8 @@ pub enum Call {
     ListCoverage,
     /// `redeploy_service(cluster, service)`, by names.
     RedeployService(String, String),
+    /// `describe_service(cluster, service)`, by names.
+    DescribeService(String, String),
 }
 
 impl Call {
@@ -136,6 +138,7 @@ impl Call {
             Call::ObserveWorkload(_) => "observe_workload",
             Call::ListCoverage => "list_coverage",
             Call::RedeployService(..) => "redeploy_service",
+            Call::DescribeService(..) => "describe_service",
         }
     }
 
@@ -143,7 +146,10 @@ impl Call {
     pub fn is_write(&self) -> bool {
         !matches!(
             self,
-            Call::Observe(_) | Call::ObserveWorkload(_) | Call::ListCoverage
+            Call::Observe(_)
+                | Call::ObserveWorkload(_)
+                | Call::ListCoverage
+                | Call::DescribeService(..)
         )
     }
 }
@@ -162,6 +168,20 @@ struct State {
     failing_observe: Option<(usize, AwsError)>,
     fleet: Fleet,
     clock: Option<Clock>,
+    /// How the next `redeploy_service` calls fail, in order.
+    redeploy_faults: std::collections::VecDeque<RedeployFault>,
+    /// Redeploys the cloud applies later than it answered: (due ms, cluster, service).
+    landing: Vec<(i64, String, String)>,
+}
+
+/// How one `redeploy_service` call fails: with `error`, after applying the write at once
+/// (`Some(0)`), `lag_ms` later (a request the service held), or never (`None`).
+#[derive(Debug, Clone)]
+pub struct RedeployFault {
+    /// When the write is applied, in ms after the call; `None`: it is not.
+    pub lag_ms: Option<i64>,
+    /// What the call returns.
+    pub error: AwsError,
 }
 
 impl State {
@@ -209,9 +229,16 @@ impl State {
         self.clock.map_or(0, |c| c.now_ms())
     }
 
-    /// Finishes the rollouts due by now.
+    /// Applies the late redeploys and finishes the rollouts due by now.
     fn advance(&mut self) {
         let now = self.now();
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.landing)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now);
+        self.landing = later;
+        for (at, cluster, service) in due {
+            self.fleet.redeploy(&cluster, &service, at);
+        }
         let coverage = self.coverage_now();
         self.fleet.advance(now, &|cluster| {
             coverage.get(cluster).copied().unwrap_or(false)
@@ -296,6 +323,11 @@ impl FakeCloud {
     /// After `successes` more successful observations, every `observe` fails with `error`.
     pub fn fail_observe_after(&self, successes: usize, error: AwsError) {
         self.lock().failing_observe = Some((successes, error));
+    }
+
+    /// The next `redeploy_service` calls fail as given, in order.
+    pub fn fail_redeploys(&self, faults: impl IntoIterator<Item = RedeployFault>) {
+        self.lock().redeploy_faults.extend(faults);
     }
 
     /// Every failure told so far stops.
@@ -484,16 +516,44 @@ impl TargetCloud for FakeCloud {
     ) -> Result<ObservedDeployment, AwsError> {
         let mut s = self.lock();
         s.advance();
-        let cluster = cluster_arn
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+        let cluster = name_of(cluster_arn);
         s.calls
             .push(Call::RedeployService(cluster.clone(), service.to_owned()));
         let now = s.now();
+        if let Some(fault) = s.redeploy_faults.pop_front() {
+            match fault.lag_ms {
+                Some(0) => {
+                    s.fleet.redeploy(&cluster, service, now);
+                }
+                Some(lag) => s.landing.push((now + lag, cluster, service.to_owned())),
+                None => {}
+            }
+            return Err(fault.error);
+        }
         s.fleet
             .redeploy(&cluster, service, now)
             .ok_or_else(|| aws_error(ErrorKind::NotFound, "UpdateService"))
     }
+
+    async fn describe_service(
+        &self,
+        cluster_arn: &str,
+        service: &str,
+    ) -> Result<Option<ObservedService>, AwsError> {
+        let mut s = self.lock();
+        s.advance();
+        let cluster = name_of(cluster_arn);
+        s.calls
+            .push(Call::DescribeService(cluster.clone(), service.to_owned()));
+        Ok(s.fleet.describe(&cluster, service))
+    }
+}
+
+/// A cluster's name from its ARN.
+fn name_of(cluster_arn: &str) -> String {
+    cluster_arn
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
