@@ -3,10 +3,10 @@
 
 mod common;
 
-#[path = "hardening/input.rs"]
-mod input;
 #[path = "hardening/http.rs"]
 mod http;
+#[path = "hardening/input.rs"]
+mod input;
 #[path = "hardening/limits.rs"]
 mod limits;
 #[path = "hardening/writes.rs"]

@@ -76,9 +76,19 @@ pub struct RunArgs {
     /// How often an `s3://` desired state is polled (a conditional GET on its ETag).
     #[arg(long, env = "GEC_CONFIG_POLL", default_value = "30s", value_parser = parse_duration)]
     pub config_poll: Duration,
-    /// Address for /metrics, /healthz, /readyz and /status.
-    #[arg(long, env = "GEC_LISTEN", default_value = "0.0.0.0:9090")]
+    /// Address for /metrics, /healthz, /readyz and /status. Loopback by default; a
+    /// container passes 0.0.0.0:9090 (the deploy kit does).
+    #[arg(long, env = "GEC_LISTEN", default_value = "127.0.0.1:9090")]
     pub listen: std::net::SocketAddr,
+    /// HTTP connections open at once; at the cap a new one closes the longest-idle one.
+    /// Lowered to half the descriptor limit if above it.
+    #[arg(long, env = "GEC_HTTP_MAX_CONNECTIONS", default_value_t = gec_daemon::serve::DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections)]
+    pub http_max_connections: usize,
+    /// A file holding the bearer token /status requires (at most 4 KiB; the env
+    /// GEC_STATUS_TOKEN may give the token itself instead). /metrics, /healthz and /readyz
+    /// stay open.
+    #[arg(long, env = "GEC_STATUS_TOKEN_FILE")]
+    pub status_token_file: Option<PathBuf>,
     /// Plan every pass and write nothing; metrics still report drift.
     #[arg(long, env = "GEC_DRY_RUN")]
     pub dry_run: bool,
@@ -157,4 +167,13 @@ pub enum LogFormat {
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     gec_model::desired::DurationSpec::parse(text).map(|d| d.get())
+}
+
+fn parse_max_connections(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of connections of at least 1"
+        )),
+    }
 }
