@@ -155,33 +155,26 @@ fn healthz_answers_within_a_second_while_2000_idle_sockets_are_open_and_a_pass_s
     );
 
     let addr: std::net::SocketAddr = daemon.addr.parse().unwrap();
-    let mut idle = Vec::with_capacity(SOCKETS);
-    for _ in 0..SOCKETS {
-        // The head of a request without its final empty line: the server waits for more.
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
-            idle.push(s);
-        }
-    }
+    let started = Instant::now();
+    let attack = Slowloris::start(addr, SOCKETS);
+    println!("{SOCKETS} idle sockets open after {:?}", started.elapsed());
+    // Probes before and after the header-read timeout (5 s) has closed the first
+    // sockets and the attacker has opened new ones.
     let mut latencies = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let start = Instant::now();
         let answer = raw_get(&daemon.addr, "/healthz", Duration::from_secs(5));
         let took = start.elapsed();
         assert_eq!(
             answer.map(|(code, _)| code),
             Some(200),
-            "/healthz with {} idle sockets open (after {took:?})",
-            idle.len()
+            "/healthz under {SOCKETS} idle sockets (after {took:?})"
         );
         assert!(took < Duration::from_secs(1), "/healthz took {took:?}");
         latencies.push(took);
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_secs(2));
     }
-    println!(
-        "{} idle sockets opened; /healthz answered in {latencies:?}",
-        idle.len()
-    );
+    println!("/healthz answered in {latencies:?}");
 
     // A pass still reaches AWS: descriptors are left for the AWS calls and the file read.
     sb.clear_requests();
@@ -199,7 +192,69 @@ fn healthz_answers_within_a_second_while_2000_idle_sockets_are_open_and_a_pass_s
         !logs.contains("Too many open files"),
         "the daemon ran out of descriptors: {logs}"
     );
-    drop(idle);
+    let reopened = attack.stop();
+    println!("the attacker reopened {reopened} sockets the daemon closed");
+}
+
+/// Keeps `n` sockets open with a partial request head, opening a new one whenever the
+/// server closes one (what a slowloris attacker does), until stopped.
+struct Slowloris {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl Slowloris {
+    /// Returns once `n` sockets are open.
+    fn start(addr: std::net::SocketAddr, n: usize) -> Slowloris {
+        fn open(addr: std::net::SocketAddr) -> Option<TcpStream> {
+            // A full listen backlog drops a connect now and then: try again.
+            let mut s = (0..5)
+                .find_map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok())?;
+            // The head of a request without its final empty line: the server waits.
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").ok()?;
+            s.set_nonblocking(true).ok()?;
+            Some(s)
+        }
+        let mut sockets = Vec::with_capacity(n);
+        while sockets.len() < n {
+            let socket = open(addr).unwrap_or_else(|| {
+                panic!(
+                    "the daemon stopped accepting after {} sockets",
+                    sockets.len()
+                )
+            });
+            sockets.push(socket);
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut reopened = 0;
+            let mut byte = [0u8; 1];
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                for socket in &mut sockets {
+                    let closed = match socket.peek(&mut byte) {
+                        Ok(_) => true,
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                    };
+                    if closed {
+                        if let Some(fresh) = open(addr) {
+                            *socket = fresh;
+                            reopened += 1;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            reopened
+        });
+        Slowloris { stop, thread }
+    }
+
+    /// Stops the attack and closes its sockets: how many it reopened.
+    fn stop(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
 }
 
 #[test]
