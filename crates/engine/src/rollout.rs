@@ -41,6 +41,8 @@ pub const GATE_WAITS: [&str; 6] = [
     WAIT_HALTED,
 ];
 
+// Times here are Unix ms from AWS replies and the clock; differences saturate, so no
+// timestamp a reply carries can overflow them.
 const HOUR_MS: i64 = 3_600_000;
 
 /// Wall-clock time in Unix milliseconds. Tests use a clock that follows tokio's (paused)
@@ -74,9 +76,8 @@ impl Clock {
             Clock::System => SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-            Clock::Tokio { base_ms, start } => {
-                base_ms + i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)
-            }
+            Clock::Tokio { base_ms, start } => base_ms
+                .saturating_add(i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)),
         }
     }
 }
@@ -257,7 +258,7 @@ impl Rollouts {
                         Some(_) => true,
                         None => false,
                     };
-                    if under_coverage && now_ms - primary.created_at_ms < HOUR_MS {
+                    if under_coverage && now_ms.saturating_sub(primary.created_at_ms) < HOUR_MS {
                         recent.insert(primary.id.clone(), primary.created_at_ms);
                     }
                     if primary.rollout_state.as_deref() == Some("FAILED") {
@@ -346,7 +347,7 @@ impl Rollouts {
         while s
             .started
             .front()
-            .is_some_and(|(at, _)| now_ms - at >= HOUR_MS)
+            .is_some_and(|(at, _)| now_ms.saturating_sub(*at) >= HOUR_MS)
         {
             s.started.pop_front();
         }
@@ -361,7 +362,7 @@ impl Rollouts {
             this_hour.extend(
                 recent
                     .iter()
-                    .filter(|(_, at)| now_ms - **at < HOUR_MS)
+                    .filter(|(_, at)| now_ms.saturating_sub(**at) < HOUR_MS)
                     .map(|(id, _)| id.as_str()),
             );
         }

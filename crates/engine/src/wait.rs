@@ -55,7 +55,7 @@ pub fn redeploy_wake(passes: &[TargetPass]) -> RedeployWake {
 pub fn until_or_poll(wake: RedeployWake, now_ms: i64, poll: Duration) -> Duration {
     match wake {
         RedeployWake::At(t) => poll.max(Duration::from_millis(
-            u64::try_from(t - now_ms).unwrap_or(0),
+            u64::try_from(t.saturating_sub(now_ms)).unwrap_or(0),
         )),
         RedeployWake::Poll | RedeployWake::Never => poll,
     }
@@ -121,7 +121,7 @@ pub async fn apply_until_settled(
     poll: Duration,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> ApplyRun {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = after(timeout);
     let mut run = ApplyRun::default();
     loop {
         let passes = reconcile_all(ctx, Arc::clone(&desired), options.clone()).await;
@@ -178,7 +178,7 @@ pub async fn apply_until_settled(
             run.last = passes;
             return run;
         }
-        if tokio::time::Instant::now() + poll > deadline {
+        if after(poll) > deadline {
             run.timed_out = true;
             run.still_rolling = watching.len();
             run.results.extend(skipped(&passes));
@@ -193,8 +193,17 @@ pub async fn apply_until_settled(
             redeploy_wake(&passes)
         };
         let nap = until_or_poll(wake, options.clock.now_ms(), poll);
-        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + nap)).await;
+        tokio::time::sleep_until(deadline.min(after(nap))).await;
     }
+}
+
+/// `now + d`, or a year from now when that overflows the clock: a settle time that ends
+/// at the end of time (`until_or_poll` of a saturated timestamp) must not panic.
+fn after(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 fn skipped(passes: &[TargetPass]) -> Vec<ActionResult> {

@@ -585,3 +585,30 @@ fn a_second_yaml_document_is_an_error_not_ignored() {
     let errors = errors_of("two-documents.yaml", text);
     assert_eq!(errors.errors[0].line, 4, "{errors}");
 }
+
+#[test]
+fn each_kind_of_mistake_carries_its_stable_kind() {
+    use gec_model::desired::ConfigErrorKind as K;
+    // (fixture, the kind of each mistake it reports)
+    let rows: &[(&str, &[K])] = &[
+        ("syntax-error.yaml", &[K::Syntax]),
+        ("unknown-top-level-key.yaml", &[K::UnknownField]),
+        ("unknown-nested-key.yaml", &[K::UnknownField]),
+        ("wrong-type-number.yaml", &[K::WrongType]),
+        ("wrong-type-managed.yaml", &[K::InvalidValue]),
+        ("duplicate-exact-rule.yaml", &[K::Duplicate]),
+        ("empty.yaml", &[K::Empty]),
+        ("comments-only.yaml", &[K::Empty]),
+        ("name-and-match.yaml", &[K::InvalidValue]),
+        ("bad-duration.yaml", &[K::InvalidValue]),
+        ("bad-glob.yaml", &[K::InvalidValue]),
+        ("bad-window-time.yaml", &[K::InvalidValue]),
+        ("missing-targets.yaml", &[K::MissingField]),
+        ("duplicate-key.yaml", &[K::Duplicate]),
+    ];
+    for (name, kinds) in rows {
+        let errors = errors_of(name, &fixture(name));
+        let got: Vec<K> = errors.errors.iter().map(|e| e.kind).collect();
+        assert_eq!(&got, kinds, "{name}\n{errors}");
+    }
+}

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 pub struct DurationSpec(Duration);
 
 impl DurationSpec {
+    /// The longest duration accepted anywhere: 30 days (`720h`), the most any setting
+    /// allows (`redeploy.settleTime`, `redeploy.retryAfter`; `reconcile.interval` allows
+    /// 24h). Far below where adding it to a clock could overflow, so no input can.
+    pub const MAX: DurationSpec = DurationSpec::from_secs(30 * 24 * 3600);
+
     /// A duration of whole seconds.
     pub const fn from_secs(secs: u64) -> Self {
         DurationSpec(Duration::from_secs(secs))
@@ -21,10 +26,10 @@ impl DurationSpec {
         self.0
     }
 
-    /// Parses `30s`, `5m`, `1h`, `1h30m`.
+    /// Parses `30s`, `5m`, `1h`, `1h30m`, up to [`DurationSpec::MAX`].
     ///
     /// # Errors
-    /// A message saying what is wrong with the text.
+    /// A message saying what is wrong with the text, or that it is longer than the limit.
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || {
             format!(
@@ -57,7 +62,14 @@ impl DurationSpec {
         if !digits.is_empty() {
             return Err(bad());
         }
-        Ok(DurationSpec(Duration::from_secs(total)))
+        let parsed = DurationSpec(Duration::from_secs(total));
+        if parsed > Self::MAX {
+            return Err(format!(
+                "duration {text:?} is longer than the limit of {}",
+                Self::MAX
+            ));
+        }
+        Ok(parsed)
     }
 }
 
@@ -92,7 +104,7 @@ impl JsonSchema for DurationSpec {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "a duration like 30s, 5m, 1h or 1h30m",
+            "description": "a duration like 30s, 5m, 1h or 1h30m; at most 720h (30 days)",
             "type": "string",
             "pattern": "^([0-9]+[smh])+$"
         })
@@ -122,12 +134,33 @@ mod tests {
 
     #[test]
     fn malformed_durations_are_rejected() {
-        for text in ["", "5", "m", "5x", "1.5h", "-1s", "99999999999999999999h"] {
+        for text in [
+            "",
+            "5",
+            "m",
+            "5x",
+            "1.5h",
+            "-1s",
+            "99999999999999999999h",
+            // Fits in a u64 of seconds, but not in a deadline.
+            "999999999999h",
+            "721h",
+            "720h1s",
+            "18446744073709551615s",
+        ] {
             assert!(
                 DurationSpec::parse(text).is_err(),
                 "{text} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn the_longest_duration_accepted_is_thirty_days() {
+        assert_eq!(DurationSpec::parse("720h"), Ok(DurationSpec::MAX));
+        assert_eq!(DurationSpec::parse("719h59m60s"), Ok(DurationSpec::MAX));
+        let e = DurationSpec::parse("999999999999h").unwrap_err();
+        assert!(e.contains("longer than the limit of 720h"), "{e}");
     }
 
     #[test]

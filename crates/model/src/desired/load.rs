@@ -2,13 +2,15 @@
 //! with its line, column and field path.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
+use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{LoaderOptions, Node};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-use super::targets::{check_targets, entry_ok};
+use super::bounds;
+use super::error::{kind_of, ConfigError, ConfigErrorKind as Kind, ConfigErrors};
+use super::source::Source;
+use super::targets::{add_up, check_targets, entry_ok};
 use super::validate::{validate, Seg};
 use super::{
     ClusterRule, DesiredState, DetectorSpec, ReconcileSpec, RedeploySpec, SafetySpec,
@@ -20,53 +22,47 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// Most cluster rules accepted in one file.
 pub const MAX_RULES: usize = 10_000;
 
-/// One mistake in a desired-state file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ConfigError {
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// Field path, like `clusters[2].match.namePattern`; empty for the whole file.
-    pub path: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// Every mistake found in one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-pub struct ConfigErrors {
-    /// The file (or other source) name as given.
-    pub file: String,
-    /// The mistakes, in document order.
-    pub errors: Vec<ConfigError>,
-}
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.errors.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}:{}:{}: ", self.file, e.line, e.column)?;
-            if !e.path.is_empty() {
-                write!(f, "{}: ", e.path)?;
-            }
-            f.write_str(&e.message)?;
-        }
-        Ok(())
-    }
-}
-
 /// The JSON Schema of the desired-state file, generated from the same types the parser uses.
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(DesiredState)).unwrap_or_default()
 }
 
-/// Parses and validates a desired-state document.
+/// Reads a desired-state file from its bytes: the whole validate path, with every
+/// bound checked before the step it protects.
+///
+/// In order: the size ([`MAX_FILE_BYTES`]), UTF-8, a byte order mark, control characters,
+/// nesting depth and keys per mapping ([`MAX_DEPTH`](super::MAX_DEPTH),
+/// [`MAX_KEYS`](super::MAX_KEYS)), then the YAML itself, the schema, expansion of
+/// `targets` ([`MAX_TARGETS`](super::MAX_TARGETS)) and validation.
 ///
 /// # Errors
-/// Every syntax, type, unknown-key and validation mistake, each with line, column and path.
+/// Every mistake [`parse`] reports, and an encoding mistake at the first byte that is not
+/// UTF-8. A bound that fails is the only mistake reported.
+///
+/// # Guarantees
+/// No input panics, recurses deeper than [`MAX_DEPTH`](super::MAX_DEPTH), or costs more than time and
+/// memory linear in its size (up to a log factor).
+pub fn parse_bytes(file: &str, bytes: &[u8]) -> Result<DesiredState, ConfigErrors> {
+    let fail = |error: ConfigError| {
+        Err(ConfigErrors {
+            file: file.to_owned(),
+            errors: vec![error],
+        })
+    };
+    if bytes.len() > MAX_FILE_BYTES {
+        return fail(too_big(bytes.len()));
+    }
+    match bounds::utf8(bytes) {
+        Ok(text) => parse(file, text),
+        Err(e) => fail(e),
+    }
+}
+
+/// Parses and validates a desired-state document: [`parse_bytes`] for text already read.
+///
+/// # Errors
+/// Every syntax, type, unknown-key and validation mistake, each with line, column and
+/// path; or the one bound that failed (size, characters, depth, keys per mapping).
 pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
     let fail = |errors: Vec<ConfigError>| {
         Err(ConfigErrors {
@@ -74,8 +70,17 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
             errors,
         })
     };
+    // Before anything else looks at the text, so that nothing scans more than the limit.
+    if text.len() > MAX_FILE_BYTES {
+        return fail(vec![too_big(text.len())]);
+    }
     // YAML allows a byte order mark at the start; it is not part of the first key.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // The YAML scanner takes a NUL for the end of the input: without this, whatever
+    // follows one would silently not be read.
+    if let Err(e) = bounds::characters(text) {
+        return fail(vec![e]);
+    }
     // YAML ends a line at CR, LF or CRLF; the checks below count lines with `str::lines`,
     // so bring every line break to LF first (line and column numbers stay the same).
     let normalized;
@@ -85,18 +90,13 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
     } else {
         text
     };
-    if text.len() > MAX_FILE_BYTES {
-        return fail(vec![whole_file(format!(
-            "file is {} bytes, larger than the limit of {MAX_FILE_BYTES}",
-            text.len()
-        ))]);
-    }
     let content = |l: &&str| {
         let l = l.trim();
         !(l.is_empty() || l.starts_with('#') || l == "---")
     };
     if !text.lines().any(|l| content(&l)) {
-        return fail(vec![whole_file(
+        return fail(vec![ConfigError::whole_file(
+            Kind::Empty,
             "file is empty: a desired state needs at least `version` and `targets`".into(),
         )]);
     }
@@ -104,10 +104,16 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
         return fail(vec![ConfigError {
             line,
             column: 1,
+            kind: Kind::Syntax,
             path: String::new(),
             message: "a second YAML document: the file must hold exactly one".into(),
         }]);
     }
+    // The loader, serde and the tree's Drop recurse once per level of nesting.
+    if let Err(e) = bounds::structure(text) {
+        return fail(vec![e]);
+    }
+    let src = Source::new(text);
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
@@ -115,7 +121,7 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
         Ok(root) => root,
         Err(e) => return fail(vec![clamp_to_text(load_error(&e), text)]),
     };
-    let checked = check_sections(&root, text);
+    let checked = check_sections(&root, &src);
     let mut errors = checked.errors;
     // Validate whatever parsed, so a type mistake does not hide a validation mistake.
     match marked_yaml::from_node::<DesiredState>(&checked.pruned) {
@@ -123,20 +129,20 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
             errors.extend(
                 validate(&desired)
                     .into_iter()
-                    .map(|(path, m)| at_path(&root, &path, m)),
+                    .map(|(path, kind, m)| at_path(&root, &path, kind, m)),
             );
             if errors.is_empty() {
                 return Ok(desired);
             }
         }
         Ok(desired) => {
-            for (path, message) in validate(&desired) {
+            for (path, kind, message) in validate(&desired) {
                 if let Some(path) = remap(&path, &checked.broken, &checked.kept) {
-                    errors.push(at_path(&root, &path, message));
+                    errors.push(at_path(&root, &path, kind, message));
                 }
             }
         }
-        Err(e) if errors.is_empty() => errors.push(node_error(&root, &[], &e, text)),
+        Err(e) if errors.is_empty() => errors.push(node_error(&root, &[], &e, &src)),
         Err(_) => {}
     }
     let empties = empty_values(&root);
@@ -148,6 +154,13 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
     errors.sort_by(|a, b| (a.line, a.column, &a.path).cmp(&(b.line, b.column, &b.path)));
     errors.dedup();
     fail(errors)
+}
+
+fn too_big(size: usize) -> ConfigError {
+    ConfigError::whole_file(
+        Kind::Limit,
+        format!("file is {size} bytes, larger than the limit of {MAX_FILE_BYTES}"),
+    )
 }
 
 /// The line of a `---` that starts a second document, if any.
@@ -180,7 +193,7 @@ struct Checked {
 
 /// Deserializes each top-level section, and each list item, on its own so that one
 /// mistake does not hide the next.
-fn check_sections(root: &Node, text: &str) -> Checked {
+fn check_sections(root: &Node, src: &Source) -> Checked {
     let mut checked = Checked {
         errors: Vec::new(),
         pruned: root.clone(),
@@ -188,16 +201,22 @@ fn check_sections(root: &Node, text: &str) -> Checked {
         kept: BTreeMap::new(),
     };
     let Some(map) = root.as_mapping() else {
-        checked
-            .errors
-            .push(at_node(root, "", "the top level must be a mapping".into()));
+        checked.errors.push(at_node(
+            root,
+            "",
+            Kind::WrongType,
+            "the top level must be a mapping".into(),
+        ));
         return checked;
     };
     for required in ["version", "targets"] {
         if map.get(required).is_none() {
-            checked
-                .errors
-                .push(at_node(root, "", format!("missing field `{required}`")));
+            checked.errors.push(at_node(
+                root,
+                "",
+                Kind::MissingField,
+                format!("missing field `{required}`"),
+            ));
             checked.broken.insert(required.to_owned());
         }
     }
@@ -205,29 +224,31 @@ fn check_sections(root: &Node, text: &str) -> Checked {
         let name = key.as_str();
         let path = [Seg::Key(name.to_owned())];
         let found = match name {
-            "version" => check::<u32>(value, &path, text),
-            "targets" => check_targets(value, &path, text),
-            "detector" => check::<DetectorSpec>(value, &path, text),
-            "clusters" => check_list::<ClusterRule>(value, &path, text),
-            "unmatchedClusters" => check::<UnmatchedPolicy>(value, &path, text),
-            "suspend" => check::<bool>(value, &path, text),
-            "redeploy" => check::<RedeploySpec>(value, &path, text),
-            "safety" => check::<SafetySpec>(value, &path, text),
-            "reconcile" => check::<ReconcileSpec>(value, &path, text),
-            other => vec![ConfigError {
-                message: format!(
+            "version" => check::<u32>(value, &path, src),
+            "targets" => check_targets(value, &path, src),
+            "detector" => check::<DetectorSpec>(value, &path, src),
+            "clusters" => check_list::<ClusterRule>(value, &path, src),
+            "unmatchedClusters" => check::<UnmatchedPolicy>(value, &path, src),
+            "suspend" => check::<bool>(value, &path, src),
+            "redeploy" => check::<RedeploySpec>(value, &path, src),
+            "safety" => check::<SafetySpec>(value, &path, src),
+            "reconcile" => check::<ReconcileSpec>(value, &path, src),
+            other => vec![at_span(
+                key.span(),
+                other,
+                Kind::UnknownField,
+                format!(
                     "unknown field `{other}`, expected one of version, targets, detector, clusters, \
                      unmatchedClusters, suspend, redeploy, safety, reconcile"
                 ),
-                ..at_span(key.span(), other)
-            }],
+            )],
         };
         if found.is_empty() {
             continue;
         }
         checked.errors.extend(found);
         checked.broken.insert(name.to_owned());
-        prune(&mut checked, name, value, text);
+        prune(&mut checked, name, value, src);
     }
     if let Some(map) = checked.pruned.as_mapping_mut() {
         if !map.contains_key("version") {
@@ -242,22 +263,33 @@ fn check_sections(root: &Node, text: &str) -> Checked {
 
 /// Drops a failed section, or only the failed items of a list section, from the pruned
 /// document.
-fn prune(checked: &mut Checked, name: &str, value: &Node, text: &str) {
+fn prune(checked: &mut Checked, name: &str, value: &Node, src: &Source) {
     let Some(map) = checked.pruned.as_mapping_mut() else {
         return;
     };
-    let list_item_ok = |item: &Node| match name {
+    // Targets kept so far; the entries past the limit are dropped with the rest.
+    let mut total = Some(0);
+    let mut list_item_ok = |item: &Node| match name {
         // An entry with a mistake of its own may not expand: drop it.
-        "targets" => entry_ok(item, text),
+        "targets" => {
+            entry_ok(item, src) && {
+                total = add_up(total, item);
+                total.is_some()
+            }
+        }
         "clusters" => marked_yaml::from_node::<ClusterRule>(item).is_ok(),
         _ => false,
     };
     match (name, value.as_sequence()) {
         ("targets" | "clusters", Some(items)) => {
-            let kept: Vec<usize> = (0..items.len())
-                .filter(|&i| list_item_ok(&items[i]))
-                .collect();
-            let nodes: Vec<Node> = kept.iter().map(|&i| items[i].clone()).collect();
+            let mut kept = Vec::new();
+            let mut nodes = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                if list_item_ok(item) {
+                    kept.push(i);
+                    nodes.push(item.clone());
+                }
+            }
             map.insert(name.into(), Node::from(nodes));
             checked.kept.insert(name.to_owned(), kept);
         }
@@ -320,26 +352,27 @@ fn empty_values(root: &Node) -> HashMap<(usize, usize), (usize, usize)> {
 pub(super) fn check<T: DeserializeOwned>(
     node: &Node,
     path: &[Seg],
-    text: &str,
+    src: &Source,
 ) -> Vec<ConfigError> {
     let first = match marked_yaml::from_node::<T>(node) {
         Ok(_) => return Vec::new(),
-        Err(e) => node_error(node, path, &e, text),
+        Err(e) => node_error(node, path, &e, src),
     };
     // serde stops at the first mistake of a mapping: check each key again on its own so
     // that two mistakes in one section are both reported.
     let Some(map) = node.as_mapping().filter(|m| m.len() > 1) else {
         return vec![first];
     };
-    let missing = |e: &ConfigError| e.message.starts_with("missing field");
+    let missing = |e: &ConfigError| e.kind == Kind::MissingField;
     let mut errors: Vec<ConfigError> = missing(&first).then(|| first.clone()).into_iter().collect();
-    for key in map.keys() {
-        let mut single = node.clone();
-        if let Some(m) = single.as_mapping_mut() {
-            m.retain(|k, _| k == key);
-        }
+    for (key, value) in map.iter() {
+        // A mapping of this key alone: the cost is this key's value, not the section's,
+        // so a section with many keys is checked in linear time.
+        let mut alone = MarkedMappingNode::new_empty(*map.span());
+        alone.insert(key.clone(), value.clone());
+        let single = Node::Mapping(alone);
         if let Err(e) = marked_yaml::from_node::<T>(&single) {
-            let e = node_error(&single, path, &e, text);
+            let e = node_error(&single, path, &e, src);
             if !missing(&e) {
                 errors.push(e);
             }
@@ -360,12 +393,13 @@ pub(super) fn list_items<'a>(node: &'a Node, path: &[Seg]) -> Result<&'a [Node],
         None => Err(vec![at_node(
             node,
             &Seg::render(path),
+            Kind::WrongType,
             "expected a list".into(),
         )]),
     }
 }
 
-fn check_list<T: DeserializeOwned>(node: &Node, path: &[Seg], text: &str) -> Vec<ConfigError> {
+fn check_list<T: DeserializeOwned>(node: &Node, path: &[Seg], src: &Source) -> Vec<ConfigError> {
     let items = match list_items(node, path) {
         Ok(items) => items,
         Err(errors) => return errors,
@@ -374,6 +408,7 @@ fn check_list<T: DeserializeOwned>(node: &Node, path: &[Seg], text: &str) -> Vec
         return vec![at_node(
             node,
             &Seg::render(path),
+            Kind::Limit,
             format!("{} rules, more than the limit of {MAX_RULES}", items.len()),
         )];
     }
@@ -381,7 +416,7 @@ fn check_list<T: DeserializeOwned>(node: &Node, path: &[Seg], text: &str) -> Vec
     for (i, item) in items.iter().enumerate() {
         let mut item_path = path.to_vec();
         item_path.push(Seg::Index(i));
-        errors.extend(check::<T>(item, &item_path, text));
+        errors.extend(check::<T>(item, &item_path, src));
     }
     errors
 }
@@ -390,7 +425,7 @@ fn node_error(
     node: &Node,
     path: &[Seg],
     e: &marked_yaml::FromNodeError,
-    text: &str,
+    src: &Source,
 ) -> ConfigError {
     let mut full = Seg::render(path);
     if let Some(inner) = e.path().filter(|p| !p.is_empty() && *p != ".") {
@@ -400,14 +435,11 @@ fn node_error(
         full.push_str(inner);
     }
     let found = |m: Option<marked_yaml::Marker>| {
-        m.and_then(|m| {
-            text.lines()
-                .nth(m.line().checked_sub(1)?)?
-                .get(m.column().checked_sub(1)?..)
-        })
-        .map(|rest| rest.split(" #").next().unwrap_or(rest).trim().to_owned())
-        .unwrap_or_default()
+        m.and_then(|m| src.rest_of_line(m.line(), m.column()))
+            .map(|rest| rest.split(" #").next().unwrap_or(rest).trim().to_owned())
+            .unwrap_or_default()
     };
+    let kind = kind_of(e);
     let message = match &**e {
         marked_yaml::Error::IntegerParseFailure(..) => {
             format!("expected a whole number, got {:?}", found(e.start_mark()))
@@ -424,10 +456,11 @@ fn node_error(
         Some(m) => ConfigError {
             line: m.line(),
             column: m.column(),
+            kind,
             path: full,
             message,
         },
-        None => at_node(node, &full, message),
+        None => at_node(node, &full, kind, message),
     }
 }
 
@@ -444,23 +477,42 @@ impl InnerMessage for marked_yaml::FromNodeError {
 
 fn load_error(e: &marked_yaml::LoadError) -> ConfigError {
     use marked_yaml::LoadError as L;
-    let (mark, message) = match e {
-        L::TopLevelMustBeMapping(m) => (Some(*m), "the top level must be a mapping".to_owned()),
-        L::TopLevelMustBeSequence(m) => (Some(*m), "the top level must be a list".to_owned()),
+    let (mark, kind, message) = match e {
+        L::TopLevelMustBeMapping(m) => (
+            Some(*m),
+            Kind::WrongType,
+            "the top level must be a mapping".to_owned(),
+        ),
+        L::TopLevelMustBeSequence(m) => (
+            Some(*m),
+            Kind::WrongType,
+            "the top level must be a list".to_owned(),
+        ),
         L::UnexpectedAnchor(m) => (
             Some(*m),
+            Kind::Syntax,
             "YAML anchors and aliases are not supported".to_owned(),
         ),
-        L::MappingKeyMustBeScalar(m) => (Some(*m), "mapping keys must be plain strings".to_owned()),
+        L::MappingKeyMustBeScalar(m) => (
+            Some(*m),
+            Kind::WrongType,
+            "mapping keys must be plain strings".to_owned(),
+        ),
         L::UnexpectedTag(m) => (
             Some(*m),
+            Kind::Syntax,
             "YAML tags (`!something`) are not supported".to_owned(),
         ),
-        L::ScanError(m, scan) => (Some(*m), format!("YAML syntax error: {}", scan.info())),
+        L::ScanError(m, scan) => (
+            Some(*m),
+            Kind::Syntax,
+            format!("YAML syntax error: {}", scan.info()),
+        ),
         L::DuplicateKey(inner) => {
             let first = inner.prev_key.span().start().map(|m| m.line()).unwrap_or(0);
             (
                 inner.key.span().start().copied(),
+                Kind::Duplicate,
                 format!(
                     "duplicate key `{}` (first at line {first})",
                     inner.key.as_str()
@@ -469,16 +521,17 @@ fn load_error(e: &marked_yaml::LoadError) -> ConfigError {
         }
         // LoadError is non-exhaustive in spirit; keep whatever it says.
         #[allow(unreachable_patterns)]
-        other => (None, other.to_string()),
+        other => (None, Kind::Syntax, other.to_string()),
     };
     match mark {
         Some(m) => ConfigError {
             line: m.line(),
             column: m.column(),
+            kind,
             path: String::new(),
             message,
         },
-        None => whole_file(message),
+        None => ConfigError::whole_file(kind, message),
     }
 }
 
@@ -510,18 +563,15 @@ pub(super) fn deepest<'n>(mut node: &'n Node, path: &[Seg]) -> &'n Node {
     node
 }
 
-fn at_path(root: &Node, path: &[Seg], message: String) -> ConfigError {
-    at_node(deepest(root, path), &Seg::render(path), message)
+fn at_path(root: &Node, path: &[Seg], kind: Kind, message: String) -> ConfigError {
+    at_node(deepest(root, path), &Seg::render(path), kind, message)
 }
 
-pub(super) fn at_node(node: &Node, path: &str, message: String) -> ConfigError {
-    ConfigError {
-        message,
-        ..at_span(node.span(), path)
-    }
+pub(super) fn at_node(node: &Node, path: &str, kind: Kind, message: String) -> ConfigError {
+    at_span(node.span(), path, kind, message)
 }
 
-fn at_span(span: &marked_yaml::Span, path: &str) -> ConfigError {
+fn at_span(span: &marked_yaml::Span, path: &str, kind: Kind, message: String) -> ConfigError {
     let (line, column) = span
         .start()
         .map(|m| (m.line(), m.column()))
@@ -529,16 +579,8 @@ fn at_span(span: &marked_yaml::Span, path: &str) -> ConfigError {
     ConfigError {
         line,
         column,
+        kind,
         path: path.to_owned(),
-        message: String::new(),
-    }
-}
-
-fn whole_file(message: String) -> ConfigError {
-    ConfigError {
-        line: 1,
-        column: 1,
-        path: String::new(),
         message,
     }
 }

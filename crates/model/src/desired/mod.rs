@@ -1,7 +1,10 @@
 //! The desired state: the YAML document a GitOps repository edits (DESIGN §3).
 
+mod bounds;
 mod duration;
+mod error;
 mod load;
+mod source;
 mod targets;
 mod validate;
 
@@ -10,9 +13,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use bounds::{MAX_DEPTH, MAX_KEYS};
 pub use duration::DurationSpec;
-pub use load::{json_schema, parse, ConfigError, ConfigErrors, MAX_FILE_BYTES, MAX_RULES};
-pub use targets::{AccountRef, AccountsTarget, ExpandError, TargetEntry};
+pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Locations};
+pub use load::{json_schema, parse, parse_bytes, MAX_FILE_BYTES, MAX_RULES};
+pub use targets::{AccountRef, AccountsTarget, ExpandError, TargetEntry, MAX_TARGETS};
 pub use validate::parse_hhmm;
 
 /// The whole desired-state document.
@@ -236,7 +241,7 @@ pub enum UnmatchedPolicy {
 pub struct RedeploySpec {
     /// Redeploy services whose running tasks lack the agent.
     pub enabled: bool,
-    /// Wait after a cluster's coverage turns on before redeploying it.
+    /// Wait after a cluster's coverage turns on before redeploying it; at most 720h (30 days).
     pub settle_time: DurationSpec,
     /// Services rolling at once, whole fleet.
     pub max_concurrent: u32,
@@ -246,7 +251,8 @@ pub struct RedeploySpec {
     pub wait_for_steady_state: bool,
     /// A FAILED rollout halts redeploys until the desired state changes.
     pub stop_on_failure: bool,
-    /// A service whose new tasks still lack the agent is not retried sooner.
+    /// A service whose new tasks still lack the agent is not retried sooner; at most 720h
+    /// (30 days).
     pub retry_after: DurationSpec,
     /// Globs of service names never redeployed.
     pub exclude_services: Vec<String>,
@@ -321,7 +327,7 @@ impl Default for SafetySpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ReconcileSpec {
-    /// Time between passes.
+    /// Time between passes: at least 10s, at most 24h.
     pub interval: DurationSpec,
     /// Random share of the interval added or removed, 0 to 0.5.
     pub jitter: f64,

@@ -1,15 +1,27 @@
 //! The `targets` list as written: single (account, region) entries and `accounts` entries
 //! that expand over regions; checked on the entries so that mistakes point into the file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use marked_yaml::Node;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::load::{at_node, check, list_items, ConfigError};
+use super::error::{ConfigError, ConfigErrorKind as Kind};
+use super::load::{at_node, check, list_items};
+use super::source::Source;
 use super::validate::{looks_like_region, looks_like_role_arn, Seg};
 use super::{account_of_arn, Target};
+
+/// Most targets one file may expand to, over all its entries.
+///
+/// Each target costs every pass at least a `ListClusters` (or `DescribeClusters`) and a
+/// `GetDetector` call, with its own credentials and client: 5,000 targets are already
+/// 10,000 requests per reconcile interval (about 140 accounts in every commercial region,
+/// or 1,000 accounts in 5 regions). A larger fleet is better split across controllers
+/// than reconciled by one; the limit is what stops a small file (accounts × regions)
+/// from expanding to millions of targets.
+pub const MAX_TARGETS: usize = 5_000;
 
 /// One entry of `targets` as written in the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -62,6 +74,9 @@ pub enum ExpandError {
         /// The account id.
         account: String,
     },
+    /// The entries expand to more targets than [`MAX_TARGETS`].
+    #[error("targets expand to more than the limit of {MAX_TARGETS}")]
+    TooMany,
 }
 
 impl TargetEntry {
@@ -69,12 +84,15 @@ impl TargetEntry {
     /// account in turn, in every region.
     ///
     /// # Errors
-    /// An account without a role to assume (never for an entry that passed `parse`).
+    /// An account without a role to assume, or more than [`MAX_TARGETS`] targets (never
+    /// for an entry that passed `parse`).
     pub fn expand(&self) -> Result<Vec<Target>, ExpandError> {
+        let count = self.count().filter(|&n| n <= MAX_TARGETS);
+        let count = count.ok_or(ExpandError::TooMany)?;
         match self {
             TargetEntry::Single(t) => Ok(vec![t.clone()]),
             TargetEntry::Accounts(a) => {
-                let mut out = Vec::with_capacity(a.accounts.len() * a.regions.len());
+                let mut out = Vec::with_capacity(count);
                 for account in &a.accounts {
                     for region in &a.regions {
                         let role_arn = account
@@ -91,6 +109,16 @@ impl TargetEntry {
                 }
                 Ok(out)
             }
+        }
+    }
+}
+
+impl TargetEntry {
+    /// How many targets the entry stands for; `None` past `usize::MAX`.
+    pub fn count(&self) -> Option<usize> {
+        match self {
+            TargetEntry::Single(_) => Some(1),
+            TargetEntry::Accounts(a) => a.accounts.len().checked_mul(a.regions.len()),
         }
     }
 }
@@ -120,7 +148,13 @@ fn partition_of(region: &str) -> &'static str {
 /// `deserialize_with` of `DesiredState::targets`: reads either entry form and expands it.
 pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Target>, D::Error> {
     let entries = Vec::<TargetEntry>::deserialize(d)?;
-    let mut out = Vec::new();
+    // Counted before anything is expanded.
+    let total = entries
+        .iter()
+        .try_fold(0usize, |sum, e| sum.checked_add(e.count()?))
+        .filter(|&n| n <= MAX_TARGETS);
+    let total = total.ok_or_else(|| serde::de::Error::custom(ExpandError::TooMany))?;
+    let mut out = Vec::with_capacity(total);
     for entry in &entries {
         out.extend(entry.expand().map_err(serde::de::Error::custom)?);
     }
@@ -129,40 +163,84 @@ pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Target>
 
 /// Checks the `targets` list: each entry's keys and types, its values, and duplicate
 /// (account, region) pairs across all entries.
-pub(super) fn check_targets(node: &Node, path: &[Seg], text: &str) -> Vec<ConfigError> {
+pub(super) fn check_targets(node: &Node, path: &[Seg], src: &Source) -> Vec<ConfigError> {
     let items = match list_items(node, path) {
         Ok(items) => items,
         Err(errors) => return errors,
     };
     let mut errors = Vec::new();
     let mut seen = Seen::default();
+    let mut total = Some(0);
     for (i, item) in items.iter().enumerate() {
         let mut item_path = path.to_vec();
         item_path.push(Seg::Index(i));
-        let (found, entry) = check_entry(item, &item_path, text);
+        let (found, entry) = check_entry(item, &item_path, src);
         errors.extend(found);
+        // Counted on the node, before anything is expanded or compared pair by pair.
+        let before = total;
+        total = add_up(total, item);
+        if total.is_none() {
+            if before.is_some() {
+                let message = format!(
+                    "this entry brings the targets (accounts × regions) past the limit of \
+                     {MAX_TARGETS} per file"
+                );
+                errors.push(at_node(
+                    item,
+                    &Seg::render(&item_path),
+                    Kind::Limit,
+                    message,
+                ));
+            }
+            continue;
+        }
         if let Some(entry) = entry {
-            for (rel, message) in seen.add(i, &entry) {
-                errors.push(at_rel(item, &item_path, &rel, message));
+            for (rel, kind, message) in seen.add(i, &entry) {
+                errors.push(at_rel(item, &item_path, &rel, kind, message));
             }
         }
     }
     errors
 }
 
+/// Adds the targets of an item to a running count: `None` once the count is past
+/// [`MAX_TARGETS`], and from then on.
+pub(super) fn add_up(total: Option<usize>, item: &Node) -> Option<usize> {
+    total?
+        .checked_add(count_of(item)?)
+        .filter(|&n| n <= MAX_TARGETS)
+}
+
+/// How many targets an item stands for, read from the node as written: an `accounts`
+/// entry `accounts × regions`, any other one; `None` past `usize::MAX`.
+fn count_of(item: &Node) -> Option<usize> {
+    let Some(map) = item.as_mapping() else {
+        return Some(1);
+    };
+    if !(map.contains_key("accounts") || map.contains_key("regions")) {
+        return Some(1);
+    }
+    let len = |k: &str| {
+        map.get(k)
+            .and_then(Node::as_sequence)
+            .map_or(0, |s| s.len())
+    };
+    len("accounts").checked_mul(len("regions"))
+}
+
 /// Whether one `targets` item has no mistake of its own (duplicates aside), so that it
 /// can be expanded.
-pub(super) fn entry_ok(item: &Node, text: &str) -> bool {
-    check_entry(item, &[], text).0.is_empty()
+pub(super) fn entry_ok(item: &Node, src: &Source) -> bool {
+    check_entry(item, &[], src).0.is_empty()
 }
 
 /// The mistakes of one entry, and the entry when its keys and types are right.
-fn check_entry(item: &Node, path: &[Seg], text: &str) -> (Vec<ConfigError>, Option<TargetEntry>) {
+fn check_entry(item: &Node, path: &[Seg], src: &Source) -> (Vec<ConfigError>, Option<TargetEntry>) {
     let many = item
         .as_mapping()
         .is_some_and(|m| m.contains_key("accounts") || m.contains_key("regions"));
     if !many {
-        let errors = check::<Target>(item, path, text);
+        let errors = check::<Target>(item, path, src);
         if !errors.is_empty() {
             return (errors, None);
         }
@@ -174,7 +252,7 @@ fn check_entry(item: &Node, path: &[Seg], text: &str) -> (Vec<ConfigError>, Opti
             Err(_) => (Vec::new(), None),
         };
     }
-    let mut errors = check::<AccountsTarget>(item, path, text);
+    let mut errors = check::<AccountsTarget>(item, path, src);
     // An unquoted id still reads as a string here: report it, and the values too.
     let mut unquoted = Vec::new();
     // serde stops at the first mistake of the `accounts` list: check each account too.
@@ -186,7 +264,7 @@ fn check_entry(item: &Node, path: &[Seg], text: &str) -> (Vec<ConfigError>, Opti
     for (j, account) in accounts.iter().enumerate() {
         let mut account_path = path.to_vec();
         account_path.extend([key("accounts"), Seg::Index(j)]);
-        errors.extend(check::<AccountRef>(account, &account_path, text));
+        errors.extend(check::<AccountRef>(account, &account_path, src));
         unquoted.extend(quoted_id(account, &account_path));
     }
     if !errors.is_empty() {
@@ -217,11 +295,16 @@ fn quoted_id(account: &Node, path: &[Seg]) -> Option<ConfigError> {
         "account id {digits} is a YAML number: quote it, id: \"{digits}\" \
          (unquoted digits are a number, and a leading zero is lost)"
     );
-    Some(at_node(node, &Seg::render(&id_path), message))
+    Some(at_node(
+        node,
+        &Seg::render(&id_path),
+        Kind::WrongType,
+        message,
+    ))
 }
 
-/// A problem found in an entry: the path below the entry, and the message.
-type Problem = (Vec<Seg>, String);
+/// A problem found in an entry: the path below the entry, its kind, and the message.
+type Problem = (Vec<Seg>, Kind, String);
 
 fn key(k: &str) -> Seg {
     Seg::Key(k.to_owned())
@@ -232,16 +315,21 @@ fn single_problems(t: &Target) -> Vec<Problem> {
     if !looks_like_region(&t.region) {
         p.push((
             vec![key("region")],
+            Kind::InvalidValue,
             format!("{:?} is not an AWS region name like us-east-1", t.region),
         ));
     }
     match &t.role_arn {
         Some(role) if !looks_like_role_arn(role) => {
-            p.push((vec![key("roleArn")], not_a_role(role)))
+            p.push((vec![key("roleArn")], Kind::InvalidValue, not_a_role(role)))
         }
         Some(_) => {}
         None if t.external_id.is_some() => {
-            p.push((vec![key("externalId")], "externalId needs roleArn".into()));
+            p.push((
+                vec![key("externalId")],
+                Kind::MissingField,
+                "externalId needs roleArn".into(),
+            ));
         }
         None => {}
     }
@@ -255,7 +343,11 @@ fn not_a_role(role: &str) -> String {
 fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
     let mut p = Vec::new();
     if a.regions.is_empty() {
-        p.push((vec![key("regions")], "list at least one region".into()));
+        p.push((
+            vec![key("regions")],
+            Kind::InvalidValue,
+            "list at least one region".into(),
+        ));
     }
     let mut regions: BTreeMap<&str, usize> = BTreeMap::new();
     let mut partition: Option<(&str, &str)> = None;
@@ -264,6 +356,7 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
         if !looks_like_region(region) {
             p.push((
                 at,
+                Kind::InvalidValue,
                 format!("{region:?} is not an AWS region name like us-east-1"),
             ));
             continue;
@@ -272,6 +365,7 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
             regions.insert(region, first);
             p.push((
                 at,
+                Kind::Duplicate,
                 format!("duplicate region {region} (first at regions[{first}])"),
             ));
             continue;
@@ -280,6 +374,7 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
             None => partition = Some((region, partition_of(region))),
             Some((other, part)) if part != partition_of(region) => p.push((
                 at,
+                Kind::InvalidValue,
                 format!(
                     "{region} is in partition {}, {other} in {part}: an account lives in one \
                      partition, so list regions of one partition per entry",
@@ -290,11 +385,15 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
         }
     }
     if a.accounts.is_empty() {
-        p.push((vec![key("accounts")], "list at least one account".into()));
+        p.push((
+            vec![key("accounts")],
+            Kind::InvalidValue,
+            "list at least one account".into(),
+        ));
     }
     if let Some(name) = &a.role_name {
         if let Some(why) = bad_role_name(name) {
-            p.push((vec![key("roleName")], why));
+            p.push((vec![key("roleName")], Kind::InvalidValue, why));
         }
     }
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
@@ -302,27 +401,36 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
         let at = |k: &str| vec![key("accounts"), Seg::Index(j), key(k)];
         let id = account.id.as_str();
         if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
-            p.push((at("id"), format!("{id:?} is not a 12-digit AWS account id")));
+            p.push((
+                at("id"),
+                Kind::InvalidValue,
+                format!("{id:?} is not a 12-digit AWS account id"),
+            ));
         } else if let Some(first) = ids.insert(id, j) {
             ids.insert(id, first);
             p.push((
                 at("id"),
+                Kind::Duplicate,
                 format!("duplicate account {id} (first at accounts[{first}])"),
             ));
         }
         match &account.role_arn {
-            Some(role) if !looks_like_role_arn(role) => p.push((at("roleArn"), not_a_role(role))),
+            Some(role) if !looks_like_role_arn(role) => {
+                p.push((at("roleArn"), Kind::InvalidValue, not_a_role(role)))
+            }
             Some(role) => {
                 let owner = account_of_arn(role).unwrap_or_default();
                 if owner != id {
                     p.push((
                         at("roleArn"),
+                        Kind::InvalidValue,
                         format!("the role is in account {owner}, not in this account ({id})"),
                     ));
                 }
             }
             None if a.role_name.is_none() => p.push((
                 vec![key("accounts"), Seg::Index(j)],
+                Kind::MissingField,
                 format!(
                     "no role to assume in account {id}: give the account a roleArn, or the \
                      entry a roleName"
@@ -374,19 +482,18 @@ impl Seen {
             )],
             TargetEntry::Accounts(a) => {
                 // Repeats inside the entry are reported on their own (accounts_problems).
-                let mut regions: Vec<&str> = Vec::new();
-                for region in &a.regions {
-                    if !regions.contains(&region.as_str()) {
-                        regions.push(region);
-                    }
-                }
-                let mut ids: Vec<&str> = Vec::new();
+                // Sets, so that long lists cost n log n, not n².
+                let mut unique = BTreeSet::new();
+                let regions: Vec<&str> = (a.regions.iter())
+                    .map(String::as_str)
+                    .filter(|r| unique.insert(*r))
+                    .collect();
+                let mut ids = BTreeSet::new();
                 let mut places = Vec::new();
                 for (j, account) in a.accounts.iter().enumerate() {
-                    if ids.contains(&account.id.as_str()) {
+                    if !ids.insert(account.id.as_str()) {
                         continue;
                     }
-                    ids.push(&account.id);
                     places.push((
                         vec![key("accounts"), Seg::Index(j)],
                         Some(account.id.clone()),
@@ -401,12 +508,13 @@ impl Seen {
             let here = format!("targets[{index}]{}", suffix(&rel));
             let mut repeated: Vec<&str> = Vec::new();
             let mut firsts: Vec<String> = Vec::new();
+            let mut unique = BTreeSet::new();
             for region in regions {
                 let pair = (account.clone(), region.to_owned());
                 match self.pairs.get(&pair) {
                     Some(first) => {
                         repeated.push(region);
-                        if !firsts.contains(first) {
+                        if unique.insert(first.clone()) {
                             firsts.push(first.clone());
                         }
                     }
@@ -425,6 +533,7 @@ impl Seen {
             };
             problems.push((
                 rel,
+                Kind::Duplicate,
                 format!(
                     "duplicate target: {what} is already listed at {}",
                     firsts.join(", ")
@@ -448,14 +557,14 @@ fn suffix(rel: &[Seg]) -> String {
 fn problems(item: &Node, path: &[Seg], found: Vec<Problem>) -> Vec<ConfigError> {
     found
         .into_iter()
-        .map(|(rel, message)| at_rel(item, path, &rel, message))
+        .map(|(rel, kind, message)| at_rel(item, path, &rel, kind, message))
         .collect()
 }
 
 /// An error at a path below an entry's node (at the deepest node that exists).
-fn at_rel(item: &Node, path: &[Seg], rel: &[Seg], message: String) -> ConfigError {
+fn at_rel(item: &Node, path: &[Seg], rel: &[Seg], kind: Kind, message: String) -> ConfigError {
     let node = super::load::deepest(item, rel);
     let mut full = path.to_vec();
     full.extend_from_slice(rel);
-    at_node(node, &Seg::render(&full), message)
+    at_node(node, &Seg::render(&full), kind, message)
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::error::ConfigErrorKind as Kind;
 use super::{DesiredState, ManagedTag, Window};
 
 /// One step of a field path.
@@ -28,12 +29,24 @@ impl Seg {
     }
 }
 
-struct Problems(Vec<(Vec<Seg>, String)>);
+/// A mistake found by [`validate`]: where, what sort, and the message.
+pub(crate) type Problem = (Vec<Seg>, Kind, String);
+
+/// The longest `reconcile.interval`: a daemon that reconciles less than daily is not
+/// reconciling (drift would stand for days), and it bounds the daemon's timer.
+const MAX_INTERVAL_SECS: u64 = 24 * 3600;
+
+struct Problems(Vec<Problem>);
 
 impl Problems {
+    /// A value the types allow but the controller does not.
     fn add(&mut self, path: &[&dyn PathPart], message: impl Into<String>) {
+        self.add_kind(path, Kind::InvalidValue, message);
+    }
+
+    fn add_kind(&mut self, path: &[&dyn PathPart], kind: Kind, message: impl Into<String>) {
         let path = path.iter().map(|p| p.seg()).collect();
-        self.0.push((path, message.into()));
+        self.0.push((path, kind, message.into()));
     }
 }
 
@@ -51,7 +64,7 @@ impl PathPart for usize {
     }
 }
 
-pub(crate) fn validate(d: &DesiredState) -> Vec<(Vec<Seg>, String)> {
+pub(crate) fn validate(d: &DesiredState) -> Vec<Problem> {
     let mut p = Problems(Vec::new());
     if d.version != 1 {
         p.add(
@@ -72,8 +85,11 @@ pub(crate) fn validate(d: &DesiredState) -> Vec<(Vec<Seg>, String)> {
             format!("{loss} is not a fraction between 0 and 1"),
         );
     }
-    if d.reconcile.interval.get().as_secs() < 10 {
+    let interval = d.reconcile.interval.get().as_secs();
+    if interval < 10 {
         p.add(&[&"reconcile", &"interval"], "must be at least 10s");
+    } else if interval > MAX_INTERVAL_SECS {
+        p.add(&[&"reconcile", &"interval"], "must be at most 24h");
     }
     let jitter = d.reconcile.jitter;
     if !(0.0..=0.5).contains(&jitter) {
@@ -110,8 +126,9 @@ fn validate_clusters(d: &DesiredState, p: &mut Problems) {
                     );
                 } else if let Some(first) = exact.insert(name.as_str(), i) {
                     exact.insert(name.as_str(), first);
-                    p.add(
+                    p.add_kind(
                         &[&"clusters", &i, &"name"],
+                        Kind::Duplicate,
                         format!("duplicate rule for cluster {name:?} (first in clusters[{first}])"),
                     );
                 }
