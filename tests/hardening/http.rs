@@ -280,7 +280,7 @@ fn a_symlinked_secret_never_reaches_readyz_status_or_the_log() {
         "the file is rejected: {}",
         daemon.logs()
     );
-    let location = format!("{}:1:", link.display());
+    let location = format!("{}:1:1: unknown_field", link.display());
     let (_, readyz) = daemon.get("/readyz");
     let (_, status) = daemon.get("/status");
     let logs = daemon.logs();

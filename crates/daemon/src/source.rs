@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use gec_aws::{Fetched, ObjectClient, ObjectLocation};
-use gec_model::desired::{ConfigError, ConfigErrors};
+use gec_model::desired::ConfigErrors;
 use gec_model::DesiredState;
 use sha2::{Digest, Sha256};
 
@@ -210,7 +210,15 @@ pub fn redact(errors: &ConfigErrors) -> String {
         .errors
         .iter()
         .take(MAX_LISTED_ERRORS)
-        .map(|e| format!("{}:{}:{}: {}", errors.file, e.line, e.column, kind_of(e)))
+        .map(|e| {
+            format!(
+                "{}:{}:{}: {}",
+                errors.file,
+                e.line,
+                e.column,
+                e.kind.as_str()
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ");
     let more = errors.errors.len().saturating_sub(MAX_LISTED_ERRORS);
@@ -220,11 +228,6 @@ pub fn redact(errors: &ConfigErrors) -> String {
     format!("{out} ({HINT})")
 }
 
-/// Placeholder until `ConfigError` carries its kind (issue 11, branch h11-input).
-fn kind_of(_error: &ConfigError) -> &'static str {
-    "invalid"
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -232,6 +235,7 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gec_model::desired::ConfigError;
 
     const GOOD: &str = "version: 1\ntargets:\n  - region: us-east-1\n";
 
@@ -352,13 +356,14 @@ mod tests {
                 .map(|line| ConfigError {
                     line,
                     column: 1,
+                    kind: gec_model::desired::ConfigErrorKind::UnknownField,
                     path: "secretKeyName".into(),
                     message: "unknown key \"secretKeyName\"".into(),
                 })
                 .collect(),
         };
         let text = redact(&errors);
-        assert!(text.starts_with("d.yaml:1:1: "), "{text}");
+        assert!(text.starts_with("d.yaml:1:1: unknown_field; "), "{text}");
         assert!(text.contains("d.yaml:10:1: "), "{text}");
         assert!(!text.contains("d.yaml:11:1"), "{text}");
         assert!(text.contains("and 15 more"), "{text}");
