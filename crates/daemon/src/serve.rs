@@ -417,3 +417,113 @@ impl Body for TrackedBody {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const PARTIAL: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n";
+    /// Bounds a wait that would hang without the fix; not a timing assertion.
+    const HANG_GUARD: Duration = Duration::from_secs(10);
+
+    async fn start(
+        settings: ServeSettings,
+    ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, router, settings, async move {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    async fn idle(addr: std::net::SocketAddr) -> TcpStream {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(PARTIAL).await.unwrap();
+        s
+    }
+
+    /// Reads until the server closes the socket: what it sent.
+    async fn until_closed(s: &mut TcpStream) -> String {
+        let mut out = Vec::new();
+        tokio::time::timeout(HANG_GUARD, s.read_to_end(&mut out))
+            .await
+            .expect("the server closes the socket")
+            .unwrap_or_default();
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn healthz(addr: std::net::SocketAddr) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        until_closed(&mut s).await
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_a_new_connection_evicts_the_longest_idle_one() {
+        let (addr, _stop) = start(ServeSettings {
+            max_connections: 2,
+            header_read_timeout: Duration::from_secs(60),
+            ..ServeSettings::default()
+        })
+        .await;
+        let mut oldest = idle(addr).await;
+        // Let the server register the first before the second: the order is the point.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut younger = idle(addr).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        let answer = healthz(addr).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert_eq!(
+            until_closed(&mut oldest).await,
+            "",
+            "the oldest idle one is closed"
+        );
+        let mut byte = [0u8; 1];
+        let still_open =
+            tokio::time::timeout(Duration::from_millis(200), younger.read(&mut byte)).await;
+        assert!(still_open.is_err(), "the younger one stays: {still_open:?}");
+    }
+
+    #[tokio::test]
+    async fn a_partial_request_head_is_closed_after_the_header_read_timeout() {
+        let (addr, _stop) = start(ServeSettings {
+            header_read_timeout: Duration::from_millis(200),
+            ..ServeSettings::default()
+        })
+        .await;
+        let mut slow = idle(addr).await;
+        let answer = until_closed(&mut slow).await;
+        assert!(!answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_closes_idle_connections_and_returns() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            ServeSettings::default(),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let mut slow = idle(addr).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = stop.send(());
+        tokio::time::timeout(HANG_GUARD, server)
+            .await
+            .expect("serve returns after shutdown")
+            .unwrap();
+        assert_eq!(until_closed(&mut slow).await, "");
+    }
+}
