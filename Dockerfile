@@ -32,5 +32,8 @@ COPY --from=build /guardduty-ecs-controller /usr/local/bin/guardduty-ecs-control
 # The controller writes no file: it runs on a read-only root file system.
 USER 65532:65532
 EXPOSE 9090
+# The binary listens on 127.0.0.1 by default; in a container the port must be reachable
+# from outside it. An environment variable, so a replaced CMD keeps it.
+ENV GEC_LISTEN=0.0.0.0:9090
 ENTRYPOINT ["/usr/local/bin/guardduty-ecs-controller", "run"]
 CMD ["--config", "/etc/guardduty-ecs-controller/desired-state.yaml"]

@@ -79,8 +79,12 @@ def contract_problems(td: dict) -> list[str]:
         ("taskRoleArn and executionRoleArn are set", bool(td.get("taskRoleArn")) and bool(td.get("executionRoleArn"))),
         ("the container is essential", c.get("essential") is True),
         (
-            "command is --config s3://BUCKET/KEY (ENTRYPOINT is the binary with run)",
-            len(command) == 2 and command[0] == "--config" and re.fullmatch(r"s3://[^/]+/.+", command[1]),
+            "command is --config s3://BUCKET/KEY --listen 0.0.0.0:9090 (ENTRYPOINT is the binary with run;"
+            " it listens on loopback unless told otherwise)",
+            len(command) == 4
+            and command[0] == "--config"
+            and re.fullmatch(r"s3://[^/]+/.+", command[1])
+            and command[2:] == ["--listen", "0.0.0.0:9090"],
         ),
         ("user is 65532:65532 (non-root)", c.get("user") == "65532:65532"),
         ("readonlyRootFilesystem", c.get("readonlyRootFilesystem") is True),

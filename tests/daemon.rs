@@ -400,8 +400,12 @@ async fn a_desired_state_in_s3_is_applied_without_a_restart_and_a_corrupt_object
     assert_eq!(tag(&sb, "alpha").await.as_deref(), Some("false"));
     let (_, status) = daemon.get("/status");
     assert!(
-        status.contains("guardDutyManaged"),
-        "/status shows the object's error: {status}"
+        status.contains("s3://gitops/guardduty/desired.yaml:3:"),
+        "/status shows where the object's error is: {status}"
+    );
+    assert!(
+        !status.contains("maybe"),
+        "/status never echoes the object's content: {status}"
     );
 }
 

@@ -68,6 +68,14 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
                 config: args.config,
                 config_poll: args.config_poll,
                 listen: args.listen,
+                http: gec_daemon::serve::ServeSettings {
+                    max_connections: args.http_max_connections,
+                    ..Default::default()
+                },
+                status_token: gec_daemon::http::BearerToken::from_settings(
+                    args.status_token_file.as_deref(),
+                    std::env::var("GEC_STATUS_TOKEN").ok(),
+                )?,
                 dry_run: args.dry_run,
                 max_concurrent_targets: args.max_concurrent_targets,
                 rollout_poll: args.rollout_poll,
@@ -149,9 +157,10 @@ fn validate(files: &[std::path::PathBuf]) -> u8 {
 
 /// Reads and validates a desired-state file; every mistake is in the error.
 fn load(path: &Path) -> anyhow::Result<DesiredState> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{}: cannot read the file", path.display()))?;
-    parse(&path.display().to_string(), &bytes)
+    let name = path.display().to_string();
+    // Regular files only, at most 1 MiB, and a FIFO cannot block (issue 11).
+    let bytes = gec_daemon::read::read_desired_file(path).with_context(|| name.clone())?;
+    parse(&name, &bytes)
 }
 
 /// The whole validate path: size, encoding, characters, depth, ... (`parse_bytes`).
@@ -171,7 +180,12 @@ async fn load_from(config: &str, ctx: &gec_aws::AwsContext) -> anyhow::Result<De
     let Some(at) = gec_aws::ObjectLocation::parse(config) else {
         return load(Path::new(config));
     };
-    match ctx.object_client().fetch(&at, None).await? {
+    let fetched = ctx
+        .object_client()
+        .fetch(&at, None)
+        .await
+        .with_context(|| at.to_string())?;
+    match fetched {
         gec_aws::Fetched::Object { bytes, .. } => parse(&at.to_string(), &bytes),
         gec_aws::Fetched::NotModified => anyhow::bail!("{at}: unexpected 304 without an ETag"),
     }

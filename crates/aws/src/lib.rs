@@ -17,7 +17,7 @@ pub use client::{
 };
 pub use error::{AwsError, ErrorKind};
 pub use metrics::AwsMetrics;
-pub use object::{Fetched, ObjectClient, ObjectLocation};
+pub use object::{FetchError, Fetched, ObjectClient, ObjectLocation, MAX_OBJECT_BYTES};
 pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
 pub use workload::{
     DESCRIBE_SERVICES_BATCH, DESCRIBE_TASKS_BATCH, LIST_COVERAGE_PAGE, LIST_TASKS_PAGE,

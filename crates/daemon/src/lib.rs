@@ -5,7 +5,9 @@
 pub mod backoff;
 pub mod http;
 pub mod metrics;
+pub mod read;
 pub mod runloop;
+pub mod serve;
 pub mod source;
 pub mod status;
 #[cfg(test)]
@@ -33,6 +35,10 @@ pub struct Settings {
     pub config_poll: std::time::Duration,
     /// HTTP address for `/metrics`, `/healthz`, `/readyz`, `/status`.
     pub listen: SocketAddr,
+    /// Connection cap and timeouts of the HTTP server.
+    pub http: serve::ServeSettings,
+    /// When set, `/status` needs `Authorization: Bearer <token>`.
+    pub status_token: Option<http::BearerToken>,
     /// Plan every pass, write nothing.
     pub dry_run: bool,
     /// Targets reconciled at once.
@@ -66,9 +72,9 @@ pub enum DaemonError {
     /// Registering a metric failed (a programming error).
     #[error("cannot register the metrics")]
     Metrics(#[from] prometheus::Error),
-    /// The HTTP server failed.
+    /// The HTTP server task failed (a programming error).
     #[error("the HTTP server failed")]
-    Serve(#[source] std::io::Error),
+    Serve(#[source] tokio::task::JoinError),
 }
 
 /// Runs the daemon until `shutdown` completes, then stops within a few seconds.
@@ -77,7 +83,7 @@ pub enum DaemonError {
 /// answers: whatever it waits for (signal handlers) must be listening before it is passed.
 ///
 /// # Errors
-/// The HTTP address cannot be bound, or the HTTP server fails.
+/// The HTTP address cannot be bound, or the HTTP server task panics.
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -90,6 +96,7 @@ pub async fn run(
             dry_run: settings.dry_run,
             ..Status::default()
         }),
+        token: settings.status_token.clone(),
     });
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -98,17 +105,22 @@ pub async fn run(
             source,
         })?;
     let addr = listener.local_addr().unwrap_or(settings.listen);
-    info!(%addr, "serving /metrics /healthz /readyz /status");
+    let http_settings = serve::ServeSettings {
+        max_connections: serve::fit_to_descriptors(settings.http.max_connections),
+        ..settings.http
+    };
+    info!(
+        %addr,
+        max_connections = http_settings.max_connections,
+        status_token = shared.token.is_some(),
+        "serving /metrics /healthz /readyz /status"
+    );
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let app = http::router(Arc::clone(&shared));
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stopped.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(serve::serve(listener, app, http_settings, async move {
+        let _ = http_stopped.await;
+    }));
 
     let (tx, rx) = mpsc::unbounded_channel();
     let location = Location::parse(&settings.config);
@@ -146,10 +158,7 @@ pub async fn run(
     .await;
 
     let _ = stop_http.send(());
-    match server.await {
-        Ok(Ok(())) | Err(_) => Ok(()),
-        Ok(Err(e)) => Err(DaemonError::Serve(e)),
-    }
+    server.await.map_err(DaemonError::Serve)
 }
 
 #[cfg(unix)]
