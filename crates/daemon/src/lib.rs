@@ -98,12 +98,10 @@ pub async fn run(
         }),
         token: settings.status_token.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: settings.listen,
-            source,
-        })?;
+    let listener = listen(settings.listen).map_err(|source| DaemonError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
     let addr = listener.local_addr().unwrap_or(settings.listen);
     let http_settings = serve::ServeSettings {
         max_connections: serve::fit_to_descriptors(settings.http.max_connections),
@@ -159,6 +157,26 @@ pub async fn run(
 
     let _ = stop_http.send(());
     server.await.map_err(DaemonError::Serve)
+}
+
+/// Pending connections the kernel queues before the accept loop takes them (capped by
+/// `net.core.somaxconn`, 4096 on current Linux). tokio's `TcpListener::bind` asks for
+/// 1024: when a client floods connects (a slowloris that reopens every socket the
+/// server closes), a full queue drops the SYN of a health check, which then waits for the
+/// 1 s SYN retransmission. A queue larger than the connection cap keeps that from
+/// happening for floods of a few thousand sockets.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with SO_REUSEADDR (as `TcpListener::bind` does) and [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 #[cfg(unix)]
