@@ -197,30 +197,11 @@ fn parse(name: &str, bytes: Vec<u8>) -> Result<DesiredState, String> {
 
 const HINT: &str = "run `guardduty-ecs-controller validate` on the file for details";
 
-/// The errors of a file as `file:line:column: kind`, without field paths or messages:
-/// both can quote the file (an unknown key's name, a rejected value), and the file may
-/// be anything the path points to, a secret included.
+/// The errors of a file as `file:line:column: kind` ([`ConfigErrors::locations`]),
+/// without field paths or messages: both can quote the file (an unknown key's name, a
+/// rejected value), and the file may be anything the path points to, a secret included.
 pub fn redact(errors: &ConfigErrors) -> String {
-    let mut out = errors
-        .errors
-        .iter()
-        .take(MAX_LISTED_ERRORS)
-        .map(|e| {
-            format!(
-                "{}:{}:{}: {}",
-                errors.file,
-                e.line,
-                e.column,
-                e.kind.as_str()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    let more = errors.errors.len().saturating_sub(MAX_LISTED_ERRORS);
-    if more > 0 {
-        out.push_str(&format!("; and {more} more"));
-    }
-    format!("{out} ({HINT})")
+    format!("{} ({HINT})", errors.locations(MAX_LISTED_ERRORS))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -92,11 +92,11 @@ pub struct ConfigErrors {
 }
 
 impl ConfigErrors {
-    /// `file:line:column: kind` for each mistake, one per line: the form to show where the
-    /// file's content must not appear (HTTP endpoints, logs), since neither the message nor
-    /// the field path is included.
-    pub fn locations(&self) -> Locations<'_> {
-        Locations(self)
+    /// `file:line:column: kind` for the first `max` mistakes, joined by `; `, then `and N
+    /// more`: the form to show where the file's content must not appear (HTTP endpoints,
+    /// logs), since neither the message nor the field path is included.
+    pub fn locations(&self, max: usize) -> Locations<'_> {
+        Locations { errors: self, max }
     }
 }
 
@@ -118,15 +118,23 @@ impl fmt::Display for ConfigErrors {
 
 /// See [`ConfigErrors::locations`].
 #[derive(Debug, Clone, Copy)]
-pub struct Locations<'a>(&'a ConfigErrors);
+pub struct Locations<'a> {
+    errors: &'a ConfigErrors,
+    max: usize,
+}
 
 impl fmt::Display for Locations<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.errors.iter().enumerate() {
+        let file = &self.errors.file;
+        for (i, e) in self.errors.errors.iter().take(self.max).enumerate() {
             if i > 0 {
-                writeln!(f)?;
+                f.write_str("; ")?;
             }
-            write!(f, "{}:{}:{}: {}", self.0.file, e.line, e.column, e.kind)?;
+            write!(f, "{file}:{}:{}: {}", e.line, e.column, e.kind)?;
+        }
+        let more = self.errors.errors.len().saturating_sub(self.max);
+        if more > 0 {
+            write!(f, "; and {more} more")?;
         }
         Ok(())
     }
@@ -193,6 +201,6 @@ mod tests {
                 message: "got \"s3cr3t\"".into(),
             }],
         };
-        assert_eq!(errors.locations().to_string(), "d.yaml:3:10: invalid_value");
+        assert_eq!(errors.locations(10).to_string(), "d.yaml:3:10: invalid_value");
     }
 }
