@@ -450,18 +450,15 @@ async fn start_redeploy<C: TargetCloud>(
     }
 }
 
-/// The deployment of `service` that is not among `known`: the PRIMARY one if there is
-/// one (the forced deployment becomes PRIMARY at once), else any.
+/// The deployment of `service` that is not among `known`: the PRIMARY one if it is new
+/// (the forced deployment becomes PRIMARY at once), else any new one.
 fn new_deployment(service: ObservedService, known: &HashSet<String>) -> Option<ObservedDeployment> {
-    let mut fresh = service
-        .deployments
-        .into_iter()
-        .filter(|d| !known.contains(&d.id));
-    let first = fresh.next()?;
-    if first.status == "PRIMARY" {
-        return Some(first);
-    }
-    Some(fresh.find(|d| d.status == "PRIMARY").unwrap_or(first))
+    let is_new = |d: &&ObservedDeployment| !known.contains(&d.id);
+    service
+        .primary()
+        .filter(is_new)
+        .or_else(|| service.deployments.iter().find(is_new))
+        .cloned()
 }
 
 /// Reconciles every target of the desired state against AWS: [`reconcile_fleet`] with
