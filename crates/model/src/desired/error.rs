@@ -201,6 +201,9 @@ mod tests {
                 message: "got \"s3cr3t\"".into(),
             }],
         };
-        assert_eq!(errors.locations(10).to_string(), "d.yaml:3:10: invalid_value");
+        assert_eq!(
+            errors.locations(10).to_string(),
+            "d.yaml:3:10: invalid_value"
+        );
     }
 }

@@ -181,45 +181,63 @@ impl Counts {
     }
 }
 
+/// The first limit a count breaks: which, the value counted and the max in force.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Breach {
+    limit: &'static str,
+    value: f64,
+    max: f64,
+}
+
+impl Counts {
+    /// The first limit these counts break, tag changes before coverage loss.
+    fn breach(&self, limits: Limits) -> Option<Breach> {
+        let max_changes = limits.max_cluster_changes as usize;
+        if self.tag_changes > max_changes {
+            return Some(Breach {
+                limit: MAX_CLUSTER_CHANGES,
+                value: self.tag_changes as f64,
+                max: max_changes as f64,
+            });
+        }
+        let fraction = loss_fraction(self.lost, self.covered_now)?;
+        (fraction > limits.max_coverage_loss).then_some(Breach {
+            limit: MAX_COVERAGE_LOSS,
+            value: fraction,
+            max: limits.max_coverage_loss,
+        })
+    }
+}
+
 /// The per-target check of [`super::plan_target`]: `None` when the plan is within the
 /// limits.
 pub(super) fn check_target(plan: &TargetPlan, limits: Limits, region: &str) -> Option<Refusal> {
-    let Counts {
-        tag_changes,
-        covered_now,
-        lost,
-    } = Counts::of(plan);
-    let max_changes = limits.max_cluster_changes as usize;
-    if tag_changes > max_changes {
-        return Some(Refusal {
-            region: region.to_owned(),
-            scope: Scope::Target,
-            targets: Vec::new(),
-            limit: MAX_CLUSTER_CHANGES,
-            value: tag_changes as f64,
-            max: max_changes as f64,
-            reason: format!(
-                "{tag_changes} cluster tag changes in {region} exceed safety.{MAX_CLUSTER_CHANGES} ({max_changes}); \
-                 nothing was applied (use --allow-mass-change to override)"
-            ),
-        });
-    }
-    let max_loss = limits.max_coverage_loss;
-    let fraction = loss_fraction(lost, covered_now)?;
-    (fraction > max_loss).then(|| Refusal {
+    let counts = Counts::of(plan);
+    let Breach { limit, value, max } = counts.breach(limits)?;
+    let reason = if limit == MAX_CLUSTER_CHANGES {
+        format!(
+            "{value} cluster tag changes in {region} exceed safety.{MAX_CLUSTER_CHANGES} ({max}); \
+             nothing was applied (use --allow-mass-change to override)"
+        )
+    } else {
+        format!(
+            "the plan turns coverage off for {} of {} covered clusters in {region} \
+             ({:.0}%), more than safety.{MAX_COVERAGE_LOSS} ({:.0}%); nothing was applied \
+             (use --allow-mass-change to override)",
+            counts.lost,
+            counts.covered_now,
+            value * 100.0,
+            max * 100.0
+        )
+    };
+    Some(Refusal {
         region: region.to_owned(),
         scope: Scope::Target,
         targets: Vec::new(),
-        limit: MAX_COVERAGE_LOSS,
-        value: fraction,
-        max: max_loss,
-        reason: format!(
-            "the plan turns coverage off for {lost} of {covered_now} covered clusters in {region} \
-             ({:.0}%), more than safety.{MAX_COVERAGE_LOSS} ({:.0}%); nothing was applied \
-             (use --allow-mass-change to override)",
-            fraction * 100.0,
-            max_loss * 100.0
-        ),
+        limit,
+        value,
+        max,
+        reason,
     })
 }
 
@@ -298,49 +316,39 @@ fn fleet_refusal(plans: &[(&Target, &mut TargetPlan)], limits: Limits) -> Option
         covered_now: sum.covered_now + c.covered_now,
         lost: sum.lost + c.lost,
     });
-    let max_changes = limits.max_cluster_changes as usize;
-    if total.tag_changes > max_changes {
-        let parts = contributors(&counts, |c| c.tag_changes);
-        return Some(Refusal {
-            region: String::new(),
-            scope: Scope::Fleet,
-            limit: MAX_CLUSTER_CHANGES,
-            value: total.tag_changes as f64,
-            max: max_changes as f64,
-            reason: format!(
-                "{} cluster tag changes across the fleet ({}) exceed safety.{MAX_CLUSTER_CHANGES} ({max_changes}), \
-                 which counts every target of a pass together; nothing was applied in any target \
-                 (use --allow-mass-change to override)",
-                total.tag_changes,
-                named(parts.iter().map(|(_, text)| text.as_str()))
-            ),
-            targets: parts.into_iter().map(|(label, _)| label).collect(),
-        });
-    }
     // When every target is within the loss limit, so is the fleet's share (a weighted
     // mean of theirs); checked anyway, so that the rule does not rest on that.
-    let fraction = loss_fraction(total.lost, total.covered_now)?;
-    let max_loss = limits.max_coverage_loss;
-    if fraction <= max_loss {
-        return None;
-    }
-    let parts = contributors(&counts, |c| c.lost);
-    Some(Refusal {
-        region: String::new(),
-        scope: Scope::Fleet,
-        limit: MAX_COVERAGE_LOSS,
-        value: fraction,
-        max: max_loss,
-        reason: format!(
+    let Breach { limit, value, max } = total.breach(limits)?;
+    let (parts, reason) = if limit == MAX_CLUSTER_CHANGES {
+        let parts = contributors(&counts, |c| c.tag_changes);
+        let reason = format!(
+            "{value} cluster tag changes across the fleet ({}) exceed safety.{MAX_CLUSTER_CHANGES} ({max}), \
+             which counts every target of a pass together; nothing was applied in any target \
+             (use --allow-mass-change to override)",
+            named(parts.iter().map(|(_, text)| text.as_str()))
+        );
+        (parts, reason)
+    } else {
+        let parts = contributors(&counts, |c| c.lost);
+        let reason = format!(
             "the plans turn coverage off for {} of {} covered clusters across the fleet ({}) ({:.0}%), \
              more than safety.{MAX_COVERAGE_LOSS} ({:.0}%), which counts every target of a pass \
              together; nothing was applied in any target (use --allow-mass-change to override)",
             total.lost,
             total.covered_now,
             named(parts.iter().map(|(_, text)| text.as_str())),
-            fraction * 100.0,
-            max_loss * 100.0
-        ),
+            value * 100.0,
+            max * 100.0
+        );
+        (parts, reason)
+    };
+    Some(Refusal {
+        region: String::new(),
+        scope: Scope::Fleet,
+        limit,
+        value,
+        max,
+        reason,
         targets: parts.into_iter().map(|(label, _)| label).collect(),
     })
 }
