@@ -336,16 +336,7 @@ regions:
 async fn a_desired_state_in_s3_is_applied_without_a_restart_and_a_corrupt_object_is_not() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sb.sdk("us-east-1").await)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket("gitops")
-        .send()
-        .await
-        .expect("CreateBucket");
+    let s3 = sb.s3_bucket("gitops").await;
     let put = |text: String| {
         let s3 = s3.clone();
         async move {

@@ -136,6 +136,21 @@ impl Sandbox {
             .await
     }
 
+    /// An S3 client on the sandbox (path-style, us-east-1) with `bucket` created in it.
+    pub async fn s3_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk("us-east-1").await)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("CreateBucket");
+        s3
+    }
+
     /// Every cluster ARN in a region, by cluster name, read through ECS.
     pub async fn cluster_arns(&self, region: &str) -> BTreeMap<String, String> {
         let ecs = aws_sdk_ecs::Client::new(&self.sdk(region).await);

@@ -351,16 +351,7 @@ async fn a_2_mib_file_and_a_2_mib_s3_object_are_refused_with_a_size_error() {
         "{run}"
     );
 
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sb.sdk("us-east-1").await)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket("gitops")
-        .send()
-        .await
-        .expect("CreateBucket");
+    let s3 = sb.s3_bucket("gitops").await;
     s3.put_object()
         .bucket("gitops")
         .key("big.yaml")
