@@ -54,6 +54,19 @@ fn old(n: usize, value: &str) -> Vec<ObservedCluster> {
         .collect()
 }
 
+/// Remove the tag of every `old-*` cluster.
+const UNTAG_OLD: &str = "clusters: [{match: {namePattern: 'old-*'}, guardDutyManaged: absent}]\n";
+
+/// A cloud of `region` with `n` clusters `old-000`… excluded (`GuardDutyManaged=false`),
+/// Runtime Monitoring on and automation off.
+fn excluded(region_name: &str, n: usize) -> Arc<FakeCloud> {
+    Arc::new(region(
+        region_name,
+        old(n, "false"),
+        detector("ENABLED", Some("DISABLED")),
+    ))
+}
+
 fn options(ceilings: Ceilings, clock: Clock) -> PassOptions {
     PassOptions {
         plan: PlanOptions {
@@ -93,18 +106,9 @@ fn refusal(pass: &TargetPass) -> Option<(Scope, &'static str, f64, f64)> {
 #[tokio::test]
 async fn changes_under_the_limit_in_each_region_write_nothing_when_the_fleet_is_over_it() {
     // 30 exclusion tags removed in each region: under 50 in each, 60 in the pass.
-    let desired =
-        desired("clusters: [{match: {namePattern: 'old-*'}, guardDutyManaged: absent}]\n");
-    let east = Arc::new(region(
-        EAST,
-        old(30, "false"),
-        detector("ENABLED", Some("DISABLED")),
-    ));
-    let west = Arc::new(region(
-        WEST,
-        old(30, "false"),
-        detector("ENABLED", Some("DISABLED")),
-    ));
+    let desired = desired(UNTAG_OLD);
+    let east = excluded(EAST, 30);
+    let west = excluded(WEST, 30);
     let alone = reconcile_target(
         &*east,
         desired.targets[0].clone(),
@@ -315,20 +319,11 @@ async fn the_files_huge_limit_is_clamped_to_the_ceiling_until_the_ceiling_is_rai
 
 #[tokio::test]
 async fn a_target_that_fails_to_observe_does_not_block_the_others() {
-    let desired =
-        desired("clusters: [{match: {namePattern: 'old-*'}, guardDutyManaged: absent}]\n");
+    let desired = desired(UNTAG_OLD);
     // us-east-1 would be over the limit, but it cannot be read: it contributes nothing.
-    let east = Arc::new(region(
-        EAST,
-        old(60, "false"),
-        detector("ENABLED", Some("DISABLED")),
-    ));
+    let east = excluded(EAST, 60);
     east.fail_observe_after(0, aws_error(ErrorKind::AccessDenied, "ListClusters"));
-    let west = Arc::new(region(
-        WEST,
-        old(3, "false"),
-        detector("ENABLED", Some("DISABLED")),
-    ));
+    let west = excluded(WEST, 3);
 
     let passes = pass(
         &desired,
@@ -348,18 +343,9 @@ async fn a_target_that_fails_to_observe_does_not_block_the_others() {
 
 #[tokio::test]
 async fn allow_mass_change_lets_a_refused_fleet_through_once() {
-    let desired =
-        desired("clusters: [{match: {namePattern: 'old-*'}, guardDutyManaged: absent}]\n");
-    let east = Arc::new(region(
-        EAST,
-        old(30, "false"),
-        detector("ENABLED", Some("DISABLED")),
-    ));
-    let west = Arc::new(region(
-        WEST,
-        old(30, "false"),
-        detector("ENABLED", Some("DISABLED")),
-    ));
+    let desired = desired(UNTAG_OLD);
+    let east = excluded(EAST, 30);
+    let west = excluded(WEST, 30);
     let mut forced = options(Ceilings::default(), Clock::System);
     forced.plan.allow_mass_change = true;
 
