@@ -118,25 +118,22 @@ impl Source {
     /// never the content.
     pub async fn refresh(&mut self) -> Refresh {
         let name = self.location.to_string();
-        let (fingerprint, parsed) = match self.read().await {
+        // The fingerprint of what was found: the bytes' hash, or the read failure's kind.
+        let (fingerprint, bytes) = match self.read().await {
             Read::NotModified => return Refresh::Unchanged,
-            Read::Failed(what) => (
-                format!("unreadable: {what}"),
-                Err(format!("{name}: cannot read: {what}")),
-            ),
-            Read::Bytes(bytes) => {
-                let digest = hex(&Sha256::digest(&bytes));
-                if self.last_attempt.as_deref() == Some(digest.as_str()) {
-                    return Refresh::Unchanged;
-                }
-                self.parses += 1;
-                let parsed = parse(&name, bytes).map(|d| (d, digest.clone()));
-                (digest, parsed)
-            }
+            Read::Failed(what) => (format!("unreadable: {what}"), Err(what)),
+            Read::Bytes(bytes) => (hex(&Sha256::digest(&bytes)), Ok(bytes)),
         };
         if self.last_attempt.as_deref() == Some(fingerprint.as_str()) {
             return Refresh::Unchanged;
         }
+        let parsed = match bytes {
+            Err(what) => Err(format!("{name}: cannot read: {what}")),
+            Ok(bytes) => {
+                self.parses += 1;
+                parse(&name, bytes).map(|d| (d, fingerprint.clone()))
+            }
+        };
         self.last_attempt = Some(fingerprint);
         match parsed {
             Ok((desired, sha256)) => {
