@@ -115,8 +115,8 @@ pub struct RunArgs {
     #[arg(long, env = "GEC_LISTEN", default_value = "127.0.0.1:9090")]
     pub listen: std::net::SocketAddr,
     /// HTTP connections open at once; at the cap a new one closes the longest-idle one.
-    /// Lowered to half the descriptor limit if above it.
-    #[arg(long, env = "GEC_HTTP_MAX_CONNECTIONS", default_value_t = gec_daemon::serve::DEFAULT_MAX_CONNECTIONS, value_parser = parse_max_connections)]
+    /// 1 to 65536; lowered to half the descriptor limit if above it.
+    #[arg(long, env = "GEC_HTTP_MAX_CONNECTIONS", default_value_t = gec_daemon::serve::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     pub http_max_connections: usize,
     /// A file holding the bearer token /status requires (at most 4 KiB; the env
     /// GEC_STATUS_TOKEN may give the token itself instead). /metrics, /healthz and /readyz
@@ -291,15 +291,6 @@ fn human(d: Duration) -> String {
         _ if s % 3600 == 0 => format!("{}h", s / 3600),
         _ if s % 60 == 0 => format!("{}m", s / 60),
         _ => format!("{s}s"),
-    }
-}
-
-fn parse_max_connections(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!(
-            "{text:?} is not a number of connections of at least 1"
-        )),
     }
 }
 
