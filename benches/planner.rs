@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Bencher, Criterion, SamplingMode};
 use gec_model::desired::{self, ManagedTag};
 use gec_model::observed::{
-    CoverageRecord, ObservedCluster, ObservedDeployment, ObservedDetector, ObservedFeature,
-    ObservedService, ObservedTarget, TaskCounts, Workload, ECS_FARGATE_AGENT_MANAGEMENT, ENABLED,
-    RUNTIME_MONITORING,
+    CoverageRecord, FeatureStatus, ObservedCluster, ObservedDeployment, ObservedDetector,
+    ObservedFeature, ObservedService, ObservedTarget, TaskCounts, Workload,
+    ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
 };
 use gec_model::plan::Ceilings;
 use gec_model::{plan_target, Action, DesiredState, PlanOptions, TargetPlan, MANAGED_TAG_KEY};
@@ -130,13 +130,13 @@ fn fleet(
                 _ => "ACTIVE",
             };
             let coverage = rng.chance(0.7).then(|| CoverageRecord {
-                status: "HEALTHY".to_owned(),
+                status: "HEALTHY".into(),
                 issue: None,
             });
             ObservedCluster {
                 arn: arn(&name),
                 name,
-                status: status.to_owned(),
+                status: status.into(),
                 tags,
                 active_services: rng.below(20) as u32,
                 running_tasks: rng.below(200) as u32,
@@ -155,14 +155,16 @@ fn fleet(
 
 /// A detector with Runtime Monitoring and ECS Fargate automation on.
 fn detector_on() -> ObservedDetector {
-    let additional =
-        BTreeMap::from([(ECS_FARGATE_AGENT_MANAGEMENT.to_owned(), ENABLED.to_owned())]);
+    let additional = BTreeMap::from([(
+        ECS_FARGATE_AGENT_MANAGEMENT.to_owned(),
+        FeatureStatus::Enabled,
+    )]);
     ObservedDetector {
         id: "0123456789abcdef0123456789abcdef".to_owned(),
         features: BTreeMap::from([(
             RUNTIME_MONITORING.to_owned(),
             ObservedFeature {
-                status: ENABLED.to_owned(),
+                status: FeatureStatus::Enabled,
                 additional,
             },
         )]),
@@ -314,16 +316,16 @@ fn service(cluster: &str, name: &str, rng: &mut Rng) -> ObservedService {
     let created_at_ms = NOW_MS - rng.below(48 * 60) as i64 * MINUTE_MS;
     let mut deployments = vec![ObservedDeployment {
         id: format!("ecs-svc/{}", rng.next()),
-        status: "PRIMARY".to_owned(),
-        rollout_state: Some("COMPLETED".to_owned()),
+        status: "PRIMARY".into(),
+        rollout_state: Some("COMPLETED".into()),
         created_at_ms,
     }];
     if rng.chance(0.05) {
-        deployments[0].rollout_state = Some("IN_PROGRESS".to_owned());
+        deployments[0].rollout_state = Some("IN_PROGRESS".into());
         deployments.push(ObservedDeployment {
             id: format!("ecs-svc/{}", rng.next()),
-            status: "ACTIVE".to_owned(),
-            rollout_state: Some("COMPLETED".to_owned()),
+            status: "ACTIVE".into(),
+            rollout_state: Some("COMPLETED".into()),
             created_at_ms: created_at_ms - 86_400_000,
         });
     }
@@ -335,7 +337,7 @@ fn service(cluster: &str, name: &str, rng: &mut Rng) -> ObservedService {
         } else {
             "ACTIVE"
         }
-        .to_owned(),
+        .into(),
         fargate: !rng.chance(0.03),
         deployments,
     }

@@ -175,7 +175,7 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
     assert_eq!(names, ["api", "web"], "services lacking the agent, sorted");
     for s in &workload.services {
         assert!(s.fargate, "{s:?}");
-        assert_eq!(s.status, "ACTIVE");
+        assert_eq!(s.status.as_str(), "ACTIVE");
         assert!(
             s.arn.ends_with(&format!("service/apps/{}", s.name)),
             "{s:?}"
@@ -183,7 +183,10 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
         let primary = s.primary().expect("a PRIMARY deployment");
         assert_eq!(s.deployments[0], *primary, "PRIMARY first");
         assert!(primary.id.starts_with("ecs-svc/"), "{primary:?}");
-        assert_eq!(primary.rollout_state.as_deref(), Some("COMPLETED"));
+        assert_eq!(
+            primary.rollout_state.as_ref().map(|r| r.as_str()),
+            Some("COMPLETED")
+        );
         assert!(
             (now_ms() - primary.created_at_ms).abs() < 600_000,
             "createdAt read as epoch milliseconds: {primary:?}"
@@ -203,7 +206,7 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
     let record = coverage
         .get(&apps_arn)
         .unwrap_or_else(|| panic!("apps is covered, keyed by ARN: {coverage:?}"));
-    assert_eq!(record.status, "UNHEALTHY", "{record:?}");
+    assert_eq!(record.status.as_str(), "UNHEALTHY", "{record:?}");
     assert!(
         record.issue.as_deref().is_some_and(|i| !i.is_empty()),
         "{record:?}"
@@ -216,8 +219,11 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
         .redeploy_service(&apps_arn, "web")
         .await
         .expect("UpdateService");
-    assert_eq!(started.status, "PRIMARY");
-    assert_eq!(started.rollout_state.as_deref(), Some("IN_PROGRESS"));
+    assert_eq!(started.status.as_str(), "PRIMARY");
+    assert_eq!(
+        started.rollout_state.as_ref().map(|r| r.as_str()),
+        Some("IN_PROGRESS")
+    );
     let mut completed = false;
     for _ in 0..100 {
         let out = ecs
@@ -269,7 +275,7 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
         .services
         .iter()
         .flat_map(|s| &s.deployments)
-        .all(|d| d.status == "PRIMARY"));
+        .all(|d| d.status.as_str() == "PRIMARY"));
 }
 
 #[tokio::test]

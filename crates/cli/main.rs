@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use args::{ApplyArgs, Cli, Command, LogFormat, Output, PlanArgs, StatusArgs};
-use gec_engine::{ApplyRun, Mode, PassOptions, Progress, TargetPass};
+use gec_engine::{ApplyRun, Driver, Mode, Progress, Round, Settings, TargetPass};
 use gec_model::desired::ConfigErrors;
 use gec_model::{DesiredState, PlanOptions};
 
@@ -191,34 +191,44 @@ async fn load_from(config: &str, ctx: &gec_aws::AwsContext) -> anyhow::Result<De
     }
 }
 
-fn pass_options(args: &PlanArgs, mode: Mode) -> PassOptions {
-    PassOptions {
+fn settings(args: &PlanArgs, mode: Mode) -> Settings {
+    Settings {
         plan: PlanOptions {
             allow_mass_change: args.allow_mass_change,
             ceilings: args.ceilings.ceilings(),
             ..PlanOptions::default()
         },
         max_concurrent_targets: args.max_concurrent_targets,
-        ..PassOptions::new(mode)
+        ..Settings::new(mode)
     }
 }
 
+/// One round of the engine's loop over every target (`plan`, `status`).
 async fn passes(
     config: &str,
-    options: PassOptions,
+    settings: Settings,
     calls: gec_aws::CallSettings,
 ) -> anyhow::Result<Vec<TargetPass>> {
     let ctx = gec_aws::AwsContext::from_env(calls).await;
-    let desired = load_from(config, &ctx).await?;
-    let passes = gec_engine::reconcile_all(&ctx, Arc::new(desired.clone()), options).await;
-    if passes.len() != desired.targets.len() {
+    let desired = Arc::new(load_from(config, &ctx).await?);
+    let targets = desired.targets.len();
+    let round = Round {
+        desired,
+        generation: 1,
+        every_target: true,
+    };
+    let passes = Driver::new(ctx, gec_engine::Context::default(), settings)
+        .round(&round)
+        .await
+        .passes;
+    if passes.len() != targets {
         anyhow::bail!("internal error: a target's pass did not finish; see the log");
     }
     Ok(passes)
 }
 
 async fn plan(args: PlanArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let passes = passes(&args.config, pass_options(&args, Mode::Plan), calls).await?;
+    let passes = passes(&args.config, settings(&args, Mode::Plan), calls).await?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&output::json(&passes))?),
         Output::Text => print!("{}", output::plan_text(&passes)),
@@ -240,15 +250,15 @@ async fn plan(args: PlanArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8
 }
 
 async fn status(args: StatusArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let options = PassOptions {
+    let settings = Settings {
         max_concurrent_targets: args.max_concurrent_targets,
         plan: PlanOptions {
             ceilings: args.ceilings.ceilings(),
             ..PlanOptions::default()
         },
-        ..PassOptions::new(Mode::Plan)
+        ..Settings::new(Mode::Plan)
     };
-    let passes = passes(&args.config, options, calls).await?;
+    let passes = passes(&args.config, settings, calls).await?;
     match args.output {
         Output::Json => println!(
             "{}",
@@ -299,7 +309,10 @@ fn progress_line(p: Progress<'_>) -> String {
 async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
     let ctx = gec_aws::AwsContext::from_env(calls).await;
     let desired = load_from(&args.plan.config, &ctx).await?;
-    let options = pass_options(&args.plan, Mode::Apply);
+    let settings = Settings {
+        rollout_poll: args.rollout_poll,
+        ..settings(&args.plan, Mode::Apply)
+    };
     let interactive = std::io::stderr().is_terminal();
     let progress = move |p: Progress<'_>| {
         if interactive {
@@ -307,11 +320,11 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
         }
     };
     let work = gec_engine::apply_until_settled(
-        &ctx,
+        ctx,
         Arc::new(desired),
-        options,
+        gec_engine::Context::default(),
+        settings,
         args.timeout,
-        args.rollout_poll,
         &progress,
     );
     // The run stops waiting at --timeout; this bounds a pass that hangs past it.

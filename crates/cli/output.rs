@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use gec_engine::{ApplyRun, Outcome, TargetPass};
+use gec_engine::{ApplyRun, Outcome, TargetPass, Wait};
 use gec_model::plan::Phase;
 use gec_model::Action;
 use serde_json::{json, Value};
@@ -53,7 +53,9 @@ pub fn remaining(run: &ApplyRun) -> Remaining {
             let last = pass.results.iter().rev().find(|x| &x.action == action);
             match last.map(|x| &x.outcome) {
                 Some(Outcome::Failed(_)) => r.unsettled += 1,
-                Some(Outcome::Skipped(why)) if !DEFERRED.contains(why) => r.unsettled += 1,
+                Some(Outcome::Skipped(why)) if !why.gate().is_some_and(Wait::is_policy) => {
+                    r.unsettled += 1
+                }
                 _ => r.deferred += 1,
             }
         }
@@ -61,15 +63,6 @@ pub fn remaining(run: &ApplyRun) -> Remaining {
     r.unsettled += run.still_rolling;
     r
 }
-
-/// Redeploy wait reasons that are policy, not failure.
-const DEFERRED: [&str; 5] = [
-    gec_engine::rollout::WAIT_WINDOW,
-    gec_engine::rollout::WAIT_MAX_PER_HOUR,
-    gec_engine::rollout::WAIT_MAX_CONCURRENT,
-    gec_engine::rollout::WAIT_SETTLING,
-    gec_engine::rollout::WAIT_ROLLING,
-];
 
 /// The apply JSON: the plan JSON of the first pass, plus what was done and what is left.
 pub fn apply_json(run: &ApplyRun) -> Value {
@@ -90,7 +83,7 @@ pub fn apply_json(run: &ApplyRun) -> Value {
             v["result"] = r.outcome.label().into();
             match &r.outcome {
                 Outcome::Failed(e) => v["error"] = e.to_string().into(),
-                Outcome::Skipped(why) => v["error"] = (*why).into(),
+                Outcome::Skipped(why) => v["error"] = why.to_string().into(),
                 Outcome::Success => {}
             }
             v
@@ -99,7 +92,7 @@ pub fn apply_json(run: &ApplyRun) -> Value {
     out["rollouts"] = run
         .events
         .iter()
-        .map(|e| json!({"cluster": e.cluster, "service": e.service, "state": e.state}))
+        .map(|e| json!({"cluster": e.cluster, "service": e.service, "state": e.state.as_str()}))
         .collect();
     let left = remaining(run);
     out["remaining"] = left.unsettled.into();
@@ -340,7 +333,7 @@ pub fn action_line(action: &Action) -> String {
         } => {
             format!(
                 "~ detector {detector_id}  {feature}: {} -> {to}",
-                from.as_deref().unwrap_or("(not set)")
+                from.as_ref().map_or("(not set)", |f| f.as_str())
             )
         }
         Action::RedeployService {

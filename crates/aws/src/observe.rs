@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::ClusterField;
-use gec_model::observed::{ObservedCluster, ObservedDetector, ObservedFeature, ObservedTarget};
+use gec_model::observed::{
+    ClusterStatus, FeatureStatus, ObservedCluster, ObservedDetector, ObservedFeature,
+    ObservedTarget,
+};
 
 use crate::error::{classify, ErrorKind};
 use crate::{AwsError, TargetClient};
@@ -89,7 +92,7 @@ impl TargetClient {
                 ObservedCluster {
                     name: c.cluster_name().unwrap_or_default().to_owned(),
                     arn: c.cluster_arn().unwrap_or_default().to_owned(),
-                    status: c.status().unwrap_or_default().to_owned(),
+                    status: ClusterStatus::from_aws(c.status().unwrap_or_default()),
                     tags: c
                         .tags()
                         .iter()
@@ -164,19 +167,18 @@ impl TargetClient {
                 .filter_map(|a| {
                     Some((
                         a.name()?.as_str().to_owned(),
-                        a.status()
-                            .map(|s| s.as_str().to_owned())
-                            .unwrap_or_default(),
+                        a.status().map_or(FeatureStatus::Disabled, |s| {
+                            FeatureStatus::from_aws(s.as_str())
+                        }),
                     ))
                 })
                 .collect();
             features.insert(
                 name.as_str().to_owned(),
                 ObservedFeature {
-                    status: f
-                        .status()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
+                    status: f.status().map_or(FeatureStatus::Disabled, |s| {
+                        FeatureStatus::from_aws(s.as_str())
+                    }),
                     additional,
                 },
             );

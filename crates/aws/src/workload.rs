@@ -18,8 +18,8 @@ use aws_sdk_guardduty::types::{
     CoverageFilterCriterionKey,
 };
 use gec_model::observed::{
-    is_agent_container, CoverageRecord, ObservedCluster, ObservedDeployment, ObservedService,
-    TaskCounts, Workload,
+    is_agent_container, CoverageRecord, CoverageStatus, DeploymentStatus, ObservedCluster,
+    ObservedDeployment, ObservedService, RolloutState, ServiceStatus, TaskCounts, Workload,
 };
 
 use crate::error::classify;
@@ -267,8 +267,9 @@ impl TargetClient {
                     CoverageRecord {
                         status: resource
                             .coverage_status()
-                            .map(|s| s.as_str().to_owned())
-                            .unwrap_or_default(),
+                            .map_or(CoverageStatus::Other(String::new()), |s| {
+                                CoverageStatus::from_aws(s.as_str())
+                            }),
                         issue: resource.issue().map(str::to_owned),
                     },
                 );
@@ -355,8 +356,10 @@ pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> Observe
         .iter()
         .map(|d| ObservedDeployment {
             id: d.id().unwrap_or_default().to_owned(),
-            status: d.status().unwrap_or_default().to_owned(),
-            rollout_state: d.rollout_state().map(|s| s.as_str().to_owned()),
+            status: DeploymentStatus::from_aws(d.status().unwrap_or_default()),
+            rollout_state: d
+                .rollout_state()
+                .map(|s| RolloutState::from_aws(s.as_str())),
             created_at_ms: d
                 .created_at()
                 .and_then(|t| t.to_millis().ok())
@@ -364,11 +367,11 @@ pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> Observe
         })
         .collect();
     // Stable: the other deployments keep the order ECS listed them in.
-    deployments.sort_by_key(|d| d.status != "PRIMARY");
+    deployments.sort_by_key(|d| d.status != DeploymentStatus::Primary);
     ObservedService {
         name: service.service_name().unwrap_or_default().to_owned(),
         arn: service.service_arn().unwrap_or_default().to_owned(),
-        status: service.status().unwrap_or_default().to_owned(),
+        status: ServiceStatus::from_aws(service.status().unwrap_or_default()),
         fargate,
         deployments,
     }
@@ -482,8 +485,8 @@ mod tests {
         assert!(o.fargate);
         assert_eq!(o.deployments[0].id, "ecs-svc/2");
         assert_eq!(
-            o.deployments[0].rollout_state.as_deref(),
-            Some("IN_PROGRESS")
+            o.deployments[0].rollout_state,
+            Some(gec_model::observed::RolloutState::InProgress)
         );
         assert_eq!(o.deployments[0].created_at_ms, 7_000);
         assert_eq!(o.deployments[1].rollout_state, None);

@@ -27,9 +27,9 @@ use std::future::Future;
 use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_guardduty::types::{
     DetectorAdditionalConfiguration, DetectorFeature, DetectorFeatureConfiguration,
-    FeatureAdditionalConfiguration, FeatureStatus,
+    FeatureAdditionalConfiguration,
 };
-use gec_model::observed::{ObservedDeployment, DISABLED, RUNTIME_MONITORING};
+use gec_model::observed::{FeatureStatus, ObservedDeployment, RUNTIME_MONITORING};
 use gec_model::MANAGED_TAG_KEY;
 
 use aws_sdk_resourcegroupstagging::types::FailureInfo;
@@ -55,7 +55,7 @@ pub struct FeatureChange<'a> {
     /// Feature or additional-configuration name.
     pub name: &'a str,
     /// `ENABLED` or `DISABLED`.
-    pub status: &'a str,
+    pub status: &'a FeatureStatus,
 }
 
 impl TargetClient {
@@ -114,14 +114,9 @@ impl TargetClient {
     ) -> Result<(), AwsError> {
         let current = self.get_detector(detector_id).await?;
         let feature = current.features.get(RUNTIME_MONITORING);
-        let mut status = feature.map(|f| f.status.as_str()).unwrap_or(DISABLED);
-        let mut additional: BTreeMap<&str, &str> = feature
-            .map(|f| {
-                f.additional
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect()
-            })
+        let mut status = feature.map_or(&FeatureStatus::Disabled, |f| &f.status);
+        let mut additional: BTreeMap<&str, &FeatureStatus> = feature
+            .map(|f| f.additional.iter().map(|(k, v)| (k.as_str(), v)).collect())
             .unwrap_or_default();
         for change in changes {
             if change.name == RUNTIME_MONITORING {
@@ -132,14 +127,14 @@ impl TargetClient {
         }
         let config = DetectorFeatureConfiguration::builder()
             .name(DetectorFeature::RuntimeMonitoring)
-            .status(FeatureStatus::from(status))
+            .status(wire_status(status))
             .set_additional_configuration(Some(
                 additional
                     .into_iter()
                     .map(|(name, status)| {
                         DetectorAdditionalConfiguration::builder()
                             .name(FeatureAdditionalConfiguration::from(name))
-                            .status(FeatureStatus::from(status))
+                            .status(wire_status(status))
                             .build()
                     })
                     .collect(),
@@ -249,4 +244,9 @@ fn failure(operation: &'static str, info: &FailureInfo) -> AwsError {
     let code = info.error_code().map(|c| c.as_str().to_owned());
     let message = info.error_message().unwrap_or("no message");
     AwsError::new(kind, operation, code, message)
+}
+
+/// A feature status as the GuardDuty API takes it.
+fn wire_status(status: &FeatureStatus) -> aws_sdk_guardduty::types::FeatureStatus {
+    aws_sdk_guardduty::types::FeatureStatus::from(status.as_str())
 }

@@ -2,7 +2,6 @@
 //! Prometheus metrics, the HTTP endpoints and graceful shutdown.
 #![deny(missing_docs)]
 
-pub mod backoff;
 pub mod http;
 pub mod metrics;
 pub mod read;

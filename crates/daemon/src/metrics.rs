@@ -240,9 +240,8 @@ impl Metrics {
             // A redeploy the rollout gate holds back (settle time, a slot, a window) was
             // not attempted and is no action: it shows in `drift{kind="redeploy"}`, not
             // as a `skipped` count that grows every poll.
-            use gec_engine::rollout::GATE_WAITS;
             let gated = |r: &&gec_engine::ActionResult| {
-                matches!(r.outcome, gec_engine::Outcome::Skipped(why) if GATE_WAITS.contains(&why))
+                matches!(r.outcome, gec_engine::Outcome::Skipped(why) if why.gate().is_some())
                     && r.action.phase() == gec_model::plan::Phase::Redeploy
             };
             for r in pass.results.iter().filter(|r| !gated(r)) {
@@ -393,8 +392,8 @@ fn state_now(row: &gec_model::plan::ClusterRow) -> &'static str {
 mod tests {
     use super::*;
     use crate::testing::{pass, redeploy, row, tag};
-    use gec_engine::rollout::WAIT_MAX_CONCURRENT;
     use gec_engine::Outcome;
+    use gec_engine::{Skip, Wait};
     use gec_model::TargetPlan;
 
     /// The value of the sample `name{labels}` (labels in any order), if exported.
@@ -452,7 +451,7 @@ mod tests {
                 (redeploy(east, "alpha", "api"), Outcome::Success),
                 (
                     redeploy(east, "alpha", "web"),
-                    Outcome::Skipped(WAIT_MAX_CONCURRENT),
+                    Outcome::Skipped(Skip::Gate(Wait::MaxConcurrent)),
                 ),
             ],
         );

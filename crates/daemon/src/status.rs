@@ -117,7 +117,12 @@ mod tests {
         status.passes = vec![pass(
             "us-east-1",
             TargetPlan {
-                held: vec![held("us-east-1", "apps", "db", "redeploy.enabled is false")],
+                held: vec![held(
+                    "us-east-1",
+                    "apps",
+                    "db",
+                    gec_model::plan::HoldReason::Disabled,
+                )],
                 ..TargetPlan::default()
             },
             vec![],

@@ -2,8 +2,8 @@
 
 use gec_engine::{ActionResult, Outcome, TargetPass};
 use gec_model::desired::{ManagedTag, Target};
-use gec_model::observed::CoverageRecord;
-use gec_model::plan::{ClusterRow, CoverageChange, Held, TargetRef, TaskSummary};
+use gec_model::observed::{CoverageRecord, CoverageStatus};
+use gec_model::plan::{ClusterRow, CoverageChange, Held, HoldReason, TargetRef, TaskSummary};
 use gec_model::{Action, TargetPlan};
 
 pub fn target(region: &str) -> Target {
@@ -43,12 +43,12 @@ pub fn tag(region: &str, cluster: &str) -> Action {
     }
 }
 
-pub fn held(region: &str, cluster: &str, service: &str, reason: &str) -> Held {
+pub fn held(region: &str, cluster: &str, service: &str, reason: HoldReason) -> Held {
     Held {
         target: target_ref(region),
         cluster: cluster.into(),
         service: service.into(),
-        reason: reason.into(),
+        reason,
     }
 }
 
@@ -66,9 +66,12 @@ pub fn row(
         desired: Some(ManagedTag::True),
         observed: Some("true".into()),
         coverage: CoverageChange::Covered,
-        guardduty: coverage.map(|status| CoverageRecord {
-            status: status.into(),
-            issue: (status != "HEALTHY").then(|| "No agent reporting".into()),
+        guardduty: coverage.map(|status| {
+            let status = CoverageStatus::from_aws(status);
+            CoverageRecord {
+                issue: (status != CoverageStatus::Healthy).then(|| "No agent reporting".into()),
+                status,
+            }
         }),
         tasks: tasks.map(|(service, standalone)| TaskSummary {
             running: 6,

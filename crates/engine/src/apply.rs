@@ -9,6 +9,7 @@ use gec_model::Action;
 use tracing::{info, warn};
 
 use crate::cloud::TargetCloud;
+use crate::rollout::Wait;
 
 /// What became of one action.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,8 +18,59 @@ pub enum Outcome {
     Success,
     /// AWS refused or failed the write.
     Failed(AwsError),
-    /// Not attempted, with the reason.
-    Skipped(&'static str),
+    /// Not attempted, and why.
+    Skipped(Skip),
+}
+
+/// Why an action was not attempted. `Display` is the sentence for people;
+/// [`Skip::code`] the stable identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// The rollout gate holds the redeploy back.
+    Gate(Wait),
+    /// An earlier phase had failures; later phases wait for the next pass.
+    AfterFailure,
+    /// The controller is shutting down: no new write starts.
+    Stopping,
+    /// A safety limit refused the plan.
+    Refused,
+    /// The detector changes have no detector to go to.
+    NoDetector,
+}
+
+impl Skip {
+    /// A stable snake_case identifier.
+    pub fn code(self) -> &'static str {
+        match self {
+            Skip::Gate(wait) => wait.code(),
+            Skip::AfterFailure => "after_failure",
+            Skip::Stopping => "stopping",
+            Skip::Refused => "refused",
+            Skip::NoDetector => "no_detector",
+        }
+    }
+
+    /// What the rollout gate said, when the gate skipped it.
+    pub fn gate(self) -> Option<Wait> {
+        match self {
+            Skip::Gate(wait) => Some(wait),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::Gate(wait) => wait.fmt(f),
+            Skip::AfterFailure => {
+                f.write_str("an earlier phase had failures; later phases wait for the next pass")
+            }
+            Skip::Stopping => f.write_str("the controller is shutting down"),
+            Skip::Refused => f.write_str("the plan was refused by a safety limit"),
+            Skip::NoDetector => f.write_str("no detector"),
+        }
+    }
 }
 
 impl Outcome {
@@ -41,28 +93,43 @@ pub struct ActionResult {
     pub outcome: Outcome,
 }
 
-/// Why later phases were not attempted.
-pub const SKIPPED_AFTER_FAILURE: &str =
-    "an earlier phase had failures; later phases wait for the next pass";
-
-/// Tells passes to start no new write (the daemon's shutdown). Cheap to clone.
+/// Tells passes to start no new write, and the loop to end (the daemon's shutdown).
+/// Cheap to clone; clones share the signal.
 #[derive(Debug, Clone, Default)]
-pub struct StopSignal(Arc<AtomicBool>);
+pub struct StopSignal(Arc<StopState>);
+
+#[derive(Debug, Default)]
+struct StopState {
+    stopped: AtomicBool,
+    notify: tokio::sync::Notify,
+}
 
 impl StopSignal {
-    /// From now on, passes start no new write.
+    /// From now on, passes start no new write; [`StopSignal::stopped`] completes.
     pub fn stop(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
     }
 
     /// Whether [`StopSignal::stop`] was called.
     pub fn is_stopped(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Completes once [`StopSignal::stop`] is called (at once if it was).
+    pub async fn stopped(&self) {
+        loop {
+            let notified = self.0.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a stop between the two is not missed.
+            notified.as_mut().enable();
+            if self.is_stopped() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
-
-/// Why actions were not attempted after a stop.
-pub const SKIPPED_STOPPING: &str = "the controller is shutting down";
 
 /// Applies a plan's tag and detector phases in order: tags, detector, untag. Redeploys
 /// are not applied here: they start through the rollout gate once these phases are done.
@@ -87,7 +154,7 @@ pub async fn apply_plan_until<C: TargetCloud>(
     stop: &StopSignal,
 ) -> Vec<ActionResult> {
     if plan.refused.is_some() {
-        return skip_all(&plan.actions, "the plan was refused by a safety limit");
+        return skip_all(&plan.actions, Skip::Refused);
     }
     let mut results: Vec<ActionResult> = Vec::with_capacity(plan.actions.len());
     for phase in [Phase::Tags, Phase::Detector, Phase::Untag] {
@@ -96,9 +163,9 @@ pub async fn apply_plan_until<C: TargetCloud>(
             continue;
         }
         let skip = if stop.is_stopped() {
-            Some(SKIPPED_STOPPING)
+            Some(Skip::Stopping)
         } else if results.iter().any(|r| r.outcome != Outcome::Success) {
-            Some(SKIPPED_AFTER_FAILURE)
+            Some(Skip::AfterFailure)
         } else {
             None
         };
@@ -123,7 +190,7 @@ pub async fn apply_plan_until<C: TargetCloud>(
                     if stop.is_stopped() {
                         results.extend(batch.iter().map(|a| ActionResult {
                             action: (*a).clone(),
-                            outcome: Outcome::Skipped(SKIPPED_STOPPING),
+                            outcome: Outcome::Skipped(Skip::Stopping),
                         }));
                     } else if !batch.is_empty() {
                         let outcome = cloud.tag_clusters(&arns(&batch), value).await;
@@ -167,7 +234,7 @@ async fn apply_detector<C: TargetCloud>(cloud: &C, actions: &[&Action]) -> Vec<A
             Ok(()) => Outcome::Success,
             Err(e) => Outcome::Failed(e),
         },
-        None => Outcome::Skipped("no detector"),
+        None => Outcome::Skipped(Skip::NoDetector),
     };
     actions
         .iter()
@@ -199,7 +266,7 @@ fn per_arn(actions: &[&Action], outcome: &BatchOutcome) -> Vec<ActionResult> {
         .collect()
 }
 
-fn skip_all(actions: &[Action], why: &'static str) -> Vec<ActionResult> {
+fn skip_all(actions: &[Action], why: Skip) -> Vec<ActionResult> {
     actions
         .iter()
         .map(|a| ActionResult {
@@ -235,7 +302,7 @@ pub(crate) fn log_result(r: &ActionResult) {
             warn!(region = %t.region, kind = r.action.kind(), result = "error", error = %e, "{what}")
         }
         Outcome::Skipped(why) => {
-            info!(region = %t.region, kind = r.action.kind(), result = "skipped", reason = why, "{what}")
+            info!(region = %t.region, kind = r.action.kind(), result = "skipped", reason = why.code(), "{what}")
         }
     }
 }

@@ -3,18 +3,19 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod backoff;
 pub mod cloud;
+pub mod driver;
 pub mod pass;
 pub mod rollout;
 pub mod wait;
 
-pub use apply::{apply_plan, apply_plan_until, ActionResult, Outcome, StopSignal};
+pub use apply::{apply_plan, apply_plan_until, ActionResult, Outcome, Skip, StopSignal};
 pub use cloud::{write_once, TargetCloud, WriteRetry};
+pub use driver::{Clouds, Context, Driver, Host, Report, Requeue, Round, Settings};
 pub use pass::{
-    observe_scope, reconcile_all, reconcile_fleet, reconcile_target, Mode, PassOptions, TargetPass,
+    observe_scope, reconcile_fleet, reconcile_target, Mode, PassOptions, TargetPass,
     DEFAULT_MAX_CONCURRENT_TARGETS,
 };
-pub use rollout::{Clock, Decision, Rollouts};
-pub use wait::{
-    apply_until_settled, redeploy_wake, until_or_poll, ApplyRun, Progress, RedeployWake,
-};
+pub use rollout::{Clock, Decision, Rollouts, Settled, Wait};
+pub use wait::{apply_until_settled, ApplyRun, Progress};

@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
-use gec_aws::{AwsContext, AwsError, ClusterScope, ErrorKind};
+use gec_aws::{AwsError, ClusterScope, ErrorKind};
 use gec_model::desired::Target;
-use gec_model::observed::{ObservedDeployment, ObservedService, RUNTIME_MONITORING};
+use gec_model::observed::{ObservedDeployment, ObservedService};
 use gec_model::plan::{
     check_fleet, CompiledRules, CoverageChange, Limits, Phase, PlanOptions, TargetPlan,
 };
@@ -16,10 +15,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info_span, Instrument};
 
-use crate::apply::{
-    apply_plan_until, log_result, ActionResult, Outcome, StopSignal, SKIPPED_AFTER_FAILURE,
-    SKIPPED_STOPPING,
-};
+use crate::apply::{apply_plan_until, log_result, ActionResult, Outcome, Skip, StopSignal};
 use crate::cloud::{write_once, TargetCloud};
 use crate::rollout::{Clock, Decision, RolloutEvent, Rollouts};
 
@@ -50,6 +46,9 @@ pub struct PassOptions {
     pub rollouts: Rollouts,
     /// Wall-clock time for the rollout guards.
     pub clock: Clock,
+    /// The desired state's generation (see [`Rollouts::desired_state`]): a new one lifts
+    /// a `stopOnFailure` halt.
+    pub generation: u64,
 }
 
 impl PassOptions {
@@ -62,6 +61,7 @@ impl PassOptions {
             stop: StopSignal::default(),
             rollouts: Rollouts::default(),
             clock: Clock::System,
+            generation: 0,
         }
     }
 }
@@ -137,13 +137,6 @@ pub fn observe_scope(desired: &DesiredState, region: &str) -> ClusterScope {
     }
 }
 
-/// A fingerprint of a desired state, so the rollout gate can tell when it changed.
-pub fn fingerprint(desired: &DesiredState) -> u64 {
-    let mut h = DefaultHasher::new();
-    format!("{desired:?}").hash(&mut h);
-    h.finish()
-}
-
 /// Observes one target: clusters and detector, then — for clusters whose coverage is on
 /// or turns on with this plan — their tasks and services, and GuardDuty's coverage.
 /// A failed workload or coverage read is a warning (redeploys of that cluster wait), not
@@ -192,7 +185,7 @@ async fn observe_target<C: TargetCloud>(
         let monitoring = observed
             .detector
             .as_ref()
-            .filter(|d| d.feature_status(RUNTIME_MONITORING) == Some("ENABLED"));
+            .filter(|d| d.runtime_monitoring_on());
         if let Some(detector) = monitoring {
             match cloud.list_coverage(&detector.id).await {
                 Ok(mut coverage) => {
@@ -259,7 +252,7 @@ async fn plan_stage<C: TargetCloud>(
     let scope = observe_scope(desired, &target.region);
     let label = target.label();
     let mut pass = TargetPass::new(target);
-    options.rollouts.desired_state(fingerprint(desired));
+    options.rollouts.desired_state(options.generation);
     match observe_target(cloud, &scope, desired, options, &mut Vec::new()).await {
         Ok((observed, plan)) => {
             pass.events = options.rollouts.observe(
@@ -344,17 +337,27 @@ async fn apply_stage<C: TargetCloud>(
         .collect();
     let mut started = Vec::new();
     if !redeploys.is_empty() && pass.error.is_none() && source.refused.is_none() {
-        let decisions = if earlier_failed {
-            vec![Decision::Wait(SKIPPED_AFTER_FAILURE); redeploys.len()]
+        let decisions: Vec<(&Action, Option<Decision>)> = if earlier_failed {
+            redeploys.into_iter().map(|a| (a, None)).collect()
         } else {
             options
                 .rollouts
                 .schedule(&label, &redeploys, spec, options.clock.now_ms())
+                .into_iter()
+                .map(|(a, d)| (a, Some(d)))
+                .collect()
         };
-        for (action, decision) in redeploys.into_iter().zip(decisions) {
+        for (action, decision) in decisions {
             let outcome = match decision {
-                Decision::Wait(why) => Outcome::Skipped(why),
-                Decision::Start => start_redeploy(cloud, action, options, spec, &mut started).await,
+                None => Outcome::Skipped(Skip::AfterFailure),
+                Some(Decision::Wait(why)) => Outcome::Skipped(Skip::Gate(why)),
+                Some(Decision::Start) => {
+                    let outcome = start_redeploy(cloud, action, options, spec).await;
+                    if outcome == Outcome::Success {
+                        started.push(action.clone());
+                    }
+                    outcome
+                }
             };
             let result = ActionResult {
                 action: action.clone(),
@@ -393,22 +396,14 @@ async fn start_redeploy<C: TargetCloud>(
     action: &Action,
     options: &PassOptions,
     spec: &gec_model::desired::RedeploySpec,
-    started: &mut Vec<Action>,
 ) -> Outcome {
-    let Action::RedeployService {
-        cluster_arn,
-        service,
-        service_arn,
-        ..
-    } = action
-    else {
-        return Outcome::Skipped("not a redeploy");
-    };
+    // The gate schedules redeploys only.
+    let (cluster_arn, service, service_arn) = action.redeployed_service().unwrap_or_default();
     if options.stop.is_stopped() {
         options
             .rollouts
             .started(service_arn, None, spec, options.clock.now_ms());
-        return Outcome::Skipped(SKIPPED_STOPPING);
+        return Outcome::Skipped(Skip::Stopping);
     }
     let result = match cloud.describe_service(cluster_arn, service).await {
         Ok(Some(before)) => {
@@ -438,7 +433,6 @@ async fn start_redeploy<C: TargetCloud>(
             options
                 .rollouts
                 .started(service_arn, Some(&deployment), spec, options.clock.now_ms());
-            started.push(action.clone());
             Outcome::Success
         }
         Err(e) => {
@@ -459,24 +453,6 @@ fn new_deployment(service: ObservedService, known: &HashSet<String>) -> Option<O
         .filter(is_new)
         .or_else(|| service.deployments.iter().find(is_new))
         .cloned()
-}
-
-/// Reconciles every target of the desired state against AWS: [`reconcile_fleet`] with
-/// the clients of `ctx`.
-///
-/// # Guarantees
-/// Those of [`reconcile_fleet`].
-pub async fn reconcile_all(
-    ctx: &AwsContext,
-    desired: Arc<DesiredState>,
-    options: PassOptions,
-) -> Vec<TargetPass> {
-    let mut clouds = Vec::with_capacity(desired.targets.len());
-    for target in &desired.targets {
-        // Cheap: the clients are made once per target and cached in `ctx`; no AWS call.
-        clouds.push((target.clone(), Arc::new(ctx.target(target).await)));
-    }
-    reconcile_fleet(clouds, desired, options).await
 }
 
 /// Reconciles targets of `desired`, each through its cloud, in two stages: observe and

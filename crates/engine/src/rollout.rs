@@ -13,33 +13,70 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use gec_model::desired::{account_of_arn, RedeploySpec, Target};
-use gec_model::observed::{effectively_covered, ObservedDeployment, ObservedTarget};
+use gec_model::observed::{effectively_covered, ObservedDeployment, ObservedTarget, RolloutState};
 use gec_model::plan::window_open;
 use gec_model::Action;
 
-/// Wait reason: the cluster's coverage has not been on for `settleTime` yet.
-pub const WAIT_SETTLING: &str = "waiting for redeploy.settleTime after coverage turned on";
-/// Wait reason: the service's own rollout, started by this process, is in progress.
-pub const WAIT_ROLLING: &str = "its redeploy is rolling";
-/// Wait reason: `maxConcurrent` rollouts are in progress.
-pub const WAIT_MAX_CONCURRENT: &str = "redeploy.maxConcurrent rollouts are in progress";
-/// Wait reason: `maxPerHour` redeploys started in the last hour.
-pub const WAIT_MAX_PER_HOUR: &str = "redeploy.maxPerHour reached for the last hour";
-/// Wait reason: outside every `windows` entry.
-pub const WAIT_WINDOW: &str = "outside the redeploy.windows";
-/// Wait reason: a FAILED rollout halted redeploys (`stopOnFailure`).
-pub const WAIT_HALTED: &str =
-    "a rollout FAILED; redeploys are halted until the desired state changes (redeploy.stopOnFailure)";
+/// Why the gate holds a planned redeploy back. `Display` is the sentence for people;
+/// [`Wait::code`] the stable identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Wait {
+    /// The cluster's coverage has not been on for `settleTime` yet.
+    Settling,
+    /// The service's own rollout, started by this process, is in progress.
+    Rolling,
+    /// `maxConcurrent` rollouts are in progress.
+    MaxConcurrent,
+    /// `maxPerHour` redeploys started in the last hour.
+    MaxPerHour,
+    /// Outside every `windows` entry.
+    Window,
+    /// A FAILED rollout halted redeploys (`stopOnFailure`) until the desired state
+    /// changes.
+    Halted,
+}
 
-/// Every reason the gate holds a redeploy back.
-pub const GATE_WAITS: [&str; 6] = [
-    WAIT_SETTLING,
-    WAIT_ROLLING,
-    WAIT_MAX_CONCURRENT,
-    WAIT_MAX_PER_HOUR,
-    WAIT_WINDOW,
-    WAIT_HALTED,
-];
+impl Wait {
+    /// A stable snake_case identifier.
+    pub fn code(self) -> &'static str {
+        match self {
+            Wait::Settling => "settling",
+            Wait::Rolling => "rolling",
+            Wait::MaxConcurrent => "max_concurrent",
+            Wait::MaxPerHour => "max_per_hour",
+            Wait::Window => "window",
+            Wait::Halted => "halted",
+        }
+    }
+
+    /// The wait ends by itself soon — a slot frees, a rollout or a settle time ends —
+    /// so a pass is worth making before the next interval. Windows, `maxPerHour` and a
+    /// halt wait for the interval.
+    pub fn ends_soon(self) -> bool {
+        matches!(self, Wait::Settling | Wait::Rolling | Wait::MaxConcurrent)
+    }
+
+    /// Policy, not failure: the redeploy is deferred by the rollout rules and will start
+    /// on its own. Only a halt needs a person.
+    pub fn is_policy(self) -> bool {
+        self != Wait::Halted
+    }
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Wait::Settling => "waiting for redeploy.settleTime after coverage turned on",
+            Wait::Rolling => "its redeploy is rolling",
+            Wait::MaxConcurrent => "redeploy.maxConcurrent rollouts are in progress",
+            Wait::MaxPerHour => "redeploy.maxPerHour reached for the last hour",
+            Wait::Window => "outside the redeploy.windows",
+            Wait::Halted => {
+                "a rollout FAILED; redeploys are halted until the desired state changes (redeploy.stopOnFailure)"
+            }
+        })
+    }
+}
 
 // Times here are Unix ms from AWS replies and the clock; differences saturate, so no
 // timestamp a reply carries can overflow them.
@@ -87,8 +124,8 @@ impl Clock {
 pub enum Decision {
     /// Start it: a slot is reserved; report the outcome with [`Rollouts::started`].
     Start,
-    /// Not now, with the reason (one of the `WAIT_*` constants).
-    Wait(&'static str),
+    /// Not now, and why.
+    Wait(Wait),
 }
 
 /// A rollout the engine started and watches until its `rolloutState` settles.
@@ -106,6 +143,34 @@ pub struct Watch {
     pub deployment_id: String,
 }
 
+/// How a watched rollout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Settled {
+    /// `COMPLETED`, or the only deployment left.
+    Completed,
+    /// `FAILED`.
+    Failed,
+    /// Superseded, or the service was deleted.
+    Gone,
+}
+
+impl Settled {
+    /// `COMPLETED`, `FAILED` or `GONE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settled::Completed => "COMPLETED",
+            Settled::Failed => "FAILED",
+            Settled::Gone => "GONE",
+        }
+    }
+}
+
+impl std::fmt::Display for Settled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A change in a watched rollout, for progress output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutEvent {
@@ -113,8 +178,8 @@ pub struct RolloutEvent {
     pub cluster: String,
     /// Service name.
     pub service: String,
-    /// `COMPLETED`, `FAILED`, or `GONE` (superseded or the service was deleted).
-    pub state: &'static str,
+    /// How it ended.
+    pub state: Settled,
 }
 
 /// Why redeploys are halted.
@@ -151,7 +216,7 @@ struct State {
     /// FAILED deployments seen before the desired state last changed: they halt no more.
     acknowledged: BTreeSet<String>,
     halt: Option<Halt>,
-    fingerprint: Option<u64>,
+    generation: Option<u64>,
 }
 
 /// The gate and memory of the rollout engine, shared by every target of a process and kept
@@ -166,16 +231,18 @@ impl Rollouts {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Tells the gate which desired state is in force (a fingerprint of it). A change
-    /// lifts a `stopOnFailure` halt: the FAILED rollouts seen so far are acknowledged.
-    pub fn desired_state(&self, fingerprint: u64) {
+    /// Tells the gate which desired state is in force: its generation, which the host
+    /// bumps on each successful reload (never for a pass over fewer targets). A new
+    /// generation lifts a `stopOnFailure` halt: the FAILED rollouts seen so far are
+    /// acknowledged.
+    pub fn desired_state(&self, generation: u64) {
         let mut s = self.lock();
-        if s.fingerprint.is_some_and(|f| f != fingerprint) {
+        if s.generation.is_some_and(|g| g != generation) {
             let seen = std::mem::take(&mut s.failed_seen);
             s.acknowledged.extend(seen);
             s.halt = None;
         }
-        s.fingerprint = Some(fingerprint);
+        s.generation = Some(generation);
     }
 
     /// Services of a cluster whose rollout this process watches: they are described on
@@ -261,7 +328,7 @@ impl Rollouts {
                     if under_coverage && now_ms.saturating_sub(primary.created_at_ms) < HOUR_MS {
                         recent.insert(primary.id.clone(), primary.created_at_ms);
                     }
-                    if primary.rollout_state.as_deref() == Some("FAILED") {
+                    if primary.rollout_state == Some(RolloutState::Failed) {
                         failed.push((
                             cluster.name.clone(),
                             service.name.clone(),
@@ -285,27 +352,27 @@ impl Rollouts {
             let deployment: Option<&ObservedDeployment> = described
                 .get(&arn)
                 .and_then(|(_, svc)| svc.deployments.iter().find(|d| d.id == watch.deployment_id));
-            let state = match deployment.map(|d| d.rollout_state.as_deref()) {
-                Some(Some("IN_PROGRESS")) => continue,
-                Some(Some("FAILED")) => {
+            let state = match deployment.map(|d| d.rollout_state.as_ref()) {
+                Some(Some(RolloutState::InProgress)) => continue,
+                Some(Some(RolloutState::Failed)) => {
                     failed.push((
                         watch.cluster.clone(),
                         watch.service.clone(),
                         watch.deployment_id.clone(),
                     ));
-                    "FAILED"
+                    Settled::Failed
                 }
-                Some(Some("COMPLETED")) => "COMPLETED",
+                Some(Some(RolloutState::Completed)) => Settled::Completed,
                 // No rolloutState: the rollout is over once it is the only deployment.
                 Some(_)
                     if described
                         .get(&arn)
                         .is_some_and(|(_, svc)| svc.deployments.len() == 1) =>
                 {
-                    "COMPLETED"
+                    Settled::Completed
                 }
                 Some(_) => continue,
-                None => "GONE",
+                None => Settled::Gone,
             };
             s.watching.remove(&arn);
             events.push(RolloutEvent {
@@ -335,14 +402,20 @@ impl Rollouts {
     }
 
     /// Decides which of the planned redeploys start now, reserving a slot for each one
-    /// that does. Deterministic for the same state, actions and time.
-    pub fn schedule(
+    /// that does: one decision per redeploy among `actions`, in their order (other
+    /// actions are not the gate's and are left out). Deterministic for the same state,
+    /// actions and time.
+    pub fn schedule<'a>(
         &self,
         target: &str,
-        actions: &[&Action],
+        actions: &[&'a Action],
         spec: &RedeploySpec,
         now_ms: i64,
-    ) -> Vec<Decision> {
+    ) -> Vec<(&'a Action, Decision)> {
+        let redeploys = actions
+            .iter()
+            .copied()
+            .filter(|a| matches!(a, Action::RedeployService { .. }));
         let mut s = self.lock();
         while s
             .started
@@ -352,10 +425,14 @@ impl Rollouts {
             s.started.pop_front();
         }
         if s.halt.is_some() {
-            return vec![Decision::Wait(WAIT_HALTED); actions.len()];
+            return redeploys
+                .map(|a| (a, Decision::Wait(Wait::Halted)))
+                .collect();
         }
         if !window_open(&spec.windows, now_ms) {
-            return vec![Decision::Wait(WAIT_WINDOW); actions.len()];
+            return redeploys
+                .map(|a| (a, Decision::Wait(Wait::Window)))
+                .collect();
         }
         let mut this_hour: BTreeSet<&str> = s.started.iter().map(|(_, id)| id.as_str()).collect();
         for recent in s.recent.values() {
@@ -374,7 +451,7 @@ impl Rollouts {
             spec.max_concurrent as usize
         };
         let mut decisions = Vec::with_capacity(actions.len());
-        for action in actions {
+        for action in redeploys {
             let Action::RedeployService {
                 cluster,
                 cluster_arn,
@@ -384,17 +461,16 @@ impl Rollouts {
                 ..
             } = action
             else {
-                decisions.push(Decision::Wait("not a redeploy"));
                 continue;
             };
             let decision = if not_before_ms.is_none_or(|t| now_ms < t) {
-                Decision::Wait(WAIT_SETTLING)
+                Decision::Wait(Wait::Settling)
             } else if s.watching.contains_key(service_arn) {
-                Decision::Wait(WAIT_ROLLING)
+                Decision::Wait(Wait::Rolling)
             } else if budget == 0 {
-                Decision::Wait(WAIT_MAX_PER_HOUR)
+                Decision::Wait(Wait::MaxPerHour)
             } else if slots == 0 {
-                Decision::Wait(WAIT_MAX_CONCURRENT)
+                Decision::Wait(Wait::MaxConcurrent)
             } else {
                 budget -= 1;
                 slots -= 1;
@@ -410,7 +486,7 @@ impl Rollouts {
                 );
                 Decision::Start
             };
-            decisions.push(decision);
+            decisions.push((action, decision));
         }
         decisions
     }

@@ -56,7 +56,7 @@ fn pass(rollouts: &Rollouts, i: u32, spec: &RedeploySpec) -> Decision {
     let mut seen = observed(i);
     rollouts.annotate(&mut seen, NOW);
     rollouts.observe(&label, &seen, spec, NOW);
-    rollouts.schedule(&label, &[&redeploy(i)], spec, NOW)[0]
+    rollouts.schedule(&label, &[&redeploy(i)], spec, NOW)[0].1
 }
 
 #[test]

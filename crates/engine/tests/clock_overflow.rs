@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gec_engine::{until_or_poll, Clock, RedeployWake};
+use gec_engine::{Clock, Requeue};
 
 #[test]
 fn a_wake_at_the_end_of_time_seen_from_before_the_epoch_does_not_overflow() {
@@ -12,20 +12,23 @@ fn a_wake_at_the_end_of_time_seen_from_before_the_epoch_does_not_overflow() {
     let rows = [
         (
             "far future, far past",
-            RedeployWake::At(i64::MAX),
+            Requeue::At(i64::MAX),
             i64::MIN,
             Duration::from_millis(u64::MAX >> 1),
         ),
         (
             "far past, far future",
-            RedeployWake::At(i64::MIN),
+            Requeue::At(i64::MIN),
             i64::MAX,
             poll,
         ),
-        ("now", RedeployWake::At(0), 0, poll),
+        ("now", Requeue::At(0), 0, poll),
     ];
     for (label, wake, now_ms, least) in rows {
-        assert!(until_or_poll(wake, now_ms, poll) >= least, "{label}");
+        assert!(
+            wake.delay(now_ms, poll).is_some_and(|d| d >= least),
+            "{label}"
+        );
     }
 }
 

@@ -6,12 +6,11 @@
 mod support;
 
 use gec_aws::{ClusterScope, ErrorKind};
-use gec_engine::apply::SKIPPED_AFTER_FAILURE;
 use gec_engine::{
-    apply_plan, observe_scope, reconcile_target, Mode, Outcome, PassOptions, TargetPass,
+    apply_plan, observe_scope, reconcile_target, Mode, Outcome, PassOptions, Skip, TargetPass,
 };
 use gec_model::desired::{self, DesiredState};
-use gec_model::observed::{ECS_FARGATE_AGENT_MANAGEMENT, ENABLED, RUNTIME_MONITORING};
+use gec_model::observed::{ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING};
 use gec_model::{plan_target, Action, PlanOptions};
 use support::{arn, aws_error, cluster, detector, tagged, target, Call, FakeCloud, DETECTOR_ID};
 
@@ -132,15 +131,18 @@ clusters:
         vec![
             tag_call(&["sandbox-a", "sandbox-b"], "false"),
             detector_call(&[
-                (RUNTIME_MONITORING, ENABLED),
-                (ECS_FARGATE_AGENT_MANAGEMENT, ENABLED)
+                (RUNTIME_MONITORING, "ENABLED"),
+                (ECS_FARGATE_AGENT_MANAGEMENT, "ENABLED")
             ]),
         ]
     );
     assert_coverage_at_every_instant(&cloud, "sandbox-a", false);
     assert_coverage_at_every_instant(&cloud, "sandbox-b", false);
     // Automation really is on by the end: the cluster no rule names is covered.
-    assert_eq!(cloud.runtime_monitoring_status().as_deref(), Some(ENABLED));
+    assert_eq!(
+        cloud.runtime_monitoring_status().as_deref(),
+        Some("ENABLED")
+    );
     assert!(final_coverage(&cloud, "payments"));
 }
 
@@ -198,7 +200,7 @@ clusters:
     assert_eq!(
         cloud.writes(),
         vec![
-            detector_call(&[(ECS_FARGATE_AGENT_MANAGEMENT, ENABLED)]),
+            detector_call(&[(ECS_FARGATE_AGENT_MANAGEMENT, "ENABLED")]),
             Call::UntagClusters {
                 arns: vec![arn("legacy")]
             },
@@ -252,11 +254,11 @@ clusters:
             ("tag sandbox-c false".to_owned(), Outcome::Success),
             (
                 format!("detector {ECS_FARGATE_AGENT_MANAGEMENT} ENABLED"),
-                Outcome::Skipped(SKIPPED_AFTER_FAILURE)
+                Outcome::Skipped(Skip::AfterFailure)
             ),
             (
                 "untag legacy".to_owned(),
-                Outcome::Skipped(SKIPPED_AFTER_FAILURE)
+                Outcome::Skipped(Skip::AfterFailure)
             ),
         ]
     );
@@ -293,7 +295,7 @@ clusters:
 
     assert_eq!(pass.failed_actions(), 1, "{:?}", outcomes(&pass));
     assert_eq!(cloud.write_operations(), vec!["tag_clusters"]);
-    assert_eq!(cloud.automation_status().as_deref(), Some(ENABLED));
+    assert_eq!(cloud.automation_status().as_deref(), Some("ENABLED"));
     assert_coverage_at_every_instant(&cloud, "payments-db", true);
 }
 
@@ -327,7 +329,7 @@ clusters:
             ),
             (
                 "untag legacy".to_owned(),
-                Outcome::Skipped(SKIPPED_AFTER_FAILURE)
+                Outcome::Skipped(Skip::AfterFailure)
             ),
         ]
     );
@@ -369,7 +371,7 @@ clusters:
         vec![
             tag_call(&["sandbox-a", "sandbox-b"], "false"),
             tag_call(&["sandbox-b"], "false"),
-            detector_call(&[(ECS_FARGATE_AGENT_MANAGEMENT, ENABLED)]),
+            detector_call(&[(ECS_FARGATE_AGENT_MANAGEMENT, "ENABLED")]),
         ]
     );
     assert_coverage_at_every_instant(&cloud, "sandbox-b", false);
@@ -642,7 +644,7 @@ clusters:
 ",
     );
     let mut going = cluster("going");
-    going.status = "INACTIVE".to_owned();
+    going.status = "INACTIVE".into();
     let cloud = FakeCloud::new(target(
         [cluster("staying"), going],
         Some(detector("ENABLED", Some("DISABLED"))),

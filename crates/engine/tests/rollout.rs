@@ -4,13 +4,20 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use gec_engine::rollout::{WAIT_HALTED, WAIT_MAX_PER_HOUR, WAIT_SETTLING, WAIT_WINDOW};
-use gec_engine::{reconcile_target, Clock, Mode, Outcome, PassOptions, Rollouts, TargetPass};
+use gec_engine::{Clock, Mode, Outcome, Skip, TargetPass, Wait};
 use gec_model::desired::{self, DesiredState};
+use gec_model::plan::HoldReason;
 use gec_model::Action;
+use support::driving::{Controller, FakeClouds};
 use support::{detector, tagged, target, Call, FakeCloud};
+
+const HALTED: Skip = Skip::Gate(Wait::Halted);
+const MAX_PER_HOUR: Skip = Skip::Gate(Wait::MaxPerHour);
+const SETTLING: Skip = Skip::Gate(Wait::Settling);
+const WINDOW: Skip = Skip::Gate(Wait::Window);
 
 /// Friday 2026-11-27 00:00 UTC.
 const FRIDAY: i64 = 1_795_737_600_000;
@@ -29,58 +36,43 @@ fn desired(redeploy: &str) -> DesiredState {
     desired::parse("test.yaml", &text).unwrap_or_else(|e| panic!("test YAML is invalid:\n{e}"))
 }
 
-/// Engine state that lives across passes, as in the daemon.
-struct Controller {
-    options: PassOptions,
-}
-
-impl Controller {
-    fn new(clock: Clock) -> Self {
-        Controller {
-            options: PassOptions {
-                clock,
-                rollouts: Rollouts::default(),
-                max_concurrent_targets: 1,
-                ..PassOptions::new(Mode::Apply)
-            },
-        }
+/// Rounds of the engine's loop every `TICK` for `total`; every pass, in order.
+async fn run_for(
+    c: &Controller,
+    cloud: &Arc<FakeCloud>,
+    desired: &DesiredState,
+    total: Duration,
+) -> Vec<TargetPass> {
+    let reports = c
+        .run(
+            FakeClouds::one(Arc::clone(cloud)),
+            desired,
+            TICK,
+            total,
+            false,
+        )
+        .await;
+    let passes: Vec<TargetPass> = reports.into_iter().flat_map(|r| r.passes).collect();
+    for pass in &passes {
+        assert!(pass.error.is_none(), "{:?}", pass.error);
     }
-
-    async fn pass(&self, cloud: &FakeCloud, desired: &DesiredState) -> TargetPass {
-        reconcile_target(cloud, desired.targets[0].clone(), desired, &self.options).await
-    }
-
-    /// Passes every `TICK` for `total`; returns every redeploy result, in order.
-    async fn run_for(
-        &self,
-        cloud: &FakeCloud,
-        desired: &DesiredState,
-        total: Duration,
-    ) -> Vec<TargetPass> {
-        let mut passes = Vec::new();
-        let end = tokio::time::Instant::now() + total;
-        while tokio::time::Instant::now() < end {
-            let pass = self.pass(cloud, desired).await;
-            assert!(pass.error.is_none(), "{:?}", pass.error);
-            passes.push(pass);
-            tokio::time::sleep(TICK).await;
-        }
-        passes
-    }
+    passes
 }
 
 /// A covered cluster `apps` (automation on, tagged `true`) with `n` Fargate services of 2
 /// tasks each, all started 2 hours ago without the agent (before coverage).
-fn cloud(clock: Clock, n: usize) -> FakeCloud {
-    FakeCloud::new(target(
-        [tagged("apps", "true")],
-        Some(detector("ENABLED", Some("ENABLED"))),
-    ))
-    .with_fleet(clock, ROLLOUT_MS, |fleet, now| {
-        for i in 0..n {
-            fleet.add_service("apps", &format!("svc-{i}"), 2, false, true, now - 120 * MIN);
-        }
-    })
+fn cloud(clock: Clock, n: usize) -> Arc<FakeCloud> {
+    Arc::new(
+        FakeCloud::new(target(
+            [tagged("apps", "true")],
+            Some(detector("ENABLED", Some("ENABLED"))),
+        ))
+        .with_fleet(clock, ROLLOUT_MS, |fleet, now| {
+            for i in 0..n {
+                fleet.add_service("apps", &format!("svc-{i}"), 2, false, true, now - 120 * MIN);
+            }
+        }),
+    )
 }
 
 fn redeploys(cloud: &FakeCloud) -> Vec<String> {
@@ -94,7 +86,7 @@ fn redeploys(cloud: &FakeCloud) -> Vec<String> {
         .collect()
 }
 
-fn waits(passes: &[TargetPass]) -> Vec<&'static str> {
+fn waits(passes: &[TargetPass]) -> Vec<Skip> {
     passes
         .iter()
         .flat_map(|p| &p.results)
@@ -120,7 +112,8 @@ async fn max_concurrent_is_never_exceeded_and_every_service_converges_once() {
     let clock = Clock::tokio_at(FRIDAY);
     let cloud = cloud(clock, 6);
     let c = Controller::new(clock);
-    c.run_for(
+    run_for(
+        &c,
         &cloud,
         &desired("maxConcurrent: 2"),
         Duration::from_secs(20 * 60),
@@ -147,10 +140,10 @@ async fn max_per_hour_bounds_the_redeploys_of_any_hour() {
     let cloud = cloud(clock, 5);
     let c = Controller::new(clock);
     let d = desired("maxConcurrent: 5, maxPerHour: 2");
-    let passes = c.run_for(&cloud, &d, Duration::from_secs(50 * 60)).await;
+    let passes = run_for(&c, &cloud, &d, Duration::from_secs(50 * 60)).await;
     assert_eq!(redeploys(&cloud).len(), 2, "two in the first hour");
-    assert!(waits(&passes).contains(&WAIT_MAX_PER_HOUR));
-    c.run_for(&cloud, &d, Duration::from_secs(15 * 60)).await;
+    assert!(waits(&passes).contains(&MAX_PER_HOUR));
+    run_for(&c, &cloud, &d, Duration::from_secs(15 * 60)).await;
     assert_eq!(
         redeploys(&cloud).len(),
         4,
@@ -164,13 +157,10 @@ async fn a_closed_window_starts_nothing_and_an_open_one_does() {
     let cloud = cloud(clock, 2);
     let c = Controller::new(clock);
     let closed = desired("windows: [{days: [fri], start: '13:00', end: '14:00'}]");
-    let passes = c
-        .run_for(&cloud, &closed, Duration::from_secs(59 * 60))
-        .await;
+    let passes = run_for(&c, &cloud, &closed, Duration::from_secs(59 * 60)).await;
     assert!(redeploys(&cloud).is_empty(), "nothing starts before 13:00");
-    assert!(waits(&passes).iter().all(|w| *w == WAIT_WINDOW));
-    c.run_for(&cloud, &closed, Duration::from_secs(5 * 60))
-        .await;
+    assert!(waits(&passes).iter().all(|w| *w == WINDOW));
+    run_for(&c, &cloud, &closed, Duration::from_secs(5 * 60)).await;
     assert_eq!(redeploys(&cloud).len(), 2, "the window opened at 13:00");
 }
 
@@ -185,13 +175,13 @@ async fn excluded_and_ec2_services_and_standalone_tasks_are_never_touched() {
     });
     let standalone_before = cloud.fleet(|f| f.standalone.clone());
     let c = Controller::new(clock);
-    let passes = c
-        .run_for(
-            &cloud,
-            &desired("excludeServices: ['batch-*']"),
-            Duration::from_secs(10 * 60),
-        )
-        .await;
+    let passes = run_for(
+        &c,
+        &cloud,
+        &desired("excludeServices: ['batch-*']"),
+        Duration::from_secs(10 * 60),
+    )
+    .await;
     assert_eq!(redeploys(&cloud), ["svc-0"]);
     assert_eq!(
         cloud.fleet(|f| f.standalone.clone()),
@@ -204,14 +194,14 @@ async fn excluded_and_ec2_services_and_standalone_tasks_are_never_touched() {
         .plan
         .as_ref()
         .expect("a plan");
-    let held: Vec<(&str, &str)> = last
+    let held: Vec<(&str, HoldReason)> = last
         .held
         .iter()
-        .map(|h| (h.service.as_str(), h.reason.as_str()))
+        .map(|h| (h.service.as_str(), h.reason))
         .collect();
     assert_eq!(
         held,
-        [("batch-nightly", "excluded by redeploy.excludeServices")],
+        [("batch-nightly", HoldReason::Excluded)],
         "EC2 tasks are not Fargate tasks: never counted, never redeployed"
     );
     let tasks = last.clusters[0].tasks.expect("tasks read");
@@ -225,13 +215,15 @@ async fn excluded_and_ec2_services_and_standalone_tasks_are_never_touched() {
 async fn settle_time_runs_from_the_moment_coverage_turns_on() {
     let clock = Clock::tokio_at(FRIDAY);
     // Excluded now; the desired state includes it: the tag flips in the first pass.
-    let fake = FakeCloud::new(target(
-        [tagged("apps", "false")],
-        Some(detector("ENABLED", Some("ENABLED"))),
-    ))
-    .with_fleet(clock, ROLLOUT_MS, |f, now| {
-        f.add_service("apps", "api", 2, false, true, now - 120 * MIN)
-    });
+    let fake = Arc::new(
+        FakeCloud::new(target(
+            [tagged("apps", "false")],
+            Some(detector("ENABLED", Some("ENABLED"))),
+        ))
+        .with_fleet(clock, ROLLOUT_MS, |f, now| {
+            f.add_service("apps", "api", 2, false, true, now - 120 * MIN)
+        }),
+    );
     let d = {
         let text = "version: 1\ntargets: [{region: us-east-1}]\n\
                     clusters: [{name: apps, guardDutyManaged: true}]\n\
@@ -241,13 +233,13 @@ async fn settle_time_runs_from_the_moment_coverage_turns_on() {
     let c = Controller::new(clock);
     let first = c.pass(&fake, &d).await;
     assert_eq!(fake.tag_of("apps").as_deref(), Some("true"));
-    assert!(waits(&[first]).contains(&WAIT_SETTLING));
-    c.run_for(&fake, &d, Duration::from_secs(4 * 60 + 50)).await;
+    assert!(waits(&[first]).contains(&SETTLING));
+    run_for(&c, &fake, &d, Duration::from_secs(4 * 60 + 50)).await;
     assert!(
         redeploys(&fake).is_empty(),
         "not before 5 minutes of coverage"
     );
-    c.run_for(&fake, &d, Duration::from_secs(30)).await;
+    run_for(&c, &fake, &d, Duration::from_secs(30)).await;
     assert_eq!(redeploys(&fake), ["api"]);
 }
 
@@ -258,19 +250,16 @@ async fn a_failed_rollout_halts_redeploys_until_the_desired_state_changes() {
     cloud.fleet(|f| f.service("apps", "svc-0").fail_next = true);
     let c = Controller::new(clock);
     let d = desired("maxConcurrent: 1, stopOnFailure: true");
-    let passes = c
-        .run_for(&cloud, &d, Duration::from_secs(3 * 60 * 60))
-        .await;
+    let passes = run_for(&c, &cloud, &d, Duration::from_secs(3 * 60 * 60)).await;
     assert_eq!(
         redeploys(&cloud),
         ["svc-0"],
         "nothing after the FAILED rollout"
     );
-    assert!(waits(&passes).contains(&WAIT_HALTED));
-    assert!(c.options.rollouts.halted().is_some());
+    assert!(waits(&passes).contains(&HALTED));
+    assert!(c.ctx.rollouts.halted().is_some());
     let edited = desired("maxConcurrent: 1, stopOnFailure: true, maxPerHour: 19");
-    c.run_for(&cloud, &edited, Duration::from_secs(10 * 60))
-        .await;
+    run_for(&c, &cloud, &edited, Duration::from_secs(10 * 60)).await;
     let mut all = redeploys(&cloud);
     all.sort();
     assert_eq!(
@@ -292,15 +281,17 @@ async fn retry_after_stops_a_redeploy_storm_when_new_tasks_still_lack_the_agent(
     });
     let c = Controller::new(clock);
     let d = desired("retryAfter: 1h");
-    let passes = c.run_for(&cloud, &d, Duration::from_secs(55 * 60)).await;
+    let passes = run_for(&c, &cloud, &d, Duration::from_secs(55 * 60)).await;
     assert_eq!(redeploys(&cloud), ["svc-0"], "once, not every pass");
     let last = passes.last().and_then(|p| p.plan.as_ref()).expect("a plan");
     assert!(
-        last.held.iter().any(|h| h.reason.contains("retryAfter")),
+        last.held
+            .iter()
+            .any(|h| matches!(h.reason, HoldReason::RetryAfter { .. })),
         "{:?}",
         last.held
     );
-    c.run_for(&cloud, &d, Duration::from_secs(10 * 60)).await;
+    run_for(&c, &cloud, &d, Duration::from_secs(10 * 60)).await;
     assert_eq!(
         redeploys(&cloud),
         ["svc-0", "svc-0"],
@@ -319,9 +310,7 @@ async fn a_restarted_controller_does_not_redeploy_a_rolling_service_again() {
     drop(first); // the crash: all memory is gone
     tokio::time::sleep(TICK).await;
     let second = Controller::new(clock);
-    let passes = second
-        .run_for(&cloud, &d, Duration::from_secs(10 * 60))
-        .await;
+    let passes = run_for(&second, &cloud, &d, Duration::from_secs(10 * 60)).await;
     let mut all = redeploys(&cloud);
     all.sort();
     assert_eq!(
@@ -349,16 +338,9 @@ async fn plan_mode_and_suspend_start_no_redeploy() {
     let clock = Clock::tokio_at(FRIDAY);
     let cloud = cloud(clock, 2);
     let c = Controller::new(clock);
-    let plan = reconcile_target(
-        &cloud,
-        desired("").targets[0].clone(),
-        &desired(""),
-        &PassOptions {
-            mode: Mode::Plan,
-            ..c.options.clone()
-        },
-    )
-    .await;
+    let mut planner = Controller::new(clock);
+    planner.settings.mode = Mode::Plan;
+    let plan = planner.pass(&cloud, &desired("")).await;
     let planned: Vec<&str> = plan
         .plan
         .as_ref()
@@ -372,6 +354,6 @@ async fn plan_mode_and_suspend_start_no_redeploy() {
     let text = "version: 1\ntargets: [{region: us-east-1}]\nsuspend: true\n\
                 clusters: [{name: apps, guardDutyManaged: true}]\nredeploy: {settleTime: 0s}\n";
     let suspended = desired::parse("t.yaml", text).expect("valid");
-    c.run_for(&cloud, &suspended, Duration::from_secs(60)).await;
+    run_for(&c, &cloud, &suspended, Duration::from_secs(60)).await;
     assert!(redeploys(&cloud).is_empty());
 }

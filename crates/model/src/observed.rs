@@ -2,6 +2,12 @@
 
 use std::collections::BTreeMap;
 
+mod status;
+
+pub use status::{
+    ClusterStatus, CoverageStatus, DeploymentStatus, FeatureStatus, RolloutState, ServiceStatus,
+};
+
 /// Tag key that selects clusters for GuardDuty Runtime Monitoring; case-sensitive.
 pub const MANAGED_TAG_KEY: &str = "GuardDutyManaged";
 /// Detector feature for Runtime Monitoring.
@@ -10,10 +16,6 @@ pub const RUNTIME_MONITORING: &str = "RUNTIME_MONITORING";
 pub const EKS_RUNTIME_MONITORING: &str = "EKS_RUNTIME_MONITORING";
 /// Additional configuration: automated agent management for ECS on Fargate.
 pub const ECS_FARGATE_AGENT_MANAGEMENT: &str = "ECS_FARGATE_AGENT_MANAGEMENT";
-/// Feature and additional-configuration status that means on.
-pub const ENABLED: &str = "ENABLED";
-/// Feature and additional-configuration status that means off.
-pub const DISABLED: &str = "DISABLED";
 
 /// Everything observed in one target (account and region).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -36,7 +38,7 @@ pub struct ObservedCluster {
     /// Cluster ARN.
     pub arn: String,
     /// `ACTIVE`, `PROVISIONING`, `DEPROVISIONING`, `FAILED` or `INACTIVE`.
-    pub status: String,
+    pub status: ClusterStatus,
     /// Every tag on the cluster.
     pub tags: BTreeMap<String, String>,
     /// Services in the ACTIVE state, as DescribeClusters counts them.
@@ -118,7 +120,7 @@ pub struct ObservedService {
     /// Service ARN.
     pub arn: String,
     /// `ACTIVE`, `DRAINING` or `INACTIVE`.
-    pub status: String,
+    pub status: ServiceStatus,
     /// Runs on Fargate: launch type `FARGATE`, or a capacity provider strategy of only
     /// `FARGATE` / `FARGATE_SPOT`.
     pub fargate: bool,
@@ -129,15 +131,17 @@ pub struct ObservedService {
 impl ObservedService {
     /// The PRIMARY deployment, if listed.
     pub fn primary(&self) -> Option<&ObservedDeployment> {
-        self.deployments.iter().find(|d| d.status == "PRIMARY")
+        self.deployments
+            .iter()
+            .find(|d| d.status == DeploymentStatus::Primary)
     }
 
     /// A deployment whose rollout has not finished (`rolloutState` IN_PROGRESS, or an
     /// ACTIVE deployment still draining next to the PRIMARY).
     pub fn rollout_in_progress(&self) -> bool {
         self.deployments.iter().any(|d| {
-            d.rollout_state.as_deref() == Some("IN_PROGRESS")
-                || (d.status == "PRIMARY"
+            d.rollout_state == Some(RolloutState::InProgress)
+                || (d.status == DeploymentStatus::Primary
                     && d.rollout_state.is_none()
                     && self.deployments.len() > 1)
         })
@@ -150,10 +154,10 @@ pub struct ObservedDeployment {
     /// Deployment id (`ecs-svc/...`).
     pub id: String,
     /// `PRIMARY`, `ACTIVE` or `INACTIVE`.
-    pub status: String,
+    pub status: DeploymentStatus,
     /// `IN_PROGRESS`, `COMPLETED` or `FAILED`; `None` when the service has no circuit
     /// breaker information.
-    pub rollout_state: Option<String>,
+    pub rollout_state: Option<RolloutState>,
     /// When the deployment was created (Unix milliseconds).
     pub created_at_ms: i64,
 }
@@ -162,7 +166,7 @@ pub struct ObservedDeployment {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CoverageRecord {
     /// `HEALTHY` or `UNHEALTHY`.
-    pub status: String,
+    pub status: CoverageStatus,
     /// Why it is unhealthy, as GuardDuty words it.
     pub issue: Option<String>,
 }
@@ -170,7 +174,7 @@ pub struct CoverageRecord {
 impl CoverageRecord {
     /// GuardDuty reports the cluster healthy.
     pub fn healthy(&self) -> bool {
-        self.status == "HEALTHY"
+        self.status == CoverageStatus::Healthy
     }
 }
 
@@ -182,7 +186,7 @@ impl ObservedCluster {
 
     /// Whether the controller may write to this cluster (only ACTIVE ones).
     pub fn is_active(&self) -> bool {
-        self.status == "ACTIVE"
+        self.status == ClusterStatus::Active
     }
 }
 
@@ -199,31 +203,35 @@ pub struct ObservedDetector {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObservedFeature {
     /// `ENABLED` or `DISABLED`.
-    pub status: String,
+    pub status: FeatureStatus,
     /// Additional configurations by name, with their status.
-    pub additional: BTreeMap<String, String>,
+    pub additional: BTreeMap<String, FeatureStatus>,
 }
 
 impl ObservedDetector {
     /// Status of a feature, if the detector lists it.
-    pub fn feature_status(&self, feature: &str) -> Option<&str> {
-        self.features.get(feature).map(|f| f.status.as_str())
+    pub fn feature_status(&self, feature: &str) -> Option<&FeatureStatus> {
+        self.features.get(feature).map(|f| &f.status)
     }
 
     /// Status of an additional configuration of `RUNTIME_MONITORING`, if listed.
-    pub fn runtime_additional_status(&self, name: &str) -> Option<&str> {
+    pub fn runtime_additional_status(&self, name: &str) -> Option<&FeatureStatus> {
         self.features
             .get(RUNTIME_MONITORING)
             .and_then(|f| f.additional.get(name))
-            .map(String::as_str)
+    }
+
+    /// Runtime Monitoring is ENABLED (GuardDuty lists coverage only then).
+    pub fn runtime_monitoring_on(&self) -> bool {
+        self.feature_status(RUNTIME_MONITORING) == Some(&FeatureStatus::Enabled)
     }
 
     /// The two switches that decide ECS Fargate coverage.
     pub fn flags(&self) -> DetectorFlags {
         DetectorFlags {
-            runtime_monitoring: self.feature_status(RUNTIME_MONITORING) == Some(ENABLED),
+            runtime_monitoring: self.runtime_monitoring_on(),
             fargate_automation: self.runtime_additional_status(ECS_FARGATE_AGENT_MANAGEMENT)
-                == Some(ENABLED),
+                == Some(&FeatureStatus::Enabled),
         }
     }
 }

@@ -48,7 +48,7 @@ impl FakeService {
         ObservedService {
             name: self.name.clone(),
             arn: self.arn(),
-            status: "ACTIVE".to_owned(),
+            status: "ACTIVE".into(),
             fargate: self.fargate,
             deployments: self.deployments.clone(),
         }
@@ -123,8 +123,8 @@ impl Fleet {
                 tasks,
                 deployments: vec![ObservedDeployment {
                     id: format!("ecs-svc/{id}"),
-                    status: "PRIMARY".to_owned(),
-                    rollout_state: Some("COMPLETED".to_owned()),
+                    status: "PRIMARY".into(),
+                    rollout_state: Some("COMPLETED".into()),
                     created_at_ms: created_ms,
                 }],
                 agent_missing: false,
@@ -186,11 +186,11 @@ impl Fleet {
             s.finishes_ms = None;
             if fail {
                 s.fail_next = false;
-                s.deployments[0].rollout_state = Some("FAILED".to_owned());
+                s.deployments[0].rollout_state = Some("FAILED".into());
             } else {
                 s.tasks = tasks;
                 s.deployments.truncate(1);
-                s.deployments[0].rollout_state = Some("COMPLETED".to_owned());
+                s.deployments[0].rollout_state = Some("COMPLETED".into());
             }
         }
     }
@@ -203,12 +203,12 @@ impl Fleet {
             .services
             .get_mut(&(cluster.to_owned(), name.to_owned()))?;
         for d in &mut s.deployments {
-            d.status = "ACTIVE".to_owned();
+            d.status = "ACTIVE".into();
         }
         let deployment = ObservedDeployment {
             id: format!("ecs-svc/{id}"),
-            status: "PRIMARY".to_owned(),
-            rollout_state: Some("IN_PROGRESS".to_owned()),
+            status: "PRIMARY".into(),
+            rollout_state: Some("IN_PROGRESS".into()),
             created_at_ms: now,
         };
         s.deployments.insert(0, deployment.clone());
@@ -272,12 +272,12 @@ impl Fleet {
             .count();
         if missing == 0 {
             CoverageRecord {
-                status: "HEALTHY".to_owned(),
+                status: "HEALTHY".into(),
                 issue: None,
             }
         } else {
             CoverageRecord {
-                status: "UNHEALTHY".to_owned(),
+                status: "UNHEALTHY".into(),
                 issue: Some(format!("agent not running on {missing} tasks")),
             }
         }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses part of the support code
 
+pub mod driving;
 pub mod fleet;
 
 use std::collections::BTreeMap;
@@ -37,7 +38,7 @@ pub fn cluster(name: &str) -> ObservedCluster {
     ObservedCluster {
         name: name.to_owned(),
         arn: arn(name),
-        status: "ACTIVE".to_owned(),
+        status: "ACTIVE".into(),
         ..ObservedCluster::default()
     }
 }
@@ -54,13 +55,13 @@ pub fn tagged(name: &str, value: &str) -> ObservedCluster {
 pub fn detector(runtime: &str, automation: Option<&str>) -> ObservedDetector {
     let mut additional = BTreeMap::new();
     if let Some(status) = automation {
-        additional.insert(ECS_FARGATE_AGENT_MANAGEMENT.to_owned(), status.to_owned());
+        additional.insert(ECS_FARGATE_AGENT_MANAGEMENT.to_owned(), status.into());
     }
     let mut features = BTreeMap::new();
     features.insert(
         RUNTIME_MONITORING.to_owned(),
         ObservedFeature {
-            status: runtime.to_owned(),
+            status: runtime.into(),
             additional,
         },
     );
@@ -380,7 +381,7 @@ impl FakeCloud {
             .detector
             .as_ref()
             .and_then(|d| d.runtime_additional_status(ECS_FARGATE_AGENT_MANAGEMENT))
-            .map(str::to_owned)
+            .map(ToString::to_string)
     }
 
     /// Status of `RUNTIME_MONITORING` now.
@@ -390,7 +391,7 @@ impl FakeCloud {
             .detector
             .as_ref()
             .and_then(|d| d.feature_status(RUNTIME_MONITORING))
-            .map(str::to_owned)
+            .map(ToString::to_string)
     }
 }
 
@@ -451,7 +452,7 @@ impl TargetCloud for FakeCloud {
             detector_id: detector_id.to_owned(),
             changes: changes
                 .iter()
-                .map(|c| (c.name.to_owned(), c.status.to_owned()))
+                .map(|c| (c.name.to_owned(), c.status.to_string()))
                 .collect(),
         });
         let result = match (&s.failing_detector, &mut s.observed.detector) {
@@ -463,7 +464,7 @@ impl TargetCloud for FakeCloud {
                     .features
                     .entry(RUNTIME_MONITORING.to_owned())
                     .or_insert_with(|| ObservedFeature {
-                        status: "DISABLED".to_owned(),
+                        status: "DISABLED".into(),
                         additional: BTreeMap::new(),
                     });
                 for change in changes {

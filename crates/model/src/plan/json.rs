@@ -8,7 +8,7 @@ impl Held {
     /// One object of the plan JSON's `held` list.
     pub fn to_json(&self) -> Value {
         json!({"region": self.target.region, "account": self.target.account, "cluster": self.cluster,
-               "service": self.service, "reason": self.reason})
+               "service": self.service, "reason": self.reason.to_string()})
     }
 }
 

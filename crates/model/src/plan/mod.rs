@@ -12,17 +12,15 @@ use std::collections::BTreeMap;
 
 use crate::desired::{DesiredState, FeatureSetting, ManagedTag};
 use crate::observed::{
-    effectively_covered, CoverageRecord, DetectorFlags, ObservedCluster, ObservedTarget, DISABLED,
-    ECS_FARGATE_AGENT_MANAGEMENT, ENABLED, MANAGED_TAG_KEY, RUNTIME_MONITORING,
+    effectively_covered, CoverageRecord, DetectorFlags, FeatureStatus, ObservedCluster,
+    ObservedTarget, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 
 pub use limits::{
     check_fleet, Ceilings, Clamped, Limits, Scope, DEFAULT_MAX_CLUSTER_CHANGES,
     DEFAULT_MAX_COVERAGE_LOSS, MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS,
 };
-pub use redeploy::{
-    window_open, Held, HELD_DISABLED, HELD_INACTIVE, HELD_IN_PROGRESS, HELD_NOT_FARGATE,
-};
+pub use redeploy::{window_open, Held, HoldReason};
 pub use rules::CompiledRules;
 
 /// Where an action runs.
@@ -96,9 +94,9 @@ pub enum Action {
         /// `RUNTIME_MONITORING` or `ECS_FARGATE_AGENT_MANAGEMENT`.
         feature: &'static str,
         /// Status now, if listed.
-        from: Option<String>,
+        from: Option<FeatureStatus>,
         /// `ENABLED` or `DISABLED`.
-        to: &'static str,
+        to: FeatureStatus,
     },
     /// Force a new deployment of a Fargate service so its tasks get the agent.
     RedeployService {
@@ -148,6 +146,20 @@ impl Action {
             | Action::UntagCluster { cluster_arn, .. }
             | Action::RedeployService { cluster_arn, .. } => Some(cluster_arn),
             Action::UpdateDetector { .. } => None,
+        }
+    }
+
+    /// The service a redeploy action restarts: (cluster ARN, service name, service ARN);
+    /// `None` for other actions.
+    pub fn redeployed_service(&self) -> Option<(&str, &str, &str)> {
+        match self {
+            Action::RedeployService {
+                cluster_arn,
+                service,
+                service_arn,
+                ..
+            } => Some((cluster_arn, service, service_arn)),
+            _ => None,
         }
     }
 
@@ -524,8 +536,8 @@ fn detector_actions(
     let mut actions = Vec::new();
     for (feature, setting) in wanted {
         let to = match setting {
-            FeatureSetting::Enabled => ENABLED,
-            FeatureSetting::Disabled => DISABLED,
+            FeatureSetting::Enabled => FeatureStatus::Enabled,
+            FeatureSetting::Disabled => FeatureStatus::Disabled,
             FeatureSetting::Unmanaged => continue,
         };
         let from = if feature == RUNTIME_MONITORING {
@@ -534,13 +546,13 @@ fn detector_actions(
             detector.runtime_additional_status(feature)
         };
         // A feature the detector does not list is off as far as coverage goes.
-        let effective = from.unwrap_or(DISABLED);
-        if effective != to {
+        let effective = from.unwrap_or(&FeatureStatus::Disabled);
+        if *effective != to {
             actions.push(Action::UpdateDetector {
                 target: target.clone(),
                 detector_id: detector.id.clone(),
                 feature,
-                from: from.map(str::to_owned),
+                from: from.cloned(),
                 to,
             });
         }

@@ -4,7 +4,7 @@
 //! `not_before_ms` on each action here because it is a pure function of the cluster.
 
 use crate::desired::{parse_hhmm, RedeploySpec, Weekday, Window};
-use crate::observed::{ObservedCluster, Workload};
+use crate::observed::{ObservedCluster, ServiceStatus, Workload};
 
 use super::{Action, TargetRef, TaskSummary};
 
@@ -18,17 +18,69 @@ pub struct Held {
     /// Service name.
     pub service: String,
     /// Why it is not redeployed.
-    pub reason: String,
+    pub reason: HoldReason,
 }
 
-/// Held: `redeploy.enabled` is false.
-pub const HELD_DISABLED: &str = "redeploy.enabled is false";
-/// Held: a deployment of the service is rolling.
-pub const HELD_IN_PROGRESS: &str = "a deployment is in progress";
-/// Held: the service does not run on Fargate.
-pub const HELD_NOT_FARGATE: &str = "not a Fargate service";
-/// Held: the service is being deleted.
-pub const HELD_INACTIVE: &str = "the service is not ACTIVE";
+/// Why the plan leaves a service without the agent alone. `Display` is the sentence for
+/// people; [`HoldReason::code`] is the stable identifier for scripts and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HoldReason {
+    /// `redeploy.enabled` is false.
+    Disabled,
+    /// The service matches `redeploy.excludeServices`.
+    Excluded,
+    /// The service owns tasks without the agent but could not be described.
+    NotDescribed,
+    /// The service is being deleted (not ACTIVE).
+    Inactive,
+    /// The service does not run on Fargate.
+    NotFargate,
+    /// A deployment of the service is rolling: it may bring the agent by itself.
+    InProgress,
+    /// Deployed with coverage on and still without the agent: not retried before
+    /// `redeploy.retryAfter`.
+    RetryAfter {
+        /// How long ago the PRIMARY deployment was made (ms).
+        age_ms: i64,
+        /// `redeploy.retryAfter` (ms).
+        retry_ms: i64,
+    },
+}
+
+impl HoldReason {
+    /// A stable snake_case identifier.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HoldReason::Disabled => "redeploy_disabled",
+            HoldReason::Excluded => "excluded",
+            HoldReason::NotDescribed => "not_described",
+            HoldReason::Inactive => "service_inactive",
+            HoldReason::NotFargate => "not_fargate",
+            HoldReason::InProgress => "deployment_in_progress",
+            HoldReason::RetryAfter { .. } => "retry_after",
+        }
+    }
+}
+
+impl std::fmt::Display for HoldReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HoldReason::Disabled => f.write_str("redeploy.enabled is false"),
+            HoldReason::Excluded => f.write_str("excluded by redeploy.excludeServices"),
+            HoldReason::NotDescribed => f.write_str("the service could not be described"),
+            HoldReason::Inactive => f.write_str("the service is not ACTIVE"),
+            HoldReason::NotFargate => f.write_str("not a Fargate service"),
+            HoldReason::InProgress => f.write_str("a deployment is in progress"),
+            HoldReason::RetryAfter { age_ms, retry_ms } => write!(
+                f,
+                "deployed {} ago with coverage on and its tasks still lack the agent; \
+                 not retried before redeploy.retryAfter ({})",
+                human(*age_ms),
+                human(*retry_ms)
+            ),
+        }
+    }
+}
 
 pub(super) fn summary(w: &Workload) -> TaskSummary {
     TaskSummary {
@@ -72,7 +124,7 @@ pub(super) fn plan_cluster(
         if counts.without_agent == 0 {
             continue;
         }
-        let hold = |reason: String, held: &mut Vec<Held>| {
+        let hold = |reason: HoldReason, held: &mut Vec<Held>| {
             held.push(Held {
                 target: target.clone(),
                 cluster: cluster.name.clone(),
@@ -81,27 +133,27 @@ pub(super) fn plan_cluster(
             });
         };
         if !spec.enabled {
-            hold(HELD_DISABLED.to_owned(), held);
+            hold(HoldReason::Disabled, held);
             continue;
         }
         if excluded.iter().any(|p| p.matches(name)) {
-            hold("excluded by redeploy.excludeServices".to_owned(), held);
+            hold(HoldReason::Excluded, held);
             continue;
         }
         let Some(service) = workload.services.iter().find(|s| &s.name == name) else {
-            hold("the service could not be described".to_owned(), held);
+            hold(HoldReason::NotDescribed, held);
             continue;
         };
-        if service.status != "ACTIVE" {
-            hold(HELD_INACTIVE.to_owned(), held);
+        if service.status != ServiceStatus::Active {
+            hold(HoldReason::Inactive, held);
             continue;
         }
         if !service.fargate {
-            hold(HELD_NOT_FARGATE.to_owned(), held);
+            hold(HoldReason::NotFargate, held);
             continue;
         }
         if service.rollout_in_progress() {
-            hold(HELD_IN_PROGRESS.to_owned(), held);
+            hold(HoldReason::InProgress, held);
             continue;
         }
         if let Some(primary) = service.primary() {
@@ -118,12 +170,10 @@ pub(super) fn plan_cluster(
             };
             if under_coverage && age < retry_ms {
                 hold(
-                    format!(
-                        "deployed {} ago with coverage on and its tasks still lack the agent; \
-                         not retried before redeploy.retryAfter ({})",
-                        human(age),
-                        human(retry_ms)
-                    ),
+                    HoldReason::RetryAfter {
+                        age_ms: age,
+                        retry_ms,
+                    },
                     held,
                 );
                 continue;

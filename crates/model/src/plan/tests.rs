@@ -5,15 +5,17 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::desired::{self, ClusterRule, DetectorSpec, MatchSpec, Target, UnmatchedPolicy};
-use crate::observed::{ObservedCluster, ObservedDetector, ObservedFeature, EKS_RUNTIME_MONITORING};
+use crate::observed::{
+    ClusterStatus, ObservedCluster, ObservedDetector, ObservedFeature, EKS_RUNTIME_MONITORING,
+};
 
 const ACCOUNT: &str = "123456789012";
 const KEY: &str = MANAGED_TAG_KEY;
 const ECS_AUTO: &str = ECS_FARGATE_AGENT_MANAGEMENT;
 /// Detector switch fixtures: a status the detector reports, or `MISSING` when it does not
 /// list the feature (or the additional configuration) at all.
-const ON: Option<&str> = Some(ENABLED);
-const OFF: Option<&str> = Some(DISABLED);
+const ON: Option<&str> = Some("ENABLED");
+const OFF: Option<&str> = Some("DISABLED");
 const MISSING: Option<&str> = None;
 /// What a detector reports: (`RUNTIME_MONITORING`, its `ECS_FARGATE_AGENT_MANAGEMENT`).
 type Switches = (Option<&'static str>, Option<&'static str>);
@@ -31,7 +33,7 @@ fn cluster(name: &str) -> ObservedCluster {
     ObservedCluster {
         name: name.to_owned(),
         arn: cluster_arn("us-east-1", name),
-        status: "ACTIVE".to_owned(),
+        status: "ACTIVE".into(),
         ..ObservedCluster::default()
     }
 }
@@ -43,7 +45,7 @@ impl ObservedCluster {
     }
 
     fn in_status(mut self, status: &str) -> Self {
-        self.status = status.to_owned();
+        self.status = status.into();
         self
     }
 }
@@ -76,12 +78,12 @@ impl ObservedTarget {
         if let Some(status) = rm {
             let mut additional = BTreeMap::new();
             if let Some(auto) = auto {
-                additional.insert(ECS_AUTO.to_owned(), auto.to_owned());
+                additional.insert(ECS_AUTO.to_owned(), auto.into());
             }
             features.insert(
                 RUNTIME_MONITORING.to_owned(),
                 ObservedFeature {
-                    status: status.to_owned(),
+                    status: status.into(),
                     additional,
                 },
             );
@@ -111,15 +113,18 @@ fn plan(desired: &DesiredState, observed: &ObservedTarget) -> TargetPlan {
 
 /// One line per action, e.g. `tag prod none->true`, `detector RUNTIME_MONITORING DISABLED->ENABLED`.
 fn describe(action: &Action) -> String {
-    let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".to_owned());
+    let or_none = |v: Option<&str>| v.unwrap_or("none").to_owned();
     match action {
         Action::TagCluster {
             cluster, from, to, ..
-        } => format!("tag {cluster} {}->{to}", or_none(from)),
+        } => format!("tag {cluster} {}->{to}", or_none(from.as_deref())),
         Action::UntagCluster { cluster, from, .. } => format!("untag {cluster} {from}"),
         Action::UpdateDetector {
             feature, from, to, ..
-        } => format!("detector {feature} {}->{to}", or_none(from)),
+        } => format!(
+            "detector {feature} {}->{to}",
+            or_none(from.as_ref().map(FeatureStatus::as_str))
+        ),
         Action::RedeployService {
             cluster, service, ..
         } => format!("redeploy {cluster}/{service}"),
@@ -340,7 +345,7 @@ fn detector_actions_name_the_detector_and_leave_other_features_alone() {
         d.features.insert(
             EKS_RUNTIME_MONITORING.to_owned(),
             ObservedFeature {
-                status: ENABLED.to_owned(),
+                status: FeatureStatus::Enabled,
                 additional: BTreeMap::new(),
             },
         );
@@ -837,7 +842,7 @@ mod properties {
                     if eks {
                         if let Some(d) = observed.detector.as_mut() {
                             let feature = ObservedFeature {
-                                status: DISABLED.to_owned(),
+                                status: FeatureStatus::Disabled,
                                 additional: BTreeMap::new(),
                             };
                             d.features
@@ -1010,25 +1015,29 @@ mod properties {
         })
     }
 
-    fn set_status(d: &mut ObservedDetector, feature: &str, status: &str) {
+    fn set_status(d: &mut ObservedDetector, feature: &str, status: &FeatureStatus) {
         let rm = d
             .features
             .entry(RUNTIME_MONITORING.to_owned())
             .or_insert_with(|| ObservedFeature {
-                status: DISABLED.to_owned(),
+                status: FeatureStatus::Disabled,
                 additional: BTreeMap::new(),
             });
         if feature == RUNTIME_MONITORING {
-            rm.status = status.to_owned();
+            rm.status = status.clone();
         } else {
-            rm.additional.insert(feature.to_owned(), status.to_owned());
+            rm.additional.insert(feature.to_owned(), status.clone());
         }
     }
 
     /// The observed state once everything the file asks for is true.
     fn satisfied(d: &DesiredState, observed: &ObservedTarget) -> ObservedTarget {
         let mut t = observed.clone();
-        for c in t.clusters.iter_mut().filter(|c| c.status == "ACTIVE") {
+        for c in t
+            .clusters
+            .iter_mut()
+            .filter(|c| c.status == ClusterStatus::Active)
+        {
             match wanted_tag(d, &observed.region, c) {
                 Some(ManagedTag::True) => drop(c.tags.insert(KEY.to_owned(), "true".to_owned())),
                 Some(ManagedTag::False) => drop(c.tags.insert(KEY.to_owned(), "false".to_owned())),
@@ -1042,8 +1051,8 @@ mod properties {
                 (ECS_AUTO, d.detector.ecs_fargate_agent_management),
             ] {
                 match setting {
-                    FeatureSetting::Enabled => set_status(det, feature, ENABLED),
-                    FeatureSetting::Disabled => set_status(det, feature, DISABLED),
+                    FeatureSetting::Enabled => set_status(det, feature, &FeatureStatus::Enabled),
+                    FeatureSetting::Disabled => set_status(det, feature, &FeatureStatus::Disabled),
                     FeatureSetting::Unmanaged => {}
                 }
             }
@@ -1157,8 +1166,8 @@ mod properties {
                         } else {
                             det.runtime_additional_status(feature)
                         };
-                        prop_assert_eq!(from.as_deref(), now);
-                        prop_assert_ne!(now.unwrap_or(DISABLED), *to);
+                        prop_assert_eq!(from.as_ref(), now);
+                        prop_assert_ne!(now.unwrap_or(&FeatureStatus::Disabled), to);
                     }
                     Action::RedeployService { .. } => {
                         prop_assert!(false, "no workload was observed, so no redeploy");
@@ -1253,7 +1262,7 @@ mod properties {
                 }
                 prop_assert_eq!(row.observed.as_deref(), before_c.managed_tag());
             }
-            let active = observed.clusters.iter().filter(|c| c.status == "ACTIVE").count();
+            let active = observed.clusters.iter().filter(|c| c.is_active()).count();
             prop_assert_eq!(plan.clusters.len(), active);
         }
 
@@ -1296,12 +1305,12 @@ mod redeploys {
         ObservedService {
             name: name.to_owned(),
             arn: format!("arn:aws:ecs:us-east-1:{ACCOUNT}:service/prod/{name}"),
-            status: "ACTIVE".to_owned(),
+            status: "ACTIVE".into(),
             fargate: true,
             deployments: vec![ObservedDeployment {
                 id: format!("ecs-svc/{name}"),
-                status: "PRIMARY".to_owned(),
-                rollout_state: Some("COMPLETED".to_owned()),
+                status: "PRIMARY".into(),
+                rollout_state: Some("COMPLETED".into()),
                 created_at_ms: created_ms,
             }],
         }
@@ -1407,7 +1416,7 @@ mod redeploys {
         let mut ec2 = service("ec2-svc", NOW - 90 * MIN);
         ec2.fargate = false;
         let mut rolling = service("rolling", NOW - MIN);
-        rolling.deployments[0].rollout_state = Some("IN_PROGRESS".to_owned());
+        rolling.deployments[0].rollout_state = Some("IN_PROGRESS".into());
         let observed = fleet(
             vec![
                 (ec2, 1, 1),

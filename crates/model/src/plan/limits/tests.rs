@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use super::*;
 use crate::desired::{self, DesiredState};
+use crate::observed::FeatureStatus;
 use crate::observed::{ObservedCluster, ObservedDetector, ObservedFeature, MANAGED_TAG_KEY};
-use crate::observed::{ECS_FARGATE_AGENT_MANAGEMENT, ENABLED, RUNTIME_MONITORING};
+use crate::observed::{ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING};
 use crate::plan::{plan_target, Plan};
 use crate::ObservedTarget;
 
@@ -27,7 +28,7 @@ fn covered(region: &str, n: usize) -> ObservedTarget {
             let mut c = ObservedCluster {
                 arn: format!("arn:aws:ecs:{region}:123456789012:cluster/{name}"),
                 name,
-                status: "ACTIVE".to_owned(),
+                status: "ACTIVE".into(),
                 ..ObservedCluster::default()
             };
             c.tags.insert(MANAGED_TAG_KEY.to_owned(), "true".to_owned());
@@ -37,13 +38,13 @@ fn covered(region: &str, n: usize) -> ObservedTarget {
     let mut additional = std::collections::BTreeMap::new();
     additional.insert(
         ECS_FARGATE_AGENT_MANAGEMENT.to_owned(),
-        "DISABLED".to_owned(),
+        FeatureStatus::Disabled,
     );
     let mut features = std::collections::BTreeMap::new();
     features.insert(
         RUNTIME_MONITORING.to_owned(),
         ObservedFeature {
-            status: ENABLED.to_owned(),
+            status: FeatureStatus::Enabled,
             additional,
         },
     );
