@@ -234,21 +234,21 @@ pub async fn reconcile_target<C: TargetCloud>(
     desired: &DesiredState,
     options: &PassOptions,
 ) -> TargetPass {
-    let (pass, scope) = plan_stage(cloud, target, desired, options).await;
+    let (pass, observed) = plan_stage(cloud, target, desired, options).await;
     let mut passes = [pass];
     check_limits(&mut passes, desired, options);
     let [pass] = passes;
-    apply_stage(cloud, pass, &scope, desired, options).await
+    apply_stage(cloud, pass, observed, desired, options).await
 }
 
 /// The first stage of a pass in one target: observe and plan, write nothing. Returns the
-/// pass with its plan (or its observation error) and the scope observed.
+/// pass with its plan (or its observation error) and what was observed.
 async fn plan_stage<C: TargetCloud>(
     cloud: &C,
     target: Target,
     desired: &DesiredState,
     options: &PassOptions,
-) -> (TargetPass, ClusterScope) {
+) -> (TargetPass, Option<ObservedTarget>) {
     let scope = observe_scope(desired, &target.region);
     let label = target.label();
     let mut pass = TargetPass::new(target);
@@ -263,10 +263,13 @@ async fn plan_stage<C: TargetCloud>(
             );
             pass.suspended = desired.suspend && options.mode == Mode::Apply;
             pass.plan = Some(plan);
+            (pass, Some(observed))
         }
-        Err(e) => pass.error = Some(e),
+        Err(e) => {
+            pass.error = Some(e);
+            (pass, None)
+        }
     }
-    (pass, scope)
 }
 
 /// The second check of a pass, between planning and writing: the limits across every
@@ -292,13 +295,20 @@ fn check_limits(passes: &mut [TargetPass], desired: &DesiredState, options: &Pas
 }
 
 /// The last stage of a pass in one target, after the limits were checked: in
-/// [`Mode::Apply`] apply the tag and detector phases, re-observe, then start the
+/// [`Mode::Apply`] apply the tag and detector phases, check what is left, then start the
 /// redeploys the rollout gate allows. A pass without a plan (its observation failed) or
 /// whose plan was refused is returned as it is.
+///
+/// The check reads nothing again: every tag and detector write answers whether it took
+/// (TagResources and UntagResources per ARN, UpdateDetector with the absolute statuses it
+/// sent), so the observation is brought up to date from those answers
+/// ([`Action::written`]) and planned again. What is still pending is what failed, and the
+/// redeploys of clusters whose coverage the writes turned on (their tasks were read with
+/// the first observation).
 async fn apply_stage<C: TargetCloud>(
     cloud: &C,
     mut pass: TargetPass,
-    scope: &ClusterScope,
+    observed: Option<ObservedTarget>,
     desired: &DesiredState,
     options: &PassOptions,
 ) -> TargetPass {
@@ -307,6 +317,7 @@ async fn apply_stage<C: TargetCloud>(
     };
     let label = pass.target.label();
     let spec = &desired.redeploy;
+    let mut observed = observed;
     let may_write = options.mode == Mode::Apply && plan.refused.is_none() && !desired.suspend;
     if !may_write {
         pass.plan = Some(plan);
@@ -315,17 +326,22 @@ async fn apply_stage<C: TargetCloud>(
     let mut base = None;
     if plan.actions.iter().any(|a| a.phase() != Phase::Redeploy) {
         pass.results = apply_plan_until(cloud, &plan, &options.stop).await;
-        match observe_target(cloud, scope, desired, options, &mut Vec::new()).await {
-            Ok((after_observed, after)) => {
-                pass.events.extend(options.rollouts.observe(
-                    &label,
-                    &after_observed,
-                    spec,
-                    options.clock.now_ms(),
-                ));
-                base = Some(after);
+        if let Some(mut seen) = observed.take() {
+            for r in pass.results.iter().filter(|r| r.outcome == Outcome::Success) {
+                r.action.written(&mut seen);
             }
-            Err(e) => pass.error = Some(e),
+            let now = options.clock.now_ms();
+            options.rollouts.annotate(&mut seen, now);
+            let mut after = plan_target(
+                desired,
+                &seen,
+                PlanOptions {
+                    now_ms: now,
+                    ..options.plan
+                },
+            );
+            after.warnings.clone_from(&plan.warnings);
+            base = Some(after);
         }
     }
     let earlier_failed = pass.results.iter().any(|r| r.outcome != Outcome::Success);
@@ -502,14 +518,14 @@ pub async fn reconcile_fleet<C: TargetCloud + 'static>(
         );
     }
     let mut planned = joined(planning).await;
-    let (mut passes, scopes): (Vec<TargetPass>, Vec<(usize, ClusterScope)>) = planned
+    let (mut passes, seen): (Vec<TargetPass>, Vec<(usize, Option<ObservedTarget>)>) = planned
         .drain(..)
-        .map(|(index, (pass, scope))| (pass, (index, scope)))
+        .map(|(index, (pass, observed))| (pass, (index, observed)))
         .unzip();
     check_limits(&mut passes, &desired, &options);
 
     let mut applying = JoinSet::new();
-    for (pass, (index, scope)) in passes.into_iter().zip(scopes) {
+    for (pass, (index, observed)) in passes.into_iter().zip(seen) {
         let (cloud, desired, limit, options) = (
             Arc::clone(&clouds[index].1),
             Arc::clone(&desired),
@@ -522,7 +538,7 @@ pub async fn reconcile_fleet<C: TargetCloud + 'static>(
                 let _permit = limit.acquire_owned().await;
                 (
                     index,
-                    apply_stage(&*cloud, pass, &scope, &desired, &options).await,
+                    apply_stage(&*cloud, pass, observed, &desired, &options).await,
                 )
             }
             .instrument(span),

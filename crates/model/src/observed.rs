@@ -30,6 +30,13 @@ pub struct ObservedTarget {
     pub detector: Option<ObservedDetector>,
 }
 
+impl ObservedTarget {
+    /// The cluster with this ARN.
+    pub fn cluster_mut(&mut self, arn: &str) -> Option<&mut ObservedCluster> {
+        self.clusters.iter_mut().find(|c| c.arn == arn)
+    }
+}
+
 /// One ECS cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObservedCluster {

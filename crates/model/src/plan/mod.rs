@@ -6,14 +6,13 @@ mod limits;
 mod redeploy;
 mod rules;
 
-// The planner itself keeps no maps; the tests (`use super::*`) build observed ones.
-#[cfg(test)]
 use std::collections::BTreeMap;
 
 use crate::desired::{DesiredState, FeatureSetting, ManagedTag};
 use crate::observed::{
     effectively_covered, CoverageRecord, DetectorFlags, FeatureStatus, ObservedCluster,
-    ObservedTarget, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
+    ObservedFeature, ObservedTarget, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY,
+    RUNTIME_MONITORING,
 };
 
 pub use limits::{
@@ -119,6 +118,53 @@ pub enum Action {
 }
 
 impl Action {
+    /// Brings `observed` to the state AWS is in once this action succeeded, as the
+    /// write's own answer proves it (a tag set or removed, a detector feature at its new
+    /// status: `UpdateDetector` sends absolute statuses), so a pass need not read it
+    /// again. A redeploy changes nothing observed here.
+    pub fn written(&self, observed: &mut ObservedTarget) {
+        match self {
+            Action::TagCluster {
+                cluster_arn, to, ..
+            } => {
+                if let Some(c) = observed.cluster_mut(cluster_arn) {
+                    c.tags.insert(MANAGED_TAG_KEY.to_owned(), (*to).to_owned());
+                }
+            }
+            Action::UntagCluster { cluster_arn, .. } => {
+                if let Some(c) = observed.cluster_mut(cluster_arn) {
+                    c.tags.remove(MANAGED_TAG_KEY);
+                }
+            }
+            Action::UpdateDetector {
+                detector_id,
+                feature,
+                to,
+                ..
+            } => {
+                let Some(detector) = observed.detector.as_mut().filter(|d| d.id == *detector_id)
+                else {
+                    return;
+                };
+                // The adapter writes RUNTIME_MONITORING with its additional configurations,
+                // creating the feature DISABLED when the detector did not list it.
+                let runtime = detector
+                    .features
+                    .entry(RUNTIME_MONITORING.to_owned())
+                    .or_insert_with(|| ObservedFeature {
+                        status: FeatureStatus::Disabled,
+                        additional: BTreeMap::new(),
+                    });
+                if *feature == RUNTIME_MONITORING {
+                    runtime.status = to.clone();
+                } else {
+                    runtime.additional.insert((*feature).to_owned(), to.clone());
+                }
+            }
+            Action::RedeployService { .. } => {}
+        }
+    }
+
     /// The phase the action belongs to.
     pub fn phase(&self) -> Phase {
         match self {
