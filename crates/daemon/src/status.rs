@@ -270,7 +270,7 @@ pub struct HaltJson {
 
 /// The JSON Schema of `/status`.
 pub fn status_schema() -> Value {
-    serde_json::to_value(schemars::schema_for!(StatusJson)).unwrap_or_default()
+    gec_model::plan::output_schema::<StatusJson>()
 }
 
 #[cfg(test)]

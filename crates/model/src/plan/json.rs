@@ -197,7 +197,17 @@ pub struct HeldJson {
 
 /// The JSON Schema of the plan JSON.
 pub fn plan_schema() -> Value {
-    serde_json::to_value(schemars::schema_for!(PlanJson)).unwrap_or_default()
+    output_schema::<PlanJson>()
+}
+
+/// The JSON Schema of a JSON output, as the controller writes it: a field that is null,
+/// not absent, when empty is required.
+pub fn output_schema<T: JsonSchema>() -> Value {
+    let schema = schemars::generate::SchemaSettings::default()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    serde_json::to_value(schema).unwrap_or_default()
 }
 
 impl Held {

@@ -17,7 +17,8 @@ use crate::observed::{
 };
 
 pub use json::{
-    plan_schema, ActionJson, ChangeJson, ClusterJson, DesiredTag, HeldJson, PlanJson, RefusalJson,
+    output_schema, plan_schema, ActionJson, ChangeJson, ClusterJson, DesiredTag, HeldJson,
+    PlanJson, RefusalJson,
 };
 pub use limits::{
     check_fleet, Ceilings, Clamped, Limits, Scope, DEFAULT_MAX_CLUSTER_CHANGES,
