@@ -409,24 +409,45 @@ fn mib(kib: u64) -> f64 {
 }
 
 /// Requests per operation in the sandbox's request log. (Read here, not with
-/// `Sandbox::requests`: the log of a first pass over 100,000 tasks is larger than ureq's
-/// default 10 MiB body limit.)
+/// `Sandbox::requests`: the log of a first pass over 100,000 tasks is larger than the
+/// body limit there.)
 fn op_counts(sb: &Sandbox) -> Ops {
-    let body = ureq::get(&format!("{}/_sandbox/requests", sb.url))
-        .call()
-        .expect("GET /_sandbox/requests")
-        .into_body()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_string()
-        .expect("request log body");
-    let log: Vec<serde_json::Value> = serde_json::from_str(&body).expect("request log is JSON");
+    let body = get_all(&format!("{}/_sandbox/requests", sb.url));
+    let log: Vec<serde_json::Value> = serde_json::from_slice(&body).expect("request log is JSON");
     let mut counts = BTreeMap::new();
     for r in log {
         let op = r["operation"].as_str().unwrap_or_default().to_owned();
         *counts.entry(op).or_insert(0) += 1;
     }
     counts
+}
+
+/// GETs a sandbox URL and reads the whole body, however large (the hyper client the AWS
+/// SDK brings; no second HTTP client).
+fn get_all(url: &str) -> Vec<u8> {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async {
+        let client: Client<HttpConnector, Empty<hyper::body::Bytes>> =
+            Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
+        let resp = client
+            .get(url.parse().expect("a sandbox URL"))
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert!(
+            resp.status().is_success(),
+            "GET {url}: HTTP {}",
+            resp.status()
+        );
+        let body = resp.into_body().collect().await;
+        body.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .to_bytes()
+            .to_vec()
+    })
 }
 
 /// `apply` once, sampling the process's VmHWM until it exits.

@@ -79,8 +79,13 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print the JSON Schema of the desired-state file.
-    Schema,
+    /// Print a JSON Schema: of the desired-state file (the default) or of a JSON output.
+    /// The same schemas are checked in under schemas/.
+    Schema {
+        /// Which document.
+        #[arg(value_enum, default_value_t = SchemaKind::Desired)]
+        of: SchemaKind,
+    },
     /// Observe and plan; writes nothing. Exit 0 no changes, 2 changes pending, 1 error.
     Plan(PlanArgs),
     /// Observe, plan and apply once. Exit 0 converged, 1 error or refused, 3 some actions failed.
@@ -97,6 +102,21 @@ pub enum Command {
         /// For example http://127.0.0.1:9090/healthz.
         url: String,
     },
+}
+
+/// The documents `schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaKind {
+    /// The desired-state file.
+    Desired,
+    /// `plan --output json`.
+    Plan,
+    /// `apply --output json`.
+    Apply,
+    /// `status --output json`.
+    Status,
+    /// The daemon's `/status` body.
+    DaemonStatus,
 }
 
 /// Flags of `run`.

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use args::{ApplyArgs, Cli, Command, LogFormat, Output, PlanArgs, StatusArgs};
+use args::{ApplyArgs, Cli, Command, LogFormat, Output, PlanArgs, SchemaKind, StatusArgs};
 use gec_engine::{ApplyRun, Driver, Mode, Progress, Round, Settings, TargetPass};
 use gec_model::desired::ConfigErrors;
 use gec_model::{DesiredState, PlanOptions};
@@ -52,17 +52,14 @@ fn main() -> ExitCode {
 async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
     match command {
         Command::Validate { files } => Ok(validate(&files)),
-        Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&gec_model::desired::json_schema())?
-            );
+        Command::Schema { of } => {
+            println!("{}", serde_json::to_string_pretty(&schema(of))?);
             Ok(EXIT_OK)
         }
         Command::Plan(args) => plan(args, calls).await,
         Command::Apply(args) => apply(args, calls).await,
         Command::Status(args) => status(args, calls).await,
-        Command::Probe { url } => Ok(probe(&url)),
+        Command::Probe { url } => Ok(probe(&url).await),
         Command::Run(args) => {
             let settings = gec_daemon::Settings {
                 config: args.config,
@@ -85,6 +82,17 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
             gec_daemon::run(settings, terminated()).await?;
             Ok(EXIT_OK)
         }
+    }
+}
+
+/// The JSON Schema `schema` prints.
+fn schema(of: SchemaKind) -> serde_json::Value {
+    match of {
+        SchemaKind::Desired => gec_model::desired::json_schema(),
+        SchemaKind::Plan => output::plan_schema(),
+        SchemaKind::Apply => output::apply_schema(),
+        SchemaKind::Status => output::status_schema(),
+        SchemaKind::DaemonStatus => gec_daemon::status::status_schema(),
     }
 }
 
@@ -122,23 +130,39 @@ fn terminated() -> impl std::future::Future<Output = ()> + Send + 'static {
     }
 }
 
-fn probe(url: &str) -> u8 {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    match agent.get(url).call() {
-        Ok(resp) if resp.status() == 200 => EXIT_OK,
-        Ok(resp) => {
-            eprintln!("{url}: HTTP {}", resp.status());
+/// How long `probe` waits for the status line, connecting included.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// GETs an `http://` URL within [`PROBE_TIMEOUT`]: exit 0 on HTTP 200. No redirect is
+/// followed, no proxy used, and the body is never read.
+async fn probe(url: &str) -> u8 {
+    match tokio::time::timeout(PROBE_TIMEOUT, probe_status(url)).await {
+        Ok(Ok(status)) if status == hyper::StatusCode::OK => EXIT_OK,
+        Ok(Ok(status)) => {
+            eprintln!("{url}: HTTP {status}");
             EXIT_ERROR
         }
-        Err(e) => {
-            eprintln!("{url}: {e}");
+        Ok(Err(e)) => {
+            eprintln!("{url}: {e:#}");
+            EXIT_ERROR
+        }
+        Err(_) => {
+            eprintln!("{url}: no answer within {PROBE_TIMEOUT:?}");
             EXIT_ERROR
         }
     }
+}
+
+async fn probe_status(url: &str) -> anyhow::Result<hyper::StatusCode> {
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    let uri: hyper::Uri = url.parse().context("not a URL")?;
+    if uri.scheme() != Some(&hyper::http::uri::Scheme::HTTP) {
+        anyhow::bail!("only http:// URLs are probed");
+    }
+    // HttpConnector refuses any scheme but http:// as well.
+    let client: Client<HttpConnector, http_body_util::Empty<hyper::body::Bytes>> =
+        Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
+    Ok(client.get(uri).await?.status())
 }
 
 fn validate(files: &[std::path::PathBuf]) -> u8 {
@@ -386,5 +410,31 @@ fn init_logging(format: Option<LogFormat>, default_filter: &str) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::{schema, SchemaKind};
+
+    /// schemas/ holds what `schema` prints; `scripts/gen-schemas` rewrites it.
+    #[test]
+    fn the_checked_in_schemas_are_the_ones_the_code_prints() {
+        for kind in SchemaKind::value_variants() {
+            let name = kind
+                .to_possible_value()
+                .map(|v| v.get_name().to_owned())
+                .unwrap_or_default();
+            let path = format!("{}/schemas/{name}.schema.json", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let file: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(
+                file == schema(*kind),
+                "{path} is not what `schema {name}` prints; run scripts/gen-schemas"
+            );
+        }
     }
 }

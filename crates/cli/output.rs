@@ -3,27 +3,58 @@
 use std::fmt::Write as _;
 
 use gec_engine::{ApplyRun, Outcome, TargetPass, Wait};
-use gec_model::plan::Phase;
+use gec_model::plan::{ActionJson, ChangeJson, ClusterJson, HeldJson, Phase, PlanJson};
 use gec_model::Action;
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+/// The plan JSON of DESIGN §4, plus per-target errors (`plan --output json`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct PlanOutput {
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: PlanJson,
+    /// Targets that could not be observed, planned or applied.
+    pub errors: Vec<ErrorJson>,
+}
+
+/// The AWS failure that stopped a target's pass.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ErrorJson {
+    /// Region of the target.
+    pub region: String,
+    /// The target's label: region, plus the role's account.
+    pub target: String,
+    /// Classification (`throttled`, `access_denied`, ...).
+    pub kind: String,
+    /// The API operation, e.g. `TagResources`.
+    pub operation: String,
+    /// What went wrong.
+    pub message: String,
+}
 
 /// The plan JSON of DESIGN §4, plus per-target errors.
-pub fn json(passes: &[TargetPass]) -> Value {
+pub fn json(passes: &[TargetPass]) -> PlanOutput {
     let plan = gec_model::Plan {
         targets: passes.iter().filter_map(|p| p.plan.clone()).collect(),
     };
-    let mut out = plan.to_json();
-    out["errors"] = errors(passes);
-    out
+    PlanOutput {
+        plan: plan.json(),
+        errors: errors(passes),
+    }
 }
 
-fn errors(passes: &[TargetPass]) -> Value {
+fn errors(passes: &[TargetPass]) -> Vec<ErrorJson> {
     passes
         .iter()
         .filter_map(|p| {
-            p.error.as_ref().map(|e| {
-                json!({"region": p.target.region, "target": p.target.label(), "kind": e.kind.as_str(),
-                       "operation": e.operation, "message": e.to_string()})
+            p.error.as_ref().map(|e| ErrorJson {
+                region: p.target.region.clone(),
+                target: p.target.label(),
+                kind: e.kind.as_str().to_owned(),
+                operation: e.operation.to_string(),
+                message: e.to_string(),
             })
         })
         .collect()
@@ -64,42 +95,107 @@ pub fn remaining(run: &ApplyRun) -> Remaining {
     r
 }
 
+/// The apply JSON (`apply --output json`): the plan JSON of the first pass, plus what was
+/// done and what is left.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyOutput {
+    /// The plan of the first pass and the errors of the first and last passes.
+    #[serde(flatten)]
+    pub plan: PlanOutput,
+    /// What became of each action, in the order they were applied.
+    pub results: Vec<ResultJson>,
+    /// Rollouts that settled while apply waited.
+    pub rollouts: Vec<RolloutJson>,
+    /// Changes that should have happened and did not.
+    pub remaining: usize,
+    /// Redeploys deferred by policy (windows, maxPerHour, maxConcurrent, settleTime).
+    pub deferred: usize,
+    /// `--timeout` passed while rollouts were in progress or redeploys were waiting.
+    pub timed_out: bool,
+    /// The desired state has `suspend: true`: nothing was written.
+    pub suspended: bool,
+}
+
+/// One applied action and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ResultJson {
+    /// The action, as in the plan JSON.
+    #[serde(flatten)]
+    pub action: ActionJson,
+    /// What became of it.
+    pub result: ResultLabel,
+    /// Why it failed or was skipped; absent on success.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What became of an action (the `result` label of `actions_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultLabel {
+    /// AWS accepted the write.
+    Success,
+    /// AWS refused or failed the write.
+    Error,
+    /// Not attempted.
+    Skipped,
+}
+
+/// A rollout that settled.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct RolloutJson {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// `COMPLETED`, `FAILED`, or `GONE` (superseded or the service was deleted).
+    pub state: String,
+}
+
 /// The apply JSON: the plan JSON of the first pass, plus what was done and what is left.
-pub fn apply_json(run: &ApplyRun) -> Value {
-    let mut out = json(&run.first);
-    let mut errs = errors(&run.last);
-    if let (Some(a), Some(b)) = (out["errors"].as_array_mut(), errs.as_array_mut()) {
-        for e in b.drain(..) {
-            if !a.contains(&e) {
-                a.push(e);
-            }
+pub fn apply_json(run: &ApplyRun) -> ApplyOutput {
+    let mut plan = json(&run.first);
+    for e in errors(&run.last) {
+        if !plan.errors.contains(&e) {
+            plan.errors.push(e);
         }
     }
-    out["results"] = run
+    let results = run
         .results
         .iter()
         .map(|r| {
-            let mut v = r.action.to_json();
-            v["result"] = r.outcome.label().into();
-            match &r.outcome {
-                Outcome::Failed(e) => v["error"] = e.to_string().into(),
-                Outcome::Skipped(why) => v["error"] = why.to_string().into(),
-                Outcome::Success => {}
+            let (result, error) = match &r.outcome {
+                Outcome::Success => (ResultLabel::Success, None),
+                Outcome::Failed(e) => (ResultLabel::Error, Some(e.to_string())),
+                Outcome::Skipped(why) => (ResultLabel::Skipped, Some(why.to_string())),
+            };
+            ResultJson {
+                action: r.action.json(),
+                result,
+                error,
             }
-            v
         })
         .collect();
-    out["rollouts"] = run
+    let rollouts = run
         .events
         .iter()
-        .map(|e| json!({"cluster": e.cluster, "service": e.service, "state": e.state.as_str()}))
+        .map(|e| RolloutJson {
+            cluster: e.cluster.clone(),
+            service: e.service.clone(),
+            state: e.state.to_string(),
+        })
         .collect();
     let left = remaining(run);
-    out["remaining"] = left.unsettled.into();
-    out["deferred"] = left.deferred.into();
-    out["timedOut"] = run.timed_out.into();
-    out["suspended"] = run.first.iter().any(|p| p.suspended).into();
-    out
+    ApplyOutput {
+        plan,
+        results,
+        rollouts,
+        remaining: left.unsettled,
+        deferred: left.deferred,
+        timed_out: run.timed_out,
+        suspended: run.first.iter().any(|p| p.suspended),
+    }
 }
 
 /// The plan as text: one line per change, grouped by target and phase, then a summary.
@@ -282,20 +378,70 @@ pub fn status_text(passes: &[TargetPass]) -> String {
     out
 }
 
+/// The `status` JSON (`status --output json`): per-target errors, the cluster table,
+/// pending redeploys, held services and warnings.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct StatusOutput {
+    /// Every target, with the failure that stopped its pass.
+    pub targets: Vec<StatusTarget>,
+    /// The cluster table (plan JSON clusters).
+    pub clusters: Vec<ClusterJson>,
+    /// Pending redeploys (plan JSON actions of kind `redeploy_service`).
+    pub redeploys: Vec<ActionJson>,
+    /// Services not redeployed although tasks of them lack the agent, and why.
+    pub held: Vec<HeldJson>,
+    /// Things the controller cannot fix by itself.
+    pub warnings: Vec<String>,
+}
+
+/// One target of the `status` JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct StatusTarget {
+    /// The target's label: region, plus the role's account.
+    pub target: String,
+    /// Region.
+    pub region: String,
+    /// The AWS failure that stopped its pass; null when none.
+    pub error: Option<String>,
+}
+
 /// The `status` JSON: per-target errors, the cluster table, pending redeploys, held
 /// services and warnings.
-pub fn status_json(passes: &[TargetPass]) -> Value {
-    let plan = json(passes);
-    json!({
-        "targets": passes.iter().map(|p| json!({
-            "target": p.target.label(), "region": p.target.region,
-            "error": p.error.as_ref().map(ToString::to_string),
-        })).collect::<Vec<_>>(),
-        "clusters": plan["clusters"],
-        "redeploys": plan["actions"].as_array().map(|a| a.iter().filter(|x| x["kind"] == "redeploy_service").cloned().collect::<Vec<_>>()),
-        "held": plan["held"],
-        "warnings": plan["warnings"],
-    })
+pub fn status_json(passes: &[TargetPass]) -> StatusOutput {
+    let plan = json(passes).plan;
+    StatusOutput {
+        targets: passes
+            .iter()
+            .map(|p| StatusTarget {
+                target: p.target.label(),
+                region: p.target.region.clone(),
+                error: p.error.as_ref().map(ToString::to_string),
+            })
+            .collect(),
+        clusters: plan.clusters,
+        redeploys: plan
+            .actions
+            .into_iter()
+            .filter(|a| matches!(a.change, ChangeJson::RedeployService { .. }))
+            .collect(),
+        held: plan.held,
+        warnings: plan.warnings,
+    }
+}
+
+/// The JSON Schema of `plan --output json`.
+pub fn plan_schema() -> Value {
+    gec_model::plan::output_schema::<PlanOutput>()
+}
+
+/// The JSON Schema of `apply --output json`.
+pub fn apply_schema() -> Value {
+    gec_model::plan::output_schema::<ApplyOutput>()
+}
+
+/// The JSON Schema of `status --output json`.
+pub fn status_schema() -> Value {
+    gec_model::plan::output_schema::<StatusOutput>()
 }
 
 fn phase_title(phase: Phase) -> &'static str {

@@ -191,7 +191,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    Json(shared.status().to_json())
+    Json(shared.status().json())
 }
 
 #[cfg(test)]

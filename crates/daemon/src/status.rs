@@ -4,7 +4,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use gec_engine::rollout::{Halt, Watch};
 use gec_engine::TargetPass;
-use serde_json::{json, Value};
+use gec_model::plan::{ActionJson, ClusterJson, HeldJson, Refusal, RefusalJson};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 
 /// Seconds since the Unix epoch.
 pub fn unix_secs(t: SystemTime) -> f64 {
@@ -49,7 +52,7 @@ impl Status {
     }
 
     /// `/readyz` body.
-    pub fn readiness(&self) -> Value {
+    pub fn readiness(&self) -> Readiness {
         let reason = if self.sha256.is_none() {
             "no valid desired state loaded yet"
         } else if !self.reached_aws {
@@ -57,47 +60,217 @@ impl Status {
         } else {
             "ok"
         };
-        json!({"ready": self.ready(), "reason": reason, "configError": self.config_error})
+        Readiness {
+            ready: self.ready(),
+            reason: reason.to_owned(),
+            config_error: self.config_error.clone(),
+        }
     }
 
     /// `/status` body. Holds no credential: targets are shown by region and role ARN.
-    pub fn to_json(&self) -> Value {
+    pub fn json(&self) -> StatusJson {
         let plan = gec_model::Plan {
             targets: self
                 .passes
                 .iter()
                 .filter_map(|p| p.pending().cloned())
                 .collect(),
-        };
-        let plan_json = plan.to_json();
-        json!({
-            "desiredState": {
-                "source": self.source, "sha256": self.sha256,
-                "loadedAt": self.loaded_at.map(unix_secs), "error": self.config_error,
+        }
+        .json();
+        StatusJson {
+            desired_state: DesiredStateJson {
+                source: self.source.clone(),
+                sha256: self.sha256.clone(),
+                loaded_at: self.loaded_at.map(unix_secs),
+                error: self.config_error.clone(),
             },
-            "dryRun": self.dry_run,
-            "lastPass": {"id": self.pass_id, "finishedAt": self.last_pass_at.map(unix_secs), "result": self.last_result},
-            "targets": self.passes.iter().map(|p| json!({
-                "target": p.target.label(), "region": p.target.region, "roleArn": p.target.role_arn,
-                "result": if p.error.is_some() || p.failed_actions() > 0 { "error" } else { "ok" },
-                "error": p.error.as_ref().map(ToString::to_string),
-                "pending": p.pending().map(|pl| pl.actions.len()),
-                "refused": p.plan.as_ref().and_then(|pl| pl.refused.as_ref()).map(|r| r.to_json()),
-            })).collect::<Vec<_>>(),
-            "pending": plan_json["actions"],
-            "refused": self.passes.iter().filter_map(|p| p.plan.as_ref()?.refused.as_ref()).map(|r| r.to_json()).collect::<Vec<_>>(),
-            "clusters": plan_json["clusters"],
-            "warnings": plan_json["warnings"],
-            "held": plan_json["held"],
-            "watching": self.watching.iter().map(|w| json!({
-                "target": w.target, "cluster": w.cluster, "service": w.service,
-                "deploymentId": (!w.deployment_id.is_empty()).then_some(&w.deployment_id),
-            })).collect::<Vec<_>>(),
-            "halted": self.halted.as_ref().map(|h| json!({
-                "cluster": h.cluster, "service": h.service, "deploymentId": h.deployment_id,
-            })),
-        })
+            dry_run: self.dry_run,
+            last_pass: LastPassJson {
+                id: self.pass_id,
+                finished_at: self.last_pass_at.map(unix_secs),
+                result: self.last_result.map(|r| r.to_string()),
+            },
+            targets: self
+                .passes
+                .iter()
+                .map(|p| TargetJson {
+                    target: p.target.label(),
+                    region: p.target.region.clone(),
+                    role_arn: p.target.role_arn.clone(),
+                    result: if p.error.is_some() || p.failed_actions() > 0 {
+                        TargetResult::Error
+                    } else {
+                        TargetResult::Ok
+                    },
+                    error: p.error.as_ref().map(ToString::to_string),
+                    pending: p.pending().map(|pl| pl.actions.len()),
+                    refused: p
+                        .plan
+                        .as_ref()
+                        .and_then(|pl| pl.refused.as_ref())
+                        .map(Refusal::json),
+                })
+                .collect(),
+            pending: plan.actions,
+            refused: self
+                .passes
+                .iter()
+                .filter_map(|p| p.plan.as_ref()?.refused.as_ref())
+                .map(Refusal::json)
+                .collect(),
+            clusters: plan.clusters,
+            warnings: plan.warnings,
+            held: plan.held,
+            watching: self
+                .watching
+                .iter()
+                .map(|w| WatchJson {
+                    target: w.target.clone(),
+                    cluster: w.cluster.clone(),
+                    service: w.service.clone(),
+                    deployment_id: (!w.deployment_id.is_empty()).then(|| w.deployment_id.clone()),
+                })
+                .collect(),
+            halted: self.halted.as_ref().map(|h| HaltJson {
+                cluster: h.cluster.clone(),
+                service: h.service.clone(),
+                deployment_id: h.deployment_id.clone(),
+            }),
+        }
     }
+
+    /// `/status` body as a value.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.json()).unwrap_or_default()
+    }
+}
+
+/// `/readyz` body.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Readiness {
+    /// A desired state is loaded and the last pass reached AWS.
+    pub ready: bool,
+    /// Why not, or `ok`.
+    pub reason: String,
+    /// The current desired-state file's problem, if any.
+    pub config_error: Option<String>,
+}
+
+/// `/status` body: the desired state in force, the last pass per target, its pending
+/// changes and cluster table, and the rollouts this process watches.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusJson {
+    /// The desired state in force.
+    pub desired_state: DesiredStateJson,
+    /// `--dry-run`: the daemon plans and writes nothing.
+    pub dry_run: bool,
+    /// The last pass.
+    pub last_pass: LastPassJson,
+    /// The last pass, per target.
+    pub targets: Vec<TargetJson>,
+    /// What is still pending after the last pass (plan JSON actions).
+    pub pending: Vec<ActionJson>,
+    /// Every refusal by a safety limit in the last pass.
+    pub refused: Vec<RefusalJson>,
+    /// The cluster table (plan JSON clusters).
+    pub clusters: Vec<ClusterJson>,
+    /// Things the controller cannot fix by itself.
+    pub warnings: Vec<String>,
+    /// Services not redeployed although tasks of them lack the agent, and why.
+    pub held: Vec<HeldJson>,
+    /// The rollouts this process started and watches.
+    pub watching: Vec<WatchJson>,
+    /// The FAILED rollout that halts redeploys; null when none.
+    pub halted: Option<HaltJson>,
+}
+
+/// The desired state in force.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredStateJson {
+    /// The file or `s3://bucket/key`.
+    pub source: String,
+    /// SHA-256 of the state in force; null before one is loaded.
+    pub sha256: Option<String>,
+    /// When it was loaded, in seconds since the Unix epoch.
+    pub loaded_at: Option<f64>,
+    /// The current file's problem, if any (the last good state stays in force).
+    pub error: Option<String>,
+}
+
+/// The last pass.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastPassJson {
+    /// Passes run so far.
+    pub id: u64,
+    /// When the last pass finished, in seconds since the Unix epoch.
+    pub finished_at: Option<f64>,
+    /// Its result label (`reconcile_total`'s `result`).
+    pub result: Option<String>,
+}
+
+/// One target of the last pass.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetJson {
+    /// The target's label: region, plus the role's account.
+    pub target: String,
+    /// Region.
+    pub region: String,
+    /// The role assumed for it; null for the ambient credentials.
+    pub role_arn: Option<String>,
+    /// `error` when the pass or one of its writes failed.
+    pub result: TargetResult,
+    /// The AWS failure that stopped the pass.
+    pub error: Option<String>,
+    /// Changes still pending; null when the target could not be planned.
+    pub pending: Option<usize>,
+    /// The refusal of its plan by a safety limit.
+    pub refused: Option<RefusalJson>,
+}
+
+/// How a target's last pass went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetResult {
+    /// No failure.
+    Ok,
+    /// The pass or one of its writes failed.
+    Error,
+}
+
+/// A rollout this process started and watches.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchJson {
+    /// Target label.
+    pub target: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// The deployment started; null while the UpdateService call is in flight.
+    pub deployment_id: Option<String>,
+}
+
+/// The FAILED rollout that halts redeploys.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HaltJson {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// The FAILED deployment.
+    pub deployment_id: String,
+}
+
+/// The JSON Schema of `/status`.
+pub fn status_schema() -> Value {
+    gec_model::plan::output_schema::<StatusJson>()
 }
 
 #[cfg(test)]
@@ -105,6 +278,7 @@ mod tests {
     use super::*;
     use crate::testing::{held, pass};
     use gec_model::TargetPlan;
+    use serde_json::json;
 
     #[test]
     fn status_shows_held_services_watched_rollouts_and_the_halt() {

@@ -1,14 +1,225 @@
-//! The plan JSON of DESIGN §4: stable keys for scripts and GitOps CI.
+//! The plan JSON of DESIGN §4: stable keys for scripts and GitOps CI. Typed, so that
+//! `guardduty-ecs-controller schema plan` prints its JSON Schema (`schemas/plan.schema.json`).
 
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{Action, ClusterRow, Held, Plan, Refusal, TAG_KEY};
+use super::{Action, ClusterRow, CoverageChange, Held, Phase, Plan, Refusal, Scope, TAG_KEY};
+use crate::desired::ManagedTag;
+
+/// The plan JSON (`plan --output json`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanJson {
+    /// How many changes the plan makes (0: AWS matches the desired state).
+    pub changes: usize,
+    /// The changes in apply order.
+    pub actions: Vec<ActionJson>,
+    /// The first refusal by a safety limit; null when the plan is not refused.
+    pub refused: Option<RefusalJson>,
+    /// Every ACTIVE cluster of every target.
+    pub clusters: Vec<ClusterJson>,
+    /// Things the controller cannot fix by itself.
+    pub warnings: Vec<String>,
+    /// Services with tasks without the agent that the plan does not redeploy, and why.
+    pub held: Vec<HeldJson>,
+}
+
+/// One change to AWS.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionJson {
+    /// The phase the change belongs to; phases apply in this order: tags, detector, untag, redeploy.
+    pub phase: Phase,
+    /// Region of the target.
+    pub region: String,
+    /// Account of the target, when known.
+    pub account: Option<String>,
+    /// What changes, by `kind`.
+    #[serde(flatten)]
+    pub change: ChangeJson,
+}
+
+/// What one action changes; `kind` says which.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum ChangeJson {
+    /// Set the `GuardDutyManaged` tag of a cluster.
+    TagCluster {
+        /// Cluster name.
+        cluster: String,
+        /// Cluster ARN.
+        cluster_arn: String,
+        /// Always `GuardDutyManaged`.
+        key: String,
+        /// The value now; null when the cluster has no such tag.
+        from: Option<String>,
+        /// `true` or `false`.
+        to: String,
+    },
+    /// Remove the `GuardDutyManaged` tag from a cluster.
+    UntagCluster {
+        /// Cluster name.
+        cluster: String,
+        /// Cluster ARN.
+        cluster_arn: String,
+        /// Always `GuardDutyManaged`.
+        key: String,
+        /// The value now.
+        from: String,
+        /// Always null: the tag is removed.
+        to: (),
+    },
+    /// Change one detector feature or additional configuration.
+    UpdateDetector {
+        /// Detector id.
+        detector_id: String,
+        /// `RUNTIME_MONITORING` or `ECS_FARGATE_AGENT_MANAGEMENT`.
+        feature: String,
+        /// Status now; null when the detector does not list the feature.
+        from: Option<String>,
+        /// `ENABLED` or `DISABLED`.
+        to: String,
+    },
+    /// Force a new deployment of a Fargate service so its tasks get the agent.
+    RedeployService {
+        /// Cluster name.
+        cluster: String,
+        /// Cluster ARN.
+        cluster_arn: String,
+        /// Service name.
+        service: String,
+        /// Service ARN.
+        service_arn: String,
+        /// Why, for people.
+        reason: String,
+        /// RFC 3339 UTC: not before the cluster's coverage has been on for `settleTime`;
+        /// null while coverage is not on yet.
+        not_before: Option<String>,
+    },
+}
+
+/// Why a plan was refused whole.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusalJson {
+    /// A sentence for people.
+    pub reason: String,
+    /// The safety limit, as in the YAML (`maxClusterChangesPerCycle`, ...).
+    pub limit: String,
+    /// Region of the refused target.
+    pub region: String,
+    /// What the plan would do.
+    pub value: f64,
+    /// The limit's value.
+    pub max: f64,
+    /// Whether the limit counted one target's plan or every target of the pass.
+    pub scope: Scope,
+    /// Labels of the targets that caused the refusal.
+    pub targets: Vec<String>,
+}
+
+/// One row of the cluster table.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterJson {
+    /// Region of the target.
+    pub region: String,
+    /// Account of the target, when known.
+    pub account: Option<String>,
+    /// Cluster name.
+    pub cluster: String,
+    /// What the rules ask for; null when no rule names the cluster.
+    pub desired: Option<DesiredTag>,
+    /// The `GuardDutyManaged` tag now; null when the cluster has none.
+    pub observed: Option<String>,
+    /// Coverage now and once the plan is applied.
+    pub coverage: CoverageChange,
+    /// RUNNING Fargate tasks without the agent; null when the cluster's tasks were not
+    /// read (coverage off and staying off, or no rule names it).
+    pub uncovered_tasks: Option<u32>,
+    /// RUNNING Fargate tasks; null when not read.
+    pub running_tasks: Option<u32>,
+    /// Services with a RUNNING Fargate task without the agent; null when not read.
+    pub services_without_agent: Option<u32>,
+    /// Standalone RUNNING Fargate tasks without the agent (reported, never stopped);
+    /// null when not read.
+    pub standalone_tasks_without_agent: Option<u32>,
+    /// GuardDuty's coverage status (`HEALTHY`, `UNHEALTHY`); null when it does not list
+    /// the cluster.
+    pub coverage_status: Option<String>,
+    /// Why GuardDuty reports the cluster unhealthy.
+    pub coverage_issue: Option<String>,
+}
+
+/// What a rule asks for on the `GuardDutyManaged` tag, as a word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DesiredTag {
+    /// `GuardDutyManaged=true`.
+    True,
+    /// `GuardDutyManaged=false`.
+    False,
+    /// No `GuardDutyManaged` tag.
+    Absent,
+}
+
+impl From<ManagedTag> for DesiredTag {
+    fn from(t: ManagedTag) -> Self {
+        match t {
+            ManagedTag::True => DesiredTag::True,
+            ManagedTag::False => DesiredTag::False,
+            ManagedTag::Absent => DesiredTag::Absent,
+        }
+    }
+}
+
+/// A service the plan does not redeploy although tasks of it lack the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldJson {
+    /// Region of the target.
+    pub region: String,
+    /// Account of the target, when known.
+    pub account: Option<String>,
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// Why it is not redeployed.
+    pub reason: String,
+}
+
+/// The JSON Schema of the plan JSON.
+pub fn plan_schema() -> Value {
+    output_schema::<PlanJson>()
+}
+
+/// The JSON Schema of a JSON output, as the controller writes it: a field that is null,
+/// not absent, when empty is required.
+pub fn output_schema<T: JsonSchema>() -> Value {
+    let schema = schemars::generate::SchemaSettings::default()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    serde_json::to_value(schema).unwrap_or_default()
+}
 
 impl Held {
     /// One object of the plan JSON's `held` list.
-    pub fn to_json(&self) -> Value {
-        json!({"region": self.target.region, "account": self.target.account, "cluster": self.cluster,
-               "service": self.service, "reason": self.reason.to_string()})
+    pub fn json(&self) -> HeldJson {
+        HeldJson {
+            region: self.target.region.clone(),
+            account: self.target.account.clone(),
+            cluster: self.cluster.clone(),
+            service: self.service.clone(),
+            reason: self.reason.to_string(),
+        }
     }
 }
 
@@ -36,38 +247,46 @@ pub fn rfc3339(ms: i64) -> String {
 
 impl Action {
     /// The action as one object of the plan JSON's `actions` list.
-    pub fn to_json(&self) -> Value {
+    pub fn json(&self) -> ActionJson {
         let t = self.target();
-        match self {
+        let change = match self {
             Action::TagCluster {
                 cluster,
                 cluster_arn,
                 from,
                 to,
                 ..
-            } => json!({
-                "phase": self.phase().as_str(), "kind": self.kind(), "region": t.region, "account": t.account,
-                "cluster": cluster, "clusterArn": cluster_arn, "key": TAG_KEY, "from": from, "to": to,
-            }),
+            } => ChangeJson::TagCluster {
+                cluster: cluster.clone(),
+                cluster_arn: cluster_arn.clone(),
+                key: TAG_KEY.to_owned(),
+                from: from.clone(),
+                to: (*to).to_owned(),
+            },
             Action::UntagCluster {
                 cluster,
                 cluster_arn,
                 from,
                 ..
-            } => json!({
-                "phase": self.phase().as_str(), "kind": self.kind(), "region": t.region, "account": t.account,
-                "cluster": cluster, "clusterArn": cluster_arn, "key": TAG_KEY, "from": from, "to": null,
-            }),
+            } => ChangeJson::UntagCluster {
+                cluster: cluster.clone(),
+                cluster_arn: cluster_arn.clone(),
+                key: TAG_KEY.to_owned(),
+                from: from.clone(),
+                to: (),
+            },
             Action::UpdateDetector {
                 detector_id,
                 feature,
                 from,
                 to,
                 ..
-            } => json!({
-                "phase": self.phase().as_str(), "kind": self.kind(), "region": t.region, "account": t.account,
-                "detectorId": detector_id, "feature": feature, "from": from, "to": to,
-            }),
+            } => ChangeJson::UpdateDetector {
+                detector_id: detector_id.clone(),
+                feature: (*feature).to_owned(),
+                from: from.as_ref().map(ToString::to_string),
+                to: to.to_string(),
+            },
             Action::RedeployService {
                 cluster,
                 cluster_arn,
@@ -76,53 +295,89 @@ impl Action {
                 reason,
                 not_before_ms,
                 ..
-            } => json!({
-                "phase": self.phase().as_str(), "kind": self.kind(), "region": t.region, "account": t.account,
-                "cluster": cluster, "clusterArn": cluster_arn, "service": service, "serviceArn": service_arn,
-                "reason": reason, "notBefore": not_before_ms.map(rfc3339),
-            }),
+            } => ChangeJson::RedeployService {
+                cluster: cluster.clone(),
+                cluster_arn: cluster_arn.clone(),
+                service: service.clone(),
+                service_arn: service_arn.clone(),
+                reason: reason.clone(),
+                not_before: not_before_ms.map(rfc3339),
+            },
+        };
+        ActionJson {
+            phase: self.phase(),
+            region: t.region.clone(),
+            account: t.account.clone(),
+            change,
         }
     }
 }
 
 impl Refusal {
     /// The `refused` object of the plan JSON.
-    pub fn to_json(&self) -> Value {
-        json!({"reason": self.reason, "limit": self.limit, "region": self.region, "value": self.value, "max": self.max,
-               "scope": self.scope.as_str(), "targets": self.targets})
+    pub fn json(&self) -> RefusalJson {
+        RefusalJson {
+            reason: self.reason.clone(),
+            limit: self.limit.to_owned(),
+            region: self.region.clone(),
+            value: self.value,
+            max: self.max,
+            scope: self.scope,
+            targets: self.targets.clone(),
+        }
     }
 }
 
 impl ClusterRow {
     /// One object of the plan JSON's `clusters` list.
-    pub fn to_json(&self) -> Value {
-        json!({
-            "region": self.target.region, "account": self.target.account, "cluster": self.cluster,
-            "desired": self.desired.map(|d| d.as_str()), "observed": self.observed,
-            "coverage": self.coverage.as_str(),
-            // null when the cluster's tasks were not read (coverage off and staying off)
-            "uncoveredTasks": self.tasks.map(|t| t.without_agent()),
-            "runningTasks": self.tasks.map(|t| t.running),
-            "servicesWithoutAgent": self.tasks.map(|t| t.services_without_agent),
-            "standaloneTasksWithoutAgent": self.tasks.map(|t| t.standalone_tasks_without_agent),
-            "coverageStatus": self.guardduty.as_ref().map(|g| g.status.as_str()),
-            "coverageIssue": self.guardduty.as_ref().and_then(|g| g.issue.as_deref()),
-        })
+    pub fn json(&self) -> ClusterJson {
+        let gd = self.guardduty.as_ref();
+        ClusterJson {
+            region: self.target.region.clone(),
+            account: self.target.account.clone(),
+            cluster: self.cluster.clone(),
+            desired: self.desired.map(DesiredTag::from),
+            observed: self.observed.clone(),
+            coverage: self.coverage,
+            uncovered_tasks: self.tasks.map(|t| t.without_agent()),
+            running_tasks: self.tasks.map(|t| t.running),
+            services_without_agent: self.tasks.map(|t| t.services_without_agent),
+            standalone_tasks_without_agent: self.tasks.map(|t| t.standalone_tasks_without_agent),
+            coverage_status: gd.map(|g| g.status.as_str().to_owned()),
+            coverage_issue: gd.and_then(|g| g.issue.clone()),
+        }
     }
 }
 
 impl Plan {
     /// The whole plan JSON.
-    pub fn to_json(&self) -> Value {
+    pub fn json(&self) -> PlanJson {
         let targets = &self.targets;
-        json!({
-            "changes": self.changes(),
-            "actions": targets.iter().flat_map(|t| &t.actions).map(Action::to_json).collect::<Vec<_>>(),
-            "refused": self.refused().map(Refusal::to_json),
-            "clusters": targets.iter().flat_map(|t| &t.clusters).map(ClusterRow::to_json).collect::<Vec<_>>(),
-            "warnings": targets.iter().flat_map(|t| &t.warnings).collect::<Vec<_>>(),
-            "held": targets.iter().flat_map(|t| &t.held).map(Held::to_json).collect::<Vec<_>>(),
-        })
+        PlanJson {
+            changes: self.changes(),
+            actions: targets
+                .iter()
+                .flat_map(|t| &t.actions)
+                .map(Action::json)
+                .collect(),
+            refused: self.refused().map(Refusal::json),
+            clusters: targets
+                .iter()
+                .flat_map(|t| &t.clusters)
+                .map(ClusterRow::json)
+                .collect(),
+            warnings: targets.iter().flat_map(|t| &t.warnings).cloned().collect(),
+            held: targets
+                .iter()
+                .flat_map(|t| &t.held)
+                .map(Held::json)
+                .collect(),
+        }
+    }
+
+    /// The whole plan JSON as a value.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self.json()).unwrap_or_default()
     }
 }
 

@@ -16,7 +16,8 @@ pub const MAX_COVERAGE_LOSS: &str = "maxCoverageLossFraction";
 const NAMED_IN_REASON: usize = 10;
 
 /// What a refused limit counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// The plan of one target.
     Target,

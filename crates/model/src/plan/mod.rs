@@ -15,6 +15,10 @@ use crate::observed::{
     RUNTIME_MONITORING,
 };
 
+pub use json::{
+    output_schema, plan_schema, ActionJson, ChangeJson, ClusterJson, DesiredTag, HeldJson,
+    PlanJson, RefusalJson,
+};
 pub use limits::{
     check_fleet, Ceilings, Clamped, Limits, Scope, DEFAULT_MAX_CLUSTER_CHANGES,
     DEFAULT_MAX_COVERAGE_LOSS, MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS,
@@ -33,7 +37,10 @@ pub struct TargetRef {
 
 /// The phases of a plan, applied in this order so that coverage is never widened by
 /// accident (DESIGN §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// Set tags to `true` / `false`.
     Tags,
@@ -241,7 +248,10 @@ pub struct Refusal {
 }
 
 /// Coverage of a cluster now and once the plan is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum CoverageChange {
     /// Covered now and after.
     Covered,
