@@ -255,8 +255,10 @@ pub fn repo_path(rel: &str) -> PathBuf {
     root().join(rel)
 }
 
-/// Serializes the tests of one binary that use [`Sandbox::aws_env`]: the process
-/// environment is global, and `AwsContext::from_env` reads it.
+/// Serializes the tests that use [`Sandbox::aws_env`]: the process environment is
+/// global, and `AwsContext::from_env` reads it. The other tests do not depend on it:
+/// every controller they start gets its AWS settings from [`hermetic_env`], and
+/// [`Sandbox::sdk`] sets endpoint, region and credentials itself.
 static AWS_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Sandbox {
