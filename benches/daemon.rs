@@ -2,13 +2,15 @@
 //! and the daemon's memory after 100 passes over 1,000 clusters, against the local
 //! sandbox. Run: `cargo bench --bench daemon`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The end-to-end tests' harness; a bench uses only part of it.
+#[path = "../tests/e2e/kit/mod.rs"]
+#[allow(dead_code)]
+mod kit;
 
 use std::time::{Duration, Instant};
 
-use common::daemon::{replace_file, Daemon};
-use common::Sandbox;
+use kit::daemon::{replace_file, Daemon};
+use kit::Sandbox;
 
 const CLUSTERS: usize = 1000;
 const EDITS: usize = 20;

@@ -18,16 +18,18 @@
 //! a few seconds later. `apply` (scenario a) runs as a process of its own: wall time from
 //! start to exit, VmHWM sampled every 2 ms.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+// The end-to-end tests' harness; a bench uses only part of it.
+#[path = "../tests/e2e/kit/mod.rs"]
+#[allow(dead_code)]
+mod kit;
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::daemon::Daemon;
-use common::Sandbox;
+use kit::daemon::Daemon;
+use kit::Sandbox;
 
 // AWS batch sizes (API reference maxima), as the controller uses them.
 const LIST_CLUSTERS_PAGE: u64 = 100;
@@ -456,10 +458,10 @@ fn apply_once(sb: &Sandbox, config: &std::path::Path) -> RunResult {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_guardduty-ecs-controller"));
     cmd.args(["apply", "--output", "json", "--config"])
         .arg(config)
-        .current_dir(common::root());
+        .current_dir(kit::root());
     let mut env = vec![("AWS_ENDPOINT_URL", sb.url.as_str())];
     env.extend(CEILINGS);
-    common::hermetic_env(&mut cmd, &env);
+    kit::hermetic_env(&mut cmd, &env);
     let start = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())

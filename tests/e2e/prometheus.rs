@@ -1,15 +1,14 @@
 //! A real Prometheus (Debian's `prometheus` package, installed by scripts/test) scrapes the
 //! daemon; `promtool check metrics` lints the exposition.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::daemon::Daemon;
-use common::Sandbox;
+use crate::kit::daemon::{Daemon, HTTP_TIMEOUT};
+use crate::kit::http;
+use crate::kit::Sandbox;
 
 fn tool(name: &str) -> String {
     let found = Command::new("sh")
@@ -113,14 +112,10 @@ fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
     );
     let query =
         format!("http://127.0.0.1:{port}/api/v1/query?query=guardduty_controller_reconcile_total");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
     let mut last = String::new();
     let found = daemon.wait_for(Duration::from_secs(60), |_| {
-        if let Ok(mut resp) = agent.get(&query).call() {
-            last = resp.body_mut().read_to_string().unwrap_or_default();
+        if let Ok((_, body)) = http::get(&query, HTTP_TIMEOUT) {
+            last = body;
             let v: serde_json::Value = serde_json::from_str(&last).unwrap_or_default();
             return v["data"]["result"].as_array().is_some_and(|series| {
                 series.iter().any(|s| {

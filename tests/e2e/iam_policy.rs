@@ -4,13 +4,11 @@
 //! reached by AssumeRole) is allowed by `deploy/iam-policy.json`, and every action the
 //! policy grants is used by one of them. The calls come from the sandbox's request log.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::daemon::Daemon;
-use common::{repo_path, Sandbox};
+use crate::kit::daemon::Daemon;
+use crate::kit::{repo_path, Sandbox};
 use serde_json::{json, Value};
 
 /// Two targets: the credentials' own account, and one reached through a role.

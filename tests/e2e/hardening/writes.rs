@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::daemon::{replace_file, Daemon};
-use crate::common::{run_offline, Sandbox};
+use crate::kit::aws::Deployment;
+use crate::kit::daemon::{replace_file, Daemon};
+use crate::kit::{run_offline, Sandbox};
 
 const REGION: &str = "us-east-1";
 
@@ -33,26 +34,9 @@ clusters:
 redeploy: {settleTime: 0s, waitForSteadyState: false}
 "#;
 
-/// The service's deployments, read through ECS: (id, status).
-async fn deployments(sb: &Sandbox) -> Vec<(String, String)> {
-    let ecs = aws_sdk_ecs::Client::new(&sb.sdk(REGION).await);
-    let out = ecs
-        .describe_services()
-        .cluster("apps")
-        .services("api")
-        .send()
-        .await
-        .expect("DescribeServices");
-    out.services()[0]
-        .deployments()
-        .iter()
-        .map(|d| {
-            (
-                d.id().unwrap_or_default().to_owned(),
-                d.status().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
+/// The service's deployments, read through ECS.
+async fn deployments(sb: &Sandbox) -> Vec<Deployment> {
+    sb.aws(REGION).await.deployments("apps", "api").await
 }
 
 fn executed(sb: &Sandbox, operation: &str) -> usize {
@@ -109,16 +93,16 @@ async fn an_update_service_answered_after_the_attempt_timeout_forces_exactly_one
         "one forced deployment requested and performed: {run}"
     );
     let after = deployments(&sb).await;
-    let new: Vec<&(String, String)> = after
+    let new: Vec<&Deployment> = after
         .iter()
-        .filter(|(id, _)| before.iter().all(|(old, _)| old != id))
+        .filter(|d| before.iter().all(|old| old.id != d.id))
         .collect();
     assert_eq!(
         new.len(),
         1,
         "exactly one new deployment: before {before:?}, after {after:?}"
     );
-    assert_eq!(new[0].1, "PRIMARY");
+    assert_eq!(new[0].status, "PRIMARY");
     assert_eq!(run.code, 0, "applied, no failed action: {run}");
     assert!(
         run.stderr.contains("a re-read found it applied"),

@@ -1,11 +1,9 @@
 //! End to end: the real binary against the sandbox, AWS state read back through the
 //! sandbox's own API (never through the controller).
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{run_offline, Sandbox};
+use crate::kit::{run_offline, Sandbox};
 use serde_json::Value;
 
 const SMALL_FLEET: &str = r#"
@@ -83,7 +81,7 @@ async fn plan_and_apply_exit_codes_follow_the_contract_and_aws_ends_as_declared(
     let apply = sb.controller(&["apply", "--config", config]);
     assert_eq!(apply.code, 0, "converged: {apply}");
 
-    let tags = sb.cluster_tags("us-east-1").await;
+    let tags = sb.aws("us-east-1").await.cluster_tags().await;
     assert_eq!(
         tags_of(&tags, "payments-prod"),
         &map(&[("GuardDutyManaged", "true"), ("team", "payments")])
@@ -98,7 +96,7 @@ async fn plan_and_apply_exit_codes_follow_the_contract_and_aws_ends_as_declared(
         &map(&[("GuardDutyManaged", "True"), ("owner", "someone")]),
         "a cluster no rule names is untouched"
     );
-    let features = sb.detector_features("us-east-1").await;
+    let features = sb.aws("us-east-1").await.detector_features().await;
     let (status, extra) = &features["RUNTIME_MONITORING"];
     assert_eq!(status, "ENABLED");
     assert_eq!(extra["ECS_FARGATE_AGENT_MANAGEMENT"], "ENABLED");
@@ -190,7 +188,7 @@ regions:
       - {name: "covered-{i:02d}", count: 4, tags: {GuardDutyManaged: "true"}}
 "#,
     );
-    let before = sb.cluster_tags("us-east-1").await;
+    let before = sb.aws("us-east-1").await.cluster_tags().await;
     let too_many = sb.write(
         "too-many.yaml",
         r#"
@@ -231,7 +229,7 @@ safety: {maxCoverageLossFraction: 0.25}
             "refused plans write nothing: {:?}",
             sb.writes()
         );
-        assert_eq!(sb.cluster_tags("us-east-1").await, before);
+        assert_eq!(sb.aws("us-east-1").await.cluster_tags().await, before);
     }
 
     let forced = sb.controller(&[
@@ -244,7 +242,7 @@ safety: {maxCoverageLossFraction: 0.25}
         forced.code, 0,
         "--allow-mass-change overrides the limit: {forced}"
     );
-    let after = sb.cluster_tags("us-east-1").await;
+    let after = sb.aws("us-east-1").await.cluster_tags().await;
     assert!((0..8).all(|i| after[&format!("untagged-{i:02}")]
         .get("GuardDutyManaged")
         .map(String::as_str)
@@ -335,7 +333,7 @@ unmatchedClusters: ignore
     );
     let mut before = BTreeMap::new();
     for region in ["us-east-1", "eu-west-1"] {
-        before.insert(region, sb.cluster_tags(region).await);
+        before.insert(region, sb.aws(region).await.cluster_tags().await);
     }
     let total: usize = before.values().map(BTreeMap::len).sum();
     assert_eq!(total, 260, "seeded fleet size");
@@ -354,7 +352,7 @@ unmatchedClusters: ignore
 
     let mut checked = 0;
     for (region, clusters) in &before {
-        let after = sb.cluster_tags(region).await;
+        let after = sb.aws(region).await.cluster_tags().await;
         for (name, seeded) in clusters {
             let mut expected = seeded.clone();
             match expected_managed_tag(region, name, seeded) {
@@ -368,13 +366,13 @@ unmatchedClusters: ignore
     assert_eq!(checked, 260);
     // The first match rule wins over later ones, but an exact name beats them all, and
     // the unmatched clusters kept every tag they had.
-    let east = sb.cluster_tags("us-east-1").await;
+    let east = sb.aws("us-east-1").await.cluster_tags().await;
     assert_eq!(east["web-000-prod"]["GuardDutyManaged"], "false");
     assert_eq!(
         east["api-000-prod"]["GuardDutyManaged"], "true",
         "the regions selector keeps rule 1 out of us-east-1"
     );
-    let west = sb.cluster_tags("eu-west-1").await;
+    let west = sb.aws("eu-west-1").await.cluster_tags().await;
     assert_eq!(
         west["api-000-prod"].get("GuardDutyManaged"),
         None,
@@ -412,13 +410,13 @@ async fn apply_exits_3_when_some_actions_failed_and_keeps_the_phase_order() {
     assert_eq!(result_of("tag_cluster"), ["success", "success"], "{apply}");
     assert_eq!(result_of("update_detector"), ["error"], "{apply}");
     assert_eq!(result_of("untag_cluster"), ["skipped"], "{apply}");
-    let tags = sb.cluster_tags("us-east-1").await;
+    let tags = sb.aws("us-east-1").await.cluster_tags().await;
     assert_eq!(tags["sandbox"]["GuardDutyManaged"], "false");
     assert_eq!(
         tags["scratch"]["GuardDutyManaged"], "true",
         "the untag phase did not run"
     );
-    let features = sb.detector_features("us-east-1").await;
+    let features = sb.aws("us-east-1").await.detector_features().await;
     assert_eq!(
         features["RUNTIME_MONITORING"].1["ECS_FARGATE_AGENT_MANAGEMENT"],
         "DISABLED"
@@ -428,7 +426,11 @@ async fn apply_exits_3_when_some_actions_failed_and_keeps_the_phase_order() {
     sb.faults(serde_json::json!({"rules": []}));
     let fresh = Sandbox::start();
     fresh.seed(SMALL_FLEET);
-    let payments = fresh.cluster_arn("us-east-1", "payments-prod").await;
+    let payments = fresh
+        .aws("us-east-1")
+        .await
+        .cluster_arn("payments-prod")
+        .await;
     fresh.faults(serde_json::json!({"rules": [{"service": "tagging", "operation": "TagResources", "fault": "failArns", "arns": [payments]}]}));
     let partial = fresh.controller(&["apply", "--config", config, "--output", "json"]);
     assert_eq!(partial.code, 3, "{partial}");
@@ -441,7 +443,7 @@ async fn apply_exits_3_when_some_actions_failed_and_keeps_the_phase_order() {
         .collect();
     assert_eq!(failed.len(), 1, "{partial}");
     assert_eq!(failed[0]["cluster"], "payments-prod");
-    let tags = fresh.cluster_tags("us-east-1").await;
+    let tags = fresh.aws("us-east-1").await.cluster_tags().await;
     assert_eq!(
         tags["sandbox"]["GuardDutyManaged"], "false",
         "the rest of the batch landed"

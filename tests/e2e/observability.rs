@@ -4,18 +4,16 @@
 //! and every controller metric the daemon exports has a place on the dashboard.
 //! `scripts/check-observability` checks the same files with promtool (syntax, unit tests).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::daemon::Daemon;
-use common::Sandbox;
+use crate::kit::daemon::Daemon;
+use crate::kit::Sandbox;
 
-const RULES: &str = include_str!("../deploy/prometheus-alerts.yaml");
-const RULE_TESTS: &str = include_str!("../deploy/prometheus-alerts.test.yaml");
-const DASHBOARD: &str = include_str!("../deploy/grafana-dashboard.json");
-const METRICS_RS: &str = include_str!("../crates/daemon/src/metrics.rs");
+const RULES: &str = include_str!("../../deploy/prometheus-alerts.yaml");
+const RULE_TESTS: &str = include_str!("../../deploy/prometheus-alerts.test.yaml");
+const DASHBOARD: &str = include_str!("../../deploy/grafana-dashboard.json");
+const METRICS_RS: &str = include_str!("../../crates/daemon/src/metrics.rs");
 
 const PREFIX: &str = "guardduty_controller_";
 

@@ -1,15 +1,24 @@
 //! A hermetic harness for end-to-end tests: a private sandbox per test, the real binary,
-//! and AWS state read back through the sandbox with plain SDK clients.
-#![allow(dead_code)] // each test file uses a different part of the harness
+//! and AWS state read back through the sandbox with plain SDK clients ([`Sandbox::aws`]).
 
+pub mod aws;
 pub mod daemon;
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
 
+use hyper::Method;
 use serde_json::Value;
+
+use aws::Aws;
+
+/// How long a call of the sandbox's own API may take.
+const SANDBOX_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -21,6 +30,8 @@ pub struct Sandbox {
     child: Child,
     pub url: String,
     dir: tempfile::TempDir,
+    /// [`Sandbox::aws`]'s readers, by region.
+    aws: Mutex<BTreeMap<String, Aws>>,
 }
 
 impl Sandbox {
@@ -46,6 +57,7 @@ impl Sandbox {
             child,
             url,
             dir: tempfile::TempDir::new().expect("a temp dir"),
+            aws: Mutex::default(),
         }
     }
 
@@ -72,36 +84,46 @@ impl Sandbox {
         path
     }
 
+    /// One call of the sandbox's own API (`/_sandbox/...`): the body of its 2xx answer.
+    fn call(&self, method: Method, path: &str, body: String) -> String {
+        let what = format!("{method} {path}");
+        let url = format!("{}{path}", self.url);
+        match http::request(method, &url, &[], body, SANDBOX_TIMEOUT) {
+            Ok((status, body)) if (200..300).contains(&status) => body,
+            Ok((status, body)) => panic!("{what}: status {status}: {body}"),
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+
     /// Every AWS request the sandbox received, in order.
     pub fn requests(&self) -> Vec<Value> {
-        let body = ureq::get(&format!("{}/_sandbox/requests", self.url))
-            .call()
-            .expect("GET /_sandbox/requests")
-            .into_body()
-            .read_to_string()
-            .expect("request log body");
+        let body = self.call(Method::GET, "/_sandbox/requests", String::new());
         serde_json::from_str(&body).expect("request log is JSON")
     }
 
     /// Replaces the sandbox's fault rules (sandbox/README.md, "Fault injection").
     pub fn faults(&self, rules: Value) {
-        ureq::post(&format!("{}/_sandbox/faults", self.url))
-            .send(rules.to_string())
-            .expect("POST /_sandbox/faults");
+        self.call(Method::POST, "/_sandbox/faults", rules.to_string());
+    }
+
+    /// Replaces the sandbox's timing knobs (`POST /_sandbox/knobs`, sandbox/README.md).
+    pub fn knobs(&self, knobs: Value) {
+        self.call(Method::POST, "/_sandbox/knobs", knobs.to_string());
+    }
+
+    /// Replaces sandbox settings (`POST /_sandbox/config`, e.g. `{"rolloutSeconds": 1}`).
+    pub fn config(&self, settings: Value) {
+        self.call(Method::POST, "/_sandbox/config", settings.to_string());
     }
 
     /// Forgets all AWS state, the log and the fault rules.
     pub fn reset(&self) {
-        ureq::post(&format!("{}/_sandbox/reset", self.url))
-            .send("")
-            .expect("POST /_sandbox/reset");
+        self.call(Method::POST, "/_sandbox/reset", String::new());
     }
 
     /// Forgets the request log.
     pub fn clear_requests(&self) {
-        ureq::delete(&format!("{}/_sandbox/requests", self.url))
-            .call()
-            .expect("DELETE /_sandbox/requests");
+        self.call(Method::DELETE, "/_sandbox/requests", String::new());
     }
 
     /// Operations of the logged requests that write, in order.
@@ -136,130 +158,18 @@ impl Sandbox {
             .await
     }
 
-    /// An S3 client on the sandbox (path-style, us-east-1) with `bucket` created in it.
-    pub async fn s3_bucket(&self, bucket: &str) -> aws_sdk_s3::Client {
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&self.sdk("us-east-1").await)
-                .force_path_style(true)
-                .build(),
-        );
-        s3.create_bucket()
-            .bucket(bucket)
-            .send()
-            .await
-            .expect("CreateBucket");
-        s3
-    }
-
-    /// Every cluster ARN in a region, by cluster name, read through ECS.
-    pub async fn cluster_arns(&self, region: &str) -> BTreeMap<String, String> {
-        let ecs = aws_sdk_ecs::Client::new(&self.sdk(region).await);
-        let mut out = BTreeMap::new();
-        let mut token = None;
-        loop {
-            let page = ecs
-                .list_clusters()
-                .set_next_token(token)
-                .send()
-                .await
-                .expect("ListClusters");
-            for arn in page.cluster_arns() {
-                let name = arn.rsplit('/').next().unwrap_or_default();
-                out.insert(name.to_owned(), arn.clone());
-            }
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return out;
-            }
+    /// The AWS reader of one region of this sandbox, its clients made once.
+    pub async fn aws(&self, region: &str) -> Aws {
+        if let Some(aws) = self.aws.lock().expect("AWS readers").get(region) {
+            return aws.clone();
         }
-    }
-
-    /// Every cluster's tags in a region, by cluster name, read through ECS.
-    pub async fn cluster_tags(&self, region: &str) -> BTreeMap<String, BTreeMap<String, String>> {
-        let ecs = aws_sdk_ecs::Client::new(&self.sdk(region).await);
-        let arns: Vec<String> = self.cluster_arns(region).await.into_values().collect();
-        let mut out = BTreeMap::new();
-        for batch in arns.chunks(100) {
-            let described = ecs
-                .describe_clusters()
-                .set_clusters(Some(batch.to_vec()))
-                .include(aws_sdk_ecs::types::ClusterField::Tags)
-                .send()
-                .await
-                .expect("DescribeClusters");
-            for c in described.clusters() {
-                let tags = c
-                    .tags()
-                    .iter()
-                    .map(|t| {
-                        (
-                            t.key().unwrap_or_default().to_owned(),
-                            t.value().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect();
-                out.insert(c.cluster_name().unwrap_or_default().to_owned(), tags);
-            }
-        }
-        out
-    }
-
-    /// A cluster's ARN, read through ECS.
-    pub async fn cluster_arn(&self, region: &str, name: &str) -> String {
-        let ecs = aws_sdk_ecs::Client::new(&self.sdk(region).await);
-        let out = ecs
-            .describe_clusters()
-            .clusters(name)
-            .send()
-            .await
-            .expect("DescribeClusters");
-        out.clusters()
-            .first()
-            .and_then(|c| c.cluster_arn())
-            .expect("the cluster exists")
-            .to_owned()
-    }
-
-    /// The region's detector features: feature → (status, additional name → status).
-    pub async fn detector_features(
-        &self,
-        region: &str,
-    ) -> BTreeMap<String, (String, BTreeMap<String, String>)> {
-        let gd = aws_sdk_guardduty::Client::new(&self.sdk(region).await);
-        let ids = gd.list_detectors().send().await.expect("ListDetectors");
-        let id = ids.detector_ids().first().expect("a detector").clone();
-        let d = gd
-            .get_detector()
-            .detector_id(id)
-            .send()
-            .await
-            .expect("GetDetector");
-        d.features()
-            .iter()
-            .map(|f| {
-                let extra = f
-                    .additional_configuration()
-                    .iter()
-                    .map(|a| {
-                        (
-                            a.name().map(|n| n.as_str().to_owned()).unwrap_or_default(),
-                            a.status()
-                                .map(|s| s.as_str().to_owned())
-                                .unwrap_or_default(),
-                        )
-                    })
-                    .collect();
-                (
-                    f.name().map(|n| n.as_str().to_owned()).unwrap_or_default(),
-                    (
-                        f.status()
-                            .map(|s| s.as_str().to_owned())
-                            .unwrap_or_default(),
-                        extra,
-                    ),
-                )
-            })
-            .collect()
+        let aws = Aws::new(&self.sdk(region).await);
+        self.aws
+            .lock()
+            .expect("AWS readers")
+            .entry(region.to_owned())
+            .or_insert(aws)
+            .clone()
     }
 }
 
@@ -345,8 +255,10 @@ pub fn repo_path(rel: &str) -> PathBuf {
     root().join(rel)
 }
 
-/// Serializes the tests of one binary that use [`Sandbox::aws_env`]: the process
-/// environment is global, and `AwsContext::from_env` reads it.
+/// Serializes the tests that use [`Sandbox::aws_env`]: the process environment is
+/// global, and `AwsContext::from_env` reads it. The other tests do not depend on it:
+/// every controller they start gets its AWS settings from [`hermetic_env`], and
+/// [`Sandbox::sdk`] sets endpoint, region and credentials itself.
 static AWS_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Sandbox {
@@ -372,13 +284,6 @@ impl Sandbox {
             std::env::set_var(key, value);
         }
         guard
-    }
-
-    /// Replaces sandbox settings (`POST /_sandbox/config`, e.g. `{"rolloutSeconds": 1}`).
-    pub fn config(&self, settings: Value) {
-        ureq::post(&format!("{}/_sandbox/config", self.url))
-            .send(settings.to_string())
-            .expect("POST /_sandbox/config");
     }
 
     /// How many logged requests had each operation.

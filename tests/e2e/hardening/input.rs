@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{hermetic_env, root, run_offline, Run};
+use crate::kit::{hermetic_env, root, run_offline, Run};
 
 /// Generous: every case takes well under a second in a debug build. A run past this is
 /// killed, so a regression fails the test instead of hanging it.
@@ -147,7 +147,7 @@ fn hostile_files_are_located_mistakes_of_validate_never_a_crash() {
 
 #[test]
 fn a_duration_flag_past_any_deadline_is_a_clean_usage_error() {
-    let config = crate::common::repo_path("config/inclusion-tags.yaml");
+    let config = crate::kit::repo_path("config/inclusion-tags.yaml");
     let config = config.to_str().expect("a UTF-8 path");
     for flag in ["--timeout", "--rollout-poll"] {
         let run = run_offline(&["apply", "--config", config, flag, "999999999999h"]);

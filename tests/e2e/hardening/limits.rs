@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{run_controller, run_offline, Run, Sandbox};
+use crate::kit::{run_controller, run_offline, Run, Sandbox};
 
 type Tags = BTreeMap<String, BTreeMap<String, String>>;
 
@@ -33,8 +33,8 @@ regions:
 
 async fn fleet_tags(sb: &Sandbox) -> [Tags; 2] {
     [
-        sb.cluster_tags("us-east-1").await,
-        sb.cluster_tags("eu-west-1").await,
+        sb.aws("us-east-1").await.cluster_tags().await,
+        sb.aws("eu-west-1").await.cluster_tags().await,
     ]
 }
 

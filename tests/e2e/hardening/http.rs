@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::daemon::Daemon;
-use crate::common::{hermetic_env, Run, Sandbox};
+use hyper::Method;
+
+use crate::kit::daemon::{Daemon, HTTP_TIMEOUT};
+use crate::kit::http;
+use crate::kit::{hermetic_env, Run, Sandbox};
 
 const FLEET: &str = r#"
 regions:
@@ -351,7 +354,9 @@ async fn a_2_mib_file_and_a_2_mib_s3_object_are_refused_with_a_size_error() {
         "{run}"
     );
 
-    let s3 = sb.s3_bucket("gitops").await;
+    let aws = sb.aws("us-east-1").await;
+    aws.create_bucket("gitops").await;
+    let s3 = aws.s3;
     s3.put_object()
         .bucket("gitops")
         .key("big.yaml")
@@ -390,17 +395,19 @@ fn status_needs_the_bearer_token_when_one_is_set_and_metrics_stay_open() {
         &file,
         &["--status-token-file", token_file.to_str().unwrap()],
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
     let status_with = |authorization: Option<&str>| -> u16 {
-        let mut request = agent.get(&format!("http://{}/status", daemon.addr));
-        if let Some(value) = authorization {
-            request = request.header("Authorization", value);
-        }
-        request.call().map(|r| r.status().as_u16()).unwrap_or(0)
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|value| ("Authorization", value))
+            .into_iter()
+            .collect();
+        http::request(
+            Method::GET,
+            &daemon.url("/status"),
+            &headers,
+            "",
+            HTTP_TIMEOUT,
+        )
+        .map_or(0, |(status, _)| status)
     };
     assert_eq!(status_with(None), 401, "no token");
     assert_eq!(status_with(Some("Bearer wrong")), 401, "a wrong token");

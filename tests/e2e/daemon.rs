@@ -1,11 +1,9 @@
 //! End to end: the daemon (`run`) against the sandbox.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::daemon::{replace_file, Daemon};
-use common::Sandbox;
+use crate::kit::daemon::{replace_file, Daemon};
+use crate::kit::Sandbox;
 
 const FLEET: &str = r#"
 regions:
@@ -29,10 +27,12 @@ fn desired(alpha: &str, beta: &str) -> String {
 }
 
 async fn tag(sb: &Sandbox, cluster: &str) -> Option<String> {
-    sb.cluster_tags("us-east-1")
+    sb.aws("us-east-1")
         .await
-        .get(cluster)
-        .and_then(|t| t.get("GuardDutyManaged").cloned())
+        .managed_tags()
+        .await
+        .remove(cluster)
+        .flatten()
 }
 
 async fn wait_tag(
@@ -168,7 +168,7 @@ async fn a_broken_file_changes_nothing_in_aws_counts_an_error_and_fixing_it_resu
     let (_, status) = daemon.get("/status");
     for (what, text) in [("logs", daemon.logs()), ("/status", status)] {
         assert!(
-            !text.contains(common::SECRET_KEY),
+            !text.contains(crate::kit::SECRET_KEY),
             "credentials leaked into {what}"
         );
     }
@@ -336,7 +336,9 @@ regions:
 async fn a_desired_state_in_s3_is_applied_without_a_restart_and_a_corrupt_object_is_not() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
-    let s3 = sb.s3_bucket("gitops").await;
+    let aws = sb.aws("us-east-1").await;
+    aws.create_bucket("gitops").await;
+    let s3 = aws.s3;
     let put = |text: String| {
         let s3 = s3.clone();
         async move {

@@ -3,12 +3,10 @@
 //! per-client task cache, GuardDuty's coverage records, and a forced redeployment. What the
 //! adapter reports is checked against the sandbox, read with plain SDK calls.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::Sandbox;
+use crate::kit::Sandbox;
 use gec_aws::{AwsContext, CallSettings, ClusterScope, TargetClient};
 use gec_model::desired::Target;
 use gec_model::observed::{ObservedCluster, TaskCounts};
@@ -66,48 +64,16 @@ fn now_ms() -> i64 {
     i64::try_from(since.as_millis()).unwrap()
 }
 
-/// Container names of a service's RUNNING tasks, read with the SDK (not the adapter).
-async fn service_task_containers(sb: &Sandbox, cluster: &str, service: &str) -> Vec<Vec<String>> {
-    let ecs = aws_sdk_ecs::Client::new(&sb.sdk(REGION).await);
-    let arns = ecs
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(service)
-        .send()
-        .await
-        .expect("ListTasks");
-    if arns.task_arns().is_empty() {
-        return Vec::new();
-    }
-    let tasks = ecs
-        .describe_tasks()
-        .cluster(cluster)
-        .set_tasks(Some(arns.task_arns().to_vec()))
-        .send()
-        .await
-        .expect("DescribeTasks");
-    tasks
-        .tasks()
-        .iter()
-        .map(|t| {
-            t.containers()
-                .iter()
-                .map(|c| c.name().unwrap_or_default().to_owned())
-                .collect()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy_brings_the_agent()
 {
     let sb = Sandbox::start();
     let _env = sb.aws_env().await;
     sb.seed(FLEET);
-    let sdk = sb.sdk(REGION).await;
-    let ecs = aws_sdk_ecs::Client::new(&sdk);
-    let apps_arn = sb.cluster_arn(REGION, "apps").await;
-    ecs.tag_resource()
+    let aws = sb.aws(REGION).await;
+    let apps_arn = aws.cluster_arn("apps").await;
+    aws.ecs
+        .tag_resource()
         .resource_arn(&apps_arn)
         .tags(
             aws_sdk_ecs::types::Tag::builder()
@@ -152,7 +118,8 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
         "2 EC2 service tasks + 1 EC2 standalone"
     );
     assert_eq!(workload.earliest_agent_task_ms, None);
-    let listed = ecs
+    let listed = aws
+        .ecs
         .list_tasks()
         .cluster(&apps_arn)
         .send()
@@ -226,32 +193,23 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
     );
     let mut completed = false;
     for _ in 0..100 {
-        let out = ecs
-            .describe_services()
-            .cluster(&apps_arn)
-            .services("web")
-            .send()
-            .await
-            .expect("DescribeServices");
-        let deployments = out.services()[0].deployments();
+        let deployments = aws.deployments(&apps_arn, "web").await;
         completed = deployments.len() == 1
-            && deployments[0].id() == Some(started.id.as_str())
-            && deployments[0].status() == Some("PRIMARY")
-            && deployments[0].rollout_state().map(|s| s.as_str()) == Some("COMPLETED");
+            && deployments[0].id == started.id
+            && deployments[0].status == "PRIMARY"
+            && deployments[0].rollout_state == "COMPLETED";
         if completed {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(completed, "the redeploy's PRIMARY deployment COMPLETED");
-    let containers = service_task_containers(&sb, &apps_arn, "web").await;
-    assert_eq!(containers.len(), 2, "{containers:?}");
-    for names in &containers {
-        assert!(
-            names.iter().any(|n| n.starts_with("aws-guardduty-agent-")),
-            "every new web task runs the agent: {containers:?}"
-        );
-    }
+    let tasks = aws.service_tasks(&apps_arn, "web").await;
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    assert!(
+        tasks.iter().all(|t| t.agent),
+        "every new web task runs the agent: {tasks:?}"
+    );
 
     // The same client again: only the two new tasks are described.
     sb.clear_requests();
@@ -331,7 +289,7 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     assert_eq!(sb.operation_counts().get("DescribeTasks"), None);
 
     // A stopped task is replaced (service scheduler): only the replacement is described.
-    let ecs = aws_sdk_ecs::Client::new(&sb.sdk(REGION).await);
+    let ecs = sb.aws(REGION).await.ecs;
     let one = ecs
         .list_tasks()
         .cluster("big")
@@ -397,7 +355,7 @@ async fn the_detector_is_listed_once_and_again_only_when_it_is_gone() {
         "a steady-state pass reads the known detector only: {ops:?}"
     );
     assert_eq!(second, first);
-    let gd = aws_sdk_guardduty::Client::new(&sb.sdk(REGION).await);
+    let gd = sb.aws(REGION).await.guardduty;
     gd.delete_detector()
         .detector_id(&first.id)
         .send()

@@ -3,13 +3,12 @@
 //! deployments on a timer and computes ListCoverage. Everything is checked by reading the
 //! sandbox through the SDK, never through the controller's own report.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::daemon::Daemon;
-use common::Sandbox;
+use crate::kit::aws::Task;
+use crate::kit::daemon::Daemon;
+use crate::kit::Sandbox;
 use serde_json::{json, Value};
 
 const FLEET: &str = r#"
@@ -41,15 +40,8 @@ redeploy: {settleTime: 0s, maxConcurrent: 2, waitForSteadyState: true}
 
 const REGION: &str = "us-east-1";
 
-fn sandbox_config(sb: &Sandbox, config: Value) {
-    ureq::post(&format!("{}/_sandbox/config", sb.url))
-        .send(config.to_string())
-        .expect("POST /_sandbox/config");
-}
-
-/// UpdateService calls the sandbox received, per service name.
 /// `apply` with 1 s rollout polls and the given timeout, JSON output when asked.
-fn apply(sb: &Sandbox, config: &str, timeout: &str, json: bool) -> common::Run {
+fn apply(sb: &Sandbox, config: &str, timeout: &str, json: bool) -> crate::kit::Run {
     let mut args = vec![
         "apply",
         "--config",
@@ -65,6 +57,7 @@ fn apply(sb: &Sandbox, config: &str, timeout: &str, json: bool) -> common::Run {
     sb.controller(&args)
 }
 
+/// UpdateService calls the sandbox received, per service name.
 fn update_service_calls(sb: &Sandbox) -> BTreeMap<String, usize> {
     let mut calls = BTreeMap::new();
     for r in sb.requests() {
@@ -84,92 +77,14 @@ fn count(sb: &Sandbox, operation: &str) -> usize {
         .count()
 }
 
-/// One RUNNING task: ARN, group, whether it runs the agent.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Task {
-    arn: String,
-    group: String,
-    agent: bool,
-}
-
 /// Every RUNNING task of a cluster, read through the SDK.
 async fn running_tasks(sb: &Sandbox, cluster: &str) -> Vec<Task> {
-    let ecs = aws_sdk_ecs::Client::new(&sb.sdk(REGION).await);
-    let arns = ecs
-        .list_tasks()
-        .cluster(cluster)
-        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
-        .send()
-        .await
-        .expect("ListTasks")
-        .task_arns()
-        .to_vec();
-    if arns.is_empty() {
-        return Vec::new();
-    }
-    let described = ecs
-        .describe_tasks()
-        .cluster(cluster)
-        .set_tasks(Some(arns))
-        .send()
-        .await
-        .expect("DescribeTasks");
-    let mut tasks: Vec<Task> = described
-        .tasks()
-        .iter()
-        .filter(|t| t.last_status() == Some("RUNNING"))
-        .map(|t| Task {
-            arn: t.task_arn().unwrap_or_default().to_owned(),
-            group: t.group().unwrap_or_default().to_owned(),
-            agent: t.containers().iter().any(|c| {
-                c.name()
-                    .is_some_and(|n| n.starts_with("aws-guardduty-agent-"))
-            }),
-        })
-        .collect();
-    tasks.sort();
-    tasks
+    sb.aws(REGION).await.running_tasks(cluster).await
 }
 
 /// GuardDuty's coverage status of a cluster (ListCoverage filtered by cluster name).
 async fn coverage_status(sb: &Sandbox, cluster: &str) -> Option<(String, Option<String>)> {
-    use aws_sdk_guardduty::types::{
-        CoverageFilterCondition, CoverageFilterCriteria, CoverageFilterCriterion,
-        CoverageFilterCriterionKey,
-    };
-    let gd = aws_sdk_guardduty::Client::new(&sb.sdk(REGION).await);
-    let detector = gd
-        .list_detectors()
-        .send()
-        .await
-        .expect("ListDetectors")
-        .detector_ids()
-        .first()
-        .cloned()
-        .expect("a detector");
-    let criteria = CoverageFilterCriteria::builder()
-        .filter_criterion(
-            CoverageFilterCriterion::builder()
-                .criterion_key(CoverageFilterCriterionKey::EcsClusterName)
-                .filter_condition(CoverageFilterCondition::builder().equals(cluster).build())
-                .build(),
-        )
-        .build();
-    let out = gd
-        .list_coverage()
-        .detector_id(detector)
-        .filter_criteria(criteria)
-        .send()
-        .await
-        .expect("ListCoverage");
-    out.resources().first().map(|r| {
-        (
-            r.coverage_status()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
-            r.issue().map(str::to_owned),
-        )
-    })
+    sb.aws(REGION).await.coverage(cluster).await
 }
 
 fn row<'a>(status: &'a Value, cluster: &str) -> &'a Value {
@@ -183,7 +98,7 @@ fn row<'a>(status: &'a Value, cluster: &str) -> &'a Value {
 async fn apply_redeploys_the_services_of_a_newly_covered_cluster_until_every_task_runs_the_agent() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
-    sandbox_config(&sb, json!({"rolloutSeconds": 1}));
+    sb.config(json!({"rolloutSeconds": 1}));
     let desired = sb.write("desired.yaml", DESIRED);
     let config = desired.to_str().unwrap();
     let standalone_before: Vec<Task> = running_tasks(&sb, "batch")
@@ -322,7 +237,7 @@ async fn apply_redeploys_the_services_of_a_newly_covered_cluster_until_every_tas
 async fn a_controller_killed_mid_wave_does_not_redeploy_any_service_twice() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
-    sandbox_config(&sb, json!({"rolloutSeconds": 3}));
+    sb.config(json!({"rolloutSeconds": 3}));
     let desired = sb.write(
         "desired.yaml",
         // retryAfter 10s: after the restart the controller cannot tell a deployment made
@@ -408,19 +323,13 @@ async fn a_steady_state_pass_describes_no_task_it_has_already_seen() {
     );
 }
 
-fn knobs(sb: &Sandbox, knobs: Value) {
-    ureq::post(&format!("{}/_sandbox/knobs", sb.url))
-        .send(knobs.to_string())
-        .expect("POST /_sandbox/knobs");
-}
-
 #[tokio::test]
 async fn a_failed_rollout_stops_the_wave_and_apply_says_so() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
-    sandbox_config(&sb, json!({"rolloutSeconds": 1}));
+    sb.config(json!({"rolloutSeconds": 1}));
     // `api` sorts first and its rollout ends FAILED (the circuit breaker).
-    knobs(&sb, json!({"failRollout": ["api"]}));
+    sb.knobs(json!({"failRollout": ["api"]}));
     let desired = sb.write(
         "desired.yaml",
         &DESIRED.replace(
@@ -455,9 +364,9 @@ async fn a_failed_rollout_stops_the_wave_and_apply_says_so() {
 async fn retry_after_keeps_a_service_whose_new_tasks_lack_the_agent_from_a_redeploy_storm() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
-    sandbox_config(&sb, json!({"rolloutSeconds": 1}));
+    sb.config(json!({"rolloutSeconds": 1}));
     // `worker`'s new tasks come up without the agent (no ECR pull permission).
-    knobs(&sb, json!({"agentMissing": ["worker"]}));
+    sb.knobs(json!({"agentMissing": ["worker"]}));
     let desired = sb.write(
         "desired.yaml",
         &DESIRED.replace("settleTime: 0s", "settleTime: 0s, retryAfter: 1h"),
@@ -496,7 +405,7 @@ async fn retry_after_keeps_a_service_whose_new_tasks_lack_the_agent_from_a_redep
 async fn apply_keeps_waiting_for_the_healthy_targets_rollouts_when_another_target_is_down() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
-    sandbox_config(&sb, json!({"rolloutSeconds": 1}));
+    sb.config(json!({"rolloutSeconds": 1}));
     sb.faults(json!({"rules": [{"region": "eu-west-1", "fault": "reset"}]}));
     let desired = sb.write(
         "desired.yaml",
@@ -555,7 +464,7 @@ async fn apply_keeps_waiting_for_the_healthy_targets_rollouts_when_another_targe
 async fn apply_sleeps_through_the_settle_time_instead_of_polling() {
     let sb = Sandbox::start();
     sb.seed(FLEET);
-    sandbox_config(&sb, json!({"rolloutSeconds": 0}));
+    sb.config(json!({"rolloutSeconds": 0}));
     let desired = sb.write(
         "desired.yaml",
         &DESIRED.replace(

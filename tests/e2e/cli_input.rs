@@ -1,8 +1,6 @@
 //! End to end: the binary's handling of desired-state files, before any AWS call.
 
-mod common;
-
-use common::{repo_path, Sandbox};
+use crate::kit::{repo_path, Sandbox};
 
 const GOOD: &str = "version: 1\ntargets:\n  - region: us-east-1\n";
 
@@ -88,11 +86,11 @@ fn every_example_file_validates_and_schema_prints_a_json_schema() {
     let args: Vec<&str> = std::iter::once("validate")
         .chain(files.iter().map(String::as_str))
         .collect();
-    let run = common::run_offline(&args);
+    let run = crate::kit::run_offline(&args);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.stdout.lines().count(), files.len(), "{run}");
 
-    let schema = common::run_offline(&["schema"]);
+    let schema = crate::kit::run_offline(&["schema"]);
     assert_eq!(schema.code, 0, "{schema}");
     let json = schema.json();
     for key in [
@@ -114,7 +112,7 @@ fn every_example_file_validates_and_schema_prints_a_json_schema() {
     let good = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(good.path(), GOOD).unwrap();
     assert_eq!(
-        common::run_offline(&["validate", good.path().to_str().unwrap()]).code,
+        crate::kit::run_offline(&["validate", good.path().to_str().unwrap()]).code,
         0
     );
 }

@@ -6,14 +6,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::Sandbox;
+use super::{http, Sandbox};
+
+/// How long one request to the daemon may take.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The daemon process, killed when dropped; its stderr (JSON logs) is kept.
 pub struct Daemon {
     child: Child,
     pub addr: String,
     logs: Arc<Mutex<Vec<String>>>,
-    agent: ureq::Agent,
 }
 
 impl Daemon {
@@ -56,17 +58,7 @@ impl Daemon {
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the daemon logs its address");
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        Daemon {
-            child,
-            addr,
-            logs,
-            agent,
-        }
+        Daemon { child, addr, logs }
     }
 
     /// The process id.
@@ -74,19 +66,14 @@ impl Daemon {
         self.child.id()
     }
 
-    /// GET a path: (status, body).
+    /// The URL of a path on the daemon's listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GET a path: (status, body), or (0, why) when there was no answer within 10 s.
     pub fn get(&self, path: &str) -> (u16, String) {
-        match self
-            .agent
-            .get(&format!("http://{}{path}", self.addr))
-            .call()
-        {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                (status, resp.body_mut().read_to_string().unwrap_or_default())
-            }
-            Err(e) => (0, e.to_string()),
-        }
+        http::get(&self.url(path), HTTP_TIMEOUT).unwrap_or_else(|e| (0, e))
     }
 
     /// The value of one series of `/metrics` (exact name with labels as printed), 0 if absent.

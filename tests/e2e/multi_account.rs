@@ -2,13 +2,12 @@
 //! applied through STS AssumeRole, every (account, region) converges, and an account
 //! whose role cannot be assumed fails on its own while the others converge.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::kit::aws::Aws;
+use crate::kit::Sandbox;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{Region, SdkConfig};
-use common::Sandbox;
 use serde_json::{json, Value};
 
 const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
@@ -81,68 +80,6 @@ async fn sdk_in(sb: &Sandbox, account: &str, region: &str) -> SdkConfig {
         .build()
 }
 
-/// Every cluster's `GuardDutyManaged` tag in one account and region, by cluster name.
-async fn managed_tags(config: &SdkConfig) -> BTreeMap<String, Option<String>> {
-    let ecs = aws_sdk_ecs::Client::new(config);
-    let arns = ecs
-        .list_clusters()
-        .send()
-        .await
-        .expect("ListClusters")
-        .cluster_arns()
-        .to_vec();
-    let described = ecs
-        .describe_clusters()
-        .set_clusters(Some(arns))
-        .include(aws_sdk_ecs::types::ClusterField::Tags)
-        .send()
-        .await
-        .expect("DescribeClusters");
-    described
-        .clusters()
-        .iter()
-        .map(|c| {
-            let tag = c
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some("GuardDutyManaged"))
-                .and_then(|t| t.value())
-                .map(str::to_owned);
-            (c.cluster_name().unwrap_or_default().to_owned(), tag)
-        })
-        .collect()
-}
-
-/// (RUNTIME_MONITORING, its ECS_FARGATE_AGENT_MANAGEMENT) of the one detector.
-async fn runtime_monitoring(config: &SdkConfig) -> (String, String) {
-    let gd = aws_sdk_guardduty::Client::new(config);
-    let ids = gd.list_detectors().send().await.expect("ListDetectors");
-    let id = ids.detector_ids().first().expect("a detector").clone();
-    let detector = gd
-        .get_detector()
-        .detector_id(id)
-        .send()
-        .await
-        .expect("GetDetector");
-    let feature = detector
-        .features()
-        .iter()
-        .find(|f| f.name().map(|n| n.as_str()) == Some("RUNTIME_MONITORING"))
-        .expect("RUNTIME_MONITORING");
-    let fargate = feature
-        .additional_configuration()
-        .iter()
-        .find(|a| a.name().map(|n| n.as_str()) == Some("ECS_FARGATE_AGENT_MANAGEMENT"))
-        .and_then(|a| a.status())
-        .map(|s| s.as_str().to_owned())
-        .unwrap_or_default();
-    let status = feature
-        .status()
-        .map(|s| s.as_str().to_owned())
-        .unwrap_or_default();
-    (status, fargate)
-}
-
 fn converged_tags() -> BTreeMap<String, Option<String>> {
     [
         ("batch-dev", Some("false")),
@@ -157,7 +94,7 @@ fn converged_tags() -> BTreeMap<String, Option<String>> {
 /// Asserts that `account` is converged (or untouched) in every region.
 async fn assert_account(sb: &Sandbox, account: &str, converged: bool) {
     for region in REGIONS {
-        let config = sdk_in(sb, account, region).await;
+        let aws = Aws::new(&sdk_in(sb, account, region).await);
         let (tags, detector) = if converged {
             (
                 converged_tags(),
@@ -170,12 +107,12 @@ async fn assert_account(sb: &Sandbox, account: &str, converged: bool) {
             )
         };
         assert_eq!(
-            managed_tags(&config).await,
+            aws.managed_tags().await,
             tags,
             "{account}/{region} cluster tags"
         );
         assert_eq!(
-            runtime_monitoring(&config).await,
+            aws.runtime_monitoring().await,
             detector,
             "{account}/{region} detector"
         );

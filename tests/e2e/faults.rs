@@ -1,14 +1,12 @@
 //! End to end under injected faults: convergence with a flaky AWS, and crash safety when
 //! the controller is killed at random points of an apply.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::daemon::Daemon;
-use common::{hermetic_env, Sandbox};
+use crate::kit::daemon::Daemon;
+use crate::kit::{hermetic_env, Sandbox};
 use serde_json::{json, Value};
 
 /// These fleets change in one pass more than the default ceilings allow: the ceilings are
@@ -128,7 +126,7 @@ async fn with_30_percent_of_requests_failing_the_daemon_converges_within_5_passe
         "metrics count throttled ({throttled}) and failed ({failed}) requests"
     );
 
-    let tags = sb.cluster_tags("us-east-1").await;
+    let tags = sb.aws("us-east-1").await.cluster_tags().await;
     assert_eq!(tags.len(), 60);
     for (name, t) in &tags {
         assert_eq!(
@@ -137,7 +135,7 @@ async fn with_30_percent_of_requests_failing_the_daemon_converges_within_5_passe
             "{name}"
         );
     }
-    let features = sb.detector_features("us-east-1").await;
+    let features = sb.aws("us-east-1").await.detector_features().await;
     assert_eq!(
         features["RUNTIME_MONITORING"].1["ECS_FARGATE_AGENT_MANAGEMENT"],
         "ENABLED"
@@ -254,7 +252,7 @@ clusters:
             seeded["accounts"]["123456789012"]["us-east-1"]["clusters"], 200,
             "{seeded}"
         );
-        let arns = sb.cluster_arns("us-east-1").await;
+        let arns = sb.aws("us-east-1").await.cluster_arns().await;
         let excluded: BTreeSet<String> = (0..40)
             .map(|i| arns[&format!("svc-{i:03}")].clone())
             .collect();
@@ -287,7 +285,7 @@ clusters:
             "kill {iteration} after {kill_after:?}: a fresh apply converges: {fresh}"
         );
         assert_exclusions_precede_automation(&sb.requests(), &excluded, iteration);
-        let tags = sb.cluster_tags("us-east-1").await;
+        let tags = sb.aws("us-east-1").await.cluster_tags().await;
         for (name, t) in &tags {
             let n: usize = name[4..].parse().unwrap();
             let want = if n < 40 { Some("false") } else { Some("true") };
@@ -320,7 +318,7 @@ async fn a_failed_detector_update_in_one_region_does_not_hold_back_another() {
     let apply = sb.controller(&["apply", "--config", desired.to_str().unwrap()]);
     assert_eq!(apply.code, 3, "{apply}");
     for region in ["eu-west-1", "us-east-1"] {
-        let tags = sb.cluster_tags(region).await;
+        let tags = sb.aws(region).await.cluster_tags().await;
         assert_eq!(
             tags["excluded"]["GuardDutyManaged"], "false",
             "{region}: phase 1 ran in both regions"
@@ -330,12 +328,12 @@ async fn a_failed_detector_update_in_one_region_does_not_hold_back_another() {
         f["RUNTIME_MONITORING"].1["ECS_FARGATE_AGENT_MANAGEMENT"].clone()
     };
     assert_eq!(
-        automation(&sb.detector_features("us-east-1").await),
+        automation(&sb.aws("us-east-1").await.detector_features().await),
         "ENABLED",
         "the healthy region converged"
     );
     assert_eq!(
-        automation(&sb.detector_features("eu-west-1").await),
+        automation(&sb.aws("eu-west-1").await.detector_features().await),
         "DISABLED",
         "the denied update changed nothing"
     );

@@ -1,0 +1,16 @@
+//! The end-to-end tests: one binary, one module per area, the harness in [`kit`]. Every
+//! test starts its own sandbox (sandbox/) and runs the real controller binary against it.
+
+mod kit;
+
+mod cli_input;
+mod daemon;
+mod faults;
+mod hardening;
+mod iam_policy;
+mod multi_account;
+mod observability;
+mod plan_apply;
+mod prometheus;
+mod rollout;
+mod workload;
