@@ -581,7 +581,10 @@ clusters:
     ));
     let denied = aws_error(ErrorKind::AccessDenied, "DescribeClusters");
     cloud.fail_observe_after(1, denied);
-    cloud.fail_arn(&arn("payments"), aws_error(ErrorKind::Throttled, "TagResources"));
+    cloud.fail_arn(
+        &arn("payments"),
+        aws_error(ErrorKind::Throttled, "TagResources"),
+    );
 
     let pass = apply(&cloud, &desired).await;
 
