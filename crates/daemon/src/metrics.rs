@@ -392,9 +392,9 @@ fn state_now(row: &gec_model::plan::ClusterRow) -> &'static str {
 mod tests {
     use super::*;
     use crate::testing::pass;
-    use gec_model::testing::{redeploy, row, tag};
     use gec_engine::Outcome;
     use gec_engine::{Skip, Wait};
+    use gec_model::testing::{redeploy, row, tag};
     use gec_model::TargetPlan;
 
     /// The value of the sample `name{labels}` (labels in any order), if exported.

@@ -12,9 +12,8 @@ use std::collections::BTreeMap;
 use crate::desired::{self, DesiredState, ManagedTag, Target};
 use crate::observed::{
     ClusterStatus, CoverageRecord, CoverageStatus, DeploymentStatus, FeatureStatus,
-    ObservedCluster, ObservedDeployment, ObservedDetector, ObservedService,
-    RolloutState, TaskCounts, Workload, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY,
-    RUNTIME_MONITORING,
+    ObservedCluster, ObservedDeployment, ObservedDetector, ObservedService, RolloutState,
+    TaskCounts, Workload, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 use crate::plan::{ClusterRow, CoverageChange, Held, HoldReason, TargetRef, TaskSummary};
 use crate::{Action, ObservedTarget};
