@@ -163,13 +163,6 @@ impl ObservedCluster {
         self.workload = Some(workload);
         self
     }
-
-    /// Its coverage known to be on since `ms`; `seen`: the engine saw it turn on.
-    pub fn covered_since(mut self, ms: i64, seen: bool) -> Self {
-        self.covered_since_ms = Some(ms);
-        self.coverage_turn_on_seen = seen;
-        self
-    }
 }
 
 /// A detector [`DETECTOR_ID`] that lists no feature.
