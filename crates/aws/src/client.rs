@@ -264,14 +264,7 @@ impl TargetClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn target(region: &str, role_arn: Option<&str>) -> Target {
-        Target {
-            region: region.to_owned(),
-            role_arn: role_arn.map(str::to_owned),
-            external_id: None,
-        }
-    }
+    use gec_model::testing::target;
 
     /// A context that reaches nothing: fixed credentials, no endpoint is ever called.
     async fn context() -> AwsContext {
@@ -295,7 +288,7 @@ mod tests {
         let role = |account: u32| format!("arn:aws:iam::{account:012}:role/gec");
         let fleet = |accounts: std::ops::Range<u32>| -> Vec<Target> {
             accounts
-                .map(|a| target("us-east-1", Some(role(a).as_str())))
+                .map(|a| target("us-east-1").role(&role(a)))
                 .collect()
         };
         let old = fleet(0..150);
@@ -332,7 +325,7 @@ mod tests {
         let rows = [
             (
                 "own credentials",
-                target("us-east-1", None),
+                target("us-east-1"),
                 [
                     "gec-ecs-us-east-1",
                     "gec-guardduty-us-east-1",
@@ -341,7 +334,7 @@ mod tests {
             ),
             (
                 "a role in one account",
-                target("us-east-1", Some("arn:aws:iam::111111111111:role/gec")),
+                target("us-east-1").role("arn:aws:iam::111111111111:role/gec"),
                 [
                     "gec-ecs-111111111111/us-east-1",
                     "gec-guardduty-111111111111/us-east-1",
@@ -350,7 +343,7 @@ mod tests {
             ),
             (
                 "the same region in another account",
-                target("us-east-1", Some("arn:aws:iam::222222222222:role/gec")),
+                target("us-east-1").role("arn:aws:iam::222222222222:role/gec"),
                 [
                     "gec-ecs-222222222222/us-east-1",
                     "gec-guardduty-222222222222/us-east-1",

@@ -391,9 +391,10 @@ fn state_now(row: &gec_model::plan::ClusterRow) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{pass, redeploy, row, tag};
+    use crate::testing::pass;
     use gec_engine::Outcome;
     use gec_engine::{Skip, Wait};
+    use gec_model::testing::{redeploy, row, tag};
     use gec_model::TargetPlan;
 
     /// The value of the sample `name{labels}` (labels in any order), if exported.
@@ -434,9 +435,9 @@ mod tests {
                 redeploy(east, "alpha", "web"),
             ],
             clusters: vec![
-                row(east, "alpha", Some("HEALTHY"), Some((3, 1))),
-                row(east, "beta", Some("UNHEALTHY"), Some((0, 0))),
-                row(east, "gamma", None, None),
+                row(east, "alpha").guardduty("HEALTHY").tasks(3, 1),
+                row(east, "beta").guardduty("UNHEALTHY").tasks(0, 0),
+                row(east, "gamma"),
             ],
             ..TargetPlan::default()
         };
@@ -460,7 +461,7 @@ mod tests {
         let other = pass(
             west,
             TargetPlan {
-                clusters: vec![row(west, "alpha", Some("HEALTHY"), Some((0, 2)))],
+                clusters: vec![row(west, "alpha").guardduty("HEALTHY").tasks(0, 2)],
                 ..TargetPlan::default()
             },
             vec![],
@@ -532,7 +533,7 @@ mod tests {
         let second = pass(
             east,
             TargetPlan {
-                clusters: vec![row(east, "beta", None, None)],
+                clusters: vec![row(east, "beta")],
                 ..TargetPlan::default()
             },
             vec![],
@@ -600,7 +601,7 @@ mod tests {
         let ok = pass(
             east,
             TargetPlan {
-                clusters: vec![row(east, "alpha", Some("UNHEALTHY"), Some((1, 0)))],
+                clusters: vec![row(east, "alpha").guardduty("UNHEALTHY").tasks(1, 0)],
                 ..TargetPlan::default()
             },
             vec![],

@@ -276,7 +276,8 @@ pub fn status_schema() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{held, pass};
+    use crate::testing::pass;
+    use gec_model::testing::{held, ACCOUNT};
     use gec_model::TargetPlan;
     use serde_json::json;
 
@@ -325,7 +326,7 @@ mod tests {
         let json = status.to_json();
         assert_eq!(
             json["held"],
-            json!([{"region": "us-east-1", "account": "111122223333", "cluster": "apps",
+            json!([{"region": "us-east-1", "account": ACCOUNT, "cluster": "apps",
                     "service": "db", "reason": "redeploy.enabled is false"}])
         );
         assert_eq!(

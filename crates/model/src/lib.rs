@@ -5,6 +5,8 @@
 pub mod desired;
 pub mod observed;
 pub mod plan;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use desired::DesiredState;
 pub use observed::{ObservedTarget, MANAGED_TAG_KEY};

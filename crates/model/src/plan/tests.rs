@@ -4,12 +4,14 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::desired::{self, ClusterRule, DetectorSpec, MatchSpec, Target, UnmatchedPolicy};
+use crate::desired::{self, ClusterRule, DetectorSpec, MatchSpec, UnmatchedPolicy};
 use crate::observed::{
     ClusterStatus, ObservedCluster, ObservedDetector, ObservedFeature, EKS_RUNTIME_MONITORING,
 };
+use crate::testing::{
+    cluster, cluster_arn, desired_with as desired, detector, observed_in, target, ACCOUNT,
+};
 
-const ACCOUNT: &str = "123456789012";
 const KEY: &str = MANAGED_TAG_KEY;
 const ECS_AUTO: &str = ECS_FARGATE_AGENT_MANAGEMENT;
 /// Detector switch fixtures: a status the detector reports, or `MISSING` when it does not
@@ -24,87 +26,18 @@ type Switches = (Option<&'static str>, Option<&'static str>);
 // Fixtures
 // ---------------------------------------------------------------------------------------
 
-fn cluster_arn(region: &str, name: &str) -> String {
-    format!("arn:aws:ecs:{region}:{ACCOUNT}:cluster/{name}")
-}
-
-/// An ACTIVE cluster without tags; its ARN follows the target it is added to.
-fn cluster(name: &str) -> ObservedCluster {
-    ObservedCluster {
-        name: name.to_owned(),
-        arn: cluster_arn("us-east-1", name),
-        status: "ACTIVE".into(),
-        ..ObservedCluster::default()
+/// A detector reporting `RUNTIME_MONITORING` as `rm` and its additional configuration
+/// `ECS_FARGATE_AGENT_MANAGEMENT` as `auto`; `MISSING` leaves the entry out.
+fn switches(rm: Option<&str>, auto: Option<&str>) -> ObservedDetector {
+    let mut d = detector();
+    if let Some(status) = rm {
+        d = d.runtime(status);
     }
-}
-
-impl ObservedCluster {
-    fn tagged(mut self, key: &str, value: &str) -> Self {
-        self.tags.insert(key.to_owned(), value.to_owned());
-        self
+    if let Some(status) = auto {
+        // Panics without `rm`: an additional configuration needs its feature.
+        d = d.automation(status);
     }
-
-    fn in_status(mut self, status: &str) -> Self {
-        self.status = status.into();
-        self
-    }
-}
-
-/// A target in the test account, with no clusters and no detector.
-fn target(region: &str) -> ObservedTarget {
-    ObservedTarget {
-        region: region.to_owned(),
-        account: Some(ACCOUNT.to_owned()),
-        clusters: Vec::new(),
-        detector: None,
-    }
-}
-
-impl ObservedTarget {
-    fn with(mut self, mut cluster: ObservedCluster) -> Self {
-        cluster.arn = cluster_arn(&self.region, &cluster.name);
-        self.clusters.push(cluster);
-        self
-    }
-
-    fn with_all<const N: usize>(self, clusters: [ObservedCluster; N]) -> Self {
-        clusters.into_iter().fold(self, Self::with)
-    }
-
-    /// A detector reporting `RUNTIME_MONITORING` as `rm` and its additional configuration
-    /// `ECS_FARGATE_AGENT_MANAGEMENT` as `auto`; `MISSING` leaves the entry out.
-    fn detector(mut self, rm: Option<&str>, auto: Option<&str>) -> Self {
-        let mut features = BTreeMap::new();
-        if let Some(status) = rm {
-            let mut additional = BTreeMap::new();
-            if let Some(auto) = auto {
-                additional.insert(ECS_AUTO.to_owned(), auto.into());
-            }
-            features.insert(
-                RUNTIME_MONITORING.to_owned(),
-                ObservedFeature {
-                    status: status.into(),
-                    additional,
-                },
-            );
-        } else {
-            assert!(
-                auto.is_none(),
-                "an additional configuration needs its feature"
-            );
-        }
-        self.detector = Some(ObservedDetector {
-            id: "det-1".to_owned(),
-            features,
-        });
-        self
-    }
-}
-
-/// A desired state for one target in us-east-1, plus the given YAML sections.
-fn desired(sections: &str) -> DesiredState {
-    let text = format!("version: 1\ntargets: [{{region: us-east-1}}]\n{sections}");
-    desired::parse("test.yaml", &text).unwrap_or_else(|e| panic!("test YAML is invalid:\n{e}"))
+    d
 }
 
 fn plan(desired: &DesiredState, observed: &ObservedTarget) -> TargetPlan {
@@ -161,7 +94,7 @@ fn clusters(rules: &[String]) -> String {
 #[test]
 fn rules_decide_the_tag_by_precedence() {
     use ManagedTag::{Absent, False, True};
-    let arn = |region: &str| cluster_arn(region, "prod");
+    let arn = |region: &str| cluster_arn(region, ACCOUNT, "prod");
     let (east, west) = ("us-east-1", "eu-west-1");
     // (label, sections, region, what the rules ask of "prod", which is tagged team=payments)
     #[rustfmt::skip]
@@ -204,7 +137,7 @@ fn rules_decide_the_tag_by_precedence() {
             clusters(&[matching("namePattern: '*d'", "false")]) + "unmatchedClusters: absent", east, Some(False)),
     ];
     for (label, sections, region, expected) in rows {
-        let observed = target(region).with(cluster("prod").tagged("team", "payments"));
+        let observed = observed_in(region).with(cluster("prod").tag("team", "payments"));
         let plan = plan(&desired(&sections), &observed);
         let row = row(&plan, "prod").unwrap_or_else(|| panic!("{label}: no row for prod"));
         assert_eq!(row.desired, expected, "{label}");
@@ -225,48 +158,48 @@ fn tag_actions_make_the_tag_what_the_rule_says() {
         ("true on an untagged cluster sets it",
             rule("true"), prod(), &["tag prod none->true"]),
         ("true on a cluster tagged true does nothing",
-            rule("true"), prod().tagged(KEY, "true"), &[]),
+            rule("true"), prod().tagged("true"), &[]),
         ("false on a cluster tagged true flips it",
-            rule("false"), prod().tagged(KEY, "true"), &["tag prod true->false"]),
+            rule("false"), prod().tagged("true"), &["tag prod true->false"]),
         ("false on an untagged cluster sets it",
             rule("false"), prod(), &["tag prod none->false"]),
         ("absent on a tagged cluster removes the tag",
-            rule("absent"), prod().tagged(KEY, "false"), &["untag prod false"]),
+            rule("absent"), prod().tagged("false"), &["untag prod false"]),
         ("absent on an untagged cluster does nothing",
             rule("absent"), prod(), &[]),
         ("tag values are case-sensitive: True is rewritten to true",
-            rule("true"), prod().tagged(KEY, "True"), &["tag prod True->true"]),
+            rule("true"), prod().tagged("True"), &["tag prod True->true"]),
         ("tag values are case-sensitive: False is rewritten to false",
-            rule("false"), prod().tagged(KEY, "False"), &["tag prod False->false"]),
+            rule("false"), prod().tagged("False"), &["tag prod False->false"]),
         ("absent removes a tag of any value",
-            rule("absent"), prod().tagged(KEY, "True"), &["untag prod True"]),
+            rule("absent"), prod().tagged("True"), &["untag prod True"]),
         ("the tag key is case-sensitive: guardDutyManaged is not the tag",
-            rule("true"), prod().tagged("guardDutyManaged", "true"), &["tag prod none->true"]),
+            rule("true"), prod().tag("guardDutyManaged", "true"), &["tag prod none->true"]),
         ("other tags do not matter",
-            rule("true"), prod().tagged("team", "payments").tagged(KEY, "true"), &[]),
+            rule("true"), prod().tag("team", "payments").tagged("true"), &[]),
         ("a cluster no rule names keeps even a miscased tag",
-            clusters(&[exact("other", "true")]), prod().tagged(KEY, "True"), &[]),
+            clusters(&[exact("other", "true")]), prod().tagged("True"), &[]),
         ("an INACTIVE cluster is never tagged",
-            rule("true"), prod().in_status("INACTIVE"), &[]),
+            rule("true"), prod().status("INACTIVE"), &[]),
         ("an INACTIVE cluster is never untagged",
-            rule("absent"), prod().tagged(KEY, "true").in_status("INACTIVE"), &[]),
+            rule("absent"), prod().tagged("true").status("INACTIVE"), &[]),
         ("a PROVISIONING cluster is left alone",
-            rule("false"), prod().in_status("PROVISIONING"), &[]),
+            rule("false"), prod().status("PROVISIONING"), &[]),
         ("a DEPROVISIONING cluster is left alone",
-            rule("false"), prod().in_status("DEPROVISIONING"), &[]),
+            rule("false"), prod().status("DEPROVISIONING"), &[]),
         ("a FAILED cluster is left alone",
-            rule("false"), prod().in_status("FAILED"), &[]),
+            rule("false"), prod().status("FAILED"), &[]),
     ];
     for (label, sections, cluster, expected) in rows {
-        let plan = plan(&desired(&sections), &target("us-east-1").with(cluster));
+        let plan = plan(&desired(&sections), &observed_in("us-east-1").with(cluster));
         assert_eq!(summary(&plan), expected, "{label}");
     }
 }
 
 #[test]
 fn clusters_that_are_not_active_are_left_out_of_the_table() {
-    let observed = target("us-east-1")
-        .with(cluster("gone").in_status("INACTIVE"))
+    let observed = observed_in("us-east-1")
+        .with(cluster("gone").status("INACTIVE"))
         .with(cluster("live"));
     let plan = plan(&desired("unmatchedClusters: absent"), &observed);
     let names: Vec<&str> = plan.clusters.iter().map(|r| r.cluster.as_str()).collect();
@@ -275,7 +208,7 @@ fn clusters_that_are_not_active_are_left_out_of_the_table() {
 
 #[test]
 fn tag_actions_carry_the_cluster_arn_and_the_target() {
-    let observed = target("eu-west-1").with(cluster("prod"));
+    let observed = observed_in("eu-west-1").with(cluster("prod"));
     let plan = plan(
         &desired("clusters: [{name: prod, guardDutyManaged: true}]"),
         &observed,
@@ -331,7 +264,7 @@ fn detector_actions_change_only_the_features_the_file_manages() {
             "{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}", (OFF, OFF), &[RM_ON, AUTO_ON]),
     ];
     for (label, section, (rm, auto), expected) in rows {
-        let observed = target("us-east-1").detector(rm, auto);
+        let observed = observed_in("us-east-1").detector(switches(rm, auto));
         let plan = plan(&desired(&format!("detector: {section}")), &observed);
         assert_eq!(summary(&plan), expected, "{label}");
         assert!(plan.warnings.is_empty(), "{label}: {:?}", plan.warnings);
@@ -340,16 +273,8 @@ fn detector_actions_change_only_the_features_the_file_manages() {
 
 #[test]
 fn detector_actions_name_the_detector_and_leave_other_features_alone() {
-    let mut observed = target("us-east-1").detector(OFF, MISSING);
-    if let Some(d) = observed.detector.as_mut() {
-        d.features.insert(
-            EKS_RUNTIME_MONITORING.to_owned(),
-            ObservedFeature {
-                status: FeatureStatus::Enabled,
-                additional: BTreeMap::new(),
-            },
-        );
-    }
+    let observed = observed_in("us-east-1")
+        .detector(switches(OFF, MISSING).feature(EKS_RUNTIME_MONITORING, FeatureStatus::Enabled));
     let plan = plan(
         &desired("detector: {runtimeMonitoring: enabled}"),
         &observed,
@@ -393,7 +318,7 @@ fn a_region_without_a_detector_is_reported_not_changed() {
     for (label, section, warns) in rows {
         let plan = plan(
             &desired(&format!("detector: {section}")),
-            &target("eu-west-1"),
+            &observed_in("eu-west-1"),
         );
         assert_eq!(summary(&plan), Vec::<String>::new(), "{label}");
         assert_eq!(
@@ -426,14 +351,14 @@ fn mixed_change() -> (DesiredState, ObservedTarget) {
          - {name: beta, guardDutyManaged: absent}\n\
          - {match: {namePattern: 'load-*'}, guardDutyManaged: false}\n",
     );
-    let observed = target("us-east-1")
+    let observed = observed_in("us-east-1")
         .with(cluster("zeta"))
-        .with(cluster("mid").tagged(KEY, "true"))
+        .with(cluster("mid").tagged("true"))
         .with(cluster("load-b"))
-        .with(cluster("beta").tagged(KEY, "false"))
+        .with(cluster("beta").tagged("false"))
         .with(cluster("alpha"))
         .with(cluster("load-a"))
-        .detector(OFF, OFF);
+        .detector(switches(OFF, OFF));
     (desired, observed)
 }
 
@@ -486,16 +411,16 @@ fn the_cluster_table_is_sorted_by_name() {
 
 #[test]
 fn safety_limits_refuse_mass_changes_unless_allowed() {
-    let untagged = || target("us-east-1").with_all([cluster("a"), cluster("b"), cluster("c")]);
+    let untagged = || observed_in("us-east-1").clusters([cluster("a"), cluster("b"), cluster("c")]);
     let tagged_false = || {
-        target("us-east-1")
-            .with_all([cluster("a"), cluster("b"), cluster("c")].map(|c| c.tagged(KEY, "false")))
+        observed_in("us-east-1")
+            .clusters([cluster("a"), cluster("b"), cluster("c")].map(|c| c.tagged("false")))
     };
     // Five clusters covered in inclusion-tag mode.
     let covered = || {
-        target("us-east-1")
-            .with_all(["c1", "c2", "c3", "c4", "c5"].map(|n| cluster(n).tagged(KEY, "true")))
-            .detector(ON, OFF)
+        observed_in("us-east-1")
+            .clusters(["c1", "c2", "c3", "c4", "c5"].map(|n| cluster(n).tagged("true")))
+            .detector(switches(ON, OFF))
     };
     let exclude = |names: &[&str], safety: &str| {
         clusters(&names.iter().map(|n| exact(n, "false")).collect::<Vec<_>>()) + safety
@@ -522,7 +447,7 @@ fn safety_limits_refuse_mass_changes_unless_allowed() {
             all("absent", 2), tagged_false(), false, changes),
         ("detector changes are not cluster changes",
             "detector: {runtimeMonitoring: enabled}\nsafety: {maxClusterChangesPerCycle: 0}".into(),
-            target("us-east-1").with(cluster("a")).detector(OFF, OFF), false, None),
+            observed_in("us-east-1").with(cluster("a")).detector(switches(OFF, OFF)), false, None),
         ("losing coverage of 2 of 5 covered clusters exceeds 0.2",
             exclude(&["c1", "c2"], loss), covered(), false, coverage),
         ("losing coverage of 1 of 5 covered clusters is exactly 0.2",
@@ -533,9 +458,9 @@ fn safety_limits_refuse_mass_changes_unless_allowed() {
             format!("detector: {{runtimeMonitoring: disabled}}\n{loss}"), covered(), false, coverage),
         ("turning automation off loses the clusters it covered",
             format!("detector: {{ecsFargateAgentManagement: disabled}}\n{loss}"),
-            target("us-east-1").with_all([cluster("a"), cluster("b")]).detector(ON, ON), false, coverage),
+            observed_in("us-east-1").clusters([cluster("a"), cluster("b")]).detector(switches(ON, ON)), false, coverage),
         ("changes that lose no coverage are never refused for it",
-            exclude(&["a", "b", "c"], "safety: {maxCoverageLossFraction: 0}"), untagged().detector(ON, OFF), false, None),
+            exclude(&["a", "b", "c"], "safety: {maxCoverageLossFraction: 0}"), untagged().detector(switches(ON, OFF)), false, None),
         ("a fraction of 1 allows losing everything",
             "detector: {runtimeMonitoring: disabled}\nsafety: {maxCoverageLossFraction: 1}".into(), covered(), false, None),
     ];
@@ -567,9 +492,9 @@ fn safety_limits_refuse_mass_changes_unless_allowed() {
 
 #[test]
 fn a_refused_plan_still_shows_what_it_would_do_and_by_how_much() {
-    let observed = target("us-east-1")
-        .with_all(["c1", "c2", "c3", "c4", "c5"].map(|n| cluster(n).tagged(KEY, "true")))
-        .detector(ON, OFF);
+    let observed = observed_in("us-east-1")
+        .clusters(["c1", "c2", "c3", "c4", "c5"].map(|n| cluster(n).tagged("true")))
+        .detector(switches(ON, OFF));
     let desired = desired("clusters: [{match: {namePattern: 'c[12]'}, guardDutyManaged: false}]");
     let plan = plan(&desired, &observed);
     assert_eq!(summary(&plan), ["tag c1 true->false", "tag c2 true->false"]);
@@ -608,21 +533,21 @@ fn the_coverage_column_says_what_the_plan_does_to_coverage() {
     #[rustfmt::skip]
     let rows: Vec<(&str, String, Switches, ObservedCluster, CoverageChange)> = vec![
         ("an included cluster in manual mode stays covered",
-            manual("true"), (ON, OFF), prod().tagged(KEY, "true"), Covered),
+            manual("true"), (ON, OFF), prod().tagged("true"), Covered),
         ("tagging a cluster true in manual mode is expected to cover it",
             manual("true"), (ON, OFF), prod(), Expected),
         ("fixing a miscased tag is expected to cover it",
-            manual("true"), (ON, OFF), prod().tagged(KEY, "True"), Expected),
+            manual("true"), (ON, OFF), prod().tagged("True"), Expected),
         ("enabling monitoring is expected to cover an included cluster",
-            manual("true"), (OFF, OFF), prod().tagged(KEY, "true"), Expected),
+            manual("true"), (OFF, OFF), prod().tagged("true"), Expected),
         ("removing the inclusion tag in manual mode loses coverage",
-            manual("absent"), (ON, OFF), prod().tagged(KEY, "true"), Lost),
+            manual("absent"), (ON, OFF), prod().tagged("true"), Lost),
         ("excluding a cluster under automation loses coverage",
             automated(&[exact("prod", "false")]), (ON, ON), prod(), Lost),
         ("an excluded cluster stays excluded",
-            automated(&[exact("prod", "false")]), (ON, ON), prod().tagged(KEY, "false"), Excluded),
+            automated(&[exact("prod", "false")]), (ON, ON), prod().tagged("false"), Excluded),
         ("an exclusion tag no rule names still excludes",
-            automated(&[]), (ON, ON), prod().tagged(KEY, "false"), Excluded),
+            automated(&[]), (ON, ON), prod().tagged("false"), Excluded),
         ("automation covers an untagged cluster no rule names",
             automated(&[]), (ON, ON), prod(), Covered),
         ("enabling automation is expected to cover clusters no rule names",
@@ -630,14 +555,16 @@ fn the_coverage_column_says_what_the_plan_does_to_coverage() {
         ("a cluster no rule names and nothing covers is unmanaged",
             manual("true").replace("prod", "other"), (ON, OFF), prod(), Unmanaged),
         ("a named cluster with monitoring off is uncovered",
-            monitoring_off(), (OFF, OFF), prod().tagged(KEY, "true"), Uncovered),
+            monitoring_off(), (OFF, OFF), prod().tagged("true"), Uncovered),
         ("absent in manual mode leaves a named cluster uncovered",
             manual("absent"), (ON, OFF), prod(), Uncovered),
         ("a detector without the feature covers nothing",
-            clusters(&[exact("prod", "true")]), (MISSING, MISSING), prod().tagged(KEY, "true"), Uncovered),
+            clusters(&[exact("prod", "true")]), (MISSING, MISSING), prod().tagged("true"), Uncovered),
     ];
     for (label, sections, (rm, auto), cluster, coverage) in rows {
-        let observed = target("us-east-1").with(cluster).detector(rm, auto);
+        let observed = observed_in("us-east-1")
+            .with(cluster)
+            .detector(switches(rm, auto));
         let options = PlanOptions {
             allow_mass_change: true,
             ..PlanOptions::default()
@@ -654,7 +581,7 @@ fn the_coverage_column_says_what_the_plan_does_to_coverage() {
 #[test]
 fn without_a_detector_nothing_is_expected_to_be_covered() {
     let desired = desired("detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}\nclusters: [{name: prod, guardDutyManaged: true}]");
-    let observed = target("us-east-1")
+    let observed = observed_in("us-east-1")
         .with(cluster("prod"))
         .with(cluster("other"));
     let plan = plan(&desired, &observed);
@@ -676,10 +603,10 @@ fn the_plan_json_has_the_stable_keys_of_the_design() {
         "detector: {runtimeMonitoring: enabled}\n\
          clusters: [{name: prod, guardDutyManaged: true}, {name: sandbox, guardDutyManaged: absent}]",
     );
-    let observed = target("us-east-1")
-        .with(cluster("sandbox").tagged(KEY, "false"))
+    let observed = observed_in("us-east-1")
+        .with(cluster("sandbox").tagged("false"))
         .with(cluster("prod"))
-        .detector(OFF, MISSING);
+        .detector(switches(OFF, MISSING));
     let json = Plan {
         targets: vec![plan(&desired, &observed)],
     }
@@ -717,7 +644,7 @@ fn the_plan_json_has_the_stable_keys_of_the_design() {
 #[test]
 fn a_refusal_in_the_plan_json_names_the_limit() {
     let desired = desired("clusters: [{match: {namePattern: '*'}, guardDutyManaged: true}]\nsafety: {maxClusterChangesPerCycle: 1}");
-    let observed = target("us-east-1").with_all([cluster("a"), cluster("b")]);
+    let observed = observed_in("us-east-1").clusters([cluster("a"), cluster("b")]);
     let json = Plan {
         targets: vec![plan(&desired, &observed)],
     }
@@ -743,8 +670,8 @@ fn a_refusal_in_the_plan_json_names_the_limit() {
 #[test]
 fn the_plan_json_joins_targets_in_order_and_reports_the_first_refusal() {
     let strict = desired("clusters: [{match: {namePattern: '*'}, guardDutyManaged: true}]\nsafety: {maxClusterChangesPerCycle: 0}");
-    let east = plan(&strict, &target("us-east-1").with(cluster("a")));
-    let west = plan(&strict, &target("eu-west-1").with(cluster("b")));
+    let east = plan(&strict, &observed_in("us-east-1").with(cluster("a")));
+    let west = plan(&strict, &observed_in("eu-west-1").with(cluster("b")));
     let json = Plan {
         targets: vec![west, east],
     }
@@ -763,7 +690,7 @@ fn the_plan_json_joins_targets_in_order_and_reports_the_first_refusal() {
 fn the_plan_json_lists_warnings() {
     let plan = plan(
         &desired("detector: {runtimeMonitoring: enabled}"),
-        &target("us-east-1"),
+        &observed_in("us-east-1"),
     );
     let json = Plan {
         targets: vec![plan],
@@ -826,29 +753,23 @@ mod properties {
             prop::option::weighted(0.8, (status(), status(), any::<bool>())),
         )
             .prop_map(|(region, clusters, detector)| {
-                let mut observed = target(region);
+                let mut observed = observed_in(region);
                 for (name, (managed, team, status)) in clusters {
-                    let mut c = cluster(&name).in_status(status);
+                    let mut c = cluster(&name).status(status);
                     if let Some(v) = managed {
-                        c = c.tagged(KEY, v);
+                        c = c.tagged(v);
                     }
                     if let Some(v) = team {
-                        c = c.tagged("team", v);
+                        c = c.tag("team", v);
                     }
                     observed = observed.with(c);
                 }
                 if let Some((rm, auto, eks)) = detector {
-                    observed = observed.detector(rm, rm.and(auto));
+                    let mut d = switches(rm, rm.and(auto));
                     if eks {
-                        if let Some(d) = observed.detector.as_mut() {
-                            let feature = ObservedFeature {
-                                status: FeatureStatus::Disabled,
-                                additional: BTreeMap::new(),
-                            };
-                            d.features
-                                .insert(EKS_RUNTIME_MONITORING.to_owned(), feature);
-                        }
+                        d = d.feature(EKS_RUNTIME_MONITORING, FeatureStatus::Disabled);
                     }
+                    observed = observed.detector(d);
                 }
                 observed
             })
@@ -926,7 +847,7 @@ mod properties {
                     .into_iter()
                     .map(|(name, (tag, arn_region))| ClusterRule {
                         name: Some(match arn_region {
-                            Some(region) => cluster_arn(region, &name),
+                            Some(region) => cluster_arn(region, ACCOUNT, &name),
                             None => name,
                         }),
                         selector: None,
@@ -940,11 +861,7 @@ mod properties {
                 }
                 DesiredState {
                     version: 1,
-                    targets: vec![Target {
-                        region: "us-east-1".to_owned(),
-                        role_arn: None,
-                        external_id: None,
-                    }],
+                    targets: vec![target("us-east-1")],
                     detector: DetectorSpec {
                         runtime_monitoring: rm,
                         ecs_fargate_agent_management: auto,
@@ -1296,49 +1213,23 @@ mod properties {
 
 mod redeploys {
     use super::*;
-    use crate::observed::{ObservedDeployment, ObservedService, TaskCounts, Workload};
+    use crate::observed::ObservedService;
+    use crate::testing::{service, workload};
 
     const NOW: i64 = 1_795_737_600_000;
     const MIN: i64 = 60_000;
 
-    fn service(name: &str, created_ms: i64) -> ObservedService {
-        ObservedService {
-            name: name.to_owned(),
-            arn: format!("arn:aws:ecs:us-east-1:{ACCOUNT}:service/prod/{name}"),
-            status: "ACTIVE".into(),
-            fargate: true,
-            deployments: vec![ObservedDeployment {
-                id: format!("ecs-svc/{name}"),
-                status: "PRIMARY".into(),
-                rollout_state: Some("COMPLETED".into()),
-                created_at_ms: created_ms,
-            }],
-        }
-    }
-
     /// A covered cluster `prod` (automation on, no tag) whose coverage is known since
     /// `since`, running `services` with (running, without agent) task counts.
     fn fleet(services: Vec<(ObservedService, u32, u32)>, since: Option<i64>) -> ObservedTarget {
-        let mut workload = Workload::default();
-        for (s, running, without_agent) in services {
-            workload.service_tasks.insert(
-                s.name.clone(),
-                TaskCounts {
-                    running,
-                    without_agent,
-                },
-            );
-            workload.services.push(s);
-        }
-        workload.standalone_tasks = TaskCounts {
-            running: 2,
-            without_agent: 2,
-        };
-        let mut c = cluster("prod").tagged(KEY, "true");
-        c.workload = Some(workload);
+        let workload = services.into_iter().fold(
+            workload().standalone(2, 2),
+            |w, (s, running, without_agent)| w.service(s, running, without_agent),
+        );
+        let mut c = cluster("prod").tagged("true").workload(workload);
         c.covered_since_ms = since;
         c.coverage_turn_on_seen = true;
-        target("us-east-1").with(c).detector(ON, ON)
+        observed_in("us-east-1").with(c).detector(switches(ON, ON))
     }
 
     /// The rule that makes `prod` managed, plus the given `redeploy` mapping.
@@ -1378,8 +1269,8 @@ mod redeploys {
     fn a_service_with_tasks_without_the_agent_is_redeployed_with_a_reason() {
         let observed = fleet(
             vec![
-                (service("web", NOW - 90 * MIN), 3, 2),
-                (service("api", NOW - 90 * MIN), 2, 0),
+                (service("web").created(NOW - 90 * MIN), 3, 2),
+                (service("api").created(NOW - 90 * MIN), 2, 0),
             ],
             Some(NOW - 10 * MIN),
         );
@@ -1413,17 +1304,15 @@ mod redeploys {
 
     #[test]
     fn services_that_must_not_be_touched_are_held_with_the_reason() {
-        let mut ec2 = service("ec2-svc", NOW - 90 * MIN);
-        ec2.fargate = false;
-        let mut rolling = service("rolling", NOW - MIN);
-        rolling.deployments[0].rollout_state = Some("IN_PROGRESS".into());
+        let ec2 = service("ec2-svc").created(NOW - 90 * MIN).ec2();
+        let rolling = service("rolling").created(NOW - MIN).rollout("IN_PROGRESS");
         let observed = fleet(
             vec![
                 (ec2, 1, 1),
                 (rolling, 2, 1),
-                (service("batch-1", NOW - 90 * MIN), 1, 1),
-                (service("retried", NOW - 20 * MIN), 1, 1),
-                (service("old", NOW - 30 * MIN), 1, 1),
+                (service("batch-1").created(NOW - 90 * MIN), 1, 1),
+                (service("retried").created(NOW - 20 * MIN), 1, 1),
+                (service("old").created(NOW - 30 * MIN), 1, 1),
             ],
             Some(NOW - 25 * MIN),
         );
@@ -1448,7 +1337,7 @@ mod redeploys {
     #[test]
     fn retry_after_expires() {
         let observed = fleet(
-            vec![(service("api", NOW - 61 * MIN), 1, 1)],
+            vec![(service("api").created(NOW - 61 * MIN), 1, 1)],
             Some(NOW - 120 * MIN),
         );
         let plan = plan_target(&managed("{retryAfter: 1h}"), &observed, at_now());
@@ -1457,7 +1346,7 @@ mod redeploys {
 
     #[test]
     fn coverage_turning_on_in_this_plan_plans_redeploys_without_a_start_time() {
-        let mut observed = fleet(vec![(service("api", NOW - MIN), 1, 1)], None);
+        let mut observed = fleet(vec![(service("api").created(NOW - MIN), 1, 1)], None);
         observed.clusters[0]
             .tags
             .insert(KEY.to_owned(), "false".to_owned());
@@ -1480,7 +1369,7 @@ mod redeploys {
 
     #[test]
     fn uncovered_clusters_and_disabled_redeploys_plan_nothing() {
-        let mut observed = fleet(vec![(service("api", NOW - 90 * MIN), 1, 1)], None);
+        let mut observed = fleet(vec![(service("api").created(NOW - 90 * MIN), 1, 1)], None);
         observed.clusters[0]
             .tags
             .insert(KEY.to_owned(), "false".to_owned());
@@ -1488,7 +1377,10 @@ mod redeploys {
         assert!(plan_target(&excluded, &observed, at_now())
             .actions
             .is_empty());
-        let covered = fleet(vec![(service("api", NOW - 90 * MIN), 1, 1)], Some(NOW));
+        let covered = fleet(
+            vec![(service("api").created(NOW - 90 * MIN), 1, 1)],
+            Some(NOW),
+        );
         let plan = plan_target(&managed("{enabled: false}"), &covered, at_now());
         assert!(plan.actions.is_empty());
         assert_eq!(held_lines(&plan), ["api: redeploy.enabled is false"]);
@@ -1497,7 +1389,7 @@ mod redeploys {
     #[test]
     fn services_in_clusters_no_rule_names_are_never_touched() {
         let observed = fleet(
-            vec![(service("api", NOW - 90 * MIN), 1, 1)],
+            vec![(service("api").created(NOW - 90 * MIN), 1, 1)],
             Some(NOW - 60 * MIN),
         );
         let plan = plan_target(&desired("redeploy: {settleTime: 0s}"), &observed, at_now());
@@ -1509,7 +1401,10 @@ mod redeploys {
     fn without_a_seen_turn_on_a_recent_deployment_counts_as_made_under_coverage() {
         // First sight (or after a restart): the engine cannot tell whether `api` was
         // deployed before or after coverage turned on, so retryAfter holds it.
-        let mut observed = fleet(vec![(service("api", NOW - 30 * MIN), 1, 1)], Some(NOW));
+        let mut observed = fleet(
+            vec![(service("api").created(NOW - 30 * MIN), 1, 1)],
+            Some(NOW),
+        );
         observed.clusters[0].coverage_turn_on_seen = false;
         let plan = plan_target(&managed("{retryAfter: 1h}"), &observed, at_now());
         assert!(redeploy_lines(&plan).is_empty());

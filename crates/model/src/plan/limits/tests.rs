@@ -5,58 +5,23 @@ use serde_json::Value;
 
 use super::*;
 use crate::desired::{self, DesiredState};
-use crate::observed::FeatureStatus;
-use crate::observed::{ObservedCluster, ObservedDetector, ObservedFeature, MANAGED_TAG_KEY};
-use crate::observed::{ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING};
 use crate::plan::{plan_target, Plan};
+use crate::testing::{self, cluster, detector, observed_in};
 use crate::ObservedTarget;
 
 /// Two regions, so plans can be checked as one fleet.
 const TARGETS: &str = "targets: [{region: us-east-1}, {region: eu-west-1}]\n";
 
 fn desired(sections: &str) -> DesiredState {
-    let text = format!("version: 1\n{TARGETS}{sections}");
-    desired::parse("test.yaml", &text).unwrap_or_else(|e| panic!("test YAML is invalid:\n{e}"))
+    testing::desired(&format!("version: 1\n{TARGETS}{sections}"))
 }
 
 /// A region with `n` clusters `c000`… tagged `GuardDutyManaged=true`, covered in
 /// inclusion-tag mode (monitoring on, automation off).
 fn covered(region: &str, n: usize) -> ObservedTarget {
-    let clusters = (0..n)
-        .map(|i| {
-            let name = format!("c{i:03}");
-            let mut c = ObservedCluster {
-                arn: format!("arn:aws:ecs:{region}:123456789012:cluster/{name}"),
-                name,
-                status: "ACTIVE".into(),
-                ..ObservedCluster::default()
-            };
-            c.tags.insert(MANAGED_TAG_KEY.to_owned(), "true".to_owned());
-            c
-        })
-        .collect();
-    let mut additional = std::collections::BTreeMap::new();
-    additional.insert(
-        ECS_FARGATE_AGENT_MANAGEMENT.to_owned(),
-        FeatureStatus::Disabled,
-    );
-    let mut features = std::collections::BTreeMap::new();
-    features.insert(
-        RUNTIME_MONITORING.to_owned(),
-        ObservedFeature {
-            status: FeatureStatus::Enabled,
-            additional,
-        },
-    );
-    ObservedTarget {
-        region: region.to_owned(),
-        account: Some("123456789012".to_owned()),
-        clusters,
-        detector: Some(ObservedDetector {
-            id: "det-1".to_owned(),
-            features,
-        }),
-    }
+    observed_in(region)
+        .clusters((0..n).map(|i| cluster(&format!("c{i:03}")).tagged("true")))
+        .detector(detector().runtime("ENABLED").automation("DISABLED"))
 }
 
 /// The untag-all file of issue 11: every cluster loses its tag, and the file tries to

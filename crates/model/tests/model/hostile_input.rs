@@ -5,6 +5,7 @@ use gec_model::desired::{
     parse, parse_bytes, ConfigError, ConfigErrorKind as Kind, ConfigErrors, MAX_DEPTH,
     MAX_FILE_BYTES, MAX_KEYS, MAX_TARGETS,
 };
+use gec_model::testing;
 
 const HEAD: &str = "version: 1\ntargets:\n  - region: us-east-1\n";
 
@@ -137,7 +138,7 @@ fn the_target_limit_counts_every_entry_of_the_file() {
     let half = accounts_entry(50, 50);
     let at_limit = format!("version: 1\ntargets:\n{half}{half}");
     let at_limit = at_limit.replacen("\"000000000", "\"100000000", 50);
-    let desired = parse("t.yaml", &at_limit).unwrap_or_else(|e| panic!("{e}"));
+    let desired = testing::desired(&at_limit);
     assert_eq!(desired.targets.len(), MAX_TARGETS);
 
     let over = format!("{at_limit}  - region: eu-west-1\n");

@@ -3,13 +3,10 @@
 //! memory of their clusters), and a watched rollout of a departed target stops holding a
 //! `maxConcurrent` slot.
 
-mod support;
-
 use gec_engine::{Decision, Rollouts};
 use gec_model::desired::{RedeploySpec, Target};
-use gec_model::plan::TargetRef;
+use gec_model::testing::{self, cluster, detector, redeploy, target};
 use gec_model::{Action, ObservedTarget};
-use support::{detector, tagged, target};
 
 const NOW: i64 = 1_795_737_600_000;
 const REGION: &str = "us-east-1";
@@ -19,35 +16,22 @@ fn account(i: u32) -> String {
 }
 
 fn desired_target(i: u32) -> Target {
-    Target {
-        region: REGION.to_owned(),
-        role_arn: Some(format!("arn:aws:iam::{}:role/gec", account(i))),
-        external_id: None,
-    }
+    target(REGION).role(&format!("arn:aws:iam::{}:role/gec", account(i)))
 }
 
 /// Account `i`'s covered cluster `apps`, as observed.
 fn observed(i: u32) -> ObservedTarget {
-    let mut cluster = tagged("apps", "true");
-    cluster.arn = format!("arn:aws:ecs:{REGION}:{}:cluster/apps", account(i));
-    let mut t = target([cluster], Some(detector("ENABLED", Some("ENABLED"))));
-    t.account = Some(account(i));
-    t
+    testing::observed_in(REGION)
+        .account(&account(i))
+        .with(cluster("apps").tagged("true"))
+        .detector(detector().runtime("ENABLED").automation("ENABLED"))
 }
 
-fn redeploy(i: u32) -> Action {
-    Action::RedeployService {
-        target: TargetRef {
-            region: REGION.to_owned(),
-            account: Some(account(i)),
-        },
-        cluster: "apps".to_owned(),
-        cluster_arn: format!("arn:aws:ecs:{REGION}:{}:cluster/apps", account(i)),
-        service: "api".to_owned(),
-        service_arn: format!("arn:aws:ecs:{REGION}:{}:service/apps/api", account(i)),
-        reason: "2 of 2 running tasks lack the GuardDuty agent".to_owned(),
-        not_before_ms: Some(NOW),
-    }
+fn redeploy_api(i: u32) -> Action {
+    redeploy(REGION, "apps", "api")
+        .in_account(&account(i))
+        .reason("2 of 2 running tasks lack the GuardDuty agent")
+        .not_before(NOW)
 }
 
 /// What one pass teaches the gate about account `i`; starts its redeploy when it may.
@@ -56,7 +40,7 @@ fn pass(rollouts: &Rollouts, i: u32, spec: &RedeploySpec) -> Decision {
     let mut seen = observed(i);
     rollouts.annotate(&mut seen, NOW);
     rollouts.observe(&label, &seen, spec, NOW);
-    rollouts.schedule(&label, &[&redeploy(i)], spec, NOW)[0].1
+    rollouts.schedule(&label, &[&redeploy_api(i)], spec, NOW)[0].1
 }
 
 #[test]
@@ -101,22 +85,14 @@ fn a_target_on_its_own_credentials_keeps_the_clusters_of_its_region() {
     let spec = RedeploySpec::default();
     let rollouts = Rollouts::default();
     pass(&rollouts, 1, &spec);
-    let own = Target {
-        region: REGION.to_owned(),
-        role_arn: None,
-        external_id: None,
-    };
+    let own = target(REGION);
     rollouts.retain(&[own]);
     assert_eq!(
         rollouts.remembered().1,
         1,
         "the controller's own account is not known from the target: any account of the region"
     );
-    let elsewhere = Target {
-        region: "eu-west-1".to_owned(),
-        role_arn: None,
-        external_id: None,
-    };
+    let elsewhere = target("eu-west-1");
     rollouts.retain(&[elsewhere]);
     assert_eq!(rollouts.remembered().1, 0);
 }

@@ -6,14 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use gec_model::desired::{json_schema, parse, DesiredState, Target, TargetEntry};
-
-fn target(region: &str, role: Option<&str>, external_id: Option<&str>) -> Target {
-    Target {
-        region: region.to_owned(),
-        role_arn: role.map(str::to_owned),
-        external_id: external_id.map(str::to_owned),
-    }
-}
+use gec_model::testing::target;
 
 fn parsed(name: &str, text: &str) -> DesiredState {
     parse(name, text).unwrap_or_else(|errors| panic!("{name} is valid, but:\n{errors}"))
@@ -34,11 +27,11 @@ fn an_accounts_entry_expands_to_each_account_in_every_region_in_file_order() {
     .expect("the example");
     let desired = parsed("multi-account.yaml", &text);
     let role = |account: &str| format!("arn:aws:iam::{account}:role/guardduty-ecs-controller");
-    let ext = Some("platform-team-7f3a");
-    let mut want = vec![target("us-east-1", None, None)];
+    let ext = "platform-team-7f3a";
+    let mut want = vec![target("us-east-1")];
     for account in ["111111111111", "222222222222", "333333333333"] {
         for region in ["us-east-1", "eu-west-1"] {
-            want.push(target(region, Some(&role(account)), ext));
+            want.push(target(region).role(&role(account)).external_id(ext));
         }
     }
     assert_eq!(desired.targets, want);
@@ -247,11 +240,7 @@ fn the_expanded_state_reads_back_from_its_json_and_entries_read_either_form() {
     let expanded = entries[1].expand().expect("has a role");
     assert_eq!(
         expanded,
-        [target(
-            "eu-west-1",
-            Some("arn:aws:iam::111111111111:role/gec"),
-            None
-        )]
+        [target("eu-west-1").role("arn:aws:iam::111111111111:role/gec")]
     );
     let no_role: TargetEntry = serde_json::from_value(serde_json::json!(
         {"regions": ["eu-west-1"], "accounts": [{"id": "111111111111"}]}

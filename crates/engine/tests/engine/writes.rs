@@ -4,12 +4,11 @@
 //! a rejection that proves "not applied" is retried (throttle) or reported, without a
 //! re-read; the rollout gate hears of the redeploy once.
 
-mod support;
-
+use crate::support::{aws_error, Call, FakeCloud, RedeployFault};
 use gec_aws::ErrorKind;
 use gec_engine::{reconcile_target, Clock, Mode, Outcome, PassOptions, Rollouts, TargetPass};
-use gec_model::desired::{self, DesiredState};
-use support::{aws_error, detector, tagged, target, Call, FakeCloud, RedeployFault};
+use gec_model::desired::DesiredState;
+use gec_model::testing::{self, cluster, detector, observed};
 
 /// Friday 2026-11-27 00:00 UTC.
 const FRIDAY: i64 = 1_795_737_600_000;
@@ -20,15 +19,16 @@ fn desired() -> DesiredState {
                 detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}\n\
                 clusters: [{name: apps, guardDutyManaged: true}]\n\
                 redeploy: {settleTime: 0s, maxConcurrent: 1, maxPerHour: 1}\n";
-    desired::parse("test.yaml", text).unwrap_or_else(|e| panic!("test YAML is invalid:\n{e}"))
+    testing::desired(text)
 }
 
 /// A covered cluster with one Fargate service `api` whose tasks lack the agent.
 fn cloud(clock: Clock) -> FakeCloud {
-    FakeCloud::new(target(
-        [tagged("apps", "true")],
-        Some(detector("ENABLED", Some("ENABLED"))),
-    ))
+    FakeCloud::new(
+        observed()
+            .clusters([cluster("apps").tagged("true")])
+            .detector(detector().runtime("ENABLED").automation("ENABLED")),
+    )
     .with_fleet(clock, MIN, |fleet, now| {
         fleet.add_service("apps", "api", 2, false, true, now - 120 * MIN);
     })

@@ -2,17 +2,16 @@
 //! clock: hours of passes run in milliseconds and nothing depends on wall time. Each test
 //! runs daemon-like passes every `TICK` and checks what the fake cloud saw.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::driving::{Controller, FakeClouds};
+use crate::support::{Call, FakeCloud};
 use gec_engine::{Clock, Mode, Outcome, Skip, TargetPass, Wait};
-use gec_model::desired::{self, DesiredState};
+use gec_model::desired::DesiredState;
 use gec_model::plan::HoldReason;
+use gec_model::testing::{self, cluster, detector, observed};
 use gec_model::Action;
-use support::driving::{Controller, FakeClouds};
-use support::{detector, tagged, target, Call, FakeCloud};
 
 const HALTED: Skip = Skip::Gate(Wait::Halted);
 const MAX_PER_HOUR: Skip = Skip::Gate(Wait::MaxPerHour);
@@ -33,7 +32,7 @@ fn desired(redeploy: &str) -> DesiredState {
          clusters: [{{name: apps, guardDutyManaged: true}}]\n\
          redeploy: {{settleTime: 0s, {redeploy}}}\n"
     );
-    desired::parse("test.yaml", &text).unwrap_or_else(|e| panic!("test YAML is invalid:\n{e}"))
+    testing::desired(&text)
 }
 
 /// Rounds of the engine's loop every `TICK` for `total`; every pass, in order.
@@ -63,10 +62,11 @@ async fn run_for(
 /// tasks each, all started 2 hours ago without the agent (before coverage).
 fn cloud(clock: Clock, n: usize) -> Arc<FakeCloud> {
     Arc::new(
-        FakeCloud::new(target(
-            [tagged("apps", "true")],
-            Some(detector("ENABLED", Some("ENABLED"))),
-        ))
+        FakeCloud::new(
+            observed()
+                .clusters([cluster("apps").tagged("true")])
+                .detector(detector().runtime("ENABLED").automation("ENABLED")),
+        )
         .with_fleet(clock, ROLLOUT_MS, |fleet, now| {
             for i in 0..n {
                 fleet.add_service("apps", &format!("svc-{i}"), 2, false, true, now - 120 * MIN);
@@ -216,10 +216,11 @@ async fn settle_time_runs_from_the_moment_coverage_turns_on() {
     let clock = Clock::tokio_at(FRIDAY);
     // Excluded now; the desired state includes it: the tag flips in the first pass.
     let fake = Arc::new(
-        FakeCloud::new(target(
-            [tagged("apps", "false")],
-            Some(detector("ENABLED", Some("ENABLED"))),
-        ))
+        FakeCloud::new(
+            observed()
+                .clusters([cluster("apps").tagged("false")])
+                .detector(detector().runtime("ENABLED").automation("ENABLED")),
+        )
         .with_fleet(clock, ROLLOUT_MS, |f, now| {
             f.add_service("apps", "api", 2, false, true, now - 120 * MIN)
         }),
@@ -228,7 +229,7 @@ async fn settle_time_runs_from_the_moment_coverage_turns_on() {
         let text = "version: 1\ntargets: [{region: us-east-1}]\n\
                     clusters: [{name: apps, guardDutyManaged: true}]\n\
                     redeploy: {settleTime: 5m}\n";
-        desired::parse("t.yaml", text).expect("valid")
+        testing::desired(text)
     };
     let c = Controller::new(clock);
     let first = c.pass(&fake, &d).await;
@@ -353,7 +354,7 @@ async fn plan_mode_and_suspend_start_no_redeploy() {
     assert_eq!(planned, ["redeploy_service", "redeploy_service"]);
     let text = "version: 1\ntargets: [{region: us-east-1}]\nsuspend: true\n\
                 clusters: [{name: apps, guardDutyManaged: true}]\nredeploy: {settleTime: 0s}\n";
-    let suspended = desired::parse("t.yaml", text).expect("valid");
+    let suspended = testing::desired(text);
     run_for(&c, &cloud, &suspended, Duration::from_secs(60)).await;
     assert!(redeploys(&cloud).is_empty());
 }

@@ -3,26 +3,19 @@
 //! Coverage invariants are checked at every instant: before the first write and after
 //! each one.
 
-mod support;
-
+use crate::support::{aws_error, Call, FakeCloud};
 use gec_aws::{ClusterScope, ErrorKind};
 use gec_engine::{
     apply_plan, observe_scope, reconcile_target, Mode, Outcome, PassOptions, Skip, TargetPass,
 };
-use gec_model::desired::{self, DesiredState};
+use gec_model::desired::DesiredState;
 use gec_model::observed::{ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING};
+use gec_model::testing::{arn, cluster, desired_with as desired, detector, observed, DETECTOR_ID};
 use gec_model::{plan_target, Action, PlanOptions};
-use support::{arn, aws_error, cluster, detector, tagged, target, Call, FakeCloud, DETECTOR_ID};
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
 // ---------------------------------------------------------------------------------------
-
-/// A desired state for one target in us-east-1, plus the given YAML sections.
-fn desired(sections: &str) -> DesiredState {
-    let text = format!("version: 1\ntargets: [{{region: us-east-1}}]\n{sections}");
-    desired::parse("test.yaml", &text).unwrap_or_else(|e| panic!("test YAML is invalid:\n{e}"))
-}
 
 fn options(mode: Mode, allow_mass_change: bool) -> PassOptions {
     PassOptions {
@@ -114,14 +107,15 @@ clusters:
     guardDutyManaged: false
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [
-            cluster("sandbox-a"),
-            cluster("sandbox-b"),
-            cluster("payments"),
-        ],
-        Some(detector("DISABLED", None)),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([
+                cluster("sandbox-a"),
+                cluster("sandbox-b"),
+                cluster("payments"),
+            ])
+            .detector(detector().runtime("DISABLED")),
+    );
 
     let pass = apply(&cloud, &desired).await;
 
@@ -157,10 +151,11 @@ clusters:
     guardDutyManaged: true
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("payments-api"), cluster("payments-db")],
-        Some(detector("ENABLED", Some("ENABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("payments-api"), cluster("payments-db")])
+            .detector(detector().runtime("ENABLED").automation("ENABLED")),
+    );
 
     let pass = apply(&cloud, &desired).await;
 
@@ -189,10 +184,11 @@ clusters:
 ",
     );
     // Covered by its inclusion tag now; covered by automation once the plan is applied.
-    let cloud = FakeCloud::new(target(
-        [tagged("legacy", "true")],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("legacy").tagged("true")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
 
     let pass = apply(&cloud, &desired).await;
 
@@ -227,15 +223,16 @@ clusters:
     guardDutyManaged: absent
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [
-            cluster("sandbox-a"),
-            cluster("sandbox-b"),
-            cluster("sandbox-c"),
-            tagged("legacy", "true"),
-        ],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([
+                cluster("sandbox-a"),
+                cluster("sandbox-b"),
+                cluster("sandbox-c"),
+                cluster("legacy").tagged("true"),
+            ])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
     let denied = aws_error(ErrorKind::AccessDenied, "TagResources");
     cloud.fail_arn(&arn("sandbox-b"), denied.clone());
 
@@ -282,10 +279,11 @@ clusters:
     guardDutyManaged: true
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("payments-api"), cluster("payments-db")],
-        Some(detector("ENABLED", Some("ENABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("payments-api"), cluster("payments-db")])
+            .detector(detector().runtime("ENABLED").automation("ENABLED")),
+    );
     cloud.fail_arn(
         &arn("payments-db"),
         aws_error(ErrorKind::Throttled, "TagResources"),
@@ -310,10 +308,11 @@ clusters:
     guardDutyManaged: absent
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [tagged("legacy", "true")],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("legacy").tagged("true")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
     let throttled = aws_error(ErrorKind::Throttled, "UpdateDetector");
     cloud.fail_update_detector(throttled.clone());
 
@@ -350,10 +349,11 @@ clusters:
     guardDutyManaged: false
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("sandbox-a"), cluster("sandbox-b")],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("sandbox-a"), cluster("sandbox-b")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
     cloud.fail_arn(
         &arn("sandbox-b"),
         aws_error(ErrorKind::Transient, "TagResources"),
@@ -392,10 +392,11 @@ safety:
   maxClusterChangesPerCycle: 2
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("svc-a"), cluster("svc-b"), cluster("svc-c")],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("svc-a"), cluster("svc-b"), cluster("svc-c")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
 
     let refused = apply(&cloud, &desired).await;
 
@@ -433,10 +434,11 @@ safety:
   maxClusterChangesPerCycle: 1
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("svc-a"), cluster("svc-b")],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("svc-a"), cluster("svc-b")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
     let plan = plan_target(&desired, &cloud.observed(), PlanOptions::default());
     assert!(plan.refused.is_some());
 
@@ -461,10 +463,11 @@ clusters:
     guardDutyManaged: false
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("a"), cluster("b"), cluster("c")],
-        Some(detector("ENABLED", Some("ENABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("a"), cluster("b"), cluster("c")])
+            .detector(detector().runtime("ENABLED").automation("ENABLED")),
+    );
 
     let pass = apply(&cloud, &desired).await;
 
@@ -486,10 +489,11 @@ clusters:
 suspend: true
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("sandbox")],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("sandbox")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
 
     let before = cloud.observed();
 
@@ -514,10 +518,11 @@ clusters:
     guardDutyManaged: false
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("sandbox")],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("sandbox")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
 
     let before = cloud.observed();
 
@@ -540,7 +545,7 @@ clusters:
     guardDutyManaged: false
 ",
     );
-    let cloud = FakeCloud::new(target([cluster("sandbox")], None));
+    let cloud = FakeCloud::new(observed().clusters([cluster("sandbox")]));
     let throttled = aws_error(ErrorKind::Throttled, "ListClusters");
     cloud.fail_observe_after(0, throttled.clone());
 
@@ -575,10 +580,11 @@ clusters:
     guardDutyManaged: true
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("sandbox"), cluster("payments")],
-        Some(detector("DISABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("sandbox"), cluster("payments")])
+            .detector(detector().runtime("DISABLED").automation("DISABLED")),
+    );
     let denied = aws_error(ErrorKind::AccessDenied, "DescribeClusters");
     cloud.fail_observe_after(1, denied);
     cloud.fail_arn(
@@ -635,14 +641,15 @@ clusters:
     guardDutyManaged: absent
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [
-            cluster("sandbox"),
-            cluster("payments"),
-            tagged("legacy", "false"),
-        ],
-        Some(detector("DISABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([
+                cluster("sandbox"),
+                cluster("payments"),
+                cluster("legacy").tagged("false"),
+            ])
+            .detector(detector().runtime("DISABLED").automation("DISABLED")),
+    );
 
     let first = apply(&cloud, &desired).await;
     assert_eq!(first.failed_actions(), 0, "{:?}", outcomes(&first));
@@ -678,10 +685,11 @@ clusters:
     );
     let mut going = cluster("going");
     going.status = "INACTIVE".into();
-    let cloud = FakeCloud::new(target(
-        [cluster("staying"), going],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("staying"), going])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
 
     let pass = apply(&cloud, &desired).await;
 
@@ -743,10 +751,11 @@ clusters:
     guardDutyManaged: true
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [cluster("payments"), tagged("other", "false")],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("payments"), cluster("other").tagged("false")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
 
     let pass = apply(&cloud, &desired).await;
 
@@ -786,10 +795,11 @@ clusters:
 ",
     );
     let names: Vec<String> = (0..45).map(|i| format!("svc-{i:02}")).collect();
-    let cloud = FakeCloud::new(target(
-        names.iter().map(|n| cluster(n)),
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters(names.iter().map(|n| cluster(n)))
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
 
     let pass = apply(&cloud, &desired).await;
 
@@ -810,15 +820,16 @@ clusters:
     guardDutyManaged: false
 ",
     );
-    let cloud = FakeCloud::new(target(
-        [
-            cluster("prod-a"),
-            cluster("dev-a"),
-            cluster("prod-b"),
-            cluster("dev-b"),
-        ],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    ));
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([
+                cluster("prod-a"),
+                cluster("dev-a"),
+                cluster("prod-b"),
+                cluster("dev-b"),
+            ])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    );
 
     let pass = apply(&cloud, &desired).await;
 

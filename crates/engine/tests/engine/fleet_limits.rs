@@ -3,17 +3,16 @@
 //! refused anywhere writes nothing anywhere; the file cannot raise a limit past its
 //! ceiling; a target that cannot be observed holds nobody back.
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::{aws_error, Call, FakeCloud};
 use gec_aws::ErrorKind;
 use gec_engine::{reconcile_fleet, reconcile_target, Clock, Mode, PassOptions, TargetPass};
-use gec_model::desired::{self, DesiredState};
+use gec_model::desired::DesiredState;
 use gec_model::observed::{ObservedCluster, ObservedDetector};
 use gec_model::plan::{Ceilings, Scope, MAX_CLUSTER_CHANGES};
-use gec_model::{ObservedTarget, PlanOptions};
-use support::{aws_error, cluster, detector, tagged, Call, FakeCloud, ACCOUNT};
+use gec_model::testing::{self, cluster, detector, observed_in};
+use gec_model::PlanOptions;
 
 /// Friday 2026-11-27 00:00 UTC.
 const FRIDAY: i64 = 1_795_737_600_000;
@@ -23,7 +22,7 @@ const WEST: &str = "eu-west-1";
 
 fn desired(sections: &str) -> DesiredState {
     let text = format!("version: 1\ntargets: [{{region: {EAST}}}, {{region: {WEST}}}]\n{sections}");
-    desired::parse("test.yaml", &text).unwrap_or_else(|e| panic!("test YAML is invalid:\n{e}"))
+    testing::desired(&text)
 }
 
 /// A cloud of `region` with these clusters (their ARNs moved to the region).
@@ -32,25 +31,13 @@ fn region(
     clusters: impl IntoIterator<Item = ObservedCluster>,
     detector: ObservedDetector,
 ) -> FakeCloud {
-    let clusters = clusters
-        .into_iter()
-        .map(|mut c| {
-            c.arn = format!("arn:aws:ecs:{region}:{ACCOUNT}:cluster/{}", c.name);
-            c
-        })
-        .collect();
-    FakeCloud::new(ObservedTarget {
-        region: region.to_owned(),
-        account: Some(ACCOUNT.to_owned()),
-        clusters,
-        detector: Some(detector),
-    })
+    FakeCloud::new(observed_in(region).clusters(clusters).detector(detector))
 }
 
 /// `n` clusters `old-000`… carrying `GuardDutyManaged=value`.
 fn old(n: usize, value: &str) -> Vec<ObservedCluster> {
     (0..n)
-        .map(|i| tagged(&format!("old-{i:03}"), value))
+        .map(|i| cluster(&format!("old-{i:03}")).tagged(value))
         .collect()
 }
 
@@ -63,7 +50,7 @@ fn excluded(region_name: &str, n: usize) -> Arc<FakeCloud> {
     Arc::new(region(
         region_name,
         old(n, "false"),
-        detector("ENABLED", Some("DISABLED")),
+        detector().runtime("ENABLED").automation("DISABLED"),
     ))
 }
 
@@ -185,14 +172,14 @@ redeploy: {settleTime: 0s}
     let east = Arc::new(region(
         EAST,
         old(60, "false"),
-        detector("ENABLED", Some("ENABLED")),
+        detector().runtime("ENABLED").automation("ENABLED"),
     ));
     // eu-west-1: one tag, the automation switch, and a service to redeploy.
     let west = Arc::new(
         region(
             WEST,
-            [tagged("apps", "true"), cluster("new-1")],
-            detector("ENABLED", Some("DISABLED")),
+            [cluster("apps").tagged("true"), cluster("new-1")],
+            detector().runtime("ENABLED").automation("DISABLED"),
         )
         .with_fleet(clock, MIN, |fleet, now| {
             fleet.add_service("apps", "api", 2, false, true, now - 120 * MIN);
@@ -263,7 +250,7 @@ async fn the_files_huge_limit_is_clamped_to_the_ceiling_until_the_ceiling_is_rai
         "unmatchedClusters: absent\n\
          safety: {maxClusterChangesPerCycle: 4294967295, maxCoverageLossFraction: 1.0}\n",
     );
-    let covered = || detector("ENABLED", Some("DISABLED"));
+    let covered = || detector().runtime("ENABLED").automation("DISABLED");
     let east = Arc::new(region(EAST, old(60, "true"), covered()));
     // eu-west-1: 5 exclusion tags to remove, within every limit on its own.
     let west = Arc::new(region(WEST, old(5, "false"), covered()));

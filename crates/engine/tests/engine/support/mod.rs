@@ -3,8 +3,6 @@
 //! fail, and records every cluster's effective coverage after every write so tests can
 //! check invariants "at every instant".
 
-#![allow(dead_code)] // each test binary uses part of the support code
-
 pub mod driving;
 pub mod fleet;
 
@@ -17,72 +15,10 @@ use gec_model::observed::{
     effectively_covered, CoverageRecord, ObservedCluster, ObservedDeployment, ObservedDetector,
     ObservedFeature, ObservedService, Workload, ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
 };
+use gec_model::testing::arn;
 
 pub use fleet::Fleet;
 use gec_model::{ObservedTarget, MANAGED_TAG_KEY};
-
-/// Account of every fake cluster.
-pub const ACCOUNT: &str = "123456789012";
-/// Region of the fake target.
-pub const REGION: &str = "us-east-1";
-/// Id of the fake detector.
-pub const DETECTOR_ID: &str = "det-1";
-
-/// The ARN of a cluster of the fake target.
-pub fn arn(name: &str) -> String {
-    format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}")
-}
-
-/// An ACTIVE cluster without tags.
-pub fn cluster(name: &str) -> ObservedCluster {
-    ObservedCluster {
-        name: name.to_owned(),
-        arn: arn(name),
-        status: "ACTIVE".into(),
-        ..ObservedCluster::default()
-    }
-}
-
-/// An ACTIVE cluster carrying `GuardDutyManaged=value`.
-pub fn tagged(name: &str, value: &str) -> ObservedCluster {
-    let mut c = cluster(name);
-    c.tags.insert(MANAGED_TAG_KEY.to_owned(), value.to_owned());
-    c
-}
-
-/// A detector reporting `RUNTIME_MONITORING` as `runtime` and, when given, its additional
-/// configuration `ECS_FARGATE_AGENT_MANAGEMENT` as `automation`.
-pub fn detector(runtime: &str, automation: Option<&str>) -> ObservedDetector {
-    let mut additional = BTreeMap::new();
-    if let Some(status) = automation {
-        additional.insert(ECS_FARGATE_AGENT_MANAGEMENT.to_owned(), status.into());
-    }
-    let mut features = BTreeMap::new();
-    features.insert(
-        RUNTIME_MONITORING.to_owned(),
-        ObservedFeature {
-            status: runtime.into(),
-            additional,
-        },
-    );
-    ObservedDetector {
-        id: DETECTOR_ID.to_owned(),
-        features,
-    }
-}
-
-/// The fake target: these clusters and this detector.
-pub fn target(
-    clusters: impl IntoIterator<Item = ObservedCluster>,
-    detector: Option<ObservedDetector>,
-) -> ObservedTarget {
-    ObservedTarget {
-        region: REGION.to_owned(),
-        account: Some(ACCOUNT.to_owned()),
-        clusters: clusters.into_iter().collect(),
-        detector,
-    }
-}
 
 /// An error as the adapter would classify it.
 pub fn aws_error(kind: ErrorKind, operation: &'static str) -> AwsError {
@@ -300,15 +236,6 @@ impl FakeCloud {
         let mut s = self.lock();
         s.advance();
         change(&mut s.fleet)
-    }
-
-    /// Sets `GuardDutyManaged` on a cluster, as someone else would.
-    pub fn set_tag(&self, cluster: &str, value: &str) {
-        let mut s = self.lock();
-        if let Some(c) = s.observed.clusters.iter_mut().find(|c| c.name == cluster) {
-            c.tags.insert(MANAGED_TAG_KEY.to_owned(), value.to_owned());
-        }
-        s.after_write();
     }
 
     /// Tag and untag writes to `arn` fail with `error` (reported per ARN).

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use gec_model::observed::{
     CoverageRecord, ObservedDeployment, ObservedService, TaskCounts, Workload,
 };
+use gec_model::testing::deployment;
 
 /// One task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,12 +122,7 @@ impl Fleet {
                 name: name.to_owned(),
                 fargate,
                 tasks,
-                deployments: vec![ObservedDeployment {
-                    id: format!("ecs-svc/{id}"),
-                    status: "PRIMARY".into(),
-                    rollout_state: Some("COMPLETED".into()),
-                    created_at_ms: created_ms,
-                }],
+                deployments: vec![deployment(&format!("ecs-svc/{id}"), created_ms)],
                 agent_missing: false,
                 fail_next: false,
                 finishes_ms: None,
@@ -205,12 +201,7 @@ impl Fleet {
         for d in &mut s.deployments {
             d.status = "ACTIVE".into();
         }
-        let deployment = ObservedDeployment {
-            id: format!("ecs-svc/{id}"),
-            status: "PRIMARY".into(),
-            rollout_state: Some("IN_PROGRESS".into()),
-            created_at_ms: now,
-        };
+        let deployment = deployment(&format!("ecs-svc/{id}"), now).rollout("IN_PROGRESS");
         s.deployments.insert(0, deployment.clone());
         s.finishes_ms = Some(now + rollout_ms);
         s.redeploys += 1;

@@ -2,17 +2,15 @@
 //! in-memory clouds: backoff of a failing target, the requeue that rollouts ask for, the
 //! desired-state generation that alone lifts a `stopOnFailure` halt, and shutdown.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::driving::{Controller, FakeClouds};
+use crate::support::{aws_error, Call, FakeCloud};
 use gec_aws::ErrorKind;
 use gec_engine::{Clock, Host, Report, Requeue, Round, Skip, Wait};
-use gec_model::desired::{self, DesiredState};
-use gec_model::ObservedTarget;
-use support::driving::{Controller, FakeClouds};
-use support::{aws_error, detector, tagged, target, Call, FakeCloud};
+use gec_model::desired::DesiredState;
+use gec_model::testing::{self, cluster, detector, observed, observed_in};
 use tokio::time::Instant;
 
 /// Friday 2026-11-27 00:00 UTC.
@@ -29,17 +27,18 @@ fn desired(redeploy: &str) -> DesiredState {
          clusters: [{{name: apps, guardDutyManaged: true}}]\n\
          redeploy: {{settleTime: 0s, {redeploy}}}\n"
     );
-    desired::parse("test.yaml", &text).unwrap_or_else(|e| panic!("test YAML is invalid:\n{e}"))
+    testing::desired(&text)
 }
 
 /// `n` Fargate services of 2 tasks without the agent in a covered cluster of us-east-1;
 /// every rollout takes a minute.
 fn east(clock: Clock, n: usize) -> Arc<FakeCloud> {
     Arc::new(
-        FakeCloud::new(target(
-            [tagged("apps", "true")],
-            Some(detector("ENABLED", Some("ENABLED"))),
-        ))
+        FakeCloud::new(
+            observed()
+                .clusters([cluster("apps").tagged("true")])
+                .detector(detector().runtime("ENABLED").automation("ENABLED")),
+        )
         .with_fleet(clock, MIN, |fleet, now| {
             for i in 0..n {
                 fleet.add_service("apps", &format!("svc-{i}"), 2, false, true, now - 120 * MIN);
@@ -50,10 +49,7 @@ fn east(clock: Clock, n: usize) -> Arc<FakeCloud> {
 
 /// eu-west-1, whose every observation is throttled.
 fn failing_west() -> Arc<FakeCloud> {
-    let west = Arc::new(FakeCloud::new(ObservedTarget {
-        region: WEST.into(),
-        ..ObservedTarget::default()
-    }));
+    let west = Arc::new(FakeCloud::new(observed_in(WEST)));
     west.fail_observe_after(0, aws_error(ErrorKind::Throttled, "ListClusters"));
     west
 }
@@ -184,7 +180,7 @@ async fn rounds_requeue_at_the_poll_while_a_rollout_moves_and_at_the_interval_ot
             "version: 1\ntargets: [{{region: {EAST}}}]\nreconcile: {{interval: 5m, jitter: 0}}\n\
              clusters: [{{name: apps, guardDutyManaged: true}}]\nredeploy: {{{text}}}\n"
         );
-        desired::parse("t.yaml", &text).expect("valid")
+        testing::desired(&text)
     };
     // A settle time of 3 minutes: the round asks to come back when it ends.
     let settling = one("settleTime: 3m");
@@ -312,10 +308,11 @@ async fn a_stop_ends_the_loop_after_the_round_in_flight_and_while_it_waits() {
     // Writes after a stop are skipped, not started.
     let stopped = Controller::new(clock);
     stopped.ctx.stop.stop();
-    let untagged = Arc::new(FakeCloud::new(target(
-        [support::cluster("apps")],
-        Some(detector("ENABLED", Some("DISABLED"))),
-    )));
+    let untagged = Arc::new(FakeCloud::new(
+        observed()
+            .clusters([cluster("apps")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    ));
     let pass = stopped.pass(&untagged, &desired("")).await;
     assert!(pass
         .results

@@ -1,0 +1,11 @@
+//! The engine's integration tests, in one binary: the support code (an in-memory cloud,
+//! its fleet of services, the engine's loop over it) compiles once for all of them.
+
+mod churn;
+mod clock_overflow;
+mod driver;
+mod fake_cloud;
+mod fleet_limits;
+mod rollout;
+mod support;
+mod writes;

@@ -1,0 +1,7 @@
+//! The model's integration tests, in one binary: reading desired-state files (examples,
+//! mistakes, hostile input, random damage) and the `accounts` form of `targets`.
+
+mod accounts_targets;
+mod desired_files;
+mod hostile_input;
+mod mutations;
