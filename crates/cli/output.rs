@@ -1,6 +1,7 @@
 //! Rendering plans and apply results for people (text) and scripts (JSON).
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use gec_engine::{ApplyRun, Outcome, TargetPass, Wait};
 use gec_model::plan::{ActionJson, ChangeJson, ClusterJson, HeldJson, Phase, PlanJson};
@@ -319,25 +320,20 @@ pub fn status_text(passes: &[TargetPass]) -> String {
             let _ = writeln!(out, "  ERROR: {e}");
         }
         let Some(plan) = &pass.plan else { continue };
+        // Elastic tabstops (tabwriter): columns as wide as their widest cell, so a long
+        // cluster name never shifts the others.
+        let mut table = tabwriter::TabWriter::new(Vec::new()).padding(2);
         let _ = writeln!(
-            out,
-            "  {:<28} {:<8} {:<8} {:<10} {:<10} {:>8} {:>8} {:>10} {:>10}",
-            "CLUSTER",
-            "DESIRED",
-            "OBSERVED",
-            "COVERAGE",
-            "GUARDDUTY",
-            "RUNNING",
-            "SERVICES",
-            "TASKS",
-            "STANDALONE"
+            table,
+            "  CLUSTER\tDESIRED\tOBSERVED\tCOVERAGE\tGUARDDUTY\tRUNNING\tSERVICES\tTASKS\tSTANDALONE"
         );
         let dash = |v: Option<u32>| v.map_or("-".to_owned(), |n| n.to_string());
+        let mut issues = Vec::new();
         for row in &plan.clusters {
             let t = row.tasks;
             let _ = writeln!(
-                out,
-                "  {:<28} {:<8} {:<8} {:<10} {:<10} {:>8} {:>8} {:>10} {:>10}",
+                table,
+                "  {}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 row.cluster,
                 row.desired.map_or("-", |d| d.as_str()),
                 row.observed.as_deref().unwrap_or("-"),
@@ -349,8 +345,13 @@ pub fn status_text(passes: &[TargetPass]) -> String {
                 dash(t.map(|t| t.standalone_tasks_without_agent)),
             );
             if let Some(issue) = row.guardduty.as_ref().and_then(|g| g.issue.as_deref()) {
-                let _ = writeln!(out, "      issue: {issue}");
+                issues.push(format!("  issue: {}: {issue}", row.cluster));
             }
+        }
+        let rows = table.into_inner().unwrap_or_default();
+        out.push_str(&String::from_utf8_lossy(&rows));
+        for issue in issues {
+            let _ = writeln!(out, "{issue}");
         }
         for a in &plan.actions {
             if let Action::RedeployService {

@@ -211,11 +211,7 @@ async fn apply_converges_every_account_and_region_of_an_accounts_entry() {
             .filter_map(|r| r["operation"].as_str())
             .filter(|op| matches!(*op, "UpdateDetector" | "ListCoverage"))
             .collect();
-        assert_eq!(
-            in_target,
-            ["UpdateDetector"],
-            "{account}/{region}"
-        );
+        assert_eq!(in_target, ["UpdateDetector"], "{account}/{region}");
     }
 
     // Converged: a plan across all six targets finds nothing, two targets at a time.
