@@ -14,7 +14,6 @@ use gec_engine::{
 };
 use gec_model::desired::Target;
 use gec_model::plan::HELD_IN_PROGRESS;
-use rand::Rng;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{error, info, info_span, warn, Instrument};
@@ -346,7 +345,8 @@ fn jittered(interval: Duration, jitter: f64) -> Duration {
     if jitter <= 0.0 {
         return interval;
     }
-    let factor = 1.0 + rand::rng().random_range(-jitter..=jitter);
+    // fastrand::f64() is in [0, 1): the factor in [1 - jitter, 1 + jitter).
+    let factor = 1.0 + jitter * (2.0 * fastrand::f64() - 1.0);
     interval.mul_f64(factor.max(0.0))
 }
 
