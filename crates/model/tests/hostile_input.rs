@@ -315,6 +315,29 @@ fn friendly_durations_keep_their_bounds_and_their_locations() {
 }
 
 #[test]
+fn a_window_time_zone_is_an_iana_name_or_a_located_mistake() {
+    let window = |zone: &str| {
+        format!(
+            "{HEAD}redeploy:\n  windows:\n    - days: [sun]\n      start: \"01:00\"\n      end: \"05:00\"\n      timeZone: {zone}\n"
+        )
+    };
+    assert_only(
+        &window("Europe/Atlantis"),
+        (9, 17, Kind::InvalidValue),
+        "\"Europe/Atlantis\" is not an IANA time zone name",
+    );
+    assert_only(
+        &window("\"+02:00\""),
+        (9, 17, Kind::InvalidValue),
+        "is not an IANA time zone name",
+    );
+    for zone in ["Europe/Berlin", "UTC", "America/New_York", "europe/berlin"] {
+        let desired = parse_bytes("t.yaml", window(zone).as_bytes()).expect(zone);
+        assert_eq!(desired.redeploy.windows[0].time_zone.as_deref(), Some(zone));
+    }
+}
+
+#[test]
 fn parse_bytes_and_parse_agree_on_text() {
     for text in [
         HEAD.to_owned(),

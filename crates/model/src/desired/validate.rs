@@ -217,7 +217,15 @@ fn validate_window(w: &Window, i: usize, p: &mut Problems) {
         if parse_hhmm(value).is_none() {
             p.add(
                 &[&"redeploy", &"windows", &i, &field],
-                format!("{value:?} is not a time of day HH:MM (UTC)"),
+                format!("{value:?} is not a time of day HH:MM"),
+            );
+        }
+    }
+    if let Some(zone) = &w.time_zone {
+        if w.zone().is_none() {
+            p.add(
+                &[&"redeploy", &"windows", &i, &"timeZone"],
+                format!("{zone:?} is not an IANA time zone name like Europe/Berlin or UTC"),
             );
         }
     }

@@ -5,6 +5,7 @@ mod json;
 mod limits;
 mod redeploy;
 mod rules;
+mod window;
 
 // The planner itself keeps no maps; the tests (`use super::*`) build observed ones.
 #[cfg(test)]
@@ -20,10 +21,9 @@ pub use limits::{
     check_fleet, Ceilings, Clamped, Limits, Scope, DEFAULT_MAX_CLUSTER_CHANGES,
     DEFAULT_MAX_COVERAGE_LOSS, MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS,
 };
-pub use redeploy::{
-    window_open, Held, HELD_DISABLED, HELD_INACTIVE, HELD_IN_PROGRESS, HELD_NOT_FARGATE,
-};
+pub use redeploy::{Held, HELD_DISABLED, HELD_INACTIVE, HELD_IN_PROGRESS, HELD_NOT_FARGATE};
 pub use rules::CompiledRules;
+pub use window::window_open;
 
 /// Where an action runs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
