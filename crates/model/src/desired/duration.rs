@@ -95,7 +95,7 @@ impl fmt::Display for DurationSpec {
         }
         let (size, unit) = UNITS
             .into_iter()
-            .find(|(size, _)| nanos % size == 0)
+            .find(|(size, _)| nanos.checked_rem(*size) == Some(0))
             .unwrap_or((1, "ns"));
         write!(f, "{}{unit}", nanos / size)
     }
