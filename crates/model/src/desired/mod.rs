@@ -258,7 +258,7 @@ pub struct RedeploySpec {
     pub retry_after: DurationSpec,
     /// Globs of service names never redeployed.
     pub exclude_services: Vec<String>,
-    /// Allow windows (UTC); empty means always allowed.
+    /// Allow windows, each in UTC or its own `timeZone`; empty means always allowed.
     pub windows: Vec<Window>,
 }
 
@@ -278,16 +278,39 @@ impl Default for RedeploySpec {
     }
 }
 
-/// An allow window for redeploys, in UTC.
+/// An allow window for redeploys, on the wall clock of its time zone (UTC by default).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Window {
-    /// Days of the week the window opens on.
+    /// Days of the week the window opens on, in its time zone.
     pub days: Vec<Weekday>,
-    /// Start, `HH:MM` UTC.
+    /// Start, `HH:MM` in the window's time zone.
     pub start: String,
-    /// End, `HH:MM` UTC (exclusive); an end before the start runs past midnight.
+    /// End, `HH:MM` in the window's time zone (exclusive; `24:00` is the end of the day);
+    /// an end before the start runs past midnight.
     pub end: String,
+    /// IANA time zone the days and times are read in, like `Europe/Berlin`; UTC when
+    /// not given. Across a daylight saving change the window keeps its wall-clock times:
+    /// a window `01:00`-`05:00` is three hours long on the night clocks go forward, five
+    /// on the night they go back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+}
+
+impl Window {
+    /// The time zone the window is read in; `None` when `timeZone` names none.
+    pub fn zone(&self) -> Option<jiff::tz::TimeZone> {
+        time_zone(self.time_zone.as_deref())
+    }
+}
+
+/// A time zone by IANA name (any letter case) from jiff's bundled database, which the
+/// binary carries, so the host's /usr/share/zoneinfo plays no part; UTC for `None`.
+pub fn time_zone(name: Option<&str>) -> Option<jiff::tz::TimeZone> {
+    match name {
+        None => Some(jiff::tz::TimeZone::UTC),
+        Some(name) => jiff::tz::TimeZoneDatabase::bundled().get(name).ok(),
+    }
 }
 
 /// A day of the week.
@@ -304,6 +327,22 @@ pub enum Weekday {
     Fri,
     Sat,
     Sun,
+}
+
+impl Weekday {
+    /// The same day as jiff names it.
+    pub fn civil(self) -> jiff::civil::Weekday {
+        use jiff::civil::Weekday as W;
+        match self {
+            Weekday::Mon => W::Monday,
+            Weekday::Tue => W::Tuesday,
+            Weekday::Wed => W::Wednesday,
+            Weekday::Thu => W::Thursday,
+            Weekday::Fri => W::Friday,
+            Weekday::Sat => W::Saturday,
+            Weekday::Sun => W::Sunday,
+        }
+    }
 }
 
 /// Limits that refuse a pass whole. The file may lower them, never raise them: each is at

@@ -1,6 +1,7 @@
 //! Checks a well-typed desired state for mistakes the types cannot express.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use super::error::ConfigErrorKind as Kind;
 use super::{DesiredState, ManagedTag, Window};
@@ -34,7 +35,9 @@ pub(crate) type Problem = (Vec<Seg>, Kind, String);
 
 /// The longest `reconcile.interval`: a daemon that reconciles less than daily is not
 /// reconciling (drift would stand for days), and it bounds the daemon's timer.
-const MAX_INTERVAL_SECS: u64 = 24 * 3600;
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// The shortest `reconcile.interval`: passes closer than this would only spend API calls.
+const MIN_INTERVAL: Duration = Duration::from_secs(10);
 
 struct Problems(Vec<Problem>);
 
@@ -85,10 +88,11 @@ pub(crate) fn validate(d: &DesiredState) -> Vec<Problem> {
             format!("{loss} is not a fraction between 0 and 1"),
         );
     }
-    let interval = d.reconcile.interval.get().as_secs();
-    if interval < 10 {
+    // Whole durations, not seconds: `9500ms` is below 10s and `24h500ms` above 24h.
+    let interval = d.reconcile.interval.get();
+    if interval < MIN_INTERVAL {
         p.add(&[&"reconcile", &"interval"], "must be at least 10s");
-    } else if interval > MAX_INTERVAL_SECS {
+    } else if interval > MAX_INTERVAL {
         p.add(&[&"reconcile", &"interval"], "must be at most 24h");
     }
     let jitter = d.reconcile.jitter;
@@ -213,7 +217,15 @@ fn validate_window(w: &Window, i: usize, p: &mut Problems) {
         if parse_hhmm(value).is_none() {
             p.add(
                 &[&"redeploy", &"windows", &i, &field],
-                format!("{value:?} is not a time of day HH:MM (UTC)"),
+                format!("{value:?} is not a time of day HH:MM"),
+            );
+        }
+    }
+    if let Some(zone) = &w.time_zone {
+        if w.zone().is_none() {
+            p.add(
+                &[&"redeploy", &"windows", &i, &"timeZone"],
+                format!("{zone:?} is not an IANA time zone name like Europe/Berlin or UTC"),
             );
         }
     }

@@ -224,25 +224,16 @@ impl Held {
 }
 
 /// Unix milliseconds as an RFC 3339 UTC timestamp (`2026-11-27T06:00:00Z`), seconds
-/// precision. Civil-from-days after Howard Hinnant's algorithm.
+/// precision (truncated toward the past). An instant past the years jiff represents
+/// (-9999 to 9999) prints as the nearest one, never a panic.
 pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    let secs = ms.div_euclid(1000).clamp(
+        jiff::Timestamp::MIN.as_second(),
+        jiff::Timestamp::MAX.as_second(),
+    );
+    jiff::Timestamp::from_second(secs)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_string()
 }
 
 impl Action {
@@ -391,5 +382,11 @@ mod tests {
             super::rfc3339(951_782_400_000 + 3_723_000),
             "2000-02-29T01:02:03Z"
         );
+        // Milliseconds are dropped, before the epoch too.
+        assert_eq!(super::rfc3339(1_999), "1970-01-01T00:00:01Z");
+        assert_eq!(super::rfc3339(-1), "1969-12-31T23:59:59Z");
+        for ms in [i64::MIN, i64::MAX] {
+            assert!(super::rfc3339(ms).ends_with('Z'));
+        }
     }
 }

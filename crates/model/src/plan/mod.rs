@@ -5,6 +5,7 @@ mod json;
 mod limits;
 mod redeploy;
 mod rules;
+mod window;
 
 use std::collections::BTreeMap;
 
@@ -23,8 +24,9 @@ pub use limits::{
     check_fleet, Ceilings, Clamped, Limits, Scope, DEFAULT_MAX_CLUSTER_CHANGES,
     DEFAULT_MAX_COVERAGE_LOSS, MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS,
 };
-pub use redeploy::{window_open, Held, HoldReason};
+pub use redeploy::{Held, HoldReason};
 pub use rules::CompiledRules;
+pub use window::window_open;
 
 /// Where an action runs.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -3,7 +3,7 @@
 //! stopOnFailure) belong to the engine's rollout gate; `settleTime` is turned into a
 //! `not_before_ms` on each action here because it is a pure function of the cluster.
 
-use crate::desired::{parse_hhmm, RedeploySpec, Weekday, Window};
+use crate::desired::RedeploySpec;
 use crate::observed::{ObservedCluster, ServiceStatus, Workload};
 
 use super::{Action, TargetRef, TaskSummary};
@@ -209,104 +209,9 @@ pub(crate) fn human(ms: i64) -> String {
     }
 }
 
-const DAY_MS: i64 = 86_400_000;
-
-/// Whether a redeploy may start at `now_ms` (Unix ms, UTC). No windows: always. A window
-/// opens on each of its days at `start` and closes at `end` (exclusive); an `end` before
-/// the `start` closes the next day, so `{days: [fri], start: "22:00", end: "02:00"}` is
-/// open Friday 22:00 to Saturday 02:00. Windows that do not parse never open (validation
-/// rejects them before a plan is made).
-pub fn window_open(windows: &[Window], now_ms: i64) -> bool {
-    if windows.is_empty() {
-        return true;
-    }
-    let day = now_ms.div_euclid(DAY_MS);
-    let minute = now_ms.rem_euclid(DAY_MS) / 60_000;
-    // 1970-01-01 was a Thursday.
-    let weekday = |day: i64| WEEK[((day + 3).rem_euclid(7)) as usize];
-    windows.iter().any(|w| {
-        let (Some(start), Some(end)) = (parse_hhmm(&w.start), parse_hhmm(&w.end)) else {
-            return false;
-        };
-        let (start, end) = (i64::from(start), i64::from(end));
-        if start < end {
-            w.days.contains(&weekday(day)) && (start..end).contains(&minute)
-        } else {
-            // Runs past midnight: the evening part today, or the morning part of a window
-            // that opened yesterday.
-            (w.days.contains(&weekday(day)) && minute >= start)
-                || (w.days.contains(&weekday(day - 1)) && minute < end)
-        }
-    })
-}
-
-const WEEK: [Weekday; 7] = [
-    Weekday::Mon,
-    Weekday::Tue,
-    Weekday::Wed,
-    Weekday::Thu,
-    Weekday::Fri,
-    Weekday::Sat,
-    Weekday::Sun,
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn window(days: &[Weekday], start: &str, end: &str) -> Window {
-        Window {
-            days: days.to_vec(),
-            start: start.to_owned(),
-            end: end.to_owned(),
-        }
-    }
-
-    /// 2026-11-27 is a Friday.
-    const FRI_2026_11_27: i64 = 1_795_737_600_000;
-
-    fn at(day_offset: i64, hh: i64, mm: i64) -> i64 {
-        FRI_2026_11_27 + day_offset * DAY_MS + hh * 3_600_000 + mm * 60_000
-    }
-
-    #[test]
-    fn the_reference_date_is_a_friday_at_midnight_utc() {
-        // 20784 days after 1970-01-01 (a Thursday); 20784 % 7 == 1: a Friday.
-        assert_eq!(FRI_2026_11_27 % DAY_MS, 0);
-        assert_eq!(FRI_2026_11_27 / DAY_MS, 20_784);
-        assert!(window_open(
-            &[window(&[Weekday::Fri], "00:00", "00:01")],
-            at(0, 0, 0)
-        ));
-        assert!(!window_open(
-            &[window(&[Weekday::Thu], "00:00", "23:59")],
-            at(0, 0, 0)
-        ));
-    }
-
-    #[test]
-    fn windows_open_on_their_days_between_start_and_end() {
-        let w = [window(&[Weekday::Tue, Weekday::Wed], "09:00", "17:00")];
-        assert!(window_open(&w, at(4, 9, 0)), "Tuesday 09:00 opens");
-        assert!(window_open(&w, at(5, 16, 59)), "Wednesday 16:59 is open");
-        assert!(!window_open(&w, at(5, 17, 0)), "end is exclusive");
-        assert!(!window_open(&w, at(4, 8, 59)), "before start");
-        assert!(!window_open(&w, at(0, 12, 0)), "Friday is not listed");
-        assert!(window_open(&[], at(0, 3, 0)), "no windows: always open");
-    }
-
-    #[test]
-    fn a_window_ending_before_it_starts_runs_past_midnight() {
-        let w = [window(&[Weekday::Fri], "22:00", "02:00")];
-        assert!(window_open(&w, at(0, 23, 30)), "Friday night");
-        assert!(window_open(&w, at(1, 1, 59)), "Saturday early morning");
-        assert!(!window_open(&w, at(1, 2, 0)), "Saturday 02:00 closed");
-        assert!(
-            !window_open(&w, at(0, 1, 0)),
-            "Friday early morning belongs to Thursday"
-        );
-        assert!(!window_open(&w, at(1, 23, 0)), "Saturday night not listed");
-    }
 
     #[test]
     fn durations_read_as_people_write_them() {

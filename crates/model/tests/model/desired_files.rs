@@ -125,7 +125,7 @@ fn each_kind_of_mistake_is_reported_at_its_line_column_and_path() {
         ("name-and-match.yaml",
             &[at(5, 9, "clusters[0]", &["either `name` or `match`, not both"])]),
         ("bad-duration.yaml",
-            &[at(5, 15, "redeploy.settleTime", &["invalid duration \"5 minutes\"", "like 30s, 5m, 1h"])]),
+            &[at(5, 15, "redeploy.settleTime", &["invalid duration \"5m5m\"", "can't be repeated", "like 30s, 5m, 1h30m"])]),
         ("bad-glob.yaml",
             &[at(6, 20, "clusters[0].match.namePattern", &["invalid glob \"[payments-prod\""])]),
         ("bad-window-time.yaml",
@@ -225,7 +225,7 @@ fn a_file_with_three_mistakes_reports_all_three_in_document_order() {
                 11,
                 15,
                 "redeploy.settleTime",
-                &["invalid duration \"5 minutes\""],
+                &["invalid duration \"5m5m\""],
             ),
         ],
     );
@@ -523,7 +523,7 @@ targets:
   - region: us-east-1
 redeploy:
   maxConcurrent: lots
-  settleTime: 5 minutes
+  settleTime: 5m5m
 ";
     assert_reports(
         "section.yaml",

@@ -279,6 +279,65 @@ fn huge_and_overlong_durations_are_located_mistakes() {
     assert!(parse_bytes("t.yaml", text.as_bytes()).is_ok());
 }
 
+/// jiff's friendly format: each unit at most once, sub-second units where the field
+/// allows them, `d` as 24 hours; the bounds hold whatever the spelling.
+#[test]
+fn friendly_durations_keep_their_bounds_and_their_locations() {
+    assert_only(
+        &format!("{HEAD}redeploy:\n  settleTime: 5m5m\n"),
+        (5, 15, Kind::InvalidValue),
+        "can't be repeated",
+    );
+    assert_only(
+        &format!("{HEAD}reconcile:\n  interval: 9500ms\n"),
+        (5, 13, Kind::InvalidValue),
+        "must be at least 10s",
+    );
+    assert_only(
+        &format!("{HEAD}reconcile:\n  interval: 1d500ms\n"),
+        (5, 13, Kind::InvalidValue),
+        "must be at most 24h",
+    );
+    assert_only(
+        &format!("{HEAD}redeploy:\n  retryAfter: 30d1s\n"),
+        (5, 15, Kind::InvalidValue),
+        "longer than the limit of 720h",
+    );
+    let text = format!(
+        "{HEAD}redeploy:\n  settleTime: 500ms\n  retryAfter: 30d\nreconcile:\n  interval: 1d\n"
+    );
+    let desired = parse_bytes("t.yaml", text.as_bytes()).expect("within every bound");
+    assert_eq!(desired.redeploy.settle_time.get().as_millis(), 500);
+    assert_eq!(desired.redeploy.retry_after.get().as_secs(), 720 * 3600);
+    assert_eq!(desired.reconcile.interval.get().as_secs(), 24 * 3600);
+    let text = format!("{HEAD}reconcile:\n  interval: 1h30m\n");
+    let desired = parse_bytes("t.yaml", text.as_bytes()).expect("1h30m");
+    assert_eq!(desired.reconcile.interval.get().as_secs(), 5400);
+}
+
+#[test]
+fn a_window_time_zone_is_an_iana_name_or_a_located_mistake() {
+    let window = |zone: &str| {
+        format!(
+            "{HEAD}redeploy:\n  windows:\n    - days: [sun]\n      start: \"01:00\"\n      end: \"05:00\"\n      timeZone: {zone}\n"
+        )
+    };
+    assert_only(
+        &window("Europe/Atlantis"),
+        (9, 17, Kind::InvalidValue),
+        "\"Europe/Atlantis\" is not an IANA time zone name",
+    );
+    assert_only(
+        &window("\"+02:00\""),
+        (9, 17, Kind::InvalidValue),
+        "is not an IANA time zone name",
+    );
+    for zone in ["Europe/Berlin", "UTC", "America/New_York", "europe/berlin"] {
+        let desired = parse_bytes("t.yaml", window(zone).as_bytes()).expect(zone);
+        assert_eq!(desired.redeploy.windows[0].time_zone.as_deref(), Some(zone));
+    }
+}
+
 #[test]
 fn parse_bytes_and_parse_agree_on_text() {
     for text in [
