@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::driving::{Controller, FakeClouds};
-use crate::support::{aws_error, Call, FakeCloud};
+use crate::support::{aws_error, covered_apps, Call, FakeCloud};
 use gec_aws::ErrorKind;
 use gec_engine::{Clock, Host, Report, Requeue, Round, Skip, Wait};
 use gec_model::desired::DesiredState;
@@ -15,7 +15,6 @@ use tokio::time::Instant;
 
 /// Friday 2026-11-27 00:00 UTC.
 const FRIDAY: i64 = 1_795_737_600_000;
-const MIN: i64 = 60_000;
 const EAST: &str = "us-east-1";
 const WEST: &str = "eu-west-1";
 
@@ -30,39 +29,11 @@ fn desired(redeploy: &str) -> DesiredState {
     testing::desired(&text)
 }
 
-/// `n` Fargate services of 2 tasks without the agent in a covered cluster of us-east-1;
-/// every rollout takes a minute.
-fn east(clock: Clock, n: usize) -> Arc<FakeCloud> {
-    Arc::new(
-        FakeCloud::new(
-            observed()
-                .clusters([cluster("apps").tagged("true")])
-                .detector(detector().runtime("ENABLED").automation("ENABLED")),
-        )
-        .with_fleet(clock, MIN, |fleet, now| {
-            for i in 0..n {
-                fleet.add_service("apps", &format!("svc-{i}"), 2, false, true, now - 120 * MIN);
-            }
-        }),
-    )
-}
-
 /// eu-west-1, whose every observation is throttled.
 fn failing_west() -> Arc<FakeCloud> {
     let west = Arc::new(FakeCloud::new(observed_in(WEST)));
     west.fail_observe_after(0, aws_error(ErrorKind::Throttled, "ListClusters"));
     west
-}
-
-fn redeploys(cloud: &FakeCloud) -> Vec<String> {
-    cloud
-        .calls()
-        .into_iter()
-        .filter_map(|c| match c {
-            Call::RedeployService(_, service) => Some(service),
-            _ => None,
-        })
-        .collect()
 }
 
 fn observations(cloud: &FakeCloud) -> usize {
@@ -84,7 +55,7 @@ fn reconciled(report: &Report, region: &str) -> bool {
 #[tokio::test(start_paused = true)]
 async fn a_halt_holds_while_a_target_goes_in_and_out_of_backoff_until_the_desired_state_changes() {
     let clock = Clock::tokio_at(FRIDAY);
-    let east = east(clock, 3);
+    let east = covered_apps(clock, 3);
     east.fleet(|f| f.service("apps", "svc-0").fail_next = true);
     let west = failing_west();
     let clouds = FakeClouds::by_region([(EAST, Arc::clone(&east)), (WEST, Arc::clone(&west))]);
@@ -106,7 +77,7 @@ async fn a_halt_holds_while_a_target_goes_in_and_out_of_backoff_until_the_desire
         reports.len()
     );
     assert_eq!(
-        redeploys(&east),
+        east.redeployed(),
         ["svc-0"],
         "nothing after the FAILED rollout"
     );
@@ -131,7 +102,7 @@ async fn a_halt_holds_while_a_target_goes_in_and_out_of_backoff_until_the_desire
         true,
     )
     .await;
-    let mut all = redeploys(&east);
+    let mut all = east.redeployed();
     all.sort();
     assert_eq!(
         all,
@@ -143,7 +114,7 @@ async fn a_halt_holds_while_a_target_goes_in_and_out_of_backoff_until_the_desire
 #[tokio::test(start_paused = true)]
 async fn a_failing_target_backs_off_while_the_others_pass_every_round() {
     let clock = Clock::tokio_at(FRIDAY);
-    let east = east(clock, 0);
+    let east = covered_apps(clock, 0);
     let west = failing_west();
     let clouds = FakeClouds::by_region([(EAST, Arc::clone(&east)), (WEST, Arc::clone(&west))]);
     let c = Controller::new(clock);
@@ -173,7 +144,7 @@ async fn a_failing_target_backs_off_while_the_others_pass_every_round() {
 #[tokio::test(start_paused = true)]
 async fn rounds_requeue_at_the_poll_while_a_rollout_moves_and_at_the_interval_otherwise() {
     let clock = Clock::tokio_at(FRIDAY);
-    let east = east(clock, 1);
+    let east = covered_apps(clock, 1);
     let c = Controller::new(clock);
     let one = |text: &str| {
         let text = format!(
@@ -209,7 +180,7 @@ async fn rounds_requeue_at_the_poll_while_a_rollout_moves_and_at_the_interval_ot
     // Settled: the redeploy starts and its rollout is watched: poll.
     tokio::time::sleep(Duration::from_secs(181)).await;
     let report = driver.round(&round(&settling)).await;
-    assert_eq!(redeploys(&east), ["svc-0"]);
+    assert_eq!(east.redeployed(), ["svc-0"]);
     assert_eq!(report.requeue, Requeue::Poll);
     assert_eq!(report.rolling, 1);
     assert_eq!(report.next - Instant::now(), c.settings.rollout_poll);
@@ -257,7 +228,7 @@ impl Host for StopAfter {
 #[tokio::test(start_paused = true)]
 async fn a_stop_ends_the_loop_after_the_round_in_flight_and_while_it_waits() {
     let clock = Clock::tokio_at(FRIDAY);
-    let east = east(clock, 0);
+    let east = covered_apps(clock, 0);
     let c = Controller::new(clock);
     let round = Round {
         desired: Arc::new(desired("")),

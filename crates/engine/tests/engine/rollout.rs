@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::driving::{Controller, FakeClouds};
-use crate::support::{Call, FakeCloud};
+use crate::support::{covered_apps, FakeCloud};
 use gec_engine::{Clock, Mode, Outcome, Skip, TargetPass, Wait};
 use gec_model::desired::DesiredState;
 use gec_model::plan::HoldReason;
@@ -58,34 +58,6 @@ async fn run_for(
     passes
 }
 
-/// A covered cluster `apps` (automation on, tagged `true`) with `n` Fargate services of 2
-/// tasks each, all started 2 hours ago without the agent (before coverage).
-fn cloud(clock: Clock, n: usize) -> Arc<FakeCloud> {
-    Arc::new(
-        FakeCloud::new(
-            observed()
-                .clusters([cluster("apps").tagged("true")])
-                .detector(detector().runtime("ENABLED").automation("ENABLED")),
-        )
-        .with_fleet(clock, ROLLOUT_MS, |fleet, now| {
-            for i in 0..n {
-                fleet.add_service("apps", &format!("svc-{i}"), 2, false, true, now - 120 * MIN);
-            }
-        }),
-    )
-}
-
-fn redeploys(cloud: &FakeCloud) -> Vec<String> {
-    cloud
-        .calls()
-        .into_iter()
-        .filter_map(|c| match c {
-            Call::RedeployService(_, service) => Some(service),
-            _ => None,
-        })
-        .collect()
-}
-
 fn waits(passes: &[TargetPass]) -> Vec<Skip> {
     passes
         .iter()
@@ -110,7 +82,7 @@ fn without_agent(cloud: &FakeCloud) -> usize {
 #[tokio::test(start_paused = true)]
 async fn max_concurrent_is_never_exceeded_and_every_service_converges_once() {
     let clock = Clock::tokio_at(FRIDAY);
-    let cloud = cloud(clock, 6);
+    let cloud = covered_apps(clock, 6);
     let c = Controller::new(clock);
     run_for(
         &c,
@@ -124,7 +96,7 @@ async fn max_concurrent_is_never_exceeded_and_every_service_converges_once() {
         max, 2,
         "at most (and, with 6 waiting, exactly) 2 rollouts at once"
     );
-    let mut done = redeploys(&cloud);
+    let mut done = cloud.redeployed();
     done.sort();
     assert_eq!(
         done,
@@ -137,15 +109,15 @@ async fn max_concurrent_is_never_exceeded_and_every_service_converges_once() {
 #[tokio::test(start_paused = true)]
 async fn max_per_hour_bounds_the_redeploys_of_any_hour() {
     let clock = Clock::tokio_at(FRIDAY);
-    let cloud = cloud(clock, 5);
+    let cloud = covered_apps(clock, 5);
     let c = Controller::new(clock);
     let d = desired("maxConcurrent: 5, maxPerHour: 2");
     let passes = run_for(&c, &cloud, &d, Duration::from_secs(50 * 60)).await;
-    assert_eq!(redeploys(&cloud).len(), 2, "two in the first hour");
+    assert_eq!(cloud.redeployed().len(), 2, "two in the first hour");
     assert!(waits(&passes).contains(&MAX_PER_HOUR));
     run_for(&c, &cloud, &d, Duration::from_secs(15 * 60)).await;
     assert_eq!(
-        redeploys(&cloud).len(),
+        cloud.redeployed().len(),
         4,
         "two more once the first hour has passed"
     );
@@ -154,20 +126,20 @@ async fn max_per_hour_bounds_the_redeploys_of_any_hour() {
 #[tokio::test(start_paused = true)]
 async fn a_closed_window_starts_nothing_and_an_open_one_does() {
     let clock = Clock::tokio_at(FRIDAY + 12 * 60 * MIN); // Friday 12:00
-    let cloud = cloud(clock, 2);
+    let cloud = covered_apps(clock, 2);
     let c = Controller::new(clock);
     let closed = desired("windows: [{days: [fri], start: '13:00', end: '14:00'}]");
     let passes = run_for(&c, &cloud, &closed, Duration::from_secs(59 * 60)).await;
-    assert!(redeploys(&cloud).is_empty(), "nothing starts before 13:00");
+    assert!(cloud.redeployed().is_empty(), "nothing starts before 13:00");
     assert!(waits(&passes).iter().all(|w| *w == WINDOW));
     run_for(&c, &cloud, &closed, Duration::from_secs(5 * 60)).await;
-    assert_eq!(redeploys(&cloud).len(), 2, "the window opened at 13:00");
+    assert_eq!(cloud.redeployed().len(), 2, "the window opened at 13:00");
 }
 
 #[tokio::test(start_paused = true)]
 async fn excluded_and_ec2_services_and_standalone_tasks_are_never_touched() {
     let clock = Clock::tokio_at(FRIDAY);
-    let cloud = cloud(clock, 1);
+    let cloud = covered_apps(clock, 1);
     cloud.fleet(|f| {
         f.add_service("apps", "batch-nightly", 1, false, true, FRIDAY - 120 * MIN);
         f.add_service("apps", "on-ec2", 2, false, false, FRIDAY - 120 * MIN);
@@ -182,7 +154,7 @@ async fn excluded_and_ec2_services_and_standalone_tasks_are_never_touched() {
         Duration::from_secs(10 * 60),
     )
     .await;
-    assert_eq!(redeploys(&cloud), ["svc-0"]);
+    assert_eq!(cloud.redeployed(), ["svc-0"]);
     assert_eq!(
         cloud.fleet(|f| f.standalone.clone()),
         standalone_before,
@@ -237,23 +209,23 @@ async fn settle_time_runs_from_the_moment_coverage_turns_on() {
     assert!(waits(&[first]).contains(&SETTLING));
     run_for(&c, &fake, &d, Duration::from_secs(4 * 60 + 50)).await;
     assert!(
-        redeploys(&fake).is_empty(),
+        fake.redeployed().is_empty(),
         "not before 5 minutes of coverage"
     );
     run_for(&c, &fake, &d, Duration::from_secs(30)).await;
-    assert_eq!(redeploys(&fake), ["api"]);
+    assert_eq!(fake.redeployed(), ["api"]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_rollout_halts_redeploys_until_the_desired_state_changes() {
     let clock = Clock::tokio_at(FRIDAY);
-    let cloud = cloud(clock, 3);
+    let cloud = covered_apps(clock, 3);
     cloud.fleet(|f| f.service("apps", "svc-0").fail_next = true);
     let c = Controller::new(clock);
     let d = desired("maxConcurrent: 1, stopOnFailure: true");
     let passes = run_for(&c, &cloud, &d, Duration::from_secs(3 * 60 * 60)).await;
     assert_eq!(
-        redeploys(&cloud),
+        cloud.redeployed(),
         ["svc-0"],
         "nothing after the FAILED rollout"
     );
@@ -261,7 +233,7 @@ async fn a_failed_rollout_halts_redeploys_until_the_desired_state_changes() {
     assert!(c.ctx.rollouts.halted().is_some());
     let edited = desired("maxConcurrent: 1, stopOnFailure: true, maxPerHour: 19");
     run_for(&c, &cloud, &edited, Duration::from_secs(10 * 60)).await;
-    let mut all = redeploys(&cloud);
+    let mut all = cloud.redeployed();
     all.sort();
     assert_eq!(
         all,
@@ -274,7 +246,7 @@ async fn a_failed_rollout_halts_redeploys_until_the_desired_state_changes() {
 #[tokio::test(start_paused = true)]
 async fn retry_after_stops_a_redeploy_storm_when_new_tasks_still_lack_the_agent() {
     let clock = Clock::tokio_at(FRIDAY);
-    let cloud = cloud(clock, 1);
+    let cloud = covered_apps(clock, 1);
     cloud.fleet(|f| {
         // A healthy service proves coverage is on; `svc-0` comes up without the agent.
         f.add_service("apps", "healthy", 1, true, true, FRIDAY - 100 * MIN);
@@ -283,7 +255,7 @@ async fn retry_after_stops_a_redeploy_storm_when_new_tasks_still_lack_the_agent(
     let c = Controller::new(clock);
     let d = desired("retryAfter: 1h");
     let passes = run_for(&c, &cloud, &d, Duration::from_secs(55 * 60)).await;
-    assert_eq!(redeploys(&cloud), ["svc-0"], "once, not every pass");
+    assert_eq!(cloud.redeployed(), ["svc-0"], "once, not every pass");
     let last = passes.last().and_then(|p| p.plan.as_ref()).expect("a plan");
     assert!(
         last.held
@@ -294,7 +266,7 @@ async fn retry_after_stops_a_redeploy_storm_when_new_tasks_still_lack_the_agent(
     );
     run_for(&c, &cloud, &d, Duration::from_secs(10 * 60)).await;
     assert_eq!(
-        redeploys(&cloud),
+        cloud.redeployed(),
         ["svc-0", "svc-0"],
         "retried after an hour"
     );
@@ -303,16 +275,16 @@ async fn retry_after_stops_a_redeploy_storm_when_new_tasks_still_lack_the_agent(
 #[tokio::test(start_paused = true)]
 async fn a_restarted_controller_does_not_redeploy_a_rolling_service_again() {
     let clock = Clock::tokio_at(FRIDAY);
-    let cloud = cloud(clock, 3);
+    let cloud = covered_apps(clock, 3);
     let d = desired("maxConcurrent: 1");
     let first = Controller::new(clock);
     first.pass(&cloud, &d).await;
-    assert_eq!(redeploys(&cloud), ["svc-0"]);
+    assert_eq!(cloud.redeployed(), ["svc-0"]);
     drop(first); // the crash: all memory is gone
     tokio::time::sleep(TICK).await;
     let second = Controller::new(clock);
     let passes = run_for(&second, &cloud, &d, Duration::from_secs(10 * 60)).await;
-    let mut all = redeploys(&cloud);
+    let mut all = cloud.redeployed();
     all.sort();
     assert_eq!(
         all,
@@ -337,7 +309,7 @@ async fn a_restarted_controller_does_not_redeploy_a_rolling_service_again() {
 #[tokio::test(start_paused = true)]
 async fn plan_mode_and_suspend_start_no_redeploy() {
     let clock = Clock::tokio_at(FRIDAY);
-    let cloud = cloud(clock, 2);
+    let cloud = covered_apps(clock, 2);
     let c = Controller::new(clock);
     let mut planner = Controller::new(clock);
     planner.settings.mode = Mode::Plan;
@@ -356,5 +328,5 @@ async fn plan_mode_and_suspend_start_no_redeploy() {
                 clusters: [{name: apps, guardDutyManaged: true}]\nredeploy: {settleTime: 0s}\n";
     let suspended = testing::desired(text);
     run_for(&c, &cloud, &suspended, Duration::from_secs(60)).await;
-    assert!(redeploys(&cloud).is_empty());
+    assert!(cloud.redeployed().is_empty());
 }

@@ -7,7 +7,7 @@ pub mod driving;
 pub mod fleet;
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use gec_aws::{AwsError, BatchOutcome, ClusterScope, ErrorKind, FeatureChange};
 use gec_engine::{Clock, TargetCloud};
@@ -18,6 +18,7 @@ use gec_model::observed::{
 use gec_model::testing::arn;
 
 pub use fleet::Fleet;
+use gec_model::testing::{cluster, detector, observed};
 use gec_model::{ObservedTarget, MANAGED_TAG_KEY};
 
 /// An error as the adapter would classify it.
@@ -484,4 +485,36 @@ fn name_of(cluster_arn: &str) -> String {
         .next()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A covered cluster `apps` (automation on, tagged `true`) with `n` Fargate services of 2
+/// tasks each, all started 2 hours ago without the agent (before coverage); every rollout
+/// takes a minute.
+pub fn covered_apps(clock: Clock, n: usize) -> Arc<FakeCloud> {
+    const MIN: i64 = 60_000;
+    Arc::new(
+        FakeCloud::new(
+            observed()
+                .clusters([cluster("apps").tagged("true")])
+                .detector(detector().runtime("ENABLED").automation("ENABLED")),
+        )
+        .with_fleet(clock, MIN, |fleet, now| {
+            for i in 0..n {
+                fleet.add_service("apps", &format!("svc-{i}"), 2, false, true, now - 120 * MIN);
+            }
+        }),
+    )
+}
+
+impl FakeCloud {
+    /// The services redeployed so far, in order.
+    pub fn redeployed(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::RedeployService(_, service) => Some(service),
+                _ => None,
+            })
+            .collect()
+    }
 }
