@@ -12,7 +12,7 @@ use gec_aws::AwsContext;
 use gec_engine::{Context, Driver, Host, Mode, Report, Round, Settings, TargetPass};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant};
-use tracing::{error, info, warn};
+use tracing::{error, info, info_span, warn};
 
 use crate::http::Shared;
 use crate::metrics::PassResult;
@@ -169,13 +169,16 @@ impl Host for DaemonHost {
             .filter_map(TargetPass::pending)
             .map(|p| p.actions.len())
             .sum();
-        info!(
-            pass_id = report.pass_id,
-            result = result.as_str(),
-            seconds = report.seconds,
-            pending,
-            "pass finished"
-        );
+        // In the pass's span, as the engine's logs of that pass are: scripts and the scale
+        // bench find a pass's line by `span.pass_id`.
+        info_span!("pass", pass_id = report.pass_id).in_scope(|| {
+            info!(
+                result = result.as_str(),
+                seconds = report.seconds,
+                pending,
+                "pass finished"
+            );
+        });
         let shared = &self.shared;
         let previous = shared
             .status
