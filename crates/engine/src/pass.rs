@@ -28,7 +28,7 @@ pub const DEFAULT_MAX_CONCURRENT_TARGETS: usize = 8;
 pub enum Mode {
     /// Observe and plan only.
     Plan,
-    /// Observe, plan, apply, then observe again to check convergence.
+    /// Observe, plan, apply, then check what is left from the writes' answers.
     Apply,
 }
 
@@ -182,7 +182,7 @@ async fn observe_target<C: TargetCloud>(
             }
         }
         // GuardDuty reports no coverage while Runtime Monitoring is off (the plan turns it
-        // on first; apply's re-observation then reads it).
+        // on first; the next pass reads it).
         let monitoring = observed
             .detector
             .as_ref()
@@ -214,7 +214,8 @@ async fn observe_target<C: TargetCloud>(
 
 /// Reconciles one target on its own: [`reconcile_fleet`] with a fleet of one. Observe,
 /// plan, check the limits, and in [`Mode::Apply`] apply the tag and detector phases,
-/// re-observe, then start the redeploys the rollout gate allows.
+/// check what is left from the writes' answers, then start the redeploys the rollout
+/// gate allows.
 ///
 /// # Guarantees
 /// Writes nothing in [`Mode::Plan`], under `suspend: true`, or when a safety limit
@@ -369,11 +370,13 @@ async fn apply_stage<C: TargetCloud>(
                 .collect()
         };
         for (action, decision) in decisions {
-            let outcome = match decision {
-                None => Outcome::Skipped(Skip::AfterFailure),
-                Some(Decision::Wait(why)) => Outcome::Skipped(Skip::Gate(why)),
-                Some(Decision::Start) => {
-                    let outcome = start_redeploy(cloud, action, options, spec).await;
+            let outcome = match (decision, action.redeployed_service()) {
+                (None, _) => Outcome::Skipped(Skip::AfterFailure),
+                (Some(Decision::Wait(why)), _) => Outcome::Skipped(Skip::Gate(why)),
+                // The gate decides redeploys only: nothing else is started here.
+                (Some(Decision::Start), None) => continue,
+                (Some(Decision::Start), Some(service)) => {
+                    let outcome = start_redeploy(cloud, service, options, spec).await;
                     if outcome == Outcome::Success {
                         started.push(action.clone());
                     }

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use gec_aws::{AwsError, ErrorKind};
 use gec_model::observed::{ObservedDeployment, ObservedService};
-use gec_model::Action;
 
 use crate::apply::{Outcome, Skip};
 use crate::cloud::{write_once, TargetCloud};
@@ -25,12 +24,10 @@ use crate::pass::PassOptions;
 /// redeploy exactly once, with that deployment, however many requests it took.
 pub(super) async fn start_redeploy<C: TargetCloud>(
     cloud: &C,
-    action: &Action,
+    (cluster_arn, service, service_arn): (&str, &str, &str),
     options: &PassOptions,
     spec: &gec_model::desired::RedeploySpec,
 ) -> Outcome {
-    // The gate schedules redeploys only.
-    let (cluster_arn, service, service_arn) = action.redeployed_service().unwrap_or_default();
     if options.stop.is_stopped() {
         options
             .rollouts

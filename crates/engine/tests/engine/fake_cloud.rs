@@ -261,7 +261,7 @@ clusters:
     );
     assert_eq!(pass.failed_actions(), 1);
     assert_eq!(pass.error, None);
-    // The re-observation still finds the failed tag, the detector and the untag pending.
+    // The check after the writes still finds the failed tag, the detector and the untag pending.
     assert_eq!(pass.remaining(), Some(3));
     for name in ["sandbox-a", "sandbox-b", "sandbox-c"] {
         assert_coverage_at_every_instant(&cloud, name, false);
