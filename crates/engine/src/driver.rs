@@ -206,11 +206,6 @@ impl<C: Clouds> Driver<C> {
         }
     }
 
-    /// The long-lived context.
-    pub fn context(&self) -> &Context {
-        &self.ctx
-    }
-
     /// Runs rounds until the host returns `None` or the stop signal is raised.
     ///
     /// # Guarantees
