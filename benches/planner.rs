@@ -132,6 +132,7 @@ fn fleet(
             let coverage = rng.chance(0.7).then(|| CoverageRecord {
                 status: "HEALTHY".into(),
                 issue: None,
+                ..CoverageRecord::default()
             });
             ObservedCluster {
                 arn: arn(&name),
@@ -340,6 +341,7 @@ fn service(cluster: &str, name: &str, rng: &mut Rng) -> ObservedService {
         .into(),
         fargate: !rng.chance(0.03),
         deployments,
+        ..ObservedService::default()
     }
 }
 
@@ -364,6 +366,7 @@ fn redeploy() -> (DesiredState, ObservedTarget, PlanOptions) {
                 TaskCounts {
                     running,
                     without_agent,
+                    ..TaskCounts::default()
                 },
             );
             if without_agent > 0 {
@@ -373,6 +376,7 @@ fn redeploy() -> (DesiredState, ObservedTarget, PlanOptions) {
         workload.standalone_tasks = TaskCounts {
             running: rng.below(3) as u32,
             without_agent: 0,
+            ..TaskCounts::default()
         };
         workload.other_tasks = rng.below(2) as u32;
         workload.earliest_agent_task_ms = Some(NOW_MS - 3 * 86_400_000);

@@ -56,6 +56,7 @@ fn counts(running: u32, without_agent: u32) -> TaskCounts {
     TaskCounts {
         running,
         without_agent,
+        ..TaskCounts::default()
     }
 }
 

@@ -271,6 +271,7 @@ impl TargetClient {
                                 CoverageStatus::from_aws(s.as_str())
                             }),
                         issue: resource.issue().map(str::to_owned),
+                        ..CoverageRecord::default()
                     },
                 );
             }
@@ -374,6 +375,7 @@ pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> Observe
         status: ServiceStatus::from_aws(service.status().unwrap_or_default()),
         fargate,
         deployments,
+        ..ObservedService::default()
     }
 }
 
@@ -436,6 +438,7 @@ mod tests {
         let counts = |running, without_agent| TaskCounts {
             running,
             without_agent,
+            ..TaskCounts::default()
         };
         assert_eq!(w.service_tasks["api"], counts(2, 1), "one of two lacks it");
         assert_eq!(w.service_tasks["web"], counts(1, 0), "aws-gd-agent counts");

@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+mod preflight;
 mod status;
 
+pub use preflight::{Preflight, PreflightCode, PreflightFinding};
 pub use status::{
     ClusterStatus, CoverageStatus, DeploymentStatus, FeatureStatus, RolloutState, ServiceStatus,
 };
@@ -96,6 +98,16 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// RUNNING Fargate tasks (service and standalone) whose agent container is RUNNING:
+    /// after coverage is lost, the tasks that keep the agent until they are replaced.
+    pub fn agent_tasks(&self) -> u32 {
+        self.service_tasks
+            .values()
+            .map(TaskCounts::with_agent)
+            .sum::<u32>()
+            .saturating_add(self.standalone_tasks.with_agent())
+    }
+
     /// RUNNING Fargate service tasks without the agent.
     pub fn service_tasks_without_agent(&self) -> u32 {
         self.service_tasks.values().map(|c| c.without_agent).sum()
@@ -110,13 +122,49 @@ impl Workload {
     }
 }
 
-/// RUNNING Fargate tasks and how many of them lack the agent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// RUNNING Fargate tasks and how many of them lack a RUNNING agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskCounts {
     /// RUNNING Fargate tasks.
     pub running: u32,
-    /// Of those, tasks without an agent container.
+    /// Of those, tasks whose agent container is not RUNNING: none at all, `PENDING`, or
+    /// `STOPPED` (a task counts as covered only while its agent runs).
     pub without_agent: u32,
+    /// Of `without_agent`, tasks that have an agent container and it is `STOPPED`, and
+    /// AWS's words for the first of them.
+    pub agent_stopped: AgentGap,
+    /// Tasks without a RUNNING agent by the deployment that started them (the task's
+    /// `startedBy`, `ecs-svc/…`); service tasks only. Tells whether the PRIMARY
+    /// deployment's own tasks came up without the agent.
+    pub by_deployment: BTreeMap<String, AgentGap>,
+}
+
+impl TaskCounts {
+    /// RUNNING tasks whose agent container is RUNNING.
+    pub fn with_agent(&self) -> u32 {
+        self.running.saturating_sub(self.without_agent)
+    }
+}
+
+/// Tasks without a RUNNING agent, and AWS's reason where it gave one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgentGap {
+    /// How many tasks.
+    pub tasks: u32,
+    /// AWS's words for the first such task with a STOPPED agent container: the
+    /// container's `reason` (`CannotPullContainerError: …`), else `exit code N`. `None`
+    /// when no agent container of these tasks stopped (missing or PENDING).
+    pub reason: Option<String>,
+}
+
+impl AgentGap {
+    /// Counts one more task; keeps the first reason.
+    pub fn add(&mut self, reason: Option<&str>) {
+        self.tasks = self.tasks.saturating_add(1);
+        if self.reason.is_none() {
+            self.reason = reason.map(str::to_owned);
+        }
+    }
 }
 
 /// One ECS service.
@@ -133,6 +181,14 @@ pub struct ObservedService {
     pub fargate: bool,
     /// Deployments, PRIMARY first.
     pub deployments: Vec<ObservedDeployment>,
+    /// The task definition ARN the PRIMARY deployment runs (else the service's).
+    pub task_definition: Option<String>,
+    /// The Fargate platform version the PRIMARY deployment asked for (`LATEST`, `1.4.0`,
+    /// …; else the service's); `None` when ECS does not say.
+    pub platform_version: Option<String>,
+    /// Whether the service can get the agent at all (DESIGN §1 prerequisites), checked by
+    /// the engine before a redeploy; `None` when nobody checked.
+    pub preflight: Option<Preflight>,
 }
 
 impl ObservedService {
@@ -176,6 +232,10 @@ pub struct CoverageRecord {
     pub status: CoverageStatus,
     /// Why it is unhealthy, as GuardDuty words it.
     pub issue: Option<String>,
+    /// `fargateDetails.managementType`: `AUTO_MANAGED`, `MANUAL` or `DISABLED`.
+    pub management_type: Option<String>,
+    /// `fargateDetails.issues`: GuardDuty's own list of Fargate problems in the cluster.
+    pub fargate_issues: Vec<String>,
 }
 
 impl CoverageRecord {

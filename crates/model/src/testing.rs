@@ -216,6 +216,7 @@ impl Workload {
             TaskCounts {
                 running,
                 without_agent,
+                ..TaskCounts::default()
             },
         );
         self.services.push(service);
@@ -227,6 +228,7 @@ impl Workload {
         self.standalone_tasks = TaskCounts {
             running,
             without_agent,
+            ..TaskCounts::default()
         };
         self
     }
@@ -241,6 +243,11 @@ pub fn service(name: &str) -> ObservedService {
         status: Default::default(),
         fargate: true,
         deployments: vec![deployment(&format!("ecs-svc/{name}"), 0)],
+        task_definition: Some(format!(
+            "arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{name}:1"
+        )),
+        platform_version: Some("LATEST".to_owned()),
+        preflight: None,
     }
 }
 
@@ -288,6 +295,8 @@ pub fn coverage(status: impl Into<CoverageStatus>) -> CoverageRecord {
     CoverageRecord {
         issue: (status != CoverageStatus::Healthy).then(|| "No agent reporting".to_owned()),
         status,
+        management_type: Some("AUTO_MANAGED".to_owned()),
+        fargate_issues: Vec::new(),
     }
 }
 

@@ -52,6 +52,7 @@ impl FakeService {
             status: "ACTIVE".into(),
             fargate: self.fargate,
             deployments: self.deployments.clone(),
+            ..ObservedService::default()
         }
     }
 
@@ -265,11 +266,13 @@ impl Fleet {
             CoverageRecord {
                 status: "HEALTHY".into(),
                 issue: None,
+                ..CoverageRecord::default()
             }
         } else {
             CoverageRecord {
                 status: "UNHEALTHY".into(),
                 issue: Some(format!("agent not running on {missing} tasks")),
+                ..CoverageRecord::default()
             }
         }
     }
