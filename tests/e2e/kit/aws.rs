@@ -21,12 +21,17 @@ pub struct Aws {
     pub s3: aws_sdk_s3::Client,
 }
 
-/// One task: ARN, group, whether it runs the GuardDuty agent (either container prefix).
+/// One task: ARN, group, and its GuardDuty agent container (either prefix).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Task {
     pub arn: String,
     pub group: String,
+    /// The agent container is RUNNING: the task is covered.
     pub agent: bool,
+    /// The agent container's `lastStatus`; `None` when the task has no agent container.
+    pub agent_status: Option<String>,
+    /// The agent container's `reason` (e.g. `CannotPullContainerError: …`), if any.
+    pub agent_reason: Option<String>,
 }
 
 /// One deployment of a service.
@@ -250,13 +255,19 @@ impl Aws {
             .tasks()
             .iter()
             .filter(|t| !running || t.last_status() == Some("RUNNING"))
-            .map(|t| Task {
-                arn: t.task_arn().unwrap_or_default().to_owned(),
-                group: t.group().unwrap_or_default().to_owned(),
-                agent: t
+            .map(|t| {
+                let agent = t
                     .containers()
                     .iter()
-                    .any(|c| c.name().is_some_and(is_agent_container)),
+                    .find(|c| c.name().is_some_and(is_agent_container));
+                let agent_status = agent.and_then(|c| c.last_status()).map(str::to_owned);
+                Task {
+                    arn: t.task_arn().unwrap_or_default().to_owned(),
+                    group: t.group().unwrap_or_default().to_owned(),
+                    agent: agent_status.as_deref() == Some("RUNNING"),
+                    agent_status,
+                    agent_reason: agent.and_then(|c| c.reason()).map(str::to_owned),
+                }
             })
             .collect()
     }
