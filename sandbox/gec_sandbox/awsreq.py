@@ -118,20 +118,25 @@ def json_body(service: str, status: int, payload: Any) -> tuple[int, list[tuple[
     return status, headers, json.dumps(payload).encode()
 
 
-# Services on the query protocol: their errors are XML `<ErrorResponse>` documents.
-QUERY_SERVICES = {"sts"}
+# Services on the query protocol: their errors are XML `<ErrorResponse>` documents in
+# the service's namespace (botocore's model, metadata.xmlNamespace).
+QUERY_NAMESPACES = {
+    "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
+    "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+}
+QUERY_SERVICES = set(QUERY_NAMESPACES)
 
 
 def error_body(service: str, err: AwsError) -> tuple[int, list[tuple[str, str]], bytes]:
     """JSON protocols: both the `x-amzn-ErrorType` header and `__type` in the body name the
-    error (the Rust SDK reads the header first, boto3 reads either). Query protocol (STS):
-    `<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>`."""
+    error (the Rust SDK reads the header first, boto3 reads either). Query protocol (STS,
+    IAM): `<ErrorResponse><Error><Type/><Code/><Message/></Error><RequestId/></ErrorResponse>`."""
     if service in QUERY_SERVICES:
         from xml.sax.saxutils import escape
 
         kind = "Receiver" if err.status >= 500 else "Sender"
         xml = (
-            '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            f'<ErrorResponse xmlns="{QUERY_NAMESPACES[service]}">'
             f"<Error><Type>{kind}</Type><Code>{escape(err.code)}</Code>"
             f"<Message>{escape(err.message)}</Message></Error>"
             f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"

@@ -3,8 +3,9 @@
 `covered()` is the effective-coverage rule (DESIGN.md §1; GuardDuty UG,
 managing-gdu-agent-ecs-automated). `ListCoverage` and `GetCoverageStatistics` are
 computed from the sandbox's tasks (GuardDuty UG, gdu-assess-coverage-ecs): a covered
-cluster whose running Fargate tasks all have the agent is HEALTHY; one with tasks
-lacking it is UNHEALTHY with an `issue`."""
+cluster whose running Fargate tasks all run the agent (container RUNNING) is HEALTHY;
+one with a task whose agent is missing or STOPPED is UNHEALTHY with an `issue` and
+`fargateDetails.issues` in GuardDuty's words."""
 
 from __future__ import annotations
 
@@ -35,11 +36,15 @@ def coverage_rule(account: str, region: str) -> tuple[bool, bool]:
     return True, automated
 
 
+def tag_of(cluster: Any) -> str | None:
+    return next((t.get("value") for t in (cluster.tags or []) if t.get("key") == TAG_KEY), None)
+
+
 def covered_by(rule: tuple[bool, bool], cluster: Any) -> bool:
     monitoring, automated = rule
     if not monitoring:
         return False
-    tag = next((t.get("value") for t in (cluster.tags or []) if t.get("key") == TAG_KEY), None)
+    tag = tag_of(cluster)
     return (automated and tag != "false") or (not automated and tag == "true")
 
 
@@ -49,27 +54,57 @@ def covered(account: str, region: str, cluster: Any) -> bool:
     return covered_by(coverage_rule(account, region), cluster)
 
 
+MAX_ISSUES = 50  # GuardDuty API reference, FargateDetails: issues 0-50 items
+
+
+def issues_of(tasks: list[Any]) -> list[str]:
+    """GuardDuty's issues for the running Fargate tasks that do not run the agent, in the
+    wording of the GuardDuty UG (gdu-assess-coverage-ecs, "Troubleshooting Amazon
+    ECS-Fargate runtime coverage issues"): "Agent exited: ..." for an agent container that
+    stopped (its exit code and/or reason), "Agent not provisioned: ..." / "Others: ..."
+    for a task GuardDuty gave no agent (tasks sharing a template are listed together:
+    their ids or service names, in launch order)."""
+    from .agent import exited_issue
+
+    grouped: dict[str, list[str]] = {}
+    for task in tasks:
+        agent = task.agent
+        if agent is not None:
+            template, item = exited_issue(agent, task.task_definition), ""
+        elif task.agent_gap is not None:
+            template, item = task.agent_gap
+        else:
+            template, item = f"Others: Unidentified issue, for tasks in TaskDefinition - '{task.task_definition}'", ""
+        items = grouped.setdefault(template, [])
+        if item and item not in items:
+            items.append(item)
+    return [template.replace("{items}", ", ".join(items)) for template, items in grouped.items()][:MAX_ISSUES]
+
+
 def resources(account: str, region: str, detector_id: str) -> list[dict[str, Any]]:
-    """One coverage resource per ACTIVE cluster whose effective coverage is on."""
+    """One coverage resource per ACTIVE cluster whose effective coverage is on
+    (`managementType` AUTO_MANAGED), and per cluster no longer covered that still runs
+    tasks with a RUNNING agent (offboarding: `managementType` DISABLED). A task counts as
+    covered only while its agent container is RUNNING."""
     from .ecs import backend as ecs_backend
     from .ecs_tasks import tasks_of
 
     rule = coverage_rule(account, region)
+    if not rule[0]:
+        return []
     out = []
     for cluster in ecs_backend(account, region).clusters.values():
-        if cluster.status != "ACTIVE" or not covered_by(rule, cluster):
+        if cluster.status != "ACTIVE":
             continue
         tasks = [
             t
             for t in tasks_of(account, region, cluster.name)
             if t.last_status == "RUNNING" and t.launch_type == "FARGATE"
         ]
-        missing = sum(1 for t in tasks if not t.has_agent)
-        issues = (
-            [f"GuardDuty security agent is not running on {missing} of {len(tasks)} tasks."]
-            if missing
-            else []
-        )
+        on = covered_by(rule, cluster)
+        if not on and not any(t.agent_running for t in tasks):
+            continue
+        issues = issues_of([t for t in tasks if not t.agent_running])
         item: dict[str, Any] = {
             "resourceId": cluster.arn,
             "detectorId": detector_id,
@@ -78,14 +113,14 @@ def resources(account: str, region: str, detector_id: str) -> list[dict[str, Any
                 "resourceType": "ECS",
                 "ecsClusterDetails": {
                     "clusterName": cluster.name,
-                    "fargateDetails": {"managementType": "AUTO_MANAGED", "issues": issues},
+                    "fargateDetails": {"managementType": "AUTO_MANAGED" if on else "DISABLED", "issues": issues},
                     "containerInstanceDetails": {
                         "coveredContainerInstances": 0,
                         "compatibleContainerInstances": 0,
                     },
                 },
             },
-            "coverageStatus": "UNHEALTHY" if missing else "HEALTHY",
+            "coverageStatus": "UNHEALTHY" if issues else "HEALTHY",
             "updatedAt": now(),
         }
         if issues:

@@ -16,9 +16,11 @@ from typing import Any
 
 from .awsreq import AwsError, AwsRequest, now
 from .ecs import backend, invalid, page
+from . import agent as gd_agent
 from .ecs_tasks import (
     Task,
     check_network,
+    check_platform,
     cluster_obj,
     launch,
     launch_type_of,
@@ -63,7 +65,10 @@ def adopt(service: Any) -> Any:
         d.setdefault("failedTasks", 0)
         d.setdefault("createdAt", service.gec_created_at)
         d.setdefault("updatedAt", d["createdAt"])
-        d.pop("platformFamily", None)  # moto says EC2/FARGATE; AWS says Linux (added on output)
+        d.pop("platformFamily", None)  # moto says EC2/FARGATE; AWS says Linux or a Windows family
+        d.pop("platformVersion", None)
+        if service.launch_type == "FARGATE" and d.get("taskDefinition"):
+            d.update(fargate_platform(service, d["taskDefinition"]))
         if d.get("status") == "PRIMARY":
             # moto says IN_PROGRESS because it runs no tasks; nothing would ever finish it.
             d["rolloutState"] = "COMPLETED"
@@ -96,9 +101,21 @@ def service_tasks(service: Any, deployment_id: str | None = None) -> list[Task]:
     ]
 
 
+def fargate_platform(service: Any, task_definition_arn: str) -> dict[str, str]:
+    """A Fargate deployment's `platformVersion` (resolved: LATEST is 1.4.0 on Linux, 1.0.0
+    on Windows) and `platformFamily` (`Linux` or the task definition's Windows family)."""
+    task_def = task_definition(service._account_id, service.region_name, task_definition_arn)
+    return {
+        "platformVersion": gd_agent.platform_version(task_def, service.platform_version),
+        "platformFamily": gd_agent.platform_family(task_def),
+    }
+
+
 def new_deployment(service: Any, rollout_state: str) -> dict[str, Any]:
     t = now()
+    platform = fargate_platform(service, service.task_definition) if service.launch_type == "FARGATE" else {}
     return {
+        **platform,
         "id": f"ecs-svc/{random.randint(10**18, 10**19 - 1)}",
         "status": "PRIMARY",
         "taskDefinition": service.task_definition,
@@ -127,7 +144,7 @@ def start_tasks(service: Any, deployment: dict[str, Any], count: int) -> None:
             started_by=deployment["id"],
             service=service.name,
             deployment_id=deployment["id"],
-            platform_version=service.platform_version,
+            platform_version=deployment.get("platformVersion"),
             capacity_provider=service.gec_provider,
         )
 
@@ -172,6 +189,7 @@ def create_service(req: AwsRequest) -> dict[str, Any]:
     launch_type, provider = launch_type_of(p.get("launchType"), p.get("capacityProviderStrategy"), cluster)
     if launch_type == "FARGATE":
         check_network(task_def, p.get("networkConfiguration"))
+        check_platform(task_def, p.get("platformVersion"))
     service = Service(
         cluster,
         name,
@@ -204,6 +222,9 @@ def update_service(req: AwsRequest) -> dict[str, Any]:
     cluster = cluster_obj(req.account, req.region, p.get("cluster"))
     service = service_obj(req.account, req.region, cluster, p.get("service", ""))
     rollout = bool(p.get("forceNewDeployment"))
+    if service.launch_type == "FARGATE" and ("taskDefinition" in p or "platformVersion" in p):
+        td = task_definition(req.account, req.region, p.get("taskDefinition") or service.task_definition)
+        check_platform(td, p.get("platformVersion", service.platform_version))
     if p.get("taskDefinition"):
         arn = task_definition(req.account, req.region, p["taskDefinition"]).arn
         rollout |= arn != service.task_definition
@@ -325,11 +346,6 @@ def service_json(service: Any, include_tags: bool = False) -> dict[str, Any]:
                     if service.network_configuration
                     else {}
                 ),
-                **(
-                    {"platformVersion": service.platform_version or "LATEST", "platformFamily": "Linux"}
-                    if service.launch_type == "FARGATE"
-                    else {}
-                ),
             }
         )
     out: dict[str, Any] = {
@@ -364,7 +380,7 @@ def service_json(service: Any, include_tags: bool = False) -> dict[str, Any]:
         out["networkConfiguration"] = service.network_configuration
     if service.launch_type == "FARGATE":
         out["platformVersion"] = service.platform_version or "LATEST"
-        out["platformFamily"] = "Linux"
+        out["platformFamily"] = deployments[0].get("platformFamily", "Linux") if deployments else "Linux"
     if include_tags:
         out["tags"] = service.tags
     return out

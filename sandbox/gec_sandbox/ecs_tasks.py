@@ -7,19 +7,16 @@ StopTask, ListTasks and DescribeTasks from it; task definitions and clusters sta
 
 from __future__ import annotations
 
-import random
-import string
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import coverage
+from . import agent as gd_agent
+from .agent import AGENT_PREFIX
 from .awsreq import AwsError, AwsRequest, now
 from .ecs import backend, invalid, page
 from .state import STATE
 
-AGENT_PREFIX = "aws-guardduty-agent-"
-AGENT_IMAGE = "593207742271.dkr.ecr.{region}.amazonaws.com/aws-guardduty-agent-fargate:v1.6.0-Fg_x86_64"
 FARGATE_PROVIDERS = {"FARGATE", "FARGATE_SPOT"}
 
 
@@ -47,10 +44,24 @@ class Task:
     desired_status: str = "RUNNING"
     stopped_at: float | None = None
     stopped_reason: str | None = None
+    platform_family: str | None = None  # Fargate: "Linux" or the Windows family
+    task_definition: str = ""  # family:revision, for GuardDuty's coverage issues
+    # Why GuardDuty provisioned no agent: (issue template, item), see agent.Launch.
+    agent_gap: tuple[str, str] | None = None
+
+    @property
+    def agent(self) -> dict[str, Any] | None:
+        """The GuardDuty agent container, if GuardDuty added one."""
+        return next((c for c in self.containers if c["name"].startswith((AGENT_PREFIX, "aws-gd-agent"))), None)
 
     @property
     def has_agent(self) -> bool:
-        return any(c["name"].startswith((AGENT_PREFIX, "aws-gd-agent")) for c in self.containers)
+        return self.agent is not None
+
+    @property
+    def agent_running(self) -> bool:
+        agent = self.agent
+        return agent is not None and agent["lastStatus"] == "RUNNING"
 
     def to_json(self, include_tags: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -82,8 +93,8 @@ class Task:
             "stoppedReason": self.stopped_reason,
         }
         out.update({k: v for k, v in optional.items() if v})
-        if self.launch_type == "FARGATE":
-            out["platformFamily"] = "Linux"
+        if self.platform_family:
+            out["platformFamily"] = self.platform_family
         if self.last_status == "STOPPED":
             out["stopCode"] = "ServiceSchedulerInitiated" if self.service else "UserInitiated"
         if include_tags:
@@ -143,44 +154,19 @@ def launch_type_of(
     return "EC2", None
 
 
+def check_platform(task_def: Any, platform_version: Any) -> None:
+    """A Fargate platform version that exists for the task definition's operating system
+    (InvalidParameterException otherwise), checked before anything starts."""
+    if platform_version is not None and not isinstance(platform_version, str):
+        raise invalid("platformVersion must be a string.")
+    gd_agent.platform_version(task_def, platform_version)
+
+
 def check_network(task_def: Any, network_configuration: dict[str, Any] | None) -> None:
     if task_def.network_mode == "awsvpc":
         subnets = ((network_configuration or {}).get("awsvpcConfiguration") or {}).get("subnets")
         if not subnets:
             raise invalid("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
-
-
-def _suffix() -> str:
-    return "".join(random.choices(string.ascii_letters + string.digits, k=6))
-
-
-def agent_wanted(
-    account: str,
-    region: str,
-    cluster: Any,
-    launch_type: str,
-    platform_version: str | None,
-    service: str | None,
-    agent: bool | None = None,
-) -> bool:
-    """GuardDuty attaches its sidecar to a new Fargate task when the cluster's effective
-    coverage is on at launch (GuardDuty UG, managing-gdu-agent-ecs-automated) and the
-    prerequisites hold: platform version 1.4.0 or later (prereq-runtime-monitoring-ecs-
-    support). The `agentMissing` knob models a service whose execution role cannot pull
-    the agent image. `agent` (bulk seeding only, `POST /_sandbox/tasks`) overrides the
-    decision for a Fargate task: True as if covered at launch, False as if launched
-    before coverage turned on."""
-    if launch_type != "FARGATE":
-        return False
-    if agent is not None:
-        return agent
-    if not coverage.covered(account, region, cluster):
-        return False
-    if platform_version and platform_version != "LATEST":
-        parts = tuple(int(p) for p in platform_version.split(".") if p.isdigit())
-        if parts < (1, 4, 0):
-            return False
-    return not (service and STATE.knobs["agentMissing"].get(service))
 
 
 def launch(
@@ -199,11 +185,18 @@ def launch(
     tags: list[dict[str, str]] | None = None,
     agent: bool | None = None,
 ) -> Task:
+    """Start one RUNNING task; on Fargate GuardDuty decides its agent (agent.at_launch).
+    `platform_version` must have passed `check_platform`."""
     task_id = uuid.uuid4().hex
     arn = f"arn:aws:ecs:{region}:{account}:task/{cluster.name}/{task_id}"
     names = [(cd["name"], cd.get("image")) for cd in task_def.container_definitions]
-    if agent_wanted(account, region, cluster, launch_type, platform_version, service, agent):
-        names.append((AGENT_PREFIX + _suffix(), AGENT_IMAGE.format(region=region)))
+    fargate = launch_type == "FARGATE"
+    version = gd_agent.platform_version(task_def, platform_version) if fargate else None
+    decided = (
+        gd_agent.at_launch(account, region, cluster, task_def, arn, version, service, agent)
+        if fargate and version
+        else gd_agent.Launch(None, None)
+    )
     containers = [
         {
             "containerArn": f"arn:aws:ecs:{region}:{account}:container/{cluster.name}/{task_id}/{uuid.uuid4()}",
@@ -217,6 +210,8 @@ def launch(
         }
         for name, image in names
     ]
+    if decided.container is not None:
+        containers.append(decided.container)
     task = Task(
         account=account,
         region=region,
@@ -230,11 +225,10 @@ def launch(
         containers=containers,
         cpu=task_def.cpu,
         memory=task_def.memory,
-        platform_version=(
-            (platform_version if platform_version not in (None, "LATEST") else "1.4.0")
-            if launch_type == "FARGATE"
-            else None
-        ),
+        platform_version=version,
+        platform_family=gd_agent.platform_family(task_def) if fargate else None,
+        task_definition=gd_agent.revision(task_def),
+        agent_gap=decided.gap,
         service=service,
         deployment_id=deployment_id,
         capacity_provider=capacity_provider,
@@ -252,6 +246,8 @@ def stop(task: Task, reason: str) -> None:
     task.last_status = task.desired_status = "STOPPED"
     task.stopped_at, task.stopped_reason = now(), reason
     for container in task.containers:
+        if container["lastStatus"] == "STOPPED":
+            continue  # e.g. an agent that was never pulled, or stopped earlier
         container["lastStatus"] = "STOPPED"
         container["exitCode"] = 0
     cluster = backend(task.account, task.region).clusters.get(task.cluster_name)
@@ -270,6 +266,7 @@ def run_task(req: AwsRequest) -> dict[str, Any]:
         raise invalid("count must be between 1 and 10.")
     if launch_type == "FARGATE":
         check_network(task_def, p.get("networkConfiguration"))
+        check_platform(task_def, p.get("platformVersion"))
     tasks = [
         launch(
             req.account,

@@ -6,8 +6,9 @@ A rule set replaces the previous one; rules are tried in order and the first mat
 rule that fires (count not used up, and a draw from `random.Random(seed)` below its
 `fraction`) applies. Every matching rule whose count is not used up draws one number,
 so the same seed and the same sequence of requests fault the same requests. Only signed
-`ecs`, `guardduty` and `tagging` requests are faulted, and `sts` requests by a rule that
-names `"service": "sts"` (so that `*` rules never break AssumeRole by accident); never
+`ecs`, `guardduty` and `tagging` requests are faulted, and `sts` and `iam` requests by a
+rule that names that service (so that `*` rules never break AssumeRole or the preflight's
+SimulatePrincipalPolicy by accident); never
 control endpoints, seeding requests with `x-gec-sandbox-no-log`, or other services.
 A rule may narrow its match to an `account` (the one the request acts in, as logged)
 and to request `params` (e.g. `{"RoleArn": "arn:aws:iam::333333333333:role/x"}`: an
@@ -26,9 +27,10 @@ from .awsreq import REST_SERVICES, AwsError, AwsRequest
 
 SERVICES = {"ecs", "guardduty", "tagging"}
 # Faulted only by a rule that names them (a `*` rule means SERVICES).
-NAMED_ONLY = {"sts"}
-# Query-protocol services: error codes of their own (AWS STS API Reference, Common Errors).
-QUERY_SERVICES = {"sts"}
+NAMED_ONLY = {"sts", "iam"}
+# Query-protocol services: error codes of their own (AWS STS and IAM API References,
+# Common Errors).
+QUERY_SERVICES = {"sts", "iam"}
 ERRORS = {"throttle", "http500", "http503", "accessDenied"}
 KINDS = ERRORS | {"reset", "delay", "failArns"}
 TAGGING_WRITES = {"TagResources", "UntagResources"}
@@ -219,16 +221,20 @@ def error(kind: str, req: AwsRequest) -> AwsError:
 
 
 def query_error(kind: str, req: AwsRequest) -> AwsError:
-    """STS's codes: `Throttling` (400), `AccessDenied` (403) naming the role it refused
-    (AWS STS API Reference: AssumeRole errors, Common Errors). The body format is
-    awsreq.error_body's."""
+    """STS's and IAM's codes: `Throttling` (400), `AccessDenied` (403) naming the resource
+    it refused (the role of AssumeRole, the principal of SimulatePrincipalPolicy), 500
+    `InternalFailure` (STS) / `ServiceFailure` (IAM), 503 `ServiceUnavailable` (AWS STS
+    and IAM API References: Common Errors, AssumeRole, SimulatePrincipalPolicy). The body
+    format is awsreq.error_body's."""
     if kind == "throttle":
         return AwsError("Throttling", "Rate exceeded", 400)
     if kind == "http500":
+        if req.service == "iam":
+            return AwsError("ServiceFailure", "The request processing has failed because of an unknown error, exception or failure.", 500)
         return AwsError("InternalFailure", "An internal error occurred. Try again.", 500)
     if kind == "http503":
         return AwsError("ServiceUnavailable", "Service is unavailable. Please try again later.", 503)
-    resource = req.params.get("RoleArn", "*")
+    resource = req.params.get("RoleArn") or req.params.get("PolicySourceArn") or "*"
     message = (
         f"User: arn:aws:iam::{req.account}:user/gec-sandbox is not authorized to perform: "
         f"{req.service}:{req.operation} on resource: {resource}"

@@ -5,8 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
-SERVICE_KEYS = {"name", "cluster", "desiredCount", "launchType", "platformVersion", "family"}
-TASK_KEYS = {"cluster", "count", "launchType", "platformVersion", "family"}
+SERVICE_KEYS = {
+    "name", "cluster", "desiredCount", "launchType", "platformVersion", "family", "executionRole", "operatingSystemFamily",
+}
+TASK_KEYS = {"cluster", "count", "launchType", "platformVersion", "family", "executionRole", "operatingSystemFamily"}
+EXECUTION_ROLES = ("pull", "noPull", "none")
+# botocore's ECS model, OSFamily
+OS_FAMILIES = (
+    "LINUX",
+    "WINDOWS_SERVER_2019_FULL",
+    "WINDOWS_SERVER_2019_CORE",
+    "WINDOWS_SERVER_2016_FULL",
+    "WINDOWS_SERVER_2004_CORE",
+    "WINDOWS_SERVER_2022_CORE",
+    "WINDOWS_SERVER_2022_FULL",
+    "WINDOWS_SERVER_2025_CORE",
+    "WINDOWS_SERVER_2025_FULL",
+    "WINDOWS_SERVER_20H2_CORE",
+)
 
 
 def check(kind: str, item: Any, keys: set[str], required: set[str]) -> None:
@@ -19,6 +35,13 @@ def check(kind: str, item: Any, keys: set[str], required: set[str]) -> None:
         )
     if item.get("launchType", "FARGATE") not in ("FARGATE", "EC2"):
         raise ValueError(f"{kind} entry {item}: launchType must be FARGATE or EC2")
+    if item.get("executionRole", "pull") not in EXECUTION_ROLES:
+        raise ValueError(f"{kind} entry {item}: executionRole must be one of {', '.join(EXECUTION_ROLES)}")
+    if item.get("operatingSystemFamily", "LINUX") not in OS_FAMILIES:
+        raise ValueError(f"{kind} entry {item}: operatingSystemFamily must be one of {', '.join(OS_FAMILIES)}")
+    version = item.get("platformVersion")
+    if version is not None and not isinstance(version, str):
+        raise ValueError(f"{kind} entry {item}: platformVersion must be a string (quote it in YAML)")
 
 
 GENERATE_KEYS = {"name", "count", "tags", "workload"}
@@ -39,9 +62,12 @@ def check_generate(item: Any) -> None:
 
 class Workloads:
     def __init__(self, seeder: Any, account: str, region: str):
+        self.account = account
         self.ecs = seeder.client("ecs", account, region)
         self.ec2 = seeder.client("ec2", account, region)
-        self.families: dict[str, str] = {}
+        self.iam = seeder.client("iam", account, "us-east-1")  # IAM is global
+        self.families: dict[tuple[str, str, str, str], str] = {}
+        self.roles: set[str] = set()
         self._subnet: str | None = None
 
     def subnet(self) -> str:
@@ -49,18 +75,40 @@ class Workloads:
             self._subnet = self.ec2.describe_subnets()["Subnets"][0]["SubnetId"]
         return self._subnet
 
-    def task_definition(self, family: str, launch_type: str) -> str:
-        """Fargate: awsvpc, task-level cpu/memory, no container memory; EC2: bridge."""
-        if family not in self.families:
+    def role(self, kind: str) -> dict[str, str]:
+        """`executionRoleArn` for the task definition (the role created once per account)."""
+        from .iam import create_seed_role, seed_role_arn
+
+        arn = seed_role_arn(self.account, kind)
+        if arn is None:
+            return {}
+        if kind not in self.roles:
+            create_seed_role(self.iam, kind)
+            self.roles.add(kind)
+        return {"executionRoleArn": arn}
+
+    def task_definition(self, family: str, item: dict[str, Any]) -> str:
+        """Fargate: awsvpc, task-level cpu/memory (1024/2048 on Windows, its minimum), no
+        container memory; EC2: bridge. Both with the item's execution role (default `pull`)
+        and operating system family (default LINUX). One revision per distinct setting."""
+        launch_type = item.get("launchType", "FARGATE")
+        role, os_family = item.get("executionRole", "pull"), item.get("operatingSystemFamily", "LINUX")
+        key = (family, launch_type, role, os_family)
+        if key not in self.families:
             container = {"name": "app", "image": "public.ecr.aws/nginx/nginx:latest", "essential": True}
+            extra: dict[str, Any] = {**self.role(role)}
+            if os_family != "LINUX":
+                extra["runtimePlatform"] = {"operatingSystemFamily": os_family, "cpuArchitecture": "X86_64"}
             if launch_type == "FARGATE":
+                windows = os_family != "LINUX"
                 td = self.ecs.register_task_definition(
                     family=family,
                     networkMode="awsvpc",
                     requiresCompatibilities=["FARGATE"],
-                    cpu="256",
-                    memory="512",
+                    cpu="1024" if windows else "256",
+                    memory="2048" if windows else "512",
                     containerDefinitions=[container],
+                    **extra,
                 )
             else:
                 td = self.ecs.register_task_definition(
@@ -68,9 +116,10 @@ class Workloads:
                     networkMode="bridge",
                     requiresCompatibilities=["EC2"],
                     containerDefinitions=[{**container, "memory": 128}],
+                    **extra,
                 )
-            self.families[family] = td["taskDefinition"]["taskDefinitionArn"]
-        return self.families[family]
+            self.families[key] = td["taskDefinition"]["taskDefinitionArn"]
+        return self.families[key]
 
     def placement(self, item: dict[str, Any]) -> dict[str, Any]:
         launch_type = item.get("launchType", "FARGATE")
@@ -89,7 +138,7 @@ class Workloads:
         self.ecs.create_service(
             serviceName=item["name"],
             desiredCount=int(item.get("desiredCount", 1)),
-            taskDefinition=self.task_definition(family, launch_type),
+            taskDefinition=self.task_definition(family, item),
             **self.placement(item),
         )
 
@@ -99,7 +148,7 @@ class Workloads:
         count = int(item.get("count", 1))
         for start in range(0, count, 10):  # RunTask starts at most 10 per call
             self.ecs.run_task(
-                taskDefinition=self.task_definition(family, launch_type),
+                taskDefinition=self.task_definition(family, item),
                 count=min(10, count - start),
                 startedBy="gec-sandbox-seed",
                 **self.placement(item),
@@ -140,8 +189,10 @@ def _bulk_items(payload: dict[str, Any], key: str, keys: set[str]) -> list[dict[
 
 def _bulk_task_definition(account: str, region: str) -> Any:
     """The Fargate task definition bulk tasks run (awsvpc, cpu 256 / memory 512, one
-    container `app`), registered once per account and Region like RegisterTaskDefinition."""
+    container `app`, the `pull` seed execution role), registered once per account and
+    Region like RegisterTaskDefinition."""
     from .ecs import backend
+    from .iam import ensure_pull_role
 
     ecs = backend(account, region)
     try:
@@ -149,6 +200,7 @@ def _bulk_task_definition(account: str, region: str) -> Any:
     except Exception:
         return ecs.register_task_definition(
             family=BULK_FAMILY,
+            execution_role_arn=ensure_pull_role(account),
             container_definitions=[
                 {"name": "app", "image": "public.ecr.aws/nginx/nginx:latest", "essential": True}
             ],

@@ -16,7 +16,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import awsreq, coverage, ecs, ecs_services, ecs_tasks, faults, guardduty, tagging
+from . import agent, awsreq, coverage, ecs, ecs_services, ecs_tasks, faults, guardduty, iam, tagging
 from .awsreq import AwsError, AwsRequest
 from .faults import FAULTS
 from .state import STATE, UnknownEndpoint
@@ -30,9 +30,10 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     **ecs_tasks.HANDLERS,
     **ecs_services.HANDLERS,
     **coverage.HANDLERS,
+    **iam.HANDLERS,
 }
 # (service, operation) -> check(req) that raises AwsError before moto handles the request.
-CHECKS: dict[tuple[str, str], Callable[[AwsRequest], None]] = {**ecs.CHECKS}
+CHECKS: dict[tuple[str, str], Callable[[AwsRequest], None]] = {**ecs.CHECKS, **iam.CHECKS}
 Response = tuple[int, list[tuple[str, str]], bytes]
 
 
@@ -84,7 +85,11 @@ class SandboxApp:
             if key in CHECKS:
                 CHECKS[key](req)
             if handler is not None:
-                status, headers, body = awsreq.json_body(req.service, 200, handler(req))
+                result = handler(req)
+                if isinstance(result, iam.XmlResponse):  # a query-protocol document
+                    status, headers, body = result
+                else:
+                    status, headers, body = awsreq.json_body(req.service, 200, result)
             else:
                 status, headers, body = self.pass_to_moto(environ)
         except AwsError as err:

@@ -114,6 +114,10 @@ class State:
                 from .seed_tasks import bulk_tasks
 
                 return bulk_tasks(payload)
+            if (method, path) == ("POST", "agents/stop"):
+                from .agent import stop_agents
+
+                return stop_agents(payload)
             raise UnknownEndpoint(f"{method} /_sandbox/{path}")
 
     def set_config(self, payload: dict[str, Any]) -> None:

@@ -88,9 +88,28 @@ def test_bulk_services_and_standalone_tasks_look_like_api_made_ones(sandbox):
     old_task = next(t for t in tasks_of(ecs, "c1", serviceName="old"))
     assert old_task["startedBy"] == primary["id"]
 
+    # GuardDuty UG gdu-assess-coverage-ecs, "Agent not provisioned": tasks launched before
+    # coverage, listed together per kind (service names, standalone task ids).
     coverage = sandbox.client("guardduty").list_coverage(DetectorId=detector_id)["Resources"]
-    issues = {r["ResourceDetails"]["EcsClusterDetails"]["ClusterName"]: r.get("Issue") for r in coverage}
-    assert issues == {n: "GuardDuty security agent is not running on 7 of 14 tasks." for n in ("c0", "c1")}
+    for r in coverage:
+        name = r["ResourceDetails"]["EcsClusterDetails"]["ClusterName"]
+        standalone = [
+            t["taskArn"].rsplit("/", 1)[-1]
+            for t in tasks_of(ecs, name)
+            if t["group"] == "family:gec-bulk-fargate" and not has_agent(t)
+        ]
+        issues = r["ResourceDetails"]["EcsClusterDetails"]["FargateDetails"]["Issues"]
+        assert r["CoverageStatus"] == "UNHEALTHY" and r["Issue"] == issues[0] and len(standalone) == 4
+        assert issues[0] == (
+            "Agent not provisioned: Services deployed before enabling Automated Agent Configuration are not "
+            "covered. Impacted service name(s): 'old'"
+        )
+        prefix = (
+            "Agent not provisioned: Tasks started before enabling Automated Agent Configuration are not "
+            "covered. Impacted task ID(s): '"
+        )
+        assert len(issues) == 2 and issues[1].startswith(prefix) and issues[1].endswith("'")
+        assert sorted(issues[1][len(prefix) : -1].split(", ")) == sorted(standalone)
 
     # A bulk service is a real service: a forced deployment replaces its tasks (with the agent now).
     sandbox.call("POST", "config", {"rolloutSeconds": 0})

@@ -147,7 +147,10 @@ def test_coverage_is_unhealthy_with_an_issue_when_tasks_lack_the_agent(fleet, sa
     assert coverage(fleet) == []
     fleet.ecs.tag_resource(resourceArn=cluster_arn, tags=[{"key": "GuardDutyManaged", "value": "true"}])
     [r] = coverage(fleet, FilterCriteria=by_cluster("c"))
-    assert r["CoverageStatus"] == "UNHEALTHY" and "3 of 3" in r["Issue"]
+    assert r["CoverageStatus"] == "UNHEALTHY" and r["Issue"] == (
+        "Agent not provisioned: Services deployed before enabling Automated Agent Configuration are not "
+        "covered. Impacted service name(s): 'api'"
+    )
     stats = fleet.gd.get_coverage_statistics(
         DetectorId=fleet.detector, StatisticsType=["COUNT_BY_COVERAGE_STATUS", "COUNT_BY_RESOURCE_TYPE"]
     )

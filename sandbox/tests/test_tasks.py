@@ -3,22 +3,38 @@ coverage, RunTask / ListTasks / DescribeTasks like AWS."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from botocore.exceptions import ClientError
 
 AGENT = "aws-guardduty-agent-"
 
 
+EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+)
+
+
 class Fleet:
-    """A region with a detector, task definitions and a subnet, for tests."""
+    """A region with a detector, task definitions and a subnet, for tests. `web` (Fargate)
+    runs with the task execution role `exec` (AWS managed AmazonECSTaskExecutionRolePolicy:
+    the agent can be pulled)."""
 
     def __init__(self, sandbox, region: str = "us-east-1"):
         self.sandbox = sandbox
         self.ecs, self.gd = sandbox.client("ecs", region), sandbox.client("guardduty", region)
+        self.iam = sandbox.client("iam")
         self.subnet = sandbox.client("ec2", region).describe_subnets()["Subnets"][0]["SubnetId"]
         self.detector = None
+        self.execution_role = self.role("exec", managed=[EXECUTION_POLICY])
         self.ecs.register_task_definition(
             family="web",
+            executionRoleArn=self.execution_role,
             networkMode="awsvpc",
             requiresCompatibilities=["FARGATE"],
             cpu="256",
@@ -33,6 +49,14 @@ class Fleet:
             networkMode="bridge",
             containerDefinitions=[{"name": "app", "image": "nginx", "memory": 128}],
         )
+
+    def role(self, name: str, managed: list[str] = (), inline: dict | None = None) -> str:
+        arn = self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+        for policy in managed:
+            self.iam.attach_role_policy(RoleName=name, PolicyArn=policy)
+        if inline is not None:
+            self.iam.put_role_policy(RoleName=name, PolicyName="inline", PolicyDocument=json.dumps(inline))
+        return arn
 
     def coverage(self, runtime: str, automated: str) -> Fleet:
         feature = [
@@ -81,7 +105,13 @@ class Fleet:
 
 
 def agents(task: dict) -> list[str]:
-    return [c["name"] for c in task["containers"] if c["name"].startswith(AGENT)]
+    """The names of the task's agent containers that RUN (a STOPPED one does not count)."""
+    return [c["name"] for c in task["containers"] if c["name"].startswith(AGENT) and c["lastStatus"] == "RUNNING"]
+
+
+def agent_containers(task: dict) -> list[dict]:
+    """Every agent container of the task, whatever its state."""
+    return [c for c in task["containers"] if c["name"].startswith(AGENT)]
 
 
 @pytest.fixture
@@ -211,13 +241,19 @@ def test_stopped_service_task_is_replaced(fleet):
     assert all(agents(t) for t in running)
 
 
-def test_agent_missing_knob_leaves_a_services_new_tasks_without_agent(fleet, sandbox):
+def test_agent_missing_knob_gives_a_services_new_tasks_a_stopped_agent(fleet, sandbox):
+    """The knob models an execution role without ECR pull: the agent container is there,
+    STOPPED with a CannotPullContainerError reason (GuardDuty UG gdu-assess-coverage-ecs,
+    "Agent exited")."""
     fleet.coverage("ENABLED", "ENABLED")
     fleet.cluster("c")
     sandbox.call("POST", "knobs", {"agentMissing": ["api"]})
     fleet.service("c", "api", count=2)
     fleet.service("c", "web", count=1)
-    assert [agents(t) for t in fleet.tasks("c", serviceName="api")] == [[], []]
+    api = fleet.tasks("c", serviceName="api")
+    assert [agents(t) for t in api] == [[], []]
+    assert [[c["lastStatus"] for c in agent_containers(t)] for t in api] == [["STOPPED"], ["STOPPED"]]
+    assert all(agent_containers(t)[0]["reason"].startswith("CannotPullContainerError:") for t in api)
     assert len(agents(fleet.tasks("c", serviceName="web")[0])) == 1
     assert sandbox.call("GET", "knobs")["agentMissing"] == {"api": True}
     sandbox.call("POST", "knobs", {"agentMissing": {"api": False}})
