@@ -223,3 +223,67 @@ def test_seed_rejects_unknown_keys(sandbox, tmp_path):
         text=True,
     )
     assert out.returncode != 0 and "clustres" in out.stderr
+
+
+def test_seed_execution_roles_and_operating_systems(sandbox, tmp_path):
+    """Fleet-file keys `executionRole` (pull | noPull | none) and `operatingSystemFamily`:
+    the agent as GuardDuty attaches it (GuardDuty UG prereq-runtime-monitoring-ecs-support;
+    ECS developer guide ecs-guard-duty-troubleshooting), in another account too."""
+    seed(
+        sandbox.url,
+        tmp_path,
+        """
+        accounts:
+          "222222222222":
+            regions:
+              eu-west-1:
+                detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: ENABLED}
+                clusters: [{name: apps}]
+                services:
+                  - {name: ok, cluster: apps}
+                  - {name: nopull, cluster: apps, executionRole: noPull}
+                  - {name: norole, cluster: apps, executionRole: none}
+                  - {name: old, cluster: apps, platformVersion: "1.3.0"}
+                  - {name: win, cluster: apps, operatingSystemFamily: WINDOWS_SERVER_2022_CORE}
+    """,
+    )
+    ecs = sandbox.client("ecs", "eu-west-1", account="222222222222")
+
+    def agent_state(service):
+        [arn] = ecs.list_tasks(cluster="apps", serviceName=service)["taskArns"]
+        [task] = ecs.describe_tasks(cluster="apps", tasks=[arn])["tasks"]
+        states = [c["lastStatus"] for c in task["containers"] if c["name"].startswith("aws-guardduty-agent-")]
+        return task["platformFamily"], task["platformVersion"], states
+
+    assert agent_state("ok") == ("Linux", "1.4.0", ["RUNNING"])
+    assert agent_state("nopull") == ("Linux", "1.4.0", ["STOPPED"])
+    assert agent_state("norole") == ("Linux", "1.4.0", [])
+    assert agent_state("old") == ("Linux", "1.3.0", [])
+    assert agent_state("win") == ("WINDOWS_SERVER_2022_CORE", "1.0.0", [])
+    td = ecs.describe_task_definition(taskDefinition="ok-fargate")["taskDefinition"]
+    assert td["executionRoleArn"] == "arn:aws:iam::222222222222:role/gec-sandbox-task-execution"
+    iam = sandbox.client("iam", account="222222222222")
+    assert iam.list_attached_role_policies(RoleName="gec-sandbox-task-execution")["AttachedPolicies"][0][
+        "PolicyArn"
+    ] == "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+
+
+@pytest.mark.parametrize(
+    "entry, word",
+    [
+        ("{name: a, cluster: c, executionRole: maybe}", "executionRole"),
+        ("{name: a, cluster: c, operatingSystemFamily: MACOS}", "operatingSystemFamily"),
+        ("{name: a, cluster: c, platformVersion: 1.4}", "platformVersion"),
+    ],
+)
+def test_seed_rejects_bad_service_keys(sandbox, tmp_path, entry, word):
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"regions:\n  us-east-1:\n    clusters: [{{name: c}}]\n    services: [{entry}]\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "gec_sandbox", "seed", "--endpoint", sandbox.url, str(fleet)],
+        env=dict(os.environ, PYTHONPATH=SANDBOX_DIR),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and word in out.stderr
+    assert sandbox.client("ecs").list_clusters()["clusterArns"] == []  # nothing created
