@@ -105,7 +105,9 @@ def _name() -> str:
     return AGENT_PREFIX + "".join(random.choices(string.ascii_letters + string.digits, k=6))
 
 
-def container(account: str, region: str, cluster_name: str, task_arn: str, status: str, reason: str | None) -> dict[str, Any]:
+def container(
+    account: str, region: str, cluster_name: str, task_arn: str, status: str, reason: str | None
+) -> dict[str, Any]:
     task_id = task_arn.rsplit("/", 1)[-1]
     out: dict[str, Any] = {
         "containerArn": f"arn:aws:ecs:{region}:{account}:container/{cluster_name}/{task_id}/{uuid.uuid4()}",
@@ -147,7 +149,9 @@ def at_launch(
         return Launch(None, (f"Others: Unidentified issue, for tasks in TaskDefinition - '{td}'", ""))
     role = getattr(task_def, "execution_role_arn", None)
     if not role:
-        return Launch(None, (f"Agent not provisioned: TaskExecutionRole missing from TaskDefinition - '{td}'", ""))
+        return Launch(
+            None, (f"Agent not provisioned: TaskExecutionRole missing from TaskDefinition - '{td}'", "")
+        )
     knob = bool(service and STATE.knobs["agentMissing"].get(service))
     if knob or iam.pull_denied(account, region, role) is not None:
         reason = cannot_pull_reason(region)

@@ -74,7 +74,8 @@ def issues_of(tasks: list[Any]) -> list[str]:
         elif task.agent_gap is not None:
             template, item = task.agent_gap
         else:
-            template, item = f"Others: Unidentified issue, for tasks in TaskDefinition - '{task.task_definition}'", ""
+            td = task.task_definition
+            template, item = f"Others: Unidentified issue, for tasks in TaskDefinition - '{td}'", ""
         items = grouped.setdefault(template, [])
         if item and item not in items:
             items.append(item)
@@ -113,7 +114,10 @@ def resources(account: str, region: str, detector_id: str) -> list[dict[str, Any
                 "resourceType": "ECS",
                 "ecsClusterDetails": {
                     "clusterName": cluster.name,
-                    "fargateDetails": {"managementType": "AUTO_MANAGED" if on else "DISABLED", "issues": issues},
+                    "fargateDetails": {
+                        "managementType": "AUTO_MANAGED" if on else "DISABLED",
+                        "issues": issues,
+                    },
                     "containerInstanceDetails": {
                         "coveredContainerInstances": 0,
                         "compatibleContainerInstances": 0,

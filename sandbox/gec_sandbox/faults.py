@@ -230,7 +230,11 @@ def query_error(kind: str, req: AwsRequest) -> AwsError:
         return AwsError("Throttling", "Rate exceeded", 400)
     if kind == "http500":
         if req.service == "iam":
-            return AwsError("ServiceFailure", "The request processing has failed because of an unknown error, exception or failure.", 500)
+            return AwsError(
+                "ServiceFailure",
+                "The request processing has failed because of an unknown error, exception or failure.",
+                500,
+            )
         return AwsError("InternalFailure", "An internal error occurred. Try again.", 500)
     if kind == "http503":
         return AwsError("ServiceUnavailable", "Service is unavailable. Please try again later.", 503)

@@ -119,7 +119,8 @@ class Policy:
         self.source_id, self.source_type = source_id, source_type
         doc = json.loads(document) if isinstance(document, str) else document
         statements = doc.get("Statement", []) if isinstance(doc, dict) else []
-        self.statements = [s for s in ([statements] if isinstance(statements, dict) else statements) if isinstance(s, dict)]
+        listed = [statements] if isinstance(statements, dict) else statements
+        self.statements = [s for s in listed if isinstance(s, dict)]
 
 
 def _statement_applies(
@@ -312,7 +313,11 @@ TRUST_POLICY = json.dumps(
     {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
         ],
     }
 )
@@ -389,17 +394,23 @@ def simulate_principal_policy(req: AwsRequest) -> XmlResponse:
     per action and resource (`ResourceArns` default `*`), paged by MaxItems (1-1000,
     default 100) / Marker (IAM API Reference: SimulatePrincipalPolicy)."""
     p = req.params
-    unsupported = sorted(
-        {k.split(".", 1)[0] for k in p} - SUPPORTED - {"Version"}
-    )
+    unsupported = sorted({k.split(".", 1)[0] for k in p} - SUPPORTED - {"Version"})
     if unsupported:
-        raise invalid_input(f"gec-sandbox does not model {', '.join(unsupported)} in SimulatePrincipalPolicy.")
+        raise invalid_input(
+            f"gec-sandbox does not model {', '.join(unsupported)} in SimulatePrincipalPolicy."
+        )
     source = p.get("PolicySourceArn")
     if not isinstance(source, str) or not 20 <= len(source) <= 2048:
-        raise invalid_input("1 validation error detected: Value at 'policySourceArn' failed to satisfy constraint: Member must have length between 20 and 2048")
+        raise invalid_input(
+            "1 validation error detected: Value at 'policySourceArn' failed to satisfy constraint: "
+            "Member must have length between 20 and 2048"
+        )
     actions = _members(p, "ActionNames")
     if not actions:
-        raise invalid_input("1 validation error detected: Value null at 'actionNames' failed to satisfy constraint: Member must not be null")
+        raise invalid_input(
+            "1 validation error detected: Value null at 'actionNames' failed to satisfy constraint: "
+            "Member must not be null"
+        )
     for action in actions:
         if not 3 <= len(action) <= 128 or ":" not in action:
             raise invalid_input(f"Actions must be of the form service:action, got {action!r}.")
@@ -413,7 +424,10 @@ def simulate_principal_policy(req: AwsRequest) -> XmlResponse:
     except ValueError:
         raise invalid_input("MaxItems must be an integer.") from None
     if not 1 <= max_items <= 1000:
-        raise invalid_input("1 validation error detected: Value at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000")
+        raise invalid_input(
+            "1 validation error detected: Value at 'maxItems' failed to satisfy constraint: "
+            "Member must have value between 1 and 1000"
+        )
     start = 0
     if p.get("Marker"):
         try:
@@ -447,12 +461,17 @@ def simulate_principal_policy(req: AwsRequest) -> XmlResponse:
     return XmlResponse((200, [("Content-Type", "text/xml")], body.encode()))
 
 
+CONTEXT_PARAM = re.compile(
+    r"ContextEntries\.member\.(\d+)\.(ContextKeyName|ContextKeyType|ContextKeyValues\.member\.(\d+))"
+)
+
+
 def _context_entries(p: dict[str, Any]) -> dict[str, list[str]]:
     """`ContextEntries.member.N.ContextKeyName` / `.ContextKeyValues.member.M` (string values)."""
     context: dict[str, list[str]] = {}
     entries: dict[int, dict[str, Any]] = {}
     for key, value in p.items():
-        match = re.fullmatch(r"ContextEntries\.member\.(\d+)\.(ContextKeyName|ContextKeyType|ContextKeyValues\.member\.(\d+))", key)
+        match = CONTEXT_PARAM.fullmatch(key)
         if not match:
             if key.startswith("ContextEntries"):
                 raise invalid_input(f"Unexpected parameter {key}.")
@@ -469,7 +488,9 @@ def _context_entries(p: dict[str, Any]) -> dict[str, list[str]]:
     return context
 
 
-def _result_xml(action: str, resource: str, decision: str, matched: list[tuple[Policy, int]], missing: set[str]) -> str:
+def _result_xml(
+    action: str, resource: str, decision: str, matched: list[tuple[Policy, int]], missing: set[str]
+) -> str:
     statements = "".join(
         f"<member><SourcePolicyId>{escape(policy.source_id)}</SourcePolicyId>"
         f"<SourcePolicyType>{policy.source_type}</SourcePolicyType></member>"

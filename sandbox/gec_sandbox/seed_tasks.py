@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-SERVICE_KEYS = {
-    "name", "cluster", "desiredCount", "launchType", "platformVersion", "family", "executionRole", "operatingSystemFamily",
-}
 TASK_KEYS = {"cluster", "count", "launchType", "platformVersion", "family", "executionRole", "operatingSystemFamily"}
+SERVICE_KEYS = TASK_KEYS - {"count"} | {"name", "desiredCount"}
 EXECUTION_ROLES = ("pull", "noPull", "none")
 # botocore's ECS model, OSFamily
 OS_FAMILIES = (
@@ -38,7 +36,9 @@ def check(kind: str, item: Any, keys: set[str], required: set[str]) -> None:
     if item.get("executionRole", "pull") not in EXECUTION_ROLES:
         raise ValueError(f"{kind} entry {item}: executionRole must be one of {', '.join(EXECUTION_ROLES)}")
     if item.get("operatingSystemFamily", "LINUX") not in OS_FAMILIES:
-        raise ValueError(f"{kind} entry {item}: operatingSystemFamily must be one of {', '.join(OS_FAMILIES)}")
+        raise ValueError(
+            f"{kind} entry {item}: operatingSystemFamily must be one of {', '.join(OS_FAMILIES)}"
+        )
     version = item.get("platformVersion")
     if version is not None and not isinstance(version, str):
         raise ValueError(f"{kind} entry {item}: platformVersion must be a string (quote it in YAML)")
