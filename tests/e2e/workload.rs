@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::kit::Sandbox;
-use gec_aws::{AwsContext, CallSettings, ClusterScope, TargetClient};
+use gec_aws::{AwsContext, CallSettings, ClusterScope, TargetClient, Want};
 use gec_model::desired::Target;
 use gec_model::observed::{ObservedCluster, TaskCounts};
 use serde_json::json;
@@ -97,13 +97,16 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
     // A cluster without running tasks and nothing to watch costs no call.
     sb.clear_requests();
     let idle = client
-        .observe_workload(&seen["idle"], &[])
+        .observe_workload(&seen["idle"], &[], Want::Coverage)
         .await
         .expect("idle workload");
     assert_eq!(idle, Default::default());
     assert!(sb.requests().is_empty(), "no call: {:?}", sb.requests());
 
-    let workload = client.observe_workload(apps, &[]).await.expect("workload");
+    let workload = client
+        .observe_workload(apps, &[], Want::Coverage)
+        .await
+        .expect("workload");
     let expected: BTreeMap<String, TaskCounts> = [
         ("api".to_owned(), counts(3, 3)),
         ("web".to_owned(), counts(2, 2)),
@@ -215,7 +218,7 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
     // The same client again: only the two new tasks are described.
     sb.clear_requests();
     let after = client
-        .observe_workload(apps, &["web".to_owned()])
+        .observe_workload(apps, &["web".to_owned()], Want::Coverage)
         .await
         .expect("workload after the redeploy");
     let described: Vec<usize> = sb
@@ -255,7 +258,10 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     assert_eq!(big.running_tasks, 200);
 
     sb.clear_requests();
-    let first = client.observe_workload(&big, &[]).await.expect("first");
+    let first = client
+        .observe_workload(&big, &[], Want::Coverage)
+        .await
+        .expect("first");
     let ops = sb.operation_counts();
     assert_eq!(
         ops.get("ListTasks"),
@@ -273,7 +279,10 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     assert_eq!(first.services.len(), 50);
 
     sb.clear_requests();
-    let second = client.observe_workload(&big, &[]).await.expect("second");
+    let second = client
+        .observe_workload(&big, &[], Want::Coverage)
+        .await
+        .expect("second");
     let ops = sb.operation_counts();
     assert_eq!(
         ops.get("DescribeTasks"),
@@ -286,7 +295,10 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     // The engine's next pass gets the same client from the context: the cache holds.
     let again = client.clone();
     sb.clear_requests();
-    again.observe_workload(&big, &[]).await.expect("third");
+    again
+        .observe_workload(&big, &[], Want::Coverage)
+        .await
+        .expect("third");
     assert_eq!(sb.operation_counts().get("DescribeTasks"), None);
 
     // A stopped task is replaced (service scheduler): only the replacement is described.
@@ -307,7 +319,10 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
         .await
         .expect("StopTask");
     sb.clear_requests();
-    let after = client.observe_workload(&big, &[]).await.expect("fourth");
+    let after = client
+        .observe_workload(&big, &[], Want::Coverage)
+        .await
+        .expect("fourth");
     let described: Vec<Vec<String>> = sb
         .requests()
         .iter()
