@@ -103,9 +103,9 @@ async fn coverage_is_read_first_then_workloads_then_preflight_of_services_lackin
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failed_preflight_is_never_redeployed_by_the_engine_calls_alone() {
+async fn preflight_is_asked_every_pass_for_each_service_lacking_the_agent() {
     // The planner decides holds; here only the wiring: each pass asks again (the adapter
-    // caches), and a finding set on the fake cloud is what the engine receives.
+    // caches the answers), whatever the answer.
     let clock = Clock::tokio_at(1_795_737_600_000);
     let cloud = cloud(clock, "true");
     cloud.fleet(|f| {
