@@ -52,12 +52,14 @@ async fn clusters(client: &TargetClient, names: &[&str]) -> BTreeMap<String, Obs
         .collect()
 }
 
-fn counts(running: u32, without_agent: u32) -> TaskCounts {
-    TaskCounts {
-        running,
-        without_agent,
-        ..TaskCounts::default()
-    }
+/// (RUNNING Fargate tasks, of those without a RUNNING agent): what these tests check of
+/// a [`TaskCounts`] (the per-deployment split carries the sandbox's deployment ids).
+fn counts(running: u32, without_agent: u32) -> (u32, u32) {
+    (running, without_agent)
+}
+
+fn of(c: &TaskCounts) -> (u32, u32) {
+    (c.running, c.without_agent)
 }
 
 fn now_ms() -> i64 {
@@ -107,16 +109,40 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
         .observe_workload(apps, &[], Want::Coverage)
         .await
         .expect("workload");
-    let expected: BTreeMap<String, TaskCounts> = [
+    let expected: BTreeMap<String, (u32, u32)> = [
         ("api".to_owned(), counts(3, 3)),
         ("web".to_owned(), counts(2, 2)),
     ]
     .into();
     assert_eq!(
-        workload.service_tasks, expected,
+        workload
+            .service_tasks
+            .iter()
+            .map(|(name, c)| (name.clone(), of(c)))
+            .collect::<BTreeMap<_, _>>(),
+        expected,
         "Fargate service tasks, none with the agent; the EC2 service is not among them"
     );
-    assert_eq!(workload.standalone_tasks, counts(2, 2));
+    assert_eq!(of(&workload.standalone_tasks), counts(2, 2));
+    let api = workload
+        .services
+        .iter()
+        .find(|s| s.name == "api")
+        .expect("api is described");
+    let primary = api.primary().expect("a PRIMARY deployment").id.clone();
+    assert_eq!(
+        workload.service_tasks["api"]
+            .by_deployment
+            .iter()
+            .map(|(id, gap)| (id.clone(), gap.tasks))
+            .collect::<Vec<_>>(),
+        [(primary, 3)],
+        "the tasks without the agent, by the deployment that started them (startedBy)"
+    );
+    assert!(
+        api.task_definition.is_some(),
+        "the PRIMARY deployment's task definition"
+    );
     assert_eq!(
         workload.other_tasks, 3,
         "2 EC2 service tasks + 1 EC2 standalone"
@@ -228,8 +254,8 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
         .map(|r| r["params"]["tasks"].as_array().map_or(0, Vec::len))
         .collect();
     assert_eq!(described, [2], "one DescribeTasks, for web's two new tasks");
-    assert_eq!(after.service_tasks["web"], counts(2, 0));
-    assert_eq!(after.service_tasks["api"], counts(3, 3));
+    assert_eq!(of(&after.service_tasks["web"]), counts(2, 0));
+    assert_eq!(of(&after.service_tasks["api"]), counts(3, 3));
     assert!(after.earliest_agent_task_ms.is_some());
     let names: Vec<&str> = after.services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["api", "web"], "api lacks the agent; web is watched");
@@ -275,7 +301,7 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     );
     assert_eq!(ops.get("DescribeServices"), Some(&5), "10 a call: {ops:?}");
     assert_eq!(first.service_tasks.len(), 50);
-    assert!(first.service_tasks.values().all(|c| *c == counts(4, 4)));
+    assert!(first.service_tasks.values().all(|c| of(c) == counts(4, 4)));
     assert_eq!(first.services.len(), 50);
 
     sb.clear_requests();
@@ -339,7 +365,7 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     assert_eq!(described.len(), 1, "{described:?}");
     assert_eq!(described[0].len(), 1, "only the replacement: {described:?}");
     assert_ne!(described[0][0], one, "the stopped task is not described");
-    assert_eq!(after.service_tasks["svc-07"], counts(4, 4));
+    assert_eq!(of(&after.service_tasks["svc-07"]), counts(4, 4));
 }
 
 #[tokio::test]
