@@ -103,7 +103,8 @@ pub(crate) enum Agent {
 pub(crate) struct TaskFacts {
     service: Option<Box<str>>,
     fargate: bool,
-    /// `startedBy` of a service task: the deployment (`ecs-svc/…`) that started it.
+    /// `startedBy` of a service task without a running agent: the deployment
+    /// (`ecs-svc/…`) that started it.
     deployment: Option<Box<str>>,
     agent: Agent,
     started_at_ms: Option<i64>,
@@ -422,9 +423,14 @@ fn task_facts(task: &aws_sdk_ecs::types::Task) -> TaskFacts {
         .group()
         .and_then(|g| g.strip_prefix(SERVICE_GROUP_PREFIX))
         .map(Box::from);
+    let agent = agent_state(task.containers());
     TaskFacts {
+        // Only tasks without a running agent are counted per deployment, so only they
+        // keep it (a task whose agent state changes is described again, whole): the cache
+        // of a large covered fleet holds no deployment id per task.
         deployment: service
             .as_ref()
+            .filter(|_| agent != Agent::Running)
             .and(task.started_by())
             .map(|d| Box::from(bounded(d, MAX_REASON_CHARS))),
         service,
@@ -432,7 +438,7 @@ fn task_facts(task: &aws_sdk_ecs::types::Task) -> TaskFacts {
             || task
                 .capacity_provider_name()
                 .is_some_and(|p| FARGATE_PROVIDERS.contains(&p)),
-        agent: agent_state(task.containers()),
+        agent,
         started_at_ms: task.started_at().and_then(|t| t.to_millis().ok()),
     }
 }
