@@ -76,6 +76,14 @@ struct TargetFleet {
     tasks_per_cluster: u64,
     /// Services per such cluster with a RUNNING task without the agent.
     services_without_agent: u64,
+    /// Of the task clusters, those GuardDuty reports UNHEALTHY (some task lacks a running
+    /// agent), and the tasks whose agent RUNS in each: the task cache reads them again.
+    unhealthy_task_clusters: u64,
+    agent_tasks_per_cluster: u64,
+    /// Distinct task-definition revisions, and distinct execution roles among them, of
+    /// the services preflight checks (those owning a task without a running agent).
+    preflight_task_definitions: u64,
+    preflight_roles: u64,
     /// Tag writes and detector writes the pass must make.
     tag_true: u64,
     tag_false: u64,
@@ -98,11 +106,17 @@ fn ceil(n: u64, d: u64) -> u64 {
 /// - GetDetector: 1 (the features can change any time).
 /// - ListTasks: ceil(tasks/100) per managed covered cluster with running tasks (a cluster
 ///   DescribeClusters reports without running tasks needs none).
-/// - DescribeTasks: cold ceil(tasks/100) per such cluster; steady 0 (tasks already seen
-///   never change).
+/// - DescribeTasks: cold ceil(tasks/100) per such cluster; steady ceil(tasks whose agent
+///   runs/100) per such cluster GuardDuty reports UNHEALTHY (an agent that stops there is
+///   seen within one pass), else 0 (what a task is never changes; a missing or STOPPED
+///   agent never comes back).
 /// - DescribeServices: ceil(services with a task lacking the agent/10) per such cluster.
 /// - ListCoverage: ceil(covered clusters/50), at least 1, when RUNTIME_MONITORING is on
 ///   and some managed cluster is or turns covered (none can be covered while it is off).
+/// - DescribeTaskDefinition: cold 1 per distinct task-definition revision among the
+///   services preflight checks; steady 0 (a revision never changes).
+/// - SimulatePrincipalPolicy: cold 1 per distinct execution role among them; steady 0
+///   (an answer is kept for 10 minutes, longer than a measured pass).
 /// - TagResources: ceil(changes/20) per tag value; UntagResources: ceil(removals/20).
 /// - UpdateDetector: 1 when the detector changes.
 fn minimum(t: &TargetFleet, cold: bool) -> BTreeMap<&'static str, u64> {
@@ -134,8 +148,20 @@ fn minimum(t: &TargetFleet, cold: bool) -> BTreeMap<&'static str, u64> {
             if cold {
                 per_task_cluster(ceil(t.tasks_per_cluster, DESCRIBE_TASKS_BATCH))
             } else {
+                t.unhealthy_task_clusters * ceil(t.agent_tasks_per_cluster, DESCRIBE_TASKS_BATCH)
+            },
+        ),
+        (
+            "DescribeTaskDefinition",
+            if cold {
+                t.preflight_task_definitions
+            } else {
                 0
             },
+        ),
+        (
+            "SimulatePrincipalPolicy",
+            if cold { t.preflight_roles } else { 0 },
         ),
         (
             "DescribeServices",
@@ -334,6 +360,14 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             task_clusters: n,
             tasks_per_cluster: 30,
             services_without_agent: 2,
+            // The 2 services without the agent make every cluster UNHEALTHY; the other 8
+            // run 24 tasks with the agent.
+            unhealthy_task_clusters: n,
+            agent_tasks_per_cluster: 24,
+            // Every bulk service runs the sandbox's one bulk task definition, which names
+            // no execution role (so no simulation).
+            preflight_task_definitions: 1,
+            preflight_roles: 0,
             ..steady_one(n)
         }],
         drive: Drive::Steady,

@@ -172,6 +172,10 @@ fn authorizations(entry: &Value) -> Vec<Authz> {
             params["DetectorId"].as_str().unwrap()
         ))],
         ("sts", "AssumeRole") => vec![plain(params["RoleArn"].as_str().unwrap_or("*").to_owned())],
+        // Authorized on the principal whose policies are simulated (the execution role).
+        ("iam", "SimulatePrincipalPolicy") => vec![plain(
+            params["PolicySourceArn"].as_str().unwrap_or("*").to_owned(),
+        )],
         ("tagging", "TagResources" | "UntagResources") => {
             let (per_resource, keys) = if op == "TagResources" {
                 let keys = params["Tags"]

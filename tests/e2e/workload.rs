@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::kit::Sandbox;
-use gec_aws::{AwsContext, CallSettings, ClusterScope, TargetClient};
+use gec_aws::{AwsContext, CallSettings, ClusterScope, TargetClient, Want};
 use gec_model::desired::Target;
 use gec_model::observed::{ObservedCluster, TaskCounts};
 use serde_json::json;
@@ -52,12 +52,14 @@ async fn clusters(client: &TargetClient, names: &[&str]) -> BTreeMap<String, Obs
         .collect()
 }
 
-fn counts(running: u32, without_agent: u32) -> TaskCounts {
-    TaskCounts {
-        running,
-        without_agent,
-        ..TaskCounts::default()
-    }
+/// (RUNNING Fargate tasks, of those without a RUNNING agent): what these tests check of
+/// a [`TaskCounts`] (the per-deployment split carries the sandbox's deployment ids).
+fn counts(running: u32, without_agent: u32) -> (u32, u32) {
+    (running, without_agent)
+}
+
+fn of(c: &TaskCounts) -> (u32, u32) {
+    (c.running, c.without_agent)
 }
 
 fn now_ms() -> i64 {
@@ -97,23 +99,50 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
     // A cluster without running tasks and nothing to watch costs no call.
     sb.clear_requests();
     let idle = client
-        .observe_workload(&seen["idle"], &[])
+        .observe_workload(&seen["idle"], &[], Want::Coverage)
         .await
         .expect("idle workload");
     assert_eq!(idle, Default::default());
     assert!(sb.requests().is_empty(), "no call: {:?}", sb.requests());
 
-    let workload = client.observe_workload(apps, &[]).await.expect("workload");
-    let expected: BTreeMap<String, TaskCounts> = [
+    let workload = client
+        .observe_workload(apps, &[], Want::Coverage)
+        .await
+        .expect("workload");
+    let expected: BTreeMap<String, (u32, u32)> = [
         ("api".to_owned(), counts(3, 3)),
         ("web".to_owned(), counts(2, 2)),
     ]
     .into();
     assert_eq!(
-        workload.service_tasks, expected,
+        workload
+            .service_tasks
+            .iter()
+            .map(|(name, c)| (name.clone(), of(c)))
+            .collect::<BTreeMap<_, _>>(),
+        expected,
         "Fargate service tasks, none with the agent; the EC2 service is not among them"
     );
-    assert_eq!(workload.standalone_tasks, counts(2, 2));
+    assert_eq!(of(&workload.standalone_tasks), counts(2, 2));
+    let api = workload
+        .services
+        .iter()
+        .find(|s| s.name == "api")
+        .expect("api is described");
+    let primary = api.primary().expect("a PRIMARY deployment").id.clone();
+    assert_eq!(
+        workload.service_tasks["api"]
+            .by_deployment
+            .iter()
+            .map(|(id, gap)| (id.clone(), gap.tasks))
+            .collect::<Vec<_>>(),
+        [(primary, 3)],
+        "the tasks without the agent, by the deployment that started them (startedBy)"
+    );
+    assert!(
+        api.task_definition.is_some(),
+        "the PRIMARY deployment's task definition"
+    );
     assert_eq!(
         workload.other_tasks, 3,
         "2 EC2 service tasks + 1 EC2 standalone"
@@ -215,7 +244,7 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
     // The same client again: only the two new tasks are described.
     sb.clear_requests();
     let after = client
-        .observe_workload(apps, &["web".to_owned()])
+        .observe_workload(apps, &["web".to_owned()], Want::Coverage)
         .await
         .expect("workload after the redeploy");
     let described: Vec<usize> = sb
@@ -225,8 +254,8 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
         .map(|r| r["params"]["tasks"].as_array().map_or(0, Vec::len))
         .collect();
     assert_eq!(described, [2], "one DescribeTasks, for web's two new tasks");
-    assert_eq!(after.service_tasks["web"], counts(2, 0));
-    assert_eq!(after.service_tasks["api"], counts(3, 3));
+    assert_eq!(of(&after.service_tasks["web"]), counts(2, 0));
+    assert_eq!(of(&after.service_tasks["api"]), counts(3, 3));
     assert!(after.earliest_agent_task_ms.is_some());
     let names: Vec<&str> = after.services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["api", "web"], "api lacks the agent; web is watched");
@@ -255,7 +284,10 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     assert_eq!(big.running_tasks, 200);
 
     sb.clear_requests();
-    let first = client.observe_workload(&big, &[]).await.expect("first");
+    let first = client
+        .observe_workload(&big, &[], Want::Coverage)
+        .await
+        .expect("first");
     let ops = sb.operation_counts();
     assert_eq!(
         ops.get("ListTasks"),
@@ -269,11 +301,14 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     );
     assert_eq!(ops.get("DescribeServices"), Some(&5), "10 a call: {ops:?}");
     assert_eq!(first.service_tasks.len(), 50);
-    assert!(first.service_tasks.values().all(|c| *c == counts(4, 4)));
+    assert!(first.service_tasks.values().all(|c| of(c) == counts(4, 4)));
     assert_eq!(first.services.len(), 50);
 
     sb.clear_requests();
-    let second = client.observe_workload(&big, &[]).await.expect("second");
+    let second = client
+        .observe_workload(&big, &[], Want::Coverage)
+        .await
+        .expect("second");
     let ops = sb.operation_counts();
     assert_eq!(
         ops.get("DescribeTasks"),
@@ -286,7 +321,10 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     // The engine's next pass gets the same client from the context: the cache holds.
     let again = client.clone();
     sb.clear_requests();
-    again.observe_workload(&big, &[]).await.expect("third");
+    again
+        .observe_workload(&big, &[], Want::Coverage)
+        .await
+        .expect("third");
     assert_eq!(sb.operation_counts().get("DescribeTasks"), None);
 
     // A stopped task is replaced (service scheduler): only the replacement is described.
@@ -307,7 +345,10 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
         .await
         .expect("StopTask");
     sb.clear_requests();
-    let after = client.observe_workload(&big, &[]).await.expect("fourth");
+    let after = client
+        .observe_workload(&big, &[], Want::Coverage)
+        .await
+        .expect("fourth");
     let described: Vec<Vec<String>> = sb
         .requests()
         .iter()
@@ -324,7 +365,7 @@ async fn a_second_observation_of_50_services_with_4_tasks_each_makes_no_describe
     assert_eq!(described.len(), 1, "{described:?}");
     assert_eq!(described[0].len(), 1, "only the replacement: {described:?}");
     assert_ne!(described[0][0], one, "the stopped task is not described");
-    assert_eq!(after.service_tasks["svc-07"], counts(4, 4));
+    assert_eq!(of(&after.service_tasks["svc-07"]), counts(4, 4));
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecs::config::retry::RetryPartition;
 use gec_model::desired::Target;
 
+use crate::preflight::PreflightCache;
 use crate::workload::TaskCache;
 use crate::AwsMetrics;
 
@@ -28,6 +29,9 @@ pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(40);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Session name of the controller's AssumeRole sessions (shows in CloudTrail).
 pub const SESSION_NAME: &str = "guardduty-ecs-controller";
+/// The region IAM requests are signed for: IAM is a global service whose endpoint in the
+/// `aws` partition (`iam.amazonaws.com`) is in us-east-1.
+pub const IAM_REGION: &str = "us-east-1";
 
 /// Retry and timeout settings of every AWS call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,10 +213,16 @@ fn target_client(
         aws_sdk_guardduty::config::Builder::from(config).retry_partition(partition("guardduty"));
     let mut tagging = aws_sdk_resourcegroupstagging::config::Builder::from(config)
         .retry_partition(partition("tagging"));
+    // The target's credentials (its assumed role included) and endpoint settings
+    // (`AWS_ENDPOINT_URL`), signed for IAM's own region whatever the target's.
+    let mut iam = aws_sdk_iam::config::Builder::from(config)
+        .region(Region::new(IAM_REGION))
+        .retry_partition(partition("iam"));
     if let Some(m) = metrics.map(AwsMetrics::interceptor) {
         ecs = ecs.interceptor(m.clone());
         guardduty = guardduty.interceptor(m.clone());
-        tagging = tagging.interceptor(m);
+        tagging = tagging.interceptor(m.clone());
+        iam = iam.interceptor(m);
     }
     TargetClient {
         region: target.region.clone(),
@@ -224,7 +234,9 @@ fn target_client(
         ecs: aws_sdk_ecs::Client::from_conf(ecs.build()),
         guardduty: aws_sdk_guardduty::Client::from_conf(guardduty.build()),
         tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging.build()),
+        iam: aws_sdk_iam::Client::from_conf(iam.build()),
         tasks: TaskCache::default(),
+        preflight: PreflightCache::default(),
         calls,
     }
 }
@@ -244,8 +256,12 @@ pub struct TargetClient {
     pub(crate) ecs: aws_sdk_ecs::Client,
     pub(crate) guardduty: aws_sdk_guardduty::Client,
     pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
+    /// IAM, for `SimulatePrincipalPolicy` (preflight), signed for [`IAM_REGION`].
+    pub(crate) iam: aws_sdk_iam::Client,
     /// RUNNING tasks already described, kept across passes with the client.
     pub(crate) tasks: TaskCache,
+    /// Task definitions and execution-role answers of preflight, kept with the client.
+    pub(crate) preflight: PreflightCache,
     pub(crate) calls: CallSettings,
 }
 
@@ -258,6 +274,59 @@ impl TargetClient {
     /// The retry and timeout settings of this target's calls.
     pub fn calls(&self) -> CallSettings {
         self.calls
+    }
+}
+
+/// A client of `region` whose every call is answered by `rules` (aws-smithy-mocks, any
+/// matching rule) and never leaves the process.
+#[cfg(test)]
+pub(crate) fn mocked(region: &str, rules: &[&aws_smithy_mocks::Rule]) -> TargetClient {
+    use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor, RuleMode};
+    // One interceptor per client, each with the same rules (clones share their counts).
+    let mock = || {
+        rules.iter().fold(
+            MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+            |m, rule| m.with_rule(rule),
+        )
+    };
+    let config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(
+            aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "test"),
+        ))
+        .http_client(create_mock_http_client())
+        .build();
+    TargetClient {
+        region: region.to_owned(),
+        account_hint: None,
+        ecs: aws_sdk_ecs::Client::from_conf(
+            aws_sdk_ecs::config::Builder::from(&config)
+                .interceptor(mock())
+                .build(),
+        ),
+        guardduty: aws_sdk_guardduty::Client::from_conf(
+            aws_sdk_guardduty::config::Builder::from(&config)
+                .interceptor(mock())
+                .build(),
+        ),
+        tagging: aws_sdk_resourcegroupstagging::Client::from_conf(
+            aws_sdk_resourcegroupstagging::config::Builder::from(&config)
+                .interceptor(mock())
+                .build(),
+        ),
+        iam: aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&config)
+                .region(Region::new(IAM_REGION))
+                .interceptor(mock())
+                .build(),
+        ),
+        tasks: TaskCache::default(),
+        preflight: PreflightCache::default(),
+        calls: CallSettings {
+            max_attempts: 1,
+            ..CallSettings::default()
+        },
     }
 }
 

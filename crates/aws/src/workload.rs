@@ -1,6 +1,30 @@
 //! Reading what runs in a cluster (tasks, the services that own them) and GuardDuty's
 //! coverage records.
 //!
+//! # Coverage is an agent that RUNS
+//! A task counts as covered only while its GuardDuty agent container's `lastStatus` is
+//! `RUNNING`. An agent container that is missing, `PENDING` or `STOPPED` leaves the task
+//! uncovered; a `STOPPED` one carries AWS's words (the container's `reason`, such as
+//! `CannotPullContainerError: …`, else `exit code N`).
+//!
+//! # What the task cache keeps, and what is described again
+//! A task's group, launch type, `startedBy` and start time never change while it runs, so
+//! they are described once and kept. The agent's state can change, so the cache keeps it
+//! only while it cannot change unseen. Each pass describes again:
+//! - tasks whose agent container was `PENDING` (it may start or stop);
+//! - every cached task whose agent was `RUNNING`, in a cluster whose GuardDuty coverage
+//!   record is `UNHEALTHY` (an agent that dies later is seen within one pass; GuardDuty's
+//!   record is what says something is wrong there, so a cluster it reports `HEALTHY`, or
+//!   does not report, costs no `DescribeTasks` in steady state);
+//!
+//! and nothing else: an agent missing from a running task never appears later (ECS adds
+//! containers only when it starts a task), and a `STOPPED` container never restarts.
+//! The trade-off: in a cluster GuardDuty calls healthy, an agent that stops is seen once
+//! GuardDuty's record turns `UNHEALTHY` (or the task is replaced), not sooner; in an
+//! unhealthy cluster every pass pays ceil(tasks with a running agent / 100) `DescribeTasks`.
+//! The engine reads the coverage records before the workloads so that this rule holds in
+//! the same pass ([`TargetClient::observe_workload`] looks at `cluster.coverage`).
+//!
 //! Every read here is idempotent and keeps the SDK's retries. The forced redeployment
 //! these reads lead to, `UpdateService(forceNewDeployment)`, is the controller's one write
 //! that is **not** idempotent (every applied call starts another deployment; ECS takes no
@@ -22,6 +46,8 @@ use gec_model::observed::{
     ObservedDeployment, ObservedService, RolloutState, ServiceStatus, TaskCounts, Workload,
 };
 
+use crate::text::bounded;
+
 use crate::error::classify;
 use crate::{AwsError, TargetClient};
 
@@ -39,14 +65,65 @@ const FARGATE_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
 /// Task `group` prefix of tasks a service started.
 const SERVICE_GROUP_PREFIX: &str = "service:";
 
-/// What the controller needs of a RUNNING task. A task's containers, launch type, group
-/// and start time never change while it runs, so one `DescribeTasks` per task is enough.
+/// Longest AWS reason kept per stopped agent (characters): a reason is AWS's text, and
+/// the cache keeps one per task.
+pub const MAX_REASON_CHARS: usize = 256;
+/// Most `fargateDetails.issues` kept per coverage record, and their longest text.
+pub const MAX_FARGATE_ISSUES: usize = 16;
+const MAX_ISSUE_CHARS: usize = 512;
+
+/// Which services [`TargetClient::observe_workload`] describes besides the watched ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// Coverage is on (or turns on): the services that own a Fargate task without a
+    /// RUNNING agent (candidates for a redeploy that brings it).
+    Coverage,
+    /// Coverage is off after the plan: also the services that own a Fargate task whose
+    /// agent still RUNS (candidates for a redeploy that removes it).
+    Offboarding,
+}
+
+/// The state of a task's GuardDuty agent container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Agent {
+    /// The task has no agent container.
+    Missing,
+    /// An agent container is `PENDING` (or in a state ECS does not document).
+    Pending,
+    /// An agent container is `RUNNING`: the task is covered.
+    Running,
+    /// The agent container is `STOPPED`, with AWS's reason when it gave one.
+    Stopped(Option<Box<str>>),
+}
+
+/// What the controller needs of a RUNNING task. A task's containers, launch type, group,
+/// `startedBy` and start time never change while it runs; its agent's state may (see the
+/// module docs for when it is read again).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TaskFacts {
     service: Option<Box<str>>,
     fargate: bool,
-    has_agent: bool,
+    /// `startedBy` of a service task without a running agent: the deployment
+    /// (`ecs-svc/…`) that started it.
+    deployment: Option<Box<str>>,
+    agent: Agent,
     started_at_ms: Option<i64>,
+}
+
+impl TaskFacts {
+    fn agent_runs(&self) -> bool {
+        self.agent == Agent::Running
+    }
+
+    /// Whether the cached facts may be stale: the agent was PENDING, or it was RUNNING in
+    /// a cluster GuardDuty reports UNHEALTHY.
+    fn describe_again(&self, unhealthy: bool) -> bool {
+        match self.agent {
+            Agent::Pending => true,
+            Agent::Running => unhealthy,
+            Agent::Missing | Agent::Stopped(_) => false,
+        }
+    }
 }
 
 /// RUNNING tasks described so far, per cluster ARN, then per task id.
@@ -92,14 +169,17 @@ impl TaskCache {
 }
 
 impl TargetClient {
-    /// Reads a cluster's RUNNING tasks and the services that own Fargate tasks without the
-    /// agent, plus the `watch` services (names), whatever their tasks.
+    /// Reads a cluster's RUNNING tasks and the services that own Fargate tasks without a
+    /// RUNNING agent (with [`Want::Offboarding`] also those that own tasks whose agent
+    /// runs), plus the `watch` services (names), whatever their tasks.
     ///
     /// `ListTasks` lists the cluster's RUNNING tasks in pages of [`LIST_TASKS_PAGE`];
-    /// `DescribeTasks` ([`DESCRIBE_TASKS_BATCH`] at a time) reads only tasks this client
-    /// has not described before; `DescribeServices` ([`DESCRIBE_SERVICES_BATCH`] at a time)
-    /// reads the services. A cluster that DescribeClusters reported without running tasks,
-    /// with nothing to watch, costs no call.
+    /// `DescribeTasks` ([`DESCRIBE_TASKS_BATCH`] at a time) reads the tasks this client
+    /// has not described before and those whose agent state may have changed (module
+    /// docs: a PENDING agent; a RUNNING one when `cluster.coverage` is UNHEALTHY);
+    /// `DescribeServices` ([`DESCRIBE_SERVICES_BATCH`] at a time) reads the services. A
+    /// cluster that DescribeClusters reported without running tasks, with nothing to
+    /// watch, costs no call.
     ///
     /// # Errors
     /// The first failed `ListTasks`, `DescribeTasks` or `DescribeServices` call.
@@ -112,45 +192,47 @@ impl TargetClient {
         &self,
         cluster: &ObservedCluster,
         watch: &[String],
+        want: Want,
     ) -> Result<Workload, AwsError> {
         if cluster.running_tasks == 0 && watch.is_empty() {
             self.tasks.lock().remove(&cluster.arn);
             return Ok(Workload::default());
         }
+        let unhealthy = cluster.coverage.as_ref().is_some_and(|c| !c.healthy());
         let listed = self.list_running_tasks(&cluster.arn).await?;
         let mut known = self.tasks.lock().remove(&cluster.arn).unwrap_or_default();
-        let unknown: Vec<String> = listed
-            .iter()
-            .filter(|arn| !known.contains_key(task_id(arn)))
-            .cloned()
-            .collect();
+        let stale = stale_tasks(&listed, &mut known, unhealthy);
         // On failure the cluster's cache is dropped: the next pass describes everything.
-        let described = self.describe_tasks(&cluster.arn, &unknown).await?;
+        let described = self.describe_tasks(&cluster.arn, &stale).await?;
         known.extend(
             described
                 .into_iter()
                 .map(|(arn, facts)| (Box::from(task_id(&arn)), facts)),
         );
-        // Only what is listed now stays: stopped tasks are forgotten.
+        // Only what is listed now stays: stopped tasks are forgotten. Counted in the
+        // order ECS listed them, so "the first reason" is the same on every pass.
         let mut current = HashMap::with_capacity(listed.len());
         for arn in &listed {
             if let Some((id, facts)) = known.remove_entry(task_id(arn)) {
                 current.insert(id, facts);
             }
         }
+        let mut workload = tally(listed.iter().filter_map(|arn| current.get(task_id(arn))));
         tracing::debug!(
             cluster = %cluster.name,
             running = current.len(),
-            described = unknown.len(),
+            described = stale.len(),
+            unhealthy,
             "read the cluster's tasks"
         );
-        let mut workload = tally(current.values());
         self.tasks.lock().insert(cluster.arn.clone(), current);
 
         let names: BTreeSet<&str> = workload
             .service_tasks
             .iter()
-            .filter(|(_, counts)| counts.without_agent > 0)
+            .filter(|(_, counts)| {
+                counts.without_agent > 0 || (want == Want::Offboarding && counts.with_agent() > 0)
+            })
             .map(|(name, _)| name.as_str())
             .chain(watch.iter().map(|w| w.rsplit('/').next().unwrap_or(w)))
             .collect();
@@ -262,18 +344,7 @@ impl TargetClient {
                 let Some(cluster_arn) = resource.resource_id() else {
                     continue;
                 };
-                records.insert(
-                    cluster_arn.to_owned(),
-                    CoverageRecord {
-                        status: resource
-                            .coverage_status()
-                            .map_or(CoverageStatus::Other(String::new()), |s| {
-                                CoverageStatus::from_aws(s.as_str())
-                            }),
-                        issue: resource.issue().map(str::to_owned),
-                        ..CoverageRecord::default()
-                    },
-                );
+                records.insert(cluster_arn.to_owned(), coverage_record(resource));
             }
         }
         Ok(records)
@@ -297,29 +368,124 @@ impl TargetClient {
     }
 }
 
+/// The ARNs of `listed` tasks to describe: those not in `known`, and those whose cached
+/// agent state may be stale ([`TaskFacts::describe_again`]); the stale ones are dropped
+/// from `known` (a task that is no longer RUNNING when described again is forgotten).
+fn stale_tasks(
+    listed: &[String],
+    known: &mut HashMap<Box<str>, TaskFacts>,
+    unhealthy: bool,
+) -> Vec<String> {
+    let mut stale = Vec::new();
+    for arn in listed {
+        let id = task_id(arn);
+        match known.get(id) {
+            Some(facts) if !facts.describe_again(unhealthy) => {}
+            Some(_) => {
+                known.remove(id);
+                stale.push(arn.clone());
+            }
+            None => stale.push(arn.clone()),
+        }
+    }
+    stale
+}
+
+/// A coverage record from GuardDuty's `CoverageResource`, with `fargateDetails` (bounded:
+/// the text is AWS's).
+fn coverage_record(resource: &aws_sdk_guardduty::types::CoverageResource) -> CoverageRecord {
+    let fargate = resource
+        .resource_details()
+        .and_then(|d| d.ecs_cluster_details())
+        .and_then(|d| d.fargate_details());
+    CoverageRecord {
+        status: resource
+            .coverage_status()
+            .map_or(CoverageStatus::Other(String::new()), |s| {
+                CoverageStatus::from_aws(s.as_str())
+            }),
+        issue: resource.issue().map(|i| bounded(i, MAX_ISSUE_CHARS)),
+        management_type: fargate
+            .and_then(|f| f.management_type())
+            .map(|m| bounded(m.as_str(), MAX_ISSUE_CHARS)),
+        fargate_issues: fargate
+            .map(|f| f.issues())
+            .unwrap_or_default()
+            .iter()
+            .take(MAX_FARGATE_ISSUES)
+            .map(|i| bounded(i, MAX_ISSUE_CHARS))
+            .collect(),
+    }
+}
+
 fn task_facts(task: &aws_sdk_ecs::types::Task) -> TaskFacts {
+    let service = task
+        .group()
+        .and_then(|g| g.strip_prefix(SERVICE_GROUP_PREFIX))
+        .map(Box::from);
+    let agent = agent_state(task.containers());
     TaskFacts {
-        service: task
-            .group()
-            .and_then(|g| g.strip_prefix(SERVICE_GROUP_PREFIX))
-            .map(Box::from),
+        // Only tasks without a running agent are counted per deployment, so only they
+        // keep it (a task whose agent state changes is described again, whole): the cache
+        // of a large covered fleet holds no deployment id per task.
+        deployment: service
+            .as_ref()
+            .filter(|_| agent != Agent::Running)
+            .and(task.started_by())
+            .map(|d| Box::from(bounded(d, MAX_REASON_CHARS))),
+        service,
         fargate: task.launch_type() == Some(&LaunchType::Fargate)
             || task
                 .capacity_provider_name()
                 .is_some_and(|p| FARGATE_PROVIDERS.contains(&p)),
-        has_agent: task
-            .containers()
-            .iter()
-            .any(|c| c.name().is_some_and(is_agent_container)),
+        agent,
         started_at_ms: task.started_at().and_then(|t| t.to_millis().ok()),
     }
 }
 
-/// Counts RUNNING tasks: Fargate ones per service or standalone, the rest as other.
+/// The state of a task's agent: RUNNING if any agent container runs, else PENDING if
+/// one may still start, else STOPPED if one stopped, else missing.
+fn agent_state(containers: &[aws_sdk_ecs::types::Container]) -> Agent {
+    let rank = |a: &Agent| match a {
+        Agent::Missing => 0,
+        Agent::Stopped(_) => 1,
+        Agent::Pending => 2,
+        Agent::Running => 3,
+    };
+    let mut best = Agent::Missing;
+    for c in containers
+        .iter()
+        .filter(|c| c.name().is_some_and(is_agent_container))
+    {
+        let state = match c.last_status() {
+            Some("RUNNING") => Agent::Running,
+            Some("STOPPED") => Agent::Stopped(stop_reason(c)),
+            _ => Agent::Pending,
+        };
+        if rank(&state) > rank(&best) {
+            best = state;
+        }
+    }
+    best
+}
+
+/// AWS's words for a stopped container: its `reason`, else its exit code.
+fn stop_reason(c: &aws_sdk_ecs::types::Container) -> Option<Box<str>> {
+    c.reason()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| bounded(r, MAX_REASON_CHARS))
+        .or_else(|| c.exit_code().map(|code| format!("exit code {code}")))
+        .map(Box::from)
+}
+
+/// Counts RUNNING tasks: Fargate ones per service or standalone, the rest as other. A
+/// task is covered only while its agent RUNS; the others are counted per deployment
+/// (service tasks) with the first STOPPED agent's reason.
 fn tally<'a>(tasks: impl Iterator<Item = &'a TaskFacts>) -> Workload {
     let mut workload = Workload::default();
     for task in tasks {
-        if task.has_agent {
+        let runs = task.agent_runs();
+        if runs {
             workload.earliest_agent_task_ms =
                 match (workload.earliest_agent_task_ms, task.started_at_ms) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -338,8 +504,23 @@ fn tally<'a>(tasks: impl Iterator<Item = &'a TaskFacts>) -> Workload {
             None => &mut workload.standalone_tasks,
         };
         counts.running += 1;
-        if !task.has_agent {
-            counts.without_agent += 1;
+        if runs {
+            continue;
+        }
+        counts.without_agent += 1;
+        let reason = match &task.agent {
+            Agent::Stopped(reason) => {
+                counts.agent_stopped.add(reason.as_deref());
+                reason.as_deref()
+            }
+            _ => None,
+        };
+        if let (Some(_), Some(deployment)) = (&task.service, &task.deployment) {
+            counts
+                .by_deployment
+                .entry(deployment.to_string())
+                .or_default()
+                .add(reason);
         }
     }
     workload
@@ -369,7 +550,21 @@ pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> Observe
         .collect();
     // Stable: the other deployments keep the order ECS listed them in.
     deployments.sort_by_key(|d| d.status != DeploymentStatus::Primary);
+    let primary = service
+        .deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"));
+    let task_definition = primary
+        .and_then(|d| d.task_definition())
+        .or(service.task_definition())
+        .map(str::to_owned);
+    let platform_version = primary
+        .and_then(|d| d.platform_version())
+        .or(service.platform_version())
+        .map(str::to_owned);
     ObservedService {
+        task_definition,
+        platform_version,
         name: service.service_name().unwrap_or_default().to_owned(),
         arn: service.service_arn().unwrap_or_default().to_owned(),
         status: ServiceStatus::from_aws(service.status().unwrap_or_default()),
@@ -386,15 +581,19 @@ mod tests {
         CapacityProviderStrategyItem, Container, Deployment, DeploymentRolloutState, Service, Task,
     };
     use aws_smithy_types::DateTime;
+    use gec_model::observed::AgentGap;
 
+    /// A RUNNING task; each container is `name` or `name=STATUS` (a bare name RUNS).
     fn task(group: &str, launch: LaunchType, containers: &[&str], started: i64) -> Task {
         let mut t = Task::builder()
             .group(group)
             .launch_type(launch)
             .last_status("RUNNING")
+            .started_by("ecs-svc/1")
             .started_at(DateTime::from_millis(started));
-        for name in containers {
-            t = t.containers(Container::builder().name(*name).build());
+        for spec in containers {
+            let (name, status) = spec.split_once('=').unwrap_or((spec, "RUNNING"));
+            t = t.containers(Container::builder().name(name).last_status(status).build());
         }
         t.build()
     }
@@ -440,7 +639,15 @@ mod tests {
             without_agent,
             ..TaskCounts::default()
         };
-        assert_eq!(w.service_tasks["api"], counts(2, 1), "one of two lacks it");
+        let mut api = counts(2, 1);
+        api.by_deployment.insert(
+            "ecs-svc/1".into(),
+            AgentGap {
+                tasks: 1,
+                reason: None,
+            },
+        );
+        assert_eq!(w.service_tasks["api"], api, "one of two lacks it");
         assert_eq!(w.service_tasks["web"], counts(1, 0), "aws-gd-agent counts");
         assert_eq!(
             w.standalone_tasks,
@@ -519,6 +726,389 @@ mod tests {
                 .set_capacity_provider_strategy(Some(providers.into_iter().map(provider).collect()))
                 .build();
             assert_eq!(observed_service(&s).fargate, fargate, "{label}");
+        }
+    }
+
+    fn stopped_agent(reason: Option<&str>, exit: Option<i32>) -> Container {
+        Container::builder()
+            .name("aws-guardduty-agent-abc")
+            .last_status("STOPPED")
+            .set_reason(reason.map(str::to_owned))
+            .set_exit_code(exit)
+            .build()
+    }
+
+    fn with_container(t: Task, c: Container, started_by: &str) -> Task {
+        let mut b = Task::builder()
+            .set_group(t.group().map(str::to_owned))
+            .set_launch_type(t.launch_type().cloned())
+            .last_status("RUNNING")
+            .started_by(started_by)
+            .set_started_at(t.started_at().copied());
+        for existing in t.containers() {
+            b = b.containers(existing.clone());
+        }
+        b.containers(c).build()
+    }
+
+    #[test]
+    fn only_a_running_agent_covers_a_task_and_stopped_ones_carry_aws_words() {
+        let app = || task("service:api", LaunchType::Fargate, &["app"], 50);
+        let pull = "CannotPullContainerError: pull access denied";
+        let tasks = [
+            // (1) RUNNING agent, deployment 1.
+            task(
+                "service:api",
+                LaunchType::Fargate,
+                &["app", "aws-guardduty-agent-x"],
+                40,
+            ),
+            // (2) PENDING agent, deployment 2.
+            with_container(
+                app(),
+                Container::builder()
+                    .name("aws-guardduty-agent-x")
+                    .last_status("PENDING")
+                    .build(),
+                "ecs-svc/2",
+            ),
+            // (3) STOPPED with a reason, deployment 2.
+            with_container(app(), stopped_agent(Some(pull), Some(1)), "ecs-svc/2"),
+            // (4) STOPPED with only an exit code, deployment 3.
+            with_container(app(), stopped_agent(None, Some(137)), "ecs-svc/3"),
+            // (5) no agent at all, deployment 1.
+            app(),
+            // (6) standalone, STOPPED agent; (7) standalone, RUNNING agent started first.
+            with_container(
+                task("family:job", LaunchType::Fargate, &["job"], 10),
+                stopped_agent(Some("OutOfMemoryError"), None),
+                "me",
+            ),
+            task(
+                "family:job",
+                LaunchType::Fargate,
+                &["job", "aws-gd-agent"],
+                5,
+            ),
+        ];
+        let facts: Vec<TaskFacts> = tasks.iter().map(task_facts).collect();
+        let w = tally(facts.iter());
+        let api = &w.service_tasks["api"];
+        assert_eq!((api.running, api.without_agent), (5, 4));
+        assert_eq!(api.with_agent(), 1);
+        assert_eq!(
+            api.agent_stopped,
+            AgentGap {
+                tasks: 2,
+                reason: Some(pull.into())
+            },
+            "the first stopped agent's reason"
+        );
+        let gap = |tasks, reason: Option<&str>| AgentGap {
+            tasks,
+            reason: reason.map(str::to_owned),
+        };
+        assert_eq!(
+            api.by_deployment,
+            BTreeMap::from([
+                ("ecs-svc/1".to_owned(), gap(1, None)),
+                ("ecs-svc/2".to_owned(), gap(2, Some(pull))),
+                ("ecs-svc/3".to_owned(), gap(1, Some("exit code 137"))),
+            ]),
+            "a PENDING or missing agent has no reason; a STOPPED one without a reason has its exit code"
+        );
+        assert_eq!(w.standalone_tasks.running, 2);
+        assert_eq!(w.standalone_tasks.without_agent, 1);
+        assert_eq!(
+            w.standalone_tasks.agent_stopped.reason.as_deref(),
+            Some("OutOfMemoryError")
+        );
+        assert!(
+            w.standalone_tasks.by_deployment.is_empty(),
+            "startedBy of a standalone task is no deployment"
+        );
+        assert_eq!(w.agent_tasks(), 2);
+        assert_eq!(
+            w.earliest_agent_task_ms,
+            Some(5),
+            "only tasks whose agent runs prove coverage"
+        );
+        let stopped_first = [with_container(
+            app(),
+            stopped_agent(None, None),
+            "ecs-svc/9",
+        )];
+        let facts: Vec<TaskFacts> = stopped_first.iter().map(task_facts).collect();
+        let w = tally(facts.iter());
+        assert_eq!(w.earliest_agent_task_ms, None);
+        assert_eq!(w.service_tasks["api"].agent_stopped, gap(1, None));
+    }
+
+    #[test]
+    fn a_running_agent_wins_over_a_stopped_one_and_reasons_are_bounded() {
+        let long = "x".repeat(10 * MAX_REASON_CHARS);
+        let t = with_container(
+            task(
+                "service:api",
+                LaunchType::Fargate,
+                &["aws-guardduty-agent-a"],
+                1,
+            ),
+            stopped_agent(Some(&long), None),
+            "ecs-svc/1",
+        );
+        assert_eq!(task_facts(&t).agent, Agent::Running);
+        let t = with_container(
+            task("service:api", LaunchType::Fargate, &["app"], 1),
+            stopped_agent(Some(&long), None),
+            "ecs-svc/1",
+        );
+        let Agent::Stopped(Some(reason)) = task_facts(&t).agent else {
+            panic!("a stopped agent");
+        };
+        assert_eq!(
+            reason.chars().count(),
+            MAX_REASON_CHARS + 1,
+            "cut, with an ellipsis"
+        );
+    }
+
+    /// Cached facts of one task with this agent state.
+    fn cached(agent: Agent) -> TaskFacts {
+        TaskFacts {
+            service: Some("api".into()),
+            fargate: true,
+            deployment: None,
+            agent,
+            started_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn the_cache_keeps_an_agent_state_only_while_it_cannot_change_unseen() {
+        let arn = |id: &str| format!("arn:aws:ecs:us-east-1:1:task/c/{id}");
+        let listed: Vec<String> = ["run", "pend", "stop", "none", "new"]
+            .iter()
+            .map(|id| arn(id))
+            .collect();
+        let known = || {
+            HashMap::from([
+                (Box::from("run"), cached(Agent::Running)),
+                (Box::from("pend"), cached(Agent::Pending)),
+                (Box::from("stop"), cached(Agent::Stopped(None))),
+                (Box::from("none"), cached(Agent::Missing)),
+                (Box::from("gone"), cached(Agent::Running)),
+            ])
+        };
+        // (label, GuardDuty reports the cluster UNHEALTHY, tasks described again)
+        let rows = [
+            ("healthy", false, vec!["pend", "new"]),
+            ("unhealthy", true, vec!["run", "pend", "new"]),
+        ];
+        for (label, unhealthy, want) in rows {
+            let mut k = known();
+            let stale = stale_tasks(&listed, &mut k, unhealthy);
+            let want: Vec<String> = want.into_iter().map(arn).collect();
+            assert_eq!(stale, want, "{label}");
+            for id in ["pend", "new"] {
+                assert!(!k.contains_key(id), "{label}: {id} is read afresh");
+            }
+            assert_eq!(k.contains_key("run"), !unhealthy, "{label}");
+            assert!(k.contains_key("stop") && k.contains_key("none"), "{label}");
+        }
+    }
+
+    #[test]
+    fn a_service_reports_the_task_definition_and_platform_of_its_primary_deployment() {
+        let d = |id: &str, status: &str, td: &str, pv: Option<&str>| {
+            Deployment::builder()
+                .id(id)
+                .status(status)
+                .task_definition(td)
+                .set_platform_version(pv.map(str::to_owned))
+                .build()
+        };
+        let s = Service::builder()
+            .service_name("api")
+            .task_definition("arn:td/api:1")
+            .platform_version("LATEST")
+            .deployments(d("ecs-svc/1", "ACTIVE", "arn:td/api:1", Some("1.3.0")))
+            .deployments(d("ecs-svc/2", "PRIMARY", "arn:td/api:2", Some("1.4.0")))
+            .build();
+        let o = observed_service(&s);
+        assert_eq!(o.task_definition.as_deref(), Some("arn:td/api:2"));
+        assert_eq!(o.platform_version.as_deref(), Some("1.4.0"));
+        let s = Service::builder()
+            .service_name("api")
+            .task_definition("arn:td/api:1")
+            .platform_version("1.3.0")
+            .deployments(
+                Deployment::builder()
+                    .id("ecs-svc/3")
+                    .status("PRIMARY")
+                    .build(),
+            )
+            .build();
+        let o = observed_service(&s);
+        assert_eq!(
+            (o.task_definition.as_deref(), o.platform_version.as_deref()),
+            (Some("arn:td/api:1"), Some("1.3.0")),
+            "the service's own fields when the PRIMARY deployment does not say"
+        );
+    }
+
+    #[test]
+    fn coverage_records_carry_fargate_details_bounded() {
+        use aws_sdk_guardduty::types::{
+            CoverageEcsClusterDetails, CoverageResource, CoverageResourceDetails,
+            CoverageStatus as GdStatus, FargateDetails, ManagementType,
+        };
+        let mut fargate = FargateDetails::builder().management_type(ManagementType::AutoManaged);
+        for i in 0..(MAX_FARGATE_ISSUES + 5) {
+            fargate = fargate.issues(format!("issue {i}"));
+        }
+        let resource = CoverageResource::builder()
+            .resource_id("arn:aws:ecs:us-east-1:1:cluster/apps")
+            .coverage_status(GdStatus::Unhealthy)
+            .issue("agent not reporting")
+            .resource_details(
+                CoverageResourceDetails::builder()
+                    .ecs_cluster_details(
+                        CoverageEcsClusterDetails::builder()
+                            .fargate_details(fargate.build())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let r = coverage_record(&resource);
+        assert_eq!(r.status, CoverageStatus::Unhealthy);
+        assert_eq!(r.issue.as_deref(), Some("agent not reporting"));
+        assert_eq!(r.management_type.as_deref(), Some("AUTO_MANAGED"));
+        assert_eq!(r.fargate_issues.len(), MAX_FARGATE_ISSUES);
+        assert_eq!(r.fargate_issues[0], "issue 0");
+        let bare = coverage_record(&CoverageResource::builder().build());
+        assert_eq!(bare.management_type, None);
+        assert!(bare.fargate_issues.is_empty());
+    }
+
+    mod against_mocks {
+        use super::*;
+        use crate::client::mocked;
+        use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+        use aws_sdk_ecs::operation::describe_tasks::DescribeTasksOutput;
+        use aws_sdk_ecs::operation::list_tasks::ListTasksOutput;
+        use aws_smithy_mocks::mock;
+
+        const CLUSTER: &str = "arn:aws:ecs:us-east-1:1:cluster/apps";
+
+        fn running(id: &str, containers: &[&str]) -> Task {
+            let mut t = task("service:api", LaunchType::Fargate, containers, 1);
+            t.task_arn = Some(format!("arn:aws:ecs:us-east-1:1:task/apps/{id}"));
+            t
+        }
+
+        fn cluster(coverage: Option<&str>) -> ObservedCluster {
+            ObservedCluster {
+                name: "apps".into(),
+                arn: CLUSTER.into(),
+                running_tasks: 2,
+                coverage: coverage.map(|s| CoverageRecord {
+                    status: CoverageStatus::from_aws(s),
+                    ..CoverageRecord::default()
+                }),
+                ..ObservedCluster::default()
+            }
+        }
+
+        /// Two passes over a cluster whose two tasks run the agent (the second one's
+        /// agent stops between the passes); returns the DescribeTasks calls and the
+        /// second pass's workload.
+        async fn two_passes(coverage: Option<&str>) -> (usize, Workload) {
+            let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| {
+                ListTasksOutput::builder()
+                    .task_arns("arn:aws:ecs:us-east-1:1:task/apps/a")
+                    .task_arns("arn:aws:ecs:us-east-1:1:task/apps/b")
+                    .build()
+            });
+            let describe = mock!(aws_sdk_ecs::Client::describe_tasks)
+                .sequence()
+                .output(|| {
+                    DescribeTasksOutput::builder()
+                        .tasks(running("a", &["app", "aws-guardduty-agent-x"]))
+                        .tasks(running("b", &["app", "aws-guardduty-agent-x"]))
+                        .build()
+                })
+                .output(|| {
+                    DescribeTasksOutput::builder()
+                        .tasks(running("a", &["app", "aws-guardduty-agent-x"]))
+                        .tasks(running("b", &["app", "aws-guardduty-agent-x=STOPPED"]))
+                        .build()
+                })
+                .build();
+            let services = mock!(aws_sdk_ecs::Client::describe_services)
+                .then_output(|| DescribeServicesOutput::builder().build());
+            let client = mocked("us-east-1", &[&list, &describe, &services]);
+            let c = cluster(coverage);
+            client
+                .observe_workload(&c, &[], Want::Coverage)
+                .await
+                .expect("first pass");
+            let second = client
+                .observe_workload(&c, &[], Want::Coverage)
+                .await
+                .expect("second pass");
+            (describe.num_calls(), second)
+        }
+
+        #[tokio::test]
+        async fn an_agent_that_stops_is_seen_next_pass_where_guardduty_reports_unhealthy() {
+            let (calls, w) = two_passes(Some("UNHEALTHY")).await;
+            assert_eq!(calls, 2, "the running agents are described again");
+            assert_eq!(w.service_tasks["api"].without_agent, 1);
+            let (calls, w) = two_passes(Some("HEALTHY")).await;
+            assert_eq!(
+                calls, 1,
+                "a healthy cluster costs no DescribeTasks in steady state"
+            );
+            assert_eq!(w.service_tasks["api"].without_agent, 0);
+            let (calls, _) = two_passes(None).await;
+            assert_eq!(calls, 1, "no record: the cache is trusted");
+        }
+
+        #[tokio::test]
+        async fn offboarding_also_describes_the_services_whose_tasks_run_the_agent() {
+            let list = mock!(aws_sdk_ecs::Client::list_tasks).then_output(|| {
+                ListTasksOutput::builder()
+                    .task_arns("arn:aws:ecs:us-east-1:1:task/apps/a")
+                    .build()
+            });
+            let describe = mock!(aws_sdk_ecs::Client::describe_tasks).then_output(|| {
+                DescribeTasksOutput::builder()
+                    .tasks(running("a", &["app", "aws-guardduty-agent-x"]))
+                    .build()
+            });
+            let services = mock!(aws_sdk_ecs::Client::describe_services)
+                .match_requests(|r| r.services() == ["api".to_owned()])
+                .then_output(|| {
+                    DescribeServicesOutput::builder()
+                        .services(Service::builder().service_name("api").build())
+                        .build()
+                });
+            let client = mocked("us-east-1", &[&list, &describe, &services]);
+            let w = client
+                .observe_workload(&cluster(None), &[], Want::Coverage)
+                .await
+                .expect("coverage read");
+            assert!(w.services.is_empty(), "every task runs the agent");
+            assert_eq!(services.num_calls(), 0);
+            let w = client
+                .observe_workload(&cluster(None), &[], Want::Offboarding)
+                .await
+                .expect("offboarding read");
+            assert_eq!(w.agent_tasks(), 1);
+            assert_eq!(w.services.len(), 1);
+            assert_eq!(services.num_calls(), 1);
         }
     }
 }

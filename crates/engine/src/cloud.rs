@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use gec_aws::{
     AwsError, BatchOutcome, CallSettings, ClusterScope, ErrorKind, FeatureChange, TargetClient,
-    MAX_BACKOFF,
+    Want, MAX_BACKOFF,
 };
 use gec_model::observed::{
-    CoverageRecord, ObservedCluster, ObservedDeployment, ObservedService, Workload,
+    CoverageRecord, ObservedCluster, ObservedDeployment, ObservedService, Preflight, Workload,
 };
 use gec_model::ObservedTarget;
 use tokio::time::{sleep, Instant};
@@ -41,13 +41,20 @@ pub trait TargetCloud: Send + Sync {
         detector_id: &str,
         changes: &[FeatureChange<'_>],
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
-    /// Reads a cluster's RUNNING tasks (describing only tasks not seen before) and the
-    /// services that own tasks without the agent, plus the `watch` services.
+    /// Reads a cluster's RUNNING tasks (describing only tasks not seen before, and those
+    /// whose agent state may have changed given `cluster.coverage`) and the services that
+    /// own tasks without a RUNNING agent (with [`Want::Offboarding`] also those whose
+    /// tasks run it), plus the `watch` services.
     fn observe_workload(
         &self,
         cluster: &ObservedCluster,
         watch: &[String],
+        want: Want,
     ) -> impl Future<Output = Result<Workload, AwsError>> + Send;
+    /// Whether a service can get a RUNNING agent at all (platform version, OS family,
+    /// execution role and its ECR permissions). Never fails: what cannot be read is
+    /// [`Preflight::Unknown`].
+    fn preflight(&self, service: &ObservedService) -> impl Future<Output = Preflight> + Send;
     /// GuardDuty's coverage of the target's ECS clusters, by cluster ARN.
     fn list_coverage(
         &self,
@@ -94,8 +101,12 @@ impl TargetCloud for TargetClient {
         &self,
         cluster: &ObservedCluster,
         watch: &[String],
+        want: Want,
     ) -> Result<Workload, AwsError> {
-        TargetClient::observe_workload(self, cluster, watch).await
+        TargetClient::observe_workload(self, cluster, watch, want).await
+    }
+    async fn preflight(&self, service: &ObservedService) -> Preflight {
+        TargetClient::preflight(self, service).await
     }
     async fn list_coverage(
         &self,

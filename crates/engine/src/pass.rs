@@ -1,9 +1,11 @@
 //! One reconcile pass over one target, and over every target of a desired state.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use gec_aws::{AwsError, ClusterScope};
+use gec_aws::{AwsError, ClusterScope, Want};
 use gec_model::desired::Target;
+use gec_model::observed::ObservedCluster;
 use gec_model::plan::{
     check_fleet, CompiledRules, CoverageChange, Limits, Phase, PlanOptions, TargetPlan,
 };
@@ -138,10 +140,19 @@ pub fn observe_scope(desired: &DesiredState, region: &str) -> ClusterScope {
     }
 }
 
-/// Observes one target: clusters and detector, then — for clusters whose coverage is on
-/// or turns on with this plan — their tasks and services, and GuardDuty's coverage.
-/// A failed workload or coverage read is a warning (redeploys of that cluster wait), not
-/// a failed pass: tags and detector changes must not depend on it.
+/// Observes one target: clusters and detector, then GuardDuty's coverage, then the tasks
+/// and services of the clusters a rule names:
+/// - whose coverage is on or turns on with this plan ([`Want::Coverage`]); then the
+///   preflight of each described service that owns a task without a RUNNING agent there;
+/// - whose coverage is off after the plan (lost, excluded, uncovered) and that run tasks
+///   ([`Want::Offboarding`]: the tasks that still carry the agent, and their services),
+///   unless an earlier read found none while coverage was off and coverage has not been
+///   on since ([`Rollouts::agent_free`]): no new task gets the agent while it is off.
+///
+/// The coverage records come first: the task cache of a cluster GuardDuty reports
+/// UNHEALTHY reads its running agents again. A failed workload or coverage read is a
+/// warning (redeploys of that cluster wait), not a failed pass: tags and detector changes
+/// must not depend on it.
 async fn observe_target<C: TargetCloud>(
     cloud: &C,
     scope: &ClusterScope,
@@ -155,47 +166,76 @@ async fn observe_target<C: TargetCloud>(
         ..options.plan
     };
     let first = plan_target(desired, &observed, plan_options);
-    let wanted: std::collections::HashSet<&str> = first
+    let wants: HashMap<&str, (Want, CoverageChange)> = first
         .clusters
         .iter()
-        .filter(|r| {
-            r.desired.is_some()
-                && matches!(
-                    r.coverage,
-                    CoverageChange::Covered | CoverageChange::Expected
-                )
-        })
-        .map(|r| r.cluster.as_str())
-        .collect();
-    if !wanted.is_empty() {
-        for cluster in observed.clusters.iter_mut() {
-            if !cluster.is_active() || !wanted.contains(cluster.name.as_str()) {
-                continue;
-            }
-            let watch = options.rollouts.watched_services(&cluster.arn);
-            match cloud.observe_workload(cluster, &watch).await {
-                Ok(w) => cluster.workload = Some(w),
-                Err(e) => warnings.push(format!(
-                    "could not read the tasks of {}: {e}; its redeploys wait",
-                    cluster.name
-                )),
-            }
-        }
-        // GuardDuty reports no coverage while Runtime Monitoring is off (the plan turns it
-        // on first; the next pass reads it).
-        let monitoring = observed
-            .detector
-            .as_ref()
-            .filter(|d| d.runtime_monitoring_on());
-        if let Some(detector) = monitoring {
-            match cloud.list_coverage(&detector.id).await {
-                Ok(mut coverage) => {
-                    for cluster in observed.clusters.iter_mut() {
-                        cluster.coverage = coverage.remove(&cluster.arn);
-                    }
+        .filter(|r| r.desired.is_some())
+        .filter_map(|r| {
+            let want = match r.coverage {
+                CoverageChange::Covered | CoverageChange::Expected => Want::Coverage,
+                CoverageChange::Lost | CoverageChange::Excluded | CoverageChange::Uncovered => {
+                    Want::Offboarding
                 }
-                Err(e) => warnings.push(format!("could not read GuardDuty coverage: {e}")),
+                CoverageChange::Unmanaged => return None,
+            };
+            Some((r.cluster.as_str(), (want, r.coverage)))
+        })
+        .collect();
+    // (index in observed.clusters, want, coverage change, watched services)
+    let mut reads = Vec::new();
+    for (index, cluster) in observed.clusters.iter().enumerate() {
+        let Some(&(want, change)) = wants.get(cluster.name.as_str()) else {
+            continue;
+        };
+        if !cluster.is_active() {
+            continue;
+        }
+        let watch = options.rollouts.watched_services(&cluster.arn);
+        if want == Want::Offboarding
+            && watch.is_empty()
+            && (cluster.running_tasks == 0 || options.rollouts.agent_free(&cluster.arn))
+        {
+            continue;
+        }
+        reads.push((index, want, change, watch));
+    }
+    // GuardDuty reports no coverage while Runtime Monitoring is off (the plan turns it on
+    // first; the next pass reads it).
+    let monitoring = observed
+        .detector
+        .as_ref()
+        .filter(|d| d.runtime_monitoring_on())
+        .map(|d| d.id.clone());
+    if let (Some(detector), false) = (monitoring, reads.is_empty()) {
+        match cloud.list_coverage(&detector).await {
+            Ok(mut coverage) => {
+                for cluster in observed.clusters.iter_mut() {
+                    cluster.coverage = coverage.remove(&cluster.arn);
+                }
             }
+            Err(e) => warnings.push(format!("could not read GuardDuty coverage: {e}")),
+        }
+    }
+    for (index, want, change, watch) in reads {
+        let cluster = &mut observed.clusters[index];
+        match cloud.observe_workload(cluster, &watch, want).await {
+            Ok(w) => {
+                // Only a cluster off now (not one this plan turns off) stays agent-free.
+                if want == Want::Offboarding
+                    && change != CoverageChange::Lost
+                    && w.agent_tasks() == 0
+                {
+                    options.rollouts.found_agent_free(&cluster.arn);
+                }
+                cluster.workload = Some(w);
+            }
+            Err(e) => warnings.push(format!(
+                "could not read the tasks of {}: {e}; its redeploys wait",
+                cluster.name
+            )),
+        }
+        if want == Want::Coverage {
+            preflight_services(cloud, cluster).await;
         }
     }
     let now = options.clock.now_ms();
@@ -210,6 +250,24 @@ async fn observe_target<C: TargetCloud>(
     );
     plan.warnings.append(warnings);
     Ok((observed, plan))
+}
+
+/// Preflight of each described service of a covered cluster that owns a Fargate task
+/// without a RUNNING agent, one at a time (the answers are cached by the cloud: a steady
+/// pass makes no request for them).
+async fn preflight_services<C: TargetCloud>(cloud: &C, cluster: &mut ObservedCluster) {
+    let Some(workload) = cluster.workload.as_mut() else {
+        return;
+    };
+    for service in &mut workload.services {
+        let lacking = workload
+            .service_tasks
+            .get(&service.name)
+            .is_some_and(|c| c.without_agent > 0);
+        if lacking {
+            service.preflight = Some(cloud.preflight(service).await);
+        }
+    }
 }
 
 /// Reconciles one target on its own: [`reconcile_fleet`] with a fleet of one. Observe,

@@ -103,6 +103,10 @@ pub struct Halt {
 struct CoverageMemory {
     since_ms: Option<i64>,
     seen_off: bool,
+    /// A read while coverage was off found no task that runs the agent: no new task gets
+    /// it while coverage stays off, so the cluster is not read for offboarding again until
+    /// its coverage has been on again (cleared by [`Rollouts::annotate`]).
+    agent_free: bool,
 }
 
 #[derive(Debug, Default)]
@@ -162,6 +166,26 @@ impl Rollouts {
             .collect()
     }
 
+    /// Remembers that a read of a cluster whose coverage is off found no task that runs
+    /// the agent (see [`Rollouts::agent_free`]).
+    pub fn found_agent_free(&self, cluster_arn: &str) {
+        self.lock()
+            .coverage
+            .entry(cluster_arn.to_owned())
+            .or_default()
+            .agent_free = true;
+    }
+
+    /// Whether a cluster was found without agent tasks while its coverage was off, and its
+    /// coverage has not been on since ([`Rollouts::annotate`] forgets it when it is): the
+    /// engine need not read its tasks for offboarding.
+    pub fn agent_free(&self, cluster_arn: &str) -> bool {
+        self.lock()
+            .coverage
+            .get(cluster_arn)
+            .is_some_and(|m| m.agent_free)
+    }
+
     /// Fills in `covered_since_ms` of each cluster: the time this process saw its coverage
     /// turn on (`coverage_turn_on_seen`); for a cluster covered when first seen, the start
     /// of its oldest task that runs the agent, else now (the settle clock starts at first
@@ -180,10 +204,12 @@ impl Rollouts {
                 *memory = CoverageMemory {
                     since_ms: None,
                     seen_off: true,
+                    agent_free: memory.agent_free,
                 };
                 cluster.covered_since_ms = None;
                 continue;
             }
+            memory.agent_free = false;
             let evidence = cluster
                 .workload
                 .as_ref()

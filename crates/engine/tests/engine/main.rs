@@ -6,6 +6,7 @@ mod clock_overflow;
 mod driver;
 mod fake_cloud;
 mod fleet_limits;
+mod observe;
 mod rollout;
 mod support;
 mod writes;

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use gec_aws::Want;
 use gec_model::observed::{
-    CoverageRecord, ObservedDeployment, ObservedService, TaskCounts, Workload,
+    CoverageRecord, ObservedDeployment, ObservedService, Preflight, TaskCounts, Workload,
 };
 use gec_model::testing::deployment;
 
@@ -42,6 +43,8 @@ pub struct FakeService {
     finishes_ms: Option<i64>,
     /// Forced deployments so far.
     pub redeploys: u32,
+    /// What `preflight` answers for the service; `None`: passed.
+    pub preflight: Option<Preflight>,
 }
 
 impl FakeService {
@@ -128,6 +131,7 @@ impl Fleet {
                 fail_next: false,
                 finishes_ms: None,
                 redeploys: 0,
+                preflight: None,
             },
         );
     }
@@ -217,8 +221,27 @@ impl Fleet {
             .map(FakeService::observed)
     }
 
+    /// RUNNING tasks in a cluster, as DescribeClusters counts them.
+    pub fn running(&self, cluster: &str) -> u32 {
+        let services = self
+            .services
+            .values()
+            .filter(|s| s.cluster == cluster)
+            .map(|s| s.tasks.len());
+        let standalone = self.standalone.get(cluster).map_or(0, Vec::len);
+        u32::try_from(services.sum::<usize>() + standalone).unwrap_or(u32::MAX)
+    }
+
+    /// What preflight answers for a service.
+    pub fn preflight(&self, cluster: &str, name: &str) -> Preflight {
+        self.services
+            .get(&(cluster.to_owned(), name.to_owned()))
+            .and_then(|s| s.preflight.clone())
+            .unwrap_or(Preflight::Passed)
+    }
+
     /// The cluster's workload as the adapter reports it.
-    pub fn workload(&self, cluster: &str, watch: &[String]) -> Workload {
+    pub fn workload(&self, cluster: &str, watch: &[String], want: Want) -> Workload {
         let mut w = Workload::default();
         let mut agent_times = Vec::new();
         for s in self.services.values().filter(|s| s.cluster == cluster) {
@@ -244,8 +267,9 @@ impl Fleet {
         }
         w.earliest_agent_task_ms = agent_times.into_iter().min();
         for s in self.services.values().filter(|s| s.cluster == cluster) {
-            let lacking = s.tasks.iter().any(|t| !t.has_agent);
-            if lacking || watch.contains(&s.name) {
+            let lacking = s.fargate && s.tasks.iter().any(|t| !t.has_agent);
+            let carrying = s.fargate && s.tasks.iter().any(|t| t.has_agent);
+            if lacking || (want == Want::Offboarding && carrying) || watch.contains(&s.name) {
                 w.services.push(s.observed());
             }
         }

@@ -9,11 +9,12 @@ pub mod fleet;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use gec_aws::{AwsError, BatchOutcome, ClusterScope, ErrorKind, FeatureChange};
+use gec_aws::{AwsError, BatchOutcome, ClusterScope, ErrorKind, FeatureChange, Want};
 use gec_engine::{Clock, TargetCloud};
 use gec_model::observed::{
     effectively_covered, CoverageRecord, ObservedCluster, ObservedDeployment, ObservedDetector,
-    ObservedFeature, ObservedService, Workload, ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
+    ObservedFeature, ObservedService, Preflight, Workload, ECS_FARGATE_AGENT_MANAGEMENT,
+    RUNTIME_MONITORING,
 };
 use gec_model::testing::arn;
 
@@ -57,6 +58,10 @@ pub enum Call {
     },
     /// `observe_workload(cluster)`.
     ObserveWorkload(String),
+    /// `observe_workload(cluster, .., Want::Offboarding)`.
+    ObserveOffboarding(String),
+    /// `preflight(service)`, by cluster and service names.
+    Preflight(String, String),
     /// `list_coverage()`.
     ListCoverage,
     /// `redeploy_service(cluster, service)`, by names.
@@ -73,7 +78,8 @@ impl Call {
             Call::TagClusters { .. } => "tag_clusters",
             Call::UntagClusters { .. } => "untag_clusters",
             Call::UpdateDetector { .. } => "update_detector",
-            Call::ObserveWorkload(_) => "observe_workload",
+            Call::ObserveWorkload(_) | Call::ObserveOffboarding(_) => "observe_workload",
+            Call::Preflight(..) => "preflight",
             Call::ListCoverage => "list_coverage",
             Call::RedeployService(..) => "redeploy_service",
             Call::DescribeService(..) => "describe_service",
@@ -86,6 +92,8 @@ impl Call {
             self,
             Call::Observe(_)
                 | Call::ObserveWorkload(_)
+                | Call::ObserveOffboarding(_)
+                | Call::Preflight(..)
                 | Call::ListCoverage
                 | Call::DescribeService(..)
         )
@@ -335,6 +343,9 @@ impl TargetCloud for FakeCloud {
             *successes -= 1;
         }
         let mut observed = s.observed.clone();
+        for c in &mut observed.clusters {
+            c.running_tasks = s.fleet.running(&c.name);
+        }
         if let ClusterScope::Named(ids) = scope {
             // DescribeClusters by name or ARN: only those clusters, missing ones left out.
             observed
@@ -416,11 +427,28 @@ impl TargetCloud for FakeCloud {
         &self,
         cluster: &ObservedCluster,
         watch: &[String],
+        want: Want,
     ) -> Result<Workload, AwsError> {
         let mut s = self.lock();
         s.advance();
-        s.calls.push(Call::ObserveWorkload(cluster.name.clone()));
-        Ok(s.fleet.workload(&cluster.name, watch))
+        s.calls.push(match want {
+            Want::Coverage => Call::ObserveWorkload(cluster.name.clone()),
+            Want::Offboarding => Call::ObserveOffboarding(cluster.name.clone()),
+        });
+        Ok(s.fleet.workload(&cluster.name, watch, want))
+    }
+
+    async fn preflight(&self, service: &ObservedService) -> Preflight {
+        let mut s = self.lock();
+        let cluster = service
+            .arn
+            .rsplit('/')
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        s.calls
+            .push(Call::Preflight(cluster.clone(), service.name.clone()));
+        s.fleet.preflight(&cluster, &service.name)
     }
 
     async fn list_coverage(
