@@ -2,14 +2,15 @@
 //! cap that evicts the longest-idle connection, and an accept loop that backs off when the
 //! process runs out of descriptors.
 //!
-//! "Idle" is judged by what the server has read, not by when it last saw a request: a
-//! connection is idle only when no request is in flight, the server is not in the middle of
-//! reading from it, and the kernel holds no bytes of it that the server has not read yet.
-//! So a client whose request head has arrived is never evicted in favour of slowloris
-//! sockets, even when the server has not yet got round to reading it (a new connection's
-//! task may wait behind hundreds of accepts on a loaded machine). When nothing is idle, the
-//! accept loop waits (the new connection stays in the listen backlog) instead of closing
-//! the newcomer.
+//! "Idle" is judged by what the client has sent, not by when the server last saw a
+//! request: a connection is idle only when no request is in flight, the server is not in
+//! the middle of reading from it, and the kernel holds no bytes of it that could complete
+//! a request head (before the server's first read: no complete head by `httparse`, the
+//! parser hyper uses; after: no unread byte at all). So a client whose request head has
+//! arrived is never evicted in favour of slowloris sockets, even when the server has not
+//! yet got round to reading it (a new connection's task may wait behind hundreds of
+//! accepts on a loaded machine). When nothing is idle, the accept loop waits (the new
+//! connection stays in the listen backlog) instead of closing the newcomer.
 //!
 //! Why not `axum::serve`: it has neither a header-read timeout nor a connection cap, so a
 //! few hundred idle sockets with partial headers use up the process's descriptors, and
@@ -20,7 +21,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -88,10 +89,10 @@ impl Default for ServeSettings {
 /// At most `max_connections` connections are served, plus up to a quarter as many evicted
 /// ones whose sockets are being closed and one accepted connection waiting for a place, so
 /// the process keeps descriptors for AWS calls and the desired-state read however fast
-/// clients connect. A connection is closed when its request head does not
-/// arrive within `header_read_timeout`, or its response is not done within
-/// `request_timeout`. A connection whose request the kernel has received is not evicted
-/// before the server reads it. Returns within about a second of `shutdown`.
+/// clients connect. A connection is closed when its request head does not arrive within
+/// `header_read_timeout`, or its response is not done within `request_timeout`. A
+/// connection whose request head the kernel has received is not evicted before the server
+/// has read it. Returns within about a second of `shutdown`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -229,8 +230,9 @@ struct Entry {
     /// The socket, to ask the kernel whether the client sent bytes not read yet. Open
     /// while the entry exists: [`Watched`] removes the entry before it closes the socket.
     fd: RawFd,
-    /// The server is reading from the connection (see [`Watched`]).
-    reading: Arc<AtomicBool>,
+    /// Where the server is in reading the connection: bits [`READING`] and [`CONSUMED`]
+    /// (see [`Watched`]).
+    reading: Arc<AtomicU8>,
     /// Aborted (evicted or past its time limit); the entry goes when the socket closes.
     closing: bool,
 }
@@ -244,29 +246,77 @@ impl Entry {
     }
 
     /// Whether evicting the connection could cut off a request: one in flight, one the
-    /// server is reading, or bytes the kernel holds that the server has not read yet.
-    /// The kernel is asked first: a read that drains it sets `reading` before it starts.
+    /// server is reading, or unread bytes in the kernel that may complete a request head.
+    /// Before the server has read any byte, the kernel holds all the client sent, so a
+    /// partial head there (a slowloris) does not count; after, any unread byte does.
     fn may_hold_a_request(&self) -> bool {
-        self.in_flight > 0 || has_unread_bytes(self.fd) || self.reading.load(Ordering::SeqCst)
+        if self.in_flight > 0 {
+            return true;
+        }
+        let before = self.reading.load(Ordering::SeqCst);
+        if before & READING != 0 {
+            return true;
+        }
+        let held = if before & CONSUMED == 0 {
+            unread_bytes_may_be_a_request(self.fd)
+        } else {
+            has_unread_bytes(self.fd)
+        };
+        // A read that took bytes meanwhile leaves `reading` changed: it sets READING
+        // before it starts and keeps it until a read finds nothing.
+        held || self.reading.load(Ordering::SeqCst) != before
+    }
+}
+
+/// [`Entry::reading`]: a read has started, or returned bytes hyper may not have handled
+/// yet; cleared when a read finds nothing (hyper has handled all it read and waits).
+const READING: u8 = 1;
+/// [`Entry::reading`]: some read returned bytes.
+const CONSUMED: u8 = 2;
+/// How much of a new connection's unread bytes is looked at for a complete request head.
+/// A longer partial head counts as a request (it is evicted once the server has read it).
+const PEEK_HEAD: usize = 4096;
+/// Headers a peeked request head may have (hyper's default limit).
+const PEEK_HEADERS: usize = 100;
+
+/// Whether the unread bytes of a connection the server has not read from yet may hold a
+/// request head: a complete one, one longer than [`PEEK_HEAD`], or bytes the parser
+/// rejects (hyper answers those itself). False for nothing sent, a closed socket, or a
+/// short partial head.
+fn unread_bytes_may_be_a_request(fd: RawFd) -> bool {
+    let mut buf = [0u8; PEEK_HEAD];
+    let n = peek(fd, &mut buf);
+    if n == 0 {
+        return false;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; PEEK_HEADERS];
+    match httparse::Request::new(&mut headers).parse(&buf[..n]) {
+        Ok(httparse::Status::Partial) => n == buf.len(),
+        Ok(httparse::Status::Complete(_)) | Err(_) => true,
     }
 }
 
 /// Whether the kernel holds received bytes of `fd` that no one has read yet. False for a
 /// socket the peer closed or reset: evicting it cuts off nothing.
 fn has_unread_bytes(fd: RawFd) -> bool {
-    let mut byte = 0u8;
-    // SAFETY: recv writes at most 1 byte into `byte`; MSG_PEEK leaves the data for the
-    // connection's own reads and MSG_DONTWAIT keeps it from blocking. `fd` is open (see
-    // `Entry::fd`); were it not, recv would only fail.
+    peek(fd, &mut [0u8; 1]) > 0
+}
+
+/// Copies up to `buf.len()` unread bytes of `fd` into `buf`, leaving them unread: how
+/// many. 0 when there are none, the peer closed the socket, or it failed.
+fn peek(fd: RawFd, buf: &mut [u8]) -> usize {
+    // SAFETY: recv writes at most `buf.len()` bytes into `buf`; MSG_PEEK leaves the data
+    // for the connection's own reads and MSG_DONTWAIT keeps it from blocking. `fd` is
+    // open (see `Entry::fd`); were it not, recv would only fail.
     let n = unsafe {
         libc::recv(
             fd,
-            std::ptr::from_mut(&mut byte).cast(),
-            1,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         )
     };
-    n > 0
+    usize::try_from(n).unwrap_or(0)
 }
 
 impl Registry {
@@ -322,7 +372,7 @@ impl Registry {
         }
         let id = inner.next_id;
         inner.next_id += 1;
-        let reading = Arc::new(AtomicBool::new(false));
+        let reading = Arc::new(AtomicU8::new(0));
         let fd = conn.stream.as_raw_fd();
         let io = Watched {
             stream: conn.stream,
@@ -453,7 +503,7 @@ struct Watched {
     stream: TcpStream,
     registry: Arc<Registry>,
     id: u64,
-    reading: Arc<AtomicBool>,
+    reading: Arc<AtomicU8>,
 }
 
 impl AsyncRead for Watched {
@@ -465,14 +515,16 @@ impl AsyncRead for Watched {
         let this = self.get_mut();
         // Set before the read: an eviction that finds the kernel drained by this read
         // then sees it.
-        this.reading.store(true, Ordering::SeqCst);
+        this.reading.fetch_or(READING, Ordering::SeqCst);
         let filled = buf.filled().len();
         let result = Pin::new(&mut this.stream).poll_read(cx, buf);
-        // Pending: hyper has handled everything read so far and waits for more. Nothing
-        // read (end of stream or an error): the connection is ending.
         let got_bytes = matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > filled;
-        if !got_bytes {
-            this.reading.store(false, Ordering::SeqCst);
+        if got_bytes {
+            this.reading.fetch_or(CONSUMED, Ordering::SeqCst);
+        } else {
+            // Pending: hyper has handled everything read so far and waits for more.
+            // Nothing read (end of stream or an error): the connection is ending.
+            this.reading.fetch_and(!READING, Ordering::SeqCst);
             this.registry.changed.notify_one();
         }
         result
