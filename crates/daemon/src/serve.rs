@@ -134,7 +134,7 @@ pub async fn serve(
             let changed = registry.changed.notified();
             match registry.admit(conn) {
                 Ok(()) => break,
-                Err(back) => conn = back,
+                Err(back) => conn = *back,
             }
             if !waited {
                 debug!("no connection is idle; the new one waits for a place");
@@ -342,7 +342,7 @@ impl Registry {
     /// An evicted connection keeps its entry (marked closing) until its task is dropped
     /// and its socket closed; while `max_closing` are, `conn` is given back too, so a flood
     /// of connections cannot outrun the closing of the sockets it evicts.
-    fn admit(self: &Arc<Self>, conn: Conn) -> Result<(), Conn> {
+    fn admit(self: &Arc<Self>, conn: Conn) -> Result<(), Box<Conn>> {
         let mut inner = self.lock();
         let closing = inner.conns.values().filter(|e| e.closing).count();
         let mut evicted = None;
@@ -368,7 +368,7 @@ impl Registry {
             if let Some(abort) = evicted {
                 abort.abort();
             }
-            return Err(conn);
+            return Err(Box::new(conn));
         }
         let id = inner.next_id;
         inner.next_id += 1;
