@@ -631,10 +631,12 @@ fn the_plan_json_has_the_stable_keys_of_the_design() {
         json!([
             {"region": "us-east-1", "account": ACCOUNT, "cluster": "prod",
              "desired": "true", "observed": null, "coverage": "expected", "uncoveredTasks": null,
-             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null},
+             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null,
+             "managementType": null, "fargateIssues": [], "agentTasks": null},
             {"region": "us-east-1", "account": ACCOUNT, "cluster": "sandbox",
              "desired": "absent", "observed": "false", "coverage": "uncovered", "uncoveredTasks": null,
-             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null},
+             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null,
+             "managementType": null, "fargateIssues": [], "agentTasks": null},
         ])
     );
     assert_eq!(json["warnings"], json!([]));
