@@ -253,8 +253,9 @@ pub struct RedeploySpec {
     pub wait_for_steady_state: bool,
     /// A FAILED rollout halts redeploys until the desired state changes.
     pub stop_on_failure: bool,
-    /// A service whose new tasks still lack the agent is not retried sooner; at most 720h
-    /// (30 days).
+    /// A service deployed with coverage on whose tasks still lack the agent is not
+    /// redeployed again sooner (when they are its PRIMARY deployment's own tasks, it is held
+    /// `agent_failed` until that changes); at most 720h (30 days).
     pub retry_after: DurationSpec,
     /// Globs of service names never redeployed.
     pub exclude_services: Vec<String>,
