@@ -1062,8 +1062,8 @@ mod offboarding {
         assert_eq!(lost.coverage, CoverageChange::Lost);
         assert_eq!(
             lost.agent_tasks,
-            Some(2 + 0 + 1 + 1 + 1 + 2),
-            "service and standalone tasks that run the agent"
+            Some(7),
+            "api 2, done 0, legacy 1, batch-1 1, rolling 1, standalone 2: every task that runs the agent"
         );
         // Once the tag is written (the plan the engine makes after the tag phase).
         let plan = at_now(&excluding("{}"), &fleet("false", services()));
