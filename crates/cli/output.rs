@@ -205,6 +205,7 @@ pub fn apply_json(run: &ApplyRun) -> ApplyOutput {
 pub fn plan_text(passes: &[TargetPass]) -> String {
     let mut out = String::new();
     let (mut tags, mut untags, mut detector, mut clusters, mut redeploys) = (0, 0, 0, 0, 0);
+    let mut removals = 0;
     for pass in passes {
         let account = pass
             .plan
@@ -233,7 +234,12 @@ pub fn plan_text(passes: &[TargetPass]) -> String {
                 Action::TagCluster { .. } => tags += 1,
                 Action::UntagCluster { .. } => untags += 1,
                 Action::UpdateDetector { .. } => detector += 1,
-                Action::RedeployService { .. } => redeploys += 1,
+                Action::RedeployService { purpose, .. } => {
+                    redeploys += 1;
+                    if *purpose == RedeployPurpose::RemoveAgent {
+                        removals += 1;
+                    }
+                }
             }
         }
         if plan.actions.is_empty() {
@@ -263,7 +269,12 @@ pub fn plan_text(passes: &[TargetPass]) -> String {
     } else {
         let _ = writeln!(
             out,
-            "Plan: {tags} to tag, {detector} detector changes, {untags} to untag, {redeploys} to redeploy."
+            "Plan: {tags} to tag, {detector} detector changes, {untags} to untag, {redeploys} to redeploy{}.",
+            if removals > 0 {
+                format!(" ({removals} to remove the agent)")
+            } else {
+                String::new()
+            }
         );
     }
     out
@@ -549,7 +560,7 @@ mod tests {
     use gec_model::testing::{held, redeploy, row, target};
     use gec_model::TargetPlan;
 
-    use super::{status_json, status_text};
+    use super::{plan_text, status_json, status_text};
 
     const EAST: &str = "us-east-1";
 
@@ -612,6 +623,25 @@ mod tests {
                 "no line {line:?} in:\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn the_plan_says_which_redeploys_remove_the_agent_and_why_services_are_held() {
+        let text = plan_text(&[offboarding_and_held()]);
+        assert!(
+            text.contains(
+                "↻ old/api  force new deployment to remove the agent: 1 of 2 running tasks lack the GuardDuty agent"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  held: apps/legacy: platform_version: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 to redeploy (1 to remove the agent)."),
+            "{text}"
+        );
     }
 
     #[test]
