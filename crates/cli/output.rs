@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use gec_engine::{ApplyRun, Outcome, TargetPass, Wait};
-use gec_model::plan::{ActionJson, ChangeJson, ClusterJson, HeldJson, Phase, PlanJson};
+use gec_model::plan::{
+    ActionJson, ChangeJson, ClusterJson, Held, HeldJson, Phase, PlanJson, RedeployPurpose,
+};
 use gec_model::Action;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -203,6 +205,7 @@ pub fn apply_json(run: &ApplyRun) -> ApplyOutput {
 pub fn plan_text(passes: &[TargetPass]) -> String {
     let mut out = String::new();
     let (mut tags, mut untags, mut detector, mut clusters, mut redeploys) = (0, 0, 0, 0, 0);
+    let mut removals = 0;
     for pass in passes {
         let account = pass
             .plan
@@ -231,14 +234,19 @@ pub fn plan_text(passes: &[TargetPass]) -> String {
                 Action::TagCluster { .. } => tags += 1,
                 Action::UntagCluster { .. } => untags += 1,
                 Action::UpdateDetector { .. } => detector += 1,
-                Action::RedeployService { .. } => redeploys += 1,
+                Action::RedeployService { purpose, .. } => {
+                    redeploys += 1;
+                    if *purpose == RedeployPurpose::RemoveAgent {
+                        removals += 1;
+                    }
+                }
             }
         }
         if plan.actions.is_empty() {
             let _ = writeln!(out, "  no changes ({} clusters)", plan.clusters.len());
         }
         for h in &plan.held {
-            let _ = writeln!(out, "  held: {}/{}: {}", h.cluster, h.service, h.reason);
+            let _ = writeln!(out, "  {}", held_line(h));
         }
         for w in &plan.warnings {
             let _ = writeln!(out, "  warning: {w}");
@@ -261,7 +269,12 @@ pub fn plan_text(passes: &[TargetPass]) -> String {
     } else {
         let _ = writeln!(
             out,
-            "Plan: {tags} to tag, {detector} detector changes, {untags} to untag, {redeploys} to redeploy."
+            "Plan: {tags} to tag, {detector} detector changes, {untags} to untag, {redeploys} to redeploy{}.",
+            if removals > 0 {
+                format!(" ({removals} to remove the agent)")
+            } else {
+                String::new()
+            }
         );
     }
     out
@@ -344,8 +357,26 @@ pub fn status_text(passes: &[TargetPass]) -> String {
                 dash(t.map(|t| t.service_tasks_without_agent)),
                 dash(t.map(|t| t.standalone_tasks_without_agent)),
             );
-            if let Some(issue) = row.guardduty.as_ref().and_then(|g| g.issue.as_deref()) {
-                issues.push(format!("  issue: {}: {issue}", row.cluster));
+            if let Some(g) = &row.guardduty {
+                if let Some(issue) = g.issue.as_deref() {
+                    issues.push(format!("  issue: {}: {issue}", row.cluster));
+                }
+                for issue in &g.fargate_issues {
+                    issues.push(format!("  fargate issue: {}: {issue}", row.cluster));
+                }
+                if let Some(m) = g
+                    .management_type
+                    .as_deref()
+                    .filter(|m| *m != "AUTO_MANAGED")
+                {
+                    issues.push(format!("  agent management: {}: {m}", row.cluster));
+                }
+            }
+            if let Some(n) = row.agent_tasks.filter(|n| *n > 0) {
+                issues.push(format!(
+                    "  agent tasks: {}: {n} running tasks still run the GuardDuty agent after coverage loss",
+                    row.cluster
+                ));
             }
         }
         let rows = table.into_inner().unwrap_or_default();
@@ -357,15 +388,20 @@ pub fn status_text(passes: &[TargetPass]) -> String {
             if let Action::RedeployService {
                 cluster,
                 service,
+                purpose,
                 reason,
                 ..
             } = a
             {
-                let _ = writeln!(out, "  redeploy pending: {cluster}/{service}: {reason}");
+                let what = match purpose {
+                    RedeployPurpose::AddAgent => "redeploy pending",
+                    RedeployPurpose::RemoveAgent => "redeploy pending (remove the agent)",
+                };
+                let _ = writeln!(out, "  {what}: {cluster}/{service}: {reason}");
             }
         }
         for h in &plan.held {
-            let _ = writeln!(out, "  held: {}/{}: {}", h.cluster, h.service, h.reason);
+            let _ = writeln!(out, "  {}", held_line(h));
         }
         for w in &plan.warnings {
             let _ = writeln!(out, "  warning: {w}");
@@ -374,7 +410,8 @@ pub fn status_text(passes: &[TargetPass]) -> String {
     out.push_str(
         "\nSERVICES: services with tasks without the GuardDuty agent; TASKS: their tasks; \
          STANDALONE: standalone tasks without the agent (reported, never stopped). \
-         \"-\": tasks not read (no rule names the cluster, or its coverage is off).\n",
+         \"-\": tasks not read (no rule names the cluster, or its coverage is off). \
+         held: CLUSTER/SERVICE: CODE: why (see the Redeploys page for each code).\n",
     );
     out
 }
@@ -486,8 +523,136 @@ pub fn action_line(action: &Action) -> String {
         Action::RedeployService {
             cluster,
             service,
+            purpose,
             reason,
             ..
-        } => format!("↻ {cluster}/{service}  force new deployment: {reason}"),
+        } => match purpose {
+            RedeployPurpose::AddAgent => {
+                format!("↻ {cluster}/{service}  force new deployment: {reason}")
+            }
+            RedeployPurpose::RemoveAgent => {
+                format!("↻ {cluster}/{service}  force new deployment to remove the agent: {reason}")
+            }
+        },
+    }
+}
+
+/// A held service for people: `held: CLUSTER/SERVICE: CODE: reason (detail)`.
+pub fn held_line(h: &Held) -> String {
+    let detail = h
+        .detail
+        .as_deref()
+        .map_or(String::new(), |d| format!(" ({d})"));
+    format!(
+        "held: {}/{}: {}: {}{detail}",
+        h.cluster,
+        h.service,
+        h.reason.code(),
+        h.reason
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use gec_engine::TargetPass;
+    use gec_model::observed::{CoverageRecord, PreflightCode};
+    use gec_model::plan::{HoldReason, RedeployPurpose};
+    use gec_model::testing::{held, redeploy, row, target};
+    use gec_model::TargetPlan;
+
+    use super::{plan_text, status_json, status_text};
+
+    const EAST: &str = "us-east-1";
+
+    fn pass(plan: TargetPlan) -> TargetPass {
+        TargetPass {
+            target: target(EAST),
+            plan: Some(plan),
+            results: Vec::new(),
+            error: None,
+            suspended: false,
+            after: None,
+            events: Vec::new(),
+        }
+    }
+
+    fn offboarding_and_held() -> TargetPass {
+        let pull = "CannotPullContainerError: not authorized";
+        pass(TargetPlan {
+            actions: vec![redeploy(EAST, "old", "api").purpose(RedeployPurpose::RemoveAgent)],
+            clusters: vec![
+                row(EAST, "apps").coverage_record(CoverageRecord {
+                    status: "UNHEALTHY".into(),
+                    issue: Some("No agent reporting".into()),
+                    management_type: Some("MANUAL".into()),
+                    fargate_issues: vec!["Execution role cannot pull the agent image".into()],
+                }),
+                row(EAST, "old").agent_tasks(4),
+            ],
+            held: vec![
+                held(
+                    EAST,
+                    "apps",
+                    "legacy",
+                    HoldReason::Preflight(PreflightCode::PlatformVersion),
+                )
+                .detail("platform version 1.3.0"),
+                held(EAST, "apps", "web", HoldReason::AgentFailed).detail(pull),
+            ],
+            ..TargetPlan::default()
+        })
+    }
+
+    #[test]
+    fn status_shows_each_held_service_with_its_code_guardduty_s_words_and_the_agent_s_leftovers() {
+        let text = status_text(&[offboarding_and_held()]);
+        for line in [
+            "  issue: apps: No agent reporting",
+            "  fargate issue: apps: Execution role cannot pull the agent image",
+            "  agent management: apps: MANUAL",
+            "  agent tasks: old: 4 running tasks still run the GuardDuty agent after coverage loss",
+            "  redeploy pending (remove the agent): old/api: 1 of 2 running tasks lack the GuardDuty agent",
+            "  held: apps/legacy: platform_version: the Fargate platform version is below 1.4.0, \
+             which GuardDuty's agent needs (platform version 1.3.0)",
+            "  held: apps/web: agent_failed: deployed with coverage on and its new tasks have no \
+             running GuardDuty agent; not redeployed again while that stands \
+             (CannotPullContainerError: not authorized)",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_plan_says_which_redeploys_remove_the_agent_and_why_services_are_held() {
+        let text = plan_text(&[offboarding_and_held()]);
+        assert!(
+            text.contains(
+                "↻ old/api  force new deployment to remove the agent: 1 of 2 running tasks lack the GuardDuty agent"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  held: apps/legacy: platform_version: "),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 to redeploy (1 to remove the agent)."),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_json_carries_the_codes_and_the_agent_tasks() {
+        let json = serde_json::to_value(status_json(&[offboarding_and_held()])).unwrap();
+        assert_eq!(json["held"][0]["code"], "platform_version");
+        assert_eq!(json["held"][0]["detail"], "platform version 1.3.0");
+        assert_eq!(json["held"][1]["code"], "agent_failed");
+        assert_eq!(json["clusters"][0]["managementType"], "MANUAL");
+        assert_eq!(json["clusters"][0]["agentTasks"], serde_json::Value::Null);
+        assert_eq!(json["clusters"][1]["agentTasks"], 4);
+        assert_eq!(json["redeploys"][0]["purpose"], "remove_agent");
     }
 }

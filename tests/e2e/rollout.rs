@@ -374,12 +374,15 @@ async fn retry_after_keeps_a_service_whose_new_tasks_lack_the_agent_from_a_redep
     let config = desired.to_str().unwrap();
     let applied = apply(&sb, config, "1m", false);
     assert_eq!(applied.code, 0, "{applied}");
+    // Its PRIMARY deployment (the redeploy) brought tasks whose agent STOPPED: held
+    // `agent_failed` with AWS's reason, for good, not only until retryAfter.
     for _ in 0..3 {
         let again = apply(&sb, config, "1m", false);
         assert_eq!(again.code, 0, "{again}");
         assert!(
-            again.stdout.contains("retryAfter"),
-            "the held service is reported: {again}"
+            again.stdout.contains("held: apps/worker: agent_failed: ")
+                && again.stdout.contains("CannotPullContainerError"),
+            "the held service is reported with its code and AWS's reason: {again}"
         );
     }
     assert_eq!(

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use gec_aws::AwsMetrics;
 use gec_engine::TargetPass;
-use gec_model::plan::{CoverageChange, Phase};
+use gec_model::plan::{CoverageChange, Phase, PREFLIGHT_FINDING_CODES};
 use gec_model::Action;
 use prometheus::core::Collector;
 use prometheus::{
@@ -31,6 +31,12 @@ pub struct Metrics {
     /// Tasks without the agent per cluster: a series only for the clusters whose tasks
     /// were read.
     pub uncovered_tasks: IntGaugeVec,
+    /// Services held because they cannot get the agent, per target and code: every
+    /// finding code of every target planned in the last pass, 0 when none.
+    pub preflight_findings: IntGaugeVec,
+    /// Tasks that still run the agent after their cluster's coverage turned off, per
+    /// cluster: a series only for those clusters, when their tasks were read.
+    pub agent_tasks: IntGaugeVec,
     /// Redeploys rolling now, fleet-wide.
     pub redeploys_in_progress: IntGauge,
     /// 1 while a FAILED rollout halts redeploys (`stopOnFailure`).
@@ -161,6 +167,26 @@ impl Metrics {
                     &["target", "cluster", "kind"],
                 )?,
             )?,
+            preflight_findings: add(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "preflight_findings",
+                        "Services held because they cannot get the GuardDuty agent, by code",
+                    ),
+                    &["target", "code"],
+                )?,
+            )?,
+            agent_tasks: add(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "agent_tasks",
+                        "Running tasks that still run the GuardDuty agent after the cluster's coverage turned off",
+                    ),
+                    &["target", "cluster"],
+                )?,
+            )?,
             redeploys_in_progress: add(
                 &r,
                 IntGauge::with_opts(opts(
@@ -235,6 +261,8 @@ impl Metrics {
         let mut clusters = BTreeMap::new();
         let mut healthy = BTreeMap::new();
         let mut uncovered = BTreeMap::new();
+        let mut findings = BTreeMap::new();
+        let mut agent_tasks = BTreeMap::new();
         for pass in passes {
             let target = pass.target.label();
             // A redeploy the rollout gate holds back (settle time, a slot, a window) was
@@ -266,7 +294,18 @@ impl Metrics {
                     .count();
                 clusters.insert(vec![target.clone(), state.to_owned()], count(n));
             }
+            for code in PREFLIGHT_FINDING_CODES {
+                let n = plan
+                    .held
+                    .iter()
+                    .filter(|h| h.reason.is_finding() && h.reason.code() == code)
+                    .count();
+                findings.insert(vec![target.clone(), code.to_owned()], count(n));
+            }
             for row in &plan.clusters {
+                if let Some(n) = row.agent_tasks {
+                    agent_tasks.insert(vec![target.clone(), row.cluster.clone()], i64::from(n));
+                }
                 if let Some(coverage) = &row.guardduty {
                     healthy.insert(
                         vec![target.clone(), row.cluster.clone()],
@@ -298,6 +337,8 @@ impl Metrics {
             &["target", "cluster", "kind"],
             &uncovered,
         );
+        replace(&self.preflight_findings, &["target", "code"], &findings);
+        replace(&self.agent_tasks, &["target", "cluster"], &agent_tasks);
         let targets: HashSet<String> = passes.iter().map(|p| p.target.label()).collect();
         forget_targets(&self.actions_total, &targets);
     }
@@ -559,6 +600,83 @@ mod tests {
         );
         assert_eq!(sample(&text, "redeploys_in_progress", &[]), Some(0.0));
         assert_eq!(sample(&text, "redeploys_halted", &[]), Some(1.0));
+    }
+
+    #[test]
+    fn preflight_findings_count_held_services_per_code_and_go_to_zero_when_they_clear() {
+        use gec_model::observed::PreflightCode;
+        use gec_model::plan::HoldReason;
+        use gec_model::testing::held;
+        let m = Metrics::new().unwrap();
+        let east = "us-east-1";
+        let plan = TargetPlan {
+            held: vec![
+                held(
+                    east,
+                    "apps",
+                    "legacy",
+                    HoldReason::Preflight(PreflightCode::PlatformVersion),
+                ),
+                held(
+                    east,
+                    "apps",
+                    "old",
+                    HoldReason::Preflight(PreflightCode::PlatformVersion),
+                ),
+                held(east, "apps", "web", HoldReason::AgentFailed),
+                held(east, "apps", "batch", HoldReason::Excluded),
+            ],
+            clusters: vec![row(east, "gone").agent_tasks(3)],
+            ..TargetPlan::default()
+        };
+        m.pass(&[pass(east, plan, vec![])], PassResult::Success, 1.0, 100.0);
+        let text = m.render();
+        let finding = |text: &str, code: &str| {
+            sample(
+                text,
+                "preflight_findings",
+                &[("target", east), ("code", code)],
+            )
+        };
+        assert_eq!(finding(&text, "platform_version"), Some(2.0));
+        assert_eq!(finding(&text, "agent_failed"), Some(1.0));
+        for code in [
+            "windows",
+            "no_execution_role",
+            "execution_role_cannot_pull",
+            "preflight_unknown",
+        ] {
+            assert_eq!(finding(&text, code), Some(0.0), "{code}");
+        }
+        assert_eq!(
+            series(&text, "preflight_findings"),
+            6,
+            "only the finding codes, never excluded and the like: {text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "agent_tasks",
+                &[("target", east), ("cluster", "gone")]
+            ),
+            Some(3.0)
+        );
+
+        // The findings cleared and the tasks were replaced.
+        m.pass(
+            &[pass(east, TargetPlan::default(), vec![])],
+            PassResult::Success,
+            1.0,
+            200.0,
+        );
+        let text = m.render();
+        assert_eq!(finding(&text, "platform_version"), Some(0.0));
+        assert_eq!(finding(&text, "agent_failed"), Some(0.0));
+        assert_eq!(series(&text, "agent_tasks"), 0, "{text}");
+
+        // A target that left the desired state keeps no series.
+        m.pass(&[], PassResult::Success, 1.0, 300.0);
+        assert_eq!(series(&m.render(), "preflight_findings"), 0);
     }
 
     #[test]

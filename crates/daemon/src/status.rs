@@ -277,12 +277,14 @@ pub fn status_schema() -> Value {
 mod tests {
     use super::*;
     use crate::testing::pass;
-    use gec_model::testing::{held, ACCOUNT};
+    use gec_model::observed::CoverageRecord;
+    use gec_model::testing::{held, row, ACCOUNT};
     use gec_model::TargetPlan;
     use serde_json::json;
 
     #[test]
-    fn status_shows_held_services_watched_rollouts_and_the_halt() {
+    fn status_shows_held_services_with_their_codes_guardduty_s_words_watched_rollouts_and_the_halt()
+    {
         let mut status = Status::default();
         let json = status.to_json();
         assert_eq!(json["held"], json!([]));
@@ -292,12 +294,32 @@ mod tests {
         status.passes = vec![pass(
             "us-east-1",
             TargetPlan {
-                held: vec![held(
-                    "us-east-1",
-                    "apps",
-                    "db",
-                    gec_model::plan::HoldReason::Disabled,
-                )],
+                held: vec![
+                    held(
+                        "us-east-1",
+                        "apps",
+                        "db",
+                        gec_model::plan::HoldReason::Disabled,
+                    ),
+                    held(
+                        "us-east-1",
+                        "apps",
+                        "legacy",
+                        gec_model::plan::HoldReason::Preflight(
+                            gec_model::observed::PreflightCode::PlatformVersion,
+                        ),
+                    )
+                    .detail("platform version 1.3.0"),
+                ],
+                clusters: vec![
+                    row("us-east-1", "apps").coverage_record(CoverageRecord {
+                        status: "UNHEALTHY".into(),
+                        issue: Some("No agent reporting".into()),
+                        management_type: Some("AUTO_MANAGED".into()),
+                        fargate_issues: vec!["Execution role cannot pull".into()],
+                    }),
+                    row("us-east-1", "old").agent_tasks(2),
+                ],
                 ..TargetPlan::default()
             },
             vec![],
@@ -326,8 +348,24 @@ mod tests {
         let json = status.to_json();
         assert_eq!(
             json["held"],
-            json!([{"region": "us-east-1", "account": ACCOUNT, "cluster": "apps",
-                    "service": "db", "reason": "redeploy.enabled is false"}])
+            json!([
+                {"region": "us-east-1", "account": ACCOUNT, "cluster": "apps",
+                 "service": "db", "code": "redeploy_disabled",
+                 "reason": "redeploy.enabled is false", "detail": null},
+                {"region": "us-east-1", "account": ACCOUNT, "cluster": "apps",
+                 "service": "legacy", "code": "platform_version",
+                 "reason": "the Fargate platform version is below 1.4.0, which GuardDuty's agent needs",
+                 "detail": "platform version 1.3.0"},
+            ])
+        );
+        let apps = &json["clusters"][0];
+        assert_eq!(apps["coverageIssue"], "No agent reporting");
+        assert_eq!(apps["fargateIssues"], json!(["Execution role cannot pull"]));
+        assert_eq!(apps["managementType"], "AUTO_MANAGED");
+        assert_eq!(apps["agentTasks"], Value::Null);
+        assert_eq!(
+            json["clusters"][1]["agentTasks"], 2,
+            "tasks left with the agent"
         );
         assert_eq!(
             json["watching"],

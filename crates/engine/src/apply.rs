@@ -290,9 +290,16 @@ pub(crate) fn log_result(r: &ActionResult) {
         Action::RedeployService {
             cluster,
             service,
+            purpose,
             reason,
             ..
-        } => format!("redeploy {cluster}/{service} ({reason})"),
+        } => format!(
+            "redeploy {cluster}/{service} to {} ({reason})",
+            match purpose {
+                gec_model::plan::RedeployPurpose::AddAgent => "add the agent",
+                gec_model::plan::RedeployPurpose::RemoveAgent => "remove the agent",
+            }
+        ),
     };
     match &r.outcome {
         Outcome::Success => {

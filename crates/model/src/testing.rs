@@ -11,11 +11,14 @@ use std::collections::BTreeMap;
 
 use crate::desired::{self, DesiredState, ManagedTag, Target};
 use crate::observed::{
-    ClusterStatus, CoverageRecord, CoverageStatus, DeploymentStatus, FeatureStatus,
-    ObservedCluster, ObservedDeployment, ObservedDetector, ObservedService, RolloutState,
-    TaskCounts, Workload, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
+    AgentGap, ClusterStatus, CoverageRecord, CoverageStatus, DeploymentStatus, FeatureStatus,
+    ObservedCluster, ObservedDeployment, ObservedDetector, ObservedService, Preflight,
+    PreflightCode, PreflightFinding, RolloutState, TaskCounts, Workload,
+    ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
-use crate::plan::{ClusterRow, CoverageChange, Held, HoldReason, TargetRef, TaskSummary};
+use crate::plan::{
+    ClusterRow, CoverageChange, Held, HoldReason, RedeployPurpose, TargetRef, TaskSummary,
+};
 use crate::{Action, ObservedTarget};
 
 /// Account of every fixture.
@@ -223,6 +226,13 @@ impl Workload {
         self
     }
 
+    /// Runs `service` with these task counts (see [`tasks`]).
+    pub fn service_with(mut self, service: ObservedService, counts: TaskCounts) -> Self {
+        self.service_tasks.insert(service.name.clone(), counts);
+        self.services.push(service);
+        self
+    }
+
     /// Runs standalone Fargate tasks: `running`, `without_agent` of them lacking the agent.
     pub fn standalone(mut self, running: u32, without_agent: u32) -> Self {
         self.standalone_tasks = TaskCounts {
@@ -231,6 +241,50 @@ impl Workload {
             ..TaskCounts::default()
         };
         self
+    }
+}
+
+/// `running` RUNNING Fargate tasks, `without_agent` of them without a RUNNING agent
+/// (missing, unless [`TaskCounts::stopped`] says otherwise).
+pub fn tasks(running: u32, without_agent: u32) -> TaskCounts {
+    TaskCounts {
+        running,
+        without_agent,
+        ..TaskCounts::default()
+    }
+}
+
+impl TaskCounts {
+    /// `n` of the tasks without the agent have a STOPPED agent container; AWS says
+    /// `reason` for the first.
+    pub fn stopped(mut self, n: u32, reason: &str) -> Self {
+        self.agent_stopped = AgentGap {
+            tasks: n,
+            reason: Some(reason.to_owned()),
+        };
+        self
+    }
+
+    /// `n` of the tasks without the agent were started by deployment `id` (a service
+    /// fixture's is `ecs-svc/NAME`); `reason`: AWS's words for a STOPPED agent among
+    /// them, `None` when their agent is missing.
+    pub fn started_by(mut self, id: &str, n: u32, reason: Option<&str>) -> Self {
+        self.by_deployment.insert(
+            id.to_owned(),
+            AgentGap {
+                tasks: n,
+                reason: reason.map(str::to_owned),
+            },
+        );
+        self
+    }
+}
+
+/// A failed prerequisite with these facts.
+pub fn finding(code: PreflightCode, detail: &str) -> PreflightFinding {
+    PreflightFinding {
+        code,
+        detail: detail.to_owned(),
     }
 }
 
@@ -267,6 +321,23 @@ impl ObservedService {
     /// Runs on EC2, not Fargate.
     pub fn ec2(mut self) -> Self {
         self.fargate = false;
+        self
+    }
+
+    /// Its preflight came out so.
+    pub fn preflight(mut self, preflight: Preflight) -> Self {
+        self.preflight = Some(preflight);
+        self
+    }
+
+    /// Its preflight failed with these findings (see [`finding`]).
+    pub fn failing(self, findings: impl IntoIterator<Item = PreflightFinding>) -> Self {
+        self.preflight(Preflight::Failed(findings.into_iter().collect()))
+    }
+
+    /// Asks for this Fargate platform version.
+    pub fn platform(mut self, version: &str) -> Self {
+        self.platform_version = Some(version.to_owned());
         self
     }
 }
@@ -324,6 +395,7 @@ pub fn redeploy(region: &str, cluster: &str, service: &str) -> Action {
         cluster_arn: cluster_arn(region, ACCOUNT, cluster),
         service: service.to_owned(),
         service_arn: format!("arn:aws:ecs:{region}:{ACCOUNT}:service/{cluster}/{service}"),
+        purpose: RedeployPurpose::AddAgent,
         reason: "1 of 2 running tasks lack the GuardDuty agent".to_owned(),
         not_before_ms: Some(0),
     }
@@ -372,6 +444,18 @@ impl Action {
         self
     }
 
+    /// A redeploy for this purpose.
+    ///
+    /// # Panics
+    /// On any other action.
+    pub fn purpose(mut self, to: RedeployPurpose) -> Self {
+        match &mut self {
+            Action::RedeployService { purpose, .. } => *purpose = to,
+            other => panic!("purpose on {other:?}"),
+        }
+        self
+    }
+
     /// A redeploy with this reason.
     ///
     /// # Panics
@@ -392,6 +476,15 @@ pub fn held(region: &str, cluster: &str, service: &str, reason: HoldReason) -> H
         cluster: cluster.to_owned(),
         service: service.to_owned(),
         reason,
+        detail: None,
+    }
+}
+
+impl Held {
+    /// With these facts behind the reason.
+    pub fn detail(mut self, detail: &str) -> Self {
+        self.detail = Some(detail.to_owned());
+        self
     }
 }
 
@@ -406,6 +499,7 @@ pub fn row(region: &str, cluster: &str) -> ClusterRow {
         coverage: CoverageChange::Covered,
         guardduty: None,
         tasks: None,
+        agent_tasks: None,
     }
 }
 
@@ -413,6 +507,18 @@ impl ClusterRow {
     /// GuardDuty reports the cluster in this status (see [`coverage`]).
     pub fn guardduty(mut self, status: impl Into<CoverageStatus>) -> Self {
         self.guardduty = Some(coverage(status));
+        self
+    }
+
+    /// Coverage is off once the plan is applied and `n` tasks still run the agent.
+    pub fn agent_tasks(mut self, n: u32) -> Self {
+        self.agent_tasks = Some(n);
+        self
+    }
+
+    /// GuardDuty reports this coverage record.
+    pub fn coverage_record(mut self, record: CoverageRecord) -> Self {
+        self.guardduty = Some(record);
         self
     }
 

@@ -253,13 +253,30 @@ pub struct RedeploySpec {
     pub wait_for_steady_state: bool,
     /// A FAILED rollout halts redeploys until the desired state changes.
     pub stop_on_failure: bool,
-    /// A service whose new tasks still lack the agent is not retried sooner; at most 720h
-    /// (30 days).
+    /// A service deployed with coverage on whose tasks still lack the agent is not
+    /// redeployed again sooner (when they are its PRIMARY deployment's own tasks, it is held
+    /// `agent_failed` until that changes); at most 720h (30 days).
     pub retry_after: DurationSpec,
     /// Globs of service names never redeployed.
     pub exclude_services: Vec<String>,
     /// Allow windows, each in UTC or its own `timeZone`; empty means always allowed.
     pub windows: Vec<Window>,
+    /// What to do with running tasks that still carry the agent once a cluster's
+    /// coverage turns off (tag `false` or removed, automation or Runtime Monitoring
+    /// disabled): `report` them (status, JSON `agentTasks`), or `redeploy` their services
+    /// so new tasks run without it, under the same guards as any redeploy.
+    pub on_coverage_loss: CoverageLoss,
+}
+
+/// What to do with tasks that keep the agent after their cluster's coverage turns off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CoverageLoss {
+    /// Report them; they lose the agent when they are replaced anyway.
+    #[default]
+    Report,
+    /// Redeploy the services that own them (no settle time, no preflight).
+    Redeploy,
 }
 
 impl Default for RedeploySpec {
@@ -274,6 +291,7 @@ impl Default for RedeploySpec {
             retry_after: DurationSpec::from_secs(3600),
             exclude_services: Vec::new(),
             windows: Vec::new(),
+            on_coverage_loss: CoverageLoss::Report,
         }
     }
 }

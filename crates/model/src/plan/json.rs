@@ -5,7 +5,9 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Action, ClusterRow, CoverageChange, Held, Phase, Plan, Refusal, Scope, TAG_KEY};
+use super::{
+    Action, ClusterRow, CoverageChange, Held, Phase, Plan, RedeployPurpose, Refusal, Scope, TAG_KEY,
+};
 use crate::desired::ManagedTag;
 
 /// The plan JSON (`plan --output json`).
@@ -22,7 +24,8 @@ pub struct PlanJson {
     pub clusters: Vec<ClusterJson>,
     /// Things the controller cannot fix by itself.
     pub warnings: Vec<String>,
-    /// Services with tasks without the agent that the plan does not redeploy, and why.
+    /// Services the plan does not redeploy although their tasks lack the agent (or, after
+    /// coverage loss with `onCoverageLoss: redeploy`, still run it), and why.
     pub held: Vec<HeldJson>,
 }
 
@@ -86,7 +89,8 @@ pub enum ChangeJson {
         /// `ENABLED` or `DISABLED`.
         to: String,
     },
-    /// Force a new deployment of a Fargate service so its tasks get the agent.
+    /// Force a new deployment of a Fargate service so its tasks get the agent
+    /// (`add_agent`), or run without it after coverage loss (`remove_agent`).
     RedeployService {
         /// Cluster name.
         cluster: String,
@@ -96,6 +100,9 @@ pub enum ChangeJson {
         service: String,
         /// Service ARN.
         service_arn: String,
+        /// `add_agent` (coverage is on and tasks lack the agent) or `remove_agent`
+        /// (coverage is off and tasks still run it, `onCoverageLoss: redeploy`).
+        purpose: RedeployPurpose,
         /// Why, for people.
         reason: String,
         /// RFC 3339 UTC: not before the cluster's coverage has been on for `settleTime`;
@@ -153,8 +160,19 @@ pub struct ClusterJson {
     /// GuardDuty's coverage status (`HEALTHY`, `UNHEALTHY`); null when it does not list
     /// the cluster.
     pub coverage_status: Option<String>,
-    /// Why GuardDuty reports the cluster unhealthy.
+    /// Why GuardDuty reports the cluster unhealthy (`ListCoverage` `issue`).
     pub coverage_issue: Option<String>,
+    /// How GuardDuty manages the agent on Fargate in this cluster
+    /// (`fargateDetails.managementType`: `AUTO_MANAGED`, `MANUAL`, `DISABLED`); null when
+    /// GuardDuty does not say.
+    pub management_type: Option<String>,
+    /// GuardDuty's own list of Fargate problems in the cluster (`fargateDetails.issues`);
+    /// empty when none or not listed.
+    pub fargate_issues: Vec<String>,
+    /// RUNNING Fargate tasks that still run the agent although the cluster's coverage is
+    /// off once the plan is applied (they keep it until replaced); null when coverage
+    /// stays on or the cluster's tasks were not read.
+    pub agent_tasks: Option<u32>,
 }
 
 /// What a rule asks for on the `GuardDutyManaged` tag, as a word.
@@ -191,8 +209,17 @@ pub struct HeldJson {
     pub cluster: String,
     /// Service name.
     pub service: String,
-    /// Why it is not redeployed.
+    /// Why, as a stable identifier: `platform_version`, `windows`, `no_execution_role`,
+    /// `execution_role_cannot_pull`, `agent_failed`, `preflight_unknown` (the service
+    /// cannot get the agent, or that could not be checked), or `redeploy_disabled`,
+    /// `excluded`, `not_described`, `service_inactive`, `not_fargate`,
+    /// `deployment_in_progress`, `retry_after`.
+    pub code: String,
+    /// Why it is not redeployed, for people.
     pub reason: String,
+    /// This service's facts behind the reason: the failed prerequisite's facts, AWS's
+    /// reason for a stopped agent, why a check could not be made; null when none.
+    pub detail: Option<String>,
 }
 
 /// The JSON Schema of the plan JSON.
@@ -218,7 +245,9 @@ impl Held {
             account: self.target.account.clone(),
             cluster: self.cluster.clone(),
             service: self.service.clone(),
+            code: self.reason.code().to_owned(),
             reason: self.reason.to_string(),
+            detail: self.detail.clone(),
         }
     }
 }
@@ -283,6 +312,7 @@ impl Action {
                 cluster_arn,
                 service,
                 service_arn,
+                purpose,
                 reason,
                 not_before_ms,
                 ..
@@ -291,6 +321,7 @@ impl Action {
                 cluster_arn: cluster_arn.clone(),
                 service: service.clone(),
                 service_arn: service_arn.clone(),
+                purpose: *purpose,
                 reason: reason.clone(),
                 not_before: not_before_ms.map(rfc3339),
             },
@@ -336,6 +367,9 @@ impl ClusterRow {
             standalone_tasks_without_agent: self.tasks.map(|t| t.standalone_tasks_without_agent),
             coverage_status: gd.map(|g| g.status.as_str().to_owned()),
             coverage_issue: gd.and_then(|g| g.issue.clone()),
+            management_type: gd.and_then(|g| g.management_type.clone()),
+            fargate_issues: gd.map(|g| g.fargate_issues.clone()).unwrap_or_default(),
+            agent_tasks: self.agent_tasks,
         }
     }
 }

@@ -9,10 +9,10 @@ mod window;
 
 use std::collections::BTreeMap;
 
-use crate::desired::{DesiredState, FeatureSetting, ManagedTag};
+use crate::desired::{CoverageLoss, DesiredState, FeatureSetting, ManagedTag};
 use crate::observed::{
     effectively_covered, CoverageRecord, DetectorFlags, FeatureStatus, ObservedCluster,
-    ObservedFeature, ObservedTarget, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY,
+    ObservedFeature, ObservedTarget, Workload, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY,
     RUNTIME_MONITORING,
 };
 
@@ -24,7 +24,7 @@ pub use limits::{
     check_fleet, Ceilings, Clamped, Limits, Scope, DEFAULT_MAX_CLUSTER_CHANGES,
     DEFAULT_MAX_COVERAGE_LOSS, MAX_CLUSTER_CHANGES, MAX_COVERAGE_LOSS,
 };
-pub use redeploy::{Held, HoldReason};
+pub use redeploy::{Held, HoldReason, MAX_DETAIL_BYTES, PREFLIGHT_FINDING_CODES};
 pub use rules::CompiledRules;
 pub use window::window_open;
 
@@ -62,6 +62,30 @@ impl Phase {
             Phase::Detector => "detector",
             Phase::Untag => "untag",
             Phase::Redeploy => "redeploy",
+        }
+    }
+}
+
+/// What a forced redeployment is for: a service's new tasks get the agent when its
+/// cluster's coverage is on, and run without it once coverage is off.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RedeployPurpose {
+    /// Coverage is on and tasks lack the agent: new tasks get it.
+    AddAgent,
+    /// Coverage is off (`redeploy.onCoverageLoss: redeploy`) and tasks still run the
+    /// agent: new tasks run without it.
+    RemoveAgent,
+}
+
+impl RedeployPurpose {
+    /// Name used in output and logs: `add_agent`, `remove_agent`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedeployPurpose::AddAgent => "add_agent",
+            RedeployPurpose::RemoveAgent => "remove_agent",
         }
     }
 }
@@ -106,7 +130,8 @@ pub enum Action {
         /// `ENABLED` or `DISABLED`.
         to: FeatureStatus,
     },
-    /// Force a new deployment of a Fargate service so its tasks get the agent.
+    /// Force a new deployment of a Fargate service so its tasks get the agent, or, after
+    /// coverage loss, run without it.
     RedeployService {
         /// Target.
         target: TargetRef,
@@ -118,10 +143,13 @@ pub enum Action {
         service: String,
         /// Service ARN.
         service_arn: String,
+        /// Add or remove the agent.
+        purpose: RedeployPurpose,
         /// Why, for humans: "2 of 3 running tasks lack the GuardDuty agent".
         reason: String,
         /// Not before this time (Unix ms): the cluster's coverage has been on for
         /// `settleTime`. `None` while coverage is not on yet (it turns on in this plan).
+        /// Removing the agent has no settle time: the time of planning.
         not_before_ms: Option<i64>,
     },
 }
@@ -298,8 +326,13 @@ pub struct ClusterRow {
     pub coverage: CoverageChange,
     /// GuardDuty's coverage record (`ListCoverage`), when it lists the cluster.
     pub guardduty: Option<CoverageRecord>,
-    /// Tasks without the agent; `None` when the cluster's tasks were not read.
+    /// Tasks without the agent; `None` when the cluster's tasks were not read, or its
+    /// coverage is off now and stays off.
     pub tasks: Option<TaskSummary>,
+    /// RUNNING Fargate tasks that still run the agent although the cluster's coverage is
+    /// off once the plan is applied (they keep it until they are replaced); `None` when
+    /// coverage stays on, or the cluster's tasks were not read.
+    pub agent_tasks: Option<u32>,
 }
 
 /// Running Fargate tasks of a cluster and the ones without the agent.
@@ -333,7 +366,8 @@ pub struct TargetPlan {
     pub clusters: Vec<ClusterRow>,
     /// Things the controller cannot fix by itself (no detector, ...).
     pub warnings: Vec<String>,
-    /// Services with tasks without the agent that the plan does not redeploy, and why.
+    /// Services the plan does not redeploy although their tasks lack the agent (or, after
+    /// coverage loss with `onCoverageLoss: redeploy`, still run it), and why.
     pub held: Vec<Held>,
 }
 
@@ -422,6 +456,13 @@ pub fn plan_target(
         }
         let was = effectively_covered(now, current);
         let will = effectively_covered(after, next);
+        let coverage = coverage_change(was, will, next, desired_tag.is_some());
+        // Coverage off once the plan is applied: tasks started while it was on keep the
+        // agent until they are replaced.
+        let off_after = matches!(
+            coverage,
+            CoverageChange::Lost | CoverageChange::Excluded | CoverageChange::Uncovered
+        );
         // Only clusters the desired state manages: under `unmatchedClusters: ignore` a
         // cluster no rule names is never touched, its services included.
         if will && desired_tag.is_some() {
@@ -434,15 +475,38 @@ pub fn plan_target(
                 &mut redeploys,
                 &mut plan.held,
             );
+        } else if off_after
+            && desired_tag.is_some()
+            && desired.redeploy.on_coverage_loss == CoverageLoss::Redeploy
+        {
+            redeploy::plan_offboarding(
+                &desired.redeploy,
+                &target,
+                cluster,
+                options.now_ms,
+                &mut redeploys,
+                &mut plan.held,
+            );
         }
         plan.clusters.push(ClusterRow {
             target: target.clone(),
             cluster: cluster.name.clone(),
             desired: desired_tag,
             observed: current.map(str::to_owned),
-            coverage: coverage_change(was, will, next, desired_tag.is_some()),
+            coverage,
             guardduty: cluster.coverage.clone(),
-            tasks: cluster.workload.as_ref().map(redeploy::summary),
+            // Tasks of a cluster that is not covered now nor after are not uncovered
+            // tasks to fix (they are read only to find the agent's leftovers).
+            tasks: cluster
+                .workload
+                .as_ref()
+                .filter(|_| was || will)
+                .map(redeploy::summary),
+            agent_tasks: cluster
+                .workload
+                .as_ref()
+                .filter(|_| off_after)
+                .map(Workload::agent_tasks),
         });
     }
     by_name.sort_unstable();
@@ -455,6 +519,10 @@ pub fn plan_target(
     let untags = name_order.one_per_name(untags);
     redeploys.sort();
     plan.held.sort();
+    // A prerequisite that could not be checked is a warning on that service (in held
+    // order, so whatever order AWS lists clusters in).
+    plan.warnings
+        .extend(plan.held.iter().filter_map(Held::warning));
 
     let detector = detector_actions(desired, observed, &target, &mut plan.warnings);
     plan.actions

@@ -1,14 +1,35 @@
-//! Which services to redeploy (DESIGN §6): the per-service conditions. The fleet-wide
+//! Which services to redeploy (DESIGN §6): the per-service conditions, including the
+//! agent's prerequisites (preflight) and, after coverage loss, the services that still
+//! run the agent. The fleet-wide
 //! guards that decide *when* (maxConcurrent, maxPerHour, windows, settleTime,
 //! stopOnFailure) belong to the engine's rollout gate; `settleTime` is turned into a
 //! `not_before_ms` on each action here because it is a pure function of the cluster.
 
 use crate::desired::RedeploySpec;
-use crate::observed::{ObservedCluster, ServiceStatus, Workload};
+use crate::observed::{
+    ObservedCluster, ObservedService, Preflight, PreflightCode, PreflightFinding, ServiceStatus,
+    TaskCounts, Workload,
+};
 
-use super::{Action, TargetRef, TaskSummary};
+use super::{Action, RedeployPurpose, TargetRef, TaskSummary};
 
-/// A service with tasks without the agent that the plan leaves alone, and why.
+/// Longest `detail` kept on a held service, in bytes: it carries AWS's words (a
+/// container's stopped reason, IAM's answer), which the controller does not bound itself.
+pub const MAX_DETAIL_BYTES: usize = 1024;
+
+/// The codes of [`HoldReason`]s that say a service cannot get the agent (the
+/// `guardduty_controller_preflight_findings` metric): the four preflight codes, then
+/// `agent_failed` and `preflight_unknown`.
+pub const PREFLIGHT_FINDING_CODES: [&str; 6] = [
+    "platform_version",
+    "windows",
+    "no_execution_role",
+    "execution_role_cannot_pull",
+    "agent_failed",
+    "preflight_unknown",
+];
+
+/// A service the plan leaves alone although it would redeploy it, and why.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Held {
     /// Target.
@@ -19,6 +40,27 @@ pub struct Held {
     pub service: String,
     /// Why it is not redeployed.
     pub reason: HoldReason,
+    /// This service's facts behind the reason, for people: a failed prerequisite's facts
+    /// (`platform version 1.3.0`), AWS's reason for a stopped agent, why a check could not
+    /// be made. At most [`MAX_DETAIL_BYTES`].
+    pub detail: Option<String>,
+}
+
+impl Held {
+    /// The plan warning this hold calls for: a prerequisite that could not be checked.
+    pub fn warning(&self) -> Option<String> {
+        (self.reason == HoldReason::PreflightUnknown).then(|| {
+            format!(
+                "{}/{}: {}{}; it is not redeployed until the check can be made",
+                self.cluster,
+                self.service,
+                self.reason,
+                self.detail
+                    .as_deref()
+                    .map_or(String::new(), |d| format!(" ({d})"))
+            )
+        })
+    }
 }
 
 /// Why the plan leaves a service without the agent alone. `Display` is the sentence for
@@ -37,6 +79,16 @@ pub enum HoldReason {
     NotFargate,
     /// A deployment of the service is rolling: it may bring the agent by itself.
     InProgress,
+    /// A prerequisite of the agent fails (the first one found): a redeploy cannot bring
+    /// a running agent, so the service is never redeployed while the finding stands.
+    Preflight(PreflightCode),
+    /// A prerequisite could not be checked (for example `iam:SimulatePrincipalPolicy`
+    /// was denied): not redeployed, and a plan warning names the service.
+    PreflightUnknown,
+    /// The PRIMARY deployment was made with coverage on and tasks it started have a
+    /// stopped or missing agent: redeploying again would fail the same way. Cleared by a
+    /// new deployment (made by someone else) or the agent running.
+    AgentFailed,
     /// Deployed with coverage on and still without the agent: not retried before
     /// `redeploy.retryAfter`.
     RetryAfter {
@@ -57,8 +109,21 @@ impl HoldReason {
             HoldReason::Inactive => "service_inactive",
             HoldReason::NotFargate => "not_fargate",
             HoldReason::InProgress => "deployment_in_progress",
+            HoldReason::Preflight(code) => code.code(),
+            HoldReason::PreflightUnknown => PREFLIGHT_FINDING_CODES[5],
+            HoldReason::AgentFailed => PREFLIGHT_FINDING_CODES[4],
             HoldReason::RetryAfter { .. } => "retry_after",
         }
+    }
+
+    /// Whether the reason says the service cannot get the agent (a preflight finding, a
+    /// check that could not be made, or an agent that failed): counted by the
+    /// `preflight_findings` metric.
+    pub fn is_finding(&self) -> bool {
+        matches!(
+            self,
+            HoldReason::Preflight(_) | HoldReason::PreflightUnknown | HoldReason::AgentFailed
+        )
     }
 }
 
@@ -71,6 +136,14 @@ impl std::fmt::Display for HoldReason {
             HoldReason::Inactive => f.write_str("the service is not ACTIVE"),
             HoldReason::NotFargate => f.write_str("not a Fargate service"),
             HoldReason::InProgress => f.write_str("a deployment is in progress"),
+            HoldReason::Preflight(code) => write!(f, "{code}"),
+            HoldReason::PreflightUnknown => {
+                f.write_str("a prerequisite of the GuardDuty agent could not be checked")
+            }
+            HoldReason::AgentFailed => f.write_str(
+                "deployed with coverage on and its new tasks have no running GuardDuty agent; \
+                 not redeployed again while that stands",
+            ),
             HoldReason::RetryAfter { age_ms, retry_ms } => write!(
                 f,
                 "deployed {} ago with coverage on and its tasks still lack the agent; \
@@ -92,9 +165,99 @@ pub(super) fn summary(w: &Workload) -> TaskSummary {
     }
 }
 
+/// One cluster's services, and the holds they get.
+struct Services<'a> {
+    spec: &'a RedeploySpec,
+    target: &'a TargetRef,
+    cluster: &'a ObservedCluster,
+    excluded: Vec<glob::Pattern>,
+}
+
+impl<'a> Services<'a> {
+    fn new(spec: &'a RedeploySpec, target: &'a TargetRef, cluster: &'a ObservedCluster) -> Self {
+        Services {
+            spec,
+            target,
+            cluster,
+            excluded: spec
+                .exclude_services
+                .iter()
+                .filter_map(|g| glob::Pattern::new(g).ok())
+                .collect(),
+        }
+    }
+
+    fn hold(
+        &self,
+        held: &mut Vec<Held>,
+        service: &str,
+        reason: HoldReason,
+        detail: Option<String>,
+    ) {
+        held.push(Held {
+            target: self.target.clone(),
+            cluster: self.cluster.name.clone(),
+            service: service.to_owned(),
+            reason,
+            detail: detail.map(bounded),
+        });
+    }
+
+    /// The guards every redeploy passes, whatever its purpose (in this order):
+    /// `enabled`, `excludeServices`, described, ACTIVE, Fargate, no rollout in progress.
+    fn guard<'w>(
+        &self,
+        workload: &'w Workload,
+        name: &str,
+    ) -> Result<&'w ObservedService, HoldReason> {
+        if !self.spec.enabled {
+            return Err(HoldReason::Disabled);
+        }
+        if self.excluded.iter().any(|p| p.matches(name)) {
+            return Err(HoldReason::Excluded);
+        }
+        let Some(service) = workload.services.iter().find(|s| s.name == name) else {
+            return Err(HoldReason::NotDescribed);
+        };
+        if service.status != ServiceStatus::Active {
+            return Err(HoldReason::Inactive);
+        }
+        if !service.fargate {
+            return Err(HoldReason::NotFargate);
+        }
+        if service.rollout_in_progress() {
+            return Err(HoldReason::InProgress);
+        }
+        Ok(service)
+    }
+
+    fn redeploy(
+        &self,
+        service: &ObservedService,
+        purpose: RedeployPurpose,
+        reason: String,
+        not_before_ms: Option<i64>,
+    ) -> Action {
+        Action::RedeployService {
+            target: self.target.clone(),
+            cluster: self.cluster.name.clone(),
+            cluster_arn: self.cluster.arn.clone(),
+            service: service.name.clone(),
+            service_arn: service.arn.clone(),
+            purpose,
+            reason,
+            not_before_ms,
+        }
+    }
+}
+
 /// Plans the redeploys of one cluster whose coverage is on once the plan is applied.
 /// `covered_now`: coverage is already on (not only after this plan's tag/detector
 /// changes).
+///
+/// Holds, in this order: `enabled`, `excludeServices`, not described, not ACTIVE, not
+/// Fargate, a rollout in progress, a failed preflight (or one that could not be made), an
+/// agent that failed in the PRIMARY deployment's own tasks, `retryAfter`.
 pub(super) fn plan_cluster(
     spec: &RedeploySpec,
     target: &TargetRef,
@@ -115,48 +278,46 @@ pub(super) fn plan_cluster(
     };
     let settle_ms = millis(spec.settle_time.get());
     let retry_ms = millis(spec.retry_after.get());
-    let excluded: Vec<glob::Pattern> = spec
-        .exclude_services
-        .iter()
-        .filter_map(|g| glob::Pattern::new(g).ok())
-        .collect();
+    let services = Services::new(spec, target, cluster);
     for (name, counts) in &workload.service_tasks {
         if counts.without_agent == 0 {
             continue;
         }
-        let hold = |reason: HoldReason, held: &mut Vec<Held>| {
-            held.push(Held {
-                target: target.clone(),
-                cluster: cluster.name.clone(),
-                service: name.clone(),
-                reason,
-            });
+        let service = match services.guard(workload, name) {
+            Ok(service) => service,
+            Err(reason) => {
+                services.hold(held, name, reason, None);
+                continue;
+            }
         };
-        if !spec.enabled {
-            hold(HoldReason::Disabled, held);
-            continue;
-        }
-        if excluded.iter().any(|p| p.matches(name)) {
-            hold(HoldReason::Excluded, held);
-            continue;
-        }
-        let Some(service) = workload.services.iter().find(|s| &s.name == name) else {
-            hold(HoldReason::NotDescribed, held);
-            continue;
-        };
-        if service.status != ServiceStatus::Active {
-            hold(HoldReason::Inactive, held);
-            continue;
-        }
-        if !service.fargate {
-            hold(HoldReason::NotFargate, held);
-            continue;
-        }
-        if service.rollout_in_progress() {
-            hold(HoldReason::InProgress, held);
-            continue;
+        match &service.preflight {
+            Some(Preflight::Failed(findings)) if !findings.is_empty() => {
+                services.hold(
+                    held,
+                    name,
+                    HoldReason::Preflight(findings[0].code),
+                    Some(findings_detail(findings)),
+                );
+                continue;
+            }
+            Some(Preflight::Unknown(why)) => {
+                services.hold(held, name, HoldReason::PreflightUnknown, Some(why.clone()));
+                continue;
+            }
+            // Passed, or nobody checked.
+            _ => {}
         }
         if let Some(primary) = service.primary() {
+            if let Some(reason) = agent_failed(
+                counts,
+                &primary.id,
+                primary.created_at_ms,
+                covered_since,
+                settle_ms,
+            ) {
+                services.hold(held, name, HoldReason::AgentFailed, Some(reason));
+                continue;
+            }
             let age = now_ms.saturating_sub(primary.created_at_ms);
             // A deployment made while coverage was already on should have brought the
             // agent; redeploying again before retryAfter would be a storm. A deployment
@@ -169,28 +330,117 @@ pub(super) fn plan_cluster(
                 None => false,
             };
             if under_coverage && age < retry_ms {
-                hold(
+                services.hold(
+                    held,
+                    name,
                     HoldReason::RetryAfter {
                         age_ms: age,
                         retry_ms,
                     },
-                    held,
+                    None,
                 );
                 continue;
             }
         }
-        actions.push(Action::RedeployService {
-            target: target.clone(),
-            cluster: cluster.name.clone(),
-            cluster_arn: cluster.arn.clone(),
-            service: name.clone(),
-            service_arn: service.arn.clone(),
-            reason: format!(
+        actions.push(services.redeploy(
+            service,
+            RedeployPurpose::AddAgent,
+            format!(
                 "{} of {} running tasks lack the GuardDuty agent",
                 counts.without_agent, counts.running
             ),
-            not_before_ms: covered_since.map(|since| since.saturating_add(settle_ms)),
-        });
+            covered_since.map(|since| since.saturating_add(settle_ms)),
+        ));
+    }
+}
+
+/// AWS's words for why the PRIMARY deployment's own tasks have no running agent, when
+/// that deployment should have brought it: an agent container of its tasks STOPPED
+/// (proof GuardDuty injected it, so coverage was on), or the deployment was made once
+/// coverage had been on for `settleTime` (`covered_since` is when it is known to be on:
+/// the turn-on the engine saw, else a bound from the oldest task that runs the agent, so
+/// a deployment after it certainly ran under coverage). A deployment that may predate
+/// the coverage is left to `retryAfter`: a redeploy is what fixes it.
+fn agent_failed(
+    counts: &TaskCounts,
+    deployment: &str,
+    created_ms: i64,
+    covered_since: Option<i64>,
+    settle_ms: i64,
+) -> Option<String> {
+    let since = covered_since?;
+    let gap = counts
+        .by_deployment
+        .get(deployment)
+        .filter(|g| g.tasks > 0)?;
+    let certain = created_ms >= since.saturating_add(settle_ms);
+    match &gap.reason {
+        Some(reason) => Some(reason.clone()),
+        None if certain => Some("no agent container running".to_owned()),
+        None => None,
+    }
+}
+
+/// Every finding's facts: the first one's alone when it is the only one, else each with
+/// its code.
+fn findings_detail(findings: &[PreflightFinding]) -> String {
+    match findings {
+        [one] => one.detail.clone(),
+        many => many
+            .iter()
+            .map(|f| format!("{}: {}", f.code.code(), f.detail))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// `text` cut to at most [`MAX_DETAIL_BYTES`] on a character boundary, with `…` when cut.
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_DETAIL_BYTES {
+        let mut end = MAX_DETAIL_BYTES - '…'.len_utf8();
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
+/// Plans the redeploys that take the agent out of a cluster whose coverage is off once
+/// the plan is applied (`redeploy.onCoverageLoss: redeploy`): every service with a task
+/// that still runs the agent, under the guards of any redeploy. No preflight (nothing has
+/// to be pulled) and no settle time: coverage is off already, or turns off in this plan's
+/// tag or detector phase, which runs before redeploys.
+pub(super) fn plan_offboarding(
+    spec: &RedeploySpec,
+    target: &TargetRef,
+    cluster: &ObservedCluster,
+    now_ms: i64,
+    actions: &mut Vec<Action>,
+    held: &mut Vec<Held>,
+) {
+    let Some(workload) = &cluster.workload else {
+        return;
+    };
+    let services = Services::new(spec, target, cluster);
+    for (name, counts) in &workload.service_tasks {
+        let with_agent = counts.with_agent();
+        if with_agent == 0 {
+            continue;
+        }
+        match services.guard(workload, name) {
+            Ok(service) => actions.push(services.redeploy(
+                service,
+                RedeployPurpose::RemoveAgent,
+                format!(
+                    "coverage is off and {with_agent} of {} running tasks still run the GuardDuty agent",
+                    counts.running
+                ),
+                Some(now_ms),
+            )),
+            Err(reason) => services.hold(held, name, reason, None),
+        }
     }
 }
 
@@ -212,6 +462,27 @@ pub(crate) fn human(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_finding_codes_are_the_preflight_codes_then_the_agent_and_unknown() {
+        let codes: Vec<&str> = PreflightCode::ALL
+            .iter()
+            .map(|c| HoldReason::Preflight(*c).code())
+            .chain([
+                HoldReason::AgentFailed.code(),
+                HoldReason::PreflightUnknown.code(),
+            ])
+            .collect();
+        assert_eq!(codes, PREFLIGHT_FINDING_CODES);
+    }
+
+    #[test]
+    fn a_long_detail_is_cut_on_a_character_boundary() {
+        let cut = bounded("é".repeat(MAX_DETAIL_BYTES));
+        assert!(cut.len() <= MAX_DETAIL_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(bounded("short".into()), "short");
+    }
 
     #[test]
     fn durations_read_as_people_write_them() {

@@ -594,6 +594,600 @@ fn without_a_detector_nothing_is_expected_to_be_covered() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Holds with stable codes (issue 13): services that cannot get the agent
+// ---------------------------------------------------------------------------------------
+
+mod findings {
+    use super::*;
+    use crate::observed::{ObservedService, Preflight, PreflightCode, TaskCounts};
+    use crate::testing::{finding, service, tasks, workload};
+
+    const NOW: i64 = 1_795_737_600_000;
+    const MIN: i64 = 60_000;
+    const PULL: &str = "CannotPullContainerError: pull image manifest has been retried 5 time(s): \
+                        failed to resolve ref 593207742271.dkr.ecr.us-east-1.amazonaws.com/aws-guardduty-agent-fargate:v1.5.0: \
+                        not authorized";
+
+    /// A covered cluster `prod` whose coverage turn-on the engine saw at `since`, running
+    /// `services` with these task counts.
+    fn fleet(services: Vec<(ObservedService, TaskCounts)>, since: i64) -> ObservedTarget {
+        let workload = services
+            .into_iter()
+            .fold(workload(), |w, (s, counts)| w.service_with(s, counts));
+        let mut c = cluster("prod").tagged("true").workload(workload);
+        c.covered_since_ms = Some(since);
+        c.coverage_turn_on_seen = true;
+        observed_in("us-east-1").with(c).detector(switches(ON, ON))
+    }
+
+    fn managed(redeploy: &str) -> DesiredState {
+        desired(&format!(
+            "clusters: [{{name: prod, guardDutyManaged: true}}]\nredeploy: {redeploy}"
+        ))
+    }
+
+    fn at_now(desired: &DesiredState, observed: &ObservedTarget) -> TargetPlan {
+        plan_target(
+            desired,
+            observed,
+            PlanOptions {
+                now_ms: NOW,
+                ..PlanOptions::default()
+            },
+        )
+    }
+
+    fn redeployed(plan: &TargetPlan) -> Vec<&str> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RedeployService { service, .. } => Some(service.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `service: code (detail)` per held service.
+    fn holds(plan: &TargetPlan) -> Vec<String> {
+        plan.held
+            .iter()
+            .map(|h| match &h.detail {
+                Some(d) => format!("{}: {} ({d})", h.service, h.reason.code()),
+                None => format!("{}: {}", h.service, h.reason.code()),
+            })
+            .collect()
+    }
+
+    /// A service deployed 90 minutes ago, before the coverage (`since` in `fleet`).
+    fn old(name: &str) -> ObservedService {
+        service(name).created(NOW - 90 * MIN)
+    }
+
+    #[test]
+    fn each_failed_prerequisite_holds_the_service_with_its_code_and_facts() {
+        use PreflightCode::*;
+        let observed = fleet(
+            vec![
+                (
+                    old("legacy")
+                        .platform("1.3.0")
+                        .failing([finding(PlatformVersion, "platform version 1.3.0")]),
+                    tasks(2, 2),
+                ),
+                (
+                    old("win").failing([finding(Windows, "WINDOWS_SERVER_2022_CORE")]),
+                    tasks(1, 1),
+                ),
+                (
+                    old("norole").failing([finding(NoExecutionRole, "task definition norole:3")]),
+                    tasks(1, 1),
+                ),
+                (
+                    old("nopull").failing([finding(
+                        ExecutionRoleCannotPull,
+                        "arn:aws:iam::123456789012:role/exec denied ecr:BatchGetImage",
+                    )]),
+                    tasks(1, 1),
+                ),
+                (
+                    old("both").failing([
+                        finding(PlatformVersion, "platform version 1.2.0"),
+                        finding(NoExecutionRole, "task definition both:1"),
+                    ]),
+                    tasks(1, 1),
+                ),
+                (old("passed").preflight(Preflight::Passed), tasks(1, 1)),
+                (old("unchecked"), tasks(1, 1)),
+                // A failed preflight of a service whose tasks all run the agent holds
+                // nothing: there is nothing to redeploy.
+                (old("fine").failing([finding(Windows, "x")]), tasks(1, 0)),
+            ],
+            NOW - 60 * MIN,
+        );
+        let plan = at_now(&managed("{settleTime: 0s}"), &observed);
+        assert_eq!(
+            redeployed(&plan),
+            ["passed", "unchecked"],
+            "a passed preflight, or none made (nobody checked), does not hold"
+        );
+        assert_eq!(
+            holds(&plan),
+            [
+                "both: platform_version (platform_version: platform version 1.2.0; no_execution_role: task definition both:1)",
+                "legacy: platform_version (platform version 1.3.0)",
+                "nopull: execution_role_cannot_pull (arn:aws:iam::123456789012:role/exec denied ecr:BatchGetImage)",
+                "norole: no_execution_role (task definition norole:3)",
+                "win: windows (WINDOWS_SERVER_2022_CORE)",
+            ],
+            "held in service order, the first finding's code, every finding's facts"
+        );
+        let legacy = plan.held.iter().find(|h| h.service == "legacy").unwrap();
+        assert_eq!(
+            legacy.reason.to_string(),
+            "the Fargate platform version is below 1.4.0, which GuardDuty's agent needs"
+        );
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+    }
+
+    #[test]
+    fn a_prerequisite_that_could_not_be_checked_holds_the_service_with_a_warning() {
+        let why = "iam:SimulatePrincipalPolicy: AccessDenied";
+        let observed = fleet(
+            vec![
+                (
+                    old("api").preflight(Preflight::Unknown(why.into())),
+                    tasks(2, 1),
+                ),
+                (old("web"), tasks(1, 1)),
+            ],
+            NOW - 60 * MIN,
+        );
+        let plan = at_now(&managed("{settleTime: 0s}"), &observed);
+        assert_eq!(redeployed(&plan), ["web"], "never a redeploy of api");
+        assert_eq!(holds(&plan), [format!("api: preflight_unknown ({why})")]);
+        assert_eq!(
+            plan.warnings,
+            [format!(
+                "prod/api: a prerequisite of the GuardDuty agent could not be checked ({why}); \
+                 it is not redeployed until the check can be made"
+            )]
+        );
+    }
+
+    #[test]
+    fn holds_come_in_their_order_of_precedence() {
+        use PreflightCode::*;
+        let failed = |s: ObservedService| s.failing([finding(Windows, "w")]);
+        let unknown = |s: ObservedService| s.preflight(Preflight::Unknown("denied".into()));
+        // Deployed under coverage; its own tasks lack the agent (AgentFailed).
+        let failing_agent =
+            |n: &str| tasks(1, 1).started_by(&format!("ecs-svc/{n}"), 1, Some(PULL));
+        // (label, service, counts, desired redeploy, the code it is held with)
+        let rows: Vec<(&str, ObservedService, TaskCounts, &str, &str)> = vec![
+            (
+                "disabled beats everything",
+                failed(old("a")),
+                tasks(1, 1),
+                "{enabled: false}",
+                "redeploy_disabled",
+            ),
+            (
+                "excluded beats a finding",
+                failed(old("a")),
+                tasks(1, 1),
+                "{excludeServices: [a]}",
+                "excluded",
+            ),
+            (
+                "not Fargate beats a finding",
+                failed(old("a").ec2()),
+                tasks(1, 1),
+                "{}",
+                "not_fargate",
+            ),
+            (
+                "a rollout beats a finding",
+                failed(old("a").rollout("IN_PROGRESS")),
+                tasks(1, 1),
+                "{}",
+                "deployment_in_progress",
+            ),
+            (
+                "a finding beats an agent that failed",
+                failed(service("a").created(NOW - MIN)),
+                failing_agent("a"),
+                "{}",
+                "windows",
+            ),
+            (
+                "an unknown check beats an agent that failed",
+                unknown(service("a").created(NOW - MIN)),
+                failing_agent("a"),
+                "{}",
+                "preflight_unknown",
+            ),
+            (
+                "an agent that failed beats retryAfter",
+                service("a").created(NOW - MIN),
+                failing_agent("a"),
+                "{retryAfter: 1h}",
+                "agent_failed",
+            ),
+        ];
+        for (label, svc, counts, redeploy, code) in rows {
+            let plan = at_now(
+                &managed(redeploy),
+                &fleet(vec![(svc, counts)], NOW - 60 * MIN),
+            );
+            assert!(redeployed(&plan).is_empty(), "{label}");
+            let codes: Vec<&str> = plan.held.iter().map(|h| h.reason.code()).collect();
+            assert_eq!(codes, [code], "{label}");
+        }
+        let mut inactive = failed(old("a"));
+        inactive.status = "DRAINING".into();
+        let plan = at_now(
+            &managed("{}"),
+            &fleet(vec![(inactive, tasks(1, 1))], NOW - 60 * MIN),
+        );
+        assert_eq!(holds(&plan), ["a: service_inactive"]);
+        let mut gone = fleet(vec![(failed(old("a")), tasks(1, 1))], NOW - 60 * MIN);
+        gone.clusters[0].workload.as_mut().unwrap().services.clear();
+        assert_eq!(holds(&at_now(&managed("{}"), &gone)), ["a: not_described"]);
+    }
+
+    #[test]
+    fn an_agent_that_failed_in_the_primary_deployments_tasks_is_never_redeployed_again() {
+        let since = NOW - 180 * MIN;
+        // Deployed 2h ago, 1h after coverage turned on: older than retryAfter, yet its own
+        // tasks came up with the agent STOPPED (AWS's reason) or without it.
+        let stopped = service("stopped").created(NOW - 120 * MIN);
+        let missing = service("missing").created(NOW - 120 * MIN);
+        let observed = fleet(
+            vec![
+                (
+                    stopped,
+                    tasks(2, 2)
+                        .stopped(2, PULL)
+                        .started_by("ecs-svc/stopped", 2, Some(PULL)),
+                ),
+                (missing, tasks(2, 1).started_by("ecs-svc/missing", 1, None)),
+            ],
+            since,
+        );
+        let plan = at_now(&managed("{retryAfter: 1h, settleTime: 5m}"), &observed);
+        assert!(redeployed(&plan).is_empty(), "{:?}", plan.actions);
+        assert_eq!(
+            holds(&plan),
+            [
+                "missing: agent_failed (no agent container running)".to_owned(),
+                format!("stopped: agent_failed ({PULL})"),
+            ]
+        );
+
+        // A new deployment by someone else clears it: the gap was the old deployment's.
+        let mut next = observed.clone();
+        for s in &mut next.clusters[0].workload.as_mut().unwrap().services {
+            s.deployments[0].id = format!("ecs-svc/{}-2", s.name);
+        }
+        let plan = at_now(&managed("{retryAfter: 1h, settleTime: 5m}"), &next);
+        assert_eq!(redeployed(&plan), ["missing", "stopped"]);
+
+        // The agent running clears it too: nothing lacks the agent any more.
+        let healed = fleet(
+            vec![(service("stopped").created(NOW - 120 * MIN), tasks(2, 0))],
+            since,
+        );
+        let plan = at_now(&managed("{retryAfter: 1h}"), &healed);
+        assert!(plan.actions.is_empty() && plan.held.is_empty());
+    }
+
+    #[test]
+    fn tasks_the_primary_deployment_did_not_start_are_left_to_retry_after() {
+        let since = NOW - 180 * MIN;
+        // Deployed 20m ago under coverage; the tasks without the agent are an older
+        // deployment's (still draining, or the gap is not attributed): retryAfter, then
+        // a redeploy.
+        let observed = |created: i64| {
+            fleet(
+                vec![(
+                    service("api").created(created),
+                    tasks(3, 1).started_by("ecs-svc/older", 1, None),
+                )],
+                since,
+            )
+        };
+        let plan = at_now(&managed("{retryAfter: 1h}"), &observed(NOW - 20 * MIN));
+        assert_eq!(holds(&plan), ["api: retry_after"]);
+        let plan = at_now(&managed("{retryAfter: 1h}"), &observed(NOW - 61 * MIN));
+        assert_eq!(redeployed(&plan), ["api"]);
+    }
+
+    #[test]
+    fn a_missing_agent_in_a_deployment_that_may_predate_the_coverage_is_redeployed() {
+        // First sight after a restart: coverage is known on since the oldest task that
+        // runs the agent (NOW - 60m), and `api` was deployed before that. It may have been
+        // made before coverage turned on, which is what a redeploy fixes: retryAfter
+        // bounds it, never agent_failed.
+        let mut observed = fleet(
+            vec![(
+                service("api").created(NOW - 90 * MIN),
+                tasks(1, 1).started_by("ecs-svc/api", 1, None),
+            )],
+            NOW - 60 * MIN,
+        );
+        observed.clusters[0].coverage_turn_on_seen = false;
+        let plan = at_now(&managed("{retryAfter: 1h}"), &observed);
+        assert_eq!(redeployed(&plan), ["api"]);
+        // A deployment within settleTime of the turn-on: GuardDuty may not have been ready.
+        let observed = fleet(
+            vec![(
+                service("api").created(NOW - 58 * MIN),
+                tasks(1, 1).started_by("ecs-svc/api", 1, None),
+            )],
+            NOW - 60 * MIN,
+        );
+        let plan = at_now(&managed("{retryAfter: 1h, settleTime: 5m}"), &observed);
+        assert_eq!(holds(&plan), ["api: retry_after"]);
+        // A STOPPED agent is proof GuardDuty injected it, whenever the deployment was made.
+        let mut observed = fleet(
+            vec![(
+                service("api").created(NOW - 90 * MIN),
+                tasks(1, 1).stopped(1, "exit code 1").started_by(
+                    "ecs-svc/api",
+                    1,
+                    Some("exit code 1"),
+                ),
+            )],
+            NOW - 60 * MIN,
+        );
+        observed.clusters[0].coverage_turn_on_seen = false;
+        let plan = at_now(&managed("{retryAfter: 1h}"), &observed);
+        assert_eq!(holds(&plan), ["api: agent_failed (exit code 1)"]);
+    }
+
+    #[test]
+    fn held_rows_carry_the_code_and_the_detail_in_the_json() {
+        use PreflightCode::*;
+        let observed = fleet(
+            vec![
+                (
+                    old("legacy").failing([finding(PlatformVersion, "platform version 1.3.0")]),
+                    tasks(1, 1),
+                ),
+                (old("rolling").rollout("IN_PROGRESS"), tasks(1, 1)),
+            ],
+            NOW - 60 * MIN,
+        );
+        let json = Plan {
+            targets: vec![at_now(&managed("{}"), &observed)],
+        }
+        .to_json();
+        assert_eq!(
+            json["held"],
+            json!([
+                {"region": "us-east-1", "account": ACCOUNT, "cluster": "prod", "service": "legacy",
+                 "code": "platform_version",
+                 "reason": "the Fargate platform version is below 1.4.0, which GuardDuty's agent needs",
+                 "detail": "platform version 1.3.0"},
+                {"region": "us-east-1", "account": ACCOUNT, "cluster": "prod", "service": "rolling",
+                 "code": "deployment_in_progress", "reason": "a deployment is in progress",
+                 "detail": null},
+            ])
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Offboarding (issue 13): tasks that keep the agent after coverage loss
+// ---------------------------------------------------------------------------------------
+
+mod offboarding {
+    use super::*;
+    use crate::observed::{ObservedService, PreflightCode, TaskCounts};
+    use crate::testing::{coverage, finding, service, tasks, workload};
+
+    const NOW: i64 = 1_795_737_600_000;
+
+    /// Cluster `prod`, tagged `tag`, automation on, running `services` and 3 standalone
+    /// tasks, 1 of them without the agent.
+    fn fleet(tag: &str, services: Vec<(ObservedService, TaskCounts)>) -> ObservedTarget {
+        let workload = services
+            .into_iter()
+            .fold(workload().standalone(3, 1), |w, (s, counts)| {
+                w.service_with(s, counts)
+            });
+        let mut c = cluster("prod").tagged(tag).workload(workload);
+        c.covered_since_ms = Some(0);
+        c.coverage = Some(coverage("HEALTHY"));
+        observed_in("us-east-1").with(c).detector(switches(ON, ON))
+    }
+
+    fn excluding(redeploy: &str) -> DesiredState {
+        desired(&format!(
+            "clusters: [{{name: prod, guardDutyManaged: false}}]\nredeploy: {redeploy}"
+        ))
+    }
+
+    fn at_now(desired: &DesiredState, observed: &ObservedTarget) -> TargetPlan {
+        plan_target(
+            desired,
+            observed,
+            PlanOptions {
+                now_ms: NOW,
+                ..PlanOptions::default()
+            },
+        )
+    }
+
+    fn lines(plan: &TargetPlan) -> Vec<String> {
+        plan.actions
+            .iter()
+            .map(|a| match a {
+                Action::RedeployService {
+                    service,
+                    purpose,
+                    reason,
+                    not_before_ms,
+                    ..
+                } => format!(
+                    "{} {service}: {reason} @{}",
+                    purpose.as_str(),
+                    not_before_ms.map_or("-".into(), |t| (t - NOW).to_string())
+                ),
+                other => describe(other),
+            })
+            .collect()
+    }
+
+    fn services() -> Vec<(ObservedService, TaskCounts)> {
+        vec![
+            (service("api"), tasks(3, 1)),
+            (service("done"), tasks(2, 2)),
+            // The preflight is about getting the agent: it does not hold taking it out.
+            (
+                service("legacy").failing([finding(PreflightCode::PlatformVersion, "1.3.0")]),
+                tasks(1, 0),
+            ),
+            (service("batch-1"), tasks(1, 0)),
+            (service("rolling").rollout("IN_PROGRESS"), tasks(1, 0)),
+        ]
+    }
+
+    #[test]
+    fn by_default_tasks_that_keep_the_agent_are_reported_and_nothing_is_redeployed() {
+        let plan = at_now(&excluding("{}"), &fleet("true", services()));
+        assert_eq!(lines(&plan), ["tag prod true->false"]);
+        assert!(plan.held.is_empty());
+        let lost = row(&plan, "prod").unwrap();
+        assert_eq!(lost.coverage, CoverageChange::Lost);
+        assert_eq!(
+            lost.agent_tasks,
+            Some(7),
+            "api 2, done 0, legacy 1, batch-1 1, rolling 1, standalone 2: every task that runs the agent"
+        );
+        // Once the tag is written (the plan the engine makes after the tag phase).
+        let plan = at_now(&excluding("{}"), &fleet("false", services()));
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        let row = row(&plan, "prod").unwrap();
+        assert_eq!(row.coverage, CoverageChange::Excluded);
+        assert_eq!(row.agent_tasks, Some(7));
+        assert_eq!(
+            row.tasks, None,
+            "an excluded cluster's tasks are not uncovered tasks to fix"
+        );
+    }
+
+    #[test]
+    fn on_coverage_loss_redeploy_takes_the_agent_out_under_the_guards_of_any_redeploy() {
+        let desired =
+            excluding("{onCoverageLoss: redeploy, excludeServices: ['batch-*'], settleTime: 1h}");
+        for tag in ["true", "false"] {
+            let plan = at_now(&desired, &fleet(tag, services()));
+            let mut want = vec![];
+            if tag == "true" {
+                want.push("tag prod true->false".to_owned());
+            }
+            want.extend([
+                "remove_agent api: coverage is off and 2 of 3 running tasks still run the GuardDuty agent @0".to_owned(),
+                "remove_agent legacy: coverage is off and 1 of 1 running tasks still run the GuardDuty agent @0".to_owned(),
+            ]);
+            assert_eq!(
+                lines(&plan),
+                want,
+                "tag {tag}: no settle time, no preflight"
+            );
+            let held: Vec<String> = plan
+                .held
+                .iter()
+                .map(|h| format!("{}: {}", h.service, h.reason.code()))
+                .collect();
+            assert_eq!(
+                held,
+                ["batch-1: excluded", "rolling: deployment_in_progress"]
+            );
+        }
+        let off = excluding("{onCoverageLoss: redeploy, enabled: false}");
+        let plan = at_now(&off, &fleet("false", services()));
+        assert!(plan.actions.is_empty());
+        assert!(plan.held.iter().all(|h| h.reason == HoldReason::Disabled));
+    }
+
+    #[test]
+    fn coverage_lost_to_the_detector_or_manual_mode_counts_too() {
+        let disabling = desired(
+            "detector: {runtimeMonitoring: disabled}\n\
+             clusters: [{name: prod, guardDutyManaged: true}]\n\
+             redeploy: {onCoverageLoss: redeploy}",
+        );
+        let plan = at_now(
+            &disabling,
+            &fleet("true", vec![(service("api"), tasks(1, 0))]),
+        );
+        let kinds: Vec<String> = lines(&plan);
+        assert_eq!(
+            kinds,
+            [
+                "detector RUNTIME_MONITORING ENABLED->DISABLED",
+                "remove_agent api: coverage is off and 1 of 1 running tasks still run the GuardDuty agent @0",
+            ]
+        );
+        // Manual mode: a rule that asks for `absent` ends coverage.
+        let mut observed = fleet("true", vec![(service("api"), tasks(1, 0))]);
+        observed.detector = Some(switches(ON, OFF));
+        let absent = desired(
+            "clusters: [{name: prod, guardDutyManaged: absent}]\nredeploy: {onCoverageLoss: redeploy}",
+        );
+        let plan = at_now(&absent, &observed);
+        assert_eq!(row(&plan, "prod").unwrap().coverage, CoverageChange::Lost);
+        assert_eq!(redeploy_count(&plan), 1);
+    }
+
+    fn redeploy_count(plan: &TargetPlan) -> usize {
+        plan.actions
+            .iter()
+            .filter(|a| a.phase() == Phase::Redeploy)
+            .count()
+    }
+
+    #[test]
+    fn clusters_no_rule_names_are_never_offboarded() {
+        let desired = desired("redeploy: {onCoverageLoss: redeploy}");
+        let plan = at_now(&desired, &fleet("false", services()));
+        assert!(plan.actions.is_empty());
+        assert!(plan.held.is_empty());
+    }
+
+    #[test]
+    fn the_json_says_what_a_redeploy_is_for_and_what_guardduty_says() {
+        let mut observed = fleet("false", vec![(service("api"), tasks(1, 0))]);
+        observed.clusters[0].coverage = Some(crate::observed::CoverageRecord {
+            status: "UNHEALTHY".into(),
+            issue: Some("No agent reporting".into()),
+            management_type: Some("AUTO_MANAGED".into()),
+            fargate_issues: vec!["Task execution role cannot pull the agent image".into()],
+        });
+        let plan = at_now(&excluding("{onCoverageLoss: redeploy}"), &observed);
+        let json = Plan {
+            targets: vec![plan],
+        }
+        .to_json();
+        assert_eq!(json["actions"][0]["kind"], "redeploy_service");
+        assert_eq!(json["actions"][0]["purpose"], "remove_agent");
+        assert_eq!(json["actions"][0]["notBefore"], "2026-11-27T00:00:00Z");
+        let c = &json["clusters"][0];
+        assert_eq!(c["coverage"], "excluded");
+        assert_eq!(c["agentTasks"], 3, "1 service task and 2 standalone tasks");
+        assert_eq!(c["uncoveredTasks"], Value::Null);
+        assert_eq!(c["coverageIssue"], "No agent reporting");
+        assert_eq!(c["managementType"], "AUTO_MANAGED");
+        assert_eq!(
+            c["fargateIssues"],
+            json!(["Task execution role cannot pull the agent image"])
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Plan JSON (DESIGN §4)
 // ---------------------------------------------------------------------------------------
 
@@ -631,10 +1225,12 @@ fn the_plan_json_has_the_stable_keys_of_the_design() {
         json!([
             {"region": "us-east-1", "account": ACCOUNT, "cluster": "prod",
              "desired": "true", "observed": null, "coverage": "expected", "uncoveredTasks": null,
-             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null},
+             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null,
+             "managementType": null, "fargateIssues": [], "agentTasks": null},
             {"region": "us-east-1", "account": ACCOUNT, "cluster": "sandbox",
              "desired": "absent", "observed": "false", "coverage": "uncovered", "uncoveredTasks": null,
-             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null},
+             "runningTasks": null, "servicesWithoutAgent": null, "standaloneTasksWithoutAgent": null, "coverageStatus": null, "coverageIssue": null,
+             "managementType": null, "fargateIssues": [], "agentTasks": null},
         ])
     );
     assert_eq!(json["warnings"], json!([]));

@@ -172,6 +172,11 @@ fn mistakes_written_inline_are_reported_too() {
             &[at(4, 20, "unmatchedClusters", &["unknown variant `remove`", "expected `ignore` or `absent`"])],
         ),
         (
+            "an unknown onCoverageLoss policy",
+            "redeploy:\n  onCoverageLoss: remove\n",
+            &[at(5, 19, "redeploy.onCoverageLoss", &["unknown variant `remove`", "expected `report` or `redeploy`"])],
+        ),
+        (
             "an unknown key in a target",
             "    rolearn: arn:aws:iam::111111111111:role/x\n",
             &[at(4, 5, "targets[0].rolearn", &["unknown field `rolearn`", "`roleArn`"])],
@@ -451,6 +456,7 @@ fn the_json_schema_describes_every_key_of_the_design() {
         "retryAfter",
         "excludeServices",
         "windows",
+        "onCoverageLoss",
         "days",
         "start",
         "end",
