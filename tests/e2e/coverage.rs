@@ -64,19 +64,6 @@ fn apply(sb: &Sandbox, config: &str, extra: &[&str]) -> crate::kit::Run {
     sb.controller(&args)
 }
 
-/// UpdateService calls the sandbox received, per service name.
-fn update_service_calls(sb: &Sandbox) -> BTreeMap<String, usize> {
-    let mut calls = BTreeMap::new();
-    for r in sb.requests() {
-        if r["operation"] == "UpdateService" {
-            let service = r["params"]["service"].as_str().unwrap_or_default();
-            let name = service.rsplit('/').next().unwrap_or_default().to_owned();
-            *calls.entry(name).or_default() += 1;
-        }
-    }
-    calls
-}
-
 /// `held` rows as service → code.
 fn held_codes(out: &Value) -> BTreeMap<String, String> {
     out["held"]
@@ -165,7 +152,7 @@ async fn only_a_service_that_can_get_the_agent_is_redeployed_and_the_others_are_
     assert_eq!(applied.code, 0, "{applied}");
     let out = applied.json();
     assert_eq!(
-        update_service_calls(&sb),
+        sb.update_service_calls(),
         BTreeMap::from([("healthy".into(), 1)]),
         "only the service that can get the agent is redeployed: {out:#}"
     );
@@ -252,7 +239,7 @@ async fn only_a_service_that_can_get_the_agent_is_redeployed_and_the_others_are_
         "{s:#}"
     );
     assert_eq!(
-        update_service_calls(&sb),
+        sb.update_service_calls(),
         BTreeMap::new(),
         "the daemon redeployed nothing: {}",
         daemon.logs()
@@ -286,7 +273,7 @@ async fn coverage_loss_with_redeploy_ends_with_no_task_carrying_the_agent() {
     let applied = apply(&sb, desired.to_str().unwrap(), RAISED);
     assert_eq!(applied.code, 0, "{applied}");
     assert_eq!(
-        update_service_calls(&sb),
+        sb.update_service_calls(),
         BTreeMap::from([("api".into(), 1), ("web".into(), 1)]),
         "{applied}"
     );
@@ -325,7 +312,7 @@ async fn coverage_loss_with_report_lists_the_tasks_that_keep_the_agent_and_redep
         text.stdout.contains("agent"),
         "the table tells the tasks that keep the agent: {text}"
     );
-    assert_eq!(update_service_calls(&sb), BTreeMap::new());
+    assert_eq!(sb.update_service_calls(), BTreeMap::new());
     let tasks = sb.aws(REGION).await.running_tasks("apps").await;
     assert!(tasks.iter().all(|t| t.agent), "untouched: {tasks:#?}");
 }
@@ -386,7 +373,7 @@ async fn a_denied_policy_simulation_is_a_warning_and_never_a_redeploy() {
         warnings.contains("healthy") && warnings.contains("SimulatePrincipalPolicy"),
         "the warning names the service and the call: {out:#}"
     );
-    assert_eq!(update_service_calls(&sb), BTreeMap::new(), "{applied}");
+    assert_eq!(sb.update_service_calls(), BTreeMap::new(), "{applied}");
     assert_eq!(
         sb.aws(REGION).await.managed_tags().await["apps"].as_deref(),
         Some("true"),

@@ -57,19 +57,6 @@ fn apply(sb: &Sandbox, config: &str, timeout: &str, json: bool) -> crate::kit::R
     sb.controller(&args)
 }
 
-/// UpdateService calls the sandbox received, per service name.
-fn update_service_calls(sb: &Sandbox) -> BTreeMap<String, usize> {
-    let mut calls = BTreeMap::new();
-    for r in sb.requests() {
-        if r["operation"] == "UpdateService" {
-            let service = r["params"]["service"].as_str().unwrap_or_default();
-            let name = service.rsplit('/').next().unwrap_or_default().to_owned();
-            *calls.entry(name).or_insert(0) += 1;
-        }
-    }
-    calls
-}
-
 fn count(sb: &Sandbox, operation: &str) -> usize {
     sb.requests()
         .iter()
@@ -161,7 +148,7 @@ async fn apply_redeploys_the_services_of_a_newly_covered_cluster_until_every_tas
 
     // Each Fargate service of the managed clusters was redeployed exactly once.
     assert_eq!(
-        update_service_calls(&sb),
+        sb.update_service_calls(),
         BTreeMap::from([("api".into(), 1), ("web".into(), 1), ("worker".into(), 1)])
     );
     // Every RUNNING task of `apps` runs the agent, and GuardDuty says so.
@@ -261,17 +248,17 @@ async fn a_controller_killed_mid_wave_does_not_redeploy_any_service_twice() {
 
     let second = Daemon::start(&sb, &desired, &["--rollout-poll", "1s"]);
     let converged = second.wait_for(Duration::from_secs(60), |d| {
-        update_service_calls(&sb).len() == 3
+        sb.update_service_calls().len() == 3
             && d.metric("guardduty_controller_redeploys_in_progress") == 0.0
     });
     assert!(
         converged,
         "all three redeployed: {:?}\n{}",
-        update_service_calls(&sb),
+        sb.update_service_calls(),
         second.logs()
     );
     assert_eq!(
-        update_service_calls(&sb),
+        sb.update_service_calls(),
         BTreeMap::from([("api".into(), 1), ("web".into(), 1), ("worker".into(), 1)]),
         "no service redeployed twice across the restart"
     );
@@ -344,7 +331,7 @@ async fn a_failed_rollout_stops_the_wave_and_apply_says_so() {
         "a FAILED rollout is a failed action: {applied}"
     );
     assert_eq!(
-        update_service_calls(&sb),
+        sb.update_service_calls(),
         BTreeMap::from([("api".into(), 1)]),
         "nothing is redeployed after the FAILED rollout"
     );
@@ -357,7 +344,7 @@ async fn a_failed_rollout_stops_the_wave_and_apply_says_so() {
     let again = apply(&sb, config, "1m", false);
     assert_eq!(again.code, 3, "{again}");
     assert!(again.stdout.contains("halted"), "{again}");
-    assert_eq!(update_service_calls(&sb).len(), 1);
+    assert_eq!(sb.update_service_calls().len(), 1);
 }
 
 #[tokio::test]
@@ -386,7 +373,7 @@ async fn retry_after_keeps_a_service_whose_new_tasks_lack_the_agent_from_a_redep
         );
     }
     assert_eq!(
-        update_service_calls(&sb),
+        sb.update_service_calls(),
         BTreeMap::from([("api".into(), 1), ("web".into(), 1), ("worker".into(), 1)]),
         "worker was redeployed once, not on every apply"
     );
@@ -430,7 +417,7 @@ async fn apply_keeps_waiting_for_the_healthy_targets_rollouts_when_another_targe
         .collect();
     assert_eq!(errors, ["eu-west-1"], "{out:#}");
     assert_eq!(
-        update_service_calls(&sb),
+        sb.update_service_calls(),
         BTreeMap::from([("api".into(), 1), ("web".into(), 1), ("worker".into(), 1)]),
         "one rollout at a time, each service once"
     );
@@ -491,6 +478,6 @@ async fn apply_sleeps_through_the_settle_time_instead_of_polling() {
     // starts the redeploys. Polling every second through 5 s of settle time would make
     // about 5 more.
     assert_eq!(observations, 2, "passes before the redeploys: {applied}");
-    assert_eq!(update_service_calls(&sb).len(), 3);
+    assert_eq!(sb.update_service_calls().len(), 3);
     assert!(running_tasks(&sb, "apps").await.iter().all(|t| t.agent));
 }

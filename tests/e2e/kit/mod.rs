@@ -126,6 +126,19 @@ impl Sandbox {
         self.call(Method::DELETE, "/_sandbox/requests", String::new());
     }
 
+    /// UpdateService calls the sandbox received, per service name.
+    pub fn update_service_calls(&self) -> BTreeMap<String, usize> {
+        let mut calls = BTreeMap::new();
+        for r in self.requests() {
+            if r["operation"] == "UpdateService" {
+                let service = r["params"]["service"].as_str().unwrap_or_default();
+                let name = service.rsplit('/').next().unwrap_or_default().to_owned();
+                *calls.entry(name).or_insert(0) += 1;
+            }
+        }
+        calls
+    }
+
     /// Operations of the logged requests that write, in order.
     pub fn writes(&self) -> Vec<Value> {
         const WRITES: &[&str] = &[

@@ -626,7 +626,8 @@ mod findings {
         ))
     }
 
-    fn at_now(desired: &DesiredState, observed: &ObservedTarget) -> TargetPlan {
+    /// The plan at [`NOW`].
+    pub(super) fn at_now(desired: &DesiredState, observed: &ObservedTarget) -> TargetPlan {
         plan_target(
             desired,
             observed,
@@ -982,6 +983,7 @@ mod findings {
 // ---------------------------------------------------------------------------------------
 
 mod offboarding {
+    use super::findings::at_now;
     use super::*;
     use crate::observed::{ObservedService, PreflightCode, TaskCounts};
     use crate::testing::{coverage, finding, service, tasks, workload};
@@ -1006,17 +1008,6 @@ mod offboarding {
         desired(&format!(
             "clusters: [{{name: prod, guardDutyManaged: false}}]\nredeploy: {redeploy}"
         ))
-    }
-
-    fn at_now(desired: &DesiredState, observed: &ObservedTarget) -> TargetPlan {
-        plan_target(
-            desired,
-            observed,
-            PlanOptions {
-                now_ms: NOW,
-                ..PlanOptions::default()
-            },
-        )
     }
 
     fn lines(plan: &TargetPlan) -> Vec<String> {
