@@ -483,6 +483,7 @@ pub fn plan_target(
                 &desired.redeploy,
                 &target,
                 cluster,
+                coverage == CoverageChange::Lost,
                 options.now_ms,
                 &mut redeploys,
                 &mut plan.held,

@@ -97,6 +97,15 @@ pub enum HoldReason {
         /// `redeploy.retryAfter` (ms).
         retry_ms: i64,
     },
+    /// Coverage is off and the service's tasks still run the agent, but it was deployed
+    /// within `redeploy.retryAfter` (perhaps by the redeploy meant to remove it): not
+    /// redeployed again before then. Same code as [`HoldReason::RetryAfter`].
+    AgentStaysRetryAfter {
+        /// How long ago the PRIMARY deployment was made (ms).
+        age_ms: i64,
+        /// `redeploy.retryAfter` (ms).
+        retry_ms: i64,
+    },
 }
 
 impl HoldReason {
@@ -112,7 +121,9 @@ impl HoldReason {
             HoldReason::Preflight(code) => code.code(),
             HoldReason::PreflightUnknown => PREFLIGHT_FINDING_CODES[5],
             HoldReason::AgentFailed => PREFLIGHT_FINDING_CODES[4],
-            HoldReason::RetryAfter { .. } => "retry_after",
+            HoldReason::RetryAfter { .. } | HoldReason::AgentStaysRetryAfter { .. } => {
+                "retry_after"
+            }
         }
     }
 
@@ -148,6 +159,13 @@ impl std::fmt::Display for HoldReason {
                 f,
                 "deployed {} ago with coverage on and its tasks still lack the agent; \
                  not retried before redeploy.retryAfter ({})",
+                human(*age_ms),
+                human(*retry_ms)
+            ),
+            HoldReason::AgentStaysRetryAfter { age_ms, retry_ms } => write!(
+                f,
+                "deployed {} ago and its tasks still run the agent although coverage is off; \
+                 not redeployed before redeploy.retryAfter ({})",
                 human(*age_ms),
                 human(*retry_ms)
             ),
@@ -412,10 +430,19 @@ fn bounded(mut text: String) -> String {
 /// that still runs the agent, under the guards of any redeploy. No preflight (nothing has
 /// to be pulled) and no settle time: coverage is off already, or turns off in this plan's
 /// tag or detector phase, which runs before redeploys.
+///
+/// `lost_now`: this plan turns coverage off, so every deployment predates the loss. In
+/// later passes a service deployed within `redeploy.retryAfter` is held `retry_after`:
+/// its tasks may be the ones a redeploy just started, still with the agent because
+/// coverage has not really turned off (GuardDuty acting late, or a setting the
+/// controller cannot see). Without that guard such a service would be redeployed after
+/// every rollout. After a restart this also holds a service deployed shortly before the
+/// loss: slower, never a second redeploy.
 pub(super) fn plan_offboarding(
     spec: &RedeploySpec,
     target: &TargetRef,
     cluster: &ObservedCluster,
+    lost_now: bool,
     now_ms: i64,
     actions: &mut Vec<Action>,
     held: &mut Vec<Held>,
@@ -424,13 +451,32 @@ pub(super) fn plan_offboarding(
         return;
     };
     let services = Services::new(spec, target, cluster);
+    let retry_ms = millis(spec.retry_after.get());
     for (name, counts) in &workload.service_tasks {
         let with_agent = counts.with_agent();
         if with_agent == 0 {
             continue;
         }
-        match services.guard(workload, name) {
-            Ok(service) => actions.push(services.redeploy(
+        let service = match services.guard(workload, name) {
+            Ok(service) => service,
+            Err(reason) => {
+                services.hold(held, name, reason, None);
+                continue;
+            }
+        };
+        let age_ms = service
+            .primary()
+            .map(|p| now_ms.saturating_sub(p.created_at_ms));
+        match age_ms {
+            Some(age_ms) if !lost_now && age_ms < retry_ms => {
+                services.hold(
+                    held,
+                    name,
+                    HoldReason::AgentStaysRetryAfter { age_ms, retry_ms },
+                    None,
+                );
+            }
+            _ => actions.push(services.redeploy(
                 service,
                 RedeployPurpose::RemoveAgent,
                 format!(
@@ -439,7 +485,6 @@ pub(super) fn plan_offboarding(
                 ),
                 Some(now_ms),
             )),
-            Err(reason) => services.hold(held, name, reason, None),
         }
     }
 }

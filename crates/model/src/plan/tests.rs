@@ -1133,6 +1133,35 @@ mod offboarding {
         assert_eq!(redeploy_count(&plan), 1);
     }
 
+    /// A service deployed within retryAfter whose tasks still run the agent after the
+    /// loss (the redeploy that should have removed it, GuardDuty acting late) is held,
+    /// not redeployed after every rollout; in the pass that turns coverage off every
+    /// deployment predates the loss and is redeployed.
+    #[test]
+    fn a_service_redeployed_after_the_loss_that_still_runs_the_agent_waits_for_retry_after() {
+        let desired = excluding("{onCoverageLoss: redeploy, retryAfter: 1h}");
+        let recent = || vec![(service("api").created(NOW - 10 * 60_000), tasks(2, 0))];
+        let lost = at_now(&desired, &fleet("true", recent()));
+        assert_eq!(redeploy_count(&lost), 1, "{:?}", lost.actions);
+        let later = at_now(&desired, &fleet("false", recent()));
+        assert_eq!(redeploy_count(&later), 0, "{:?}", later.actions);
+        let held: Vec<String> = later
+            .held
+            .iter()
+            .map(|h| format!("{}: {}: {}", h.service, h.reason.code(), h.reason))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                "api: retry_after: deployed 10m ago and its tasks still run the agent although \
+              coverage is off; not redeployed before redeploy.retryAfter (1h)"
+            ]
+        );
+        let old = vec![(service("api").created(NOW - 2 * 3_600_000), tasks(2, 0))];
+        let past = at_now(&desired, &fleet("false", old));
+        assert_eq!(redeploy_count(&past), 1, "past retryAfter: {:?}", past.held);
+    }
+
     fn redeploy_count(plan: &TargetPlan) -> usize {
         plan.actions
             .iter()
