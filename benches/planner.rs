@@ -25,7 +25,7 @@ use criterion::{criterion_group, criterion_main, Bencher, Criterion, SamplingMod
 use gec_model::desired::{self, ManagedTag};
 use gec_model::observed::{
     CoverageRecord, FeatureStatus, ObservedCluster, ObservedDeployment, ObservedDetector,
-    ObservedFeature, ObservedService, ObservedTarget, TaskCounts, Workload,
+    ObservedFeature, ObservedService, ObservedTarget, Preflight, TaskCounts, Workload,
     ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
 };
 use gec_model::plan::Ceilings;
@@ -341,6 +341,7 @@ fn service(cluster: &str, name: &str, rng: &mut Rng) -> ObservedService {
         .into(),
         fargate: !rng.chance(0.03),
         deployments,
+        preflight: Some(Preflight::Passed),
         ..ObservedService::default()
     }
 }

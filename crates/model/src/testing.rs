@@ -301,7 +301,7 @@ pub fn service(name: &str) -> ObservedService {
             "arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{name}:1"
         )),
         platform_version: Some("LATEST".to_owned()),
-        preflight: None,
+        preflight: Some(Preflight::Passed),
     }
 }
 

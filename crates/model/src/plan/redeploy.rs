@@ -322,8 +322,14 @@ pub(super) fn plan_cluster(
                 services.hold(held, name, HoldReason::PreflightUnknown, Some(why.clone()));
                 continue;
             }
-            // Passed, or nobody checked.
-            _ => {}
+            Some(Preflight::Passed) => {}
+            // Nobody checked (the engine checks every service it plans a redeploy for):
+            // not knowing is never a reason to redeploy.
+            None | Some(Preflight::Failed(_)) => {
+                let why = "the prerequisites of the GuardDuty agent were not checked";
+                services.hold(held, name, HoldReason::PreflightUnknown, Some(why.into()));
+                continue;
+            }
         }
         if let Some(primary) = service.primary() {
             if let Some(reason) = agent_failed(

@@ -698,7 +698,6 @@ mod findings {
                     tasks(1, 1),
                 ),
                 (old("passed").preflight(Preflight::Passed), tasks(1, 1)),
-                (old("unchecked"), tasks(1, 1)),
                 // A failed preflight of a service whose tasks all run the agent holds
                 // nothing: there is nothing to redeploy.
                 (old("fine").failing([finding(Windows, "x")]), tasks(1, 0)),
@@ -708,8 +707,8 @@ mod findings {
         let plan = at_now(&managed("{settleTime: 0s}"), &observed);
         assert_eq!(
             redeployed(&plan),
-            ["passed", "unchecked"],
-            "a passed preflight, or none made (nobody checked), does not hold"
+            ["passed"],
+            "a passed preflight does not hold"
         );
         assert_eq!(
             holds(&plan),
@@ -740,18 +739,39 @@ mod findings {
                     tasks(2, 1),
                 ),
                 (old("web"), tasks(1, 1)),
+                // Nobody checked: not knowing is never a reason to redeploy.
+                (
+                    ObservedService {
+                        preflight: None,
+                        ..old("unchecked")
+                    },
+                    tasks(1, 1),
+                ),
             ],
             NOW - 60 * MIN,
         );
         let plan = at_now(&managed("{settleTime: 0s}"), &observed);
         assert_eq!(redeployed(&plan), ["web"], "never a redeploy of api");
-        assert_eq!(holds(&plan), [format!("api: preflight_unknown ({why})")]);
+        let unchecked = "the prerequisites of the GuardDuty agent were not checked";
+        assert_eq!(
+            holds(&plan),
+            [
+                format!("api: preflight_unknown ({why})"),
+                format!("unchecked: preflight_unknown ({unchecked})"),
+            ]
+        );
         assert_eq!(
             plan.warnings,
-            [format!(
-                "prod/api: a prerequisite of the GuardDuty agent could not be checked ({why}); \
-                 it is not redeployed until the check can be made"
-            )]
+            [
+                format!(
+                    "prod/api: a prerequisite of the GuardDuty agent could not be checked ({why}); \
+                     it is not redeployed until the check can be made"
+                ),
+                format!(
+                    "prod/unchecked: a prerequisite of the GuardDuty agent could not be checked \
+                     ({unchecked}); it is not redeployed until the check can be made"
+                ),
+            ]
         );
     }
 
