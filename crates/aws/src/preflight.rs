@@ -39,6 +39,9 @@ pub const AGENT_PULL_ACTIONS: [&str; 3] = [
 ];
 /// Longest text of AWS's kept in a detail.
 const MAX_DETAIL_CHARS: usize = 256;
+/// Longest ARN IAM accepts (`PolicySourceArn`): a role ARN is kept whole, up to this, for
+/// the simulation must name the role exactly (an IAM path alone may be 512 characters).
+const MAX_ARN_CHARS: usize = 2048;
 
 /// The account that hosts [`AGENT_REPOSITORY`] per region, from the GuardDuty user guide,
 /// "ECR Repository for GuardDuty agent on AWS Fargate (Amazon ECS only)":
@@ -255,7 +258,7 @@ impl TargetClient {
             execution_role: td
                 .execution_role_arn()
                 .filter(|r| !r.is_empty())
-                .map(|r| bounded(r, MAX_DETAIL_CHARS)),
+                .map(|r| bounded(r, MAX_ARN_CHARS)),
             windows: td
                 .runtime_platform()
                 .and_then(|p| p.operating_system_family())
@@ -335,6 +338,17 @@ fn decide(results: &[aws_sdk_iam::types::EvaluationResult]) -> Result<RolePull, 
         if let Some(no) = mine.find(|r| {
             r.eval_decision() != &aws_sdk_iam::types::PolicyEvaluationDecisionType::Allowed
         }) {
+            // A statement with a condition the simulation had no value for: IAM could not
+            // decide, and neither can the controller (the real pull may be allowed).
+            let missing = no.missing_context_values();
+            if !missing.is_empty() {
+                let keys: Vec<String> = missing.iter().take(5).map(|k| bounded(k, 64)).collect();
+                return Err(format!(
+                    "the execution role's permission for {action} depends on condition keys \
+                     the policy simulation cannot evaluate ({})",
+                    keys.join(", ")
+                ));
+            }
             denied.push(format!(
                 "{action} ({})",
                 bounded(no.eval_decision().as_str(), 32)
@@ -514,6 +528,37 @@ mod tests {
             2,
             "a role's answer is read again after the TTL"
         );
+    }
+
+    /// A deny that rests on a condition the simulation had no value for (say
+    /// `aws:SourceVpce`) proves nothing: unknown, not a finding.
+    #[test]
+    fn a_deny_that_depends_on_missing_context_values_is_unknown() {
+        let result = |action: &str, decision: Decision, missing: &[&str]| {
+            EvaluationResult::builder()
+                .eval_action_name(action)
+                .eval_decision(decision)
+                .set_missing_context_values(Some(missing.iter().map(|k| (*k).to_owned()).collect()))
+                .build()
+                .expect("a whole result")
+        };
+        let results = [
+            result("ecr:GetAuthorizationToken", Decision::Allowed, &[]),
+            result(
+                "ecr:BatchGetImage",
+                Decision::ImplicitDeny,
+                &["aws:SourceVpce"],
+            ),
+            result("ecr:GetDownloadUrlForLayer", Decision::Allowed, &[]),
+        ];
+        let why = decide(&results).expect_err("unknown");
+        assert!(why.contains("aws:SourceVpce"), "{why}");
+        let plain = [
+            result("ecr:GetAuthorizationToken", Decision::Allowed, &[]),
+            result("ecr:BatchGetImage", Decision::ImplicitDeny, &[]),
+            result("ecr:GetDownloadUrlForLayer", Decision::Allowed, &[]),
+        ];
+        assert!(matches!(decide(&plain), Ok(RolePull::Denied(_))));
     }
 
     #[tokio::test]
