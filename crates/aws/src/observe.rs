@@ -36,6 +36,12 @@ impl TargetClient {
             ClusterScope::Named(names) => names.clone(),
         };
         let clusters = self.describe_clusters(&ids).await?;
+        self.tasks.retain_clusters(
+            clusters
+                .iter()
+                .filter(|c| c.is_active())
+                .map(|c| c.arn.as_str()),
+        );
         let detector = self.observe_detector().await?;
         let account = clusters
             .iter()

@@ -166,6 +166,13 @@ impl TaskCache {
     pub(crate) fn set_detector_id(&self, id: Option<&str>) {
         *unpoisoned(&self.detector_id) = id.map(str::to_owned);
     }
+
+    /// Forgets the tasks of every cluster but these (the ACTIVE clusters just observed):
+    /// a deleted or deactivated cluster's tasks are not kept for the client's life.
+    pub(crate) fn retain_clusters<'a>(&self, arns: impl Iterator<Item = &'a str>) {
+        let keep: std::collections::HashSet<&str> = arns.collect();
+        self.lock().retain(|arn, _| keep.contains(arn.as_str()));
+    }
 }
 
 impl TargetClient {
@@ -577,6 +584,17 @@ pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> Observe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tasks_of_clusters_no_longer_observed_are_forgotten() {
+        let cache = TaskCache::default();
+        for arn in ["arn:c/kept", "arn:c/deleted"] {
+            cache.lock().insert(arn.to_owned(), HashMap::new());
+        }
+        cache.retain_clusters(["arn:c/kept", "arn:c/new"].into_iter());
+        let left: Vec<String> = cache.lock().keys().cloned().collect();
+        assert_eq!(left, ["arn:c/kept"]);
+    }
     use aws_sdk_ecs::types::{
         CapacityProviderStrategyItem, Container, Deployment, DeploymentRolloutState, Service, Task,
     };
