@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -257,10 +257,14 @@ impl Entry {
         if before & READING != 0 {
             return true;
         }
+        // SAFETY: an entry exists only while its socket is open: `Watched::drop` removes
+        // it under the registry lock before the socket closes, and this runs under that
+        // lock, so the descriptor cannot be closed (or reused) while it is borrowed here.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
         let held = if before & CONSUMED == 0 {
-            unread_bytes_may_be_a_request(self.fd)
+            unread_bytes_may_be_a_request(fd)
         } else {
-            has_unread_bytes(self.fd)
+            has_unread_bytes(fd)
         };
         // A read that took bytes meanwhile leaves `reading` changed: it sets READING
         // before it starts and keeps it until a read finds nothing.
@@ -283,7 +287,7 @@ const PEEK_HEADERS: usize = 100;
 /// request head: a complete one, one longer than [`PEEK_HEAD`], or bytes the parser
 /// rejects (hyper answers those itself). False for nothing sent, a closed socket, or a
 /// short partial head.
-fn unread_bytes_may_be_a_request(fd: RawFd) -> bool {
+fn unread_bytes_may_be_a_request(fd: BorrowedFd<'_>) -> bool {
     let mut buf = [0u8; PEEK_HEAD];
     let n = peek(fd, &mut buf);
     if n == 0 {
@@ -298,19 +302,19 @@ fn unread_bytes_may_be_a_request(fd: RawFd) -> bool {
 
 /// Whether the kernel holds received bytes of `fd` that no one has read yet. False for a
 /// socket the peer closed or reset: evicting it cuts off nothing.
-fn has_unread_bytes(fd: RawFd) -> bool {
+fn has_unread_bytes(fd: BorrowedFd<'_>) -> bool {
     peek(fd, &mut [0u8; 1]) > 0
 }
 
 /// Copies up to `buf.len()` unread bytes of `fd` into `buf`, leaving them unread: how
 /// many. 0 when there are none, the peer closed the socket, or it failed.
-fn peek(fd: RawFd, buf: &mut [u8]) -> usize {
-    // SAFETY: recv writes at most `buf.len()` bytes into `buf`; MSG_PEEK leaves the data
-    // for the connection's own reads and MSG_DONTWAIT keeps it from blocking. `fd` is
-    // open (see `Entry::fd`); were it not, recv would only fail.
+fn peek(fd: BorrowedFd<'_>, buf: &mut [u8]) -> usize {
+    // SAFETY: `fd` is open for the borrow's lifetime; recv writes at most `buf.len()`
+    // bytes into `buf`; MSG_PEEK leaves the data for the connection's own reads and
+    // MSG_DONTWAIT keeps it from blocking.
     let n = unsafe {
         libc::recv(
-            fd,
+            fd.as_raw_fd(),
             buf.as_mut_ptr().cast(),
             buf.len(),
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
