@@ -364,10 +364,10 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             // run 24 tasks with the agent.
             unhealthy_task_clusters: n,
             agent_tasks_per_cluster: 24,
-            // Every bulk service runs the sandbox's one bulk task definition, which names
-            // no execution role (so no simulation).
+            // Every bulk service runs the sandbox's one bulk task definition, whose
+            // execution role (`gec-sandbox-task-execution`) is simulated once.
             preflight_task_definitions: 1,
-            preflight_roles: 0,
+            preflight_roles: 1,
             ..steady_one(n)
         }],
         drive: Drive::Steady,
