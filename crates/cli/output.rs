@@ -361,7 +361,12 @@ pub fn status_text(passes: &[TargetPass]) -> String {
                 if let Some(issue) = g.issue.as_deref() {
                     issues.push(format!("  issue: {}: {issue}", row.cluster));
                 }
-                for issue in &g.fargate_issues {
+                // GuardDuty often repeats its first Fargate issue as the record's `issue`.
+                for issue in g
+                    .fargate_issues
+                    .iter()
+                    .filter(|i| g.issue.as_deref() != Some(i.as_str()))
+                {
                     issues.push(format!("  fargate issue: {}: {issue}", row.cluster));
                 }
                 if let Some(m) = g
@@ -585,7 +590,10 @@ mod tests {
                     status: "UNHEALTHY".into(),
                     issue: Some("No agent reporting".into()),
                     management_type: Some("MANUAL".into()),
-                    fargate_issues: vec!["Execution role cannot pull the agent image".into()],
+                    fargate_issues: vec![
+                        "No agent reporting".into(),
+                        "Execution role cannot pull the agent image".into(),
+                    ],
                 }),
                 row(EAST, "old").agent_tasks(4),
             ],
@@ -623,6 +631,11 @@ mod tests {
                 "no line {line:?} in:\n{text}"
             );
         }
+        assert_eq!(
+            text.matches("No agent reporting").count(),
+            1,
+            "a Fargate issue that repeats the record's issue is said once:\n{text}"
+        );
     }
 
     #[test]
