@@ -9,7 +9,9 @@
 //! comes with the service; IAM `SimulatePrincipalPolicy` tells whether the execution role
 //! may call [`AGENT_PULL_ACTIONS`] on the region's agent repository (cached per role for
 //! [`PREFLIGHT_TTL`]). A read that fails makes the answer [`Preflight::Unknown`], which is
-//! never cached and never an error: the engine holds the service and says why.
+//! never an error: the engine holds the service and says why. A role whose simulation
+//! failed is not asked again for [`UNKNOWN_TTL`], so the services sharing it cost one
+//! call per pass, not one each.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,6 +28,11 @@ use crate::TargetClient;
 /// simulation per role per 10 passes), and a role that cannot pull is held, not
 /// redeployed, in the meantime, so a stale "cannot pull" costs a delay, never a loop.
 pub const PREFLIGHT_TTL: Duration = Duration::from_secs(600);
+/// How long a failed simulation for one role is remembered: long enough for one pass over
+/// every service of the role (a denied `iam:SimulatePrincipalPolicy` must not cost a call
+/// per service against the account's IAM quota), short enough that the next pass asks
+/// again.
+pub const UNKNOWN_TTL: Duration = Duration::from_secs(5);
 /// Most task definitions (and, separately, roles) a client remembers; when full, it forgets
 /// them all (a fleet rarely has this many distinct revisions in flight at once).
 pub const TASK_DEFINITION_CACHE: usize = 4096;
@@ -113,6 +120,8 @@ enum RolePull {
 struct Caches {
     task_definitions: HashMap<String, TaskDefinitionFacts>,
     roles: HashMap<String, (Instant, RolePull)>,
+    /// Roles whose simulation failed, with why, for [`UNKNOWN_TTL`].
+    unknown_roles: HashMap<String, (Instant, String)>,
 }
 
 /// Preflight answers a target's client remembers, shared by its clones.
@@ -276,13 +285,41 @@ impl TargetClient {
     }
 
     /// IAM's answer for `role` on the agent repository of this client's region, cached
-    /// for [`PREFLIGHT_TTL`]. `Err`: no answer (not cached), with the reason.
+    /// for [`PREFLIGHT_TTL`]. `Err`: no answer, with the reason (kept [`UNKNOWN_TTL`]).
     async fn role_can_pull(&self, role: &str, now: Instant) -> Result<RolePull, String> {
-        if let Some((at, answer)) = self.preflight.lock().roles.get(role) {
-            if now.saturating_duration_since(*at) < PREFLIGHT_TTL {
-                return Ok(answer.clone());
+        {
+            let cache = self.preflight.lock();
+            if let Some((at, answer)) = cache.roles.get(role) {
+                if now.saturating_duration_since(*at) < PREFLIGHT_TTL {
+                    return Ok(answer.clone());
+                }
+            }
+            if let Some((at, why)) = cache.unknown_roles.get(role) {
+                if now.saturating_duration_since(*at) < UNKNOWN_TTL {
+                    return Err(why.clone());
+                }
             }
         }
+        let answer = self.simulate(role).await;
+        let mut cache = self.preflight.lock();
+        match &answer {
+            Ok(pull) => {
+                cache.unknown_roles.remove(role);
+                bounded_insert(&mut cache.roles, role.to_owned(), (now, pull.clone()));
+            }
+            Err(why) => {
+                bounded_insert(
+                    &mut cache.unknown_roles,
+                    role.to_owned(),
+                    (now, why.clone()),
+                );
+            }
+        }
+        answer
+    }
+
+    /// One `SimulatePrincipalPolicy` for `role` on this region's agent repository.
+    async fn simulate(&self, role: &str) -> Result<RolePull, String> {
         let Some(repository) = agent_repository_arn(&self.region) else {
             return Err(format!(
                 "the GuardDuty user guide lists no agent repository for region {}",
@@ -315,8 +352,6 @@ impl TargetClient {
                 }
             }
         };
-        let mut cache = self.preflight.lock();
-        bounded_insert(&mut cache.roles, role.to_owned(), (now, answer.clone()));
         Ok(answer)
     }
 }
@@ -604,7 +639,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_denied_simulation_is_unknown_and_not_cached() {
+    async fn a_denied_simulation_is_unknown_and_asked_again_by_the_next_pass() {
         let tds = task_definitions(Some(ROLE), None);
         let denied = iam_error("AccessDenied");
         let client = mocked("us-east-1", &[&tds, &denied]);
@@ -618,7 +653,15 @@ mod tests {
                 "{why}"
             );
         }
-        assert_eq!(denied.num_calls(), 2, "an unknown answer is asked again");
+        assert_eq!(
+            denied.num_calls(),
+            1,
+            "the services of one pass share the role's failed answer"
+        );
+        client
+            .preflight_at(&service("arn:td/api:1", None), Instant::now() + UNKNOWN_TTL)
+            .await;
+        assert_eq!(denied.num_calls(), 2, "the next pass asks again");
         // Known findings stand even when the role cannot be checked.
         let p = client
             .preflight(&service("arn:td/api:1", Some("1.1.0")))
