@@ -107,6 +107,11 @@ struct CoverageMemory {
     /// it while coverage stays off, so the cluster is not read for offboarding again until
     /// its coverage has been on again (cleared by [`Rollouts::annotate`]).
     agent_free: bool,
+    /// Since when coverage is known to be off: the moment this process saw it turn off,
+    /// or (not `off_seen`) first saw it off.
+    off_since_ms: Option<i64>,
+    /// `off_since_ms` is a turn-off this process saw (made or observed).
+    off_seen: bool,
 }
 
 #[derive(Debug, Default)]
@@ -201,15 +206,25 @@ impl Rollouts {
             let covered = cluster.is_active() && effectively_covered(flags, cluster.managed_tag());
             let memory = s.coverage.entry(cluster.arn.clone()).or_default();
             if !covered {
+                // Covered at the last look: this is the turn-off, now.
+                let turned_off = memory.since_ms.is_some();
+                let off_since = memory.off_since_ms.unwrap_or(now_ms);
+                let off_seen = memory.off_seen || turned_off;
                 *memory = CoverageMemory {
                     since_ms: None,
                     seen_off: true,
                     agent_free: memory.agent_free,
+                    off_since_ms: Some(off_since),
+                    off_seen,
                 };
                 cluster.covered_since_ms = None;
+                cluster.uncovered_since_ms = Some(off_since);
+                cluster.coverage_turn_off_seen = off_seen;
                 continue;
             }
             memory.agent_free = false;
+            memory.off_since_ms = None;
+            memory.off_seen = false;
             let evidence = cluster
                 .workload
                 .as_ref()

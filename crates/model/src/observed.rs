@@ -68,6 +68,13 @@ pub struct ObservedCluster {
     /// uncovered before). Otherwise it is only a bound for `settleTime`, and a recent
     /// deployment may have been made with coverage already on.
     pub coverage_turn_on_seen: bool,
+    /// Since when (Unix milliseconds) the cluster's effective coverage is known to be off:
+    /// filled in by the engine like `covered_since_ms`. `None`: not known to be off.
+    pub uncovered_since_ms: Option<i64>,
+    /// `uncovered_since_ms` is the moment the engine saw coverage turn off (it saw the
+    /// cluster covered before); otherwise it is when the engine first saw it off, and a
+    /// recent deployment may have been made after the loss.
+    pub coverage_turn_off_seen: bool,
 }
 
 /// Container-name prefixes of the GuardDuty agent sidecar (DESIGN §1: match both).

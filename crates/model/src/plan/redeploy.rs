@@ -437,13 +437,14 @@ fn bounded(mut text: String) -> String {
 /// to be pulled) and no settle time: coverage is off already, or turns off in this plan's
 /// tag or detector phase, which runs before redeploys.
 ///
-/// `lost_now`: this plan turns coverage off, so every deployment predates the loss. In
-/// later passes a service deployed within `redeploy.retryAfter` is held `retry_after`:
-/// its tasks may be the ones a redeploy just started, still with the agent because
-/// coverage has not really turned off (GuardDuty acting late, or a setting the
+/// `lost_now`: this plan turns coverage off, so every deployment predates the loss. After
+/// that, a service deployed after the loss and within `redeploy.retryAfter` is held
+/// `retry_after`: its tasks may be the ones a redeploy just started, still with the agent
+/// because coverage has not really turned off (GuardDuty acting late, or a setting the
 /// controller cannot see). Without that guard such a service would be redeployed after
-/// every rollout. After a restart this also holds a service deployed shortly before the
-/// loss: slower, never a second redeploy.
+/// every rollout. Only a turn-off the engine saw (`coverage_turn_off_seen`) dates the
+/// loss; otherwise (first sight, a restart) a recent deployment counts as made after it:
+/// slower, never a second redeploy.
 pub(super) fn plan_offboarding(
     spec: &RedeploySpec,
     target: &TargetRef,
@@ -473,8 +474,16 @@ pub(super) fn plan_offboarding(
         let age_ms = service
             .primary()
             .map(|p| now_ms.saturating_sub(p.created_at_ms));
+        // A deployment made after the loss should have come up without the agent; only a
+        // turn-off the engine saw tells it from one made before (what a redeploy fixes).
+        let after_loss = service.primary().is_some_and(|p| {
+            match (cluster.uncovered_since_ms, cluster.coverage_turn_off_seen) {
+                (Some(since), true) => p.created_at_ms >= since,
+                _ => true,
+            }
+        });
         match age_ms {
-            Some(age_ms) if !lost_now && age_ms < retry_ms => {
+            Some(age_ms) if !lost_now && after_loss && age_ms < retry_ms => {
                 services.hold(
                     held,
                     name,

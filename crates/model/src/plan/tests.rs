@@ -1180,6 +1180,21 @@ mod offboarding {
         let old = vec![(service("api").created(NOW - 2 * 3_600_000), tasks(2, 0))];
         let past = at_now(&desired, &fleet("false", old));
         assert_eq!(redeploy_count(&past), 1, "past retryAfter: {:?}", past.held);
+        // A turn-off the engine saw dates the loss: a deployment from before it (the one
+        // apply re-plans right after writing the tag) is what a redeploy fixes.
+        let mut seen = fleet("false", recent());
+        seen.clusters[0].uncovered_since_ms = Some(NOW - 5 * 60_000);
+        seen.clusters[0].coverage_turn_off_seen = true;
+        let plan = at_now(&desired, &seen);
+        assert_eq!(redeploy_count(&plan), 1, "{:?}", plan.held);
+        seen.clusters[0].uncovered_since_ms = Some(NOW - 20 * 60_000);
+        let plan = at_now(&desired, &seen);
+        assert_eq!(
+            redeploy_count(&plan),
+            0,
+            "deployed after the loss: {:?}",
+            plan.actions
+        );
     }
 
     fn redeploy_count(plan: &TargetPlan) -> usize {
