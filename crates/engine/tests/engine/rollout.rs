@@ -330,3 +330,43 @@ async fn plan_mode_and_suspend_start_no_redeploy() {
     run_for(&c, &cloud, &suspended, Duration::from_secs(60)).await;
     assert!(cloud.redeployed().is_empty());
 }
+
+/// The engine dates a loss of coverage as it dates a turn-on: the moment it saw the
+/// turn-off (`coverage_turn_off_seen`), else when it first saw the cluster off; coverage
+/// on again forgets it.
+#[test]
+fn the_engine_remembers_when_it_saw_coverage_turn_off() {
+    use gec_engine::Rollouts;
+    let at = |tag: &str| {
+        observed()
+            .with(cluster("apps").tagged(tag))
+            .detector(detector().runtime("ENABLED").automation("DISABLED"))
+    };
+    let seen = |o: &gec_model::ObservedTarget| {
+        let c = &o.clusters[0];
+        (c.uncovered_since_ms, c.coverage_turn_off_seen)
+    };
+    let rollouts = Rollouts::default();
+    let mut o = at("true");
+    rollouts.annotate(&mut o, 1_000);
+    assert_eq!(seen(&o), (None, false), "covered");
+    let mut o = at("false");
+    rollouts.annotate(&mut o, 5_000);
+    assert_eq!(seen(&o), (Some(5_000), true), "the turn-off, seen");
+    rollouts.annotate(&mut o, 9_000);
+    assert_eq!(seen(&o), (Some(5_000), true), "kept while off");
+    let mut o = at("true");
+    rollouts.annotate(&mut o, 10_000);
+    let mut o = at("false");
+    rollouts.annotate(&mut o, 12_000);
+    assert_eq!(seen(&o), (Some(12_000), true), "a new loss, a new date");
+
+    let fresh = Rollouts::default();
+    let mut o = at("false");
+    fresh.annotate(&mut o, 3_000);
+    assert_eq!(
+        seen(&o),
+        (Some(3_000), false),
+        "first sight: not a turn-off it saw"
+    );
+}
