@@ -49,19 +49,9 @@ reconcile: {interval: 1h}
 
 /// `apply` with 1 s rollout polls, JSON output.
 fn apply(sb: &Sandbox, config: &str, extra: &[&str]) -> crate::kit::Run {
-    let mut args = vec![
-        "apply",
-        "--config",
-        config,
-        "--rollout-poll",
-        "1s",
-        "--timeout",
-        "1m",
-        "--output",
-        "json",
-    ];
+    let mut args = vec!["--output", "json"];
     args.extend(extra);
-    sb.controller(&args)
+    sb.apply(config, "1m", &args)
 }
 
 /// `held` rows as service → code.

@@ -42,19 +42,8 @@ const REGION: &str = "us-east-1";
 
 /// `apply` with 1 s rollout polls and the given timeout, JSON output when asked.
 fn apply(sb: &Sandbox, config: &str, timeout: &str, json: bool) -> crate::kit::Run {
-    let mut args = vec![
-        "apply",
-        "--config",
-        config,
-        "--rollout-poll",
-        "1s",
-        "--timeout",
-        timeout,
-    ];
-    if json {
-        args.extend(["--output", "json"]);
-    }
-    sb.controller(&args)
+    let extra: &[&str] = if json { &["--output", "json"] } else { &[] };
+    sb.apply(config, timeout, extra)
 }
 
 fn count(sb: &Sandbox, operation: &str) -> usize {

@@ -154,6 +154,22 @@ impl Sandbox {
             .collect()
     }
 
+    /// `apply --config CONFIG` polling rollouts every second, within `timeout`, with
+    /// `extra` arguments.
+    pub fn apply(&self, config: &str, timeout: &str, extra: &[&str]) -> Run {
+        let mut args = vec![
+            "apply",
+            "--config",
+            config,
+            "--rollout-poll",
+            "1s",
+            "--timeout",
+            timeout,
+        ];
+        args.extend(extra);
+        self.controller(&args)
+    }
+
     /// Runs the controller binary against this sandbox.
     pub fn controller(&self, args: &[&str]) -> Run {
         run_controller(args, &[("AWS_ENDPOINT_URL", self.url.as_str())])
