@@ -2,12 +2,18 @@
 
 use std::collections::BTreeMap;
 
+mod deploy;
 mod preflight;
 mod status;
 
+pub use deploy::{
+    CodeDeploy, CodeDeployDeployment, DeploymentGroupRef, LoadBalancerTarget,
+    MAX_CODEDEPLOY_DEPLOYMENTS,
+};
 pub use preflight::{Preflight, PreflightCode, PreflightFinding};
 pub use status::{
-    ClusterStatus, CoverageStatus, DeploymentStatus, FeatureStatus, RolloutState, ServiceStatus,
+    ClusterStatus, CodeDeployStatus, CoverageStatus, DeploymentController, DeploymentStatus,
+    DeploymentStrategy, FeatureStatus, RolloutState, ServiceStatus,
 };
 
 /// Tag key that selects clusters for GuardDuty Runtime Monitoring; case-sensitive.
@@ -186,8 +192,19 @@ pub struct ObservedService {
     /// Runs on Fargate: launch type `FARGATE`, or a capacity provider strategy of only
     /// `FARGATE` / `FARGATE_SPOT`.
     pub fargate: bool,
-    /// Deployments, PRIMARY first.
+    /// Deployments, PRIMARY first. For a service whose controller is `CODE_DEPLOY` or
+    /// `EXTERNAL`: its task sets (PRIMARY first), which ECS reports instead.
     pub deployments: Vec<ObservedDeployment>,
+    /// How the service takes a new deployment (`deploymentController.type`).
+    pub controller: DeploymentController,
+    /// The strategy of its deployments (`deploymentConfiguration.strategy`), for the
+    /// `ECS` controller.
+    pub strategy: DeploymentStrategy,
+    /// The container and port of its first load balancer, if it has one.
+    pub load_balancer: Option<LoadBalancerTarget>,
+    /// What CodeDeploy says about it: read for `CODE_DEPLOY` services only; `None`
+    /// otherwise, or when nobody read it.
+    pub codedeploy: Option<CodeDeploy>,
     /// The task definition ARN the PRIMARY deployment runs (else the service's).
     pub task_definition: Option<String>,
     /// The Fargate platform version the PRIMARY deployment asked for (`LATEST`, `1.4.0`,
@@ -206,9 +223,13 @@ impl ObservedService {
             .find(|d| d.status == DeploymentStatus::Primary)
     }
 
-    /// A deployment whose rollout has not finished (`rolloutState` IN_PROGRESS, or an
-    /// ACTIVE deployment still draining next to the PRIMARY).
+    /// A deployment whose rollout has not finished (`rolloutState` IN_PROGRESS, an
+    /// ACTIVE deployment or task set still running next to the PRIMARY, or a CodeDeploy
+    /// deployment that is active).
     pub fn rollout_in_progress(&self) -> bool {
+        if self.codedeploy.as_ref().is_some_and(|c| c.active().is_some()) {
+            return true;
+        }
         self.deployments.iter().any(|d| {
             d.rollout_state == Some(RolloutState::InProgress)
                 || (d.status == DeploymentStatus::Primary
@@ -230,6 +251,9 @@ pub struct ObservedDeployment {
     pub rollout_state: Option<RolloutState>,
     /// When the deployment was created (Unix milliseconds).
     pub created_at_ms: i64,
+    /// Who started it, for a task set (`startedBy`: `CodeDeploy`, or the external
+    /// deployer's own words); `None` for an ECS deployment.
+    pub started_by: Option<String>,
 }
 
 /// GuardDuty's coverage of one ECS cluster.

@@ -11,13 +11,16 @@ use std::collections::BTreeMap;
 
 use crate::desired::{self, DesiredState, ManagedTag, Target};
 use crate::observed::{
-    AgentGap, ClusterStatus, CoverageRecord, CoverageStatus, DeploymentStatus, FeatureStatus,
+    AgentGap, ClusterStatus, CodeDeploy, CodeDeployDeployment, CodeDeployStatus,
+    CoverageRecord, CoverageStatus, DeploymentController, DeploymentGroupRef, DeploymentStatus,
+    DeploymentStrategy, FeatureStatus, LoadBalancerTarget,
     ObservedCluster, ObservedDeployment, ObservedDetector, ObservedService, Preflight,
     PreflightCode, PreflightFinding, RolloutState, TaskCounts, Workload,
     ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 use crate::plan::{
-    ClusterRow, CoverageChange, Held, HoldReason, RedeployPurpose, TargetRef, TaskSummary,
+    ClusterRow, CoverageChange, Deployer, Held, HoldReason, RedeployPurpose, TargetRef,
+    TaskSummary,
 };
 use crate::{Action, ObservedTarget};
 
@@ -302,6 +305,7 @@ pub fn service(name: &str) -> ObservedService {
         )),
         platform_version: Some("LATEST".to_owned()),
         preflight: Some(Preflight::Passed),
+        ..ObservedService::default()
     }
 }
 
@@ -340,6 +344,60 @@ impl ObservedService {
         self.platform_version = Some(version.to_owned());
         self
     }
+
+    /// Deploys with the `ECS` controller and this strategy.
+    pub fn strategy(mut self, strategy: impl Into<DeploymentStrategy>) -> Self {
+        self.strategy = strategy.into();
+        self
+    }
+
+    /// Its deployment controller is `EXTERNAL`; its PRIMARY task set was started by
+    /// `by`.
+    pub fn external(mut self, by: &str) -> Self {
+        self.controller = DeploymentController::External;
+        self.deployments[0].rollout_state = None;
+        self.deployments[0].started_by = Some(by.to_owned());
+        self
+    }
+
+    /// Its deployment controller is `CODE_DEPLOY`, CodeDeploy says `codedeploy`, and its
+    /// load balancer targets container `app` on port 80. Its PRIMARY is a task set.
+    pub fn code_deploy(mut self, codedeploy: CodeDeploy) -> Self {
+        self.controller = DeploymentController::CodeDeploy;
+        self.deployments[0].rollout_state = None;
+        self.deployments[0].started_by = Some("CodeDeploy".to_owned());
+        self.load_balancer = Some(LoadBalancerTarget {
+            container_name: "app".to_owned(),
+            container_port: 80,
+        });
+        self.codedeploy = Some(codedeploy);
+        self
+    }
+}
+
+/// The deployment group `apps/<service>` (application `apps`), with these deployments.
+pub fn group(service: &str, deployments: Vec<CodeDeployDeployment>) -> CodeDeploy {
+    CodeDeploy::Group {
+        group: DeploymentGroupRef {
+            application: "apps".to_owned(),
+            name: service.to_owned(),
+        },
+        deployments,
+    }
+}
+
+/// A CodeDeploy deployment in `status`, created at `created_ms`.
+pub fn codedeploy_deployment(
+    id: &str,
+    status: impl Into<CodeDeployStatus>,
+    created_ms: i64,
+) -> CodeDeployDeployment {
+    CodeDeployDeployment {
+        id: id.to_owned(),
+        status: status.into(),
+        created_at_ms: created_ms,
+        error: None,
+    }
 }
 
 /// A PRIMARY deployment, COMPLETED, created at `created_ms`.
@@ -349,6 +407,7 @@ pub fn deployment(id: &str, created_ms: i64) -> ObservedDeployment {
         status: DeploymentStatus::Primary,
         rollout_state: Some(RolloutState::Completed),
         created_at_ms: created_ms,
+        started_by: None,
     }
 }
 
@@ -396,6 +455,9 @@ pub fn redeploy(region: &str, cluster: &str, service: &str) -> Action {
         service: service.to_owned(),
         service_arn: format!("arn:aws:ecs:{region}:{ACCOUNT}:service/{cluster}/{service}"),
         purpose: RedeployPurpose::AddAgent,
+        via: Deployer::Ecs {
+            strategy: DeploymentStrategy::Rolling,
+        },
         reason: "1 of 2 running tasks lack the GuardDuty agent".to_owned(),
         not_before_ms: Some(0),
     }

@@ -152,13 +152,102 @@ pub enum FeatureStatus {
     Other(String),
 }
 
+/// How a service takes a new deployment: ECS `deploymentController.type` (`ECS` when ECS
+/// does not say).
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, EnumIter, Display, AsRefStr,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentController {
+    /// `ECS`: `UpdateService(forceNewDeployment)` starts a deployment (rolling, or ECS's
+    /// own blue/green, linear and canary strategies).
+    #[default]
+    Ecs,
+    /// `CODE_DEPLOY`: a new deployment must be a CodeDeploy deployment; ECS refuses
+    /// `forceNewDeployment`.
+    CodeDeploy,
+    /// `EXTERNAL`: a third-party deployer owns the service's task sets.
+    External,
+    /// Anything else, as AWS sent it.
+    #[strum(to_string = "{0}")]
+    Other(String),
+}
+
+/// The strategy of an `ECS`-controlled service's deployments
+/// (`deploymentConfiguration.strategy`; `ROLLING` when ECS does not say).
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, EnumIter, Display, AsRefStr,
+)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStrategy {
+    /// `ROLLING`: new tasks replace old ones batch by batch.
+    #[default]
+    Rolling,
+    /// `BLUE_GREEN`: a full new (green) set of tasks, traffic shifted at once, the old
+    /// (blue) tasks kept for the bake time.
+    BlueGreen,
+    /// `LINEAR`: traffic shifted in equal steps, then the bake time.
+    Linear,
+    /// `CANARY`: a share of traffic first, then the rest, then the bake time.
+    Canary,
+    /// Anything else, as AWS sent it.
+    #[strum(to_string = "{0}")]
+    Other(String),
+}
+
+/// A CodeDeploy deployment's `status`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, EnumIter, Display, AsRefStr)]
+pub enum CodeDeployStatus {
+    /// `Created`.
+    Created,
+    /// `Queued`.
+    Queued,
+    /// `InProgress`.
+    InProgress,
+    /// `Baking`: traffic shifted, the original tasks kept until the wait ends.
+    Baking,
+    /// `Ready`: waiting for traffic to be rerouted.
+    Ready,
+    /// `Succeeded`.
+    Succeeded,
+    /// `Failed`.
+    Failed,
+    /// `Stopped`: stopped by a person or an alarm.
+    Stopped,
+    /// Anything else, as AWS sent it.
+    #[strum(to_string = "{0}")]
+    Other(String),
+}
+
+impl CodeDeployStatus {
+    /// Not finished: the deployment group takes no other deployment meanwhile.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self,
+            CodeDeployStatus::Created
+                | CodeDeployStatus::Queued
+                | CodeDeployStatus::InProgress
+                | CodeDeployStatus::Baking
+                | CodeDeployStatus::Ready
+        )
+    }
+
+    /// Ended without replacing the tasks: `Failed` or `Stopped`.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, CodeDeployStatus::Failed | CodeDeployStatus::Stopped)
+    }
+}
+
 from_aws_text!(
     ClusterStatus,
     ServiceStatus,
     DeploymentStatus,
     RolloutState,
     CoverageStatus,
-    FeatureStatus
+    FeatureStatus,
+    DeploymentController,
+    DeploymentStrategy,
+    CodeDeployStatus
 );
 
 #[cfg(test)]
@@ -188,5 +277,18 @@ mod tests {
             FeatureStatus::Other("enabled".into()),
             "case-sensitive, as AWS is"
         );
+        assert_eq!(
+            DeploymentController::from_aws("CODE_DEPLOY"),
+            DeploymentController::CodeDeploy
+        );
+        assert_eq!(
+            DeploymentStrategy::from_aws("BLUE_GREEN"),
+            DeploymentStrategy::BlueGreen
+        );
+        assert_eq!(
+            CodeDeployStatus::from_aws("InProgress"),
+            CodeDeployStatus::InProgress
+        );
+        assert_eq!(CodeDeployStatus::Succeeded.as_str(), "Succeeded");
     }
 }

@@ -103,6 +103,15 @@ pub enum ChangeJson {
         /// `add_agent` (coverage is on and tasks lack the agent) or `remove_agent`
         /// (coverage is off and tasks still run it, `onCoverageLoss: redeploy`).
         purpose: RedeployPurpose,
+        /// The service's deployment controller, which decides the API: `ECS`
+        /// (`UpdateService` with `forceNewDeployment`) or `CODE_DEPLOY` (a CodeDeploy
+        /// deployment of the current task definition).
+        deployment_controller: String,
+        /// The ECS deployment strategy (`ROLLING`, `BLUE_GREEN`, `LINEAR`, `CANARY`);
+        /// null for `CODE_DEPLOY`.
+        strategy: Option<String>,
+        /// `application/deployment-group` of a `CODE_DEPLOY` redeploy; null for `ECS`.
+        deployment_group: Option<String>,
         /// Why, for people.
         reason: String,
         /// RFC 3339 UTC: not before the cluster's coverage has been on for `settleTime`;
@@ -313,10 +322,17 @@ impl Action {
                 service,
                 service_arn,
                 purpose,
+                via,
                 reason,
                 not_before_ms,
                 ..
             } => ChangeJson::RedeployService {
+                deployment_controller: via.controller().as_str().to_owned(),
+                strategy: via.strategy().map(|s| s.as_str().to_owned()),
+                deployment_group: match via {
+                    super::Deployer::CodeDeploy(c) => Some(c.group.to_string()),
+                    super::Deployer::Ecs { .. } => None,
+                },
                 cluster: cluster.clone(),
                 cluster_arn: cluster_arn.clone(),
                 service: service.clone(),

@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 
 use crate::desired::{CoverageLoss, DesiredState, FeatureSetting, ManagedTag};
 use crate::observed::{
-    effectively_covered, CoverageRecord, DetectorFlags, FeatureStatus, ObservedCluster,
+    effectively_covered, CoverageRecord, DeploymentController, DeploymentGroupRef,
+    DeploymentStrategy, DetectorFlags, FeatureStatus, LoadBalancerTarget, ObservedCluster,
     ObservedFeature, ObservedTarget, Workload, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY,
     RUNTIME_MONITORING,
 };
@@ -90,6 +91,59 @@ impl RedeployPurpose {
     }
 }
 
+/// Which API a redeploy goes through: the service's deployment controller decides it
+/// (DESIGN §1). `EXTERNAL` services are never redeployed (held).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Deployer {
+    /// `UpdateService(forceNewDeployment)`: the `ECS` controller, whatever its strategy.
+    Ecs {
+        /// The service's strategy (rolling, blue/green, linear, canary).
+        strategy: DeploymentStrategy,
+    },
+    /// A CodeDeploy deployment of the service's *current* task definition (the same
+    /// revision: only the tasks are replaced).
+    CodeDeploy(CodeDeployRedeploy),
+}
+
+impl Deployer {
+    /// The deployment controller, as ECS spells it: `ECS` or `CODE_DEPLOY`.
+    pub fn controller(&self) -> DeploymentController {
+        match self {
+            Deployer::Ecs { .. } => DeploymentController::Ecs,
+            Deployer::CodeDeploy(_) => DeploymentController::CodeDeploy,
+        }
+    }
+
+    /// The ECS strategy, for the `ECS` controller.
+    pub fn strategy(&self) -> Option<&DeploymentStrategy> {
+        match self {
+            Deployer::Ecs { strategy } => Some(strategy),
+            Deployer::CodeDeploy(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Deployer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Deployer::Ecs { strategy } => write!(f, "ECS {strategy}"),
+            Deployer::CodeDeploy(c) => write!(f, "CODE_DEPLOY {}", c.group),
+        }
+    }
+}
+
+/// What a CodeDeploy redeploy sends: `CreateDeployment` in `group` with an AppSpec that
+/// names the task definition and the load balancer's container and port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CodeDeployRedeploy {
+    /// The deployment group that names the service.
+    pub group: DeploymentGroupRef,
+    /// The task definition ARN the service runs now.
+    pub task_definition: String,
+    /// The service's load balancer container and port.
+    pub load_balancer: LoadBalancerTarget,
+}
+
 /// One change to AWS.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Action {
@@ -145,6 +199,8 @@ pub enum Action {
         service_arn: String,
         /// Add or remove the agent.
         purpose: RedeployPurpose,
+        /// Which API starts the deployment.
+        via: Deployer,
         /// Why, for humans: "2 of 3 running tasks lack the GuardDuty agent".
         reason: String,
         /// Not before this time (Unix ms): the cluster's coverage has been on for

@@ -7,11 +7,11 @@
 
 use crate::desired::RedeploySpec;
 use crate::observed::{
-    ObservedCluster, ObservedService, Preflight, PreflightCode, PreflightFinding, ServiceStatus,
-    TaskCounts, Workload,
+    CodeDeploy, DeploymentController, ObservedCluster, ObservedService, Preflight, PreflightCode,
+    PreflightFinding, ServiceStatus, TaskCounts, Workload,
 };
 
-use super::{Action, RedeployPurpose, TargetRef, TaskSummary};
+use super::{Action, CodeDeployRedeploy, Deployer, RedeployPurpose, TargetRef, TaskSummary};
 
 /// Longest `detail` kept on a held service, in bytes: it carries AWS's words (a
 /// container's stopped reason, IAM's answer), which the controller does not bound itself.
@@ -47,9 +47,14 @@ pub struct Held {
 }
 
 impl Held {
-    /// The plan warning this hold calls for: a prerequisite that could not be checked.
+    /// The plan warning this hold calls for: a prerequisite, or how the service deploys,
+    /// could not be checked.
     pub fn warning(&self) -> Option<String> {
-        (self.reason == HoldReason::PreflightUnknown).then(|| {
+        matches!(
+            self.reason,
+            HoldReason::PreflightUnknown | HoldReason::DeploymentUnknown
+        )
+        .then(|| {
             format!(
                 "{}/{}: {}{}; it is not redeployed until the check can be made",
                 self.cluster,
@@ -77,8 +82,23 @@ pub enum HoldReason {
     Inactive,
     /// The service does not run on Fargate.
     NotFargate,
+    /// The service's deployment controller is `EXTERNAL`: only the deployer that owns its
+    /// task sets can replace its tasks.
+    ExternalController,
+    /// The service's deployment controller is a type the controller does not know.
+    UnknownController,
+    /// The controller is `CODE_DEPLOY` and CodeDeploy could not be read (or was not), so
+    /// neither the deployment group nor a deployment in progress is known: not
+    /// redeployed, and a plan warning names the service.
+    DeploymentUnknown,
     /// A deployment of the service is rolling: it may bring the agent by itself.
     InProgress,
+    /// The controller is `CODE_DEPLOY` and no CodeDeploy deployment group names the
+    /// service: nobody can start a deployment of it.
+    NoDeploymentGroup,
+    /// The controller is `CODE_DEPLOY` and the service has no load balancer container
+    /// and port, which the AppSpec of an ECS deployment must name.
+    NoLoadBalancer,
     /// A prerequisite of the agent fails (the first one found): a redeploy cannot bring
     /// a running agent, so the service is never redeployed while the finding stands.
     Preflight(PreflightCode),
@@ -117,7 +137,12 @@ impl HoldReason {
             HoldReason::NotDescribed => "not_described",
             HoldReason::Inactive => "service_inactive",
             HoldReason::NotFargate => "not_fargate",
+            HoldReason::ExternalController => "external_deployment_controller",
+            HoldReason::UnknownController => "unknown_deployment_controller",
+            HoldReason::DeploymentUnknown => "deployment_unknown",
             HoldReason::InProgress => "deployment_in_progress",
+            HoldReason::NoDeploymentGroup => "no_deployment_group",
+            HoldReason::NoLoadBalancer => "no_load_balancer",
             HoldReason::Preflight(code) => code.code(),
             HoldReason::PreflightUnknown => PREFLIGHT_FINDING_CODES[5],
             HoldReason::AgentFailed => PREFLIGHT_FINDING_CODES[4],
@@ -146,7 +171,25 @@ impl std::fmt::Display for HoldReason {
             HoldReason::NotDescribed => f.write_str("the service could not be described"),
             HoldReason::Inactive => f.write_str("the service is not ACTIVE"),
             HoldReason::NotFargate => f.write_str("not a Fargate service"),
+            HoldReason::ExternalController => f.write_str(
+                "its deployment controller is EXTERNAL: only the deployer that owns its task \
+                 sets can replace its tasks; that deployer must redeploy it",
+            ),
+            HoldReason::UnknownController => {
+                f.write_str("its deployment controller is of a type the controller does not know")
+            }
+            HoldReason::DeploymentUnknown => f.write_str(
+                "its deployment controller is CODE_DEPLOY and CodeDeploy could not be read",
+            ),
             HoldReason::InProgress => f.write_str("a deployment is in progress"),
+            HoldReason::NoDeploymentGroup => f.write_str(
+                "its deployment controller is CODE_DEPLOY and no CodeDeploy deployment group \
+                 names it: create one for the service, or redeploy it yourself",
+            ),
+            HoldReason::NoLoadBalancer => f.write_str(
+                "its deployment controller is CODE_DEPLOY and it has no load balancer container \
+                 and port for the AppSpec",
+            ),
             HoldReason::Preflight(code) => write!(f, "{code}"),
             HoldReason::PreflightUnknown => {
                 f.write_str("a prerequisite of the GuardDuty agent could not be checked")
@@ -222,36 +265,93 @@ impl<'a> Services<'a> {
     }
 
     /// The guards every redeploy passes, whatever its purpose (in this order):
-    /// `enabled`, `excludeServices`, described, ACTIVE, Fargate, no rollout in progress.
+    /// `enabled`, `excludeServices`, described, ACTIVE, Fargate, a deployment controller
+    /// the controller can drive (not `EXTERNAL`; for `CODE_DEPLOY`, CodeDeploy read), no
+    /// rollout in progress (a CodeDeploy deployment included), then for `CODE_DEPLOY` a
+    /// deployment group and a load balancer. Returns the service and how to redeploy it,
+    /// or the hold and its detail.
     fn guard<'w>(
         &self,
         workload: &'w Workload,
         name: &str,
-    ) -> Result<&'w ObservedService, HoldReason> {
+    ) -> Result<(&'w ObservedService, Deployer), (HoldReason, Option<String>)> {
         if !self.spec.enabled {
-            return Err(HoldReason::Disabled);
+            return Err((HoldReason::Disabled, None));
         }
         if self.excluded.iter().any(|p| p.matches(name)) {
-            return Err(HoldReason::Excluded);
+            return Err((HoldReason::Excluded, None));
         }
         let Some(service) = workload.services.iter().find(|s| s.name == name) else {
-            return Err(HoldReason::NotDescribed);
+            return Err((HoldReason::NotDescribed, None));
         };
         if service.status != ServiceStatus::Active {
-            return Err(HoldReason::Inactive);
+            return Err((HoldReason::Inactive, None));
         }
         if !service.fargate {
-            return Err(HoldReason::NotFargate);
+            return Err((HoldReason::NotFargate, None));
+        }
+        match (&service.controller, &service.codedeploy) {
+            (DeploymentController::External, _) => {
+                let by = service
+                    .primary()
+                    .and_then(|d| d.started_by.as_deref())
+                    .map(|who| format!("its PRIMARY task set was started by {who}"));
+                return Err((HoldReason::ExternalController, by));
+            }
+            (DeploymentController::Other(kind), _) => {
+                return Err((
+                    HoldReason::UnknownController,
+                    Some(format!("deploymentController {kind}")),
+                ));
+            }
+            (DeploymentController::CodeDeploy, None) => {
+                let why = "CodeDeploy was not read for the service";
+                return Err((HoldReason::DeploymentUnknown, Some(why.into())));
+            }
+            (DeploymentController::CodeDeploy, Some(CodeDeploy::Unknown(why))) => {
+                return Err((HoldReason::DeploymentUnknown, Some(why.clone())));
+            }
+            _ => {}
         }
         if service.rollout_in_progress() {
-            return Err(HoldReason::InProgress);
+            let detail = service
+                .codedeploy
+                .as_ref()
+                .and_then(CodeDeploy::active)
+                .map(|d| format!("CodeDeploy deployment {} is {}", d.id, d.status));
+            return Err((HoldReason::InProgress, detail));
         }
-        Ok(service)
+        let via = match &service.codedeploy {
+            Some(CodeDeploy::Group { group, .. })
+                if service.controller == DeploymentController::CodeDeploy =>
+            {
+                let Some(load_balancer) = service.load_balancer.clone() else {
+                    return Err((HoldReason::NoLoadBalancer, None));
+                };
+                let Some(task_definition) = service.task_definition.clone() else {
+                    let why = "the service's task definition is not known";
+                    return Err((HoldReason::DeploymentUnknown, Some(why.into())));
+                };
+                Deployer::CodeDeploy(CodeDeployRedeploy {
+                    group: group.clone(),
+                    task_definition,
+                    load_balancer,
+                })
+            }
+            Some(CodeDeploy::NoGroup) if service.controller == DeploymentController::CodeDeploy => {
+                return Err((HoldReason::NoDeploymentGroup, None));
+            }
+            _ => Deployer::Ecs {
+                strategy: service.strategy.clone(),
+            },
+        };
+        Ok((service, via))
     }
 
     fn redeploy(
         &self,
         service: &ObservedService,
+        via: Deployer,
         purpose: RedeployPurpose,
         reason: String,
         not_before_ms: Option<i64>,
@@ -263,6 +363,7 @@ impl<'a> Services<'a> {
             service: service.name.clone(),
             service_arn: service.arn.clone(),
             purpose,
+            via,
             reason,
             not_before_ms,
         }
@@ -274,7 +375,9 @@ impl<'a> Services<'a> {
 /// changes).
 ///
 /// Holds, in this order: `enabled`, `excludeServices`, not described, not ACTIVE, not
-/// Fargate, a rollout in progress, a failed preflight (or one that could not be made), an
+/// Fargate, a deployment controller it cannot drive (`EXTERNAL`, unknown, CodeDeploy
+/// unread), a rollout in progress, no CodeDeploy deployment group or load balancer, a
+/// failed preflight (or one that could not be made), an
 /// agent that failed in the PRIMARY deployment's own tasks, `retryAfter`.
 pub(super) fn plan_cluster(
     spec: &RedeploySpec,
@@ -301,10 +404,10 @@ pub(super) fn plan_cluster(
         if counts.without_agent == 0 {
             continue;
         }
-        let service = match services.guard(workload, name) {
-            Ok(service) => service,
-            Err(reason) => {
-                services.hold(held, name, reason, None);
+        let (service, via) = match services.guard(workload, name) {
+            Ok(found) => found,
+            Err((reason, detail)) => {
+                services.hold(held, name, reason, detail);
                 continue;
             }
         };
@@ -368,6 +471,7 @@ pub(super) fn plan_cluster(
         }
         actions.push(services.redeploy(
             service,
+            via,
             RedeployPurpose::AddAgent,
             format!(
                 "{} of {} running tasks lack the GuardDuty agent",
@@ -464,10 +568,10 @@ pub(super) fn plan_offboarding(
         if with_agent == 0 {
             continue;
         }
-        let service = match services.guard(workload, name) {
-            Ok(service) => service,
-            Err(reason) => {
-                services.hold(held, name, reason, None);
+        let (service, via) = match services.guard(workload, name) {
+            Ok(found) => found,
+            Err((reason, detail)) => {
+                services.hold(held, name, reason, detail);
                 continue;
             }
         };
@@ -493,6 +597,7 @@ pub(super) fn plan_offboarding(
             }
             _ => actions.push(services.redeploy(
                 service,
+                via,
                 RedeployPurpose::RemoveAgent,
                 format!(
                     "coverage is off and {with_agent} of {} running tasks still run the GuardDuty agent",
