@@ -13,6 +13,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecs::config::retry::RetryPartition;
 use gec_model::desired::Target;
 
+use crate::codedeploy::GroupCache;
 use crate::preflight::PreflightCache;
 use crate::workload::TaskCache;
 use crate::AwsMetrics;
@@ -218,8 +219,11 @@ fn target_client(
     let mut iam = aws_sdk_iam::config::Builder::from(config)
         .region(Region::new(IAM_REGION))
         .retry_partition(partition("iam"));
+    let mut codedeploy =
+        aws_sdk_codedeploy::config::Builder::from(config).retry_partition(partition("codedeploy"));
     if let Some(m) = metrics.map(AwsMetrics::interceptor) {
         ecs = ecs.interceptor(m.clone());
+        codedeploy = codedeploy.interceptor(m.clone());
         guardduty = guardduty.interceptor(m.clone());
         tagging = tagging.interceptor(m.clone());
         iam = iam.interceptor(m);
@@ -235,7 +239,9 @@ fn target_client(
         guardduty: aws_sdk_guardduty::Client::from_conf(guardduty.build()),
         tagging: aws_sdk_resourcegroupstagging::Client::from_conf(tagging.build()),
         iam: aws_sdk_iam::Client::from_conf(iam.build()),
+        codedeploy: aws_sdk_codedeploy::Client::from_conf(codedeploy.build()),
         tasks: TaskCache::default(),
+        deployment_groups: GroupCache::default(),
         preflight: PreflightCache::default(),
         calls,
     }
@@ -258,10 +264,14 @@ pub struct TargetClient {
     pub(crate) tagging: aws_sdk_resourcegroupstagging::Client,
     /// IAM, for `SimulatePrincipalPolicy` (preflight), signed for [`IAM_REGION`].
     pub(crate) iam: aws_sdk_iam::Client,
+    /// CodeDeploy, for the services whose deployment controller is `CODE_DEPLOY`.
+    pub(crate) codedeploy: aws_sdk_codedeploy::Client,
     /// RUNNING tasks already described, kept across passes with the client.
     pub(crate) tasks: TaskCache,
     /// Task definitions and execution-role answers of preflight, kept with the client.
     pub(crate) preflight: PreflightCache,
+    /// The CodeDeploy deployment groups of the target's ECS applications, by service.
+    pub(crate) deployment_groups: GroupCache,
     pub(crate) calls: CallSettings,
 }
 
@@ -321,8 +331,14 @@ pub(crate) fn mocked(region: &str, rules: &[&aws_smithy_mocks::Rule]) -> TargetC
                 .interceptor(mock())
                 .build(),
         ),
+        codedeploy: aws_sdk_codedeploy::Client::from_conf(
+            aws_sdk_codedeploy::config::Builder::from(&config)
+                .interceptor(mock())
+                .build(),
+        ),
         tasks: TaskCache::default(),
         preflight: PreflightCache::default(),
+        deployment_groups: GroupCache::default(),
         calls: CallSettings {
             max_attempts: 1,
             ..CallSettings::default()
@@ -390,7 +406,8 @@ mod tests {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .build();
-        // (label, target, the partitions of its ecs, guardduty and tagging clients)
+        // (label, target, the partitions of its ecs, guardduty, tagging and codedeploy
+        // clients)
         let rows = [
             (
                 "own credentials",
@@ -399,6 +416,7 @@ mod tests {
                     "gec-ecs-us-east-1",
                     "gec-guardduty-us-east-1",
                     "gec-tagging-us-east-1",
+                    "gec-codedeploy-us-east-1",
                 ],
             ),
             (
@@ -408,6 +426,7 @@ mod tests {
                     "gec-ecs-111111111111/us-east-1",
                     "gec-guardduty-111111111111/us-east-1",
                     "gec-tagging-111111111111/us-east-1",
+                    "gec-codedeploy-111111111111/us-east-1",
                 ],
             ),
             (
@@ -417,6 +436,7 @@ mod tests {
                     "gec-ecs-222222222222/us-east-1",
                     "gec-guardduty-222222222222/us-east-1",
                     "gec-tagging-222222222222/us-east-1",
+                    "gec-codedeploy-222222222222/us-east-1",
                 ],
             ),
         ];
@@ -437,6 +457,11 @@ mod tests {
                     .map(ToString::to_string),
                 client
                     .tagging
+                    .config()
+                    .retry_partition()
+                    .map(ToString::to_string),
+                client
+                    .codedeploy
                     .config()
                     .retry_partition()
                     .map(ToString::to_string),

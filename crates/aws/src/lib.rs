@@ -1,9 +1,11 @@
 //! The AWS adapter: the only crate that names aws-sdk-*. It observes ECS clusters, their
 //! tasks and services, and the GuardDuty detector and its coverage; writes tags and
-//! detector features, forces service redeployments, and classifies SDK errors once.
+//! detector features, forces service redeployments (ECS `UpdateService` or a CodeDeploy
+//! deployment), and classifies SDK errors once.
 #![deny(missing_docs)]
 
 mod client;
+mod codedeploy;
 mod error;
 mod metrics;
 mod object;
@@ -17,6 +19,11 @@ pub use client::{
     AwsContext, CallSettings, TargetClient, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, IAM_REGION,
     MAX_ATTEMPTS, MAX_BACKOFF, OPERATION_TIMEOUT, SESSION_NAME,
 };
+pub use codedeploy::{
+    BATCH_GET_APPLICATIONS_BATCH, BATCH_GET_DEPLOYMENTS_BATCH, BATCH_GET_DEPLOYMENT_GROUPS_BATCH,
+    DEPLOYMENT_GROUP_MISS_TTL, DEPLOYMENT_GROUP_TTL, MAX_CODEDEPLOY_APPLICATIONS,
+    MAX_CODEDEPLOY_TEXT_CHARS, MAX_DEPLOYMENT_GROUPS, MAX_LISTED_DEPLOYMENTS, MAX_LIST_PAGES,
+};
 pub use error::{AwsError, ErrorKind};
 pub use metrics::AwsMetrics;
 pub use object::{FetchError, Fetched, ObjectClient, ObjectLocation, MAX_OBJECT_BYTES};
@@ -27,6 +34,8 @@ pub use preflight::{
 };
 pub use workload::{
     Want, DESCRIBE_SERVICES_BATCH, DESCRIBE_TASKS_BATCH, LIST_COVERAGE_PAGE, LIST_TASKS_PAGE,
-    MAX_FARGATE_ISSUES, MAX_REASON_CHARS,
+    MAX_FARGATE_ISSUES, MAX_REASON_CHARS, MAX_SERVICE_DEPLOYMENTS,
 };
-pub use write::{BatchOutcome, FeatureChange, TAG_BATCH};
+pub use write::{
+    codedeploy_appspec, BatchOutcome, FeatureChange, CODEDEPLOY_DESCRIPTION, TAG_BATCH,
+};

@@ -121,7 +121,11 @@ impl Intercept for RequestMetrics {
 /// A bounded service label from the SDK's service name.
 fn service_label(service: &str) -> &'static str {
     let s = service.to_ascii_lowercase();
-    if s.contains("guardduty") {
+    // CodeDeploy before ECS: the SDK names it `CodeDeploy`, which no other rule matches,
+    // but it is checked first so that a later rule cannot take it.
+    if s.contains("codedeploy") {
+        "codedeploy"
+    } else if s.contains("guardduty") {
         "guardduty"
     } else if s.contains("tagging") {
         "tagging"
@@ -142,4 +146,25 @@ fn is_throttling(text: &[u8]) -> bool {
         b"Rate exceeded",
     ];
     CODES.iter().any(|c| text.windows(c.len()).any(|w| w == *c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sdk_service_has_its_own_label() {
+        // (the service name in the SDK's operation metadata, the label)
+        let rows = [
+            ("ECS", "ecs"),
+            ("GuardDuty", "guardduty"),
+            ("Resource Groups Tagging API", "tagging"),
+            ("STS", "sts"),
+            ("CodeDeploy", "codedeploy"),
+            ("something new", "other"),
+        ];
+        for (service, label) in rows {
+            assert_eq!(service_label(service), label, "{service}");
+        }
+    }
 }

@@ -42,8 +42,9 @@ use aws_sdk_guardduty::types::{
     CoverageFilterCriterionKey,
 };
 use gec_model::observed::{
-    is_agent_container, CoverageRecord, CoverageStatus, DeploymentStatus, ObservedCluster,
-    ObservedDeployment, ObservedService, RolloutState, ServiceStatus, TaskCounts, Workload,
+    is_agent_container, CoverageRecord, CoverageStatus, DeploymentController, DeploymentStatus,
+    DeploymentStrategy, LoadBalancerTarget, ObservedCluster, ObservedDeployment, ObservedService,
+    RolloutState, ServiceStatus, TaskCounts, Workload,
 };
 
 use crate::text::bounded;
@@ -186,10 +187,13 @@ impl TargetClient {
     /// docs: a PENDING agent; a RUNNING one when `cluster.coverage` is UNHEALTHY);
     /// `DescribeServices` ([`DESCRIBE_SERVICES_BATCH`] at a time) reads the services. A
     /// cluster that DescribeClusters reported without running tasks, with nothing to
-    /// watch, costs no call.
+    /// watch, costs no call. Each described service whose controller is `CODE_DEPLOY`
+    /// gets what CodeDeploy says about it (`codedeploy`: its deployment group and that
+    /// group's deployments, see `codedeploy.rs`).
     ///
     /// # Errors
-    /// The first failed `ListTasks`, `DescribeTasks` or `DescribeServices` call.
+    /// The first failed `ListTasks`, `DescribeTasks` or `DescribeServices` call. A failed
+    /// CodeDeploy call is no error: that service's `codedeploy` is `Unknown`.
     ///
     /// # Caveats
     /// A task is remembered only once it is RUNNING (a PENDING one is described again),
@@ -245,6 +249,15 @@ impl TargetClient {
             .collect();
         let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
         workload.services = self.describe_services(&cluster.arn, &names).await?;
+        // CodeDeploy decides how a CODE_DEPLOY service is redeployed; a failure to read it
+        // is the service's state (`Unknown`), not the workload's.
+        for service in workload
+            .services
+            .iter_mut()
+            .filter(|s| s.controller == DeploymentController::CodeDeploy)
+        {
+            service.codedeploy = Some(self.read_codedeploy(&cluster.name, &service.name).await);
+        }
         Ok(workload)
     }
 
@@ -533,6 +546,15 @@ fn tally<'a>(tasks: impl Iterator<Item = &'a TaskFacts>) -> Workload {
     workload
 }
 
+/// Most deployments (or task sets) kept per service, PRIMARY first: ECS keeps a few per
+/// service, and every answer is hostile input.
+pub const MAX_SERVICE_DEPLOYMENTS: usize = 16;
+/// Longest ECS name kept (a container name, ECS's own limit): a longer one is no name ECS
+/// gave, and a cut one would name another container.
+const MAX_ECS_NAME_CHARS: usize = 255;
+/// Longest status or strategy text parsed: AWS's words, kept when unknown (`Other`).
+const MAX_STATUS_CHARS: usize = 64;
+
 pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> ObservedService {
     let strategy = service.capacity_provider_strategy();
     let fargate = service.launch_type() == Some(&LaunchType::Fargate)
@@ -540,33 +562,79 @@ pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> Observe
             && strategy
                 .iter()
                 .all(|s| FARGATE_PROVIDERS.contains(&s.capacity_provider())));
-    let mut deployments: Vec<ObservedDeployment> = service
-        .deployments()
-        .iter()
-        .map(|d| ObservedDeployment {
-            id: d.id().unwrap_or_default().to_owned(),
-            status: DeploymentStatus::from_aws(d.status().unwrap_or_default()),
-            rollout_state: d
-                .rollout_state()
-                .map(|s| RolloutState::from_aws(s.as_str())),
-            created_at_ms: d
-                .created_at()
-                .and_then(|t| t.to_millis().ok())
-                .unwrap_or_default(),
+    let controller = service
+        .deployment_controller()
+        .map_or(DeploymentController::Ecs, |c| {
+            DeploymentController::from_aws(&bounded(c.r#type().as_str(), MAX_STATUS_CHARS))
+        });
+    let deployment_strategy = service
+        .deployment_configuration()
+        .and_then(|c| c.strategy())
+        .map_or(DeploymentStrategy::Rolling, |s| {
+            DeploymentStrategy::from_aws(&bounded(s.as_str(), MAX_STATUS_CHARS))
+        });
+    let load_balancer = service.load_balancers().iter().find_map(|lb| {
+        let name = lb.container_name()?;
+        let port = lb.container_port()?;
+        (!name.is_empty() && name.chars().count() <= MAX_ECS_NAME_CHARS).then(|| {
+            LoadBalancerTarget {
+                container_name: name.to_owned(),
+                container_port: port,
+            }
         })
-        .collect();
+    });
+    // CODE_DEPLOY and EXTERNAL services report task sets, not deployments.
+    let task_sets = controller != DeploymentController::Ecs && !service.task_sets().is_empty();
+    let (mut deployments, primary_task_definition, primary_platform) = if task_sets {
+        let primary = service
+            .task_sets()
+            .iter()
+            .find(|t| t.status() == Some("PRIMARY"));
+        (
+            service
+                .task_sets()
+                .iter()
+                .map(task_set_deployment)
+                .collect(),
+            primary.and_then(|t| t.task_definition()),
+            primary.and_then(|t| t.platform_version()),
+        )
+    } else {
+        let primary = service
+            .deployments()
+            .iter()
+            .find(|d| d.status() == Some("PRIMARY"));
+        (
+            service
+                .deployments()
+                .iter()
+                .map(|d| ObservedDeployment {
+                    id: bounded(d.id().unwrap_or_default(), MAX_REASON_CHARS),
+                    status: DeploymentStatus::from_aws(&bounded(
+                        d.status().unwrap_or_default(),
+                        MAX_STATUS_CHARS,
+                    )),
+                    rollout_state: d
+                        .rollout_state()
+                        .map(|s| RolloutState::from_aws(&bounded(s.as_str(), MAX_STATUS_CHARS))),
+                    created_at_ms: d
+                        .created_at()
+                        .and_then(|t| t.to_millis().ok())
+                        .unwrap_or_default(),
+                    started_by: None,
+                })
+                .collect::<Vec<_>>(),
+            primary.and_then(|d| d.task_definition()),
+            primary.and_then(|d| d.platform_version()),
+        )
+    };
     // Stable: the other deployments keep the order ECS listed them in.
     deployments.sort_by_key(|d| d.status != DeploymentStatus::Primary);
-    let primary = service
-        .deployments()
-        .iter()
-        .find(|d| d.status() == Some("PRIMARY"));
-    let task_definition = primary
-        .and_then(|d| d.task_definition())
+    deployments.truncate(MAX_SERVICE_DEPLOYMENTS);
+    let task_definition = primary_task_definition
         .or(service.task_definition())
         .map(str::to_owned);
-    let platform_version = primary
-        .and_then(|d| d.platform_version())
+    let platform_version = primary_platform
         .or(service.platform_version())
         .map(str::to_owned);
     ObservedService {
@@ -577,7 +645,35 @@ pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> Observe
         status: ServiceStatus::from_aws(service.status().unwrap_or_default()),
         fargate,
         deployments,
+        controller,
+        strategy: deployment_strategy,
+        load_balancer,
         ..ObservedService::default()
+    }
+}
+
+/// A task set as a deployment: `PRIMARY` and `ACTIVE` as ECS deployments say them,
+/// `DRAINING` (and anything else) as `Other`; no rollout state (task sets have none);
+/// started by `startedBy` (`CodeDeploy`, or the external deployer), else `externalId`.
+fn task_set_deployment(t: &aws_sdk_ecs::types::TaskSet) -> ObservedDeployment {
+    let status = match t.status() {
+        Some("PRIMARY") => DeploymentStatus::Primary,
+        Some("ACTIVE") => DeploymentStatus::Active,
+        other => DeploymentStatus::Other(bounded(other.unwrap_or_default(), MAX_STATUS_CHARS)),
+    };
+    ObservedDeployment {
+        id: bounded(t.id().unwrap_or_default(), MAX_REASON_CHARS),
+        status,
+        rollout_state: None,
+        created_at_ms: t
+            .created_at()
+            .and_then(|c| c.to_millis().ok())
+            .unwrap_or_default(),
+        started_by: t
+            .started_by()
+            .filter(|s| !s.is_empty())
+            .or(t.external_id().filter(|s| !s.is_empty()))
+            .map(|s| bounded(s, MAX_REASON_CHARS)),
     }
 }
 

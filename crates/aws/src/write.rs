@@ -1,6 +1,7 @@
 //! The controller's writes: cluster tags through the Resource Groups Tagging API,
 //! detector features by read-modify-write `UpdateDetector`, and forced redeployments of
-//! services (`UpdateService`).
+//! services (`UpdateService` for the `ECS` deployment controller, CodeDeploy
+//! `CreateDeployment` for `CODE_DEPLOY`).
 //!
 //! # Which writes are idempotent
 //!
@@ -14,12 +15,14 @@
 //! | `UntagResources` (`GuardDutyManaged`) | yes | removes a key: removing it again changes nothing |
 //! | `UpdateDetector` (Runtime Monitoring and its additional configurations) | yes | sends absolute statuses computed from a fresh `GetDetector` (read-modify-write), never a toggle or a delta |
 //! | `UpdateService(forceNewDeployment)` | **no** | every applied call starts another deployment; ECS takes no client token for it |
+//! | CodeDeploy `CreateDeployment` (AppSpec of the service's current task definition) | **no** | every applied call starts another deployment; CodeDeploy takes no client token for it |
 //!
-//! The idempotent ones keep the SDK's standard retries. `UpdateService` goes out once,
-//! without them, and a failure that does not prove the request was rejected
-//! ([`AwsError::proves_not_applied`]) is settled by re-reading the service before any new
-//! attempt; a new non-idempotent write must take the same path (the engine's one generic
-//! helper for it, `write_once`).
+//! The idempotent ones keep the SDK's standard retries. `UpdateService` and
+//! `CreateDeployment` go out once, without them, and a failure that does not prove the
+//! request was rejected ([`AwsError::proves_not_applied`]) is settled by a re-read before
+//! any new attempt (the service's deployments, or the deployment group's active
+//! deployments: [`TargetClient::active_codedeploy_deployments`]); a new non-idempotent
+//! write must take the same path (the engine's one generic helper for it, `write_once`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -29,9 +32,13 @@ use aws_sdk_guardduty::types::{
     DetectorAdditionalConfiguration, DetectorFeature, DetectorFeatureConfiguration,
     FeatureAdditionalConfiguration,
 };
-use gec_model::observed::{FeatureStatus, ObservedDeployment, RUNTIME_MONITORING};
+use gec_model::observed::{
+    FeatureStatus, LoadBalancerTarget, ObservedDeployment, RUNTIME_MONITORING,
+};
+use gec_model::plan::CodeDeployRedeploy;
 use gec_model::MANAGED_TAG_KEY;
 
+use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocationType};
 use aws_sdk_resourcegroupstagging::types::FailureInfo;
 
 use crate::error::{classify, ErrorKind};
@@ -40,6 +47,37 @@ use crate::{AwsError, TargetClient};
 
 /// ARNs per `TagResources` / `UntagResources` call: the API's maximum.
 pub const TAG_BATCH: usize = 20;
+
+/// The `description` of the controller's CodeDeploy deployments (shows in the console and
+/// in `GetDeployment`).
+pub const CODEDEPLOY_DESCRIPTION: &str = "guardduty-ecs-controller: the same task definition, \
+     deployed again so that the service's tasks are replaced and the new ones get (or lose) \
+     the GuardDuty Runtime Monitoring agent";
+
+/// The AppSpec (JSON) of a deployment that runs `task_definition` again behind the
+/// service's load balancer: CodeDeploy replaces the tasks and changes nothing else.
+///
+/// AppSpec for ECS: `version` 0.0, one `Resources` entry `TargetService` of type
+/// `AWS::ECS::Service` with `TaskDefinition` and `LoadBalancerInfo` (`ContainerName`,
+/// `ContainerPort`); no hooks.
+pub fn codedeploy_appspec(task_definition: &str, load_balancer: &LoadBalancerTarget) -> String {
+    serde_json::json!({
+        "version": 0.0,
+        "Resources": [{
+            "TargetService": {
+                "Type": "AWS::ECS::Service",
+                "Properties": {
+                    "TaskDefinition": task_definition,
+                    "LoadBalancerInfo": {
+                        "ContainerName": load_balancer.container_name,
+                        "ContainerPort": load_balancer.container_port,
+                    },
+                },
+            },
+        }],
+    })
+    .to_string()
+}
 
 /// The result of a batched tag write: every ARN that was not written, with why.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -201,6 +239,71 @@ impl TargetClient {
                     "UpdateService",
                     None,
                     "the answer has no PRIMARY deployment",
+                )
+            })
+    }
+
+    /// Starts a CodeDeploy deployment of a `CODE_DEPLOY` service's current task definition
+    /// (`CreateDeployment` in the service's deployment group, with an AppSpec from
+    /// [`codedeploy_appspec`]), so that CodeDeploy replaces its tasks. One request: the SDK
+    /// does not retry it (see Caveats). Returns the deployment id.
+    ///
+    /// # Errors
+    /// A failed `CreateDeployment` call, or an answer without a deployment id (a
+    /// [`ErrorKind::Transient`] error: the deployment may have started).
+    ///
+    /// # Guarantees
+    /// The deployment group's own configuration (deployment config, rollback, alarms) is
+    /// used; only the revision is sent. Exactly one request is sent, whatever the client's
+    /// retry settings.
+    ///
+    /// # Caveats
+    /// Not idempotent, like [`TargetClient::redeploy_service`]: each applied call starts
+    /// another deployment and CodeDeploy takes no client token. A failure that does not
+    /// prove "not applied" is settled by the caller with
+    /// [`TargetClient::active_codedeploy_deployments`] (a new active deployment, or none)
+    /// before any new attempt.
+    pub async fn create_codedeploy_deployment(
+        &self,
+        redeploy: &CodeDeployRedeploy,
+    ) -> Result<String, AwsError> {
+        let revision = RevisionLocation::builder()
+            .revision_type(RevisionLocationType::AppSpecContent)
+            .app_spec_content(
+                AppSpecContent::builder()
+                    .content(codedeploy_appspec(
+                        &redeploy.task_definition,
+                        &redeploy.load_balancer,
+                    ))
+                    .build(),
+            )
+            .build();
+        let out = self
+            .codedeploy
+            .create_deployment()
+            .application_name(&redeploy.group.application)
+            .deployment_group_name(&redeploy.group.name)
+            .revision(revision)
+            .description(CODEDEPLOY_DESCRIPTION)
+            .customize()
+            .config_override(
+                aws_sdk_codedeploy::config::Builder::default()
+                    .retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("CreateDeployment", e))?;
+        out.deployment_id()
+            .filter(|id| !id.is_empty() && id.chars().count() <= 64)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                // CodeDeploy answered 200: the deployment started, only its id is
+                // unusable. Transient, so the caller re-reads the group's deployments.
+                AwsError::new(
+                    ErrorKind::Transient,
+                    "CreateDeployment",
+                    None,
+                    "the answer has no usable deployment id",
                 )
             })
     }

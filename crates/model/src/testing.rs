@@ -11,16 +11,14 @@ use std::collections::BTreeMap;
 
 use crate::desired::{self, DesiredState, ManagedTag, Target};
 use crate::observed::{
-    AgentGap, ClusterStatus, CodeDeploy, CodeDeployDeployment, CodeDeployStatus,
-    CoverageRecord, CoverageStatus, DeploymentController, DeploymentGroupRef, DeploymentStatus,
-    DeploymentStrategy, FeatureStatus, LoadBalancerTarget,
-    ObservedCluster, ObservedDeployment, ObservedDetector, ObservedService, Preflight,
-    PreflightCode, PreflightFinding, RolloutState, TaskCounts, Workload,
-    ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
+    AgentGap, ClusterStatus, CodeDeploy, CodeDeployDeployment, CodeDeployStatus, CoverageRecord,
+    CoverageStatus, DeploymentController, DeploymentGroupRef, DeploymentStatus, DeploymentStrategy,
+    FeatureStatus, LoadBalancerTarget, ObservedCluster, ObservedDeployment, ObservedDetector,
+    ObservedService, Preflight, PreflightCode, PreflightFinding, RolloutState, TaskCounts,
+    Workload, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 use crate::plan::{
-    ClusterRow, CoverageChange, Deployer, Held, HoldReason, RedeployPurpose, TargetRef,
-    TaskSummary,
+    ClusterRow, CoverageChange, Deployer, Held, HoldReason, RedeployPurpose, TargetRef, TaskSummary,
 };
 use crate::{Action, ObservedTarget};
 

@@ -1,0 +1,459 @@
+//! Reading CodeDeploy for services whose deployment controller is `CODE_DEPLOY`: the
+//! deployment group that names the service, and that group's recent deployments.
+//!
+//! # Finding a service's deployment group
+//! CodeDeploy has no "group of this ECS service" lookup: a group names its services in
+//! `ecsServices` (cluster name, service name). So the adapter lists them all once and keeps
+//! a map per target (in [`TargetClient`], with the other caches): `ListApplications`
+//! (paged) → `BatchGetApplications` ([`BATCH_GET_APPLICATIONS_BATCH`] per call; only
+//! compute platform `ECS`) → `ListDeploymentGroups` per application (paged) →
+//! `BatchGetDeploymentGroups` ([`BATCH_GET_DEPLOYMENT_GROUPS_BATCH`] per call). The map is
+//! built again when it is older than [`DEPLOYMENT_GROUP_TTL`], and on a miss when it is
+//! older than [`DEPLOYMENT_GROUP_MISS_TTL`] (a group made for a new service is found
+//! within a pass or two, without a listing per pass for a service that has none).
+//!
+//! Everything CodeDeploy answers is bounded: at most [`MAX_CODEDEPLOY_APPLICATIONS`]
+//! applications, [`MAX_DEPLOYMENT_GROUPS`] groups, [`MAX_LIST_PAGES`] pages per listing,
+//! names of at most [`MAX_NAME_CHARS`] / [`MAX_ECS_NAME_CHARS`] characters (longer ones
+//! are skipped, never cut: a cut name names something else). A listing cut short by a
+//! bound is remembered, and a service not found in it is `Unknown`, not `NoGroup`.
+//!
+//! # A group's deployments
+//! `ListDeployments` twice (first page each): the active ones (`includeOnlyStatuses` =
+//! Created, Queued, InProgress, Baking, Ready) and those created in the last hour
+//! (`createTimeRange.start` = now − 1 h); then `BatchGetDeployments` of the union
+//! ([`BATCH_GET_DEPLOYMENTS_BATCH`] per call). Kept: at most
+//! [`MAX_CODEDEPLOY_DEPLOYMENTS`], the active ones first, newest first.
+//!
+//! A failed CodeDeploy call never fails the workload read: the service's state is
+//! [`CodeDeploy::Unknown`] with the classified error, and the planner holds it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_codedeploy::types::{ComputePlatform, DeploymentStatus, TimeRange};
+use aws_smithy_types::DateTime;
+use gec_model::observed::{
+    CodeDeploy, CodeDeployDeployment, CodeDeployStatus, DeploymentGroupRef,
+    MAX_CODEDEPLOY_DEPLOYMENTS,
+};
+
+use crate::error::classify;
+use crate::text::bounded;
+use crate::{AwsError, TargetClient};
+
+/// How long the map of deployment groups is trusted.
+pub const DEPLOYMENT_GROUP_TTL: Duration = Duration::from_secs(5 * 60);
+/// How old the map may be before a service it does not know makes it built again.
+pub const DEPLOYMENT_GROUP_MISS_TTL: Duration = Duration::from_secs(30);
+/// Application names per `BatchGetApplications` call: the API's maximum.
+pub const BATCH_GET_APPLICATIONS_BATCH: usize = 100;
+/// Group names per `BatchGetDeploymentGroups` call: the API's maximum
+/// (`BatchLimitExceededException`: "the maximum number of names or IDs allowed for this
+/// request (100)").
+pub const BATCH_GET_DEPLOYMENT_GROUPS_BATCH: usize = 100;
+/// Deployment ids per `BatchGetDeployments` call: the API's maximum.
+pub const BATCH_GET_DEPLOYMENTS_BATCH: usize = 25;
+/// Most applications read per target: CodeDeploy's default quota per account and region.
+pub const MAX_CODEDEPLOY_APPLICATIONS: usize = 1000;
+/// Most deployment groups read per target (all `ECS` applications together).
+pub const MAX_DEPLOYMENT_GROUPS: usize = 5000;
+/// Most pages read per listing (`ListApplications`, `ListDeploymentGroups`).
+pub const MAX_LIST_PAGES: usize = 50;
+/// Most deployment ids described per group and pass (the two `ListDeployments` pages).
+pub const MAX_LISTED_DEPLOYMENTS: usize = 100;
+/// Longest application or group name (the API's own limit).
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest ECS cluster or service name (ECS's own limit).
+pub const MAX_ECS_NAME_CHARS: usize = 255;
+/// Longest deployment id kept (`d-` and nine characters; anything longer is no id).
+const MAX_DEPLOYMENT_ID_CHARS: usize = 64;
+/// Longest CodeDeploy error text kept (a deployment's `errorInformation.message`, or why
+/// CodeDeploy could not be read).
+pub const MAX_CODEDEPLOY_TEXT_CHARS: usize = 512;
+/// How far back the deployments of a group are read (what `maxPerHour` needs).
+const RECENT: Duration = Duration::from_secs(60 * 60);
+
+/// The statuses of a deployment that has not finished.
+const ACTIVE_STATUSES: [DeploymentStatus; 5] = [
+    DeploymentStatus::Created,
+    DeploymentStatus::Queued,
+    DeploymentStatus::InProgress,
+    DeploymentStatus::Baking,
+    DeploymentStatus::Ready,
+];
+
+/// (cluster name, service name).
+type ServiceKey = (String, String);
+
+/// Every deployment group of the target's `ECS` applications, by the services it names.
+#[derive(Debug, Clone, Default)]
+struct GroupMap {
+    groups: HashMap<ServiceKey, DeploymentGroupRef>,
+    /// A bound cut the listing short: a service not in `groups` may still have a group.
+    truncated: bool,
+}
+
+/// The map of deployment groups, kept with the target's client and shared by its clones.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupCache(Arc<Mutex<Option<(Instant, Arc<GroupMap>)>>>);
+
+impl GroupCache {
+    fn lock(&self) -> MutexGuard<'_, Option<(Instant, Arc<GroupMap>)>> {
+        // A panic while the lock was held cannot leave the value half-written (one
+        // assignment), so a poisoned lock is still safe to use.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The map if it may be used at `now` for `key`: younger than the TTL, and on a miss
+    /// younger than the miss TTL.
+    fn fresh(&self, key: &ServiceKey, now: Instant) -> Option<Arc<GroupMap>> {
+        let guard = self.lock();
+        let (built, map) = guard.as_ref()?;
+        let age = now.saturating_duration_since(*built);
+        let usable = age < DEPLOYMENT_GROUP_TTL
+            && (map.groups.contains_key(key) || age < DEPLOYMENT_GROUP_MISS_TTL);
+        usable.then(|| Arc::clone(map))
+    }
+
+    fn store(&self, built: Instant, map: Arc<GroupMap>) {
+        *self.lock() = Some((built, map));
+    }
+}
+
+/// What the lookup found for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Lookup {
+    Found(DeploymentGroupRef),
+    NotFound,
+    /// Not found in a listing cut short by a bound.
+    Undecided,
+}
+
+impl TargetClient {
+    /// What CodeDeploy says about one `CODE_DEPLOY` service: its group and the group's
+    /// deployments, [`CodeDeploy::NoGroup`], or [`CodeDeploy::Unknown`] when a CodeDeploy
+    /// call failed (never an error: the workload read goes on).
+    pub(crate) async fn read_codedeploy(&self, cluster: &str, service: &str) -> CodeDeploy {
+        let unknown =
+            |e: AwsError| CodeDeploy::Unknown(bounded(&e.to_string(), MAX_CODEDEPLOY_TEXT_CHARS));
+        let group = match self
+            .deployment_group(cluster, service, Instant::now())
+            .await
+        {
+            Ok(Lookup::Found(group)) => group,
+            Ok(Lookup::NotFound) => return CodeDeploy::NoGroup,
+            Ok(Lookup::Undecided) => {
+                return CodeDeploy::Unknown(format!(
+                    "more CodeDeploy applications or deployment groups than the controller reads \
+                     ({MAX_CODEDEPLOY_APPLICATIONS} applications, {MAX_DEPLOYMENT_GROUPS} groups); \
+                     none of those read names this service"
+                ))
+            }
+            Err(e) => return unknown(e),
+        };
+        match self.group_deployments(&group, SystemTime::now()).await {
+            Ok(deployments) => CodeDeploy::Group { group, deployments },
+            Err(e) => unknown(e),
+        }
+    }
+
+    /// The deployment group whose `ecsServices` names (cluster, service), from the cached
+    /// map (built again as the module docs say).
+    async fn deployment_group(
+        &self,
+        cluster: &str,
+        service: &str,
+        now: Instant,
+    ) -> Result<Lookup, AwsError> {
+        let key = (cluster.to_owned(), service.to_owned());
+        let map = match self.deployment_groups.fresh(&key, now) {
+            Some(map) => map,
+            None => {
+                let map = Arc::new(self.list_deployment_groups().await?);
+                tracing::debug!(
+                    groups = map.groups.len(),
+                    truncated = map.truncated,
+                    "listed the CodeDeploy deployment groups of ECS applications"
+                );
+                self.deployment_groups.store(now, Arc::clone(&map));
+                map
+            }
+        };
+        Ok(match map.groups.get(&key) {
+            Some(group) => Lookup::Found(group.clone()),
+            None if map.truncated => Lookup::Undecided,
+            None => Lookup::NotFound,
+        })
+    }
+
+    /// Every deployment group of the target's `ECS` applications, by the services it
+    /// names (bounded, see the module docs).
+    async fn list_deployment_groups(&self) -> Result<GroupMap, AwsError> {
+        let mut map = GroupMap::default();
+        let mut names = Vec::new();
+        let mut pages = self.codedeploy.list_applications().into_paginator().send();
+        let mut read = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify("ListApplications", e))?;
+            names.extend(
+                page.applications()
+                    .iter()
+                    .filter(|n| valid_name(n))
+                    .cloned(),
+            );
+            read += 1;
+            if names.len() > MAX_CODEDEPLOY_APPLICATIONS || read >= MAX_LIST_PAGES {
+                map.truncated |= names.len() > MAX_CODEDEPLOY_APPLICATIONS
+                    || page.next_token().is_some_and(|t| !t.is_empty());
+                break;
+            }
+        }
+        names.sort();
+        names.dedup();
+        names.truncate(MAX_CODEDEPLOY_APPLICATIONS);
+        let mut ecs_apps = Vec::new();
+        for batch in names.chunks(BATCH_GET_APPLICATIONS_BATCH) {
+            let out = self
+                .codedeploy
+                .batch_get_applications()
+                .set_application_names(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify("BatchGetApplications", e))?;
+            ecs_apps.extend(
+                out.applications_info()
+                    .iter()
+                    .filter(|a| a.compute_platform() == Some(&ComputePlatform::Ecs))
+                    .filter_map(|a| a.application_name())
+                    .filter(|n| batch.iter().any(|b| b == n))
+                    .map(str::to_owned),
+            );
+        }
+        ecs_apps.sort();
+        ecs_apps.dedup();
+        let mut groups_read = 0usize;
+        for app in &ecs_apps {
+            let mut group_names = Vec::new();
+            let mut pages = self
+                .codedeploy
+                .list_deployment_groups()
+                .application_name(app)
+                .into_paginator()
+                .send();
+            let mut read = 0;
+            let room = MAX_DEPLOYMENT_GROUPS.saturating_sub(groups_read);
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| classify("ListDeploymentGroups", e))?;
+                group_names.extend(
+                    page.deployment_groups()
+                        .iter()
+                        .filter(|n| valid_name(n))
+                        .cloned(),
+                );
+                read += 1;
+                if group_names.len() > room || read >= MAX_LIST_PAGES {
+                    map.truncated |= group_names.len() > room
+                        || page.next_token().is_some_and(|t| !t.is_empty());
+                    break;
+                }
+            }
+            group_names.sort();
+            group_names.dedup();
+            group_names.truncate(room);
+            groups_read += group_names.len();
+            for batch in group_names.chunks(BATCH_GET_DEPLOYMENT_GROUPS_BATCH) {
+                let out = self
+                    .codedeploy
+                    .batch_get_deployment_groups()
+                    .application_name(app)
+                    .set_deployment_group_names(Some(batch.to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| classify("BatchGetDeploymentGroups", e))?;
+                for info in out.deployment_groups_info() {
+                    let Some(name) = info
+                        .deployment_group_name()
+                        .filter(|n| batch.iter().any(|b| b == n))
+                    else {
+                        continue;
+                    };
+                    for svc in info.ecs_services() {
+                        let (Some(c), Some(s)) = (svc.cluster_name(), svc.service_name()) else {
+                            continue;
+                        };
+                        if !valid_ecs_name(c) || !valid_ecs_name(s) {
+                            continue;
+                        }
+                        // ECS lets a service be in one group only; should two name it,
+                        // the first by name is kept, the same on every pass.
+                        map.groups
+                            .entry((c.to_owned(), s.to_owned()))
+                            .or_insert_with(|| DeploymentGroupRef {
+                                application: app.clone(),
+                                name: name.to_owned(),
+                            });
+                    }
+                }
+            }
+            if groups_read >= MAX_DEPLOYMENT_GROUPS {
+                map.truncated = true;
+                break;
+            }
+        }
+        Ok(map)
+    }
+
+    /// The group's deployments that are active or were created in the hour before `now`:
+    /// at most [`MAX_CODEDEPLOY_DEPLOYMENTS`], the active ones kept first, newest first.
+    async fn group_deployments(
+        &self,
+        group: &DeploymentGroupRef,
+        now: SystemTime,
+    ) -> Result<Vec<CodeDeployDeployment>, AwsError> {
+        let mut ids = self.active_deployment_ids(group).await?;
+        let since = now.checked_sub(RECENT).unwrap_or(SystemTime::UNIX_EPOCH);
+        let recent = self
+            .codedeploy
+            .list_deployments()
+            .application_name(&group.application)
+            .deployment_group_name(&group.name)
+            .create_time_range(TimeRange::builder().start(DateTime::from(since)).build())
+            .send()
+            .await
+            .map_err(|e| classify("ListDeployments", e))?;
+        ids.extend(
+            recent
+                .deployments()
+                .iter()
+                .filter(|id| valid_deployment_id(id))
+                .cloned(),
+        );
+        let mut deployments = self.describe_deployments(&ids).await?;
+        // Active first (they decide whether a redeploy may start), then newest first.
+        deployments.sort_by(|a, b| {
+            b.status
+                .is_active()
+                .cmp(&a.status.is_active())
+                .then(b.created_at_ms.cmp(&a.created_at_ms))
+                .then(a.id.cmp(&b.id))
+        });
+        deployments.truncate(MAX_CODEDEPLOY_DEPLOYMENTS);
+        deployments.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(a.id.cmp(&b.id)));
+        Ok(deployments)
+    }
+
+    /// The ids of the group's active deployments (first page of `ListDeployments` with
+    /// `includeOnlyStatuses`), valid ones only.
+    async fn active_deployment_ids(
+        &self,
+        group: &DeploymentGroupRef,
+    ) -> Result<Vec<String>, AwsError> {
+        let out = self
+            .codedeploy
+            .list_deployments()
+            .application_name(&group.application)
+            .deployment_group_name(&group.name)
+            .set_include_only_statuses(Some(ACTIVE_STATUSES.to_vec()))
+            .send()
+            .await
+            .map_err(|e| classify("ListDeployments", e))?;
+        Ok(out
+            .deployments()
+            .iter()
+            .filter(|id| valid_deployment_id(id))
+            .cloned()
+            .collect())
+    }
+
+    /// The deployments of `ids` (duplicates and ids past [`MAX_LISTED_DEPLOYMENTS`] left
+    /// out, in the order given), [`BATCH_GET_DEPLOYMENTS_BATCH`] per call. Ids CodeDeploy
+    /// does not return are left out.
+    pub(crate) async fn describe_deployments(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<CodeDeployDeployment>, AwsError> {
+        let mut seen = BTreeSet::new();
+        let ids: Vec<String> = ids
+            .iter()
+            .filter(|id| seen.insert(id.as_str()))
+            .take(MAX_LISTED_DEPLOYMENTS)
+            .cloned()
+            .collect();
+        let mut deployments = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(BATCH_GET_DEPLOYMENTS_BATCH) {
+            let out = self
+                .codedeploy
+                .batch_get_deployments()
+                .set_deployment_ids(Some(batch.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify("BatchGetDeployments", e))?;
+            deployments.extend(
+                out.deployments_info()
+                    .iter()
+                    .filter(|d| {
+                        d.deployment_id()
+                            .is_some_and(|id| batch.iter().any(|b| b == id))
+                    })
+                    .map(codedeploy_deployment),
+            );
+        }
+        let mut seen = BTreeSet::new();
+        deployments.retain(|d| seen.insert(d.id.clone()));
+        Ok(deployments)
+    }
+
+    /// The group's active deployments: `ListDeployments` (`includeOnlyStatuses` = the
+    /// active ones, first page) and `BatchGetDeployments`. The read that settles a
+    /// `CreateDeployment` whose outcome is unknown (the engine's `write_once`).
+    ///
+    /// # Errors
+    /// A failed `ListDeployments` or `BatchGetDeployments` call.
+    pub async fn active_codedeploy_deployments(
+        &self,
+        group: &DeploymentGroupRef,
+    ) -> Result<Vec<CodeDeployDeployment>, AwsError> {
+        let ids = self.active_deployment_ids(group).await?;
+        let mut deployments = self.describe_deployments(&ids).await?;
+        deployments.retain(|d| d.status.is_active());
+        deployments.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(a.id.cmp(&b.id)));
+        Ok(deployments)
+    }
+}
+
+/// A deployment as the model keeps it (texts bounded).
+fn codedeploy_deployment(d: &aws_sdk_codedeploy::types::DeploymentInfo) -> CodeDeployDeployment {
+    CodeDeployDeployment {
+        id: d.deployment_id().unwrap_or_default().to_owned(),
+        status: d
+            .status()
+            .map_or(CodeDeployStatus::Other(String::new()), |s| {
+                CodeDeployStatus::from_aws(&bounded(s.as_str(), 64))
+            }),
+        created_at_ms: d
+            .create_time()
+            .and_then(|t| t.to_millis().ok())
+            .unwrap_or_default(),
+        error: d
+            .error_information()
+            .and_then(|e| e.message())
+            .filter(|m| !m.trim().is_empty())
+            .map(|m| bounded(m, MAX_CODEDEPLOY_TEXT_CHARS)),
+    }
+}
+
+/// A CodeDeploy application or group name within the API's limit.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().count() <= MAX_NAME_CHARS
+}
+
+/// An ECS cluster or service name within ECS's limit.
+fn valid_ecs_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().count() <= MAX_ECS_NAME_CHARS
+}
+
+fn valid_deployment_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().count() <= MAX_DEPLOYMENT_ID_CHARS
+}
