@@ -95,12 +95,15 @@ struct GroupMap {
     truncated: bool,
 }
 
+/// A map of deployment groups and when it was built.
+type Built = Option<(Instant, Arc<GroupMap>)>;
+
 /// The map of deployment groups, kept with the target's client and shared by its clones.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct GroupCache(Arc<Mutex<Option<(Instant, Arc<GroupMap>)>>>);
+pub(crate) struct GroupCache(Arc<Mutex<Built>>);
 
 impl GroupCache {
-    fn lock(&self) -> MutexGuard<'_, Option<(Instant, Arc<GroupMap>)>> {
+    fn lock(&self) -> MutexGuard<'_, Built> {
         // A panic while the lock was held cannot leave the value half-written (one
         // assignment), so a poisoned lock is still safe to use.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
@@ -456,4 +459,369 @@ fn valid_ecs_name(name: &str) -> bool {
 
 fn valid_deployment_id(id: &str) -> bool {
     !id.is_empty() && id.chars().count() <= MAX_DEPLOYMENT_ID_CHARS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::mocked;
+    use aws_sdk_codedeploy::operation::batch_get_applications::BatchGetApplicationsOutput;
+    use aws_sdk_codedeploy::operation::batch_get_deployment_groups::BatchGetDeploymentGroupsOutput;
+    use aws_sdk_codedeploy::operation::batch_get_deployments::BatchGetDeploymentsOutput;
+    use aws_sdk_codedeploy::operation::list_applications::{
+        ListApplicationsError, ListApplicationsOutput,
+    };
+    use aws_sdk_codedeploy::operation::list_deployment_groups::ListDeploymentGroupsOutput;
+    use aws_sdk_codedeploy::operation::list_deployments::ListDeploymentsOutput;
+    use aws_sdk_codedeploy::types::{
+        ApplicationInfo, DeploymentGroupInfo, DeploymentInfo, EcsService, ErrorInformation,
+    };
+    use aws_smithy_mocks::{mock, Rule};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn ecs_service(cluster: &str, service: &str) -> EcsService {
+        EcsService::builder()
+            .cluster_name(cluster)
+            .service_name(service)
+            .build()
+    }
+
+    /// Two applications: `web` (ECS; groups `blue-api` naming apps/api and `blue-worker`
+    /// naming apps/worker and batch/worker) and `legacy` (Server, a group that also names
+    /// apps/api and is never read); listings in two pages.
+    fn fleet() -> Vec<Rule> {
+        let apps = mock!(aws_sdk_codedeploy::Client::list_applications)
+            .match_requests(|r| r.next_token().is_none())
+            .then_output(|| {
+                ListApplicationsOutput::builder()
+                    .applications("web")
+                    .next_token("page-2")
+                    .build()
+            });
+        let apps_2 = mock!(aws_sdk_codedeploy::Client::list_applications)
+            .match_requests(|r| r.next_token() == Some("page-2"))
+            .then_output(|| {
+                ListApplicationsOutput::builder()
+                    .applications("legacy")
+                    .build()
+            });
+        let infos =
+            mock!(aws_sdk_codedeploy::Client::batch_get_applications).then_compute_output(|r| {
+                let mut out = BatchGetApplicationsOutput::builder();
+                for name in r.application_names() {
+                    let platform = if name == "web" {
+                        ComputePlatform::Ecs
+                    } else {
+                        ComputePlatform::Server
+                    };
+                    out = out.applications_info(
+                        ApplicationInfo::builder()
+                            .application_name(name)
+                            .compute_platform(platform)
+                            .build(),
+                    );
+                }
+                out.build()
+            });
+        let groups = mock!(aws_sdk_codedeploy::Client::list_deployment_groups)
+            .match_requests(|r| r.application_name() == Some("web"))
+            .then_output(|| {
+                ListDeploymentGroupsOutput::builder()
+                    .application_name("web")
+                    .deployment_groups("blue-worker")
+                    .deployment_groups("blue-api")
+                    .build()
+            });
+        let group_infos = mock!(aws_sdk_codedeploy::Client::batch_get_deployment_groups)
+            .match_requests(|r| r.application_name() == Some("web"))
+            .then_compute_output(|r| {
+                let mut out = BatchGetDeploymentGroupsOutput::builder();
+                for name in r.deployment_group_names() {
+                    let mut info = DeploymentGroupInfo::builder()
+                        .application_name("web")
+                        .deployment_group_name(name)
+                        .compute_platform(ComputePlatform::Ecs);
+                    info = match name.as_str() {
+                        "blue-api" => info.ecs_services(ecs_service("apps", "api")),
+                        _ => info
+                            .ecs_services(ecs_service("apps", "worker"))
+                            .ecs_services(ecs_service("batch", "worker")),
+                    };
+                    out = out.deployment_groups_info(info.build());
+                }
+                out.build()
+            });
+        vec![apps, apps_2, infos, groups, group_infos]
+    }
+
+    fn group(name: &str) -> DeploymentGroupRef {
+        DeploymentGroupRef {
+            application: "web".into(),
+            name: name.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_group_naming_a_service_is_found_among_ecs_applications_only() {
+        let rules = fleet();
+        let refs: Vec<&Rule> = rules.iter().collect();
+        let client = mocked("us-east-1", &refs);
+        let now = Instant::now();
+        let rows = [
+            ("apps", "api", Lookup::Found(group("blue-api"))),
+            ("apps", "worker", Lookup::Found(group("blue-worker"))),
+            ("batch", "worker", Lookup::Found(group("blue-worker"))),
+            ("batch", "api", Lookup::NotFound),
+            ("apps", "other", Lookup::NotFound),
+        ];
+        for (cluster, service, want) in rows {
+            let got = client
+                .deployment_group(cluster, service, now)
+                .await
+                .expect("listed");
+            assert_eq!(got, want, "{cluster}/{service}");
+        }
+        assert_eq!(rules[0].num_calls(), 1, "one listing serves every service");
+        assert_eq!(rules[1].num_calls(), 1, "the second page is read");
+        assert_eq!(
+            rules[2].num_calls(),
+            1,
+            "both names in one BatchGetApplications"
+        );
+        assert_eq!(rules[3].num_calls(), 1, "only the ECS application's groups");
+        assert_eq!(rules[4].num_calls(), 1, "both groups in one call");
+    }
+
+    #[tokio::test]
+    async fn the_map_is_rebuilt_after_its_ttl_and_on_a_miss_after_the_miss_ttl() {
+        let rules = fleet();
+        let refs: Vec<&Rule> = rules.iter().collect();
+        let client = mocked("us-east-1", &refs);
+        let t0 = Instant::now();
+        let listings = || rules[0].num_calls();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        // (when, service, listings so far)
+        let rows = [
+            (0, "api", 1),
+            (10, "other", 1),
+            (DEPLOYMENT_GROUP_MISS_TTL.as_secs() + 1, "api", 1),
+            (DEPLOYMENT_GROUP_MISS_TTL.as_secs() + 1, "other", 2),
+            (DEPLOYMENT_GROUP_TTL.as_secs(), "api", 2),
+            (
+                DEPLOYMENT_GROUP_MISS_TTL.as_secs() + DEPLOYMENT_GROUP_TTL.as_secs() + 2,
+                "api",
+                3,
+            ),
+        ];
+        for (secs, service, want) in rows {
+            client
+                .deployment_group("apps", service, at(secs))
+                .await
+                .expect("listed");
+            assert_eq!(listings(), want, "at {secs} s, {service}");
+        }
+    }
+
+    fn denied() -> Rule {
+        mock!(aws_sdk_codedeploy::Client::list_applications).then_error(|| {
+            ListApplicationsError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not authorized to perform: codedeploy:ListApplications")
+                    .build(),
+            )
+        })
+    }
+
+    #[tokio::test]
+    async fn no_group_and_unknown_are_what_the_engine_sees() {
+        let rules = fleet();
+        let mut refs: Vec<&Rule> = rules.iter().collect();
+        let client = mocked("us-east-1", &refs);
+        assert_eq!(
+            client.read_codedeploy("apps", "other").await,
+            CodeDeploy::NoGroup
+        );
+        let deny = denied();
+        refs = vec![&deny];
+        let client = mocked("us-east-1", &refs);
+        let CodeDeploy::Unknown(why) = client.read_codedeploy("apps", "api").await else {
+            panic!("unknown");
+        };
+        assert!(
+            why.contains("ListApplications") && why.contains("access_denied"),
+            "{why}"
+        );
+        assert!(why.chars().count() <= MAX_CODEDEPLOY_TEXT_CHARS + 1);
+    }
+
+    /// ListDeployments: `active` ids for the status filter, `recent` ones for the time
+    /// range; BatchGetDeployments makes each id's deployment from its name
+    /// (`<status>-<created ms>`).
+    fn deployments(active: Vec<String>, recent: Vec<String>) -> Vec<Rule> {
+        let a = mock!(aws_sdk_codedeploy::Client::list_deployments)
+            .match_requests(|r| {
+                r.include_only_statuses() == ACTIVE_STATUSES
+                    && r.create_time_range().is_none()
+                    && r.application_name() == Some("web")
+                    && r.deployment_group_name() == Some("blue-api")
+            })
+            .then_output(move || {
+                ListDeploymentsOutput::builder()
+                    .set_deployments(Some(active.clone()))
+                    .build()
+            });
+        let r = mock!(aws_sdk_codedeploy::Client::list_deployments)
+            .match_requests(|r| {
+                r.include_only_statuses().is_empty()
+                    && r.create_time_range()
+                        .and_then(|t| t.start())
+                        .is_some_and(|s| s.secs() > 0)
+                    && r.create_time_range().and_then(|t| t.end()).is_none()
+            })
+            .then_output(move || {
+                ListDeploymentsOutput::builder()
+                    .set_deployments(Some(recent.clone()))
+                    .build()
+            });
+        let get =
+            mock!(aws_sdk_codedeploy::Client::batch_get_deployments).then_compute_output(|r| {
+                assert!(r.deployment_ids().len() <= BATCH_GET_DEPLOYMENTS_BATCH);
+                let mut out = BatchGetDeploymentsOutput::builder();
+                for id in r.deployment_ids() {
+                    let (status, created) = id.split_once('-').expect("status-ms");
+                    let mut d = DeploymentInfo::builder()
+                        .deployment_id(id)
+                        .status(DeploymentStatus::from(status))
+                        .create_time(DateTime::from_millis(created.parse().expect("ms")));
+                    if status == "Failed" {
+                        d = d.error_information(
+                            ErrorInformation::builder()
+                                .message("x".repeat(10 * MAX_CODEDEPLOY_TEXT_CHARS))
+                                .build(),
+                        );
+                    }
+                    out = out.deployments_info(d.build());
+                }
+                out.build()
+            });
+        vec![a, r, get]
+    }
+
+    #[tokio::test]
+    async fn a_groups_deployments_are_the_active_and_recent_ones_newest_first() {
+        let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let rules = deployments(
+            ids(&["InProgress-300"]),
+            ids(&["InProgress-300", "Succeeded-100", "Failed-200"]),
+        );
+        let refs: Vec<&Rule> = rules.iter().collect();
+        let client = mocked("us-east-1", &refs);
+        let got = client
+            .group_deployments(&group("blue-api"), SystemTime::now())
+            .await
+            .expect("read");
+        let summary: Vec<(&str, CodeDeployStatus)> = got
+            .iter()
+            .map(|d| (d.id.as_str(), d.status.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("InProgress-300", CodeDeployStatus::InProgress),
+                ("Failed-200", CodeDeployStatus::Failed),
+                ("Succeeded-100", CodeDeployStatus::Succeeded),
+            ],
+            "each once, newest first"
+        );
+        assert_eq!(got[0].created_at_ms, 300);
+        let error = got[1].error.as_deref().expect("the failure's words");
+        assert_eq!(
+            error.chars().count(),
+            MAX_CODEDEPLOY_TEXT_CHARS + 1,
+            "bounded"
+        );
+        assert_eq!(got[2].error, None);
+        assert_eq!((rules[0].num_calls(), rules[1].num_calls()), (1, 1));
+        assert_eq!(
+            rules[2].num_calls(),
+            1,
+            "three ids, one BatchGetDeployments"
+        );
+        let active = client
+            .active_codedeploy_deployments(&group("blue-api"))
+            .await
+            .expect("read");
+        assert_eq!(active.len(), 1);
+        assert_eq!(active[0].id, "InProgress-300");
+    }
+
+    #[tokio::test]
+    async fn active_deployments_are_kept_first_when_there_are_too_many() {
+        let active: Vec<String> = (0..30).map(|i| format!("Queued-{i}")).collect();
+        let recent: Vec<String> = (0..10).map(|i| format!("Succeeded-{}", 1000 + i)).collect();
+        let rules = deployments(active, recent);
+        let refs: Vec<&Rule> = rules.iter().collect();
+        let client = mocked("us-east-1", &refs);
+        let got = client
+            .group_deployments(&group("blue-api"), SystemTime::now())
+            .await
+            .expect("read");
+        assert_eq!(got.len(), MAX_CODEDEPLOY_DEPLOYMENTS);
+        assert!(got.iter().all(|d| d.status.is_active()), "{got:?}");
+        assert_eq!(got[0].id, "Queued-29", "newest first");
+        assert_eq!(rules[2].num_calls(), 2, "40 ids in batches of 25");
+    }
+
+    #[tokio::test]
+    async fn observe_workload_reads_codedeploy_for_code_deploy_services_only() {
+        use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+        use aws_sdk_ecs::types::{DeploymentController, DeploymentControllerType, Service};
+        use gec_model::observed::ObservedCluster;
+        let controller = |t| {
+            DeploymentController::builder()
+                .r#type(t)
+                .build()
+                .expect("t")
+        };
+        let services = mock!(aws_sdk_ecs::Client::describe_services).then_output(move || {
+            DescribeServicesOutput::builder()
+                .services(
+                    Service::builder()
+                        .service_name("api")
+                        .deployment_controller(controller(DeploymentControllerType::CodeDeploy))
+                        .build(),
+                )
+                .services(Service::builder().service_name("rolling").build())
+                .build()
+        });
+        let tasks = mock!(aws_sdk_ecs::Client::list_tasks)
+            .then_output(|| aws_sdk_ecs::operation::list_tasks::ListTasksOutput::builder().build());
+        let deny = denied();
+        let client = mocked("us-east-1", &[&tasks, &services, &deny]);
+        let cluster = ObservedCluster {
+            name: "apps".into(),
+            arn: "arn:aws:ecs:us-east-1:1:cluster/apps".into(),
+            ..ObservedCluster::default()
+        };
+        let w = client
+            .observe_workload(
+                &cluster,
+                &["api".to_owned(), "rolling".to_owned()],
+                crate::Want::Coverage,
+            )
+            .await
+            .expect("a CodeDeploy failure does not fail the read");
+        let api = w.services.iter().find(|s| s.name == "api").expect("api");
+        assert!(
+            matches!(api.codedeploy, Some(CodeDeploy::Unknown(_))),
+            "{api:?}"
+        );
+        let rolling = w
+            .services
+            .iter()
+            .find(|s| s.name == "rolling")
+            .expect("rolling");
+        assert_eq!(rolling.codedeploy, None);
+    }
 }

@@ -113,6 +113,10 @@ const NOT_FOUND_CODES: &[&str] = &[
     "ServiceNotFoundException",
     "ResourceNotFoundException",
     "NotFoundException",
+    // CodeDeploy: the application or deployment group named in the request is gone.
+    "ApplicationDoesNotExistException",
+    "DeploymentGroupDoesNotExistException",
+    "DeploymentDoesNotExistException",
 ];
 
 /// Whether a dispatch failure came from the credentials provider, not the network.
@@ -257,6 +261,35 @@ mod tests {
         for (label, code, status, kind) in rows {
             assert_eq!(kind_of(code, status), kind, "{label}");
         }
+    }
+
+    #[test]
+    fn codedeploy_errors_classify_and_its_refusals_prove_nothing_was_started() {
+        // (CodeDeploy's error code, HTTP status, kind). CodeDeploy answers 400 for all of
+        // them (awsJson1_1), so the code decides.
+        let rows = [
+            ("ThrottlingException", ErrorKind::Throttled),
+            ("AccessDeniedException", ErrorKind::AccessDenied),
+            ("ApplicationDoesNotExistException", ErrorKind::NotFound),
+            ("DeploymentGroupDoesNotExistException", ErrorKind::NotFound),
+            ("DeploymentLimitExceededException", ErrorKind::Other),
+            ("InvalidRevisionException", ErrorKind::Other),
+            ("InvalidLoadBalancerInfoException", ErrorKind::Other),
+            ("InvalidDeploymentConfigNameException", ErrorKind::Other),
+            ("RevisionRequiredException", ErrorKind::Other),
+        ];
+        for (code, kind) in rows {
+            assert_eq!(kind_of(Some(code), 400), kind, "{code}");
+            let e = AwsError::new(kind_of(Some(code), 400), "CreateDeployment", None, "x");
+            assert!(
+                e.proves_not_applied(),
+                "{code}: CodeDeploy refused the request, no deployment started"
+            );
+        }
+        assert!(
+            !AwsError::new(kind_of(None, 503), "CreateDeployment", None, "x").proves_not_applied(),
+            "a 5xx proves nothing"
+        );
     }
 
     #[test]

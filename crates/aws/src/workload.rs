@@ -1072,6 +1072,216 @@ mod tests {
     }
 
     #[test]
+    fn a_service_reports_its_controller_strategy_and_load_balancer_with_ecs_defaults() {
+        use aws_sdk_ecs::types::{
+            DeploymentConfiguration, DeploymentController as Controller, DeploymentControllerType,
+            DeploymentStrategy as Strategy, LoadBalancer,
+        };
+        let bare = observed_service(&Service::builder().service_name("api").build());
+        assert_eq!(
+            bare.controller,
+            DeploymentController::Ecs,
+            "ECS when absent"
+        );
+        assert_eq!(
+            bare.strategy,
+            DeploymentStrategy::Rolling,
+            "ROLLING when absent"
+        );
+        assert_eq!(bare.load_balancer, None);
+        assert_eq!(bare.codedeploy, None, "read by observe_workload, not here");
+        let controller =
+            |t: DeploymentControllerType| Controller::builder().r#type(t).build().expect("a type");
+        let s = Service::builder()
+            .service_name("api")
+            .deployment_controller(controller(DeploymentControllerType::Ecs))
+            .deployment_configuration(
+                DeploymentConfiguration::builder()
+                    .strategy(Strategy::BlueGreen)
+                    .build(),
+            )
+            // Without a container (a Classic Load Balancer of an old service), then the
+            // one CodeDeploy needs, then a second one.
+            .load_balancers(LoadBalancer::builder().load_balancer_name("clb").build())
+            .load_balancers(
+                LoadBalancer::builder()
+                    .target_group_arn("arn:tg/blue")
+                    .container_name("web")
+                    .container_port(8080)
+                    .build(),
+            )
+            .load_balancers(
+                LoadBalancer::builder()
+                    .container_name("admin")
+                    .container_port(9090)
+                    .build(),
+            )
+            .build();
+        let o = observed_service(&s);
+        assert_eq!(o.controller, DeploymentController::Ecs);
+        assert_eq!(o.strategy, DeploymentStrategy::BlueGreen);
+        assert_eq!(
+            o.load_balancer,
+            Some(LoadBalancerTarget {
+                container_name: "web".into(),
+                container_port: 8080
+            }),
+            "the first entry with both a container name and port"
+        );
+        for (aws, want) in [
+            (
+                DeploymentControllerType::CodeDeploy,
+                DeploymentController::CodeDeploy,
+            ),
+            (
+                DeploymentControllerType::External,
+                DeploymentController::External,
+            ),
+            (
+                DeploymentControllerType::from("SOMETHING_NEW"),
+                DeploymentController::Other("SOMETHING_NEW".into()),
+            ),
+        ] {
+            let s = Service::builder()
+                .service_name("api")
+                .deployment_controller(controller(aws))
+                .build();
+            assert_eq!(observed_service(&s).controller, want);
+        }
+        let long = LoadBalancer::builder()
+            .container_name("x".repeat(MAX_ECS_NAME_CHARS + 1))
+            .container_port(80)
+            .build();
+        let s = Service::builder()
+            .service_name("api")
+            .load_balancers(long)
+            .build();
+        assert_eq!(
+            observed_service(&s).load_balancer,
+            None,
+            "a name longer than ECS allows is no container ECS named"
+        );
+    }
+
+    #[test]
+    fn a_code_deploy_or_external_service_reports_its_task_sets_primary_first() {
+        use aws_sdk_ecs::types::{
+            DeploymentController as Controller, DeploymentControllerType, TaskSet,
+        };
+        let set = |id: &str, status: &str, td: &str, created: i64| {
+            TaskSet::builder()
+                .id(id)
+                .status(status)
+                .task_definition(td)
+                .platform_version(format!("pv-{id}"))
+                .created_at(DateTime::from_millis(created))
+        };
+        let service = |t: DeploymentControllerType| {
+            Service::builder()
+                .service_name("api")
+                .task_definition("arn:td/api:1")
+                .deployment_controller(Controller::builder().r#type(t).build().expect("type"))
+                .task_sets(
+                    set("ecs-svc/old", "DRAINING", "arn:td/api:1", 10)
+                        .started_by("CodeDeploy")
+                        .build(),
+                )
+                .task_sets(
+                    set("ecs-svc/blue", "ACTIVE", "arn:td/api:1", 20)
+                        .external_id("deployer-7")
+                        .build(),
+                )
+                .task_sets(
+                    set("ecs-svc/green", "PRIMARY", "arn:td/api:2", 30)
+                        .started_by("CodeDeploy")
+                        .external_id("ignored")
+                        .build(),
+                )
+                // An ECS deployment as well: not what such a service is read from.
+                .deployments(
+                    Deployment::builder()
+                        .id("ecs-svc/ignored")
+                        .status("PRIMARY")
+                        .build(),
+                )
+                .build()
+        };
+        for t in [
+            DeploymentControllerType::CodeDeploy,
+            DeploymentControllerType::External,
+        ] {
+            let o = observed_service(&service(t.clone()));
+            let got: Vec<(&str, DeploymentStatus, i64, Option<&str>)> = o
+                .deployments
+                .iter()
+                .map(|d| {
+                    (
+                        d.id.as_str(),
+                        d.status.clone(),
+                        d.created_at_ms,
+                        d.started_by.as_deref(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    (
+                        "ecs-svc/green",
+                        DeploymentStatus::Primary,
+                        30,
+                        Some("CodeDeploy")
+                    ),
+                    (
+                        "ecs-svc/old",
+                        DeploymentStatus::Other("DRAINING".into()),
+                        10,
+                        Some("CodeDeploy")
+                    ),
+                    (
+                        "ecs-svc/blue",
+                        DeploymentStatus::Active,
+                        20,
+                        Some("deployer-7")
+                    ),
+                ],
+                "{t:?}: PRIMARY first, the others as ECS listed them"
+            );
+            assert!(o.deployments.iter().all(|d| d.rollout_state.is_none()));
+            assert_eq!(o.task_definition.as_deref(), Some("arn:td/api:2"), "{t:?}");
+            assert_eq!(o.platform_version.as_deref(), Some("pv-ecs-svc/green"));
+            assert!(o.rollout_in_progress(), "task sets next to the PRIMARY one");
+        }
+        // An ECS service keeps reading its deployments (ECS reports no task sets for it).
+        let o = observed_service(&service(DeploymentControllerType::Ecs));
+        assert_eq!(o.deployments.len(), 1);
+        assert_eq!(o.deployments[0].id, "ecs-svc/ignored");
+        assert_eq!(o.deployments[0].started_by, None);
+    }
+
+    #[test]
+    fn deployments_of_a_service_are_bounded_primary_kept() {
+        let mut s = Service::builder().service_name("api");
+        for i in 0..(MAX_SERVICE_DEPLOYMENTS + 10) {
+            s = s.deployments(
+                Deployment::builder()
+                    .id(format!("ecs-svc/{i}"))
+                    .status("ACTIVE")
+                    .build(),
+            );
+        }
+        s = s.deployments(
+            Deployment::builder()
+                .id("ecs-svc/p")
+                .status("PRIMARY")
+                .build(),
+        );
+        let o = observed_service(&s.build());
+        assert_eq!(o.deployments.len(), MAX_SERVICE_DEPLOYMENTS);
+        assert_eq!(o.deployments[0].id, "ecs-svc/p");
+    }
+
+    #[test]
     fn coverage_records_carry_fargate_details_bounded() {
         use aws_sdk_guardduty::types::{
             CoverageEcsClusterDetails, CoverageResource, CoverageResourceDetails,

@@ -353,3 +353,143 @@ fn failure(operation: &'static str, info: &FailureInfo) -> AwsError {
 fn wire_status(status: &FeatureStatus) -> aws_sdk_guardduty::types::FeatureStatus {
     aws_sdk_guardduty::types::FeatureStatus::from(status.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::mocked;
+    use aws_sdk_codedeploy::operation::create_deployment::CreateDeploymentOutput;
+    use aws_sdk_codedeploy::operation::list_deployments::ListDeploymentsOutput;
+    use aws_smithy_mocks::mock;
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use gec_model::observed::DeploymentGroupRef;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    fn redeploy() -> CodeDeployRedeploy {
+        CodeDeployRedeploy {
+            group: DeploymentGroupRef {
+                application: "web".into(),
+                name: "blue-api".into(),
+            },
+            task_definition: "arn:aws:ecs:us-east-1:111111111111:task-definition/api:7".into(),
+            load_balancer: LoadBalancerTarget {
+                container_name: "web \"quoted\"".into(),
+                container_port: 8080,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn create_deployment_sends_an_appspec_of_the_current_task_definition() {
+        // (application, group, description, AppSpec content) of each request.
+        type Sent = Vec<(String, String, String, String)>;
+        let sent: Arc<Mutex<Sent>> = Arc::default();
+        let seen = Arc::clone(&sent);
+        let create =
+            mock!(aws_sdk_codedeploy::Client::create_deployment).then_compute_output(move |r| {
+                let revision = r.revision().expect("a revision");
+                assert_eq!(
+                    revision.revision_type(),
+                    Some(&RevisionLocationType::AppSpecContent)
+                );
+                seen.lock().expect("lock").push((
+                    r.application_name().unwrap_or_default().to_owned(),
+                    r.deployment_group_name().unwrap_or_default().to_owned(),
+                    r.description().unwrap_or_default().to_owned(),
+                    revision
+                        .app_spec_content()
+                        .and_then(|c| c.content())
+                        .unwrap_or_default()
+                        .to_owned(),
+                ));
+                CreateDeploymentOutput::builder()
+                    .deployment_id("d-ABCDEF123")
+                    .build()
+            });
+        let client = mocked("us-east-1", &[&create]);
+        let id = client
+            .create_codedeploy_deployment(&redeploy())
+            .await
+            .expect("created");
+        assert_eq!(id, "d-ABCDEF123");
+        let sent = sent.lock().expect("lock").clone();
+        assert_eq!(sent.len(), 1);
+        let (app, group, description, content) = &sent[0];
+        assert_eq!((app.as_str(), group.as_str()), ("web", "blue-api"));
+        assert!(description.contains("GuardDuty"), "{description}");
+        let spec: serde_json::Value = serde_json::from_str(content).expect("JSON");
+        assert_eq!(
+            spec,
+            serde_json::json!({
+                "version": 0.0,
+                "Resources": [{"TargetService": {
+                    "Type": "AWS::ECS::Service",
+                    "Properties": {
+                        "TaskDefinition": "arn:aws:ecs:us-east-1:111111111111:task-definition/api:7",
+                        "LoadBalancerInfo": {"ContainerName": "web \"quoted\"", "ContainerPort": 8080},
+                    },
+                }}],
+            })
+        );
+    }
+
+    /// The mocked client's CodeDeploy client, with the SDK's standard retries switched on
+    /// (three retries, short backoff), as `AwsContext` configures every client.
+    fn with_retries(client: &mut TargetClient) {
+        client.codedeploy = aws_sdk_codedeploy::Client::from_conf(
+            client
+                .codedeploy
+                .config()
+                .to_builder()
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(4)
+                        .with_initial_backoff(Duration::from_millis(1))
+                        .with_max_backoff(Duration::from_millis(2)),
+                )
+                .build(),
+        );
+    }
+
+    fn internal_error() -> HttpResponse {
+        HttpResponse::new(
+            StatusCode::try_from(500).expect("status"),
+            SdkBody::from(r#"{"__type":"InternalFailure","message":"try again"}"#),
+        )
+    }
+
+    #[tokio::test]
+    async fn create_deployment_is_sent_once_on_a_5xx_and_proves_nothing() {
+        let create = mock!(aws_sdk_codedeploy::Client::create_deployment)
+            .sequence()
+            .http_response(internal_error)
+            .repeatedly()
+            .build();
+        // The same failure on a read is retried: the retries are really on.
+        let list = mock!(aws_sdk_codedeploy::Client::list_deployments)
+            .sequence()
+            .http_response(internal_error)
+            .times(2)
+            .output(|| ListDeploymentsOutput::builder().build())
+            .build();
+        let mut client = mocked("us-east-1", &[&create, &list]);
+        with_retries(&mut client);
+        let err = client
+            .create_codedeploy_deployment(&redeploy())
+            .await
+            .expect_err("a 5xx");
+        assert_eq!(create.num_calls(), 1, "exactly one request");
+        assert_eq!(err.kind, ErrorKind::Transient);
+        assert!(!err.proves_not_applied(), "CodeDeploy may have started it");
+        let group = redeploy().group;
+        let active = client
+            .active_codedeploy_deployments(&group)
+            .await
+            .expect("retried until it answered");
+        assert!(active.is_empty());
+        assert_eq!(list.num_calls(), 3, "a read keeps the SDK's retries");
+    }
+}
