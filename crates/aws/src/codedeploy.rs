@@ -26,7 +26,13 @@
 //! [`MAX_CODEDEPLOY_DEPLOYMENTS`], the active ones first, newest first.
 //!
 //! A failed CodeDeploy call never fails the workload read: the service's state is
-//! [`CodeDeploy::Unknown`] with the classified error, and the planner holds it.
+//! [`CodeDeploy::Unknown`] with the classified error, and the planner holds it. A group
+//! that is gone (`DeploymentGroupDoesNotExistException`, `ApplicationDoesNotExistException`)
+//! drops the map, so the next read lists again.
+//!
+//! # Caveats
+//! Two clusters of one target read at once may both find the map stale and both list
+//! (the lock is not held across the calls); the later map wins. Both are complete.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -39,7 +45,7 @@ use gec_model::observed::{
     MAX_CODEDEPLOY_DEPLOYMENTS,
 };
 
-use crate::error::classify;
+use crate::error::{classify, ErrorKind};
 use crate::text::bounded;
 use crate::{AwsError, TargetClient};
 
@@ -123,6 +129,10 @@ impl GroupCache {
     fn store(&self, built: Instant, map: Arc<GroupMap>) {
         *self.lock() = Some((built, map));
     }
+
+    fn clear(&self) {
+        *self.lock() = None;
+    }
 }
 
 /// What the lookup found for one service.
@@ -158,7 +168,13 @@ impl TargetClient {
         };
         match self.group_deployments(&group, SystemTime::now()).await {
             Ok(deployments) => CodeDeploy::Group { group, deployments },
-            Err(e) => unknown(e),
+            Err(e) => {
+                if e.kind == ErrorKind::NotFound {
+                    // The group (or its application) is gone: list again next time.
+                    self.deployment_groups.clear();
+                }
+                unknown(e)
+            }
         }
     }
 
@@ -653,6 +669,35 @@ mod tests {
             "{why}"
         );
         assert!(why.chars().count() <= MAX_CODEDEPLOY_TEXT_CHARS + 1);
+    }
+
+    #[tokio::test]
+    async fn a_group_that_is_gone_is_unknown_and_the_map_is_listed_again() {
+        use aws_sdk_codedeploy::operation::list_deployments::ListDeploymentsError;
+        let mut rules = fleet();
+        rules.push(
+            mock!(aws_sdk_codedeploy::Client::list_deployments).then_error(|| {
+                ListDeploymentsError::generic(
+                    ErrorMetadata::builder()
+                        .code("DeploymentGroupDoesNotExistException")
+                        .message("No Deployment Group found for name: blue-api")
+                        .build(),
+                )
+            }),
+        );
+        let refs: Vec<&Rule> = rules.iter().collect();
+        let client = mocked("us-east-1", &refs);
+        let state = client.read_codedeploy("apps", "api").await;
+        assert!(
+            matches!(&state, CodeDeploy::Unknown(why) if why.contains("not_found")),
+            "{state:?}"
+        );
+        client.read_codedeploy("apps", "api").await;
+        assert_eq!(
+            rules[0].num_calls(),
+            2,
+            "listed again after the group was gone"
+        );
     }
 
     /// ListDeployments: `active` ids for the status filter, `recent` ones for the time
