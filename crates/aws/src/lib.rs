@@ -5,6 +5,7 @@
 
 mod client;
 mod error;
+mod lead_stub;
 mod metrics;
 mod object;
 mod observe;

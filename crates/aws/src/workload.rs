@@ -553,6 +553,7 @@ pub(crate) fn observed_service(service: &aws_sdk_ecs::types::Service) -> Observe
                 .created_at()
                 .and_then(|t| t.to_millis().ok())
                 .unwrap_or_default(),
+            started_by: None,
         })
         .collect();
     // Stable: the other deployments keep the order ECS listed them in.

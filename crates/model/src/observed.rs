@@ -227,7 +227,11 @@ impl ObservedService {
     /// ACTIVE deployment or task set still running next to the PRIMARY, or a CodeDeploy
     /// deployment that is active).
     pub fn rollout_in_progress(&self) -> bool {
-        if self.codedeploy.as_ref().is_some_and(|c| c.active().is_some()) {
+        if self
+            .codedeploy
+            .as_ref()
+            .is_some_and(|c| c.active().is_some())
+        {
             return true;
         }
         self.deployments.iter().any(|d| {

@@ -11,16 +11,14 @@ use std::collections::BTreeMap;
 
 use crate::desired::{self, DesiredState, ManagedTag, Target};
 use crate::observed::{
-    AgentGap, ClusterStatus, CodeDeploy, CodeDeployDeployment, CodeDeployStatus,
-    CoverageRecord, CoverageStatus, DeploymentController, DeploymentGroupRef, DeploymentStatus,
-    DeploymentStrategy, FeatureStatus, LoadBalancerTarget,
-    ObservedCluster, ObservedDeployment, ObservedDetector, ObservedService, Preflight,
-    PreflightCode, PreflightFinding, RolloutState, TaskCounts, Workload,
-    ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
+    AgentGap, ClusterStatus, CodeDeploy, CodeDeployDeployment, CodeDeployStatus, CoverageRecord,
+    CoverageStatus, DeploymentController, DeploymentGroupRef, DeploymentStatus, DeploymentStrategy,
+    FeatureStatus, LoadBalancerTarget, ObservedCluster, ObservedDeployment, ObservedDetector,
+    ObservedService, Preflight, PreflightCode, PreflightFinding, RolloutState, TaskCounts,
+    Workload, ECS_FARGATE_AGENT_MANAGEMENT, MANAGED_TAG_KEY, RUNTIME_MONITORING,
 };
 use crate::plan::{
-    ClusterRow, CoverageChange, Deployer, Held, HoldReason, RedeployPurpose, TargetRef,
-    TaskSummary,
+    ClusterRow, CoverageChange, Deployer, Held, HoldReason, RedeployPurpose, TargetRef, TaskSummary,
 };
 use crate::{Action, ObservedTarget};
 
@@ -342,6 +340,12 @@ impl ObservedService {
     /// Asks for this Fargate platform version.
     pub fn platform(mut self, version: &str) -> Self {
         self.platform_version = Some(version.to_owned());
+        self
+    }
+
+    /// Its deployment controller is `text`, as AWS would send it.
+    pub fn controller_text(mut self, text: &str) -> Self {
+        self.controller = DeploymentController::from_aws(text);
         self
     }
 
