@@ -4,11 +4,16 @@ deployments, EXTERNAL services with CreateTaskSet, and ECS blue/green rollouts t
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
 from botocore.exceptions import ClientError
+from conftest import SANDBOX_DIR
+from test_server import seed
 from test_tasks import Fleet, agents
 
 TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/blue/0123456789abcdef"
@@ -385,3 +390,68 @@ def test_ecs_blue_green_fail_rollout_knob_still_fails(fleet, sandbox):
     fleet.ecs.update_service(cluster="c", service="bg", forceNewDeployment=True)
     svc = until(lambda: (s := describe(fleet, "bg"))["deployments"][0]["rolloutState"] == "FAILED" and s)
     assert len(fleet.tasks("c", serviceName="bg")) == 1 and svc["deployments"][1]["status"] == "ACTIVE"
+
+
+# Fleet file ----------------------------------------------------------------------------
+
+
+def test_seed_deployment_controller_keys(sandbox, tmp_path):
+    seed(
+        sandbox.url,
+        tmp_path,
+        """
+        regions:
+          us-east-1:
+            clusters: [{name: c}]
+            services:
+              - {name: rolling, cluster: c}
+              - {name: bg, cluster: c, strategy: BLUE_GREEN, bakeTimeInMinutes: 3}
+              - {name: cd, cluster: c, deploymentController: CODE_DEPLOY, desiredCount: 2}
+              - {name: cd-alone, cluster: c, deploymentController: CODE_DEPLOY, deploymentGroup: none,
+                 loadBalancer: {containerName: app, containerPort: 8080}}
+              - {name: ext, cluster: c, deploymentController: EXTERNAL}
+        """,
+    )
+    ecs, cd = sandbox.client("ecs"), sandbox.client("codedeploy")
+    svcs = {
+        s["serviceName"]: s
+        for s in ecs.describe_services(cluster="c", services=["rolling", "bg", "cd", "cd-alone", "ext"])["services"]
+    }
+    assert svcs["rolling"]["deploymentConfiguration"]["strategy"] == "ROLLING"
+    assert svcs["bg"]["deploymentConfiguration"]["strategy"] == "BLUE_GREEN"
+    assert svcs["bg"]["deploymentConfiguration"]["bakeTimeInMinutes"] == 3
+    assert svcs["cd"]["deploymentController"]["type"] == "CODE_DEPLOY"
+    assert [(lb["containerName"], lb["containerPort"]) for lb in svcs["cd"]["loadBalancers"]] == [("app", 80)]
+    assert svcs["cd"]["taskSets"][0]["runningCount"] == 2
+    assert svcs["cd-alone"]["loadBalancers"][0]["containerPort"] == 8080
+    assert [t["externalId"] for t in svcs["ext"]["taskSets"]] == ["external-deployer"]
+    assert svcs["ext"]["runningCount"] == 1
+    assert cd.list_applications()["applications"] == ["gec-c"]
+    assert cd.list_deployment_groups(applicationName="gec-c")["deploymentGroups"] == ["cd"]
+    [group] = cd.batch_get_deployment_groups(applicationName="gec-c", deploymentGroupNames=["cd"])["deploymentGroupsInfo"]
+    assert group["ecsServices"] == [{"serviceName": "cd", "clusterName": "c"}]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "{name: a, cluster: c, deploymentController: ROLLING}",
+        "{name: a, cluster: c, strategy: RED_BLACK}",
+        "{name: a, cluster: c, deploymentController: CODE_DEPLOY, strategy: BLUE_GREEN}",
+        "{name: a, cluster: c, deploymentGroup: none}",
+        "{name: a, cluster: c, externalId: x}",
+        "{name: a, cluster: c, loadBalancer: {containerPort: 0}}",
+        "{name: a, cluster: c, bakeTimeInMinutes: -1}",
+    ],
+)
+def test_seed_rejects_bad_deployment_keys(sandbox, tmp_path, entry):
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"regions:\n  us-east-1:\n    clusters: [{{name: c}}]\n    services:\n      - {entry}\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "gec_sandbox", "seed", "--endpoint", sandbox.url, str(fleet)],
+        env=dict(os.environ, PYTHONPATH=SANDBOX_DIR),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2, out.stderr
+    assert sandbox.client("ecs").list_clusters()["clusterArns"] == []
