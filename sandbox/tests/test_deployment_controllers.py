@@ -455,3 +455,11 @@ def test_seed_rejects_bad_deployment_keys(sandbox, tmp_path, entry):
     )
     assert out.returncode == 2, out.stderr
     assert sandbox.client("ecs").list_clusters()["clusterArns"] == []
+
+
+def test_codedeploy_requests_can_be_faulted(sandbox):
+    sandbox.call("POST", "faults", {"rules": [{"service": "codedeploy", "operation": "ListApplications", "fault": "throttle", "count": 1}]})
+    cd = sandbox.client("codedeploy")
+    status_code, headers, _ = sandbox.raw("codedeploy", "POST", "/", {}, target="CodeDeploy_20141006.ListApplications")
+    assert status_code == 400 and headers["x-amzn-errortype"] == "ThrottlingException"
+    assert cd.list_applications()["applications"] == []
