@@ -320,6 +320,7 @@ fn service(cluster: &str, name: &str, rng: &mut Rng) -> ObservedService {
         status: "PRIMARY".into(),
         rollout_state: Some("COMPLETED".into()),
         created_at_ms,
+        started_by: None,
     }];
     if rng.chance(0.05) {
         deployments[0].rollout_state = Some("IN_PROGRESS".into());
@@ -328,6 +329,7 @@ fn service(cluster: &str, name: &str, rng: &mut Rng) -> ObservedService {
             status: "ACTIVE".into(),
             rollout_state: Some("COMPLETED".into()),
             created_at_ms: created_at_ms - 86_400_000,
+            started_by: None,
         });
     }
     ObservedService {

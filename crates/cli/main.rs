@@ -323,7 +323,7 @@ fn progress_line(p: Progress<'_>) -> String {
             },
             output::action_line(&r.action)
         ),
-        Progress::Settled(e) => format!("rollout  {}/{}: {}", e.cluster, e.service, e.state),
+        Progress::Settled(e) => format!("rollout  {}/{}: {}", e.cluster, e.service, e.status),
         Progress::Waiting { rolling, queued } => {
             format!("waiting  {rolling} rollouts in progress, {queued} redeploys queued")
         }

@@ -152,8 +152,13 @@ pub struct RolloutJson {
     pub cluster: String,
     /// Service name.
     pub service: String,
-    /// `COMPLETED`, `FAILED`, or `GONE` (superseded or the service was deleted).
+    /// `COMPLETED`, `FAILED`, or `GONE` (superseded or the service was deleted); a
+    /// CodeDeploy deployment that Succeeded is `COMPLETED`, one that Failed or Stopped is
+    /// `FAILED`.
     pub state: String,
+    /// AWS's own word: the ECS `rolloutState` (`COMPLETED`, `FAILED`), the CodeDeploy
+    /// deployment status (`Succeeded`, `Failed`, `Stopped`), or `GONE`.
+    pub status: String,
 }
 
 /// The apply JSON: the plan JSON of the first pass, plus what was done and what is left.
@@ -187,6 +192,7 @@ pub fn apply_json(run: &ApplyRun) -> ApplyOutput {
             cluster: e.cluster.clone(),
             service: e.service.clone(),
             state: e.state.to_string(),
+            status: e.status.clone(),
         })
         .collect();
     let left = remaining(run);
@@ -302,7 +308,7 @@ pub fn results_text(run: &ApplyRun) -> String {
         }
     }
     for e in &run.events {
-        let _ = writeln!(out, "  rollout  {}/{}: {}", e.cluster, e.service, e.state);
+        let _ = writeln!(out, "  rollout  {}/{}: {}", e.cluster, e.service, e.status);
     }
     for pass in &run.first {
         if pass.suspended && pass.plan.as_ref().is_some_and(|p| !p.actions.is_empty()) {

@@ -57,6 +57,11 @@ def adopt(service: Any) -> Any:
     service.gec_created_at = getattr(service, "gec_created_at", None) or now()
     service.gec_circuit_breaker = getattr(service, "gec_circuit_breaker", None) or dict(NO_CIRCUIT_BREAKER)
     service.network_configuration = getattr(service, "network_configuration", None) or None
+    service.gec_controller = getattr(service, "gec_controller", None) or "ECS"
+    service.gec_strategy = getattr(service, "gec_strategy", None) or "ROLLING"
+    service.gec_bake = getattr(service, "gec_bake", None)
+    service.gec_load_balancers = getattr(service, "gec_load_balancers", None) or []
+    service.gec_task_sets = getattr(service, "gec_task_sets", None) or []
     deployments = []
     for d in getattr(service, "deployments", None) or []:
         d = {k: _epoch(v) for k, v in d.items() if v is not None}
@@ -156,7 +161,13 @@ def serving(service: Any) -> dict[str, Any]:
 
 
 def scale(service: Any) -> None:
-    """Bring the serving deployment to `desiredCount` running tasks now."""
+    """Bring the serving deployment (task-set services: every task set) to `desiredCount`
+    running tasks now."""
+    if uses_task_sets(service):
+        from .ecs_task_sets import scale_task_sets
+
+        scale_task_sets(service)
+        return
     for d in service.deployments:
         d["desiredCount"] = service.desired_count
     deployment = serving(service)
@@ -170,8 +181,60 @@ def scale(service: Any) -> None:
 def replace_stopped(task: Task) -> None:
     """The service scheduler replaces a stopped task of an ACTIVE service."""
     service = backend(task.account, task.region).services.get(f"{task.cluster_name}:{task.service}")
-    if service is not None and service.status == "ACTIVE" and adopt(service).deployments:
-        scale(service)
+    if service is not None and service.status == "ACTIVE":
+        adopt(service)
+        if service.deployments or service.gec_task_sets:
+            scale(service)
+
+
+CONTROLLERS = ("ECS", "CODE_DEPLOY", "EXTERNAL")
+STRATEGIES = ("ROLLING", "BLUE_GREEN", "LINEAR", "CANARY")
+MAX_BAKE_MINUTES = 1440
+
+
+def uses_task_sets(service: Any) -> bool:
+    """CODE_DEPLOY and EXTERNAL services run task sets, not ECS deployments."""
+    return getattr(service, "gec_controller", "ECS") != "ECS"
+
+
+def deployment_settings(p: dict[str, Any], task_def: Any) -> tuple[str, str, int | None, list[dict[str, Any]]]:
+    """(controller, strategy, bake time in minutes, load balancers) of a CreateService
+    request, validated as the ECS API reference describes them (see sandbox/README.md)."""
+    controller = (p.get("deploymentController") or {}).get("type", "ECS")
+    if controller not in CONTROLLERS:
+        raise invalid(f"deploymentController.type must be one of [{', '.join(CONTROLLERS)}], got {controller!r}.")
+    config = p.get("deploymentConfiguration") or {}
+    strategy = config.get("strategy", "ROLLING")
+    if strategy not in STRATEGIES:
+        raise invalid(f"deploymentConfiguration.strategy must be one of [{', '.join(STRATEGIES)}], got {strategy!r}.")
+    if strategy != "ROLLING" and controller != "ECS":
+        raise invalid(f"The {strategy} deployment strategy is only supported for services using the ECS deployment controller.")
+    bake = config.get("bakeTimeInMinutes")
+    if bake is not None and (not isinstance(bake, int) or isinstance(bake, bool) or not 0 <= bake <= MAX_BAKE_MINUTES):
+        raise invalid(f"bakeTimeInMinutes must be between 0 and {MAX_BAKE_MINUTES}.")
+    if strategy == "BLUE_GREEN" and bake is None:
+        raise invalid("bakeTimeInMinutes must be provided when using the BLUE_GREEN deployment strategy.")
+    balancers = p.get("loadBalancers") or []
+    if not isinstance(balancers, list):
+        raise invalid("loadBalancers must be a list.")
+    if controller == "CODE_DEPLOY" and not balancers:
+        raise invalid("A load balancer is required for services using the CODE_DEPLOY deployment controller.")
+    containers = {cd["name"] for cd in task_def.container_definitions}
+    out = []
+    for lb in balancers:
+        if not isinstance(lb, dict):
+            raise invalid("loadBalancers entries must be objects.")
+        name, port = lb.get("containerName"), lb.get("containerPort")
+        if not name or not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise invalid("A load balancer needs containerName and containerPort.")
+        if name not in containers:
+            raise invalid(f"The container {name} does not exist in the task definition.")
+        if not lb.get("targetGroupArn") and not lb.get("loadBalancerName"):
+            raise invalid("Either targetGroupArn or loadBalancerName must be specified for a load balancer.")
+        if controller == "CODE_DEPLOY" and not lb.get("targetGroupArn"):
+            raise invalid("Services using the CODE_DEPLOY deployment controller need an Application or Network Load Balancer target group.")
+        out.append({k: lb[k] for k in ("targetGroupArn", "loadBalancerName", "containerName", "containerPort") if k in lb})
+    return controller, strategy, bake, out
 
 
 def create_service(req: AwsRequest) -> dict[str, Any]:
@@ -187,6 +250,7 @@ def create_service(req: AwsRequest) -> dict[str, Any]:
     task_def = task_definition(req.account, req.region, p.get("taskDefinition", ""))
     desired = p.get("desiredCount", 0)
     launch_type, provider = launch_type_of(p.get("launchType"), p.get("capacityProviderStrategy"), cluster)
+    controller, strategy, bake, balancers = deployment_settings(p, task_def)
     if launch_type == "FARGATE":
         check_network(task_def, p.get("networkConfiguration"))
         check_platform(task_def, p.get("platformVersion"))
@@ -208,8 +272,20 @@ def create_service(req: AwsRequest) -> dict[str, Any]:
     service.gec_circuit_breaker = (p.get("deploymentConfiguration") or {}).get(
         "deploymentCircuitBreaker", {"enable": False, "rollback": False}
     )
+    service.gec_controller, service.gec_strategy, service.gec_bake = controller, strategy, bake
+    service.gec_load_balancers = balancers
+    service.gec_task_sets = []
     ecs.services[f"{cluster.name}:{name}"] = service
     cluster.active_services_count += 1
+    if controller != "ECS":
+        # Task-set services have no ECS deployments. CODE_DEPLOY: the service's first task
+        # set (PRIMARY) comes with it; EXTERNAL: the deployer makes task sets (CreateTaskSet).
+        service.deployments = []
+        if controller == "CODE_DEPLOY":
+            from .ecs_task_sets import new_task_set
+
+            new_task_set(service, service.task_definition, started_by=None, status="PRIMARY")
+        return {"service": service_json(service)}
     # Tasks start at once and the first deployment is steady: no waiting after seeding.
     service.deployments = [new_deployment(service, "COMPLETED")]
     service.deployments[0]["rolloutStateReason"] = f"ECS deployment {service.deployments[0]['id']} completed."
@@ -217,10 +293,46 @@ def create_service(req: AwsRequest) -> dict[str, Any]:
     return {"service": service_json(service)}
 
 
+# UpdateService parameters a task-set service refuses, with AWS's wording: CODE_DEPLOY as
+# AWS answers it for taskDefinition (boto3 #1936, terraform-provider-aws #8005/#13473),
+# EXTERNAL after the UpdateService API reference ("create a new task set").
+REFUSED_FOR_TASK_SETS = {
+    "taskDefinition": "task definition",
+    "networkConfiguration": "network configuration",
+    "platformVersion": "platform version",
+    "forceNewDeployment": "force new deployment",
+    "loadBalancers": "load balancers",
+    "launchType": "launch type",
+}
+
+
+def refuse_task_set_update(service: Any, p: dict[str, Any]) -> None:
+    for key, words in REFUSED_FOR_TASK_SETS.items():
+        if key not in p or (key == "forceNewDeployment" and not p[key]):
+            continue
+        if key == "loadBalancers" and service.gec_controller == "CODE_DEPLOY":
+            continue  # "If you use the CODE_DEPLOY deployment controller, these values can be changed"
+        if service.gec_controller == "CODE_DEPLOY":
+            raise invalid(
+                f"Unable to update {words} on services with a CODE_DEPLOY deployment controller. "
+                "Use AWS CodeDeploy to trigger a new deployment."
+            )
+        raise invalid(
+            f"Unable to update {words} on services with a EXTERNAL deployment controller. "
+            "Use task set management APIs (CreateTaskSet) instead."
+        )
+
+
 def update_service(req: AwsRequest) -> dict[str, Any]:
     p = req.params
     cluster = cluster_obj(req.account, req.region, p.get("cluster"))
     service = service_obj(req.account, req.region, cluster, p.get("service", ""))
+    if uses_task_sets(service):
+        refuse_task_set_update(service, p)
+        if p.get("desiredCount") is not None:
+            service.desired_count = p["desiredCount"]
+        scale(service)
+        return {"service": service_json(service)}
     rollout = bool(p.get("forceNewDeployment"))
     if service.launch_type == "FARGATE" and ("taskDefinition" in p or "platformVersion" in p):
         td = task_definition(req.account, req.region, p.get("taskDefinition") or service.task_definition)
@@ -255,14 +367,23 @@ def start_rollout(service: Any) -> None:
     STATE.after(STATE.config["rolloutSeconds"], finish_rollout, key, deployment["id"])
 
 
-def finish_rollout(key: tuple[str, str, str], deployment_id: str) -> None:
+def current(key: tuple[str, str, str], deployment_id: str) -> tuple[Any, dict[str, Any]] | None:
+    """The service and its newest deployment, if that is still `deployment_id`."""
     account, region, pair = key
     service = backend(account, region).services.get(pair)
     if service is None or service.status != "ACTIVE" or not service.deployments:
-        return
+        return None
     deployment = service.deployments[0]
     if deployment["id"] != deployment_id:
-        return  # superseded by a newer deployment
+        return None  # superseded by a newer deployment
+    return service, deployment
+
+
+def finish_rollout(key: tuple[str, str, str], deployment_id: str) -> None:
+    found = current(key, deployment_id)
+    if found is None:
+        return
+    service, deployment = found
     deployment["updatedAt"] = now()
     if STATE.knobs["failRollout"].pop(service.name, None):
         deployment["rolloutState"] = "FAILED"
@@ -270,10 +391,28 @@ def finish_rollout(key: tuple[str, str, str], deployment_id: str) -> None:
         deployment["failedTasks"] = service.desired_count
         return
     start_tasks(service, deployment, service.desired_count)
+    if service.gec_strategy != "ROLLING":
+        # Blue/green, linear, canary: the green tasks serve, the blue ones keep running
+        # through the bake time, then they stop and the deployment completes.
+        bake = (service.gec_bake or 0) * STATE.config["bakeSecondsPerMinute"]
+        STATE.after(bake, end_bake, key, deployment_id)
+        return
+    complete(service, deployment)
+
+
+def end_bake(key: tuple[str, str, str], deployment_id: str) -> None:
+    found = current(key, deployment_id)
+    if found is not None:
+        complete(*found)
+
+
+def complete(service: Any, deployment: dict[str, Any]) -> None:
+    deployment_id = deployment["id"]
     for task in service_tasks(service):
         if task.deployment_id != deployment_id:
             stop(task, f"Scaling activity initiated by (deployment {deployment_id})")
     service.deployments = [deployment]
+    deployment["updatedAt"] = now()
     deployment["rolloutState"] = "COMPLETED"
     deployment["rolloutStateReason"] = f"ECS deployment {deployment_id} completed."
 
@@ -333,6 +472,11 @@ def service_json(service: Any, include_tags: bool = False) -> dict[str, Any]:
     adopt(service)
     running = service_tasks(service)
     deployments = []
+    task_sets = []
+    if uses_task_sets(service):
+        from .ecs_task_sets import task_set_json
+
+        task_sets = [task_set_json(service, ts, running) for ts in service.gec_task_sets]
     for d in service.deployments:
         count = sum(1 for t in running if t.deployment_id == d["id"])
         pending = d["desiredCount"] - count if d["rolloutState"] == "IN_PROGRESS" else 0
@@ -355,34 +499,46 @@ def service_json(service: Any, include_tags: bool = False) -> dict[str, Any]:
         "status": service.status,
         "desiredCount": service.desired_count,
         "runningCount": len(running),
-        "pendingCount": sum(d["pendingCount"] for d in deployments),
+        "pendingCount": sum(d["pendingCount"] for d in deployments + task_sets),
         "launchType": service.launch_type,
         "taskDefinition": service.task_definition,
-        "deploymentConfiguration": {
-            "deploymentCircuitBreaker": service.gec_circuit_breaker,
-            "maximumPercent": 200,
-            "minimumHealthyPercent": 100,
-        },
+        "deploymentConfiguration": deployment_configuration(service),
         "deployments": deployments,
         "events": [],
         "createdAt": service.gec_created_at,
-        "loadBalancers": [],
+        "loadBalancers": service.gec_load_balancers,
         "serviceRegistries": [],
         "placementConstraints": [],
         "placementStrategy": [],
         "schedulingStrategy": "REPLICA",
-        "deploymentController": {"type": "ECS"},
+        "deploymentController": {"type": service.gec_controller},
         "propagateTags": service.propagate_tags,
         "enableECSManagedTags": False,
         "enableExecuteCommand": False,
     }
+    if uses_task_sets(service):
+        out["taskSets"] = task_sets
     if service.network_configuration:
         out["networkConfiguration"] = service.network_configuration
     if service.launch_type == "FARGATE":
         out["platformVersion"] = service.platform_version or "LATEST"
-        out["platformFamily"] = deployments[0].get("platformFamily", "Linux") if deployments else "Linux"
+        first = (deployments or task_sets or [{}])[0]
+        out["platformFamily"] = first.get("platformFamily", "Linux")
     if include_tags:
         out["tags"] = service.tags
+    return out
+
+
+def deployment_configuration(service: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "deploymentCircuitBreaker": service.gec_circuit_breaker,
+        "maximumPercent": 200,
+        "minimumHealthyPercent": 100,
+    }
+    if service.gec_controller == "ECS":
+        out["strategy"] = service.gec_strategy
+    if service.gec_bake is not None:
+        out["bakeTimeInMinutes"] = service.gec_bake
     return out
 
 

@@ -6,7 +6,7 @@ A rule set replaces the previous one; rules are tried in order and the first mat
 rule that fires (count not used up, and a draw from `random.Random(seed)` below its
 `fraction`) applies. Every matching rule whose count is not used up draws one number,
 so the same seed and the same sequence of requests fault the same requests. Only signed
-`ecs`, `guardduty` and `tagging` requests are faulted, and `sts` and `iam` requests by a
+`ecs`, `guardduty`, `tagging` and `codedeploy` requests are faulted, and `sts` and `iam` requests by a
 rule that names that service (so that `*` rules never break AssumeRole or the preflight's
 SimulatePrincipalPolicy by accident); never
 control endpoints, seeding requests with `x-gec-sandbox-no-log`, or other services.
@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from .awsreq import REST_SERVICES, AwsError, AwsRequest
 
-SERVICES = {"ecs", "guardduty", "tagging"}
+SERVICES = {"ecs", "guardduty", "tagging", "codedeploy"}
 # Faulted only by a rule that names them (a `*` rule means SERVICES).
 NAMED_ONLY = {"sts", "iam"}
 # Query-protocol services: error codes of their own (AWS STS and IAM API References,
@@ -203,7 +203,7 @@ def error(kind: str, req: AwsRequest) -> AwsError:
     code in both `x-amzn-ErrorType` and the body's `__type`)."""
     if req.service in QUERY_SERVICES:
         return query_error(kind, req)
-    rest = req.service in REST_SERVICES  # GuardDuty (REST-JSON) vs ECS/tagging (JSON 1.1)
+    rest = req.service in REST_SERVICES  # GuardDuty (REST-JSON) vs ECS/tagging/CodeDeploy (JSON 1.1)
     if kind == "throttle":
         if rest:
             return AwsError("TooManyRequestsException", "Rate exceeded", 429)

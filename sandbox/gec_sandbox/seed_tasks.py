@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 TASK_KEYS = {"cluster", "count", "launchType", "platformVersion", "family", "executionRole", "operatingSystemFamily"}
-SERVICE_KEYS = TASK_KEYS - {"count"} | {"name", "desiredCount"}
+DEPLOY_KEYS = {"deploymentController", "strategy", "bakeTimeInMinutes", "loadBalancer", "deploymentGroup", "externalId"}
+SERVICE_KEYS = TASK_KEYS - {"count"} | {"name", "desiredCount"} | DEPLOY_KEYS
+CONTROLLERS = ("ECS", "CODE_DEPLOY", "EXTERNAL")
+STRATEGIES = ("ROLLING", "BLUE_GREEN", "LINEAR", "CANARY")
+DEFAULT_EXTERNAL_ID = "external-deployer"
+# The made-up target groups a seeded load balancer names (nothing checks them).
+TARGET_GROUP = "arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{name}-{color}/0123456789abcdef"
 EXECUTION_ROLES = ("pull", "noPull", "none")
 # botocore's ECS model, OSFamily
 OS_FAMILIES = (
@@ -42,6 +48,36 @@ def check(kind: str, item: Any, keys: set[str], required: set[str]) -> None:
     version = item.get("platformVersion")
     if version is not None and not isinstance(version, str):
         raise ValueError(f"{kind} entry {item}: platformVersion must be a string (quote it in YAML)")
+    if kind == "services":
+        check_deploy(item)
+
+
+def check_deploy(item: dict[str, Any]) -> None:
+    """The deployment keys of a `services` entry (sandbox/README.md, fleet file)."""
+    controller = item.get("deploymentController", "ECS")
+    if controller not in CONTROLLERS:
+        raise ValueError(f"services entry {item}: deploymentController must be one of {', '.join(CONTROLLERS)}")
+    strategy = item.get("strategy", "ROLLING")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"services entry {item}: strategy must be one of {', '.join(STRATEGIES)}")
+    if strategy != "ROLLING" and controller != "ECS":
+        raise ValueError(f"services entry {item}: strategy {strategy} needs deploymentController ECS")
+    bake = item.get("bakeTimeInMinutes")
+    if bake is not None and (not isinstance(bake, int) or isinstance(bake, bool) or not 0 <= bake <= 1440):
+        raise ValueError(f"services entry {item}: bakeTimeInMinutes must be an integer 0-1440")
+    lb = item.get("loadBalancer")
+    if lb is not None:
+        if not isinstance(lb, dict) or set(lb) - {"containerName", "containerPort"}:
+            raise ValueError(f"services entry {item}: loadBalancer takes only containerName, containerPort")
+        port = lb.get("containerPort", 80)
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise ValueError(f"services entry {item}: loadBalancer.containerPort must be 1-65535")
+        if not isinstance(lb.get("containerName", "app"), str):
+            raise ValueError(f"services entry {item}: loadBalancer.containerName must be a string")
+    if "deploymentGroup" in item and (controller != "CODE_DEPLOY" or item["deploymentGroup"] != "none"):
+        raise ValueError(f"services entry {item}: deploymentGroup takes only 'none', for deploymentController CODE_DEPLOY")
+    if "externalId" in item and (controller != "EXTERNAL" or not isinstance(item["externalId"], str)):
+        raise ValueError(f"services entry {item}: externalId (a string) is for deploymentController EXTERNAL only")
 
 
 GENERATE_KEYS = {"name", "count", "tags", "workload"}
@@ -62,8 +98,10 @@ def check_generate(item: Any) -> None:
 
 class Workloads:
     def __init__(self, seeder: Any, account: str, region: str):
-        self.account = account
+        self.account, self.region = account, region
         self.ecs = seeder.client("ecs", account, region)
+        self.codedeploy = seeder.client("codedeploy", account, region)
+        self.applications: set[str] = set()
         self.ec2 = seeder.client("ec2", account, region)
         self.iam = seeder.client("iam", account, "us-east-1")  # IAM is global
         self.families: dict[tuple[str, str, str, str], str] = {}
@@ -135,11 +173,84 @@ class Workloads:
     def service(self, item: dict[str, Any]) -> None:
         launch_type = item.get("launchType", "FARGATE")
         family = item.get("family") or f"{item['name']}-{launch_type.lower()}"
+        controller = item.get("deploymentController", "ECS")
+        strategy = item.get("strategy", "ROLLING")
+        extra: dict[str, Any] = {}
+        if controller != "ECS":
+            extra["deploymentController"] = {"type": controller}
+        config: dict[str, Any] = {}
+        if strategy != "ROLLING":
+            config["strategy"] = strategy
+        bake = item.get("bakeTimeInMinutes", 1 if strategy == "BLUE_GREEN" else None)
+        if bake is not None:
+            config["bakeTimeInMinutes"] = bake
+        if config:
+            extra["deploymentConfiguration"] = config
+        lb = item.get("loadBalancer")
+        if lb is not None or controller == "CODE_DEPLOY":
+            lb = lb or {}
+            extra["loadBalancers"] = [
+                {
+                    "targetGroupArn": TARGET_GROUP.format(
+                        region=self.region, account=self.account, name=item["name"][:20], color="blue"
+                    ),
+                    "containerName": lb.get("containerName", "app"),
+                    "containerPort": lb.get("containerPort", 80),
+                }
+            ]
+        placement = self.placement(item)
         self.ecs.create_service(
             serviceName=item["name"],
             desiredCount=int(item.get("desiredCount", 1)),
             taskDefinition=self.task_definition(family, item),
-            **self.placement(item),
+            **placement,
+            **extra,
+        )
+        if controller == "CODE_DEPLOY" and item.get("deploymentGroup") != "none":
+            self.deployment_group(item["cluster"], item["name"])
+        if controller == "EXTERNAL":
+            args = {k: placement[k] for k in ("networkConfiguration", "platformVersion") if k in placement}
+            self.ecs.create_task_set(
+                cluster=item["cluster"],
+                service=item["name"],
+                taskDefinition=self.task_definition(family, item),
+                externalId=item.get("externalId", DEFAULT_EXTERNAL_ID),
+                **args,
+            )
+
+    def deployment_group(self, cluster: str, service: str) -> None:
+        """The ECS CodeDeploy application `gec-<cluster>` (once) and a deployment group named
+        after the service, naming it."""
+        app = f"gec-{cluster}"
+        if app not in self.applications:
+            try:
+                self.codedeploy.create_application(applicationName=app, computePlatform="ECS")
+            except self.codedeploy.exceptions.ApplicationAlreadyExistsException:
+                pass
+            self.applications.add(app)
+        tg = TARGET_GROUP.format(region=self.region, account=self.account, name=service[:20], color="{}")
+        self.codedeploy.create_deployment_group(
+            applicationName=app,
+            deploymentGroupName=service,
+            serviceRoleArn=f"arn:aws:iam::{self.account}:role/gec-sandbox-codedeploy",
+            deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+            blueGreenDeploymentConfiguration={
+                "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE", "terminationWaitTimeInMinutes": 0},
+                "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"},
+            },
+            loadBalancerInfo={
+                "targetGroupPairInfoList": [
+                    {
+                        "targetGroups": [{"name": tg.format("blue").split("/")[-2]}, {"name": tg.format("green").split("/")[-2]}],
+                        "prodTrafficRoute": {
+                            "listenerArns": [
+                                f"arn:aws:elasticloadbalancing:{self.region}:{self.account}:listener/app/gec/0123456789abcdef/0123456789abcdef"
+                            ]
+                        },
+                    }
+                ]
+            },
+            ecsServices=[{"serviceName": service, "clusterName": cluster}],
         )
 
     def standalone(self, item: dict[str, Any]) -> int:

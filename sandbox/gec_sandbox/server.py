@@ -16,7 +16,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import agent, awsreq, coverage, ecs, ecs_services, ecs_tasks, faults, guardduty, iam, tagging
+from . import agent, awsreq, codedeploy, coverage, ecs, ecs_services, ecs_task_sets, ecs_tasks, faults, guardduty, iam, tagging
 from .awsreq import AwsError, AwsRequest
 from .faults import FAULTS
 from .state import STATE, UnknownEndpoint
@@ -29,6 +29,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     **ecs.HANDLERS,
     **ecs_tasks.HANDLERS,
     **ecs_services.HANDLERS,
+    **ecs_task_sets.HANDLERS,
+    **codedeploy.HANDLERS,
     **coverage.HANDLERS,
     **iam.HANDLERS,
 }
@@ -160,7 +162,7 @@ def warm_up() -> None:
     """Load the moto backends the controller uses, so the first request is fast."""
     from moto.backends import get_backend
 
-    for name in ("ecs", "guardduty", "resourcegroupstaggingapi", "sts", "iam", "ec2"):
+    for name in ("ecs", "guardduty", "resourcegroupstaggingapi", "sts", "iam", "ec2", "codedeploy"):
         get_backend(name)  # type: ignore[arg-type]
 
 

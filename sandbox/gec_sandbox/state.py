@@ -9,7 +9,9 @@ from typing import Any
 from .awsreq import AwsRequest
 from .faults import FAULTS
 
-DEFAULT_CONFIG = {"rolloutSeconds": 2.0}
+# knobs, each {service name: true}: see sandbox/README.md
+KNOBS = ("agentMissing", "failRollout", "failCodeDeploy", "stopCodeDeploy")
+DEFAULT_CONFIG = {"rolloutSeconds": 2.0, "bakeSecondsPerMinute": 60.0}
 
 
 class UnknownEndpoint(Exception):
@@ -23,8 +25,7 @@ class State:
         self.log: list[dict[str, Any]] = []
         self.seq = 0
         self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
-        # knobs: {"agentMissing": {service name: true}, "failRollout": {service name: true}}
-        self.knobs: dict[str, dict[str, bool]] = {"agentMissing": {}, "failRollout": {}}
+        self.knobs: dict[str, dict[str, bool]] = {kind: {} for kind in KNOBS}
         self.timers: list[threading.Timer] = []
         # Extensions with state of their own register a clear() here.
         self.on_reset: list[Any] = []
@@ -78,7 +79,7 @@ class State:
         self.log.clear()
         self.seq = 0
         self.config = dict(DEFAULT_CONFIG)
-        self.knobs = {"agentMissing": {}, "failRollout": {}}
+        self.knobs = {kind: {} for kind in KNOBS}
 
     def shutdown(self) -> None:
         with self.lock:

@@ -84,7 +84,7 @@ def test_control_endpoint_errors(sandbox):
         with pytest.raises(urllib.error.HTTPError) as excinfo:
             sandbox.call(method, path, payload)
         assert excinfo.value.code == status, (method, path)
-    assert sandbox.call("POST", "config", {"rolloutSeconds": 1}) == {"rolloutSeconds": 1.0}
+    assert sandbox.call("POST", "config", {"rolloutSeconds": 1}) == {"rolloutSeconds": 1.0, "bakeSecondsPerMinute": 60.0}
 
 
 def test_reset_clears_aws_state_and_log(sandbox):

@@ -327,7 +327,7 @@ async fn a_failed_rollout_stops_the_wave_and_apply_says_so() {
     let out = applied.json();
     assert_eq!(
         out["rollouts"],
-        json!([{"cluster": "apps", "service": "api", "state": "FAILED"}])
+        json!([{"cluster": "apps", "service": "api", "state": "FAILED", "status": "FAILED"}])
     );
     // A second apply sees the FAILED deployment in AWS and stays halted.
     let again = apply(&sb, config, "1m", false);

@@ -305,6 +305,7 @@ mod tests {
             cluster: "apps".into(),
             service: "api".into(),
             deployment_id: "ecs-svc/1".into(),
+            codedeploy: false,
         }
     }
 

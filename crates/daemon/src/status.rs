@@ -129,6 +129,8 @@ impl Status {
                     cluster: w.cluster.clone(),
                     service: w.service.clone(),
                     deployment_id: (!w.deployment_id.is_empty()).then(|| w.deployment_id.clone()),
+                    deployment_controller: if w.codedeploy { "CODE_DEPLOY" } else { "ECS" }
+                        .to_owned(),
                 })
                 .collect(),
             halted: self.halted.as_ref().map(|h| HaltJson {
@@ -252,11 +254,15 @@ pub struct WatchJson {
     pub cluster: String,
     /// Service name.
     pub service: String,
-    /// The deployment started; null while the UpdateService call is in flight.
+    /// The deployment started (an ECS deployment id, or a CodeDeploy one `d-…`); null
+    /// while the write is in flight.
     pub deployment_id: Option<String>,
+    /// How it was started: `ECS` (`UpdateService`) or `CODE_DEPLOY` (a CodeDeploy
+    /// deployment, watched until Succeeded, Failed or Stopped).
+    pub deployment_controller: String,
 }
 
-/// The FAILED rollout that halts redeploys.
+/// The FAILED rollout (or Failed / Stopped CodeDeploy deployment) that halts redeploys.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HaltJson {
@@ -264,7 +270,7 @@ pub struct HaltJson {
     pub cluster: String,
     /// Service name.
     pub service: String,
-    /// The FAILED deployment.
+    /// The FAILED deployment (or CodeDeploy deployment `d-…`).
     pub deployment_id: String,
 }
 
@@ -331,13 +337,15 @@ mod tests {
                 cluster: "apps".into(),
                 service: "api".into(),
                 deployment_id: "ecs-svc/1".into(),
+                codedeploy: false,
             },
             Watch {
                 target: "us-east-1".into(),
                 cluster_arn: "arn:aws:ecs:us-east-1:111122223333:cluster/apps".into(),
                 cluster: "apps".into(),
                 service: "web".into(),
-                deployment_id: String::new(),
+                deployment_id: "d-ABCDEFGHI".into(),
+                codedeploy: true,
             },
         ];
         status.halted = Some(Halt {
@@ -370,8 +378,8 @@ mod tests {
         assert_eq!(
             json["watching"],
             json!([
-                {"target": "us-east-1", "cluster": "apps", "service": "api", "deploymentId": "ecs-svc/1"},
-                {"target": "us-east-1", "cluster": "apps", "service": "web", "deploymentId": null},
+                {"target": "us-east-1", "cluster": "apps", "service": "api", "deploymentId": "ecs-svc/1", "deploymentController": "ECS"},
+                {"target": "us-east-1", "cluster": "apps", "service": "web", "deploymentId": "d-ABCDEFGHI", "deploymentController": "CODE_DEPLOY"},
             ])
         );
         assert_eq!(

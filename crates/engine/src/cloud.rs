@@ -13,8 +13,10 @@ use gec_aws::{
     Want, MAX_BACKOFF,
 };
 use gec_model::observed::{
-    CoverageRecord, ObservedCluster, ObservedDeployment, ObservedService, Preflight, Workload,
+    CodeDeployDeployment, CoverageRecord, DeploymentGroupRef, ObservedCluster, ObservedDeployment,
+    ObservedService, Preflight, Workload,
 };
+use gec_model::plan::CodeDeployRedeploy;
 use gec_model::ObservedTarget;
 use tokio::time::{sleep, Instant};
 
@@ -68,6 +70,20 @@ pub trait TargetCloud: Send + Sync {
         cluster_arn: &str,
         service: &str,
     ) -> impl Future<Output = Result<ObservedDeployment, AwsError>> + Send;
+    /// Starts a CodeDeploy deployment of a `CODE_DEPLOY` service's current task definition
+    /// in the deployment group that names it; returns the deployment id. One request,
+    /// never retried by the implementation: not idempotent (each applied call starts a
+    /// deployment), so the engine sends it through [`write_once`].
+    fn start_codedeploy(
+        &self,
+        redeploy: &CodeDeployRedeploy,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
+    /// The active deployments of a CodeDeploy deployment group (Created, Queued,
+    /// InProgress, Baking, Ready).
+    fn active_codedeploy(
+        &self,
+        group: &DeploymentGroupRef,
+    ) -> impl Future<Output = Result<Vec<CodeDeployDeployment>, AwsError>> + Send;
     /// One service by name, with its deployments; `None` when it does not exist.
     fn describe_service(
         &self,
@@ -120,6 +136,15 @@ impl TargetCloud for TargetClient {
         service: &str,
     ) -> Result<ObservedDeployment, AwsError> {
         TargetClient::redeploy_service(self, cluster_arn, service).await
+    }
+    async fn start_codedeploy(&self, redeploy: &CodeDeployRedeploy) -> Result<String, AwsError> {
+        TargetClient::create_codedeploy_deployment(self, redeploy).await
+    }
+    async fn active_codedeploy(
+        &self,
+        group: &DeploymentGroupRef,
+    ) -> Result<Vec<CodeDeployDeployment>, AwsError> {
+        TargetClient::active_codedeploy_deployments(self, group).await
     }
     async fn describe_service(
         &self,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use gec_aws::{AwsError, ClusterScope, Want};
 use gec_model::desired::Target;
-use gec_model::observed::ObservedCluster;
+use gec_model::observed::{DeploymentController, ObservedCluster};
 use gec_model::plan::{
     check_fleet, CompiledRules, CoverageChange, Limits, Phase, PlanOptions, TargetPlan,
 };
@@ -260,6 +260,14 @@ async fn preflight_services<C: TargetCloud>(cloud: &C, cluster: &mut ObservedClu
         return;
     };
     for service in &mut workload.services {
+        // A service only its own deployer can redeploy is held whatever its agent's
+        // prerequisites say: nothing to check.
+        if matches!(
+            service.controller,
+            DeploymentController::External | DeploymentController::Other(_)
+        ) {
+            continue;
+        }
         let lacking = workload
             .service_tasks
             .get(&service.name)
@@ -428,18 +436,28 @@ async fn apply_stage<C: TargetCloud>(
                 .collect()
         };
         for (action, decision) in decisions {
-            let outcome = match (decision, action.redeployed_service()) {
+            let outcome = match (decision, action) {
                 (None, _) => Outcome::Skipped(Skip::AfterFailure),
                 (Some(Decision::Wait(why)), _) => Outcome::Skipped(Skip::Gate(why)),
-                // The gate decides redeploys only: nothing else is started here.
-                (Some(Decision::Start), None) => continue,
-                (Some(Decision::Start), Some(service)) => {
-                    let outcome = start_redeploy(cloud, service, options, spec).await;
+                (
+                    Some(Decision::Start),
+                    Action::RedeployService {
+                        cluster_arn,
+                        service,
+                        service_arn,
+                        via,
+                        ..
+                    },
+                ) => {
+                    let service = (cluster_arn.as_str(), service.as_str(), service_arn.as_str());
+                    let outcome = start_redeploy(cloud, service, via, options, spec).await;
                     if outcome == Outcome::Success {
                         started.push(action.clone());
                     }
                     outcome
                 }
+                // The gate decides redeploys only: nothing else is started here.
+                (Some(Decision::Start), _) => continue,
             };
             let result = ActionResult {
                 action: action.clone(),

@@ -13,8 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use gec_model::desired::{account_of_arn, RedeploySpec, Target};
-use gec_model::observed::{effectively_covered, ObservedDeployment, ObservedTarget, RolloutState};
-use gec_model::plan::window_open;
+use gec_model::observed::{
+    effectively_covered, CodeDeploy, CodeDeployStatus, ObservedCluster, ObservedDeployment,
+    ObservedService, ObservedTarget, RolloutState,
+};
+use gec_model::plan::{window_open, Deployer};
 use gec_model::Action;
 
 mod decision;
@@ -73,8 +76,11 @@ pub struct Watch {
     pub cluster: String,
     /// Service name.
     pub service: String,
-    /// The deployment started; empty while the UpdateService call is in flight.
+    /// The deployment started; empty while the write is in flight.
     pub deployment_id: String,
+    /// `deployment_id` is a CodeDeploy deployment (a `CODE_DEPLOY` service), watched
+    /// until CodeDeploy says Succeeded, Failed or Stopped.
+    pub codedeploy: bool,
 }
 
 /// A change in a watched rollout, for progress output.
@@ -86,6 +92,9 @@ pub struct RolloutEvent {
     pub service: String,
     /// How it ended.
     pub state: Settled,
+    /// AWS's word for it: the ECS `rolloutState` (`COMPLETED`, `FAILED`), the CodeDeploy
+    /// status (`Succeeded`, `Failed`, `Stopped`), or `GONE`.
+    pub status: String,
 }
 
 /// Why redeploys are halted.
@@ -264,25 +273,7 @@ impl Rollouts {
                 if service.rollout_in_progress() {
                     rolling.insert(service.arn.clone());
                 }
-                if let Some(primary) = service.primary() {
-                    let under_coverage = match cluster.covered_since_ms {
-                        Some(since) if cluster.coverage_turn_on_seen => {
-                            primary.created_at_ms >= since
-                        }
-                        Some(_) => true,
-                        None => false,
-                    };
-                    if under_coverage && now_ms.saturating_sub(primary.created_at_ms) < HOUR_MS {
-                        recent.insert(primary.id.clone(), primary.created_at_ms);
-                    }
-                    if primary.rollout_state == Some(RolloutState::Failed) {
-                        failed.push((
-                            cluster.name.clone(),
-                            service.name.clone(),
-                            primary.id.clone(),
-                        ));
-                    }
-                }
+                learn(cluster, service, now_ms, &mut recent, &mut failed);
             }
         }
         let mut events = Vec::new();
@@ -296,36 +287,31 @@ impl Rollouts {
             // A cluster that is gone, or whose tasks are no longer read (coverage turned
             // off), ends the watch: AWS's IN_PROGRESS deployments still count against
             // maxConcurrent whenever the cluster is read again.
-            let deployment: Option<&ObservedDeployment> = described
-                .get(&arn)
-                .and_then(|(_, svc)| svc.deployments.iter().find(|d| d.id == watch.deployment_id));
-            let state = match deployment.map(|d| d.rollout_state.as_ref()) {
-                Some(Some(RolloutState::InProgress)) => continue,
-                Some(Some(RolloutState::Failed)) => {
-                    failed.push((
-                        watch.cluster.clone(),
-                        watch.service.clone(),
-                        watch.deployment_id.clone(),
-                    ));
-                    Settled::Failed
+            let service = described.get(&arn).map(|(_, svc)| *svc);
+            let (state, status) = if watch.codedeploy {
+                match codedeploy_settled(service, &watch.deployment_id) {
+                    Some(settled) => settled,
+                    None => continue,
                 }
-                Some(Some(RolloutState::Completed)) => Settled::Completed,
-                // No rolloutState: the rollout is over once it is the only deployment.
-                Some(_)
-                    if described
-                        .get(&arn)
-                        .is_some_and(|(_, svc)| svc.deployments.len() == 1) =>
-                {
-                    Settled::Completed
+            } else {
+                match ecs_settled(service, &watch.deployment_id) {
+                    Some(settled) => settled,
+                    None => continue,
                 }
-                Some(_) => continue,
-                None => Settled::Gone,
             };
+            if state == Settled::Failed {
+                failed.push((
+                    watch.cluster.clone(),
+                    watch.service.clone(),
+                    watch.deployment_id.clone(),
+                ));
+            }
             s.watching.remove(&arn);
             events.push(RolloutEvent {
                 cluster: watch.cluster,
                 service: watch.service,
                 state,
+                status,
             });
         }
         for (cluster, service, deployment_id) in failed {
@@ -335,7 +321,7 @@ impl Rollouts {
             s.failed_seen.insert(deployment_id.clone());
             if spec.stop_on_failure && s.halt.is_none() {
                 tracing::warn!(%cluster, %service, deployment = %deployment_id,
-                    "a rollout FAILED: redeploys halt until the desired state changes");
+                    "a rollout or CodeDeploy deployment failed: redeploys halt until the desired state changes");
                 s.halt = Some(Halt {
                     cluster,
                     service,
@@ -405,6 +391,7 @@ impl Rollouts {
                 service,
                 service_arn,
                 not_before_ms,
+                via,
                 ..
             } = action
             else {
@@ -429,6 +416,7 @@ impl Rollouts {
                         cluster: cluster.clone(),
                         service: service.clone(),
                         deployment_id: String::new(),
+                        codedeploy: matches!(via, Deployer::CodeDeploy(_)),
                     },
                 );
                 Decision::Start
@@ -525,6 +513,91 @@ impl Rollouts {
             .collect();
         (targets.len(), s.coverage.len())
     }
+}
+
+/// What one described service tells the gate: its recent deployments made under
+/// coverage (for `maxPerHour` after a restart) and its failed one. For a `CODE_DEPLOY`
+/// service whose deployment group was read, its CodeDeploy deployments (the newest one
+/// Failed or Stopped is a failure); otherwise its PRIMARY deployment (FAILED rollout).
+fn learn(
+    cluster: &ObservedCluster,
+    service: &ObservedService,
+    now_ms: i64,
+    recent: &mut BTreeMap<String, i64>,
+    failed: &mut Vec<(String, String, String)>,
+) {
+    let under_coverage = |created_ms: i64| match cluster.covered_since_ms {
+        Some(since) if cluster.coverage_turn_on_seen => created_ms >= since,
+        Some(_) => true,
+        None => false,
+    };
+    let mut note = |id: &str, created_ms: i64| {
+        if under_coverage(created_ms) && now_ms.saturating_sub(created_ms) < HOUR_MS {
+            recent.insert(id.to_owned(), created_ms);
+        }
+    };
+    let mut fail = |id: &str| {
+        failed.push((cluster.name.clone(), service.name.clone(), id.to_owned()));
+    };
+    if let Some(codedeploy @ CodeDeploy::Group { deployments, .. }) = &service.codedeploy {
+        // Its task sets are CodeDeploy's doing: counting them too would count each
+        // deployment twice.
+        for d in deployments {
+            note(&d.id, d.created_at_ms);
+        }
+        if let Some(newest) = codedeploy.newest().filter(|d| d.status.is_failure()) {
+            fail(&newest.id);
+        }
+        return;
+    }
+    if let Some(primary) = service.primary() {
+        note(&primary.id, primary.created_at_ms);
+        if primary.rollout_state == Some(RolloutState::Failed) {
+            fail(&primary.id);
+        }
+    }
+}
+
+/// How a watched ECS rollout ended, and AWS's word for it; `None` while it goes on.
+/// A service no longer described (gone, or its cluster's tasks are no longer read)
+/// ends the watch: AWS's IN_PROGRESS deployments still count against maxConcurrent
+/// whenever the cluster is read again.
+fn ecs_settled(service: Option<&ObservedService>, id: &str) -> Option<(Settled, String)> {
+    let Some(service) = service else {
+        return Some((Settled::Gone, Settled::Gone.as_str().to_owned()));
+    };
+    let Some(deployment) = service.deployments.iter().find(|d| d.id == id) else {
+        return Some((Settled::Gone, Settled::Gone.as_str().to_owned()));
+    };
+    let state = match &deployment.rollout_state {
+        Some(RolloutState::InProgress) => return None,
+        Some(RolloutState::Failed) => Settled::Failed,
+        Some(RolloutState::Completed) => Settled::Completed,
+        // No rolloutState: the rollout is over once it is the only deployment.
+        _ if service.deployments.len() == 1 => Settled::Completed,
+        _ => return None,
+    };
+    Some((state, state.as_str().to_owned()))
+}
+
+/// How a watched CodeDeploy deployment ended, and CodeDeploy's word for it; `None`
+/// while it is active, or while CodeDeploy cannot be read.
+fn codedeploy_settled(service: Option<&ObservedService>, id: &str) -> Option<(Settled, String)> {
+    let Some(service) = service else {
+        return Some((Settled::Gone, Settled::Gone.as_str().to_owned()));
+    };
+    let Some(CodeDeploy::Group { deployments, .. }) = &service.codedeploy else {
+        return None;
+    };
+    let Some(deployment) = deployments.iter().find(|d| d.id == id) else {
+        return Some((Settled::Gone, Settled::Gone.as_str().to_owned()));
+    };
+    let state = match &deployment.status {
+        CodeDeployStatus::Succeeded => Settled::Completed,
+        status if status.is_failure() => Settled::Failed,
+        _ => return None,
+    };
+    Some((state, deployment.status.as_str().to_owned()))
 }
 
 fn in_progress(s: &State) -> usize {

@@ -343,6 +343,12 @@ impl ObservedService {
         self
     }
 
+    /// Its deployment controller is `text`, as AWS would send it.
+    pub fn controller_text(mut self, text: &str) -> Self {
+        self.controller = DeploymentController::from_aws(text);
+        self
+    }
+
     /// Deploys with the `ECS` controller and this strategy.
     pub fn strategy(mut self, strategy: impl Into<DeploymentStrategy>) -> Self {
         self.strategy = strategy.into();

@@ -1,10 +1,13 @@
-//! Starting one redeploy the rollout gate allowed: `UpdateService` is not idempotent, so
-//! it is sent once and its outcome found by reading the service (`write_once`).
+//! Starting one redeploy the rollout gate allowed, through the API the service's
+//! deployment controller takes: `UpdateService(forceNewDeployment)` for `ECS`, a CodeDeploy
+//! `CreateDeployment` for `CODE_DEPLOY`. Neither is idempotent, so each is sent once and
+//! its outcome found by reading AWS again (`write_once`).
 
 use std::collections::HashSet;
 
 use gec_aws::{AwsError, ErrorKind};
-use gec_model::observed::{ObservedDeployment, ObservedService};
+use gec_model::observed::{DeploymentStatus, ObservedDeployment, ObservedService, RolloutState};
+use gec_model::plan::{CodeDeployRedeploy, Deployer};
 
 use crate::apply::{Outcome, Skip};
 use crate::cloud::{write_once, TargetCloud};
@@ -13,18 +16,22 @@ use crate::pass::PassOptions;
 /// Starts one redeploy the rollout gate allowed, and reports it to the gate once.
 ///
 /// # Errors
-/// The outcome is [`Outcome::Failed`] when the service cannot be read before the write,
-/// or the write failed (see [`write_once`]).
+/// The outcome is [`Outcome::Failed`] when AWS cannot be read before the write (the
+/// service, or the deployment group's active deployments), when a CodeDeploy deployment
+/// of the group is already active (someone else started one since the plan: it is not
+/// doubled), or when the write failed (see [`write_once`]).
 ///
 /// # Guarantees
-/// `UpdateService(forceNewDeployment)` is not idempotent, so it goes through
-/// [`write_once`]: the service's deployments are read right before it (the freshest
-/// "before"), and after an outcome that proves nothing a deployment that was not there
-/// before is the write's result, never a reason to send another. The gate hears of the
-/// redeploy exactly once, with that deployment, however many requests it took.
+/// Neither write is idempotent, so each goes through [`write_once`]: what exists is read
+/// right before it (the freshest "before": the service's deployments, or the group's
+/// active CodeDeploy deployments), and after an outcome that proves nothing a deployment
+/// that was not there before is the write's result, never a reason to send another. The
+/// gate hears of the redeploy exactly once, with that deployment, however many requests
+/// it took.
 pub(super) async fn start_redeploy<C: TargetCloud>(
     cloud: &C,
     (cluster_arn, service, service_arn): (&str, &str, &str),
+    via: &Deployer,
     options: &PassOptions,
     spec: &gec_model::desired::RedeploySpec,
 ) -> Outcome {
@@ -34,28 +41,9 @@ pub(super) async fn start_redeploy<C: TargetCloud>(
             .started(service_arn, None, spec, options.clock.now_ms());
         return Outcome::Skipped(Skip::Stopping);
     }
-    let result = match cloud.describe_service(cluster_arn, service).await {
-        Ok(Some(before)) => {
-            let known: HashSet<String> = before.deployments.into_iter().map(|d| d.id).collect();
-            let find = || async {
-                let now = cloud.describe_service(cluster_arn, service).await?;
-                Ok(now.and_then(|s| new_deployment(s, &known)))
-            };
-            write_once(
-                cloud.write_retry(),
-                &options.stop,
-                || cloud.redeploy_service(cluster_arn, service),
-                find,
-            )
-            .await
-        }
-        Ok(None) => Err(AwsError::new(
-            ErrorKind::NotFound,
-            "DescribeServices",
-            None,
-            "the service no longer exists",
-        )),
-        Err(e) => Err(e),
+    let result = match via {
+        Deployer::Ecs { .. } => force_new_deployment(cloud, cluster_arn, service, options).await,
+        Deployer::CodeDeploy(redeploy) => codedeploy(cloud, redeploy, options).await,
     };
     match result {
         Ok(deployment) => {
@@ -71,6 +59,83 @@ pub(super) async fn start_redeploy<C: TargetCloud>(
             Outcome::Failed(e)
         }
     }
+}
+
+/// `UpdateService(forceNewDeployment)`; the new deployment is found among the service's.
+async fn force_new_deployment<C: TargetCloud>(
+    cloud: &C,
+    cluster_arn: &str,
+    service: &str,
+    options: &PassOptions,
+) -> Result<ObservedDeployment, AwsError> {
+    let before = cloud
+        .describe_service(cluster_arn, service)
+        .await?
+        .ok_or_else(|| {
+            AwsError::new(
+                ErrorKind::NotFound,
+                "DescribeServices",
+                None,
+                "the service no longer exists",
+            )
+        })?;
+    let known: HashSet<String> = before.deployments.into_iter().map(|d| d.id).collect();
+    let find = || async {
+        let now = cloud.describe_service(cluster_arn, service).await?;
+        Ok(now.and_then(|s| new_deployment(s, &known)))
+    };
+    write_once(
+        cloud.write_retry(),
+        &options.stop,
+        || cloud.redeploy_service(cluster_arn, service),
+        find,
+    )
+    .await
+}
+
+/// CodeDeploy `CreateDeployment`; the new deployment is found among the group's active
+/// ones. Returned as the deployment the gate watches: its id is the CodeDeploy id.
+async fn codedeploy<C: TargetCloud>(
+    cloud: &C,
+    redeploy: &CodeDeployRedeploy,
+    options: &PassOptions,
+) -> Result<ObservedDeployment, AwsError> {
+    let before = cloud.active_codedeploy(&redeploy.group).await?;
+    if let Some(active) = before.first() {
+        // CodeDeploy would refuse it too (one active deployment per group); saying so
+        // here costs no write.
+        return Err(AwsError::new(
+            ErrorKind::Other,
+            "CreateDeployment",
+            Some("DeploymentLimitExceededException".to_owned()),
+            format!(
+                "deployment group {} already has an active deployment {} ({}): not doubled",
+                redeploy.group, active.id, active.status
+            ),
+        ));
+    }
+    let known: HashSet<String> = before.into_iter().map(|d| d.id).collect();
+    let find = || async {
+        let active = cloud.active_codedeploy(&redeploy.group).await?;
+        Ok(active
+            .into_iter()
+            .find(|d| !known.contains(&d.id))
+            .map(|d| d.id))
+    };
+    let id = write_once(
+        cloud.write_retry(),
+        &options.stop,
+        || cloud.start_codedeploy(redeploy),
+        find,
+    )
+    .await?;
+    Ok(ObservedDeployment {
+        id,
+        status: DeploymentStatus::Primary,
+        rollout_state: Some(RolloutState::InProgress),
+        created_at_ms: options.clock.now_ms(),
+        started_by: None,
+    })
 }
 
 /// The deployment of `service` that is not among `known`: the PRIMARY one if it is new

@@ -3,6 +3,7 @@
 
 mod churn;
 mod clock_overflow;
+mod controllers;
 mod driver;
 mod fake_cloud;
 mod fleet_limits;

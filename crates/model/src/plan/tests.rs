@@ -2069,4 +2069,181 @@ mod redeploys {
             "older than retryAfter: redeployed"
         );
     }
+
+    /// (service, deployer shown as people read it), for the redeploy actions.
+    fn vias(plan: &TargetPlan) -> Vec<(String, String)> {
+        plan.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::RedeployService { service, via, .. } => {
+                    Some((service.clone(), via.to_string()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_deployment_controller_is_redeployed_its_own_way_or_held_with_a_code() {
+        use crate::observed::{CodeDeploy, LoadBalancerTarget};
+        use crate::testing::{codedeploy_deployment, group};
+        let old = |name: &str| service(name).created(NOW - 90 * MIN);
+        let mut no_lb = old("cd-no-lb").code_deploy(group("cd-no-lb", vec![]));
+        no_lb.load_balancer = None;
+        let observed = fleet(
+            vec![
+                (old("rolling"), 1, 1),
+                (old("blue-green").strategy("BLUE_GREEN"), 1, 1),
+                (old("canary").strategy("CANARY"), 1, 1),
+                (
+                    old("cd").code_deploy(group(
+                        "cd",
+                        vec![codedeploy_deployment("d-OLD", "Succeeded", NOW - 100 * MIN)],
+                    )),
+                    1,
+                    1,
+                ),
+                (
+                    old("cd-busy").code_deploy(group(
+                        "cd-busy",
+                        vec![codedeploy_deployment("d-BUSY", "Baking", NOW - 10 * MIN)],
+                    )),
+                    1,
+                    1,
+                ),
+                (old("cd-orphan").code_deploy(CodeDeploy::NoGroup), 1, 1),
+                (
+                    old("cd-unread").code_deploy(CodeDeploy::Unknown(
+                        "ThrottlingException: rate exceeded".into(),
+                    )),
+                    1,
+                    1,
+                ),
+                (no_lb, 1, 1),
+                (old("ext").external("spinnaker"), 1, 1),
+                (
+                    old("odd").external("x").controller_text("SOMETHING_NEW"),
+                    1,
+                    1,
+                ),
+            ],
+            Some(NOW - 60 * MIN),
+        );
+        let plan = plan_target(&managed("{settleTime: 0s}"), &observed, at_now());
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            vias(&plan),
+            pairs(&[
+                ("blue-green", "ECS BLUE_GREEN"),
+                ("canary", "ECS CANARY"),
+                ("cd", "CODE_DEPLOY apps/cd"),
+                ("rolling", "ECS ROLLING"),
+            ])
+        );
+        let codes: Vec<(String, String)> = plan
+            .held
+            .iter()
+            .map(|h| (h.service.clone(), h.reason.code().to_owned()))
+            .collect();
+        assert_eq!(
+            codes,
+            pairs(&[
+                ("cd-busy", "deployment_in_progress"),
+                ("cd-no-lb", "no_load_balancer"),
+                ("cd-orphan", "no_deployment_group"),
+                ("cd-unread", "deployment_unknown"),
+                ("ext", "external_deployment_controller"),
+                ("odd", "unknown_deployment_controller"),
+            ])
+        );
+        let detail = |name: &str| {
+            plan.held
+                .iter()
+                .find(|h| h.service == name)
+                .and_then(|h| h.detail.clone())
+        };
+        assert_eq!(
+            detail("cd-busy").as_deref(),
+            Some("CodeDeploy deployment d-BUSY is Baking")
+        );
+        assert_eq!(
+            detail("ext").as_deref(),
+            Some("its PRIMARY task set was started by spinnaker")
+        );
+        assert_eq!(
+            detail("odd").as_deref(),
+            Some("deploymentController SOMETHING_NEW")
+        );
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("cd-unread") && w.contains("ThrottlingException")),
+            "CodeDeploy that could not be read is a warning: {:?}",
+            plan.warnings
+        );
+        let cd = plan
+            .actions
+            .iter()
+            .find_map(|a| match a {
+                Action::RedeployService {
+                    service,
+                    via: super::Deployer::CodeDeploy(r),
+                    ..
+                } if service == "cd" => Some(r.clone()),
+                _ => None,
+            })
+            .expect("cd is redeployed through CodeDeploy");
+        assert_eq!(
+            (cd.task_definition.as_str(), &cd.load_balancer),
+            (
+                "arn:aws:ecs:us-east-1:123456789012:task-definition/cd:1",
+                &LoadBalancerTarget {
+                    container_name: "app".into(),
+                    container_port: 80
+                }
+            ),
+            "the service's current task definition, and its load balancer's container and port"
+        );
+        let json = Plan {
+            targets: vec![plan],
+        }
+        .to_json();
+        let by_service = |name: &str| {
+            json["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["service"] == name)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(by_service("cd")["deploymentController"], "CODE_DEPLOY");
+        assert_eq!(by_service("cd")["deploymentGroup"], "apps/cd");
+        assert_eq!(by_service("cd")["strategy"], serde_json::Value::Null);
+        assert_eq!(by_service("blue-green")["deploymentController"], "ECS");
+        assert_eq!(by_service("blue-green")["strategy"], "BLUE_GREEN");
+        assert_eq!(
+            by_service("blue-green")["deploymentGroup"],
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn a_codedeploy_service_is_judged_by_its_primary_task_set_like_any_deployment() {
+        use crate::testing::{codedeploy_deployment, group};
+        // Redeployed 20 minutes ago through CodeDeploy with coverage on, and its tasks
+        // still lack the agent: retryAfter holds it, as it would an ECS service.
+        let recent = service("cd").created(NOW - 20 * MIN).code_deploy(group(
+            "cd",
+            vec![codedeploy_deployment("d-1", "Succeeded", NOW - 20 * MIN)],
+        ));
+        let observed = fleet(vec![(recent, 1, 1)], Some(NOW - 60 * MIN));
+        let plan = plan_target(&managed("{retryAfter: 1h}"), &observed, at_now());
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(plan.held[0].reason.code(), "retry_after");
+    }
 }

@@ -1,15 +1,18 @@
 //! Services, tasks and rollouts of the fake cloud, on the engine's clock (tokio's paused
 //! time in tests): a forced deployment is IN_PROGRESS for `rollout_ms`, then replaces the
 //! service's tasks — with the agent when the cluster is covered at that moment — and ends
-//! COMPLETED, or FAILED under `fail_next`.
+//! COMPLETED, or FAILED under `fail_next`. A `CODE_DEPLOY` service is redeployed by a
+//! CodeDeploy deployment of its group instead (InProgress for `rollout_ms`, then
+//! Succeeded or, under `fail_next`, Failed); an `EXTERNAL` one by nobody.
 
 use std::collections::BTreeMap;
 
 use gec_aws::Want;
 use gec_model::observed::{
-    CoverageRecord, ObservedDeployment, ObservedService, Preflight, TaskCounts, Workload,
+    CodeDeploy, CodeDeployDeployment, CoverageRecord, DeploymentController, DeploymentGroupRef,
+    LoadBalancerTarget, ObservedDeployment, ObservedService, Preflight, TaskCounts, Workload,
 };
-use gec_model::testing::deployment;
+use gec_model::testing::{codedeploy_deployment, deployment};
 
 /// One task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,18 +48,64 @@ pub struct FakeService {
     pub redeploys: u32,
     /// What `preflight` answers for the service; `None`: passed.
     pub preflight: Option<Preflight>,
+    /// Its deployment controller.
+    pub controller: DeploymentController,
+    /// `CODE_DEPLOY`: the deployment group naming it, if any.
+    pub group: Option<DeploymentGroupRef>,
+    /// `CODE_DEPLOY`: its group's deployments, oldest first.
+    pub codedeploy: Vec<CodeDeployDeployment>,
+    /// `CODE_DEPLOY`: CodeDeploy cannot be read (the adapter reports it unknown).
+    pub codedeploy_unreadable: bool,
 }
 
 impl FakeService {
     fn observed(&self) -> ObservedService {
+        let codedeploy = (self.controller == DeploymentController::CodeDeploy).then(|| {
+            match (&self.group, self.codedeploy_unreadable) {
+                (_, true) => CodeDeploy::Unknown("AccessDenied: not authorized".into()),
+                (None, false) => CodeDeploy::NoGroup,
+                (Some(group), false) => CodeDeploy::Group {
+                    group: group.clone(),
+                    deployments: self.codedeploy.iter().rev().cloned().collect(),
+                },
+            }
+        });
         ObservedService {
             name: self.name.clone(),
             arn: self.arn(),
             status: "ACTIVE".into(),
             fargate: self.fargate,
             deployments: self.deployments.clone(),
+            controller: self.controller.clone(),
+            load_balancer: Some(LoadBalancerTarget {
+                container_name: "app".into(),
+                container_port: 80,
+            }),
+            task_definition: Some(format!(
+                "arn:aws:ecs:us-east-1:123456789012:task-definition/{}:1",
+                self.name
+            )),
+            codedeploy,
             ..ObservedService::default()
         }
+    }
+
+    /// Deploys through CodeDeploy, in the group `apps/<name>` (`group`: true) or none.
+    pub fn code_deploy(&mut self, group: bool) {
+        self.controller = DeploymentController::CodeDeploy;
+        self.deployments[0].rollout_state = None;
+        self.deployments[0].started_by = Some("CODE_DEPLOY".into());
+        self.group = group.then(|| DeploymentGroupRef {
+            application: "apps".into(),
+            name: self.name.clone(),
+        });
+    }
+
+    /// Is deployed by an external deployer.
+    pub fn external(&mut self) {
+        self.controller = DeploymentController::External;
+        self.deployments[0].rollout_state = None;
+        self.deployments[0].started_by = Some("deployer-1".into());
     }
 
     fn arn(&self) -> String {
@@ -132,6 +181,10 @@ impl Fleet {
                 finishes_ms: None,
                 redeploys: 0,
                 preflight: None,
+                controller: DeploymentController::Ecs,
+                group: None,
+                codedeploy: Vec::new(),
+                codedeploy_unreadable: false,
             },
         );
     }
@@ -183,9 +236,25 @@ impl Fleet {
             } else {
                 self.tasks(&cluster, &key.1, count, agent, now)
             };
+            let task_set = self.id();
             let s = self.services.get_mut(&key).expect("service");
             s.finishes_ms = None;
-            if fail {
+            if s.controller == DeploymentController::CodeDeploy {
+                let Some(d) = s.codedeploy.last_mut() else {
+                    continue;
+                };
+                if fail {
+                    s.fail_next = false;
+                    d.status = "Failed".into();
+                } else {
+                    d.status = "Succeeded".into();
+                    s.tasks = tasks;
+                    let mut set = deployment(&format!("ecs-svc/{task_set}"), d.created_at_ms);
+                    set.rollout_state = None;
+                    set.started_by = Some("CODE_DEPLOY".into());
+                    s.deployments = vec![set];
+                }
+            } else if fail {
                 s.fail_next = false;
                 s.deployments[0].rollout_state = Some("FAILED".into());
             } else {
@@ -212,6 +281,46 @@ impl Fleet {
         s.redeploys += 1;
         self.max_in_progress = self.max_in_progress.max(self.in_progress());
         Some(deployment)
+    }
+
+    /// CodeDeploy `CreateDeployment` in `group`: refused while one of the group's
+    /// deployments is active, as CodeDeploy does.
+    pub fn start_codedeploy(
+        &mut self,
+        group: &DeploymentGroupRef,
+        now: i64,
+    ) -> Result<String, String> {
+        let id = self.id();
+        let rollout_ms = self.rollout_ms;
+        let s = self
+            .services
+            .values_mut()
+            .find(|s| s.group.as_ref() == Some(group))
+            .ok_or_else(|| format!("no deployment group {group}"))?;
+        if let Some(active) = s.codedeploy.iter().find(|d| d.status.is_active()) {
+            return Err(format!(
+                "{group} already has an active Deployment '{}'",
+                active.id
+            ));
+        }
+        let id = format!("d-{id:09}");
+        s.codedeploy
+            .push(codedeploy_deployment(&id, "InProgress", now));
+        s.finishes_ms = Some(now + rollout_ms);
+        s.redeploys += 1;
+        self.max_in_progress = self.max_in_progress.max(self.in_progress());
+        Ok(id)
+    }
+
+    /// The active CodeDeploy deployments of `group`.
+    pub fn active_codedeploy(&self, group: &DeploymentGroupRef) -> Vec<CodeDeployDeployment> {
+        self.services
+            .values()
+            .filter(|s| s.group.as_ref() == Some(group))
+            .flat_map(|s| &s.codedeploy)
+            .filter(|d| d.status.is_active())
+            .cloned()
+            .collect()
     }
 
     /// One service as `DescribeServices` reports it.

@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use gec_aws::{AwsError, BatchOutcome, ClusterScope, ErrorKind, FeatureChange, Want};
 use gec_engine::{Clock, TargetCloud};
 use gec_model::observed::{
-    effectively_covered, CoverageRecord, ObservedCluster, ObservedDeployment, ObservedDetector,
-    ObservedFeature, ObservedService, Preflight, Workload, ECS_FARGATE_AGENT_MANAGEMENT,
-    RUNTIME_MONITORING,
+    effectively_covered, CodeDeployDeployment, CoverageRecord, DeploymentGroupRef, ObservedCluster,
+    ObservedDeployment, ObservedDetector, ObservedFeature, ObservedService, Preflight, Workload,
+    ECS_FARGATE_AGENT_MANAGEMENT, RUNTIME_MONITORING,
 };
+use gec_model::plan::CodeDeployRedeploy;
 use gec_model::testing::arn;
 
 pub use fleet::Fleet;
@@ -68,6 +69,10 @@ pub enum Call {
     RedeployService(String, String),
     /// `describe_service(cluster, service)`, by names.
     DescribeService(String, String),
+    /// `start_codedeploy(redeploy)`: the deployment group's name (the service's).
+    StartCodeDeploy(String),
+    /// `active_codedeploy(group)`: the deployment group's name.
+    ActiveCodeDeploy(String),
 }
 
 impl Call {
@@ -83,6 +88,8 @@ impl Call {
             Call::ListCoverage => "list_coverage",
             Call::RedeployService(..) => "redeploy_service",
             Call::DescribeService(..) => "describe_service",
+            Call::StartCodeDeploy(_) => "start_codedeploy",
+            Call::ActiveCodeDeploy(_) => "active_codedeploy",
         }
     }
 
@@ -96,6 +103,7 @@ impl Call {
                 | Call::Preflight(..)
                 | Call::ListCoverage
                 | Call::DescribeService(..)
+                | Call::ActiveCodeDeploy(_)
         )
     }
 }
@@ -492,6 +500,20 @@ impl TargetCloud for FakeCloud {
             .ok_or_else(|| aws_error(ErrorKind::NotFound, "UpdateService"))
     }
 
+    async fn start_codedeploy(&self, redeploy: &CodeDeployRedeploy) -> Result<String, AwsError> {
+        self.start_codedeploy_impl(redeploy).await
+    }
+
+    async fn active_codedeploy(
+        &self,
+        group: &DeploymentGroupRef,
+    ) -> Result<Vec<CodeDeployDeployment>, AwsError> {
+        let mut s = self.lock();
+        s.advance();
+        s.calls.push(Call::ActiveCodeDeploy(group.name.clone()));
+        Ok(s.fleet.active_codedeploy(group))
+    }
+
     async fn describe_service(
         &self,
         cluster_arn: &str,
@@ -503,6 +525,33 @@ impl TargetCloud for FakeCloud {
         s.calls
             .push(Call::DescribeService(cluster.clone(), service.to_owned()));
         Ok(s.fleet.describe(&cluster, service))
+    }
+}
+
+impl FakeCloud {
+    async fn start_codedeploy_impl(
+        &self,
+        redeploy: &CodeDeployRedeploy,
+    ) -> Result<String, AwsError> {
+        let mut s = self.lock();
+        s.advance();
+        s.calls
+            .push(Call::StartCodeDeploy(redeploy.group.name.clone()));
+        let now = s.now();
+        if let Some(fault) = s.redeploy_faults.pop_front() {
+            if fault.lag_ms == Some(0) {
+                let _ = s.fleet.start_codedeploy(&redeploy.group, now);
+            }
+            return Err(fault.error);
+        }
+        s.fleet.start_codedeploy(&redeploy.group, now).map_err(|m| {
+            AwsError::new(
+                ErrorKind::Other,
+                "CreateDeployment",
+                Some("DeploymentLimitExceededException".into()),
+                m,
+            )
+        })
     }
 }
 
@@ -540,7 +589,7 @@ impl FakeCloud {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
-                Call::RedeployService(_, service) => Some(service),
+                Call::RedeployService(_, service) | Call::StartCodeDeploy(service) => Some(service),
                 _ => None,
             })
             .collect()
