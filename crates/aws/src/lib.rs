@@ -37,5 +37,6 @@ pub use workload::{
     MAX_FARGATE_ISSUES, MAX_REASON_CHARS, MAX_SERVICE_DEPLOYMENTS,
 };
 pub use write::{
-    codedeploy_appspec, BatchOutcome, FeatureChange, CODEDEPLOY_DESCRIPTION, TAG_BATCH,
+    codedeploy_appspec, BatchOutcome, FeatureChange, CODEDEPLOY_DESCRIPTION,
+    MAX_CODEDEPLOY_DESCRIPTION_CHARS, TAG_BATCH,
 };

@@ -48,11 +48,14 @@ use crate::{AwsError, TargetClient};
 /// ARNs per `TagResources` / `UntagResources` call: the API's maximum.
 pub const TAG_BATCH: usize = 20;
 
+/// Longest `description` CodeDeploy takes: "Maximum number of characters in a deployment
+/// description: 100" (CodeDeploy User Guide, quotas); longer is `DescriptionTooLongException`.
+pub const MAX_CODEDEPLOY_DESCRIPTION_CHARS: usize = 100;
+
 /// The `description` of the controller's CodeDeploy deployments (shows in the console and
-/// in `GetDeployment`).
-pub const CODEDEPLOY_DESCRIPTION: &str = "guardduty-ecs-controller: the same task definition, \
-     deployed again so that the service's tasks are replaced and the new ones get (or lose) \
-     the GuardDuty Runtime Monitoring agent";
+/// in `GetDeployment`), within [`MAX_CODEDEPLOY_DESCRIPTION_CHARS`].
+pub const CODEDEPLOY_DESCRIPTION: &str =
+    "guardduty-ecs-controller: same task definition, tasks replaced for the GuardDuty agent";
 
 /// The AppSpec (JSON) of a deployment that runs `task_definition` again behind the
 /// service's load balancer: CodeDeploy replaces the tasks and changes nothing else.
@@ -420,6 +423,10 @@ mod tests {
         let (app, group, description, content) = &sent[0];
         assert_eq!((app.as_str(), group.as_str()), ("web", "blue-api"));
         assert!(description.contains("GuardDuty"), "{description}");
+        assert!(
+            description.chars().count() <= MAX_CODEDEPLOY_DESCRIPTION_CHARS,
+            "CodeDeploy refuses a longer description: {description}"
+        );
         let spec: serde_json::Value = serde_json::from_str(content).expect("JSON");
         assert_eq!(
             spec,
