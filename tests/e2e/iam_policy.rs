@@ -26,9 +26,12 @@ accounts:
           - name: sandbox
           - name: scratch
             tags: {GuardDutyManaged: "true"}
-        # Started while payments-prod is not covered: no agent, so the apply redeploys it.
+        # Started while payments-prod is not covered: no agent, so the apply redeploys
+        # them: payments-api with UpdateService, payments-web through CodeDeploy (its
+        # deployment group, gec-payments-prod/payments-web, is seeded with it).
         services:
           - {name: payments-api, cluster: payments-prod, desiredCount: 2}
+          - {name: payments-web, cluster: payments-prod, desiredCount: 1, deploymentController: CODE_DEPLOY}
   "111111111111":
     regions:
       eu-west-1:
@@ -171,6 +174,79 @@ fn authorizations(entry: &Value) -> Vec<Authz> {
             "arn:aws:guardduty:{region}:{account}:detector/{}",
             params["DetectorId"].as_str().unwrap()
         ))],
+        // CodeDeploy authorizes on the application and deployment group of the Service
+        // Authorization Reference (`application:NAME`, `deploymentgroup:APP/GROUP`).
+        ("codedeploy", "BatchGetApplications") => strings(&params["applicationNames"])
+            .into_iter()
+            .map(|app| {
+                plain(codedeploy_arn(
+                    region,
+                    account,
+                    &format!("application:{app}"),
+                ))
+            })
+            .collect(),
+        ("codedeploy", "ListDeploymentGroups") => vec![plain(codedeploy_arn(
+            region,
+            account,
+            &format!(
+                "application:{}",
+                params["applicationName"].as_str().unwrap_or("*")
+            ),
+        ))],
+        ("codedeploy", "BatchGetDeploymentGroups" | "ListDeployments") => {
+            let app = params["applicationName"].as_str().unwrap_or("*");
+            let mut groups = strings(&params["deploymentGroupNames"]);
+            groups.extend(params["deploymentGroupName"].as_str().map(str::to_owned));
+            groups
+                .into_iter()
+                .map(|g| {
+                    plain(codedeploy_arn(
+                        region,
+                        account,
+                        &format!("deploymentgroup:{app}/{g}"),
+                    ))
+                })
+                .collect()
+        }
+        // Authorized on each deployment's group, which the request (ids only) does not
+        // name: any group of the account and region.
+        ("codedeploy", "BatchGetDeployments") => vec![plain(codedeploy_arn(
+            region,
+            account,
+            "deploymentgroup:*/*",
+        ))],
+        // CreateDeployment also checks, on the caller, the deployment configuration it
+        // uses and the registration of the AppSpec revision with the application (AWS's
+        // amazon-ecs-deploy-task-definition README, cited in deploy/README.md).
+        ("codedeploy", "CreateDeployment") => {
+            let app = params["applicationName"].as_str().unwrap_or("*");
+            let group = params["deploymentGroupName"].as_str().unwrap_or("*");
+            let config = params["deploymentConfigName"]
+                .as_str()
+                .unwrap_or("CodeDeployDefault.ECSAllAtOnce");
+            vec![
+                plain(codedeploy_arn(
+                    region,
+                    account,
+                    &format!("deploymentgroup:{app}/{group}"),
+                )),
+                Authz {
+                    action: "codedeploy:GetDeploymentConfig".to_owned(),
+                    resource: codedeploy_arn(
+                        region,
+                        account,
+                        &format!("deploymentconfig:{config}"),
+                    ),
+                    tag_keys: None,
+                },
+                Authz {
+                    action: "codedeploy:RegisterApplicationRevision".to_owned(),
+                    resource: codedeploy_arn(region, account, &format!("application:{app}")),
+                    tag_keys: None,
+                },
+            ]
+        }
         ("sts", "AssumeRole") => vec![plain(params["RoleArn"].as_str().unwrap_or("*").to_owned())],
         // Authorized on the principal whose policies are simulated (the execution role).
         ("iam", "SimulatePrincipalPolicy") => vec![plain(
@@ -202,6 +278,10 @@ fn authorizations(entry: &Value) -> Vec<Authz> {
         // statement on `*` allows.
         _ => vec![plain("*".to_owned())],
     }
+}
+
+fn codedeploy_arn(region: &str, account: &str, resource: &str) -> String {
+    format!("arn:aws:codedeploy:{region}:{account}:{resource}")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -359,7 +439,15 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
     log.extend(calls_of(&sb, "apply", || {
         let apply = sb.controller(
             &[
-                &["apply", "--config", config, "--output", "json"][..],
+                &[
+                    "apply",
+                    "--config",
+                    config,
+                    "--output",
+                    "json",
+                    "--rollout-poll",
+                    "1s",
+                ][..],
                 &RAISED,
             ]
             .concat(),
@@ -411,8 +499,8 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
         ops("plan")
     );
     assert!(
-        ops("apply").contains("UpdateService"),
-        "apply did not redeploy the service without the agent: {:?}",
+        ops("apply").contains("UpdateService") && ops("apply").contains("CreateDeployment"),
+        "apply did not redeploy the services without the agent: {:?}",
         ops("apply")
     );
     for flow in ["plan", "apply", "daemon"] {

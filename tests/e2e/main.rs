@@ -4,6 +4,7 @@
 mod kit;
 
 mod cli_input;
+mod controllers;
 mod coverage;
 mod daemon;
 mod faults;
