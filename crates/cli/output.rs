@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use gec_daemon::status::HaltJson;
+use gec_engine::rollout::Halt;
 use gec_engine::{ApplyRun, Outcome, TargetPass, Wait};
 use gec_model::plan::{
     ActionJson, ChangeJson, ClusterJson, Deployer, Held, HeldJson, Phase, PlanJson, RedeployPurpose,
@@ -330,8 +332,9 @@ pub fn results_text(run: &ApplyRun) -> String {
     out
 }
 
-/// The `status` table as text: one block per target, one row per cluster.
-pub fn status_text(passes: &[TargetPass]) -> String {
+/// The `status` table as text: one block per target, one row per cluster, then the
+/// `stopOnFailure` halt, if redeploys are halted.
+pub fn status_text(passes: &[TargetPass], halted: Option<&Halt>) -> String {
     let mut out = String::new();
     for pass in passes {
         let _ = writeln!(out, "Target {}", pass.target.label());
@@ -420,6 +423,14 @@ pub fn status_text(passes: &[TargetPass]) -> String {
             let _ = writeln!(out, "  warning: {w}");
         }
     }
+    if let Some(h) = halted {
+        let _ = writeln!(
+            out,
+            "\nREDEPLOYS HALTED (stopOnFailure): {}/{}: deployment {} failed; no redeploy \
+             starts until the desired state changes",
+            h.cluster, h.service, h.deployment_id
+        );
+    }
     out.push_str(
         "\nSERVICES: services with tasks without the GuardDuty agent; TASKS: their tasks; \
          STANDALONE: standalone tasks without the agent (reported, never stopped). \
@@ -443,6 +454,9 @@ pub struct StatusOutput {
     pub held: Vec<HeldJson>,
     /// Things the controller cannot fix by itself.
     pub warnings: Vec<String>,
+    /// The FAILED rollout (or CodeDeploy deployment that ended `Failed` or `Stopped`) that
+    /// halts redeploys under `stopOnFailure`; null when none.
+    pub halted: Option<HaltJson>,
 }
 
 /// One target of the `status` JSON.
@@ -457,8 +471,8 @@ pub struct StatusTarget {
 }
 
 /// The `status` JSON: per-target errors, the cluster table, pending redeploys, held
-/// services and warnings.
-pub fn status_json(passes: &[TargetPass]) -> StatusOutput {
+/// services, warnings and the `stopOnFailure` halt.
+pub fn status_json(passes: &[TargetPass], halted: Option<&Halt>) -> StatusOutput {
     let plan = json(passes).plan;
     StatusOutput {
         targets: passes
@@ -477,6 +491,11 @@ pub fn status_json(passes: &[TargetPass]) -> StatusOutput {
             .collect(),
         held: plan.held,
         warnings: plan.warnings,
+        halted: halted.map(|h| HaltJson {
+            cluster: h.cluster.clone(),
+            service: h.service.clone(),
+            deployment_id: h.deployment_id.clone(),
+        }),
     }
 }
 
@@ -582,6 +601,7 @@ pub fn held_line(h: &Held) -> String {
 
 #[cfg(test)]
 mod tests {
+    use gec_engine::rollout::Halt;
     use gec_engine::TargetPass;
     use gec_model::observed::{CoverageRecord, PreflightCode};
     use gec_model::plan::{HoldReason, RedeployPurpose};
@@ -636,7 +656,7 @@ mod tests {
 
     #[test]
     fn status_shows_each_held_service_with_its_code_guardduty_s_words_and_the_agent_s_leftovers() {
-        let text = status_text(&[offboarding_and_held()]);
+        let text = status_text(&[offboarding_and_held()], None);
         for line in [
             "  issue: apps: No agent reporting",
             "  fargate issue: apps: Execution role cannot pull the agent image",
@@ -767,7 +787,7 @@ mod tests {
     #[test]
     fn services_no_redeploy_can_reach_are_held_with_the_deployment_controller_codes() {
         let pass = every_deployment_controller();
-        let status = status_text(std::slice::from_ref(&pass));
+        let status = status_text(std::slice::from_ref(&pass), None);
         let plan = plan_text(std::slice::from_ref(&pass));
         let held = [
             "  held: apps/busy: deployment_in_progress: a deployment is in progress \
@@ -814,7 +834,8 @@ mod tests {
 
     #[test]
     fn status_json_says_how_each_pending_redeploy_goes() {
-        let json = serde_json::to_value(status_json(&[every_deployment_controller()])).unwrap();
+        let json =
+            serde_json::to_value(status_json(&[every_deployment_controller()], None)).unwrap();
         let redeploys: Vec<_> = json["redeploys"]
             .as_array()
             .unwrap()
@@ -856,8 +877,36 @@ mod tests {
     }
 
     #[test]
+    fn status_says_when_a_failed_codedeploy_deployment_halts_redeploys() {
+        let halt = Halt {
+            cluster: "apps".into(),
+            service: "cart".into(),
+            deployment_id: "d-FAILED123".into(),
+        };
+        let pass = every_deployment_controller();
+        let text = status_text(std::slice::from_ref(&pass), Some(&halt));
+        let line = "REDEPLOYS HALTED (stopOnFailure): apps/cart: deployment d-FAILED123 failed; \
+                    no redeploy starts until the desired state changes";
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in:\n{text}"
+        );
+        assert!(
+            !status_text(std::slice::from_ref(&pass), None).contains("HALTED"),
+            "no halt, no line"
+        );
+        let json = serde_json::to_value(status_json(&[pass], Some(&halt))).unwrap();
+        assert_eq!(
+            json["halted"],
+            serde_json::json!({"cluster": "apps", "service": "cart", "deploymentId": "d-FAILED123"})
+        );
+        let none = serde_json::to_value(status_json(&[offboarding_and_held()], None)).unwrap();
+        assert_eq!(none["halted"], serde_json::Value::Null);
+    }
+
+    #[test]
     fn status_json_carries_the_codes_and_the_agent_tasks() {
-        let json = serde_json::to_value(status_json(&[offboarding_and_held()])).unwrap();
+        let json = serde_json::to_value(status_json(&[offboarding_and_held()], None)).unwrap();
         assert_eq!(json["held"][0]["code"], "platform_version");
         assert_eq!(json["held"][0]["detail"], "platform version 1.3.0");
         assert_eq!(json["held"][1]["code"], "agent_failed");
