@@ -227,12 +227,14 @@ fn settings(args: &PlanArgs, mode: Mode) -> Settings {
     }
 }
 
-/// One round of the engine's loop over every target (`plan`, `status`).
-async fn passes(
+/// One round of the engine's loop over every target (`plan`, `status`): its passes, and
+/// the `stopOnFailure` halt that round derived from AWS (a FAILED rollout, or a failed
+/// CodeDeploy deployment).
+async fn round(
     config: &str,
     settings: Settings,
     calls: gec_aws::CallSettings,
-) -> anyhow::Result<Vec<TargetPass>> {
+) -> anyhow::Result<(Vec<TargetPass>, Option<gec_engine::rollout::Halt>)> {
     let ctx = gec_aws::AwsContext::from_env(calls).await;
     let desired = Arc::new(load_from(config, &ctx).await?);
     let targets = desired.targets.len();
@@ -241,18 +243,17 @@ async fn passes(
         generation: 1,
         every_target: true,
     };
-    let passes = Driver::new(ctx, gec_engine::Context::default(), settings)
+    let report = Driver::new(ctx, gec_engine::Context::default(), settings)
         .round(&round)
-        .await
-        .passes;
-    if passes.len() != targets {
+        .await;
+    if report.passes.len() != targets {
         anyhow::bail!("internal error: a target's pass did not finish; see the log");
     }
-    Ok(passes)
+    Ok((report.passes, report.halted))
 }
 
 async fn plan(args: PlanArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let passes = passes(&args.config, settings(&args, Mode::Plan), calls).await?;
+    let (passes, _) = round(&args.config, settings(&args, Mode::Plan), calls).await?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&output::json(&passes))?),
         Output::Text => print!("{}", output::plan_text(&passes)),
@@ -282,13 +283,13 @@ async fn status(args: StatusArgs, calls: gec_aws::CallSettings) -> anyhow::Resul
         },
         ..Settings::new(Mode::Plan)
     };
-    let passes = passes(&args.config, settings, calls).await?;
+    let (passes, halted) = round(&args.config, settings, calls).await?;
     match args.output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&output::status_json(&passes))?
+            serde_json::to_string_pretty(&output::status_json(&passes, halted.as_ref()))?
         ),
-        Output::Text => print!("{}", output::status_text(&passes)),
+        Output::Text => print!("{}", output::status_text(&passes, halted.as_ref())),
     }
     Ok(if passes.iter().any(|p| p.error.is_some()) {
         EXIT_ERROR

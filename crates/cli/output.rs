@@ -3,9 +3,11 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use gec_daemon::status::HaltJson;
+use gec_engine::rollout::Halt;
 use gec_engine::{ApplyRun, Outcome, TargetPass, Wait};
 use gec_model::plan::{
-    ActionJson, ChangeJson, ClusterJson, Held, HeldJson, Phase, PlanJson, RedeployPurpose,
+    ActionJson, ChangeJson, ClusterJson, Deployer, Held, HeldJson, Phase, PlanJson, RedeployPurpose,
 };
 use gec_model::Action;
 use schemars::JsonSchema;
@@ -330,8 +332,9 @@ pub fn results_text(run: &ApplyRun) -> String {
     out
 }
 
-/// The `status` table as text: one block per target, one row per cluster.
-pub fn status_text(passes: &[TargetPass]) -> String {
+/// The `status` table as text: one block per target, one row per cluster, then the
+/// `stopOnFailure` halt, if redeploys are halted.
+pub fn status_text(passes: &[TargetPass], halted: Option<&Halt>) -> String {
     let mut out = String::new();
     for pass in passes {
         let _ = writeln!(out, "Target {}", pass.target.label());
@@ -400,6 +403,7 @@ pub fn status_text(passes: &[TargetPass]) -> String {
                 cluster,
                 service,
                 purpose,
+                via,
                 reason,
                 ..
             } = a
@@ -408,7 +412,8 @@ pub fn status_text(passes: &[TargetPass]) -> String {
                     RedeployPurpose::AddAgent => "redeploy pending",
                     RedeployPurpose::RemoveAgent => "redeploy pending (remove the agent)",
                 };
-                let _ = writeln!(out, "  {what}: {cluster}/{service}: {reason}");
+                let via = deployer_label(via);
+                let _ = writeln!(out, "  {what}: {cluster}/{service} ({via}): {reason}");
             }
         }
         for h in &plan.held {
@@ -417,6 +422,14 @@ pub fn status_text(passes: &[TargetPass]) -> String {
         for w in &plan.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }
+    }
+    if let Some(h) = halted {
+        let _ = writeln!(
+            out,
+            "\nREDEPLOYS HALTED (stopOnFailure): {}/{}: deployment {} failed; no redeploy \
+             starts until the desired state changes",
+            h.cluster, h.service, h.deployment_id
+        );
     }
     out.push_str(
         "\nSERVICES: services with tasks without the GuardDuty agent; TASKS: their tasks; \
@@ -441,6 +454,9 @@ pub struct StatusOutput {
     pub held: Vec<HeldJson>,
     /// Things the controller cannot fix by itself.
     pub warnings: Vec<String>,
+    /// The FAILED rollout (or CodeDeploy deployment that ended `Failed` or `Stopped`) that
+    /// halts redeploys under `stopOnFailure`; null when none.
+    pub halted: Option<HaltJson>,
 }
 
 /// One target of the `status` JSON.
@@ -455,8 +471,8 @@ pub struct StatusTarget {
 }
 
 /// The `status` JSON: per-target errors, the cluster table, pending redeploys, held
-/// services and warnings.
-pub fn status_json(passes: &[TargetPass]) -> StatusOutput {
+/// services, warnings and the `stopOnFailure` halt.
+pub fn status_json(passes: &[TargetPass], halted: Option<&Halt>) -> StatusOutput {
     let plan = json(passes).plan;
     StatusOutput {
         targets: passes
@@ -475,6 +491,11 @@ pub fn status_json(passes: &[TargetPass]) -> StatusOutput {
             .collect(),
         held: plan.held,
         warnings: plan.warnings,
+        halted: halted.map(|h| HaltJson {
+            cluster: h.cluster.clone(),
+            service: h.service.clone(),
+            deployment_id: h.deployment_id.clone(),
+        }),
     }
 }
 
@@ -535,16 +556,31 @@ pub fn action_line(action: &Action) -> String {
             cluster,
             service,
             purpose,
+            via,
             reason,
             ..
-        } => match purpose {
-            RedeployPurpose::AddAgent => {
-                format!("↻ {cluster}/{service}  force new deployment: {reason}")
-            }
-            RedeployPurpose::RemoveAgent => {
-                format!("↻ {cluster}/{service}  force new deployment to remove the agent: {reason}")
-            }
-        },
+        } => {
+            let how = match via {
+                Deployer::Ecs { .. } => "force new deployment",
+                Deployer::CodeDeploy(_) => "new CodeDeploy deployment",
+            };
+            let what = match purpose {
+                RedeployPurpose::AddAgent => "",
+                RedeployPurpose::RemoveAgent => " to remove the agent",
+            };
+            let via = deployer_label(via);
+            format!("↻ {cluster}/{service}  {how}{what} ({via}): {reason}")
+        }
+    }
+}
+
+/// How a redeploy goes, for people: the deployment controller, then the ECS strategy
+/// (`ECS BLUE_GREEN`) or the CodeDeploy deployment group (`CODE_DEPLOY via app/group`).
+pub fn deployer_label(via: &Deployer) -> String {
+    let controller = via.controller();
+    match via {
+        Deployer::Ecs { strategy } => format!("{controller} {strategy}"),
+        Deployer::CodeDeploy(c) => format!("{controller} via {}", c.group),
     }
 }
 
@@ -565,13 +601,14 @@ pub fn held_line(h: &Held) -> String {
 
 #[cfg(test)]
 mod tests {
+    use gec_engine::rollout::Halt;
     use gec_engine::TargetPass;
     use gec_model::observed::{CoverageRecord, PreflightCode};
     use gec_model::plan::{HoldReason, RedeployPurpose};
     use gec_model::testing::{held, redeploy, row, target};
     use gec_model::TargetPlan;
 
-    use super::{plan_text, status_json, status_text};
+    use super::{action_line, plan_text, status_json, status_text};
 
     const EAST: &str = "us-east-1";
 
@@ -619,13 +656,13 @@ mod tests {
 
     #[test]
     fn status_shows_each_held_service_with_its_code_guardduty_s_words_and_the_agent_s_leftovers() {
-        let text = status_text(&[offboarding_and_held()]);
+        let text = status_text(&[offboarding_and_held()], None);
         for line in [
             "  issue: apps: No agent reporting",
             "  fargate issue: apps: Execution role cannot pull the agent image",
             "  agent management: apps: MANUAL",
             "  agent tasks: old: 4 running tasks still run the GuardDuty agent after coverage loss",
-            "  redeploy pending (remove the agent): old/api: 1 of 2 running tasks lack the GuardDuty agent",
+            "  redeploy pending (remove the agent): old/api (ECS ROLLING): 1 of 2 running tasks lack the GuardDuty agent",
             "  held: apps/legacy: platform_version: the Fargate platform version is below 1.4.0, \
              which GuardDuty's agent needs (platform version 1.3.0)",
             "  held: apps/web: agent_failed: deployed with coverage on and its new tasks have no \
@@ -649,7 +686,7 @@ mod tests {
         let text = plan_text(&[offboarding_and_held()]);
         assert!(
             text.contains(
-                "↻ old/api  force new deployment to remove the agent: 1 of 2 running tasks lack the GuardDuty agent"
+                "↻ old/api  force new deployment to remove the agent (ECS ROLLING): 1 of 2 running tasks lack the GuardDuty agent"
             ),
             "{text}"
         );
@@ -663,9 +700,213 @@ mod tests {
         );
     }
 
+    const NOW: i64 = 1_795_737_600_000;
+
+    /// One covered cluster `apps` (coverage on for an hour) whose services all have tasks
+    /// without the agent, each deployed a different way, planned by the real planner.
+    fn every_deployment_controller() -> TargetPass {
+        use gec_model::observed::{CodeDeploy, DeploymentController};
+        use gec_model::plan::{plan_target, PlanOptions};
+        use gec_model::testing::{
+            cluster, codedeploy_deployment, desired_with, detector, group, observed_in, service,
+            workload,
+        };
+
+        let mut weird = service("weird");
+        weird.controller = DeploymentController::from_aws("SOMETHING_NEW");
+        let mut nolb = service("nolb").code_deploy(group("nolb", vec![]));
+        nolb.load_balancer = None;
+        let busy = group(
+            "busy",
+            vec![codedeploy_deployment(
+                "d-BUSY12345",
+                "InProgress",
+                NOW - 60_000,
+            )],
+        );
+        let services = workload()
+            .service(service("web"), 2, 1)
+            .service(service("api").strategy("BLUE_GREEN"), 3, 2)
+            .service(service("cart").code_deploy(group("cart", vec![])), 2, 2)
+            .service(
+                service("feed").external("ecs-deployer/github-actions"),
+                2,
+                2,
+            )
+            .service(weird, 1, 1)
+            .service(service("busy").code_deploy(busy), 1, 1)
+            .service(service("lonely").code_deploy(CodeDeploy::NoGroup), 1, 1)
+            .service(nolb, 1, 1)
+            .service(
+                service("unread").code_deploy(CodeDeploy::Unknown(
+                    "AccessDeniedException: not authorized to perform: codedeploy:ListApplications"
+                        .into(),
+                )),
+                1,
+                1,
+            );
+        let mut apps = cluster("apps").tagged("true").workload(services);
+        apps.covered_since_ms = Some(NOW - 3_600_000);
+        apps.coverage_turn_on_seen = true;
+        let observed = observed_in(EAST)
+            .with(apps)
+            .detector(detector().runtime("ENABLED").automation("ENABLED"));
+        let desired = desired_with(
+            "clusters: [{name: apps, guardDutyManaged: true}]\nredeploy: {settleTime: 0s}",
+        );
+        let options = PlanOptions {
+            now_ms: NOW,
+            ..PlanOptions::default()
+        };
+        pass(plan_target(&desired, &observed, options))
+    }
+
+    #[test]
+    fn the_plan_says_which_deployment_controller_and_strategy_each_redeploy_goes_through() {
+        let text = plan_text(&[every_deployment_controller()]);
+        for line in [
+            "    ↻ apps/api  force new deployment (ECS BLUE_GREEN): 2 of 3 running tasks lack the GuardDuty agent",
+            "    ↻ apps/cart  new CodeDeploy deployment (CODE_DEPLOY via apps/cart): 2 of 2 running tasks lack the GuardDuty agent",
+            "    ↻ apps/web  force new deployment (ECS ROLLING): 1 of 2 running tasks lack the GuardDuty agent",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in:\n{text}"
+            );
+        }
+        assert!(text.contains("3 to redeploy."), "{text}");
+        let removal =
+            action_line(&redeploy(EAST, "old", "api").purpose(RedeployPurpose::RemoveAgent));
+        assert_eq!(
+            removal,
+            "↻ old/api  force new deployment to remove the agent (ECS ROLLING): \
+             1 of 2 running tasks lack the GuardDuty agent"
+        );
+    }
+
+    #[test]
+    fn services_no_redeploy_can_reach_are_held_with_the_deployment_controller_codes() {
+        let pass = every_deployment_controller();
+        let status = status_text(std::slice::from_ref(&pass), None);
+        let plan = plan_text(std::slice::from_ref(&pass));
+        let held = [
+            "  held: apps/busy: deployment_in_progress: a deployment is in progress \
+             (CodeDeploy deployment d-BUSY12345 is InProgress)",
+            "  held: apps/feed: external_deployment_controller: its deployment controller is \
+             EXTERNAL: only the deployer that owns its task sets can replace its tasks; that \
+             deployer must redeploy it (its PRIMARY task set was started by \
+             ecs-deployer/github-actions)",
+            "  held: apps/lonely: no_deployment_group: its deployment controller is CODE_DEPLOY \
+             and no CodeDeploy deployment group names it: create one for the service, or \
+             redeploy it yourself",
+            "  held: apps/nolb: no_load_balancer: its deployment controller is CODE_DEPLOY and it \
+             has no load balancer container and port for the AppSpec",
+            "  held: apps/unread: deployment_unknown: its deployment controller is CODE_DEPLOY \
+             and CodeDeploy could not be read (AccessDeniedException: not authorized to \
+             perform: codedeploy:ListApplications)",
+            "  held: apps/weird: unknown_deployment_controller: its deployment controller is of a \
+             type the controller does not know (deploymentController SOMETHING_NEW)",
+        ];
+        for text in [&status, &plan] {
+            for line in held {
+                assert!(
+                    text.lines().any(|l| l == line),
+                    "no line {line:?} in:\n{text}"
+                );
+            }
+            assert!(
+                text.lines()
+                    .any(|l| l.starts_with("  warning: apps/unread: ")),
+                "CodeDeploy that could not be read is a warning too:\n{text}"
+            );
+        }
+        for line in [
+            "  redeploy pending: apps/api (ECS BLUE_GREEN): 2 of 3 running tasks lack the GuardDuty agent",
+            "  redeploy pending: apps/cart (CODE_DEPLOY via apps/cart): 2 of 2 running tasks lack the GuardDuty agent",
+            "  redeploy pending: apps/web (ECS ROLLING): 1 of 2 running tasks lack the GuardDuty agent",
+        ] {
+            assert!(
+                status.lines().any(|l| l == line),
+                "no line {line:?} in:\n{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_json_says_how_each_pending_redeploy_goes() {
+        let json =
+            serde_json::to_value(status_json(&[every_deployment_controller()], None)).unwrap();
+        let redeploys: Vec<_> = json["redeploys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["service"].as_str().unwrap(),
+                    r["deploymentController"].as_str().unwrap(),
+                    r["strategy"].as_str(),
+                    r["deploymentGroup"].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            redeploys,
+            [
+                ("api", "ECS", Some("BLUE_GREEN"), None),
+                ("cart", "CODE_DEPLOY", None, Some("apps/cart")),
+                ("web", "ECS", Some("ROLLING"), None),
+            ]
+        );
+        let codes: Vec<_> = json["held"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h["service"].as_str().unwrap(), h["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("busy", "deployment_in_progress"),
+                ("feed", "external_deployment_controller"),
+                ("lonely", "no_deployment_group"),
+                ("nolb", "no_load_balancer"),
+                ("unread", "deployment_unknown"),
+                ("weird", "unknown_deployment_controller"),
+            ]
+        );
+    }
+
+    #[test]
+    fn status_says_when_a_failed_codedeploy_deployment_halts_redeploys() {
+        let halt = Halt {
+            cluster: "apps".into(),
+            service: "cart".into(),
+            deployment_id: "d-FAILED123".into(),
+        };
+        let pass = every_deployment_controller();
+        let text = status_text(std::slice::from_ref(&pass), Some(&halt));
+        let line = "REDEPLOYS HALTED (stopOnFailure): apps/cart: deployment d-FAILED123 failed; \
+                    no redeploy starts until the desired state changes";
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in:\n{text}"
+        );
+        assert!(
+            !status_text(std::slice::from_ref(&pass), None).contains("HALTED"),
+            "no halt, no line"
+        );
+        let json = serde_json::to_value(status_json(&[pass], Some(&halt))).unwrap();
+        assert_eq!(
+            json["halted"],
+            serde_json::json!({"cluster": "apps", "service": "cart", "deploymentId": "d-FAILED123"})
+        );
+        let none = serde_json::to_value(status_json(&[offboarding_and_held()], None)).unwrap();
+        assert_eq!(none["halted"], serde_json::Value::Null);
+    }
+
     #[test]
     fn status_json_carries_the_codes_and_the_agent_tasks() {
-        let json = serde_json::to_value(status_json(&[offboarding_and_held()])).unwrap();
+        let json = serde_json::to_value(status_json(&[offboarding_and_held()], None)).unwrap();
         assert_eq!(json["held"][0]["code"], "platform_version");
         assert_eq!(json["held"][0]["detail"], "platform version 1.3.0");
         assert_eq!(json["held"][1]["code"], "agent_failed");

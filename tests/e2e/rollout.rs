@@ -334,6 +334,16 @@ async fn a_failed_rollout_stops_the_wave_and_apply_says_so() {
     assert_eq!(again.code, 3, "{again}");
     assert!(again.stdout.contains("halted"), "{again}");
     assert_eq!(sb.update_service_calls().len(), 1);
+    // `status` derives the halt from AWS too, and says which deployment.
+    let status = sb.controller(&["status", "--config", config, "--output", "json"]);
+    assert_eq!(status.code, 0, "{status}");
+    assert_eq!(status.json()["halted"]["service"], "api", "{status}");
+    let text = sb.controller(&["status", "--config", config]);
+    assert!(
+        text.stdout
+            .contains("REDEPLOYS HALTED (stopOnFailure): apps/api: deployment "),
+        "{text}"
+    );
 }
 
 #[tokio::test]
