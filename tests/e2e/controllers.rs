@@ -272,7 +272,7 @@ async fn a_failed_codedeploy_deployment_halts_redeploys_and_says_so_everywhere()
     let config = desired.to_str().unwrap();
     let text = sb.controller(&["status", "--config", config]);
     assert!(
-        text.stdout.contains("halted") && text.stdout.contains("codedeploy"),
+        text.stdout.to_lowercase().contains("halted") && text.stdout.contains("apps/codedeploy"),
         "`status` says why redeploys stopped: {text}"
     );
 }
