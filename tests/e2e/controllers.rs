@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
 
-/// Started while `apps` is not covered: no task runs the agent.
+/// Started while `apps` is not covered: no task runs the agent. `orphan` deploys through
+/// CodeDeploy but no deployment group names it.
 const FLEET: &str = r#"
 regions:
   us-east-1:
@@ -24,6 +25,7 @@ regions:
       - {name: bluegreen, cluster: apps, desiredCount: 2, strategy: BLUE_GREEN, bakeTimeInMinutes: 2}
       - {name: codedeploy, cluster: apps, desiredCount: 2, deploymentController: CODE_DEPLOY}
       - {name: external, cluster: apps, desiredCount: 1, deploymentController: EXTERNAL, externalId: spinnaker-42}
+      - {name: orphan, cluster: apps, desiredCount: 1, deploymentController: CODE_DEPLOY, deploymentGroup: none}
       - {name: rolling, cluster: apps, desiredCount: 2}
 "#;
 
@@ -166,7 +168,7 @@ async fn each_service_is_redeployed_through_its_own_deployment_controller_exactl
             ("codedeploy", ("CODE_DEPLOY", "-", "gec-apps/codedeploy")),
             ("rolling", ("ECS", "ROLLING", "-")),
         ]),
-        "the EXTERNAL service is not planned"
+        "the EXTERNAL service and the CODE_DEPLOY one without a group are not planned"
     );
 
     sb.clear_requests();
@@ -182,14 +184,29 @@ async fn each_service_is_redeployed_through_its_own_deployment_controller_exactl
         ]),
         "each through its API, once; nothing written for the EXTERNAL service"
     );
-    let held = out["held"].as_array().expect("held");
-    assert_eq!(held.len(), 1, "{held:#?}");
-    assert_eq!(held[0]["service"], "external");
-    assert_eq!(held[0]["code"], "external_deployment_controller");
+    let held: BTreeMap<&str, &Value> = out["held"]
+        .as_array()
+        .expect("held")
+        .iter()
+        .map(|h| (h["service"].as_str().unwrap(), h))
+        .collect();
+    assert_eq!(
+        held.keys().copied().collect::<Vec<_>>(),
+        ["external", "orphan"],
+        "{held:#?}"
+    );
+    assert_eq!(held["external"]["code"], "external_deployment_controller");
     assert!(
-        held[0]["reason"].as_str().unwrap().contains("deployer"),
+        held["external"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("deployer"),
         "the reason says who must redeploy it: {:#}",
-        held[0]
+        held["external"]
+    );
+    assert_eq!(
+        held["orphan"]["code"], "no_deployment_group",
+        "a CODE_DEPLOY service no deployment group names"
     );
     let settled: BTreeMap<String, String> = out["rollouts"]
         .as_array()
@@ -221,8 +238,10 @@ async fn each_service_is_redeployed_through_its_own_deployment_controller_exactl
             "{service}: every task runs the agent ({n} tasks)"
         );
     }
-    let (all, n) = agent_tasks(&sb, "external").await;
-    assert!(!all && n == 1, "the EXTERNAL service's task is untouched");
+    for untouched in ["external", "orphan"] {
+        let (all, n) = agent_tasks(&sb, untouched).await;
+        assert!(!all && n == 1, "{untouched}: its task is untouched");
+    }
 
     // Converged: a second apply writes nothing.
     sb.clear_requests();
