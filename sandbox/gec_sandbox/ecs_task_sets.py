@@ -15,7 +15,7 @@ from typing import Any
 
 from .awsreq import AwsRequest, now
 from .ecs import invalid
-from .ecs_tasks import check_network, check_platform, cluster_obj, launch, launch_type_of, stop, task_definition
+from .ecs_tasks import check_network, check_platform, cluster_obj, launch_type_of, stop, task_definition
 
 
 def new_task_set(
@@ -81,28 +81,13 @@ def set_tasks(service: Any, set_id: str) -> list[Any]:
 
 
 def scale_task_set(service: Any, ts: dict[str, Any]) -> None:
-    from .ecs import backend
-
     want = computed_desired(service, ts)
     running = set_tasks(service, ts["id"])
     if len(running) < want:
-        account, region = service._account_id, service.region_name
-        cluster = backend(account, region).clusters[service.cluster_name]
-        task_def = task_definition(account, region, ts["taskDefinition"])
-        for _ in range(want - len(running)):
-            launch(
-                account,
-                region,
-                cluster,
-                task_def,
-                service.launch_type,
-                group=f"service:{service.name}",
-                started_by=ts["id"],
-                service=service.name,
-                deployment_id=ts["id"],
-                platform_version=ts.get("platformVersion"),
-                capacity_provider=service.gec_provider,
-            )
+        # A task set starts its tasks as a deployment does: startedBy is its id.
+        from .ecs_services import start_tasks  # ecs_services imports this module
+
+        start_tasks(service, ts, want - len(running))
     for task in running[want:]:
         stop(task, f"Scaling activity initiated by (deployment {ts['id']})")
 
