@@ -38,7 +38,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_sdk_codedeploy::error::ProvideErrorMetadata;
 use aws_sdk_codedeploy::types::{ComputePlatform, DeploymentStatus, TimeRange};
+use aws_smithy_async::future::pagination_stream::PaginationStream;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::DateTime;
 use gec_model::observed::{
     CodeDeploy, CodeDeployDeployment, CodeDeployStatus, DeploymentGroupRef,
@@ -211,27 +215,14 @@ impl TargetClient {
     /// names (bounded, see the module docs).
     async fn list_deployment_groups(&self) -> Result<GroupMap, AwsError> {
         let mut map = GroupMap::default();
-        let mut names = Vec::new();
-        let mut pages = self.codedeploy.list_applications().into_paginator().send();
-        let mut read = 0;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ListApplications", e))?;
-            names.extend(
-                page.applications()
-                    .iter()
-                    .filter(|n| valid_name(n))
-                    .cloned(),
-            );
-            read += 1;
-            if names.len() > MAX_CODEDEPLOY_APPLICATIONS || read >= MAX_LIST_PAGES {
-                map.truncated |= names.len() > MAX_CODEDEPLOY_APPLICATIONS
-                    || page.next_token().is_some_and(|t| !t.is_empty());
-                break;
-            }
-        }
-        names.sort();
-        names.dedup();
-        names.truncate(MAX_CODEDEPLOY_APPLICATIONS);
+        let (names, cut) = bounded_names(
+            self.codedeploy.list_applications().into_paginator().send(),
+            "ListApplications",
+            MAX_CODEDEPLOY_APPLICATIONS,
+            |page| (page.applications(), page.next_token()),
+        )
+        .await?;
+        map.truncated |= cut;
         let mut ecs_apps = Vec::new();
         for batch in names.chunks(BATCH_GET_APPLICATIONS_BATCH) {
             let out = self
@@ -254,33 +245,18 @@ impl TargetClient {
         ecs_apps.dedup();
         let mut groups_read = 0usize;
         for app in &ecs_apps {
-            let mut group_names = Vec::new();
-            let mut pages = self
-                .codedeploy
-                .list_deployment_groups()
-                .application_name(app)
-                .into_paginator()
-                .send();
-            let mut read = 0;
-            let room = MAX_DEPLOYMENT_GROUPS.saturating_sub(groups_read);
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| classify("ListDeploymentGroups", e))?;
-                group_names.extend(
-                    page.deployment_groups()
-                        .iter()
-                        .filter(|n| valid_name(n))
-                        .cloned(),
-                );
-                read += 1;
-                if group_names.len() > room || read >= MAX_LIST_PAGES {
-                    map.truncated |= group_names.len() > room
-                        || page.next_token().is_some_and(|t| !t.is_empty());
-                    break;
-                }
-            }
-            group_names.sort();
-            group_names.dedup();
-            group_names.truncate(room);
+            let (group_names, cut) = bounded_names(
+                self.codedeploy
+                    .list_deployment_groups()
+                    .application_name(app)
+                    .into_paginator()
+                    .send(),
+                "ListDeploymentGroups",
+                MAX_DEPLOYMENT_GROUPS.saturating_sub(groups_read),
+                |page| (page.deployment_groups(), page.next_token()),
+            )
+            .await?;
+            map.truncated |= cut;
             groups_read += group_names.len();
             for batch in group_names.chunks(BATCH_GET_DEPLOYMENT_GROUPS_BATCH) {
                 let out = self
@@ -475,6 +451,37 @@ fn valid_ecs_name(name: &str) -> bool {
 
 fn valid_deployment_id(id: &str) -> bool {
     !id.is_empty() && id.chars().count() <= MAX_DEPLOYMENT_ID_CHARS
+}
+
+/// The valid names a paginated listing gives, sorted and unique, at most `room`, read in
+/// at most [`MAX_LIST_PAGES`] pages; `true` when the listing was cut short (more names,
+/// or more pages, than that).
+async fn bounded_names<O, E>(
+    mut pages: PaginationStream<Result<O, SdkError<E, HttpResponse>>>,
+    operation: &'static str,
+    room: usize,
+    page_names: impl Fn(&O) -> (&[String], Option<&str>),
+) -> Result<(Vec<String>, bool), AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let mut names = Vec::new();
+    let mut truncated = false;
+    let mut read = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify(operation, e))?;
+        let (listed, next) = page_names(&page);
+        names.extend(listed.iter().filter(|n| valid_name(n)).cloned());
+        read += 1;
+        if names.len() > room || read >= MAX_LIST_PAGES {
+            truncated = names.len() > room || next.is_some_and(|t| !t.is_empty());
+            break;
+        }
+    }
+    names.sort();
+    names.dedup();
+    names.truncate(room);
+    Ok((names, truncated))
 }
 
 #[cfg(test)]
