@@ -298,7 +298,7 @@ async fn a_failed_codedeploy_deployment_halts_redeploys_and_says_so_everywhere()
 
 #[tokio::test]
 async fn a_daemon_restarted_mid_deployment_does_not_double_the_codedeploy_deployment() {
-    let sb = sandbox(4);
+    let sb = sandbox(10);
     // Only the CodeDeploy service lacks the agent that matters here: the others are
     // excluded, so the first redeploy is the CodeDeploy one.
     let desired = sb.write(
@@ -318,6 +318,20 @@ async fn a_daemon_restarted_mid_deployment_does_not_double_the_codedeploy_deploy
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(10));
     let second = Daemon::start(&sb, &desired, &["--rollout-poll", "1s"]);
+    let sees_it_rolling = second.wait_for(Duration::from_secs(30), |d| {
+        let (_, body) = d.get("/status");
+        serde_json::from_str::<Value>(&body).is_ok_and(|status| {
+            status["held"].as_array().is_some_and(|held| {
+                held.iter()
+                    .any(|h| h["service"] == "codedeploy" && h["code"] == "deployment_in_progress")
+            })
+        })
+    });
+    assert!(
+        sees_it_rolling,
+        "the restarted daemon finds the deployment in progress in CodeDeploy: {}",
+        second.logs()
+    );
     let mut done = false;
     for _ in 0..60 {
         if agent_tasks(&sb, "codedeploy").await == (true, 2) {

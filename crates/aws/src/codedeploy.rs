@@ -101,48 +101,93 @@ type ServiceKey = (String, String);
 #[derive(Debug, Clone, Default)]
 struct GroupMap {
     groups: HashMap<ServiceKey, DeploymentGroupRef>,
+    /// Each group's `lastAttemptedDeployment`: read with the group's deployments whatever
+    /// its age, so the newest outcome is known after a restart.
+    last_attempted: HashMap<DeploymentGroupRef, String>,
     /// A bound cut the listing short: a service not in `groups` may still have a group.
     truncated: bool,
 }
 
-/// A map of deployment groups and when it was built.
-type Built = Option<(Instant, Arc<GroupMap>)>;
+/// What the cache keeps: the map, and what the reads learned since.
+#[derive(Debug, Default)]
+struct CacheState {
+    /// The map and when it was built.
+    built: Option<(Instant, Arc<GroupMap>)>,
+    /// Services the current map does not name, and when that was first found: not listed
+    /// again for them before the map's own TTL (a service without a group would otherwise
+    /// cost a full listing every [`DEPLOYMENT_GROUP_MISS_TTL`]).
+    misses: HashMap<ServiceKey, Instant>,
+    /// Per group, the deployments that were active at its last read: read once more after
+    /// they end, however old they are by then, so their outcome (Succeeded, Failed,
+    /// Stopped) is seen even past the hour the recent read covers.
+    active: HashMap<DeploymentGroupRef, Vec<String>>,
+}
 
 /// The map of deployment groups, kept with the target's client and shared by its clones.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct GroupCache(Arc<Mutex<Built>>);
+pub(crate) struct GroupCache(Arc<Mutex<CacheState>>);
 
 impl GroupCache {
-    fn lock(&self) -> MutexGuard<'_, Built> {
-        // A panic while the lock was held cannot leave the value half-written (one
-        // assignment), so a poisoned lock is still safe to use.
+    fn lock(&self) -> MutexGuard<'_, CacheState> {
+        // Every update is a few assignments that leave the state consistent at each
+        // step, so a poisoned lock is still safe to use.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The map if it may be used at `now` for `key`: younger than the TTL, and on a miss
-    /// younger than the miss TTL.
+    /// younger than the miss TTL or already known not to name `key`.
     fn fresh(&self, key: &ServiceKey, now: Instant) -> Option<Arc<GroupMap>> {
         let guard = self.lock();
-        let (built, map) = guard.as_ref()?;
+        let (built, map) = guard.built.as_ref()?;
         let age = now.saturating_duration_since(*built);
         let usable = age < DEPLOYMENT_GROUP_TTL
-            && (map.groups.contains_key(key) || age < DEPLOYMENT_GROUP_MISS_TTL);
+            && (map.groups.contains_key(key)
+                || age < DEPLOYMENT_GROUP_MISS_TTL
+                || guard.misses.contains_key(key));
         usable.then(|| Arc::clone(map))
     }
 
     fn store(&self, built: Instant, map: Arc<GroupMap>) {
-        *self.lock() = Some((built, map));
+        let mut state = self.lock();
+        state.built = Some((built, map));
+        state.misses.clear();
     }
 
-    fn clear(&self) {
-        *self.lock() = None;
+    /// Remembers that the current map does not name `key`.
+    fn missed(&self, key: ServiceKey, now: Instant) {
+        let mut state = self.lock();
+        if state.misses.len() < MAX_DEPLOYMENT_GROUPS {
+            state.misses.entry(key).or_insert(now);
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut state = self.lock();
+        state.built = None;
+        state.misses.clear();
+    }
+
+    /// The deployments of `group` that were active at its last read.
+    fn was_active(&self, group: &DeploymentGroupRef) -> Vec<String> {
+        self.lock().active.get(group).cloned().unwrap_or_default()
+    }
+
+    /// Remembers the deployments of `group` active now (none: forgets the group).
+    fn now_active(&self, group: &DeploymentGroupRef, ids: Vec<String>) {
+        let mut state = self.lock();
+        if ids.is_empty() {
+            state.active.remove(group);
+        } else if state.active.len() < MAX_DEPLOYMENT_GROUPS || state.active.contains_key(group) {
+            state.active.insert(group.clone(), ids);
+        }
     }
 }
 
 /// What the lookup found for one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Lookup {
-    Found(DeploymentGroupRef),
+    /// The group, and its last attempted deployment when CodeDeploy names one.
+    Found(DeploymentGroupRef, Option<String>),
     NotFound,
     /// Not found in a listing cut short by a bound.
     Undecided,
@@ -159,7 +204,7 @@ impl TargetClient {
             .deployment_group(cluster, service, Instant::now())
             .await
         {
-            Ok(Lookup::Found(group)) => group,
+            Ok(Lookup::Found(group, last)) => (group, last),
             Ok(Lookup::NotFound) => return CodeDeploy::NoGroup,
             Ok(Lookup::Undecided) => {
                 return CodeDeploy::Unknown(format!(
@@ -170,7 +215,11 @@ impl TargetClient {
             }
             Err(e) => return unknown(e),
         };
-        match self.group_deployments(&group, SystemTime::now()).await {
+        let (group, last_attempted) = group;
+        match self
+            .group_deployments(&group, last_attempted, SystemTime::now())
+            .await
+        {
             Ok(deployments) => CodeDeploy::Group { group, deployments },
             Err(e) => {
                 if e.kind == ErrorKind::NotFound {
@@ -205,9 +254,12 @@ impl TargetClient {
             }
         };
         Ok(match map.groups.get(&key) {
-            Some(group) => Lookup::Found(group.clone()),
+            Some(group) => Lookup::Found(group.clone(), map.last_attempted.get(group).cloned()),
             None if map.truncated => Lookup::Undecided,
-            None => Lookup::NotFound,
+            None => {
+                self.deployment_groups.missed(key, now);
+                Lookup::NotFound
+            }
         })
     }
 
@@ -274,6 +326,17 @@ impl TargetClient {
                     else {
                         continue;
                     };
+                    let group = DeploymentGroupRef {
+                        application: app.clone(),
+                        name: name.to_owned(),
+                    };
+                    if let Some(id) = info
+                        .last_attempted_deployment()
+                        .and_then(|d| d.deployment_id())
+                        .filter(|id| valid_deployment_id(id))
+                    {
+                        map.last_attempted.insert(group.clone(), id.to_owned());
+                    }
                     for svc in info.ecs_services() {
                         let (Some(c), Some(s)) = (svc.cluster_name(), svc.service_name()) else {
                             continue;
@@ -285,10 +348,7 @@ impl TargetClient {
                         // the first by name is kept, the same on every pass.
                         map.groups
                             .entry((c.to_owned(), s.to_owned()))
-                            .or_insert_with(|| DeploymentGroupRef {
-                                application: app.clone(),
-                                name: name.to_owned(),
-                            });
+                            .or_insert_with(|| group.clone());
                     }
                 }
             }
@@ -300,15 +360,53 @@ impl TargetClient {
         Ok(map)
     }
 
-    /// The group's deployments that are active or were created in the hour before `now`:
+    /// The group's deployments that are active, were created in the hour before `now`,
+    /// were active at the last read (so an ending is seen however long it took), or are
+    /// the group's last attempted one (so the newest outcome is known after a restart):
     /// at most [`MAX_CODEDEPLOY_DEPLOYMENTS`], the active ones kept first, newest first.
     async fn group_deployments(
         &self,
         group: &DeploymentGroupRef,
+        last_attempted: Option<String>,
         now: SystemTime,
     ) -> Result<Vec<CodeDeployDeployment>, AwsError> {
-        let mut ids = self.active_deployment_ids(group).await?;
         let since = now.checked_sub(RECENT).unwrap_or(SystemTime::UNIX_EPOCH);
+        let listed = self.deployment_ids_since(group, since).await?;
+        // The remembered ones first: the read keeps only the first ids of a long list.
+        let mut ids = self.deployment_groups.was_active(group);
+        ids.extend(last_attempted);
+        ids.extend(listed);
+        let mut deployments = self.describe_deployments(&ids).await?;
+        self.deployment_groups.now_active(
+            group,
+            deployments
+                .iter()
+                .filter(|d| d.status.is_active())
+                .map(|d| d.id.clone())
+                .take(MAX_CODEDEPLOY_DEPLOYMENTS)
+                .collect(),
+        );
+        // Active first (they decide whether a redeploy may start), then newest first.
+        deployments.sort_by(|a, b| {
+            b.status
+                .is_active()
+                .cmp(&a.status.is_active())
+                .then(b.created_at_ms.cmp(&a.created_at_ms))
+                .then(a.id.cmp(&b.id))
+        });
+        deployments.truncate(MAX_CODEDEPLOY_DEPLOYMENTS);
+        deployments.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(a.id.cmp(&b.id)));
+        Ok(deployments)
+    }
+
+    /// The ids of the group's deployments that are active or were created at or after
+    /// `since` (first page of each `ListDeployments`), valid ones only, active ones first.
+    async fn deployment_ids_since(
+        &self,
+        group: &DeploymentGroupRef,
+        since: SystemTime,
+    ) -> Result<Vec<String>, AwsError> {
+        let mut ids = self.active_deployment_ids(group).await?;
         let recent = self
             .codedeploy
             .list_deployments()
@@ -325,18 +423,7 @@ impl TargetClient {
                 .filter(|id| valid_deployment_id(id))
                 .cloned(),
         );
-        let mut deployments = self.describe_deployments(&ids).await?;
-        // Active first (they decide whether a redeploy may start), then newest first.
-        deployments.sort_by(|a, b| {
-            b.status
-                .is_active()
-                .cmp(&a.status.is_active())
-                .then(b.created_at_ms.cmp(&a.created_at_ms))
-                .then(a.id.cmp(&b.id))
-        });
-        deployments.truncate(MAX_CODEDEPLOY_DEPLOYMENTS);
-        deployments.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(a.id.cmp(&b.id)));
-        Ok(deployments)
+        Ok(ids)
     }
 
     /// The ids of the group's active deployments (first page of `ListDeployments` with
@@ -400,19 +487,21 @@ impl TargetClient {
         Ok(deployments)
     }
 
-    /// The group's active deployments: `ListDeployments` (`includeOnlyStatuses` = the
-    /// active ones, first page) and `BatchGetDeployments`. The read that settles a
-    /// `CreateDeployment` whose outcome is unknown (the engine's `write_once`).
+    /// The group's deployments that are active or were created at or after `since`,
+    /// whatever their status, newest first: `ListDeployments` twice and
+    /// `BatchGetDeployments`. The read around a `CreateDeployment` (the engine's
+    /// `write_once`): an active one means the group is busy; after an unknown outcome, a
+    /// deployment not there before is the write's, even if it already failed.
     ///
     /// # Errors
     /// A failed `ListDeployments` or `BatchGetDeployments` call.
-    pub async fn active_codedeploy_deployments(
+    pub async fn codedeploy_deployments_since(
         &self,
         group: &DeploymentGroupRef,
+        since: SystemTime,
     ) -> Result<Vec<CodeDeployDeployment>, AwsError> {
-        let ids = self.active_deployment_ids(group).await?;
+        let ids = self.deployment_ids_since(group, since).await?;
         let mut deployments = self.describe_deployments(&ids).await?;
-        deployments.retain(|d| d.status.is_active());
         deployments.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then(a.id.cmp(&b.id)));
         Ok(deployments)
     }
@@ -591,9 +680,9 @@ mod tests {
         let client = mocked("us-east-1", &refs);
         let now = Instant::now();
         let rows = [
-            ("apps", "api", Lookup::Found(group("blue-api"))),
-            ("apps", "worker", Lookup::Found(group("blue-worker"))),
-            ("batch", "worker", Lookup::Found(group("blue-worker"))),
+            ("apps", "api", Lookup::Found(group("blue-api"), None)),
+            ("apps", "worker", Lookup::Found(group("blue-worker"), None)),
+            ("batch", "worker", Lookup::Found(group("blue-worker"), None)),
             ("batch", "api", Lookup::NotFound),
             ("apps", "other", Lookup::NotFound),
         ];
@@ -616,7 +705,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_map_is_rebuilt_after_its_ttl_and_on_a_miss_after_the_miss_ttl() {
+    async fn the_map_is_rebuilt_after_its_ttl_and_on_a_new_miss_after_the_miss_ttl() {
         let rules = fleet();
         let refs: Vec<&Rule> = rules.iter().collect();
         let client = mocked("us-east-1", &refs);
@@ -628,7 +717,10 @@ mod tests {
             (0, "api", 1),
             (10, "other", 1),
             (DEPLOYMENT_GROUP_MISS_TTL.as_secs() + 1, "api", 1),
-            (DEPLOYMENT_GROUP_MISS_TTL.as_secs() + 1, "other", 2),
+            // Known not to be named since 10 s: no listing for it before the map's TTL.
+            (DEPLOYMENT_GROUP_MISS_TTL.as_secs() + 1, "other", 1),
+            // Never looked up: the map is old enough to be listed again for it.
+            (DEPLOYMENT_GROUP_MISS_TTL.as_secs() + 1, "newcomer", 2),
             (DEPLOYMENT_GROUP_TTL.as_secs(), "api", 2),
             (
                 DEPLOYMENT_GROUP_MISS_TTL.as_secs() + DEPLOYMENT_GROUP_TTL.as_secs() + 2,
@@ -770,7 +862,7 @@ mod tests {
         let refs: Vec<&Rule> = rules.iter().collect();
         let client = mocked("us-east-1", &refs);
         let got = client
-            .group_deployments(&group("blue-api"), SystemTime::now())
+            .group_deployments(&group("blue-api"), None, SystemTime::now())
             .await
             .expect("read");
         let summary: Vec<(&str, CodeDeployStatus)> = got
@@ -800,12 +892,51 @@ mod tests {
             1,
             "three ids, one BatchGetDeployments"
         );
-        let active = client
-            .active_codedeploy_deployments(&group("blue-api"))
+        let around_a_write = client
+            .codedeploy_deployments_since(&group("blue-api"), SystemTime::now())
             .await
             .expect("read");
-        assert_eq!(active.len(), 1);
-        assert_eq!(active[0].id, "InProgress-300");
+        let ids: Vec<&str> = around_a_write.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["InProgress-300", "Failed-200", "Succeeded-100"],
+            "active or created since, whatever their status (a write that failed at once is found)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deployment_seen_active_is_read_again_when_it_ends_however_old_it_is() {
+        // First read: `InProgress-300` is active. Second read: it is no longer listed
+        // (ended, and created more than an hour ago), yet it is read to learn its end;
+        // the group's last attempted deployment is read too.
+        let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let first = deployments(ids(&["InProgress-300"]), ids(&[]));
+        let refs: Vec<&Rule> = first.iter().collect();
+        let client = mocked("us-east-1", &refs);
+        client
+            .group_deployments(&group("blue-api"), None, SystemTime::now())
+            .await
+            .expect("read");
+        let ended = deployments(ids(&[]), ids(&[]));
+        let refs: Vec<&Rule> = ended.iter().collect();
+        let later = TargetClient {
+            deployment_groups: client.deployment_groups.clone(),
+            ..mocked("us-east-1", &refs)
+        };
+        let got = later
+            .group_deployments(
+                &group("blue-api"),
+                Some("Stopped-50".to_owned()),
+                SystemTime::now(),
+            )
+            .await
+            .expect("read");
+        let summary: Vec<&str> = got.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(summary, ["InProgress-300", "Stopped-50"]);
+        assert!(
+            later.deployment_groups.was_active(&group("blue-api")) == ["InProgress-300"],
+            "still active in this canned answer, so still remembered"
+        );
     }
 
     #[tokio::test]
@@ -816,7 +947,7 @@ mod tests {
         let refs: Vec<&Rule> = rules.iter().collect();
         let client = mocked("us-east-1", &refs);
         let got = client
-            .group_deployments(&group("blue-api"), SystemTime::now())
+            .group_deployments(&group("blue-api"), None, SystemTime::now())
             .await
             .expect("read");
         assert_eq!(got.len(), MAX_CODEDEPLOY_DEPLOYMENTS);

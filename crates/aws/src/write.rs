@@ -32,9 +32,7 @@ use aws_sdk_guardduty::types::{
     DetectorAdditionalConfiguration, DetectorFeature, DetectorFeatureConfiguration,
     FeatureAdditionalConfiguration,
 };
-use gec_model::observed::{
-    FeatureStatus, LoadBalancerTarget, ObservedDeployment, RUNTIME_MONITORING,
-};
+use gec_model::observed::{FeatureStatus, ObservedDeployment, RUNTIME_MONITORING};
 use gec_model::plan::CodeDeployRedeploy;
 use gec_model::MANAGED_TAG_KEY;
 
@@ -63,19 +61,23 @@ pub const CODEDEPLOY_DESCRIPTION: &str =
 /// AppSpec for ECS: `version` 0.0, one `Resources` entry `TargetService` of type
 /// `AWS::ECS::Service` with `TaskDefinition` and `LoadBalancerInfo` (`ContainerName`,
 /// `ContainerPort`); no hooks.
-pub fn codedeploy_appspec(task_definition: &str, load_balancer: &LoadBalancerTarget) -> String {
+pub fn codedeploy_appspec(redeploy: &CodeDeployRedeploy) -> String {
+    let mut properties = serde_json::json!({
+        "TaskDefinition": redeploy.task_definition,
+        "LoadBalancerInfo": {
+            "ContainerName": redeploy.load_balancer.container_name,
+            "ContainerPort": redeploy.load_balancer.container_port,
+        },
+    });
+    if let Some(version) = &redeploy.platform_version {
+        properties["PlatformVersion"] = serde_json::Value::from(version.as_str());
+    }
     serde_json::json!({
         "version": 0.0,
         "Resources": [{
             "TargetService": {
                 "Type": "AWS::ECS::Service",
-                "Properties": {
-                    "TaskDefinition": task_definition,
-                    "LoadBalancerInfo": {
-                        "ContainerName": load_balancer.container_name,
-                        "ContainerPort": load_balancer.container_port,
-                    },
-                },
+                "Properties": properties,
             },
         }],
     })
@@ -257,27 +259,27 @@ impl TargetClient {
     ///
     /// # Guarantees
     /// The deployment group's own configuration (deployment config, rollback, alarms) is
-    /// used; only the revision is sent. Exactly one request is sent, whatever the client's
-    /// retry settings.
+    /// used; only the revision is sent. Right before it, the group is read
+    /// (`BatchGetDeploymentGroups`): a group that no longer names the service (changed
+    /// since the cached map was built) gets nothing. Exactly one `CreateDeployment` request
+    /// is sent, whatever the client's retry settings.
     ///
     /// # Caveats
     /// Not idempotent, like [`TargetClient::redeploy_service`]: each applied call starts
     /// another deployment and CodeDeploy takes no client token. A failure that does not
     /// prove "not applied" is settled by the caller with
-    /// [`TargetClient::active_codedeploy_deployments`] (a new active deployment, or none)
-    /// before any new attempt.
+    /// [`TargetClient::codedeploy_deployments_since`] (a deployment that was not there
+    /// before, whatever its status, or none) before any new attempt.
     pub async fn create_codedeploy_deployment(
         &self,
         redeploy: &CodeDeployRedeploy,
     ) -> Result<String, AwsError> {
+        self.check_group_names_service(redeploy).await?;
         let revision = RevisionLocation::builder()
             .revision_type(RevisionLocationType::AppSpecContent)
             .app_spec_content(
                 AppSpecContent::builder()
-                    .content(codedeploy_appspec(
-                        &redeploy.task_definition,
-                        &redeploy.load_balancer,
-                    ))
+                    .content(codedeploy_appspec(redeploy))
                     .build(),
             )
             .build();
@@ -309,6 +311,49 @@ impl TargetClient {
                     "the answer has no usable deployment id",
                 )
             })
+    }
+
+    /// Reads the deployment group right before a deployment is created in it: it must
+    /// still name the service (`ecsServices`). The map of groups is kept for minutes; a
+    /// group changed since would otherwise get another service's task definition.
+    ///
+    /// # Errors
+    /// A failed read, or [`ErrorKind::NotFound`] when the group no longer names the
+    /// service (the map is dropped, so the next pass lists the groups again).
+    async fn check_group_names_service(
+        &self,
+        redeploy: &CodeDeployRedeploy,
+    ) -> Result<(), AwsError> {
+        let out = self
+            .codedeploy
+            .batch_get_deployment_groups()
+            .application_name(&redeploy.group.application)
+            .deployment_group_names(&redeploy.group.name)
+            .send()
+            .await
+            .map_err(|e| classify("BatchGetDeploymentGroups", e))?;
+        let names_it = out
+            .deployment_groups_info()
+            .iter()
+            .filter(|g| g.deployment_group_name() == Some(redeploy.group.name.as_str()))
+            .flat_map(|g| g.ecs_services())
+            .any(|s| {
+                s.cluster_name() == Some(redeploy.cluster.as_str())
+                    && s.service_name() == Some(redeploy.service.as_str())
+            });
+        if names_it {
+            return Ok(());
+        }
+        self.deployment_groups.clear();
+        Err(AwsError::new(
+            ErrorKind::NotFound,
+            "BatchGetDeploymentGroups",
+            None,
+            format!(
+                "deployment group {} no longer names {}/{}: nothing was deployed",
+                redeploy.group, redeploy.cluster, redeploy.service
+            ),
+        ))
     }
 }
 
@@ -367,7 +412,7 @@ mod tests {
     use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
-    use gec_model::observed::DeploymentGroupRef;
+    use gec_model::observed::{DeploymentGroupRef, LoadBalancerTarget};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -377,12 +422,59 @@ mod tests {
                 application: "web".into(),
                 name: "blue-api".into(),
             },
+            cluster: "apps".into(),
+            service: "api".into(),
             task_definition: "arn:aws:ecs:us-east-1:111111111111:task-definition/api:7".into(),
             load_balancer: LoadBalancerTarget {
                 container_name: "web \"quoted\"".into(),
                 container_port: 8080,
             },
+            platform_version: Some("1.4.0".into()),
         }
+    }
+
+    /// BatchGetDeploymentGroups: `blue-api` names `apps/api` when `names` is true.
+    fn group_names_api(names: bool) -> aws_smithy_mocks::Rule {
+        use aws_sdk_codedeploy::operation::batch_get_deployment_groups::BatchGetDeploymentGroupsOutput;
+        use aws_sdk_codedeploy::types::{DeploymentGroupInfo, EcsService};
+        mock!(aws_sdk_codedeploy::Client::batch_get_deployment_groups).then_output(move || {
+            let service = if names { "api" } else { "other" };
+            BatchGetDeploymentGroupsOutput::builder()
+                .deployment_groups_info(
+                    DeploymentGroupInfo::builder()
+                        .deployment_group_name("blue-api")
+                        .ecs_services(
+                            EcsService::builder()
+                                .cluster_name("apps")
+                                .service_name(service)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_group_that_no_longer_names_the_service_gets_no_deployment() {
+        let create = mock!(aws_sdk_codedeploy::Client::create_deployment).then_output(|| {
+            CreateDeploymentOutput::builder()
+                .deployment_id("d-X")
+                .build()
+        });
+        let moved = group_names_api(false);
+        let client = mocked("us-east-1", &[&create, &moved]);
+        let err = client
+            .create_codedeploy_deployment(&redeploy())
+            .await
+            .expect_err("refused");
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert!(err.proves_not_applied());
+        assert!(
+            err.to_string().contains("no longer names apps/api"),
+            "{err}"
+        );
+        assert_eq!(create.num_calls(), 0, "nothing created");
     }
 
     #[tokio::test]
@@ -412,7 +504,8 @@ mod tests {
                     .deployment_id("d-ABCDEF123")
                     .build()
             });
-        let client = mocked("us-east-1", &[&create]);
+        let names = group_names_api(true);
+        let client = mocked("us-east-1", &[&create, &names]);
         let id = client
             .create_codedeploy_deployment(&redeploy())
             .await
@@ -437,6 +530,7 @@ mod tests {
                     "Properties": {
                         "TaskDefinition": "arn:aws:ecs:us-east-1:111111111111:task-definition/api:7",
                         "LoadBalancerInfo": {"ContainerName": "web \"quoted\"", "ContainerPort": 8080},
+                        "PlatformVersion": "1.4.0",
                     },
                 }}],
             })
@@ -481,8 +575,10 @@ mod tests {
             .http_response(internal_error)
             .times(2)
             .output(|| ListDeploymentsOutput::builder().build())
+            .repeatedly()
             .build();
-        let mut client = mocked("us-east-1", &[&create, &list]);
+        let names = group_names_api(true);
+        let mut client = mocked("us-east-1", &[&create, &list, &names]);
         with_retries(&mut client);
         let err = client
             .create_codedeploy_deployment(&redeploy())
@@ -492,11 +588,15 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::Transient);
         assert!(!err.proves_not_applied(), "CodeDeploy may have started it");
         let group = redeploy().group;
-        let active = client
-            .active_codedeploy_deployments(&group)
+        let found = client
+            .codedeploy_deployments_since(&group, std::time::SystemTime::now())
             .await
             .expect("retried until it answered");
-        assert!(active.is_empty());
-        assert_eq!(list.num_calls(), 3, "a read keeps the SDK's retries");
+        assert!(found.is_empty());
+        assert_eq!(
+            list.num_calls(),
+            4,
+            "a read keeps the SDK's retries (two failures, then both listings answer)"
+        );
     }
 }

@@ -78,11 +78,13 @@ pub trait TargetCloud: Send + Sync {
         &self,
         redeploy: &CodeDeployRedeploy,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
-    /// The active deployments of a CodeDeploy deployment group (Created, Queued,
-    /// InProgress, Baking, Ready).
-    fn active_codedeploy(
+    /// The deployments of a CodeDeploy deployment group that are active (Created,
+    /// Queued, InProgress, Baking, Ready) or were created at or after `since_ms` (Unix
+    /// ms), whatever their status.
+    fn codedeploy_since(
         &self,
         group: &DeploymentGroupRef,
+        since_ms: i64,
     ) -> impl Future<Output = Result<Vec<CodeDeployDeployment>, AwsError>> + Send;
     /// One service by name, with its deployments; `None` when it does not exist.
     fn describe_service(
@@ -140,11 +142,14 @@ impl TargetCloud for TargetClient {
     async fn start_codedeploy(&self, redeploy: &CodeDeployRedeploy) -> Result<String, AwsError> {
         TargetClient::create_codedeploy_deployment(self, redeploy).await
     }
-    async fn active_codedeploy(
+    async fn codedeploy_since(
         &self,
         group: &DeploymentGroupRef,
+        since_ms: i64,
     ) -> Result<Vec<CodeDeployDeployment>, AwsError> {
-        TargetClient::active_codedeploy_deployments(self, group).await
+        let since = std::time::UNIX_EPOCH
+            + Duration::from_millis(u64::try_from(since_ms).unwrap_or_default());
+        TargetClient::codedeploy_deployments_since(self, group, since).await
     }
     async fn describe_service(
         &self,

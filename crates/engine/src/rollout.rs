@@ -581,16 +581,20 @@ fn ecs_settled(service: Option<&ObservedService>, id: &str) -> Option<(Settled, 
 }
 
 /// How a watched CodeDeploy deployment ended, and CodeDeploy's word for it; `None`
-/// while it is active, or while CodeDeploy cannot be read.
+/// while it is active, or while CodeDeploy cannot be read. A service no longer
+/// described, or no longer named by a deployment group, ends the watch (`GONE`).
 fn codedeploy_settled(service: Option<&ObservedService>, id: &str) -> Option<(Settled, String)> {
+    let gone = || Some((Settled::Gone, Settled::Gone.as_str().to_owned()));
     let Some(service) = service else {
-        return Some((Settled::Gone, Settled::Gone.as_str().to_owned()));
+        return gone();
     };
-    let Some(CodeDeploy::Group { deployments, .. }) = &service.codedeploy else {
-        return None;
+    let deployments = match &service.codedeploy {
+        Some(CodeDeploy::Group { deployments, .. }) => deployments,
+        Some(CodeDeploy::NoGroup) => return gone(),
+        Some(CodeDeploy::Unknown(_)) | None => return None,
     };
     let Some(deployment) = deployments.iter().find(|d| d.id == id) else {
-        return Some((Settled::Gone, Settled::Gone.as_str().to_owned()));
+        return gone();
     };
     let state = match &deployment.status {
         CodeDeployStatus::Succeeded => Settled::Completed,

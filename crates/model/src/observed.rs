@@ -223,6 +223,20 @@ impl ObservedService {
             .find(|d| d.status == DeploymentStatus::Primary)
     }
 
+    /// When the service was last deployed (Unix ms): its PRIMARY deployment, or for a
+    /// `CODE_DEPLOY` service whose CodeDeploy was read the newest CodeDeploy deployment
+    /// of its group if that is newer, whatever its status (a Failed one leaves the old
+    /// task set PRIMARY, and must not make the service look untouched for hours).
+    pub fn last_deployed_ms(&self) -> Option<i64> {
+        let primary = self.primary().map(|p| p.created_at_ms);
+        let codedeploy = self
+            .codedeploy
+            .as_ref()
+            .and_then(CodeDeploy::newest)
+            .map(|d| d.created_at_ms);
+        primary.max(codedeploy)
+    }
+
     /// A deployment whose rollout has not finished (`rolloutState` IN_PROGRESS, an
     /// ACTIVE deployment or task set still running next to the PRIMARY, or a CodeDeploy
     /// deployment that is active).

@@ -93,15 +93,22 @@ async fn force_new_deployment<C: TargetCloud>(
     .await
 }
 
-/// CodeDeploy `CreateDeployment`; the new deployment is found among the group's active
-/// ones. Returned as the deployment the gate watches: its id is the CodeDeploy id.
+/// How far before the write the "before" read of a CodeDeploy group looks, so that a
+/// clock that runs ahead of CodeDeploy's cannot hide the write's own deployment.
+const CLOCK_MARGIN_MS: i64 = 5 * 60 * 1000;
+
+/// CodeDeploy `CreateDeployment`; after an unknown outcome the new deployment is found
+/// among the group's deployments created since just before the write, whatever their
+/// status (one that failed at once is still the write's). Returned as the deployment the
+/// gate watches: its id is the CodeDeploy id.
 async fn codedeploy<C: TargetCloud>(
     cloud: &C,
     redeploy: &CodeDeployRedeploy,
     options: &PassOptions,
 ) -> Result<ObservedDeployment, AwsError> {
-    let before = cloud.active_codedeploy(&redeploy.group).await?;
-    if let Some(active) = before.first() {
+    let since = options.clock.now_ms().saturating_sub(CLOCK_MARGIN_MS);
+    let before = cloud.codedeploy_since(&redeploy.group, since).await?;
+    if let Some(active) = before.iter().find(|d| d.status.is_active()) {
         // CodeDeploy would refuse it too (one active deployment per group); saying so
         // here costs no write.
         return Err(AwsError::new(
@@ -116,8 +123,8 @@ async fn codedeploy<C: TargetCloud>(
     }
     let known: HashSet<String> = before.into_iter().map(|d| d.id).collect();
     let find = || async {
-        let active = cloud.active_codedeploy(&redeploy.group).await?;
-        Ok(active
+        let now = cloud.codedeploy_since(&redeploy.group, since).await?;
+        Ok(now
             .into_iter()
             .find(|d| !known.contains(&d.id))
             .map(|d| d.id))

@@ -320,3 +320,60 @@ async fn a_create_deployment_whose_answer_was_lost_is_found_and_not_sent_again()
         "{watching:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_codedeploy_deployment_is_not_retried_before_retry_after() {
+    let clock = Clock::tokio_at(FRIDAY);
+    let cloud = covered_apps(clock, 1);
+    cloud.fleet(|f| {
+        let s = f.service("apps", "svc-0");
+        s.code_deploy(true);
+        s.fail_next = true;
+    });
+    let c = Controller::new(clock);
+    // No halt: only retryAfter keeps the service from a redeploy storm. A Failed
+    // CodeDeploy deployment leaves the old task set PRIMARY (hours old), so the
+    // deployment's own time must count.
+    let d = desired("maxConcurrent: 1, stopOnFailure: false, retryAfter: 1h");
+    let passes = run_for(&c, &cloud, &d, Duration::from_secs(50 * 60)).await;
+    assert_eq!(cloud.redeployed(), ["svc-0"], "once, not every pass");
+    let last = passes.last().expect("passes ran");
+    assert_eq!(held(last)[0].1.code(), "retry_after", "{:?}", held(last));
+    run_for(&c, &cloud, &d, Duration::from_secs(15 * 60)).await;
+    assert_eq!(
+        cloud.redeployed(),
+        ["svc-0", "svc-0"],
+        "retried once retryAfter has passed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_to_create_deployment_is_found_even_if_the_deployment_already_failed() {
+    let clock = Clock::tokio_at(FRIDAY);
+    // Deployments end as soon as the cloud next moves: before the re-read.
+    let cloud = Arc::new(
+        FakeCloud::new(
+            testing::observed()
+                .clusters([testing::cluster("apps").tagged("true")])
+                .detector(testing::detector().runtime("ENABLED").automation("ENABLED")),
+        )
+        .with_fleet(clock, 0, |f, now| {
+            f.add_service("apps", "svc-0", 2, false, true, now - 120 * 60_000);
+            let s = f.service("apps", "svc-0");
+            s.code_deploy(true);
+            s.fail_next = true;
+        }),
+    );
+    cloud.fail_redeploys([RedeployFault {
+        lag_ms: Some(0),
+        error: aws_error(ErrorKind::Transient, "CreateDeployment"),
+    }]);
+    let c = Controller::new(clock);
+    let pass = c.pass(&cloud, &desired("maxConcurrent: 1")).await;
+    assert_eq!(
+        cloud.redeployed(),
+        ["svc-0"],
+        "the re-read found the Failed deployment: not sent again"
+    );
+    assert!(pass.results.iter().any(|r| r.outcome == Outcome::Success));
+}

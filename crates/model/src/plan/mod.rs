@@ -102,7 +102,7 @@ pub enum Deployer {
     },
     /// A CodeDeploy deployment of the service's *current* task definition (the same
     /// revision: only the tasks are replaced).
-    CodeDeploy(CodeDeployRedeploy),
+    CodeDeploy(Box<CodeDeployRedeploy>),
 }
 
 impl Deployer {
@@ -138,10 +138,18 @@ impl std::fmt::Display for Deployer {
 pub struct CodeDeployRedeploy {
     /// The deployment group that names the service.
     pub group: DeploymentGroupRef,
+    /// The service's cluster name, as the group's `ecsServices` names it (checked right
+    /// before the write: a group changed since it was read is not deployed to).
+    pub cluster: String,
+    /// The service's name, as the group's `ecsServices` names it.
+    pub service: String,
     /// The task definition ARN the service runs now.
     pub task_definition: String,
     /// The service's load balancer container and port.
     pub load_balancer: LoadBalancerTarget,
+    /// The Fargate platform version its PRIMARY task set runs, kept in the AppSpec so
+    /// that only the tasks change; `None` when ECS does not say.
+    pub platform_version: Option<String>,
 }
 
 /// One change to AWS.

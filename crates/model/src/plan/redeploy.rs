@@ -332,11 +332,14 @@ impl<'a> Services<'a> {
                     let why = "the service's task definition is not known";
                     return Err((HoldReason::DeploymentUnknown, Some(why.into())));
                 };
-                Deployer::CodeDeploy(CodeDeployRedeploy {
+                Deployer::CodeDeploy(Box::new(CodeDeployRedeploy {
                     group: group.clone(),
+                    cluster: self.cluster.name.clone(),
+                    service: service.name.clone(),
                     task_definition,
                     load_balancer,
-                })
+                    platform_version: service.platform_version.clone(),
+                }))
             }
             Some(CodeDeploy::NoGroup) if service.controller == DeploymentController::CodeDeploy => {
                 return Err((HoldReason::NoDeploymentGroup, None));
@@ -445,14 +448,16 @@ pub(super) fn plan_cluster(
                 services.hold(held, name, HoldReason::AgentFailed, Some(reason));
                 continue;
             }
-            let age = now_ms.saturating_sub(primary.created_at_ms);
+        }
+        if let Some(deployed_ms) = service.last_deployed_ms() {
+            let age = now_ms.saturating_sub(deployed_ms);
             // A deployment made while coverage was already on should have brought the
             // agent; redeploying again before retryAfter would be a storm. A deployment
             // older than the coverage is exactly what a redeploy fixes — but only a
             // turn-on the engine saw tells which is which; otherwise (first sight, a
             // restart) a recent deployment counts as made under coverage.
             let under_coverage = match covered_since {
-                Some(since) if cluster.coverage_turn_on_seen => primary.created_at_ms >= since,
+                Some(since) if cluster.coverage_turn_on_seen => deployed_ms >= since,
                 Some(_) => true,
                 None => false,
             };
@@ -575,14 +580,13 @@ pub(super) fn plan_offboarding(
                 continue;
             }
         };
-        let age_ms = service
-            .primary()
-            .map(|p| now_ms.saturating_sub(p.created_at_ms));
+        let deployed_ms = service.last_deployed_ms();
+        let age_ms = deployed_ms.map(|t| now_ms.saturating_sub(t));
         // A deployment made after the loss should have come up without the agent; only a
         // turn-off the engine saw tells it from one made before (what a redeploy fixes).
-        let after_loss = service.primary().is_some_and(|p| {
+        let after_loss = deployed_ms.is_some_and(|t| {
             match (cluster.uncovered_since_ms, cluster.coverage_turn_off_seen) {
-                (Some(since), true) => p.created_at_ms >= since,
+                (Some(since), true) => t >= since,
                 _ => true,
             }
         });

@@ -312,13 +312,18 @@ impl Fleet {
         Ok(id)
     }
 
-    /// The active CodeDeploy deployments of `group`.
-    pub fn active_codedeploy(&self, group: &DeploymentGroupRef) -> Vec<CodeDeployDeployment> {
+    /// The CodeDeploy deployments of `group` that are active or were created at or after
+    /// `since_ms`.
+    pub fn codedeploy_since(
+        &self,
+        group: &DeploymentGroupRef,
+        since_ms: i64,
+    ) -> Vec<CodeDeployDeployment> {
         self.services
             .values()
             .filter(|s| s.group.as_ref() == Some(group))
             .flat_map(|s| &s.codedeploy)
-            .filter(|d| d.status.is_active())
+            .filter(|d| d.status.is_active() || d.created_at_ms >= since_ms)
             .cloned()
             .collect()
     }

@@ -71,8 +71,8 @@ pub enum Call {
     DescribeService(String, String),
     /// `start_codedeploy(redeploy)`: the deployment group's name (the service's).
     StartCodeDeploy(String),
-    /// `active_codedeploy(group)`: the deployment group's name.
-    ActiveCodeDeploy(String),
+    /// `codedeploy_since(group, ..)`: the deployment group's name.
+    CodeDeploySince(String),
 }
 
 impl Call {
@@ -89,7 +89,7 @@ impl Call {
             Call::RedeployService(..) => "redeploy_service",
             Call::DescribeService(..) => "describe_service",
             Call::StartCodeDeploy(_) => "start_codedeploy",
-            Call::ActiveCodeDeploy(_) => "active_codedeploy",
+            Call::CodeDeploySince(_) => "codedeploy_since",
         }
     }
 
@@ -103,7 +103,7 @@ impl Call {
                 | Call::Preflight(..)
                 | Call::ListCoverage
                 | Call::DescribeService(..)
-                | Call::ActiveCodeDeploy(_)
+                | Call::CodeDeploySince(_)
         )
     }
 }
@@ -504,14 +504,15 @@ impl TargetCloud for FakeCloud {
         self.start_codedeploy_impl(redeploy).await
     }
 
-    async fn active_codedeploy(
+    async fn codedeploy_since(
         &self,
         group: &DeploymentGroupRef,
+        since_ms: i64,
     ) -> Result<Vec<CodeDeployDeployment>, AwsError> {
         let mut s = self.lock();
         s.advance();
-        s.calls.push(Call::ActiveCodeDeploy(group.name.clone()));
-        Ok(s.fleet.active_codedeploy(group))
+        s.calls.push(Call::CodeDeploySince(group.name.clone()));
+        Ok(s.fleet.codedeploy_since(group, since_ms))
     }
 
     async fn describe_service(
