@@ -10,7 +10,8 @@
 //! `BatchGetDeploymentGroups` ([`BATCH_GET_DEPLOYMENT_GROUPS_BATCH`] per call). The map is
 //! built again when it is older than [`DEPLOYMENT_GROUP_TTL`], and on a miss when it is
 //! older than [`DEPLOYMENT_GROUP_MISS_TTL`] (a group made for a new service is found
-//! within a pass or two, without a listing per pass for a service that has none).
+//! within a pass or two). A service the map was found not to name is not listed again
+//! for before the map's TTL: one without a group costs no listing per pass.
 //!
 //! Everything CodeDeploy answers is bounded: at most [`MAX_CODEDEPLOY_APPLICATIONS`]
 //! applications, [`MAX_DEPLOYMENT_GROUPS`] groups, [`MAX_LIST_PAGES`] pages per listing,
@@ -21,9 +22,12 @@
 //! # A group's deployments
 //! `ListDeployments` twice (first page each): the active ones (`includeOnlyStatuses` =
 //! Created, Queued, InProgress, Baking, Ready) and those created in the last hour
-//! (`createTimeRange.start` = now − 1 h); then `BatchGetDeployments` of the union
-//! ([`BATCH_GET_DEPLOYMENTS_BATCH`] per call). Kept: at most
-//! [`MAX_CODEDEPLOY_DEPLOYMENTS`], the active ones first, newest first.
+//! (`createTimeRange.start` = now − 1 h); then `BatchGetDeployments` of the union, plus
+//! the ones that were active at the group's last read and the group's
+//! `lastAttemptedDeployment` ([`BATCH_GET_DEPLOYMENTS_BATCH`] per call). So a deployment
+//! that ends after more than an hour (a long termination wait, a `Ready` waiting for a
+//! person) is still seen to end, and after a restart the newest outcome is known. Kept:
+//! at most [`MAX_CODEDEPLOY_DEPLOYMENTS`], the active ones first, newest first.
 //!
 //! A failed CodeDeploy call never fails the workload read: the service's state is
 //! [`CodeDeploy::Unknown`] with the classified error, and the planner holds it. A group

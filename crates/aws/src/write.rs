@@ -20,8 +20,9 @@
 //! The idempotent ones keep the SDK's standard retries. `UpdateService` and
 //! `CreateDeployment` go out once, without them, and a failure that does not prove the
 //! request was rejected ([`AwsError::proves_not_applied`]) is settled by a re-read before
-//! any new attempt (the service's deployments, or the deployment group's active
-//! deployments: [`TargetClient::active_codedeploy_deployments`]); a new non-idempotent
+//! any new attempt (the service's deployments, or the deployment group's deployments
+//! since just before the write, whatever their status:
+//! [`TargetClient::codedeploy_deployments_since`]); a new non-idempotent
 //! write must take the same path (the engine's one generic helper for it, `write_once`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -55,12 +56,14 @@ pub const MAX_CODEDEPLOY_DESCRIPTION_CHARS: usize = 100;
 pub const CODEDEPLOY_DESCRIPTION: &str =
     "guardduty-ecs-controller: same task definition, tasks replaced for the GuardDuty agent";
 
-/// The AppSpec (JSON) of a deployment that runs `task_definition` again behind the
-/// service's load balancer: CodeDeploy replaces the tasks and changes nothing else.
+/// The AppSpec (JSON) of a deployment that runs the service's task definition again
+/// behind its load balancer: CodeDeploy replaces the tasks and changes nothing else.
 ///
 /// AppSpec for ECS: `version` 0.0, one `Resources` entry `TargetService` of type
-/// `AWS::ECS::Service` with `TaskDefinition` and `LoadBalancerInfo` (`ContainerName`,
-/// `ContainerPort`); no hooks.
+/// `AWS::ECS::Service` with `TaskDefinition`, `LoadBalancerInfo` (`ContainerName`,
+/// `ContainerPort`) and, when ECS reports it, the PRIMARY task set's `PlatformVersion`
+/// (so the new tasks run the same platform); no hooks. The network configuration and
+/// capacity provider strategy are not sent: CodeDeploy keeps the service's.
 pub fn codedeploy_appspec(redeploy: &CodeDeployRedeploy) -> String {
     let mut properties = serde_json::json!({
         "TaskDefinition": redeploy.task_definition,
