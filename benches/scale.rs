@@ -1,4 +1,4 @@
-//! Scale benchmark (not a test): for fleets of 200 to 10,000 clusters and up to 100,000
+//! Scale benchmark (not a test): for fleets of 20 to 10,000 clusters and up to 100,000
 //! tasks against the local sandbox, the AWS requests of a pass per operation next to the
 //! fewest requests that pass could make at AWS's batch sizes, the wall time, and the
 //! controller's memory. Run: `scripts/bench` (or `cargo bench --bench scale`).
