@@ -1,4 +1,4 @@
-//! Scale benchmark (not a test): for fleets of 200 to 10,000 clusters and up to 100,000
+//! Scale benchmark (not a test): for fleets of 20 to 10,000 clusters and up to 100,000
 //! tasks against the local sandbox, the AWS requests of a pass per operation next to the
 //! fewest requests that pass could make at AWS's batch sizes, the wall time, and the
 //! controller's memory. Run: `scripts/bench` (or `cargo bench --bench scale`).
@@ -39,6 +39,14 @@ const DESCRIBE_TASKS_BATCH: u64 = 100;
 const DESCRIBE_SERVICES_BATCH: u64 = 10;
 const LIST_COVERAGE_PAGE: u64 = 50;
 const TAG_BATCH: u64 = 20;
+/// CodeDeploy: `ListApplications` and `ListDeploymentGroups` take no page size and AWS
+/// documents none (the sandbox, moto, answers in one page); 100 is assumed, a floor for
+/// the fleets here either way (at most 20 applications, 5 groups each).
+const LIST_APPLICATIONS_PAGE: u64 = 100;
+const LIST_DEPLOYMENT_GROUPS_PAGE: u64 = 100;
+const BATCH_GET_APPLICATIONS_BATCH: u64 = 100;
+const BATCH_GET_DEPLOYMENT_GROUPS_BATCH: u64 = 100;
+const BATCH_GET_DEPLOYMENTS_BATCH: u64 = 25;
 
 /// The limits of issue 7.
 const MAX_STEADY_RATIO: f64 = 1.1;
@@ -89,6 +97,14 @@ struct TargetFleet {
     tag_false: u64,
     untag: u64,
     detector_update: bool,
+    /// CodeDeploy applications of compute platform ECS in the target, and deployment
+    /// groups in each (the adapter's map of groups, built on the first pass).
+    codedeploy_apps: u64,
+    groups_per_app: u64,
+    /// CODE_DEPLOY services the pass describes (each lacks the agent somewhere), and the
+    /// deployment ids each one's two `ListDeployments` return (active or of the last hour).
+    codedeploy_services: u64,
+    deployments_per_service: u64,
 }
 
 fn ceil(n: u64, d: u64) -> u64 {
@@ -119,6 +135,14 @@ fn ceil(n: u64, d: u64) -> u64 {
 ///   (an answer is kept for 10 minutes, longer than a measured pass).
 /// - TagResources: ceil(changes/20) per tag value; UntagResources: ceil(removals/20).
 /// - UpdateDetector: 1 when the detector changes.
+/// - CodeDeploy, cold only (the map of deployment groups is kept 5 minutes, and a service
+///   it names never makes it listed again): ListApplications ceil(apps/100), at least 1,
+///   when some CODE_DEPLOY service is described; BatchGetApplications ceil(apps/100);
+///   ListDeploymentGroups ceil(groups/100), at least 1, per ECS application;
+///   BatchGetDeploymentGroups ceil(groups/100) per ECS application.
+/// - CodeDeploy, every pass: ListDeployments 2 per described CODE_DEPLOY service (the
+///   active ones, those of the last hour); BatchGetDeployments ceil(ids/25) per such
+///   service with any.
 fn minimum(t: &TargetFleet, cold: bool) -> BTreeMap<&'static str, u64> {
     let per_task_cluster = |n: u64| t.task_clusters * n;
     let rows = [
@@ -181,6 +205,43 @@ fn minimum(t: &TargetFleet, cold: bool) -> BTreeMap<&'static str, u64> {
         ),
         ("UntagResources", ceil(t.untag, TAG_BATCH)),
         ("UpdateDetector", u64::from(t.detector_update)),
+        (
+            "ListApplications",
+            if cold && t.codedeploy_services > 0 {
+                ceil(t.codedeploy_apps, LIST_APPLICATIONS_PAGE).max(1)
+            } else {
+                0
+            },
+        ),
+        (
+            "BatchGetApplications",
+            if cold && t.codedeploy_services > 0 {
+                ceil(t.codedeploy_apps, BATCH_GET_APPLICATIONS_BATCH)
+            } else {
+                0
+            },
+        ),
+        (
+            "ListDeploymentGroups",
+            if cold && t.codedeploy_services > 0 {
+                t.codedeploy_apps * ceil(t.groups_per_app, LIST_DEPLOYMENT_GROUPS_PAGE).max(1)
+            } else {
+                0
+            },
+        ),
+        (
+            "BatchGetDeploymentGroups",
+            if cold && t.codedeploy_services > 0 {
+                t.codedeploy_apps * ceil(t.groups_per_app, BATCH_GET_DEPLOYMENT_GROUPS_BATCH)
+            } else {
+                0
+            },
+        ),
+        ("ListDeployments", 2 * t.codedeploy_services),
+        (
+            "BatchGetDeployments",
+            t.codedeploy_services * ceil(t.deployments_per_service, BATCH_GET_DEPLOYMENTS_BATCH),
+        ),
     ];
     rows.into_iter().filter(|(_, n)| *n > 0).collect()
 }
@@ -398,6 +459,42 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
             .collect(),
         drive: Drive::Steady,
         rss_limit: (!quick).then_some((MAX_PEAK_MIB_100K_TASKS, false)),
+        idle: false,
+        max_ratio: Some(MAX_STEADY_RATIO),
+    });
+
+    // (g) issue 14: 20 clusters x 5 CODE_DEPLOY services x 2 tasks, coverage on, none of
+    // the tasks has the agent (started before coverage). The seed gives each cluster the
+    // ECS CodeDeploy application `gec-<cluster>` and each service a deployment group named
+    // after it; no deployment yet.
+    let n = (20 / k).max(1);
+    let workload = ", workload: {services: [{name: 'dg-{j}', count: 5, desiredCount: 2, agent: false, deploymentController: CODE_DEPLOY}]}";
+    out.push(Scenario {
+        key: "g",
+        title: format!(
+            "{n} clusters x 5 CODE_DEPLOY services x 2 tasks, 1 region, coverage on, no task has the agent: steady state"
+        ),
+        fleet: one_region_fleet(n, "ENABLED", true, workload),
+        desired: desired(one_target, "fleet-*"),
+        targets: vec![TargetFleet {
+            task_clusters: n,
+            tasks_per_cluster: 10,
+            services_without_agent: 5,
+            // Every task lacks the agent: every cluster is UNHEALTHY, none has a task whose
+            // agent runs (nothing to describe again in steady state).
+            unhealthy_task_clusters: n,
+            agent_tasks_per_cluster: 0,
+            // The bulk services share one task definition and its execution role.
+            preflight_task_definitions: 1,
+            preflight_roles: 1,
+            codedeploy_apps: n,
+            groups_per_app: 5,
+            codedeploy_services: n * 5,
+            deployments_per_service: 0,
+            ..steady_one(n)
+        }],
+        drive: Drive::Steady,
+        rss_limit: None,
         idle: false,
         max_ratio: Some(MAX_STEADY_RATIO),
     });

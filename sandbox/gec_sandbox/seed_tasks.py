@@ -96,6 +96,36 @@ def check_generate(item: Any) -> None:
     _bulk_items(workload, "standaloneTasks", BULK_TASK_KEYS)
 
 
+def deployment_group_params(account: str, region: str, cluster: str, service: str) -> dict[str, Any]:
+    """CreateDeploymentGroup of the seed's group for a CODE_DEPLOY service: in application
+    `gec-<cluster>`, named after the service, naming it (BLUE_GREEN / WITH_TRAFFIC_CONTROL, a
+    made-up target group pair and listener)."""
+    tg = TARGET_GROUP.format(region=region, account=account, name=service[:20], color="{}")
+    return {
+        "applicationName": f"gec-{cluster}",
+        "deploymentGroupName": service,
+        "serviceRoleArn": f"arn:aws:iam::{account}:role/gec-sandbox-codedeploy",
+        "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+        "blueGreenDeploymentConfiguration": {
+            "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE", "terminationWaitTimeInMinutes": 0},
+            "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"},
+        },
+        "loadBalancerInfo": {
+            "targetGroupPairInfoList": [
+                {
+                    "targetGroups": [{"name": tg.format("blue").split("/")[-2]}, {"name": tg.format("green").split("/")[-2]}],
+                    "prodTrafficRoute": {
+                        "listenerArns": [
+                            f"arn:aws:elasticloadbalancing:{region}:{account}:listener/app/gec/0123456789abcdef/0123456789abcdef"
+                        ]
+                    },
+                }
+            ]
+        },
+        "ecsServices": [{"serviceName": service, "clusterName": cluster}],
+    }
+
+
 class Workloads:
     def __init__(self, seeder: Any, account: str, region: str):
         self.account, self.region = account, region
@@ -228,30 +258,7 @@ class Workloads:
             except self.codedeploy.exceptions.ApplicationAlreadyExistsException:
                 pass
             self.applications.add(app)
-        tg = TARGET_GROUP.format(region=self.region, account=self.account, name=service[:20], color="{}")
-        self.codedeploy.create_deployment_group(
-            applicationName=app,
-            deploymentGroupName=service,
-            serviceRoleArn=f"arn:aws:iam::{self.account}:role/gec-sandbox-codedeploy",
-            deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
-            blueGreenDeploymentConfiguration={
-                "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE", "terminationWaitTimeInMinutes": 0},
-                "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"},
-            },
-            loadBalancerInfo={
-                "targetGroupPairInfoList": [
-                    {
-                        "targetGroups": [{"name": tg.format("blue").split("/")[-2]}, {"name": tg.format("green").split("/")[-2]}],
-                        "prodTrafficRoute": {
-                            "listenerArns": [
-                                f"arn:aws:elasticloadbalancing:{self.region}:{self.account}:listener/app/gec/0123456789abcdef/0123456789abcdef"
-                            ]
-                        },
-                    }
-                ]
-            },
-            ecsServices=[{"serviceName": service, "clusterName": cluster}],
-        )
+        self.codedeploy.create_deployment_group(**deployment_group_params(self.account, self.region, cluster, service))
 
     def standalone(self, item: dict[str, Any]) -> int:
         launch_type = item.get("launchType", "FARGATE")
@@ -278,7 +285,9 @@ def seed_workloads(seeder: Any, account: str, region: str, spec: dict[str, Any])
 
 # POST /_sandbox/tasks (bulk seeding, run inside the server)
 BULK_KEYS = {"account", "region", "clusters", "services", "standaloneTasks"}
-BULK_SERVICE_KEYS = {"name", "count", "desiredCount", "agent"}
+BULK_SERVICE_KEYS = {"name", "count", "desiredCount", "agent", "deploymentController"}
+# What a bulk service's `deploymentController` may be (default ECS).
+BULK_CONTROLLERS = ("ECS", "CODE_DEPLOY")
 BULK_TASK_KEYS = {"count", "agent"}
 BULK_FAMILY = "gec-bulk-fargate"
 
@@ -295,6 +304,8 @@ def _bulk_items(payload: dict[str, Any], key: str, keys: set[str]) -> list[dict[
                 raise ValueError(f"{key} entry {item!r}: {field} must be an integer >= 0")
         if item.get("agent") not in (None, True, False):
             raise ValueError(f"{key} entry {item!r}: agent must be true, false or null")
+        if item.get("deploymentController", "ECS") not in BULK_CONTROLLERS:
+            raise ValueError(f"{key} entry {item!r}: deploymentController must be one of {', '.join(BULK_CONTROLLERS)}")
     return items
 
 
@@ -337,11 +348,18 @@ def bulk_tasks(payload: dict[str, Any]) -> dict[str, Any]:
 
     `agent`: true = every task has the agent container, false = none has it (launched
     before coverage turned on), null/absent = decided by the cluster's effective coverage
-    now, as for RunTask. Every service of the call is created before any task, so the
+    now, as for RunTask. `deploymentController` CODE_DEPLOY: as a fleet file's
+    `services` entry makes one (a load balancer, the first task set PRIMARY running the
+    tasks, the ECS CodeDeploy application `gec-<cluster>` and a deployment group named
+    after the service), through the same code as CreateService, CreateApplication and
+    CreateDeploymentGroup. Every service of the call is created before any task, so the
     cost stays linear in what the call creates."""
     import time
 
+    from moto.codedeploy.models import codedeploy_backends
+
     from .awsreq import AwsRequest
+    from .codedeploy import create_deployment_group
     from .ecs import backend
     from .ecs_services import create_service
     from .ecs_tasks import cluster_obj, launch
@@ -363,6 +381,7 @@ def bulk_tasks(payload: dict[str, Any]) -> dict[str, Any]:
         for item in services:
             for j in range(int(item.get("count", 1))):
                 name = str(item["name"]).format(j=j)
+                controller = item.get("deploymentController", "ECS")
                 req = AwsRequest({}, "POST", "/", b"", service="ecs", region=region, account=account)
                 req.operation = "CreateService"
                 req.params = {
@@ -373,13 +392,38 @@ def bulk_tasks(payload: dict[str, Any]) -> dict[str, Any]:
                     "launchType": "FARGATE",
                     "networkConfiguration": network,
                 }
+                if controller == "CODE_DEPLOY":
+                    req.params["deploymentController"] = {"type": controller}
+                    req.params["loadBalancers"] = [
+                        {
+                            "targetGroupArn": TARGET_GROUP.format(
+                                region=region, account=account, name=name[:20], color="blue"
+                            ),
+                            "containerName": "app",
+                            "containerPort": 80,
+                        }
+                    ]
                 create_service(req)
+                if controller == "CODE_DEPLOY":
+                    app = f"gec-{cluster.name}"
+                    if app not in codedeploy_backends[account][region].applications:
+                        codedeploy_backends[account][region].create_application(app, "ECS", [])
+                    cd = AwsRequest({}, "POST", "/", b"", service="codedeploy", region=region, account=account)
+                    cd.operation = "CreateDeploymentGroup"
+                    cd.params = deployment_group_params(account, region, cluster.name, name)
+                    create_deployment_group(cd)
                 service = backend(account, region).services[f"{cluster.name}:{name}"]
                 made.append((cluster, service, int(item.get("desiredCount", 1)), item.get("agent")))
     tasks = 0
     for cluster, service, desired, agent in made:
-        deployment = service.deployments[0]
-        service.desired_count = deployment["desiredCount"] = desired
+        platform = None
+        if service.gec_task_sets:  # CODE_DEPLOY: the tasks are the PRIMARY task set's
+            deployment = service.gec_task_sets[0]
+            service.desired_count = desired
+            platform = deployment.get("platformVersion")
+        else:
+            deployment = service.deployments[0]
+            service.desired_count = deployment["desiredCount"] = desired
         for _ in range(desired):
             launch(
                 account,
@@ -391,6 +435,7 @@ def bulk_tasks(payload: dict[str, Any]) -> dict[str, Any]:
                 started_by=deployment["id"],
                 service=service.name,
                 deployment_id=deployment["id"],
+                platform_version=platform,
                 agent=agent,
             )
         tasks += desired

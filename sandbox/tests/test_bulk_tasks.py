@@ -129,6 +129,82 @@ def test_agent_true_even_where_coverage_is_off(sandbox):
     assert sorted(has_agent(t) for t in tasks_of(sandbox.client("ecs"), "plain")) == [False, True, True]
 
 
+def test_bulk_codedeploy_services_look_like_fleet_file_ones(sandbox, tmp_path):
+    """`deploymentController: CODE_DEPLOY` in a bulk (generate) workload: a load balancer, a
+    PRIMARY task set running the tasks, the application `gec-<cluster>` and a group named
+    after the service naming it, as a fleet file's `services` entry makes them."""
+    from test_deployment_controllers import appspec, until
+
+    summary = seed(
+        sandbox.url,
+        tmp_path,
+        """
+        regions:
+          us-east-1:
+            detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+            generate:
+              - name: "cd-{i}"
+                count: 2
+                tags: {GuardDutyManaged: "true"}
+                workload:
+                  services:
+                    - {name: "dg-{j}", count: 2, desiredCount: 2, agent: false, deploymentController: CODE_DEPLOY}
+                    - {name: "web", desiredCount: 1, deploymentController: ECS}
+    """,
+    )
+    region = summary["accounts"]["123456789012"]["us-east-1"]
+    assert (region["services"], region["bulkTasks"]) == (6, 10)
+    ecs = sandbox.client("ecs")
+    svc = ecs.describe_services(cluster="cd-1", services=["dg-1", "web"])["services"]
+    assert svc[0]["deploymentController"] == {"type": "CODE_DEPLOY"} and svc[0]["deployments"] == []
+    assert svc[0]["loadBalancers"] == [
+        {
+            "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/dg-1-blue/0123456789abcdef",
+            "containerName": "app",
+            "containerPort": 80,
+        }
+    ]
+    [ts] = svc[0]["taskSets"]
+    assert (ts["status"], ts["computedDesiredCount"], ts["runningCount"]) == ("PRIMARY", 2, 2)
+    assert (svc[0]["desiredCount"], svc[0]["runningCount"]) == (2, 2)
+    tasks = tasks_of(ecs, "cd-1", serviceName="dg-1")
+    assert {t["startedBy"] for t in tasks} == {ts["id"]} and not any(has_agent(t) for t in tasks)
+    assert svc[1].get("deploymentController", {"type": "ECS"}) == {"type": "ECS"} and svc[1]["deployments"]
+
+    cd = sandbox.client("codedeploy")
+    assert sorted(cd.list_applications()["applications"]) == ["gec-cd-0", "gec-cd-1"]
+    assert cd.batch_get_applications(applicationNames=["gec-cd-1"])["applicationsInfo"][0]["computePlatform"] == "ECS"
+    assert sorted(cd.list_deployment_groups(applicationName="gec-cd-1")["deploymentGroups"]) == ["dg-0", "dg-1"]
+    [group] = cd.batch_get_deployment_groups(applicationName="gec-cd-1", deploymentGroupNames=["dg-1"])[
+        "deploymentGroupsInfo"
+    ]
+    assert group["ecsServices"] == [{"serviceName": "dg-1", "clusterName": "cd-1"}]
+    assert group["deploymentStyle"] == {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"}
+
+    # A real CODE_DEPLOY service: a CodeDeploy deployment replaces its task set.
+    sandbox.call("POST", "config", {"rolloutSeconds": 0})
+    deployment_id = cd.create_deployment(
+        applicationName="gec-cd-1", deploymentGroupName="dg-1", revision=appspec(svc[0]["taskDefinition"])
+    )["deploymentId"]
+    until(lambda: cd.get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"] == "Succeeded")
+    [new] = ecs.describe_services(cluster="cd-1", services=["dg-1"])["services"][0]["taskSets"]
+    assert new["externalId"] == deployment_id and new["runningCount"] == 2
+
+    with pytest.raises(urllib.error.HTTPError) as err:
+        sandbox.call(
+            "POST",
+            "tasks",
+            {
+                "account": "123456789012",
+                "region": "us-east-1",
+                "clusters": ["cd-0"],
+                "services": [{"name": "x", "deploymentController": "EXTERNAL"}],
+            },
+        )
+    assert err.value.code == 400
+    assert ecs.describe_services(cluster="cd-0", services=["x"])["services"] == []
+
+
 def test_bulk_refuses_bad_input_and_makes_nothing(sandbox):
     clusters(sandbox, ["c0"])
     bad = [
