@@ -213,7 +213,8 @@ def test_create_task_set_only_for_external_services(fleet):
 
 
 def test_codedeploy_deployment_replaces_the_tasks_and_succeeds(fleet, sandbox):
-    sandbox.call("POST", "config", {"rolloutSeconds": 0.5})
+    # Long enough that both generations are still there when read on a loaded machine.
+    sandbox.call("POST", "config", {"rolloutSeconds": 3})
     fleet.coverage("ENABLED", "DISABLED")
     fleet.cluster("c")
     codedeploy_service(fleet)
@@ -363,7 +364,8 @@ def test_deployment_group_needs_a_codedeploy_service_and_one_group_per_service(f
 
 
 def test_ecs_blue_green_rollout_bakes_with_both_generations_then_completes(fleet, sandbox):
-    sandbox.call("POST", "config", {"rolloutSeconds": 0.2, "bakeSecondsPerMinute": 0.5})
+    # A 4 s bake: both generations are still there when read on a loaded machine.
+    sandbox.call("POST", "config", {"rolloutSeconds": 0.2, "bakeSecondsPerMinute": 2})
     fleet.cluster("c")
     fleet.service("c", "bg", count=2, deploymentConfiguration={"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 2})
     blue = {t["taskArn"] for t in fleet.tasks("c", serviceName="bg")}

@@ -50,7 +50,9 @@ def test_create_service_runs_desired_count_with_a_completed_deployment(fleet, sa
 
 
 def test_force_new_deployment_rolls_out_and_new_tasks_get_the_agent(fleet, sandbox):
-    sandbox.call("POST", "config", {"rolloutSeconds": 0.5})
+    # Long enough that the in-progress state is still there when read on a loaded machine
+    # (0.5 s was not, once, in CI).
+    sandbox.call("POST", "config", {"rolloutSeconds": 3})
     fleet.coverage("ENABLED", "DISABLED")
     fleet.cluster("c")
     fleet.service("c", "api", count=2)
@@ -67,7 +69,7 @@ def test_force_new_deployment_rolls_out_and_new_tasks_get_the_agent(fleet, sandb
     assert svc["deployments"][1]["id"] == old_id and svc["deployments"][0]["id"] != old_id
     assert set(fleet.ecs.list_tasks(cluster="c", serviceName="api")["taskArns"]) == old_tasks
 
-    svc = wait_for(fleet, "c", "api", "COMPLETED")
+    svc = wait_for(fleet, "c", "api", "COMPLETED", timeout=15)
     assert len(svc["deployments"]) == 1 and svc["runningCount"] == 2
     new = fleet.tasks("c", serviceName="api")
     assert len(new) == 2 and not old_tasks & {t["taskArn"] for t in new}
