@@ -151,6 +151,7 @@ fn fleet(
         account: Some(ACCOUNT.to_owned()),
         clusters,
         detector: Some(detector_on()),
+        organization: None,
     }
 }
 

@@ -241,7 +241,9 @@ pub fn plan_text(passes: &[TargetPass]) -> String {
             match action {
                 Action::TagCluster { .. } => tags += 1,
                 Action::UntagCluster { .. } => untags += 1,
-                Action::UpdateDetector { .. } => detector += 1,
+                Action::UpdateDetector { .. } | Action::UpdateOrganizationConfiguration { .. } => {
+                    detector += 1
+                }
                 Action::RedeployService { purpose, .. } => {
                     redeploys += 1;
                     if *purpose == RedeployPurpose::RemoveAgent {
@@ -552,6 +554,17 @@ pub fn action_line(action: &Action) -> String {
                 from.as_ref().map_or("(not set)", |f| f.as_str())
             )
         }
+        Action::UpdateOrganizationConfiguration {
+            detector_id,
+            feature,
+            from,
+            to,
+            ..
+        } => format!(
+            "~ organization (administrator detector {detector_id})  {feature} auto-enable: {} -> {}",
+            from.as_deref().unwrap_or("(not set)"),
+            to.as_aws()
+        ),
         Action::RedeployService {
             cluster,
             service,

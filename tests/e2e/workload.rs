@@ -38,6 +38,7 @@ async fn client() -> TargetClient {
         region: REGION.to_owned(),
         role_arn: None,
         external_id: None,
+        org: None,
     };
     ctx.target(&target).await
 }

@@ -52,6 +52,7 @@ impl TargetClient {
             account,
             clusters,
             detector,
+            organization: None,
         })
     }
 

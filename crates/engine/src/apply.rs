@@ -287,6 +287,15 @@ pub(crate) fn log_result(r: &ActionResult) {
             to,
             ..
         } => format!("detector {detector_id} {feature}={to}"),
+        Action::UpdateOrganizationConfiguration {
+            detector_id,
+            feature,
+            to,
+            ..
+        } => format!(
+            "organization configuration of {detector_id}: {feature} auto-enable {}",
+            to.as_aws()
+        ),
         Action::RedeployService {
             cluster,
             service,

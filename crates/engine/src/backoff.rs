@@ -69,6 +69,7 @@ mod tests {
             region: "eu-west-1".into(),
             role_arn: None,
             external_id: None,
+            org: None,
         }
     }
 

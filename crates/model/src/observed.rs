@@ -36,6 +36,27 @@ pub struct ObservedTarget {
     pub clusters: Vec<ObservedCluster>,
     /// The GuardDuty detector; `None` when GuardDuty is not enabled in the region.
     pub detector: Option<ObservedDetector>,
+    /// The organization configuration, read in a delegated administrator's target only
+    /// (`DescribeOrganizationConfiguration`).
+    pub organization: Option<ObservedOrganization>,
+}
+
+/// What a delegated administrator's GuardDuty says about its organization.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedOrganization {
+    /// Auto-enable (`NEW`, `ALL`, `NONE`) of `RUNTIME_MONITORING` and of its additional
+    /// configurations (`ECS_FARGATE_AGENT_MANAGEMENT`, ...), by name; a name GuardDuty does
+    /// not list is absent.
+    pub auto_enable: BTreeMap<String, String>,
+}
+
+/// One associated member of a delegated administrator (`ListMembers`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OrganizationMember {
+    /// The member's account id.
+    pub account: String,
+    /// `relationshipStatus` as GuardDuty words it (`Enabled`, ...).
+    pub relationship: String,
 }
 
 impl ObservedTarget {

@@ -52,6 +52,7 @@ pub fn target(region: &str) -> Target {
         region: region.to_owned(),
         role_arn: None,
         external_id: None,
+        org: None,
     }
 }
 
@@ -103,6 +104,7 @@ pub fn observed_in(region: &str) -> ObservedTarget {
         account: Some(ACCOUNT.to_owned()),
         clusters: Vec::new(),
         detector: None,
+        organization: None,
     }
 }
 
@@ -487,7 +489,8 @@ impl Action {
                 service_arn,
                 ..
             } => (target, vec![cluster_arn, service_arn]),
-            Action::UpdateDetector { target, .. } => (target, vec![]),
+            Action::UpdateDetector { target, .. }
+            | Action::UpdateOrganizationConfiguration { target, .. } => (target, vec![]),
         };
         let from = target.account.replace(account.to_owned());
         if let Some(from) = from {

@@ -43,6 +43,9 @@ fn describe(action: &Action) -> String {
         Action::TagCluster { cluster, to, .. } => format!("tag {cluster} {to}"),
         Action::UntagCluster { cluster, .. } => format!("untag {cluster}"),
         Action::UpdateDetector { feature, to, .. } => format!("detector {feature} {to}"),
+        Action::UpdateOrganizationConfiguration { feature, to, .. } => {
+            format!("organization {feature} {}", to.as_aws())
+        }
         Action::RedeployService {
             cluster, service, ..
         } => format!("redeploy {cluster}/{service}"),

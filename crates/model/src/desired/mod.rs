@@ -6,6 +6,7 @@ mod duration;
 mod error;
 mod load;
 mod located;
+mod organization;
 mod source;
 mod targets;
 mod validate;
@@ -19,6 +20,7 @@ pub use bounds::{MAX_DEPTH, MAX_KEYS};
 pub use duration::DurationSpec;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Locations};
 pub use load::{json_schema, parse, parse_bytes, MAX_FILE_BYTES, MAX_RULES};
+pub use organization::{AdministratorSpec, AutoEnable, MemberSelection, OrgRole, OrganizationSpec};
 pub use targets::{AccountRef, AccountsTarget, ExpandError, TargetEntry, MAX_TARGETS};
 pub use validate::parse_hhmm;
 
@@ -37,7 +39,13 @@ pub struct DesiredState {
     #[serde(deserialize_with = "targets::deserialize")]
     #[schemars(with = "Vec<TargetEntry>")]
     pub targets: Vec<Target>,
-    /// GuardDuty detector features this controller owns.
+    /// Runtime Monitoring managed from the GuardDuty delegated administrator of an AWS
+    /// Organization; instead of `targets`. The administrator's targets (one per region)
+    /// are then `targets`; the members' are found at every pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<OrganizationSpec>,
+    /// GuardDuty detector features this controller owns (with `organization`: what every
+    /// managed account, the administrator included, must have).
     #[serde(default)]
     pub detector: DetectorSpec,
     /// Cluster rules: an exact `name` beats any `match`; among `match` rules the first wins.
@@ -74,6 +82,12 @@ pub struct Target {
     /// External id for the AssumeRole call; only with `roleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// Its place in an organization (`organization` section); never written in the
+    /// file: the administrator targets come from `organization.administrator`, the member
+    /// targets from the administrator's member list at each pass.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub org: Option<OrgRole>,
 }
 
 impl Target {

@@ -106,6 +106,7 @@ impl TargetEntry {
                             region: region.clone(),
                             role_arn: Some(role_arn),
                             external_id: a.external_id.clone(),
+                            org: None,
                         });
                     }
                 }
@@ -137,7 +138,7 @@ impl AccountRef {
 }
 
 /// The ARN partition of a region.
-fn partition_of(region: &str) -> &'static str {
+pub(super) fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "aws-cn"
     } else if region.starts_with("us-gov-") {

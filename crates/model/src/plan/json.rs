@@ -89,6 +89,18 @@ pub enum ChangeJson {
         /// `ENABLED` or `DISABLED`.
         to: String,
     },
+    /// Change GuardDuty's organization auto-enable of one feature, from the delegated
+    /// administrator.
+    UpdateOrganizationConfiguration {
+        /// The administrator's detector id.
+        detector_id: String,
+        /// `RUNTIME_MONITORING` or `ECS_FARGATE_AGENT_MANAGEMENT`.
+        feature: String,
+        /// Auto-enable now (`NEW`, `ALL`, `NONE`); null when not listed.
+        from: Option<String>,
+        /// `NEW`, `ALL` or `NONE`.
+        to: String,
+    },
     /// Force a new deployment of a Fargate service so its tasks get the agent
     /// (`add_agent`), or run without it after coverage loss (`remove_agent`).
     RedeployService {
@@ -279,6 +291,18 @@ impl Action {
     pub fn json(&self) -> ActionJson {
         let t = self.target();
         let change = match self {
+            Action::UpdateOrganizationConfiguration {
+                detector_id,
+                feature,
+                from,
+                to,
+                ..
+            } => ChangeJson::UpdateOrganizationConfiguration {
+                detector_id: detector_id.clone(),
+                feature: (*feature).to_owned(),
+                from: from.clone(),
+                to: to.as_aws().to_owned(),
+            },
             Action::TagCluster {
                 cluster,
                 cluster_arn,

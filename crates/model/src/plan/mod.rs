@@ -192,6 +192,21 @@ pub enum Action {
         /// `ENABLED` or `DISABLED`.
         to: FeatureStatus,
     },
+    /// Change GuardDuty's organization auto-enable of one feature or additional
+    /// configuration, from the delegated administrator (`UpdateOrganizationConfiguration`,
+    /// read-modify-write).
+    UpdateOrganizationConfiguration {
+        /// The administrator's target.
+        target: TargetRef,
+        /// The administrator's detector id.
+        detector_id: String,
+        /// `RUNTIME_MONITORING` or `ECS_FARGATE_AGENT_MANAGEMENT`.
+        feature: &'static str,
+        /// Auto-enable now (`NEW`, `ALL`, `NONE`), if listed.
+        from: Option<String>,
+        /// Auto-enable to set.
+        to: crate::desired::AutoEnable,
+    },
     /// Force a new deployment of a Fargate service so its tasks get the agent, or, after
     /// coverage loss, run without it.
     RedeployService {
@@ -262,6 +277,15 @@ impl Action {
                     runtime.additional.insert((*feature).to_owned(), to.clone());
                 }
             }
+            Action::UpdateOrganizationConfiguration { feature, to, .. } => {
+                // The adapter reads the configuration and sends it back with this one
+                // auto-enable changed (read-modify-write).
+                observed
+                    .organization
+                    .get_or_insert_with(Default::default)
+                    .auto_enable
+                    .insert((*feature).to_owned(), to.as_aws().to_owned());
+            }
             Action::RedeployService { .. } => {}
         }
     }
@@ -270,7 +294,9 @@ impl Action {
     pub fn phase(&self) -> Phase {
         match self {
             Action::TagCluster { .. } => Phase::Tags,
-            Action::UpdateDetector { .. } => Phase::Detector,
+            Action::UpdateDetector { .. } | Action::UpdateOrganizationConfiguration { .. } => {
+                Phase::Detector
+            }
             Action::UntagCluster { .. } => Phase::Untag,
             Action::RedeployService { .. } => Phase::Redeploy,
         }
@@ -282,6 +308,7 @@ impl Action {
             Action::TagCluster { .. } => "tag_cluster",
             Action::UntagCluster { .. } => "untag_cluster",
             Action::UpdateDetector { .. } => "update_detector",
+            Action::UpdateOrganizationConfiguration { .. } => "update_organization_configuration",
             Action::RedeployService { .. } => "redeploy_service",
         }
     }
@@ -292,7 +319,7 @@ impl Action {
             Action::TagCluster { cluster_arn, .. }
             | Action::UntagCluster { cluster_arn, .. }
             | Action::RedeployService { cluster_arn, .. } => Some(cluster_arn),
-            Action::UpdateDetector { .. } => None,
+            Action::UpdateDetector { .. } | Action::UpdateOrganizationConfiguration { .. } => None,
         }
     }
 
@@ -316,6 +343,7 @@ impl Action {
             Action::TagCluster { target, .. }
             | Action::UntagCluster { target, .. }
             | Action::UpdateDetector { target, .. }
+            | Action::UpdateOrganizationConfiguration { target, .. }
             | Action::RedeployService { target, .. } => target,
         }
     }

@@ -58,6 +58,13 @@ fn describe(action: &Action) -> String {
             "detector {feature} {}->{to}",
             or_none(from.as_ref().map(FeatureStatus::as_str))
         ),
+        Action::UpdateOrganizationConfiguration {
+            feature, from, to, ..
+        } => format!(
+            "organization {feature} {}->{}",
+            or_none(from.as_deref()),
+            to.as_aws()
+        ),
         Action::RedeployService {
             cluster, service, ..
         } => format!("redeploy {cluster}/{service}"),
@@ -1513,6 +1520,7 @@ mod properties {
                 DesiredState {
                     version: 1,
                     targets: vec![target("us-east-1")],
+                    organization: None,
                     detector: DetectorSpec {
                         runtime_monitoring: rm,
                         ecs_fargate_agent_management: auto,
@@ -1665,6 +1673,7 @@ mod properties {
                         .expect("updated detector exists");
                     set_status(d, feature, to);
                 }
+                Action::UpdateOrganizationConfiguration { .. } => action.written(&mut t),
                 Action::RedeployService { .. } => {}
             }
         }
@@ -1739,6 +1748,9 @@ mod properties {
                     }
                     Action::RedeployService { .. } => {
                         prop_assert!(false, "no workload was observed, so no redeploy");
+                    }
+                    Action::UpdateOrganizationConfiguration { .. } => {
+                        prop_assert!(false, "no organization in a single-account file");
                     }
                 }
             }
