@@ -237,7 +237,6 @@ async fn round(
 ) -> anyhow::Result<(Vec<TargetPass>, Option<gec_engine::rollout::Halt>)> {
     let ctx = gec_aws::AwsContext::from_env(calls).await;
     let desired = Arc::new(load_from(config, &ctx).await?);
-    let targets = desired.targets.len();
     let round = Round {
         desired,
         generation: 1,
@@ -246,7 +245,7 @@ async fn round(
     let report = Driver::new(ctx, gec_engine::Context::default(), settings)
         .round(&round)
         .await;
-    if report.passes.len() != targets {
+    if report.passes.len() != report.targets.len() {
         anyhow::bail!("internal error: a target's pass did not finish; see the log");
     }
     Ok((report.passes, report.halted))

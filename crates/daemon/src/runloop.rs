@@ -185,7 +185,7 @@ impl Host for DaemonHost {
             .write()
             .map(|mut s| std::mem::take(&mut s.passes))
             .unwrap_or_default();
-        let passes = carry_over(previous, report.passes, &desired.targets);
+        let passes = carry_over(previous, report.passes, &report.targets);
         shared
             .metrics
             .pass(&passes, result, report.seconds, unix_secs(now));

@@ -214,35 +214,71 @@ pub async fn apply_plan_until<C: TargetCloud>(
 async fn apply_detector<C: TargetCloud>(cloud: &C, actions: &[&Action]) -> Vec<ActionResult> {
     let mut detector = None;
     let mut changes = Vec::new();
+    let mut features = Vec::new();
+    let mut organization = None;
+    let mut auto_enable = Vec::new();
+    let mut org_actions = Vec::new();
     for a in actions {
-        if let Action::UpdateDetector {
-            detector_id,
-            feature,
-            to,
-            ..
-        } = a
-        {
-            detector = Some(detector_id.as_str());
-            changes.push(FeatureChange {
-                name: feature,
-                status: to,
-            });
+        match a {
+            Action::UpdateDetector {
+                detector_id,
+                feature,
+                to,
+                ..
+            } => {
+                detector = Some(detector_id.as_str());
+                changes.push(FeatureChange {
+                    name: feature,
+                    status: to,
+                });
+                features.push(*a);
+            }
+            Action::UpdateOrganizationConfiguration {
+                detector_id,
+                feature,
+                to,
+                ..
+            } => {
+                organization = Some(detector_id.as_str());
+                auto_enable.push((*feature, *to));
+                org_actions.push(*a);
+            }
+            _ => {}
         }
     }
-    let outcome = match detector {
-        Some(id) => match cloud.update_detector(id, &changes).await {
-            Ok(()) => Outcome::Success,
-            Err(e) => Outcome::Failed(e),
-        },
-        None => Outcome::Skipped(Skip::NoDetector),
-    };
-    actions
-        .iter()
-        .map(|a| ActionResult {
+    let mut results = Vec::with_capacity(actions.len());
+    let mut detector_ok = true;
+    if !features.is_empty() {
+        let outcome = match detector {
+            Some(id) => match cloud.update_detector(id, &changes).await {
+                Ok(()) => Outcome::Success,
+                Err(e) => Outcome::Failed(e),
+            },
+            None => Outcome::Skipped(Skip::NoDetector),
+        };
+        detector_ok = outcome == Outcome::Success;
+        results.extend(features.iter().map(|a| ActionResult {
             action: (*a).clone(),
             outcome: outcome.clone(),
-        })
-        .collect()
+        }));
+    }
+    // The organization's auto-enable after the administrator's own detector: a pass
+    // whose detector write failed changes nothing more this pass.
+    if let Some(id) = organization {
+        let outcome = if detector_ok {
+            match cloud.update_organization(id, &auto_enable).await {
+                Ok(()) => Outcome::Success,
+                Err(e) => Outcome::Failed(e),
+            }
+        } else {
+            Outcome::Skipped(Skip::AfterFailure)
+        };
+        results.extend(org_actions.iter().map(|a| ActionResult {
+            action: (*a).clone(),
+            outcome: outcome.clone(),
+        }));
+    }
+    results
 }
 
 fn arns(actions: &[&Action]) -> Vec<String> {

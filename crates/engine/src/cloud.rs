@@ -9,12 +9,13 @@ use std::collections::BTreeMap;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use gec_aws::{
-    AwsError, BatchOutcome, CallSettings, ClusterScope, ErrorKind, FeatureChange, TargetClient,
-    Want, MAX_BACKOFF,
+    AutoEnableChange, AwsError, BatchOutcome, CallSettings, ClusterScope, ErrorKind, FeatureChange,
+    TargetClient, Want, MAX_BACKOFF,
 };
+use gec_model::desired::AutoEnable;
 use gec_model::observed::{
     CodeDeployDeployment, CoverageRecord, DeploymentGroupRef, ObservedCluster, ObservedDeployment,
-    ObservedService, Preflight, Workload,
+    ObservedService, OrganizationMember, Preflight, Workload,
 };
 use gec_model::plan::CodeDeployRedeploy;
 use gec_model::ObservedTarget;
@@ -42,6 +43,18 @@ pub trait TargetCloud: Send + Sync {
         &self,
         detector_id: &str,
         changes: &[FeatureChange<'_>],
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
+    /// A delegated administrator's associated members in this region (`ListMembers`).
+    fn list_members(
+        &self,
+    ) -> impl Future<Output = Result<Vec<OrganizationMember>, AwsError>> + Send;
+    /// Sets the organization's auto-enable of features (`RUNTIME_MONITORING`) and
+    /// additional configurations (`ECS_FARGATE_AGENT_MANAGEMENT`), read-modify-write, from
+    /// a delegated administrator.
+    fn update_organization(
+        &self,
+        detector_id: &str,
+        changes: &[(&'static str, AutoEnable)],
     ) -> impl Future<Output = Result<(), AwsError>> + Send;
     /// Reads a cluster's RUNNING tasks (describing only tasks not seen before, and those
     /// whose agent state may have changed given `cluster.coverage`) and the services that
@@ -122,6 +135,20 @@ impl TargetCloud for TargetClient {
         want: Want,
     ) -> Result<Workload, AwsError> {
         TargetClient::observe_workload(self, cluster, watch, want).await
+    }
+    async fn list_members(&self) -> Result<Vec<OrganizationMember>, AwsError> {
+        TargetClient::list_members(self).await
+    }
+    async fn update_organization(
+        &self,
+        detector_id: &str,
+        changes: &[(&'static str, AutoEnable)],
+    ) -> Result<(), AwsError> {
+        let changes: Vec<AutoEnableChange<'_>> = changes
+            .iter()
+            .map(|&(name, auto_enable)| AutoEnableChange { name, auto_enable })
+            .collect();
+        TargetClient::update_organization_configuration(self, detector_id, &changes).await
     }
     async fn preflight(&self, service: &ObservedService) -> Preflight {
         TargetClient::preflight(self, service).await

@@ -14,12 +14,13 @@
 //!        └── host.finished(report) ◄┘   requeue, backoff, next wake
 //! ```
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gec_aws::{AwsContext, TargetClient};
-use gec_model::desired::Target;
+use gec_aws::{AwsContext, AwsError, TargetClient};
+use gec_model::desired::{Target, MAX_TARGETS};
 use gec_model::plan::{HoldReason, Phase};
 use gec_model::{Action, DesiredState, PlanOptions};
 use tokio::time::Instant;
@@ -150,9 +151,12 @@ impl Settings {
 pub struct Report {
     /// Counts rounds that reconciled at least one target.
     pub pass_id: u64,
-    /// The passes of the targets reconciled, in the desired state's order (empty when no
-    /// target was due).
+    /// The passes of the targets reconciled, in the order of [`Report::targets`] (empty
+    /// when no target was due).
     pub passes: Vec<TargetPass>,
+    /// Every target of the round, due or not: the desired state's, then with an
+    /// `organization` the members found for each administrator target.
+    pub targets: Vec<Target>,
     /// What the redeploys want (see [`Requeue`]).
     pub requeue: Requeue,
     /// The delay [`Report::requeue`] asks for, if any.
@@ -192,6 +196,9 @@ pub struct Driver<C: Clouds> {
     settings: Settings,
     backoff: Backoff,
     pass_id: u64,
+    /// With an `organization`: the member targets last found for each administrator
+    /// target, kept for a round whose member listing fails.
+    members: HashMap<Target, Vec<Target>>,
 }
 
 impl<C: Clouds> Driver<C> {
@@ -203,6 +210,7 @@ impl<C: Clouds> Driver<C> {
             settings,
             backoff: Backoff::default(),
             pass_id: 0,
+            members: HashMap::new(),
         }
     }
 
@@ -234,19 +242,19 @@ impl<C: Clouds> Driver<C> {
     /// One round: the due targets of `round`, reconciled as one fleet.
     pub async fn round(&mut self, round: &Round) -> Report {
         let desired = &round.desired;
-        // Targets that left the desired state leave no clients, credentials, caches,
-        // backoff or rollout memory behind.
-        self.backoff.retain(&desired.targets);
-        self.clouds.retain(&desired.targets);
-        self.ctx.rollouts.retain(&desired.targets);
+        let (targets, listing_errors) = self.targets(desired).await;
+        // Targets that left the desired state (or the organization) leave no clients,
+        // credentials, caches, backoff or rollout memory behind.
+        self.backoff.retain(&targets);
+        self.clouds.retain(&targets);
+        self.ctx.rollouts.retain(&targets);
         let now = Instant::now();
-        let due: Vec<&Target> = desired
-            .targets
+        let due: Vec<&Target> = targets
             .iter()
             .filter(|t| round.every_target || self.backoff.is_due(t, now))
             .collect();
         if due.is_empty() {
-            return self.report(round, Vec::new(), 0.0, false);
+            return self.report(round, &targets, Vec::new(), 0.0, false);
         }
         self.pass_id += 1;
         let pass_id = self.pass_id;
@@ -281,9 +289,69 @@ impl<C: Clouds> Driver<C> {
                 }
             }
         };
+        let mut passes = passes;
+        for (admin, e) in listing_errors {
+            let warning = format!(
+                "could not list the organization's members: {e}; the members found before are reconciled"
+            );
+            if let Some(plan) = passes
+                .iter_mut()
+                .find(|p| p.target == admin)
+                .and_then(|p| p.plan.as_mut())
+            {
+                plan.warnings.push(warning);
+            }
+        }
         let seconds = started.elapsed().as_secs_f64();
         span.in_scope(|| self.record(&passes));
-        self.report(round, passes, seconds, interrupted)
+        self.report(round, &targets, passes, seconds, interrupted)
+    }
+
+    /// The targets of a round: the desired state's, and with an `organization` the member
+    /// targets of each administrator target (`ListMembers`, filtered by
+    /// `organization.members`), at most [`MAX_TARGETS`] in all. A failed listing keeps the
+    /// members found before (returned with the error, for the administrator's warnings).
+    async fn targets(&mut self, desired: &DesiredState) -> (Vec<Target>, Vec<(Target, AwsError)>) {
+        let Some(org) = &desired.organization else {
+            self.members.clear();
+            return (desired.targets.clone(), Vec::new());
+        };
+        self.members
+            .retain(|admin, _| desired.targets.contains(admin));
+        let mut all = desired.targets.clone();
+        let mut errors = Vec::new();
+        for admin in &desired.targets {
+            let cloud = self.clouds.cloud(admin).await;
+            match cloud.list_members().await {
+                Ok(members) => {
+                    let mut found: Vec<Target> = members
+                        .iter()
+                        .filter(|m| {
+                            m.account != org.administrator.account_id
+                                && org.members.includes(&m.account)
+                        })
+                        .map(|m| org.member_target(admin, &m.account))
+                        .collect();
+                    found.sort();
+                    found.dedup();
+                    self.members.insert(admin.clone(), found);
+                }
+                Err(e) => {
+                    warn!(target = %admin.label(), error = %e,
+                        "could not list the organization's members; the members found before are reconciled");
+                    errors.push((admin.clone(), e));
+                }
+            }
+            all.extend(self.members.get(admin).into_iter().flatten().cloned());
+        }
+        if all.len() > MAX_TARGETS {
+            warn!(
+                targets = all.len(),
+                "the organization has more member targets than the limit of {MAX_TARGETS}; the rest wait"
+            );
+            all.truncate(MAX_TARGETS);
+        }
+        (all, errors)
     }
 
     /// Backoff and logs of each target's pass.
@@ -309,6 +377,7 @@ impl<C: Clouds> Driver<C> {
     fn report(
         &self,
         round: &Round,
+        targets: &[Target],
         passes: Vec<TargetPass>,
         seconds: f64,
         interrupted: bool,
@@ -331,7 +400,7 @@ impl<C: Clouds> Driver<C> {
             rollout_requeue(
                 &passes,
                 &watching,
-                &desired.targets,
+                targets,
                 desired.redeploy.wait_for_steady_state,
             )
         };
@@ -344,6 +413,7 @@ impl<C: Clouds> Driver<C> {
         Report {
             pass_id: self.pass_id,
             passes,
+            targets: targets.to_vec(),
             requeue,
             rollout_delay,
             rolling,

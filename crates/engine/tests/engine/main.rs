@@ -8,6 +8,7 @@ mod driver;
 mod fake_cloud;
 mod fleet_limits;
 mod observe;
+mod organization;
 mod rollout;
 mod support;
 mod writes;

@@ -21,7 +21,7 @@ impl FakeClouds {
         FakeClouds(BTreeMap::from([(String::new(), cloud)]))
     }
 
-    /// These clouds, by region.
+    /// These clouds, by target label (`account/region`) or region.
     pub fn by_region<'a>(clouds: impl IntoIterator<Item = (&'a str, Arc<FakeCloud>)>) -> Self {
         FakeClouds(clouds.into_iter().map(|(r, c)| (r.to_owned(), c)).collect())
     }
@@ -33,9 +33,10 @@ impl Clouds for FakeClouds {
     async fn cloud(&self, target: &Target) -> Arc<FakeCloud> {
         let cloud = self
             .0
-            .get(&target.region)
+            .get(&target.label())
+            .or_else(|| self.0.get(&target.region))
             .or_else(|| self.0.get(""))
-            .unwrap_or_else(|| panic!("no fake cloud for {}", target.region));
+            .unwrap_or_else(|| panic!("no fake cloud for {}", target.label()));
         Arc::clone(cloud)
     }
 }
@@ -89,7 +90,7 @@ impl Controller {
         }
     }
 
-    fn round(&self, desired: &DesiredState) -> Round {
+    fn round_of(&self, desired: &DesiredState) -> Round {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let generation = match &*last {
             Some((d, g)) if d == desired => *g,
@@ -106,7 +107,7 @@ impl Controller {
 
     /// One round over every target.
     pub async fn pass(&self, cloud: &Arc<FakeCloud>, desired: &DesiredState) -> TargetPass {
-        let round = self.round(desired);
+        let round = self.round_of(desired);
         let mut driver = Driver::new(
             FakeClouds::one(Arc::clone(cloud)),
             self.ctx.clone(),
@@ -126,7 +127,7 @@ impl Controller {
         timer: bool,
     ) -> Vec<Report> {
         let mut host = Ticks {
-            round: self.round(desired),
+            round: self.round_of(desired),
             tick,
             until: Instant::now() + total,
             timer,

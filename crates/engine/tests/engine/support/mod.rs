@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use gec_aws::{AwsError, BatchOutcome, ClusterScope, ErrorKind, FeatureChange, Want};
 use gec_engine::{Clock, TargetCloud};
+use gec_model::desired::AutoEnable;
+use gec_model::observed::OrganizationMember;
 use gec_model::observed::{
     effectively_covered, CodeDeployDeployment, CoverageRecord, DeploymentGroupRef, ObservedCluster,
     ObservedDeployment, ObservedDetector, ObservedFeature, ObservedService, Preflight, Workload,
@@ -73,6 +75,10 @@ pub enum Call {
     StartCodeDeploy(String),
     /// `codedeploy_since(group, ..)`: the deployment group's name.
     CodeDeploySince(String),
+    /// `list_members()`.
+    ListMembers,
+    /// `update_organization(detector, changes)`: (name, auto-enable) pairs.
+    UpdateOrganization(Vec<(String, String)>),
 }
 
 impl Call {
@@ -90,6 +96,8 @@ impl Call {
             Call::DescribeService(..) => "describe_service",
             Call::StartCodeDeploy(_) => "start_codedeploy",
             Call::CodeDeploySince(_) => "codedeploy_since",
+            Call::ListMembers => "list_members",
+            Call::UpdateOrganization(_) => "update_organization",
         }
     }
 
@@ -104,6 +112,7 @@ impl Call {
                 | Call::ListCoverage
                 | Call::DescribeService(..)
                 | Call::CodeDeploySince(_)
+                | Call::ListMembers
         )
     }
 }
@@ -111,7 +120,7 @@ impl Call {
 /// Effective coverage of every ACTIVE cluster by name, at one instant.
 pub type Coverage = BTreeMap<String, bool>;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     observed: ObservedTarget,
     calls: Vec<Call>,
@@ -126,6 +135,26 @@ struct State {
     redeploy_faults: std::collections::VecDeque<RedeployFault>,
     /// Redeploys the cloud applies later than it answered: (due ms, cluster, service).
     landing: Vec<(i64, String, String)>,
+    /// An administrator's associated members (`list_members`); `Err` fails the listing.
+    members: Result<Vec<OrganizationMember>, AwsError>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            observed: ObservedTarget::default(),
+            calls: Vec::new(),
+            coverage: Vec::new(),
+            failing_arns: BTreeMap::new(),
+            failing_detector: None,
+            failing_observe: None,
+            fleet: Fleet::default(),
+            clock: None,
+            redeploy_faults: std::collections::VecDeque::new(),
+            landing: Vec::new(),
+            members: Ok(Vec::new()),
+        }
+    }
 }
 
 /// How one `redeploy_service` call fails: with `error`, after applying the write at once
@@ -273,6 +302,19 @@ impl FakeCloud {
     /// The next `redeploy_service` calls fail as given, in order.
     pub fn fail_redeploys(&self, faults: impl IntoIterator<Item = RedeployFault>) {
         self.lock().redeploy_faults.extend(faults);
+    }
+
+    /// An administrator with these associated members (`list_members`), or a listing
+    /// that fails.
+    pub fn set_members(&self, members: Result<Vec<&str>, AwsError>) {
+        self.lock().members = members.map(|m| {
+            m.into_iter()
+                .map(|account| OrganizationMember {
+                    account: account.to_owned(),
+                    relationship: "Enabled".to_owned(),
+                })
+                .collect()
+        });
     }
 
     /// Every failure told so far stops.
@@ -498,6 +540,33 @@ impl TargetCloud for FakeCloud {
         s.fleet
             .redeploy(&cluster, service, now)
             .ok_or_else(|| aws_error(ErrorKind::NotFound, "UpdateService"))
+    }
+
+    async fn list_members(&self) -> Result<Vec<OrganizationMember>, AwsError> {
+        let mut s = self.lock();
+        s.calls.push(Call::ListMembers);
+        s.members.clone()
+    }
+
+    async fn update_organization(
+        &self,
+        _detector_id: &str,
+        changes: &[(&'static str, AutoEnable)],
+    ) -> Result<(), AwsError> {
+        let mut s = self.lock();
+        s.calls.push(Call::UpdateOrganization(
+            changes
+                .iter()
+                .map(|(n, a)| ((*n).to_owned(), a.as_aws().to_owned()))
+                .collect(),
+        ));
+        let org = s.observed.organization.get_or_insert_with(Default::default);
+        for (name, auto) in changes {
+            org.auto_enable
+                .insert((*name).to_owned(), auto.as_aws().to_owned());
+        }
+        s.after_write();
+        Ok(())
     }
 
     async fn start_codedeploy(&self, redeploy: &CodeDeployRedeploy) -> Result<String, AwsError> {

@@ -1,0 +1,214 @@
+//! An organization (issue 15) against in-memory clouds: the members the administrator
+//! lists are reconciled as targets of their own, each with its exclusion tags before its
+//! automation; a member that joins is picked up at the next round; a failed listing keeps
+//! the members found before.
+
+use std::sync::Arc;
+
+use crate::support::driving::{Controller, FakeClouds};
+use crate::support::{aws_error, Call, FakeCloud};
+use gec_aws::ErrorKind;
+use gec_engine::{Clock, Driver, Outcome, Round, Skip, TargetPass};
+use gec_model::desired::{
+    AdministratorSpec, AutoEnable, DesiredState, MemberSelection, OrganizationSpec,
+};
+use gec_model::testing::{self, cluster, cluster_arn, detector, observed};
+
+const ADMIN: &str = "111111111111";
+const REGION: &str = "us-east-1";
+
+/// Automation on everywhere, `sandbox` excluded, from the administrator `ADMIN`.
+fn desired(members: MemberSelection) -> DesiredState {
+    let mut d = testing::desired(
+        "version: 1\ntargets: [{region: us-east-1}]\n\
+         detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}\n\
+         clusters: [{name: sandbox, guardDutyManaged: false}]\n",
+    );
+    let org = OrganizationSpec {
+        administrator: AdministratorSpec {
+            account_id: ADMIN.to_owned(),
+            role_arn: Some(format!("arn:aws:iam::{ADMIN}:role/gec-admin")),
+            external_id: None,
+            regions: vec![REGION.to_owned()],
+        },
+        auto_enable: AutoEnable::None,
+        members,
+        member_role_name: "gec-member".to_owned(),
+        member_external_id: None,
+    };
+    d.targets = org.administrator_targets();
+    d.organization = Some(org);
+    d
+}
+
+/// An account with clusters `sandbox` and `payments`, Runtime Monitoring on and
+/// automation off.
+fn account(id: &str) -> Arc<FakeCloud> {
+    Arc::new(FakeCloud::new(
+        observed()
+            .account(id)
+            .clusters([cluster("sandbox"), cluster("payments")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    ))
+}
+
+struct Org {
+    admin: Arc<FakeCloud>,
+    members: Vec<(String, Arc<FakeCloud>)>,
+}
+
+impl Org {
+    /// The administrator lists `members`; `others` are accounts (with clouds) that are
+    /// not members yet.
+    fn new(members: &[&str], others: &[&str]) -> Org {
+        let admin = account(ADMIN);
+        admin.set_members(Ok(members.to_vec()));
+        Org {
+            admin,
+            members: members
+                .iter()
+                .chain(others)
+                .map(|m| ((*m).to_owned(), account(m)))
+                .collect(),
+        }
+    }
+
+    fn clouds(&self) -> FakeClouds {
+        let mut all = vec![(format!("{ADMIN}/{REGION}"), Arc::clone(&self.admin))];
+        all.extend(
+            self.members
+                .iter()
+                .map(|(id, c)| (format!("{id}/{REGION}"), Arc::clone(c))),
+        );
+        FakeClouds::by_region(all.iter().map(|(l, c)| (l.as_str(), Arc::clone(c))))
+    }
+
+    fn member(&self, id: &str) -> &Arc<FakeCloud> {
+        &self
+            .members
+            .iter()
+            .find(|(m, _)| m == id)
+            .expect("member")
+            .1
+    }
+}
+
+/// The engine's loop over the organization's clouds, kept across rounds as in the daemon.
+fn driver(org: &Org) -> Driver<FakeClouds> {
+    let c = Controller::new(Clock::tokio_at(0));
+    Driver::new(org.clouds(), c.ctx.clone(), c.settings.clone())
+}
+
+async fn round(driver: &mut Driver<FakeClouds>, d: &DesiredState) -> Vec<TargetPass> {
+    let round = Round {
+        desired: Arc::new(d.clone()),
+        generation: 1,
+        every_target: true,
+    };
+    driver.round(&round).await.passes
+}
+
+fn labels(passes: &[TargetPass]) -> Vec<String> {
+    passes.iter().map(|p| p.target.label()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_member_is_a_target_whose_exclusion_tags_come_before_its_automation() {
+    let org = Org::new(&["222222222222", "333333333333"], &[]);
+    // 333's exclusion tag cannot be written.
+    let sandbox_333 = cluster_arn(REGION, "333333333333", "sandbox");
+    org.member("333333333333").fail_arn(
+        &sandbox_333,
+        aws_error(ErrorKind::AccessDenied, "TagResources"),
+    );
+    let passes = round(&mut driver(&org), &desired(MemberSelection::All)).await;
+    assert_eq!(
+        labels(&passes),
+        [
+            "111111111111/us-east-1",
+            "222222222222/us-east-1",
+            "333333333333/us-east-1"
+        ],
+        "the administrator, then each member found by ListMembers"
+    );
+    assert_eq!(org.admin.calls()[0], Call::ListMembers);
+    let ops = |id: &str| org.member(id).write_operations();
+    assert_eq!(
+        ops("222222222222"),
+        ["tag_clusters", "update_detector"],
+        "the exclusion tag first, then automation (through the administrator, in the adapter)"
+    );
+    assert_eq!(
+        ops("333333333333"),
+        ["tag_clusters"],
+        "no automation for a member whose exclusion tag failed"
+    );
+    let p333 = &passes[2];
+    assert!(p333
+        .results
+        .iter()
+        .any(|r| r.outcome == Outcome::Skipped(Skip::AfterFailure)));
+    assert_eq!(
+        org.member("333333333333").automation_status().as_deref(),
+        Some("DISABLED")
+    );
+    assert_eq!(
+        org.member("222222222222").automation_status().as_deref(),
+        Some("ENABLED")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_joins_is_reconciled_at_the_next_round_and_one_not_selected_never() {
+    let org = Org::new(&["222222222222", "999999999999"], &["444444444444"]);
+    let mut driver = driver(&org);
+    let d = desired(MemberSelection::Accounts(vec![
+        "222222222222".into(),
+        "444444444444".into(),
+    ]));
+    let passes = round(&mut driver, &d).await;
+    assert_eq!(
+        labels(&passes),
+        ["111111111111/us-east-1", "222222222222/us-east-1"],
+        "999999999999 is a member the file does not select"
+    );
+    assert!(org.member("999999999999").writes().is_empty());
+    // 444 joins: no new desired state, the next round finds it.
+    org.admin
+        .set_members(Ok(vec!["222222222222", "999999999999", "444444444444"]));
+    let passes = round(&mut driver, &d).await;
+    assert_eq!(
+        labels(&passes),
+        [
+            "111111111111/us-east-1",
+            "222222222222/us-east-1",
+            "444444444444/us-east-1"
+        ]
+    );
+    assert_eq!(
+        org.member("444444444444").write_operations(),
+        ["tag_clusters", "update_detector"]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_member_listing_keeps_the_members_found_before_and_says_so() {
+    let org = Org::new(&["222222222222"], &[]);
+    let mut driver = driver(&org);
+    let d = desired(MemberSelection::All);
+    round(&mut driver, &d).await;
+    org.admin
+        .set_members(Err(aws_error(ErrorKind::Throttled, "ListMembers")));
+    let passes = round(&mut driver, &d).await;
+    assert_eq!(
+        labels(&passes),
+        ["111111111111/us-east-1", "222222222222/us-east-1"]
+    );
+    let warnings = &passes[0].plan.as_ref().expect("a plan").warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("could not list the organization's members")),
+        "{warnings:?}"
+    );
+}
