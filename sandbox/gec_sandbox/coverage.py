@@ -150,9 +150,16 @@ EKS_KEYS = {"CLUSTER_NAME", "EKS_CLUSTER_NAME", "ADDON_VERSION", "AGENT_VERSION"
 
 
 def filtered(req: AwsRequest) -> list[dict[str, Any]]:
+    from .organization import members_of
+
     detector_id = req.uri_params.get("DetectorId", "")
     get_detector_obj(req.account, req.region, detector_id)
+    # An administrator's coverage includes its members' resources (API reference,
+    # ListCoverage: "If you're a GuardDuty administrator, you can retrieve all resources
+    # associated with the active member accounts in your organization").
     items = resources(req.account, req.region, detector_id)
+    for member, member_detector in members_of(req.account, req.region):
+        items += resources(member, req.region, member_detector)
     for criterion in (req.params.get("filterCriteria") or {}).get("filterCriterion") or []:
         key = criterion.get("criterionKey")
         if key not in FIELDS and key not in EKS_KEYS:

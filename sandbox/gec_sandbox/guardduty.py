@@ -170,7 +170,12 @@ def create(account: str, region: str, params: dict[str, Any]) -> str:
 
 
 def update_detector(req: AwsRequest) -> dict[str, Any]:
-    """UpdateDetector with per-feature / per-additional-configuration merge."""
+    """UpdateDetector with per-feature / per-additional-configuration merge. A member of a
+    GuardDuty organization may not change RUNTIME_MONITORING (`organization.py`)."""
+    from .organization import refuse_member_runtime_monitoring
+
+    get_detector_obj(req.account, req.region, req.uri_params.get("DetectorId", ""))
+    refuse_member_runtime_monitoring(req)
     update(req.account, req.region, req.uri_params.get("DetectorId", ""), req.params)
     return {}
 

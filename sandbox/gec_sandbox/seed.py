@@ -27,10 +27,17 @@ class FleetError(ValueError):
 
 def load(path: str) -> dict[tuple[str, str], dict[str, Any]]:
     """Read a fleet file into {(account, region): region spec}, rejecting unknown keys."""
+    return load_with_organization(path)[0]
+
+
+def load_with_organization(
+    path: str,
+) -> tuple[dict[tuple[str, str], dict[str, Any]], dict[str, Any] | None]:
+    """The fleet and its `organization` ({"administrator", "members"}, or None)."""
     with open(path) as f:
         doc = yaml.safe_load(f) or {}
-    if not isinstance(doc, dict) or set(doc) - {"accounts", "regions"}:
-        raise FleetError(f"{path}: top level takes only 'accounts' and 'regions'")
+    if not isinstance(doc, dict) or set(doc) - {"accounts", "regions", "organization"}:
+        raise FleetError(f"{path}: top level takes only 'accounts', 'regions' and 'organization'")
     accounts = dict(doc.get("accounts") or {})
     if "regions" in doc:
         accounts.setdefault(DEFAULT_ACCOUNT, {}).setdefault("regions", {}).update(doc["regions"])
@@ -66,7 +73,35 @@ def load(path: str) -> dict[tuple[str, str], dict[str, Any]]:
             except ValueError as err:
                 raise FleetError(f"{path}: {account}/{region}: {err}") from None
             fleet[(account, str(region))] = rspec
-    return fleet
+    return fleet, organization(path, doc.get("organization"), fleet)
+
+
+def _is_account(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 12 and value.isdigit()
+
+
+def organization(
+    path: str, raw: Any, fleet: dict[tuple[str, str], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """`organization: {administrator: "111111111111", members: ["222222222222", ...]}`:
+    the administrator needs a detector in at least one Region; members are distinct
+    12-digit strings other than the administrator. Each member is associated in every
+    Region where both it and the administrator have a detector."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"administrator", "members"} or "administrator" not in raw:
+        raise FleetError(f"{path}: organization takes 'administrator' (required) and 'members'")
+    admin, members = raw["administrator"], raw.get("members") or []
+    if not _is_account(admin):
+        raise FleetError(f"{path}: organization.administrator must be a quoted 12-digit account id")
+    if not isinstance(members, list) or not all(_is_account(m) for m in members):
+        raise FleetError(f"{path}: organization.members must be a list of quoted 12-digit account ids")
+    if len(set(members)) != len(members) or admin in members:
+        raise FleetError(f"{path}: organization.members must be distinct and not the administrator")
+    regions = [r for (a, r), spec in fleet.items() if a == admin and spec.get("detector") is not None]
+    if not regions:
+        raise FleetError(f"{path}: organization.administrator {admin} has no detector in the fleet")
+    return {"administrator": admin, "members": list(members)}
 
 
 def create_clusters(payload: dict[str, Any]) -> dict[str, Any]:
@@ -189,9 +224,33 @@ def seed_file(endpoint: str, path: str) -> str:
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
     )
-    fleet = load(path)
+    fleet, org = load_with_organization(path)
     seeder = Seeder(endpoint)
     summary: dict[str, Any] = {}
     for (account, region), spec in fleet.items():
         summary.setdefault(account, {})[region] = seeder.seed_region(account, region, spec)
-    return json.dumps({"accounts": summary}, sort_keys=True)
+    out: dict[str, Any] = {"accounts": summary}
+    if org is not None:
+        out["organization"] = seed_organization(seeder, fleet, org)
+    return json.dumps(out, sort_keys=True)
+
+
+def seed_organization(
+    seeder: Seeder, fleet: dict[tuple[str, str], dict[str, Any]], org: dict[str, Any]
+) -> dict[str, Any]:
+    """The administrator in each Region where it has a detector; each member joins where
+    it has one too. Returns {"administrator", "regions": {region: [members]}}."""
+    def detector_regions(account: str) -> list[str]:
+        return [r for (a, r), spec in fleet.items() if a == account and spec.get("detector") is not None]
+
+    admin = org["administrator"]
+    regions = detector_regions(admin)
+    seeder.control("organization/administrator", {"account": admin, "regions": regions})
+    joined: dict[str, list[str]] = {region: [] for region in regions}
+    for member in org["members"]:
+        common = [r for r in detector_regions(member) if r in joined]
+        if common:
+            seeder.control("organization/members", {"administrator": admin, "account": member, "regions": common})
+        for region in common:
+            joined[region].append(member)
+    return {"administrator": admin, "regions": joined}

@@ -16,7 +16,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import agent, awsreq, codedeploy, coverage, ecs, ecs_services, ecs_task_sets, ecs_tasks, faults, guardduty, iam, tagging
+from . import agent, awsreq, codedeploy, coverage, ecs, ecs_services, ecs_task_sets, ecs_tasks, faults, guardduty, iam, organization, tagging
 from .awsreq import AwsError, AwsRequest
 from .faults import FAULTS
 from .state import STATE, UnknownEndpoint
@@ -25,6 +25,7 @@ from .state import STATE, UnknownEndpoint
 Handler = Callable[[AwsRequest], Any]
 HANDLERS: dict[tuple[str, str], Handler] = {
     **guardduty.HANDLERS,
+    **organization.HANDLERS,
     **tagging.HANDLERS,
     **ecs.HANDLERS,
     **ecs_tasks.HANDLERS,

@@ -115,6 +115,14 @@ class State:
                 from .seed_tasks import bulk_tasks
 
                 return bulk_tasks(payload)
+            if (method, path) == ("POST", "organization/administrator"):
+                from .organization import administrator
+
+                return administrator(payload)
+            if (method, path) == ("POST", "organization/members"):
+                from .organization import join
+
+                return join(payload)
             if (method, path) == ("POST", "agents/stop"):
                 from .agent import stop_agents
 
