@@ -12,6 +12,7 @@ mod hardening;
 mod iam_policy;
 mod multi_account;
 mod observability;
+mod organization;
 mod plan_apply;
 mod prometheus;
 mod rollout;

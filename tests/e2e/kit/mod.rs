@@ -101,6 +101,13 @@ impl Sandbox {
         serde_json::from_str(&body).expect("request log is JSON")
     }
 
+    /// `POST /_sandbox/<path>` with a JSON body (sandbox/README.md, control calls): the
+    /// answer.
+    pub fn control_post(&self, path: &str, body: Value) -> Value {
+        let answer = self.call(Method::POST, &format!("/_sandbox/{path}"), body.to_string());
+        serde_json::from_str(&answer).expect("a control call answers JSON")
+    }
+
     /// Replaces the sandbox's fault rules (sandbox/README.md, "Fault injection").
     pub fn faults(&self, rules: Value) {
         self.call(Method::POST, "/_sandbox/faults", rules.to_string());
