@@ -10,6 +10,7 @@ mod error;
 mod metrics;
 mod object;
 mod observe;
+mod org;
 mod preflight;
 mod text;
 mod workload;
@@ -27,6 +28,9 @@ pub use codedeploy::{
 pub use error::{AwsError, ErrorKind};
 pub use metrics::AwsMetrics;
 pub use object::{FetchError, Fetched, ObjectClient, ObjectLocation, MAX_OBJECT_BYTES};
+pub use org::{
+    AutoEnableChange, LIST_MEMBERS_PAGE, MAX_LIST_MEMBERS_PAGES, MAX_MEMBERS, MAX_ORG_CONFIG_PAGES,
+};
 pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
 pub use preflight::{
     agent_repository_arn, AGENT_PULL_ACTIONS, AGENT_REPOSITORY, PREFLIGHT_TTL,
