@@ -429,6 +429,39 @@ mod tests {
         assert_eq!(ctx.targets_held(), 0);
     }
 
+    #[tokio::test]
+    async fn a_member_target_carries_its_administrators_clients() {
+        let ctx = context().await;
+        let mut admin = target("us-east-1").role("arn:aws:iam::111111111111:role/gec");
+        admin.org = Some(OrgRole::Administrator);
+        let mut member = target("us-east-1").role("arn:aws:iam::222222222222:role/gec-member");
+        member.org = Some(OrgRole::Member {
+            account: "222222222222".into(),
+            administrator: Box::new(admin.clone()),
+        });
+        let member_client = ctx.target(&member).await;
+        let OrgClient::Member(route) = &member_client.org else {
+            panic!("a member's client routes through its administrator");
+        };
+        assert_eq!(route.account, "222222222222");
+        assert!(ctx.target(&admin).await.is_administrator());
+        // The administrator's clients are the ones its own target has: one detector-id
+        // cache, one set of credentials.
+        ctx.target(&admin)
+            .await
+            .tasks
+            .set_detector_id(Some("admin-detector"));
+        assert_eq!(
+            route.administrator.tasks.detector_id().as_deref(),
+            Some("admin-detector")
+        );
+        assert_eq!(ctx.targets_held(), 2);
+        assert!(matches!(
+            ctx.target(&target("us-east-1")).await.org,
+            OrgClient::Own
+        ));
+    }
+
     #[test]
     fn each_target_has_its_own_retry_partition_per_service() {
         let config = SdkConfig::builder()

@@ -28,10 +28,10 @@ pub use codedeploy::{
 pub use error::{AwsError, ErrorKind};
 pub use metrics::AwsMetrics;
 pub use object::{FetchError, Fetched, ObjectClient, ObjectLocation, MAX_OBJECT_BYTES};
+pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
 pub use org::{
     AutoEnableChange, LIST_MEMBERS_PAGE, MAX_LIST_MEMBERS_PAGES, MAX_MEMBERS, MAX_ORG_CONFIG_PAGES,
 };
-pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
 pub use preflight::{
     agent_repository_arn, AGENT_PULL_ACTIONS, AGENT_REPOSITORY, PREFLIGHT_TTL,
     TASK_DEFINITION_CACHE,

@@ -12,10 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_guardduty::types::{
-    AutoEnableMembers, MemberAdditionalConfiguration,
-    MemberFeaturesConfiguration, OrgFeature, OrgFeatureAdditionalConfiguration,
-    OrgFeatureStatus, OrganizationAdditionalConfiguration, OrganizationFeatureConfiguration,
-    UnprocessedAccount,
+    AutoEnableMembers, MemberAdditionalConfiguration, MemberFeaturesConfiguration, OrgFeature,
+    OrgFeatureAdditionalConfiguration, OrgFeatureStatus, OrganizationAdditionalConfiguration,
+    OrganizationFeatureConfiguration, UnprocessedAccount,
 };
 use gec_model::desired::AutoEnable;
 use gec_model::observed::{
@@ -173,7 +172,10 @@ impl TargetClient {
                 }
                 members.push(OrganizationMember {
                     account: account.to_owned(),
-                    relationship: bounded(m.relationship_status().unwrap_or_default(), MAX_TEXT_CHARS),
+                    relationship: bounded(
+                        m.relationship_status().unwrap_or_default(),
+                        MAX_TEXT_CHARS,
+                    ),
                 });
                 if members.len() > MAX_MEMBERS {
                     return Err(too_many(format!(
@@ -288,16 +290,25 @@ impl TargetClient {
                     .filter_map(|a| {
                         Some((
                             a.name()?.as_str().to_owned(),
-                            a.auto_enable().map_or("NONE", OrgFeatureStatus::as_str).to_owned(),
+                            a.auto_enable()
+                                .map_or("NONE", OrgFeatureStatus::as_str)
+                                .to_owned(),
                         ))
                     })
                     .collect::<BTreeMap<_, _>>();
                 if additional.len() > MAX_ORG_FEATURES {
-                    return Err(too_many_in(OP, MAX_ORG_FEATURES, "additional configurations in one feature"));
+                    return Err(too_many_in(
+                        OP,
+                        MAX_ORG_FEATURES,
+                        "additional configurations in one feature",
+                    ));
                 }
                 config.features.push(OrgFeatureConfig {
                     name: name.as_str().to_owned(),
-                    auto_enable: f.auto_enable().map_or("NONE", OrgFeatureStatus::as_str).to_owned(),
+                    auto_enable: f
+                        .auto_enable()
+                        .map_or("NONE", OrgFeatureStatus::as_str)
+                        .to_owned(),
                     additional,
                 });
                 if config.features.len() > MAX_ORG_FEATURES {
@@ -534,4 +545,518 @@ fn too_many_in(operation: &'static str, limit: usize, what: &str) -> AwsError {
 /// A 12-digit AWS account id.
 fn is_account_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::mocked;
+    use aws_sdk_guardduty::operation::describe_organization_configuration::DescribeOrganizationConfigurationOutput;
+    use aws_sdk_guardduty::operation::get_member_detectors::GetMemberDetectorsOutput;
+    use aws_sdk_guardduty::operation::list_detectors::ListDetectorsOutput;
+    use aws_sdk_guardduty::operation::list_members::ListMembersOutput;
+    use aws_sdk_guardduty::operation::update_member_detectors::UpdateMemberDetectorsOutput;
+    use aws_sdk_guardduty::operation::update_organization_configuration::UpdateOrganizationConfigurationOutput;
+    use aws_sdk_guardduty::types::{
+        Member, MemberAdditionalConfigurationResult, MemberDataSourceConfiguration,
+        MemberFeaturesConfigurationResult, OrganizationAdditionalConfigurationResult,
+        OrganizationFeatureConfigurationResult,
+    };
+    use aws_smithy_mocks::{mock, Rule};
+    use gec_model::observed::ECS_FARGATE_AGENT_MANAGEMENT;
+    use std::sync::Mutex;
+
+    const MEMBER: &str = "222222222222";
+
+    fn list_detectors(id: &'static str) -> Rule {
+        mock!(aws_sdk_guardduty::Client::list_detectors)
+            .then_output(move || ListDetectorsOutput::builder().detector_ids(id).build())
+    }
+
+    /// Rules that must never be answered in a member account: its own detector reads and
+    /// writes go through the administrator.
+    fn forbidden_in_member() -> [Rule; 2] {
+        [
+            mock!(aws_sdk_guardduty::Client::get_detector).then_error(|| {
+                aws_sdk_guardduty::operation::get_detector::GetDetectorError::unhandled("no")
+            }),
+            mock!(aws_sdk_guardduty::Client::update_detector).then_error(|| {
+                aws_sdk_guardduty::operation::update_detector::UpdateDetectorError::unhandled("no")
+            }),
+        ]
+    }
+
+    /// The member's features as the administrator reads them: Runtime Monitoring enabled,
+    /// agent management for Fargate disabled and for EKS enabled, and the old
+    /// EKS_RUNTIME_MONITORING feature.
+    fn member_features() -> MemberDataSourceConfiguration {
+        let additional = |name: &str, status: &str| {
+            MemberAdditionalConfigurationResult::builder()
+                .name(OrgFeatureAdditionalConfiguration::from(name))
+                .status(aws_sdk_guardduty::types::FeatureStatus::from(status))
+                .build()
+        };
+        MemberDataSourceConfiguration::builder()
+            .account_id(MEMBER)
+            .features(
+                MemberFeaturesConfigurationResult::builder()
+                    .name(OrgFeature::RuntimeMonitoring)
+                    .status(aws_sdk_guardduty::types::FeatureStatus::Enabled)
+                    .additional_configuration(additional(ECS_FARGATE_AGENT_MANAGEMENT, "DISABLED"))
+                    .additional_configuration(additional("EKS_ADDON_MANAGEMENT", "ENABLED"))
+                    .build(),
+            )
+            .features(
+                MemberFeaturesConfigurationResult::builder()
+                    .name(OrgFeature::EksRuntimeMonitoring)
+                    .status(aws_sdk_guardduty::types::FeatureStatus::Enabled)
+                    .build(),
+            )
+            .build()
+    }
+
+    /// A member's client (with `member_rules`) routed through an administrator's client
+    /// (with `admin_rules`).
+    fn member(member_rules: &[&Rule], admin_rules: &[&Rule]) -> TargetClient {
+        let mut client = mocked("us-east-1", member_rules);
+        client.org = OrgClient::Member(Arc::new(MemberRoute {
+            account: MEMBER.to_owned(),
+            administrator: mocked("us-east-1", admin_rules),
+        }));
+        client
+    }
+
+    fn unprocessed_account(result: &str) -> UnprocessedAccount {
+        UnprocessedAccount::builder()
+            .account_id(MEMBER)
+            .result(result)
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_members_detector_is_its_own_id_with_the_features_its_administrator_reads() {
+        let [get, update] = forbidden_in_member();
+        let own = list_detectors("member-detector");
+        let admin_list = list_detectors("admin-detector");
+        let asked: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+        let seen = Arc::clone(&asked);
+        let get_members = mock!(aws_sdk_guardduty::Client::get_member_detectors)
+            .then_compute_output(move |r| {
+                seen.lock().expect("lock").push((
+                    r.detector_id().unwrap_or_default().to_owned(),
+                    r.account_ids().to_vec(),
+                ));
+                GetMemberDetectorsOutput::builder()
+                    .member_data_source_configurations(member_features())
+                    .build()
+            });
+        let client = member(&[&own, &get, &update], &[&admin_list, &get_members]);
+        let detector = client
+            .observe_detector()
+            .await
+            .expect("observed")
+            .expect("a detector");
+        assert_eq!(
+            detector.id, "member-detector",
+            "the member's own id, for ListCoverage"
+        );
+        let rm = &detector.features[RUNTIME_MONITORING];
+        assert_eq!(rm.status, FeatureStatus::Enabled);
+        assert_eq!(
+            rm.additional[ECS_FARGATE_AGENT_MANAGEMENT],
+            FeatureStatus::Disabled
+        );
+        assert_eq!(
+            asked.lock().expect("lock").clone(),
+            vec![("admin-detector".to_owned(), vec![MEMBER.to_owned()])],
+            "the administrator's detector, for this one member"
+        );
+        // A second pass lists neither detector again.
+        client.observe_detector().await.expect("observed");
+        assert_eq!((own.num_calls(), admin_list.num_calls()), (1, 1));
+        assert_eq!(get.num_calls(), 0, "no GetDetector in the member account");
+    }
+
+    #[tokio::test]
+    async fn a_members_features_are_written_through_the_administrator_never_update_detector() {
+        let [get, update] = forbidden_in_member();
+        let own = list_detectors("member-detector");
+        let admin_list = list_detectors("admin-detector");
+        let get_members =
+            mock!(aws_sdk_guardduty::Client::get_member_detectors).then_output(|| {
+                GetMemberDetectorsOutput::builder()
+                    .member_data_source_configurations(member_features())
+                    .build()
+            });
+        type Sent = Vec<(String, Vec<String>, Vec<MemberFeaturesConfiguration>)>;
+        let sent: Arc<Mutex<Sent>> = Arc::default();
+        let seen = Arc::clone(&sent);
+        let update_members = mock!(aws_sdk_guardduty::Client::update_member_detectors)
+            .then_compute_output(move |r| {
+                seen.lock().expect("lock").push((
+                    r.detector_id().unwrap_or_default().to_owned(),
+                    r.account_ids().to_vec(),
+                    r.features().to_vec(),
+                ));
+                UpdateMemberDetectorsOutput::builder().build()
+            });
+        let client = member(
+            &[&own, &get, &update],
+            &[&admin_list, &get_members, &update_members],
+        );
+        client
+            .update_detector(
+                "member-detector",
+                &[FeatureChange {
+                    name: ECS_FARGATE_AGENT_MANAGEMENT,
+                    status: &FeatureStatus::Enabled,
+                }],
+            )
+            .await
+            .expect("written");
+        assert_eq!((get.num_calls(), update.num_calls()), (0, 0));
+        let sent = sent.lock().expect("lock").clone();
+        assert_eq!(sent.len(), 1);
+        let (detector, accounts, features) = &sent[0];
+        assert_eq!(detector, "admin-detector");
+        assert_eq!(accounts, &[MEMBER.to_owned()]);
+        let additional = |name: &str, status: aws_sdk_guardduty::types::FeatureStatus| {
+            MemberAdditionalConfiguration::builder()
+                .name(OrgFeatureAdditionalConfiguration::from(name))
+                .status(status)
+                .build()
+        };
+        assert_eq!(
+            features,
+            &[MemberFeaturesConfiguration::builder()
+                .name(OrgFeature::RuntimeMonitoring)
+                .status(aws_sdk_guardduty::types::FeatureStatus::Enabled)
+                .additional_configuration(additional(
+                    ECS_FARGATE_AGENT_MANAGEMENT,
+                    aws_sdk_guardduty::types::FeatureStatus::Enabled
+                ))
+                .additional_configuration(additional(
+                    "EKS_ADDON_MANAGEMENT",
+                    aws_sdk_guardduty::types::FeatureStatus::Enabled
+                ))
+                .build()],
+            "Runtime Monitoring only (never EKS_RUNTIME_MONITORING with it), with the \
+             additional configuration it does not own kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_member_in_unprocessed_accounts_is_that_targets_error_in_guarddutys_words() {
+        let own = list_detectors("member-detector");
+        let admin_list = list_detectors("admin-detector");
+        let not_member = mock!(aws_sdk_guardduty::Client::get_member_detectors).then_output(|| {
+            GetMemberDetectorsOutput::builder()
+                .unprocessed_accounts(unprocessed_account(
+                    "The request is rejected because the given account ID is not an \
+                         associated member of account the current account.",
+                ))
+                .build()
+        });
+        let client = member(&[&own], &[&admin_list, &not_member]);
+        let err = client.observe_detector().await.expect_err("unprocessed");
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert_eq!(err.operation, "GetMemberDetectors");
+        assert!(err.message.contains(MEMBER), "{err}");
+        assert!(err.message.contains("not an associated member"), "{err}");
+
+        // The write: GetMemberDetectors answers, UpdateMemberDetectors does not process it.
+        let [get, update] = forbidden_in_member();
+        let get_members =
+            mock!(aws_sdk_guardduty::Client::get_member_detectors).then_output(|| {
+                GetMemberDetectorsOutput::builder()
+                    .member_data_source_configurations(member_features())
+                    .build()
+            });
+        let refused = mock!(aws_sdk_guardduty::Client::update_member_detectors).then_output(|| {
+            UpdateMemberDetectorsOutput::builder()
+                .unprocessed_accounts(unprocessed_account("The member account is suspended."))
+                .build()
+        });
+        let client = member(
+            &[&own, &get, &update],
+            &[&admin_list, &get_members, &refused],
+        );
+        let err = client
+            .update_detector(
+                "member-detector",
+                &[FeatureChange {
+                    name: ECS_FARGATE_AGENT_MANAGEMENT,
+                    status: &FeatureStatus::Enabled,
+                }],
+            )
+            .await
+            .expect_err("unprocessed");
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert_eq!(err.operation, "UpdateMemberDetectors");
+        assert!(
+            err.message.contains("The member account is suspended."),
+            "{err}"
+        );
+        assert_eq!(update.num_calls(), 0, "never UpdateDetector in the member");
+        assert_eq!(refused.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_member_missing_from_the_answer_is_an_error() {
+        let own = list_detectors("member-detector");
+        let admin_list = list_detectors("admin-detector");
+        let empty = mock!(aws_sdk_guardduty::Client::get_member_detectors)
+            .then_output(|| GetMemberDetectorsOutput::builder().build());
+        let client = member(&[&own], &[&admin_list, &empty]);
+        let err = client.observe_detector().await.expect_err("missing");
+        assert_eq!(err.kind, ErrorKind::NotFound);
+        assert!(err.message.contains(MEMBER), "{err}");
+    }
+
+    fn members_page(accounts: std::ops::Range<u64>, next: Option<&str>) -> ListMembersOutput {
+        accounts
+            .fold(ListMembersOutput::builder(), |b, a| {
+                b.members(
+                    Member::builder()
+                        .account_id(format!("{a:012}"))
+                        .relationship_status("Enabled")
+                        .build(),
+                )
+            })
+            .set_next_token(next.map(str::to_owned))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn list_members_reads_every_page_of_associated_members() {
+        let admin_list = list_detectors("admin-detector");
+        type Asked = Vec<(Option<String>, Option<i32>, Option<String>)>;
+        let asked: Arc<Mutex<Asked>> = Arc::default();
+        let seen = Arc::clone(&asked);
+        let list = mock!(aws_sdk_guardduty::Client::list_members).then_compute_output(move |r| {
+            seen.lock().expect("lock").push((
+                r.only_associated().map(str::to_owned),
+                r.max_results(),
+                r.next_token().map(str::to_owned),
+            ));
+            match r.next_token() {
+                None => members_page(100..150, Some("page-2")),
+                Some(_) => {
+                    let mut last = members_page(150..152, None);
+                    // Hostile entries: no account id, a short one, and a repeat.
+                    last.members.get_or_insert_with(Vec::new).extend([
+                        Member::builder().relationship_status("Enabled").build(),
+                        Member::builder().account_id("12345").build(),
+                        Member::builder()
+                            .account_id(format!("{:012}", 100))
+                            .relationship_status("Enabled")
+                            .build(),
+                    ]);
+                    last
+                }
+            }
+        });
+        let admin = mocked("us-east-1", &[&admin_list, &list]);
+        let members = admin.list_members().await.expect("listed");
+        assert_eq!(
+            members.len(),
+            52,
+            "50 + 2, the bad entries and the repeat left out"
+        );
+        assert_eq!(members[0].account, "000000000100");
+        assert_eq!(members[0].relationship, "Enabled");
+        assert!(members.iter().all(|m| is_account_id(&m.account)));
+        assert_eq!(
+            asked.lock().expect("lock").clone(),
+            vec![
+                (Some("true".to_owned()), Some(LIST_MEMBERS_PAGE), None),
+                (
+                    Some("true".to_owned()),
+                    Some(LIST_MEMBERS_PAGE),
+                    Some("page-2".to_owned())
+                ),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn list_members_is_bounded_in_members_and_pages() {
+        let admin_list = list_detectors("admin-detector");
+        let endless_full = mock!(aws_sdk_guardduty::Client::list_members)
+            .then_output(|| members_page(0..50, Some("more")));
+        let admin = mocked("us-east-1", &[&admin_list, &endless_full]);
+        let err = admin.list_members().await.expect_err("too many members");
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert!(err.message.contains("5000"), "{err}");
+        assert_eq!(endless_full.num_calls(), MAX_MEMBERS / 50 + 1);
+
+        let endless_empty = mock!(aws_sdk_guardduty::Client::list_members)
+            .then_output(|| members_page(0..0, Some("more")));
+        let admin = mocked("us-east-1", &[&admin_list, &endless_empty]);
+        let err = admin.list_members().await.expect_err("too many pages");
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert_eq!(endless_empty.num_calls(), MAX_LIST_MEMBERS_PAGES);
+    }
+
+    #[tokio::test]
+    async fn list_members_without_a_detector_is_not_found() {
+        let none = mock!(aws_sdk_guardduty::Client::list_detectors)
+            .then_output(|| ListDetectorsOutput::builder().build());
+        let admin = mocked("us-east-1", &[&none]);
+        let err = admin.list_members().await.expect_err("no detector");
+        assert_eq!(err.kind, ErrorKind::NotFound);
+    }
+
+    /// The organization configuration: S3 data events auto-enabled for new accounts,
+    /// Runtime Monitoring `NONE` with Fargate agent management `NONE` and EKS add-on
+    /// management `ALL`, the old EKS Runtime Monitoring `NEW`; members auto-enabled `NEW`.
+    fn org_configuration(with_members: bool) -> DescribeOrganizationConfigurationOutput {
+        let additional = |name: &str, auto: &str| {
+            OrganizationAdditionalConfigurationResult::builder()
+                .name(OrgFeatureAdditionalConfiguration::from(name))
+                .auto_enable(OrgFeatureStatus::from(auto))
+                .build()
+        };
+        let feature = |name: OrgFeature, auto: &str| {
+            OrganizationFeatureConfigurationResult::builder()
+                .name(name)
+                .auto_enable(OrgFeatureStatus::from(auto))
+        };
+        DescribeOrganizationConfigurationOutput::builder()
+            .features(feature(OrgFeature::S3DataEvents, "NEW").build())
+            .features(
+                feature(OrgFeature::RuntimeMonitoring, "NONE")
+                    .additional_configuration(additional(ECS_FARGATE_AGENT_MANAGEMENT, "NONE"))
+                    .additional_configuration(additional("EKS_ADDON_MANAGEMENT", "ALL"))
+                    .build(),
+            )
+            .features(feature(OrgFeature::EksRuntimeMonitoring, "NEW").build())
+            .set_auto_enable_organization_members(with_members.then_some(AutoEnableMembers::New))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn organization_auto_enable_is_read_modify_write_and_keeps_what_it_does_not_own() {
+        let describe = mock!(aws_sdk_guardduty::Client::describe_organization_configuration)
+            .then_output(|| org_configuration(true));
+        type Sent = Vec<(
+            String,
+            Vec<OrganizationFeatureConfiguration>,
+            Option<AutoEnableMembers>,
+        )>;
+        let sent: Arc<Mutex<Sent>> = Arc::default();
+        let seen = Arc::clone(&sent);
+        let update = mock!(aws_sdk_guardduty::Client::update_organization_configuration)
+            .then_compute_output(move |r| {
+                #[allow(deprecated)] // the old field must not be sent with the new one
+                let old = r.auto_enable();
+                assert_eq!(old, None, "autoEnable is never sent");
+                seen.lock().expect("lock").push((
+                    r.detector_id().unwrap_or_default().to_owned(),
+                    r.features().to_vec(),
+                    r.auto_enable_organization_members().cloned(),
+                ));
+                UpdateOrganizationConfigurationOutput::builder().build()
+            });
+        let admin = mocked("us-east-1", &[&describe, &update]);
+        admin
+            .update_organization_configuration(
+                "admin-detector",
+                &[
+                    AutoEnableChange {
+                        name: RUNTIME_MONITORING,
+                        auto_enable: AutoEnable::All,
+                    },
+                    AutoEnableChange {
+                        name: ECS_FARGATE_AGENT_MANAGEMENT,
+                        auto_enable: AutoEnable::New,
+                    },
+                ],
+            )
+            .await
+            .expect("written");
+        let sent = sent.lock().expect("lock").clone();
+        assert_eq!(sent.len(), 1);
+        let (detector, features, members) = &sent[0];
+        assert_eq!(detector, "admin-detector");
+        assert_eq!(members, &Some(AutoEnableMembers::New), "as read");
+        let additional = |name: &str, auto: &str| {
+            OrganizationAdditionalConfiguration::builder()
+                .name(OrgFeatureAdditionalConfiguration::from(name))
+                .auto_enable(OrgFeatureStatus::from(auto))
+                .build()
+        };
+        assert_eq!(
+            features,
+            &[
+                OrganizationFeatureConfiguration::builder()
+                    .name(OrgFeature::S3DataEvents)
+                    .auto_enable(OrgFeatureStatus::New)
+                    .set_additional_configuration(Some(vec![]))
+                    .build(),
+                OrganizationFeatureConfiguration::builder()
+                    .name(OrgFeature::RuntimeMonitoring)
+                    .auto_enable(OrgFeatureStatus::All)
+                    .additional_configuration(additional(ECS_FARGATE_AGENT_MANAGEMENT, "NEW"))
+                    .additional_configuration(additional("EKS_ADDON_MANAGEMENT", "ALL"))
+                    .build(),
+            ],
+            "a feature and an additional configuration it does not own are sent back \
+             unchanged; EKS_RUNTIME_MONITORING is not sent with RUNTIME_MONITORING"
+        );
+    }
+
+    #[tokio::test]
+    async fn organization_configuration_without_members_auto_enable_is_not_written() {
+        let describe = mock!(aws_sdk_guardduty::Client::describe_organization_configuration)
+            .then_output(|| org_configuration(false));
+        let update = mock!(aws_sdk_guardduty::Client::update_organization_configuration)
+            .then_output(|| UpdateOrganizationConfigurationOutput::builder().build());
+        let admin = mocked("us-east-1", &[&describe, &update]);
+        let err = admin
+            .update_organization_configuration(
+                "admin-detector",
+                &[AutoEnableChange {
+                    name: RUNTIME_MONITORING,
+                    auto_enable: AutoEnable::All,
+                }],
+            )
+            .await
+            .expect_err("refused");
+        assert_eq!(err.kind, ErrorKind::Other);
+        assert_eq!(update.num_calls(), 0, "nothing sent");
+    }
+
+    #[tokio::test]
+    async fn an_administrator_observes_the_organizations_auto_enable_by_name() {
+        let list = list_detectors("admin-detector");
+        let get = mock!(aws_sdk_guardduty::Client::get_detector).then_output(|| {
+            aws_sdk_guardduty::operation::get_detector::GetDetectorOutput::builder().build()
+        });
+        let describe = mock!(aws_sdk_guardduty::Client::describe_organization_configuration)
+            .then_output(|| org_configuration(true));
+        let clusters = mock!(aws_sdk_ecs::Client::describe_clusters).then_output(|| {
+            aws_sdk_ecs::operation::describe_clusters::DescribeClustersOutput::builder().build()
+        });
+        let mut admin = mocked("us-east-1", &[&list, &get, &describe, &clusters]);
+        admin.org = OrgClient::Administrator;
+        let observed = admin
+            .observe(&crate::ClusterScope::Named(vec![]))
+            .await
+            .expect("observed");
+        let org = observed.organization.expect("read in an administrator");
+        assert_eq!(org.auto_enable[RUNTIME_MONITORING], "NONE");
+        assert_eq!(org.auto_enable[ECS_FARGATE_AGENT_MANAGEMENT], "NONE");
+        assert_eq!(org.auto_enable["EKS_ADDON_MANAGEMENT"], "ALL");
+        assert_eq!(org.auto_enable["S3_DATA_EVENTS"], "NEW");
+
+        // Any other target reads no organization configuration.
+        let own = mocked("us-east-1", &[&list, &get, &describe, &clusters]);
+        let observed = own
+            .observe(&crate::ClusterScope::Named(vec![]))
+            .await
+            .expect("observed");
+        assert_eq!(observed.organization, None);
+        assert_eq!(describe.num_calls(), 1);
+    }
 }

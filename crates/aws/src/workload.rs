@@ -359,7 +359,8 @@ impl TargetClient {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.coverage_failed(detector_id, classify("ListCoverage", e)))?;
+            let page =
+                page.map_err(|e| self.coverage_failed(detector_id, classify("ListCoverage", e)))?;
             for resource in page.resources() {
                 let Some(cluster_arn) = resource.resource_id() else {
                     continue;
