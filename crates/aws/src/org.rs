@@ -638,7 +638,9 @@ mod tests {
         let [get, update] = forbidden_in_member();
         let own = list_detectors("member-detector");
         let admin_list = list_detectors("admin-detector");
-        let asked: Arc<Mutex<Vec<(String, Vec<String>)>>> = Arc::default();
+        // (detector id, account ids) of each request.
+        type Asked = Vec<(String, Vec<String>)>;
+        let asked: Arc<Mutex<Asked>> = Arc::default();
         let seen = Arc::clone(&asked);
         let get_members = mock!(aws_sdk_guardduty::Client::get_member_detectors)
             .then_compute_output(move |r| {
