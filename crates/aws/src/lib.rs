@@ -1,7 +1,9 @@
 //! The AWS adapter: the only crate that names aws-sdk-*. It observes ECS clusters, their
 //! tasks and services, and the GuardDuty detector and its coverage; writes tags and
 //! detector features, forces service redeployments (ECS `UpdateService` or a CodeDeploy
-//! deployment), and classifies SDK errors once.
+//! deployment), and classifies SDK errors once. In an AWS Organization it reads and writes
+//! a member's detector features through the GuardDuty delegated administrator, and the
+//! administrator's member list and organization configuration (`org.rs`).
 #![deny(missing_docs)]
 
 mod client;
