@@ -10,8 +10,14 @@ resources and conditions), with two allowed differences:
   policy file's pattern;
 - one extra statement, `s3:GetObject` on exactly the desired-state object, and no other.
 
-Usage: check_policy_sync.py [--policy FILE] [--template FILE] (defaults: the files in
-deploy/). Exit 0 in sync, 1 not (every difference printed), 2 a file could not be read.
+It also checks deploy/member-role-stackset.yaml (the role in each member account of an
+organization): its inline policy has exactly the policy file's statements except those a
+member account must not have (MEMBER_EXCLUDED below), the same in every other respect,
+and its trust policy trusts only the `ControllerRoleArn` parameter.
+
+Usage: check_policy_sync.py [--policy FILE] [--template FILE] [--member-template FILE]
+(defaults: the files in deploy/). Exit 0 in sync, 1 not (every difference printed), 2 a
+file could not be read.
 """
 
 from __future__ import annotations
@@ -30,6 +36,20 @@ TEMPLATE = ROOT / "deploy" / "cloudformation.yaml"
 ROLE = "TaskRole"
 EXTRA_ACTION = "s3:GetObject"
 DESIRED_STATE_OBJECT = "arn:${AWS::Partition}:s3:::${DesiredStateBucket}/${DesiredStateKey}"
+MEMBER_TEMPLATE = ROOT / "deploy" / "member-role-stackset.yaml"
+MEMBER_ROLE = "MemberRole"
+# The statements of iam-policy.json a member account's role must not have, and why.
+MEMBER_EXCLUDED = {
+    # A member's Runtime Monitoring is read and written by the delegated administrator
+    # (GetMemberDetectors / UpdateMemberDetectors); AWS lets only the administrator change
+    # a member's automated agent configuration.
+    "ReadAndUpdateDetectorRuntimeMonitoringFeatures",
+    # The administrator's own calls.
+    "DelegatedAdministratorReadsMembersAndOrganizationConfigurationHaveNoResourceLevelPermissions",
+    "DelegatedAdministratorWritesMemberFeaturesAndAutoEnableHaveNoResourceLevelPermissions",
+    # The controller assumes the member role from its own; the member role assumes nothing.
+    "AssumeControllerRoleInTargetAccounts",
+}
 
 
 def as_list(value) -> list:
@@ -66,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--policy", type=Path, default=POLICY)
     parser.add_argument("--template", type=Path, default=TEMPLATE)
+    parser.add_argument("--member-template", type=Path, default=MEMBER_TEMPLATE)
     args = parser.parse_args(argv)
     try:
         policy = json.loads(args.policy.read_text())
@@ -131,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     if any("*" in a for a in cfn_actions):
         problems.append("the template grants a wildcard action")
 
+    member_template, matches = decode(str(args.member_template))
+    if member_template is None or matches:
+        print(f"check_policy_sync: {args.member_template}: cannot read: {matches}", file=sys.stderr)
+        return 2
+    member_count = check_member_role(member_template, reference, args, problems)
+
     for problem in problems:
         print(f"check_policy_sync: {problem}", file=sys.stderr)
     if problems:
@@ -139,7 +166,49 @@ def main(argv: list[str] | None = None) -> int:
         f"check_policy_sync: {args.template.name} {ROLE} = {args.policy.name} ({len(reference)} statements, "
         f"{len(policy_actions)} actions) + {EXTRA_ACTION} on the desired-state object"
     )
+    print(
+        f"check_policy_sync: {args.member_template.name} {MEMBER_ROLE} = {args.policy.name} without "
+        f"{len(MEMBER_EXCLUDED)} statements ({member_count} statements)"
+    )
     return 0
+
+
+def check_member_role(template: dict, reference: dict, args, problems: list[str]) -> int:
+    """The member role's policy is the policy file's statements but MEMBER_EXCLUDED, and its
+    trust policy trusts the ControllerRoleArn parameter only. Returns its statement count."""
+    name = args.member_template.name
+    missing = MEMBER_EXCLUDED - reference.keys()
+    if missing:
+        problems.append(f"MEMBER_EXCLUDED names statements {args.policy.name} does not have: {sorted(missing)}")
+    role = template["Resources"].get(MEMBER_ROLE, {}).get("Properties", {})
+    policies = role.get("Policies", [])
+    if len(policies) != 1 or role.get("ManagedPolicyArns"):
+        problems.append(f"{name} {MEMBER_ROLE}: expected exactly one inline policy and no managed policy")
+    statements = [dict(s) for p in policies for s in p["PolicyDocument"]["Statement"]]
+    ours = {}
+    for statement in statements:
+        try:
+            ours[statement.get("Sid")] = normalise(resolve(statement, {"AWS::Partition": "aws"}))
+        except KeyError as err:
+            problems.append(f"{name} {MEMBER_ROLE}: statement {statement.get('Sid')}: {err.args[0]}")
+    wanted = {sid: s for sid, s in reference.items() if sid not in MEMBER_EXCLUDED}
+    for sid in sorted(wanted.keys() - ours.keys()):
+        problems.append(f"statement {sid} is in {args.policy.name} but not in {name}")
+    for sid in sorted(ours.keys() - wanted.keys()):
+        problems.append(f"statement {sid} is in {name} but must not be (not in {args.policy.name}, or excluded)")
+    for sid in sorted(wanted.keys() & ours.keys()):
+        if wanted[sid] != ours[sid]:
+            problems.append(
+                f"{name}: statement {sid} differs:\n  {args.policy.name}: {json.dumps(wanted[sid], sort_keys=True)}"
+                f"\n  {name}: {json.dumps(ours[sid], sort_keys=True)}"
+            )
+    trust = role.get("AssumeRolePolicyDocument", {}).get("Statement", [])
+    principals = [s.get("Principal") for s in trust]
+    if principals != [{"AWS": {"Ref": "ControllerRoleArn"}}] or any(
+        s.get("Effect") != "Allow" or s.get("Action") != "sts:AssumeRole" for s in trust
+    ):
+        problems.append(f"{name} {MEMBER_ROLE}: the trust policy must let only ControllerRoleArn sts:AssumeRole")
+    return len(ours)
 
 
 if __name__ == "__main__":

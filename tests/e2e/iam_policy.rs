@@ -45,6 +45,17 @@ accounts:
 
 const ROLE_ARN: &str = "arn:aws:iam::111111111111:role/guardduty-ecs-controller";
 
+/// Actions only a GuardDuty delegated administrator's flows call (an `organization`
+/// section, issue 15). This test's flows are single-account, so it does not count them as
+/// unused; the organization flows' own end-to-end test must use each of them.
+const ORGANIZATION_ONLY: [&str; 5] = [
+    "guardduty:ListMembers",
+    "guardduty:GetMemberDetectors",
+    "guardduty:DescribeOrganizationConfiguration",
+    "guardduty:UpdateMemberDetectors",
+    "guardduty:UpdateOrganizationConfiguration",
+];
+
 /// A desired state for both targets. The `match` rule makes the controller list clusters.
 /// The desired states below turn coverage off for most clusters: the coverage-loss ceiling
 /// is raised where the controller runs (the file cannot raise it).
@@ -549,6 +560,7 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
     let unused: Vec<&String> = granted
         .iter()
         .filter(|a| !used.contains(&a.to_lowercase()))
+        .filter(|a| !ORGANIZATION_ONLY.contains(&a.as_str()))
         .collect();
     assert!(
         unused.is_empty(),

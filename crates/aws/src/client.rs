@@ -11,9 +11,10 @@ use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ecs::config::retry::RetryPartition;
-use gec_model::desired::Target;
+use gec_model::desired::{OrgRole, Target};
 
 use crate::codedeploy::GroupCache;
+use crate::org::{MemberRoute, OrgClient};
 use crate::preflight::PreflightCache;
 use crate::workload::TaskCache;
 use crate::AwsMetrics;
@@ -107,6 +108,12 @@ impl AwsContext {
 
     /// Clients for one target, made once and reused. With `roleArn` the credentials come
     /// from STS AssumeRole, cached and refreshed by the SDK before they expire.
+    ///
+    /// A member of an organization (`org: Some(OrgRole::Member {..})`) gets its own
+    /// clients (its member role) and, attached, the clients of its administrator target
+    /// (the same ones [`AwsContext::target`] gives for it): its detector's features are
+    /// read and written through the administrator (see [`TargetClient::observe_detector`]
+    /// and [`TargetClient::update_detector`]).
     pub async fn target(&self, target: &Target) -> TargetClient {
         if let Some(client) = self
             .clients
@@ -116,7 +123,24 @@ impl AwsContext {
         {
             return client;
         }
-        let client = self.new_target(target).await;
+        let mut client = self.new_target(target).await;
+        client.org = match &target.org {
+            None => OrgClient::Own,
+            Some(OrgRole::Administrator) => OrgClient::Administrator,
+            Some(OrgRole::Member {
+                account,
+                administrator,
+            }) => {
+                // Boxed: an async fn cannot await itself directly (its future would
+                // contain itself). The administrator's own target has no administrator,
+                // so this recurses once.
+                let admin = Box::pin(self.target(administrator)).await;
+                OrgClient::Member(std::sync::Arc::new(MemberRoute {
+                    account: account.clone(),
+                    administrator: admin,
+                }))
+            }
+        };
         if let Ok(mut clients) = self.clients.lock() {
             clients.insert(target.clone(), client.clone());
         }
@@ -243,6 +267,7 @@ fn target_client(
         tasks: TaskCache::default(),
         deployment_groups: GroupCache::default(),
         preflight: PreflightCache::default(),
+        org: OrgClient::Own,
         calls,
     }
 }
@@ -272,6 +297,9 @@ pub struct TargetClient {
     pub(crate) preflight: PreflightCache,
     /// The CodeDeploy deployment groups of the target's ECS applications, by service.
     pub(crate) deployment_groups: GroupCache,
+    /// The target's place in an organization: its own detector, the administrator's, or
+    /// a member's whose features go through the administrator.
+    pub(crate) org: OrgClient,
     pub(crate) calls: CallSettings,
 }
 
@@ -339,6 +367,7 @@ pub(crate) fn mocked(region: &str, rules: &[&aws_smithy_mocks::Rule]) -> TargetC
         tasks: TaskCache::default(),
         preflight: PreflightCache::default(),
         deployment_groups: GroupCache::default(),
+        org: OrgClient::Own,
         calls: CallSettings {
             max_attempts: 1,
             ..CallSettings::default()
@@ -398,6 +427,39 @@ mod tests {
         );
         ctx.retain(&[]);
         assert_eq!(ctx.targets_held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_member_target_carries_its_administrators_clients() {
+        let ctx = context().await;
+        let mut admin = target("us-east-1").role("arn:aws:iam::111111111111:role/gec");
+        admin.org = Some(OrgRole::Administrator);
+        let mut member = target("us-east-1").role("arn:aws:iam::222222222222:role/gec-member");
+        member.org = Some(OrgRole::Member {
+            account: "222222222222".into(),
+            administrator: Box::new(admin.clone()),
+        });
+        let member_client = ctx.target(&member).await;
+        let OrgClient::Member(route) = &member_client.org else {
+            panic!("a member's client routes through its administrator");
+        };
+        assert_eq!(route.account, "222222222222");
+        assert!(ctx.target(&admin).await.is_administrator());
+        // The administrator's clients are the ones its own target has: one detector-id
+        // cache, one set of credentials.
+        ctx.target(&admin)
+            .await
+            .tasks
+            .set_detector_id(Some("admin-detector"));
+        assert_eq!(
+            route.administrator.tasks.detector_id().as_deref(),
+            Some("admin-detector")
+        );
+        assert_eq!(ctx.targets_held(), 2);
+        assert!(matches!(
+            ctx.target(&target("us-east-1")).await.org,
+            OrgClient::Own
+        ));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The AWS adapter: the only crate that names aws-sdk-*. It observes ECS clusters, their
 //! tasks and services, and the GuardDuty detector and its coverage; writes tags and
 //! detector features, forces service redeployments (ECS `UpdateService` or a CodeDeploy
-//! deployment), and classifies SDK errors once.
+//! deployment), and classifies SDK errors once. In an AWS Organization it reads and writes
+//! a member's detector features through the GuardDuty delegated administrator, and the
+//! administrator's member list and organization configuration (`org.rs`).
 #![deny(missing_docs)]
 
 mod client;
@@ -11,6 +13,7 @@ mod lead_stub;
 mod metrics;
 mod object;
 mod observe;
+mod org;
 mod preflight;
 mod text;
 mod workload;
@@ -30,6 +33,9 @@ pub use error::{AwsError, ErrorKind};
 pub use metrics::AwsMetrics;
 pub use object::{FetchError, Fetched, ObjectClient, ObjectLocation, MAX_OBJECT_BYTES};
 pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
+pub use org::{
+    AutoEnableChange, LIST_MEMBERS_PAGE, MAX_LIST_MEMBERS_PAGES, MAX_MEMBERS, MAX_ORG_CONFIG_PAGES,
+};
 pub use preflight::{
     agent_repository_arn, AGENT_PULL_ACTIONS, AGENT_REPOSITORY, PREFLIGHT_TTL,
     TASK_DEFINITION_CACHE,

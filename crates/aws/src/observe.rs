@@ -9,6 +9,7 @@ use gec_model::observed::{
 };
 
 use crate::error::{classify, ErrorKind};
+use crate::org::OrgClient;
 use crate::{AwsError, TargetClient};
 
 /// `ListClusters` page size: the API's maximum.
@@ -26,7 +27,9 @@ pub enum ClusterScope {
 }
 
 impl TargetClient {
-    /// Observes the target: its clusters (with tags) and its detector.
+    /// Observes the target: its clusters (with tags) and its detector; for a delegated
+    /// administrator with a detector, the organization configuration too
+    /// (`DescribeOrganizationConfiguration`).
     ///
     /// # Errors
     /// The first AWS call that failed after the SDK's retries.
@@ -43,6 +46,10 @@ impl TargetClient {
                 .map(|c| c.arn.as_str()),
         );
         let detector = self.observe_detector().await?;
+        let organization = match &detector {
+            Some(d) if self.is_administrator() => Some(self.observe_organization(&d.id).await?),
+            _ => None,
+        };
         let account = clusters
             .iter()
             .find_map(|c| gec_model::desired::account_of_arn(&c.arn).map(str::to_owned))
@@ -52,7 +59,7 @@ impl TargetClient {
             account,
             clusters,
             detector,
-            organization: None,
+            organization,
         })
     }
 
@@ -129,9 +136,24 @@ impl TargetClient {
     /// account does not own), the id is forgotten and the detector listed again in the
     /// same call. A region without a detector is listed every time.
     ///
+    /// A member of an organization: its own detector id (`ListDetectors` in the member
+    /// account, kept the same way, forgotten when `ListCoverage` with it fails as if it
+    /// were gone) with the features its administrator reads (`GetMemberDetectors`).
+    ///
     /// # Errors
-    /// A failed `ListDetectors` or `GetDetector` call.
+    /// A failed `ListDetectors` or `GetDetector` call; for a member, a failed
+    /// `ListDetectors` (its own or the administrator's) or `GetMemberDetectors` call, or
+    /// the member in the answer's `unprocessedAccounts`.
     pub async fn observe_detector(&self) -> Result<Option<ObservedDetector>, AwsError> {
+        if let OrgClient::Member(route) = &self.org {
+            // The member's own detector id (for ListCoverage), its features from the
+            // administrator: no GetDetector in the member account.
+            let Some(id) = self.detector_id().await? else {
+                return Ok(None);
+            };
+            let features = route.member_features().await?;
+            return Ok(Some(ObservedDetector { id, features }));
+        }
         if let Some(id) = self.tasks.detector_id() {
             match self.get_detector(&id).await {
                 Ok(detector) => return Ok(Some(detector)),

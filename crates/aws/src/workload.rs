@@ -49,7 +49,7 @@ use gec_model::observed::{
 
 use crate::text::bounded;
 
-use crate::error::classify;
+use crate::error::{classify, ErrorKind};
 use crate::{AwsError, TargetClient};
 
 /// `ListTasks` page size: the API's maximum.
@@ -359,7 +359,8 @@ impl TargetClient {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| classify("ListCoverage", e))?;
+            let page =
+                page.map_err(|e| self.coverage_failed(detector_id, classify("ListCoverage", e)))?;
             for resource in page.resources() {
                 let Some(cluster_arn) = resource.resource_id() else {
                     continue;
@@ -368,6 +369,19 @@ impl TargetClient {
             }
         }
         Ok(records)
+    }
+
+    /// A member keeps its detector id without reading the detector (that goes through its
+    /// administrator), so a `ListCoverage` that fails as if the kept id were gone forgets
+    /// it: the next pass lists the member's detectors again.
+    fn coverage_failed(&self, detector_id: &str, e: AwsError) -> AwsError {
+        if matches!(self.org, crate::org::OrgClient::Member(_))
+            && matches!(e.kind, ErrorKind::NotFound | ErrorKind::Other)
+            && self.tasks.detector_id().as_deref() == Some(detector_id)
+        {
+            self.tasks.set_detector_id(None);
+        }
+        e
     }
 
     /// One service by name, as [`TargetClient::observe_workload`] reports services (one

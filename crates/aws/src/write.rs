@@ -14,6 +14,8 @@
 //! | `TagResources` (`GuardDutyManaged=value`) | yes | sets a key to a value: the second call sets the same value |
 //! | `UntagResources` (`GuardDutyManaged`) | yes | removes a key: removing it again changes nothing |
 //! | `UpdateDetector` (Runtime Monitoring and its additional configurations) | yes | sends absolute statuses computed from a fresh `GetDetector` (read-modify-write), never a toggle or a delta |
+//! | `UpdateMemberDetectors` (one member's Runtime Monitoring, from its delegated administrator) | yes | the same absolute statuses, computed from a fresh `GetMemberDetectors` |
+//! | `UpdateOrganizationConfiguration` (auto-enable of Runtime Monitoring and its additional configurations) | yes | sends absolute `NEW`/`ALL`/`NONE` values for every feature, computed from a fresh `DescribeOrganizationConfiguration`, and `autoEnableOrganizationMembers` as read |
 //! | `UpdateService(forceNewDeployment)` | **no** | every applied call starts another deployment; ECS takes no client token for it |
 //! | CodeDeploy `CreateDeployment` (AppSpec of the service's current task definition) | **no** | every applied call starts another deployment; CodeDeploy takes no client token for it |
 //!
@@ -33,7 +35,7 @@ use aws_sdk_guardduty::types::{
     DetectorAdditionalConfiguration, DetectorFeature, DetectorFeatureConfiguration,
     FeatureAdditionalConfiguration,
 };
-use gec_model::observed::{FeatureStatus, ObservedDeployment, RUNTIME_MONITORING};
+use gec_model::observed::{FeatureStatus, ObservedDeployment, ObservedFeature, RUNTIME_MONITORING};
 use gec_model::plan::CodeDeployRedeploy;
 use gec_model::MANAGED_TAG_KEY;
 
@@ -41,6 +43,7 @@ use aws_sdk_codedeploy::types::{AppSpecContent, RevisionLocation, RevisionLocati
 use aws_sdk_resourcegroupstagging::types::FailureInfo;
 
 use crate::error::{classify, ErrorKind};
+use crate::org::OrgClient;
 use crate::workload::observed_service;
 use crate::{AwsError, TargetClient};
 
@@ -151,35 +154,37 @@ impl TargetClient {
     /// sends `RUNTIME_MONITORING` with every additional configuration it has, changing
     /// only the ones in `changes`; `EKS_RUNTIME_MONITORING` is never sent with it.
     ///
+    /// A member of an organization does the same through its delegated administrator:
+    /// `GetMemberDetectors` then `UpdateMemberDetectors` for that one account, never
+    /// `UpdateDetector` (or `GetDetector`) in the member account.
+    ///
     /// # Errors
-    /// A failed `GetDetector` or `UpdateDetector` call.
+    /// A failed `GetDetector` or `UpdateDetector` call; for a member, a failed
+    /// `ListDetectors` (the administrator's), `GetMemberDetectors` or
+    /// `UpdateMemberDetectors` call, or the member in the answer's `unprocessedAccounts`.
     pub async fn update_detector(
         &self,
         detector_id: &str,
         changes: &[FeatureChange<'_>],
     ) -> Result<(), AwsError> {
-        let current = self.get_detector(detector_id).await?;
-        let feature = current.features.get(RUNTIME_MONITORING);
-        let mut status = feature.map_or(&FeatureStatus::Disabled, |f| &f.status);
-        let mut additional: BTreeMap<&str, &FeatureStatus> = feature
-            .map(|f| f.additional.iter().map(|(k, v)| (k.as_str(), v)).collect())
-            .unwrap_or_default();
-        for change in changes {
-            if change.name == RUNTIME_MONITORING {
-                status = change.status;
-            } else {
-                additional.insert(change.name, change.status);
-            }
+        if let OrgClient::Member(route) = &self.org {
+            // A member account cannot change its own Runtime Monitoring: the delegated
+            // administrator writes it (`UpdateMemberDetectors`). `detector_id` is the
+            // member's own id, which that call does not take.
+            return route.update_member_detector(changes).await;
         }
+        let current = self.get_detector(detector_id).await?;
+        let (status, additional) =
+            runtime_monitoring_with(current.features.get(RUNTIME_MONITORING), changes);
         let config = DetectorFeatureConfiguration::builder()
             .name(DetectorFeature::RuntimeMonitoring)
-            .status(wire_status(status))
+            .status(wire_status(&status))
             .set_additional_configuration(Some(
                 additional
-                    .into_iter()
+                    .iter()
                     .map(|(name, status)| {
                         DetectorAdditionalConfiguration::builder()
-                            .name(FeatureAdditionalConfiguration::from(name))
+                            .name(FeatureAdditionalConfiguration::from(name.as_str()))
                             .status(wire_status(status))
                             .build()
                     })
@@ -400,8 +405,27 @@ fn failure(operation: &'static str, info: &FailureInfo) -> AwsError {
     AwsError::new(kind, operation, code, message)
 }
 
+/// The Runtime Monitoring feature to send in a read-modify-write: its status and every
+/// additional configuration `current` has, with `changes` applied (`RUNTIME_MONITORING`
+/// is the feature itself, any other name one of its additional configurations).
+pub(crate) fn runtime_monitoring_with(
+    current: Option<&ObservedFeature>,
+    changes: &[FeatureChange<'_>],
+) -> (FeatureStatus, BTreeMap<String, FeatureStatus>) {
+    let mut status = current.map_or(FeatureStatus::Disabled, |f| f.status.clone());
+    let mut additional = current.map(|f| f.additional.clone()).unwrap_or_default();
+    for change in changes {
+        if change.name == RUNTIME_MONITORING {
+            status = change.status.clone();
+        } else {
+            additional.insert(change.name.to_owned(), change.status.clone());
+        }
+    }
+    (status, additional)
+}
+
 /// A feature status as the GuardDuty API takes it.
-fn wire_status(status: &FeatureStatus) -> aws_sdk_guardduty::types::FeatureStatus {
+pub(crate) fn wire_status(status: &FeatureStatus) -> aws_sdk_guardduty::types::FeatureStatus {
     aws_sdk_guardduty::types::FeatureStatus::from(status.as_str())
 }
 
