@@ -9,7 +9,6 @@
 mod client;
 mod codedeploy;
 mod error;
-mod lead_stub;
 mod metrics;
 mod object;
 mod observe;
@@ -18,7 +17,6 @@ mod preflight;
 mod text;
 mod workload;
 mod write;
-pub use lead_stub::AutoEnableChange;
 
 pub use client::{
     AwsContext, CallSettings, TargetClient, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, IAM_REGION,
