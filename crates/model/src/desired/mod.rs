@@ -48,7 +48,7 @@ pub struct DesiredState {
         deserialize_with = "targets::deserialize",
         skip_serializing_if = "targets::derived"
     )]
-    #[schemars(with = "Vec<TargetEntry>")]
+    #[schemars(with = "Vec<TargetEntry>", transform = without_default)]
     pub targets: Vec<Target>,
     /// Runtime Monitoring managed from the GuardDuty delegated administrator of an AWS
     /// Organization; instead of `targets`. The administrator's targets (one per region)
@@ -77,6 +77,12 @@ pub struct DesiredState {
     /// Timer of the daemon.
     #[serde(default)]
     pub reconcile: ReconcileSpec,
+}
+
+/// `targets` has no default to show: it is required unless `organization` is given (the
+/// document's `oneOf`).
+fn without_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 impl<'de> Deserialize<'de> for DesiredState {
