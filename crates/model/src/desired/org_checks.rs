@@ -82,6 +82,16 @@ pub(super) fn organization_problems(org: &OrganizationSpec) -> Vec<Problem> {
         )),
         None => {}
     }
+    if admin.regions.len() > MAX_TARGETS {
+        p.push((
+            at(&["administrator", "regions"]),
+            Kind::Limit,
+            format!(
+                "{} regions are more than the limit of {MAX_TARGETS} targets per file",
+                admin.regions.len()
+            ),
+        ));
+    }
     for (rel, kind, message) in regions_problems(&admin.regions) {
         let mut path = at(&["administrator"]);
         path.extend(rel);

@@ -301,12 +301,15 @@ fn detector_actions_name_the_detector_and_leave_other_features_alone() {
     assert_eq!(features, [("det-1", RUNTIME_MONITORING)]);
 }
 
+/// An organization configuration as GuardDuty lists it: (feature, `NEW` | `ALL` | `NONE`).
+type Listed = &'static [(&'static str, &'static str)];
+
 #[test]
 fn an_administrator_sets_the_organization_auto_enable_of_each_feature_the_file_manages() {
     const RM: &str = RUNTIME_MONITORING;
     // (label, organization lines, detector section, observed auto-enable, expected actions)
     #[rustfmt::skip]
-    let rows: Vec<(&str, &str, &str, &[(&str, &str)], &[&str])> = vec![
+    let rows: Vec<(&str, &str, &str, Listed, &[&str])> = vec![
         ("none for enabled features GuardDuty does not list: nothing to do",
             "", "{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}", &[], &[]),
         ("new for enabled features GuardDuty does not list",

@@ -79,6 +79,39 @@ fn members_are_all_or_a_list_and_auto_enable_reads_each_word() {
 }
 
 #[test]
+fn members_and_regions_past_the_target_limit_are_refused() {
+    let members: Vec<String> = (0..2_501)
+        .map(|i| format!("\"{:012}\"", 200_000_000_000u64 + i))
+        .collect();
+    let text = format!(
+        "version: 1\norganization:\n  administrator: {{accountId: \"111111111111\", regions: [us-east-1, eu-west-1]}}\n  memberRoleName: gec\n  members: [{}]\n",
+        members.join(", ")
+    );
+    let errors = parse("many.yaml", &text).expect_err("2,501 members × 2 regions");
+    let got: Vec<(&str, &str)> = errors
+        .errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.kind.as_str()))
+        .collect();
+    assert_eq!(got, [("organization.members", "limit")], "{errors}");
+
+    let regions: Vec<String> = (0..=5_000).map(|i| format!("xx-east-{i}")).collect();
+    let text = format!(
+        "version: 1\norganization:\n  administrator: {{accountId: \"111111111111\", regions: [{}]}}\n  memberRoleName: gec\n",
+        regions.join(", ")
+    );
+    let errors = parse("regions.yaml", &text).expect_err("5,001 regions");
+    assert_eq!(
+        errors.errors[0].path, "organization.administrator.regions",
+        "{errors}"
+    );
+    assert!(
+        errors.errors[0].message.contains("more than the limit"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn mistakes_in_the_organization_section_are_reported_at_their_line_column_and_path() {
     // (label, the file after `version: 1`, every mistake as (line, column, path, fragments))
     #[rustfmt::skip]
