@@ -244,8 +244,8 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
                  targets are the administrator's regions and its members"
                     .into(),
             ));
-            // Validate the rest as a `targets` file.
-            checked.broken.insert("organization".to_owned());
+            // Both are still checked: the entries of `targets` on their own, the
+            // organization with the rest of the file (its targets replace the entries').
         }
         _ => {}
     }
@@ -287,9 +287,6 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
     if let Some(map) = checked.pruned.as_mapping_mut() {
         if !map.contains_key("version") {
             map.insert("version".into(), Node::from("1"));
-        }
-        if checked.broken.contains("organization") {
-            map.remove("organization");
         }
         if !map.contains_key("targets") && !map.contains_key("organization") {
             // Whatever is missing is reported already (the key, or the section's mistakes).
