@@ -46,6 +46,16 @@ pub fn desired_with(sections: &str) -> DesiredState {
     ))
 }
 
+/// A desired state managing an organization from its delegated administrator [`ACCOUNT`]
+/// in [`REGION`] (`memberRoleName: gec`, every member), plus these lines of the
+/// `organization` section (indented by two, e.g. `"  autoEnable: new\n"`) and these
+/// top-level sections.
+pub fn desired_org(organization: &str, sections: &str) -> DesiredState {
+    desired(&format!(
+        "version: 1\norganization:\n  administrator: {{accountId: \"{ACCOUNT}\", regions: [{REGION}]}}\n  memberRoleName: gec\n{organization}{sections}"
+    ))
+}
+
 /// A desired target in `region` on the ambient credentials.
 pub fn target(region: &str) -> Target {
     Target {
@@ -131,6 +141,17 @@ impl ObservedTarget {
     /// With this detector.
     pub fn detector(mut self, detector: ObservedDetector) -> Self {
         self.detector = Some(detector);
+        self
+    }
+
+    /// A delegated administrator's target, its organization configuration listing these
+    /// (feature or additional configuration, `NEW` | `ALL` | `NONE`).
+    pub fn organization(mut self, auto_enable: &[(&str, &str)]) -> Self {
+        let org = self.organization.get_or_insert_with(Default::default);
+        for (name, value) in auto_enable {
+            org.auto_enable
+                .insert((*name).to_owned(), (*value).to_owned());
+        }
         self
     }
 }

@@ -10,12 +10,13 @@ use serde::de::DeserializeOwned;
 use super::bounds;
 use super::error::{ConfigError, ConfigErrorKind as Kind, ConfigErrors};
 use super::located::{at_node, at_path, at_span, clamp_to_text, load_error, node_error};
+use super::org_checks::unquoted_ids;
 use super::source::Source;
 use super::targets::{add_up, check_targets, entry_ok};
 use super::validate::{validate, Seg};
 use super::{
-    ClusterRule, DesiredState, DetectorSpec, ReconcileSpec, RedeploySpec, SafetySpec,
-    UnmatchedPolicy,
+    ClusterRule, DesiredState, DetectorSpec, OrganizationSpec, ReconcileSpec, RedeploySpec,
+    SafetySpec, UnmatchedPolicy,
 };
 
 /// Largest desired-state file accepted, in bytes.
@@ -98,7 +99,7 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
     if !text.lines().any(|l| content(&l)) {
         return fail(vec![ConfigError::whole_file(
             Kind::Empty,
-            "file is empty: a desired state needs at least `version` and `targets`".into(),
+            "file is empty: a desired state needs at least `version` and `targets` (or `organization`)".into(),
         )]);
     }
     if let Some(line) = second_document(text) {
@@ -125,6 +126,7 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
     let checked = check_sections(&root, &src);
     let mut errors = checked.errors;
     // Validate whatever parsed, so a type mistake does not hide a validation mistake.
+    // Deserializing fills the targets of an `organization` (the administrator's).
     match marked_yaml::from_node::<DesiredState>(&checked.pruned) {
         Ok(desired) if errors.is_empty() => {
             errors.extend(
@@ -210,16 +212,42 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
         ));
         return checked;
     };
-    for required in ["version", "targets"] {
-        if map.get(required).is_none() {
+    if map.get("version").is_none() {
+        checked.errors.push(at_node(
+            root,
+            "",
+            Kind::MissingField,
+            "missing field `version`".into(),
+        ));
+        checked.broken.insert("version".to_owned());
+    }
+    // Exactly one of `targets` and `organization`.
+    let organization_key = map.iter().find(|(k, _)| k.as_str() == "organization");
+    match (map.get("targets"), organization_key) {
+        (None, None) => {
             checked.errors.push(at_node(
                 root,
                 "",
                 Kind::MissingField,
-                format!("missing field `{required}`"),
+                "missing field `targets` (or `organization`, to manage the members of an \
+                 AWS Organization from its GuardDuty delegated administrator)"
+                    .into(),
             ));
-            checked.broken.insert(required.to_owned());
+            checked.broken.insert("targets".to_owned());
         }
+        (Some(_), Some((key, _))) => {
+            checked.errors.push(at_span(
+                key.span(),
+                "organization",
+                Kind::InvalidValue,
+                "give either `targets` or `organization`, not both: with `organization` the \
+                 targets are the administrator's regions and its members"
+                    .into(),
+            ));
+            // Both are still checked: the entries of `targets` on their own, the
+            // organization with the rest of the file (its targets replace the entries').
+        }
+        _ => {}
     }
     for (key, value) in map.iter() {
         let name = key.as_str();
@@ -234,17 +262,22 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
             "redeploy" => check::<RedeploySpec>(value, &path, src),
             "safety" => check::<SafetySpec>(value, &path, src),
             "reconcile" => check::<ReconcileSpec>(value, &path, src),
+            "organization" => check::<OrganizationSpec>(value, &path, src),
             other => vec![at_span(
                 key.span(),
                 other,
                 Kind::UnknownField,
                 format!(
-                    "unknown field `{other}`, expected one of version, targets, detector, clusters, \
-                     unmatchedClusters, suspend, redeploy, safety, reconcile"
+                    "unknown field `{other}`, expected one of version, targets, organization, \
+                     detector, clusters, unmatchedClusters, suspend, redeploy, safety, reconcile"
                 ),
             )],
         };
         if found.is_empty() {
+            if name == "organization" {
+                // Reported, but the section is still validated: an id is a string either way.
+                checked.errors.extend(unquoted_ids(value, &path));
+            }
             continue;
         }
         checked.errors.extend(found);
@@ -255,8 +288,10 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
         if !map.contains_key("version") {
             map.insert("version".into(), Node::from("1"));
         }
-        if !map.contains_key("targets") {
+        if !map.contains_key("targets") && !map.contains_key("organization") {
+            // Whatever is missing is reported already (the key, or the section's mistakes).
             map.insert("targets".into(), Node::from(Vec::<Node>::new()));
+            checked.broken.insert("targets".to_owned());
         }
     }
     checked

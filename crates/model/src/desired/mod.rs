@@ -6,6 +6,7 @@ mod duration;
 mod error;
 mod load;
 mod located;
+mod org_checks;
 mod organization;
 mod source;
 mod targets;
@@ -28,16 +29,26 @@ pub use validate::parse_hhmm;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(title = "guardduty-ecs-controller desired state")]
+#[schemars(extend("oneOf" = [{"required": ["targets"]}, {"required": ["organization"]}]))]
+// The derived serde code becomes `DesiredState::deserialize`/`serialize` (inherent); the
+// trait impls below wrap it so that any reading (the file, its JSON) derives the targets of
+// an `organization` the same way.
+#[serde(remote = "Self")]
 pub struct DesiredState {
     /// Format version; must be 1.
     pub version: u32,
     /// What to reconcile: `{region, roleArn?, externalId?}` for one (account, region), or
     /// `{regions, accounts, roleName?, externalId?}` for every listed account in every
-    /// listed region; at least one.
+    /// listed region; at least one. Either `targets` or `organization`, not both.
     // The file holds `TargetEntry`s; reading it expands them in file order, so this holds
-    // one `Target` per (account, region) and the engine never sees the entry form.
-    #[serde(deserialize_with = "targets::deserialize")]
-    #[schemars(with = "Vec<TargetEntry>")]
+    // one `Target` per (account, region) and the engine never sees the entry form. With
+    // `organization`, `parse` fills it with the administrator's targets.
+    #[serde(
+        default,
+        deserialize_with = "targets::deserialize",
+        skip_serializing_if = "targets::derived"
+    )]
+    #[schemars(with = "Vec<TargetEntry>", transform = without_default)]
     pub targets: Vec<Target>,
     /// Runtime Monitoring managed from the GuardDuty delegated administrator of an AWS
     /// Organization; instead of `targets`. The administrator's targets (one per region)
@@ -66,6 +77,30 @@ pub struct DesiredState {
     /// Timer of the daemon.
     #[serde(default)]
     pub reconcile: ReconcileSpec,
+}
+
+/// `targets` has no default to show: it is required unless `organization` is given (the
+/// document's `oneOf`).
+fn without_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+
+impl<'de> Deserialize<'de> for DesiredState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut desired = DesiredState::deserialize(d)?;
+        // With `organization`, the targets are the administrator's, one per region; its
+        // members' are found at every pass.
+        if let Some(organization) = &desired.organization {
+            desired.targets = organization.administrator_targets();
+        }
+        Ok(desired)
+    }
+}
+
+impl Serialize for DesiredState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        DesiredState::serialize(self, s)
+    }
 }
 
 /// One (account, region) the controller reconciles.

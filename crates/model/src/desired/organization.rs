@@ -88,16 +88,18 @@ impl AutoEnable {
     }
 }
 
-/// Which associated members the controller manages.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
+/// Which associated members the controller manages: the word `all`, or a list of account
+/// ids.
+// Serde by hand: an untagged unit variant would read `null`, not `all`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, JsonSchema)]
+#[schemars(untagged)]
 pub enum MemberSelection {
     /// `all`: every associated member (`ListMembers`), new ones included.
     #[default]
     #[schemars(with = "AllMembers")]
     All,
     /// Only these account ids (12 digits, quoted), when they are associated members.
-    Accounts(Vec<String>),
+    Accounts(#[schemars(length(min = 1), inner(pattern(r"^[0-9]{12}$")))] Vec<String>),
 }
 
 /// The word `all`.
@@ -105,6 +107,45 @@ pub enum MemberSelection {
 #[serde(rename_all = "lowercase")]
 enum AllMembers {
     All,
+}
+
+impl Serialize for MemberSelection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MemberSelection::All => s.serialize_str("all"),
+            MemberSelection::Accounts(ids) => ids.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MemberSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MemberSelection;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`all` or a list of account ids")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MemberSelection, E> {
+                match v {
+                    "all" => Ok(MemberSelection::All),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<MemberSelection, A::Error> {
+                // No size hint is trusted: the list grows as it is read (the file is bounded).
+                let mut ids = Vec::new();
+                while let Some(id) = seq.next_element::<String>()? {
+                    ids.push(id);
+                }
+                Ok(MemberSelection::Accounts(ids))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl MemberSelection {

@@ -164,6 +164,12 @@ pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Target>
     Ok(out)
 }
 
+/// `skip_serializing_if` of `DesiredState::targets`: the targets of an `organization`
+/// are not written out (they are derived from it when read).
+pub(super) fn derived(targets: &[Target]) -> bool {
+    !targets.is_empty() && targets.iter().all(|t| t.org.is_some())
+}
+
 /// Checks the `targets` list: each entry's keys and types, its values, and duplicate
 /// (account, region) pairs across all entries.
 pub(super) fn check_targets(node: &Node, path: &[Seg], src: &Source) -> Vec<ConfigError> {
@@ -287,23 +293,24 @@ fn check_entry(item: &Node, path: &[Seg], src: &Source) -> (Vec<ConfigError>, Op
 /// read it as a number, and a leading zero would be lost.
 fn quoted_id(account: &Node, path: &[Seg]) -> Option<ConfigError> {
     let node = account.as_mapping()?.get("id")?;
+    let mut id_path = path.to_vec();
+    id_path.push(key("id"));
+    unquoted_number(node, &id_path, "id: ")
+}
+
+/// An account id written as a plain YAML number at `path`; `how` is how the quoted form
+/// starts (`id: `, `- `).
+pub(super) fn unquoted_number(node: &Node, path: &[Seg], how: &str) -> Option<ConfigError> {
     let id = node.as_scalar()?;
     let digits = id.as_str();
     if !id.may_coerce() || digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    let mut id_path = path.to_vec();
-    id_path.push(key("id"));
     let message = format!(
-        "account id {digits} is a YAML number: quote it, id: \"{digits}\" \
+        "account id {digits} is a YAML number: quote it, {how}\"{digits}\" \
          (unquoted digits are a number, and a leading zero is lost)"
     );
-    Some(at_node(
-        node,
-        &Seg::render(&id_path),
-        Kind::WrongType,
-        message,
-    ))
+    Some(at_node(node, &Seg::render(path), Kind::WrongType, message))
 }
 
 /// A problem found in an entry: the path below the entry, its kind, and the message.
@@ -339,13 +346,32 @@ fn single_problems(t: &Target) -> Vec<Problem> {
     p
 }
 
-fn not_a_role(role: &str) -> String {
+pub(super) fn not_a_role(role: &str) -> String {
     format!("{role:?} is not an IAM role ARN like arn:aws:iam::111111111111:role/name")
 }
 
 fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
+    let mut p = regions_problems(&a.regions);
+    if a.accounts.is_empty() {
+        p.push((
+            vec![key("accounts")],
+            Kind::InvalidValue,
+            "list at least one account".into(),
+        ));
+    }
+    if let Some(name) = &a.role_name {
+        if let Some(why) = bad_role_name(name) {
+            p.push((vec![key("roleName")], Kind::InvalidValue, why));
+        }
+    }
+    accounts_ids_problems(a, p)
+}
+
+/// The mistakes of a `regions` list (paths below its parent): none listed, a name that is
+/// not a region, a repeat, regions of two partitions (an account lives in one).
+pub(super) fn regions_problems(list: &[String]) -> Vec<Problem> {
     let mut p = Vec::new();
-    if a.regions.is_empty() {
+    if list.is_empty() {
         p.push((
             vec![key("regions")],
             Kind::InvalidValue,
@@ -354,7 +380,7 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
     }
     let mut regions: BTreeMap<&str, usize> = BTreeMap::new();
     let mut partition: Option<(&str, &str)> = None;
-    for (k, region) in a.regions.iter().enumerate() {
+    for (k, region) in list.iter().enumerate() {
         let at = vec![key("regions"), Seg::Index(k)];
         if !looks_like_region(region) {
             p.push((
@@ -387,23 +413,15 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
             Some(_) => {}
         }
     }
-    if a.accounts.is_empty() {
-        p.push((
-            vec![key("accounts")],
-            Kind::InvalidValue,
-            "list at least one account".into(),
-        ));
-    }
-    if let Some(name) = &a.role_name {
-        if let Some(why) = bad_role_name(name) {
-            p.push((vec![key("roleName")], Kind::InvalidValue, why));
-        }
-    }
+    p
+}
+
+fn accounts_ids_problems(a: &AccountsTarget, mut p: Vec<Problem>) -> Vec<Problem> {
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
     for (j, account) in a.accounts.iter().enumerate() {
         let at = |k: &str| vec![key("accounts"), Seg::Index(j), key(k)];
         let id = account.id.as_str();
-        if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
+        if !is_account_id(id) {
             p.push((
                 at("id"),
                 Kind::InvalidValue,
@@ -445,8 +463,13 @@ fn accounts_problems(a: &AccountsTarget) -> Vec<Problem> {
     p
 }
 
+/// Whether `id` is a 12-digit AWS account id.
+pub(super) fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.chars().all(|c| c.is_ascii_digit())
+}
+
 /// Why a `roleName` is not an IAM role name (an optional `path/` allowed), if it is not.
-fn bad_role_name(name: &str) -> Option<String> {
+pub(super) fn bad_role_name(name: &str) -> Option<String> {
     if name.starts_with("arn:") {
         return Some(format!(
             "{name:?} is an ARN: roleName is the name only (give full ARNs as each account's roleArn)"

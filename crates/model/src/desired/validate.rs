@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::error::ConfigErrorKind as Kind;
+use super::org_checks;
 use super::{DesiredState, ManagedTag, Window};
 
 /// One step of a field path.
@@ -106,9 +107,14 @@ pub(crate) fn validate(d: &DesiredState) -> Vec<Problem> {
 }
 
 /// Each entry's values and duplicate targets are checked on the entries as written
-/// (`targets.rs`); what is left is whether there is any target at all.
+/// (`targets.rs`); what is left is whether there is any target at all. With
+/// `organization`, its values (the targets are its administrator's regions) and the
+/// auto-enable the rest of the file allows (`org_checks.rs`).
 fn validate_targets(d: &DesiredState, p: &mut Problems) {
-    if d.targets.is_empty() {
+    if let Some(org) = &d.organization {
+        p.0.extend(org_checks::organization_problems(org));
+        p.0.extend(org_checks::auto_enable_problems(d));
+    } else if d.targets.is_empty() {
         p.add(&[&"targets"], "at least one target is required");
     }
 }

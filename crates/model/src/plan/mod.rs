@@ -9,7 +9,7 @@ mod window;
 
 use std::collections::BTreeMap;
 
-use crate::desired::{CoverageLoss, DesiredState, FeatureSetting, ManagedTag};
+use crate::desired::{AutoEnable, CoverageLoss, DesiredState, FeatureSetting, ManagedTag};
 use crate::observed::{
     effectively_covered, CoverageRecord, DeploymentController, DeploymentGroupRef,
     DeploymentStrategy, DetectorFlags, FeatureStatus, LoadBalancerTarget, ObservedCluster,
@@ -770,6 +770,55 @@ fn detector_actions(
             actions.push(Action::UpdateDetector {
                 target: target.clone(),
                 detector_id: detector.id.clone(),
+                feature,
+                from: from.cloned(),
+                to,
+            });
+        }
+    }
+    actions.extend(organization_actions(
+        desired,
+        observed,
+        &detector.id,
+        target,
+    ));
+    actions
+}
+
+/// In a delegated administrator's target (its organization configuration observed), the
+/// auto-enable of each feature the `detector` section manages: `organization.autoEnable`
+/// for an enabled feature, `NONE` for a disabled one (DESIGN §8). After the detector's own
+/// actions, in feature order.
+fn organization_actions(
+    desired: &DesiredState,
+    observed: &ObservedTarget,
+    detector_id: &str,
+    target: &TargetRef,
+) -> Vec<Action> {
+    let (Some(spec), Some(now)) = (&desired.organization, &observed.organization) else {
+        return Vec::new();
+    };
+    let wanted = [
+        (RUNTIME_MONITORING, desired.detector.runtime_monitoring),
+        (
+            ECS_FARGATE_AGENT_MANAGEMENT,
+            desired.detector.ecs_fargate_agent_management,
+        ),
+    ];
+    let mut actions = Vec::new();
+    for (feature, setting) in wanted {
+        let to = match setting {
+            FeatureSetting::Enabled => spec.auto_enable,
+            FeatureSetting::Disabled => AutoEnable::None,
+            FeatureSetting::Unmanaged => continue,
+        };
+        let from = now.auto_enable.get(feature);
+        // A feature GuardDuty does not list is auto-enabled for nobody.
+        let effective = from.map_or(AutoEnable::None.as_aws(), String::as_str);
+        if effective != to.as_aws() {
+            actions.push(Action::UpdateOrganizationConfiguration {
+                target: target.clone(),
+                detector_id: detector_id.to_owned(),
                 feature,
                 from: from.cloned(),
                 to,

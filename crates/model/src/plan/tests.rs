@@ -301,6 +301,110 @@ fn detector_actions_name_the_detector_and_leave_other_features_alone() {
     assert_eq!(features, [("det-1", RUNTIME_MONITORING)]);
 }
 
+/// An organization configuration as GuardDuty lists it: (feature, `NEW` | `ALL` | `NONE`).
+type Listed = &'static [(&'static str, &'static str)];
+
+#[test]
+fn an_administrator_sets_the_organization_auto_enable_of_each_feature_the_file_manages() {
+    const RM: &str = RUNTIME_MONITORING;
+    // (label, organization lines, detector section, observed auto-enable, expected actions)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, &str, &str, Listed, &[&str])> = vec![
+        ("none for enabled features GuardDuty does not list: nothing to do",
+            "", "{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}", &[], &[]),
+        ("new for enabled features GuardDuty does not list",
+            "  autoEnable: new\n", "{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}", &[],
+            &["organization RUNTIME_MONITORING none->NEW", "organization ECS_FARGATE_AGENT_MANAGEMENT none->NEW"]),
+        ("all replaces new, and a feature already right is left alone",
+            "  autoEnable: all\n", "{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}",
+            &[(RM, "NEW"), (ECS_AUTO, "ALL")],
+            &["organization RUNTIME_MONITORING NEW->ALL"]),
+        ("none turns GuardDuty's auto-enable off for enabled features",
+            "  autoEnable: none\n", "{runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}",
+            &[(RM, "ALL"), (ECS_AUTO, "NEW")],
+            &["organization RUNTIME_MONITORING ALL->NONE", "organization ECS_FARGATE_AGENT_MANAGEMENT NEW->NONE"]),
+        ("a disabled feature is auto-enabled for nobody, whatever autoEnable says",
+            "  autoEnable: new\n", "{runtimeMonitoring: enabled, ecsFargateAgentManagement: disabled}",
+            &[(RM, "NEW"), (ECS_AUTO, "ALL")],
+            &["organization ECS_FARGATE_AGENT_MANAGEMENT ALL->NONE"]),
+        ("an unmanaged feature is left as it is",
+            "  autoEnable: new\n", "{runtimeMonitoring: enabled}",
+            &[(RM, "NEW"), (ECS_AUTO, "ALL")], &[]),
+        ("a NONE GuardDuty lists is already none",
+            "", "{runtimeMonitoring: disabled, ecsFargateAgentManagement: disabled}",
+            &[(RM, "NONE"), (ECS_AUTO, "NONE")], &[]),
+    ];
+    for (label, organization, section, listed, expected) in rows {
+        let desired = crate::testing::desired_org(organization, &format!("detector: {section}\n"));
+        let observed = observed_in("us-east-1")
+            .detector(switches(ON, ON))
+            .organization(listed);
+        let plan = plan(&desired, &observed);
+        let organization: Vec<&Action> = (plan.actions.iter())
+            .filter(|a| a.kind() == "update_organization_configuration")
+            .collect();
+        let got: Vec<String> = organization.iter().map(|a| describe(a)).collect();
+        assert_eq!(got, expected, "{label}");
+        for action in organization {
+            assert_eq!(action.phase(), Phase::Detector, "{label}");
+            assert!(
+                matches!(action, Action::UpdateOrganizationConfiguration { detector_id, .. } if detector_id == "det-1"),
+                "{label}: the administrator's detector"
+            );
+        }
+    }
+}
+
+#[test]
+fn organization_auto_enable_comes_after_the_administrators_own_detector() {
+    let org = crate::testing::desired_org(
+        "  autoEnable: all\n",
+        "detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}\n",
+    );
+    let observed = observed_in("us-east-1")
+        .detector(switches(OFF, OFF))
+        .organization(&[]);
+    assert_eq!(
+        summary(&plan(&org, &observed)),
+        [
+            "detector RUNTIME_MONITORING DISABLED->ENABLED",
+            "detector ECS_FARGATE_AGENT_MANAGEMENT DISABLED->ENABLED",
+            "organization RUNTIME_MONITORING none->ALL",
+            "organization ECS_FARGATE_AGENT_MANAGEMENT none->ALL",
+        ]
+    );
+    let observed = observed_in("us-east-1")
+        .detector(switches(ON, ON))
+        .organization(&[(RUNTIME_MONITORING, "NEW")]);
+    let json = Plan {
+        targets: vec![plan(&org, &observed)],
+    }
+    .to_json();
+    assert_eq!(
+        json["actions"],
+        json!([
+            {"phase": "detector", "kind": "update_organization_configuration", "region": "us-east-1",
+             "account": ACCOUNT, "detectorId": "det-1", "feature": "RUNTIME_MONITORING",
+             "from": "NEW", "to": "ALL"},
+            {"phase": "detector", "kind": "update_organization_configuration", "region": "us-east-1",
+             "account": ACCOUNT, "detectorId": "det-1", "feature": "ECS_FARGATE_AGENT_MANAGEMENT",
+             "from": null, "to": "ALL"},
+        ])
+    );
+    // A target whose organization configuration was not read (a member, or a single
+    // account) plans none; an administrator without a detector neither.
+    let member = observed_in("us-east-1").detector(switches(ON, ON));
+    assert!(plan(&org, &member).actions.is_empty());
+    let no_detector = observed_in("us-east-1").organization(&[]);
+    assert!(plan(&org, &no_detector).actions.is_empty());
+    // Nor does a single-account file, whatever was observed.
+    let single = desired("detector: {runtimeMonitoring: enabled}");
+    let admin = observed_in("us-east-1")
+        .detector(switches(ON, ON))
+        .organization(&[(RUNTIME_MONITORING, "ALL")]);
+    assert!(plan(&single, &admin).actions.is_empty());
+}
+
 #[test]
 fn a_region_without_a_detector_is_reported_not_changed() {
     // (label, detector section, warns)
@@ -1389,6 +1493,29 @@ mod properties {
         prop::sample::select(vec![MISSING, ON, OFF])
     }
 
+    fn auto_enable() -> impl Strategy<Value = desired::AutoEnable> {
+        prop::sample::select(vec![
+            desired::AutoEnable::None,
+            desired::AutoEnable::New,
+            desired::AutoEnable::All,
+        ])
+    }
+
+    /// An organization configuration as GuardDuty lists it: each feature `NEW`, `ALL`,
+    /// `NONE` or not listed.
+    fn observed_organization() -> impl Strategy<Value = crate::observed::ObservedOrganization> {
+        let listed = || prop::option::of(prop::sample::select(vec!["NEW", "ALL", "NONE"]));
+        (listed(), listed()).prop_map(|(rm, auto)| {
+            let mut org = crate::observed::ObservedOrganization::default();
+            for (name, value) in [(RUNTIME_MONITORING, rm), (ECS_AUTO, auto)] {
+                if let Some(value) = value {
+                    org.auto_enable.insert(name.to_owned(), value.to_owned());
+                }
+            }
+            org
+        })
+    }
+
     fn observed_cluster(
     ) -> impl Strategy<Value = (Option<&'static str>, Option<&'static str>, &'static str)> {
         (
@@ -1409,8 +1536,9 @@ mod properties {
             prop::sample::select(REGIONS.to_vec()),
             prop::collection::btree_map("[abc]{1,4}", observed_cluster(), 0..=60),
             prop::option::weighted(0.8, (status(), status(), any::<bool>())),
+            prop::option::weighted(0.3, observed_organization()),
         )
-            .prop_map(|(region, clusters, detector)| {
+            .prop_map(|(region, clusters, detector, organization)| {
                 let mut observed = observed_in(region);
                 for (name, (managed, team, status)) in clusters {
                     let mut c = cluster(&name).status(status);
@@ -1429,6 +1557,8 @@ mod properties {
                     }
                     observed = observed.detector(d);
                 }
+                // As read in a delegated administrator's target.
+                observed.organization = organization;
                 observed
             })
     }
@@ -1482,7 +1612,8 @@ mod properties {
     }
 
     /// Valid desired states: exact rules (by name or by ARN, some in the wrong region) and
-    /// match rules, interleaved; validity is checked by [`round_trip`].
+    /// match rules, interleaved, for one target or an organization's administrator;
+    /// validity is checked by [`round_trip`].
     fn desired_state() -> impl Strategy<Value = DesiredState> {
         let exact = prop::collection::btree_map(
             "[abc]{1,4}",
@@ -1499,40 +1630,72 @@ mod properties {
             prop::sample::select(vec![UnmatchedPolicy::Ignore, UnmatchedPolicy::Absent]),
             feature_setting(),
             feature_setting(),
+            prop::option::weighted(0.4, auto_enable()),
         )
-            .prop_map(|(exact, matches, interleave, unmatched, rm, auto)| {
-                let mut clusters: Vec<ClusterRule> = exact
-                    .into_iter()
-                    .map(|(name, (tag, arn_region))| ClusterRule {
-                        name: Some(match arn_region {
-                            Some(region) => cluster_arn(region, ACCOUNT, &name),
-                            None => name,
-                        }),
-                        selector: None,
-                        guard_duty_managed: tag,
-                    })
-                    .collect();
-                // Spread the match rules among the exact ones; exact rules win wherever they are.
-                for (i, rule) in matches.into_iter().enumerate() {
-                    let at = (interleave.rotate_left(7 * i as u32) as usize) % (clusters.len() + 1);
-                    clusters.insert(at, rule);
-                }
-                DesiredState {
-                    version: 1,
-                    targets: vec![target("us-east-1")],
-                    organization: None,
-                    detector: DetectorSpec {
-                        runtime_monitoring: rm,
-                        ecs_fargate_agent_management: auto,
-                    },
-                    clusters,
-                    unmatched_clusters: unmatched,
-                    suspend: false,
-                    redeploy: Default::default(),
-                    safety: Default::default(),
-                    reconcile: Default::default(),
-                }
-            })
+            .prop_map(
+                |(exact, matches, interleave, unmatched, mut rm, auto, org)| {
+                    let mut clusters: Vec<ClusterRule> = exact
+                        .into_iter()
+                        .map(|(name, (tag, arn_region))| ClusterRule {
+                            name: Some(match arn_region {
+                                Some(region) => cluster_arn(region, ACCOUNT, &name),
+                                None => name,
+                            }),
+                            selector: None,
+                            guard_duty_managed: tag,
+                        })
+                        .collect();
+                    // Spread the match rules among the exact ones; exact rules win wherever they are.
+                    for (i, rule) in matches.into_iter().enumerate() {
+                        let at =
+                            (interleave.rotate_left(7 * i as u32) as usize) % (clusters.len() + 1);
+                        clusters.insert(at, rule);
+                    }
+                    let organization = org.map(|auto_enable| {
+                        if auto_enable != desired::AutoEnable::None {
+                            // What validation demands of GuardDuty's own auto-enable: Runtime
+                            // Monitoring enabled, and no exclusion rule.
+                            rm = FeatureSetting::Enabled;
+                            for rule in &mut clusters {
+                                if rule.guard_duty_managed == ManagedTag::False {
+                                    rule.guard_duty_managed = ManagedTag::Absent;
+                                }
+                            }
+                        }
+                        desired::OrganizationSpec {
+                            administrator: desired::AdministratorSpec {
+                                account_id: ACCOUNT.to_owned(),
+                                role_arn: None,
+                                external_id: None,
+                                regions: vec!["us-east-1".to_owned()],
+                            },
+                            auto_enable,
+                            members: desired::MemberSelection::All,
+                            member_role_name: "gec".to_owned(),
+                            member_external_id: None,
+                        }
+                    });
+                    let targets = match &organization {
+                        Some(o) => o.administrator_targets(),
+                        None => vec![target("us-east-1")],
+                    };
+                    DesiredState {
+                        version: 1,
+                        targets,
+                        organization,
+                        detector: DetectorSpec {
+                            runtime_monitoring: rm,
+                            ecs_fargate_agent_management: auto,
+                        },
+                        clusters,
+                        unmatched_clusters: unmatched,
+                        suspend: false,
+                        redeploy: Default::default(),
+                        safety: Default::default(),
+                        reconcile: Default::default(),
+                    }
+                },
+            )
     }
 
     /// Writes the state as JSON (which is YAML), parses and validates it back: proves the
@@ -1632,6 +1795,23 @@ mod properties {
                     FeatureSetting::Unmanaged => {}
                 }
             }
+            if let (Some(spec), Some(org)) = (&d.organization, t.organization.as_mut()) {
+                for (feature, setting) in [
+                    (RUNTIME_MONITORING, d.detector.runtime_monitoring),
+                    (ECS_AUTO, d.detector.ecs_fargate_agent_management),
+                ] {
+                    let value = match setting {
+                        FeatureSetting::Enabled => spec.auto_enable.as_aws(),
+                        FeatureSetting::Disabled => "NONE",
+                        FeatureSetting::Unmanaged => continue,
+                    };
+                    // Not listed is auto-enabled for nobody: NONE already.
+                    if value == "NONE" && !org.auto_enable.contains_key(feature) {
+                        continue;
+                    }
+                    org.auto_enable.insert(feature.to_owned(), value.to_owned());
+                }
+            }
         }
         t
     }
@@ -1716,6 +1896,7 @@ mod properties {
                 after.detector.as_ref().map(|d| d.flags()),
                 expected.detector.as_ref().map(|d| d.flags())
             );
+            prop_assert_eq!(&after.organization, &expected.organization);
         }
 
         #[test]
@@ -1749,8 +1930,13 @@ mod properties {
                     Action::RedeployService { .. } => {
                         prop_assert!(false, "no workload was observed, so no redeploy");
                     }
-                    Action::UpdateOrganizationConfiguration { .. } => {
-                        prop_assert!(false, "no organization in a single-account file");
+                    Action::UpdateOrganizationConfiguration { feature, from, to, detector_id, .. } => {
+                        prop_assert!(d.organization.is_some(), "only with an organization section");
+                        let org = observed.organization.as_ref().expect("only in an administrator's target");
+                        let det = observed.detector.as_ref().expect("only with the administrator's detector");
+                        prop_assert_eq!(detector_id, &det.id);
+                        prop_assert_eq!(from.as_ref(), org.auto_enable.get(*feature));
+                        prop_assert_ne!(from.as_deref().unwrap_or("NONE"), to.as_aws());
                     }
                 }
             }

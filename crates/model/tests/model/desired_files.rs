@@ -411,6 +411,7 @@ fn the_json_schema_describes_every_key_of_the_design() {
     for key in [
         "version",
         "targets",
+        "organization",
         "detector",
         "clusters",
         "unmatchedClusters",
@@ -424,9 +425,11 @@ fn the_json_schema_describes_every_key_of_the_design() {
             "the schema lacks top-level key {key}"
         );
     }
+    assert_eq!(schema["required"], serde_json::json!(["version"]));
     assert_eq!(
-        schema["required"],
-        serde_json::json!(["version", "targets"])
+        schema["oneOf"],
+        serde_json::json!([{"required": ["targets"]}, {"required": ["organization"]}]),
+        "exactly one of targets and organization"
     );
     assert_eq!(
         schema["additionalProperties"], false,
@@ -464,6 +467,12 @@ fn the_json_schema_describes_every_key_of_the_design() {
         "maxCoverageLossFraction",
         "interval",
         "jitter",
+        "administrator",
+        "accountId",
+        "autoEnable",
+        "members",
+        "memberRoleName",
+        "memberExternalId",
     ] {
         assert!(names.iter().any(|n| n == key), "the schema lacks key {key}");
     }

@@ -5,3 +5,4 @@ mod accounts_targets;
 mod desired_files;
 mod hostile_input;
 mod mutations;
+mod organization;
