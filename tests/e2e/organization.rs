@@ -231,17 +231,15 @@ async fn a_member_that_joins_is_covered_by_the_next_daemon_pass_without_editing_
 }
 
 #[tokio::test]
-async fn a_member_that_cannot_be_reached_or_tagged_gets_no_automation_and_the_others_converge() {
+async fn a_member_whose_role_cannot_be_assumed_is_access_denied_and_the_others_converge() {
     let sb = Sandbox::start();
     sb.seed(&fleet());
     let unreachable = MEMBERS[2];
-    let untaggable = MEMBERS[0];
-    sb.faults(json!([
+    sb.faults(json!({"rules": [
         {"service": "sts", "operation": "AssumeRole",
          "params": {"RoleArn": format!("arn:aws:iam::{unreachable}:role/{MEMBER_ROLE}")},
          "fault": "accessDenied"},
-        {"service": "tagging", "account": untaggable, "fault": "accessDenied"},
-    ]));
+    ]}));
     let config = sb.write("desired.yaml", &desired("none"));
     let applied = sb.controller(&[
         "apply",
@@ -250,13 +248,51 @@ async fn a_member_that_cannot_be_reached_or_tagged_gets_no_automation_and_the_ot
         "--output",
         "json",
     ]);
-    assert_ne!(applied.code, 0, "{applied}");
+    assert_eq!(applied.code, 1, "a target failed: {applied}");
     let out = applied.json();
-    let errors = out["errors"].to_string();
-    assert!(
-        errors.contains(unreachable) && errors.contains("access_denied"),
-        "the unreachable member is access_denied in errors: {out:#}"
+    let errors: Vec<&Value> = out["errors"].as_array().expect("errors").iter().collect();
+    assert_eq!(
+        errors.len(),
+        REGIONS.len(),
+        "one per region of the member: {errors:#?}"
     );
+    for e in &errors {
+        let text = e.to_string();
+        assert!(
+            text.contains(unreachable) && text.contains("access_denied"),
+            "the unreachable member is access_denied: {e}"
+        );
+    }
+    for region in REGIONS {
+        assert_eq!(
+            state(&sb, unreachable, region).await.1,
+            "DISABLED",
+            "{unreachable}/{region}"
+        );
+    }
+    for account in [ADMIN, MEMBERS[0], MEMBERS[1]] {
+        assert_converged(&sb, account).await;
+    }
+}
+
+#[tokio::test]
+async fn a_member_whose_exclusion_tags_fail_gets_no_automation_and_apply_exits_3_naming_it() {
+    let sb = Sandbox::start();
+    sb.seed(&fleet());
+    let untaggable = MEMBERS[0];
+    sb.faults(json!({"rules": [
+        {"service": "tagging", "account": untaggable, "fault": "accessDenied"},
+    ]}));
+    let config = sb.write("desired.yaml", &desired("none"));
+    let applied = sb.controller(&[
+        "apply",
+        "--config",
+        config.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(applied.code, 3, "applied, some actions failed: {applied}");
+    let out = applied.json();
     let failed: Vec<&Value> = out["results"]
         .as_array()
         .expect("results")
@@ -264,23 +300,24 @@ async fn a_member_that_cannot_be_reached_or_tagged_gets_no_automation_and_the_ot
         .filter(|r| r["result"] == "error")
         .collect();
     assert!(
-        failed.iter().any(|r| r["account"] == untaggable),
-        "apply names the member whose tags failed: {failed:#?}"
+        !failed.is_empty() && failed.iter().all(|r| r["account"] == untaggable),
+        "apply names the member whose tags failed, and only it: {failed:#?}"
     );
+    let log = sb.requests();
     for region in REGIONS {
         assert_eq!(
             state(&sb, untaggable, region).await.1,
             "DISABLED",
             "{untaggable}/{region}"
         );
-        assert_eq!(
-            state(&sb, unreachable, region).await.1,
-            "DISABLED",
-            "{unreachable}/{region}"
+        assert!(
+            first(&log, |r| is_member_update(r, untaggable, region)).is_none(),
+            "{untaggable}/{region}: no UpdateMemberDetectors after its tags failed"
         );
     }
-    assert_converged(&sb, MEMBERS[1]).await;
-    assert_converged(&sb, ADMIN).await;
+    for account in [ADMIN, MEMBERS[1], MEMBERS[2]] {
+        assert_converged(&sb, account).await;
+    }
 }
 
 #[test]
