@@ -221,7 +221,7 @@ pub fn plan_text(passes: &[TargetPass]) -> String {
             .and_then(|p| p.clusters.first())
             .and_then(|c| c.target.account.clone());
         let label = pass.target.label();
-        let _ = write!(out, "Target {label}");
+        let _ = write!(out, "Target {label}{}", pass.target.management_note());
         if let Some(a) = account.filter(|a| !label.starts_with(a.as_str())) {
             let _ = write!(out, " (account {a})");
         }
@@ -339,7 +339,12 @@ pub fn results_text(run: &ApplyRun) -> String {
 pub fn status_text(passes: &[TargetPass], halted: Option<&Halt>) -> String {
     let mut out = String::new();
     for pass in passes {
-        let _ = writeln!(out, "Target {}", pass.target.label());
+        let _ = writeln!(
+            out,
+            "Target {}{}",
+            pass.target.label(),
+            pass.target.management_note()
+        );
         if let Some(e) = &pass.error {
             let _ = writeln!(out, "  ERROR: {e}");
         }

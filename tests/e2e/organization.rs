@@ -201,6 +201,16 @@ async fn apply_converges_from_the_administrator_with_each_members_exclusion_tags
     }
     let plan = sb.controller(&["plan", "--config", config]);
     assert_eq!(plan.code, 0, "converged: {plan}");
+    let status = sb.controller(&["status", "--config", config]);
+    let member = format!(
+        "Target {}/us-east-1 (organization member, features through {ADMIN}/us-east-1)",
+        MEMBERS[0]
+    );
+    let admin = format!("Target {ADMIN}/us-east-1 (organization administrator)");
+    assert!(
+        status.stdout.contains(&member) && status.stdout.contains(&admin),
+        "status says how each account is managed: {status}"
+    );
 }
 
 #[tokio::test]
@@ -228,6 +238,15 @@ async fn a_member_that_joins_is_covered_by_the_next_daemon_pass_without_editing_
         daemon.logs()
     );
     assert_converged(&sb, LATE).await;
+    for (target, management) in [
+        (format!("{LATE}/us-east-1"), "organization_member"),
+        (format!("{ADMIN}/eu-west-1"), "organization_administrator"),
+    ] {
+        let series = format!(
+            "guardduty_controller_target_info{{management=\"{management}\",target=\"{target}\"}}"
+        );
+        assert_eq!(daemon.metric(&series), 1.0, "{series}");
+    }
 }
 
 #[tokio::test]

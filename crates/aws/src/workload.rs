@@ -341,14 +341,23 @@ impl TargetClient {
         &self,
         detector_id: &str,
     ) -> Result<BTreeMap<String, CoverageRecord>, AwsError> {
-        let filter = CoverageFilterCriteria::builder()
-            .filter_criterion(
+        let mut filter = CoverageFilterCriteria::builder().filter_criterion(
+            CoverageFilterCriterion::builder()
+                .criterion_key(CoverageFilterCriterionKey::ResourceType)
+                .filter_condition(CoverageFilterCondition::builder().equals("ECS").build())
+                .build(),
+        );
+        // A delegated administrator's ListCoverage also lists its members' resources (API
+        // reference, ListCoverage): only this target's account, when it is known.
+        if let Some(account) = &self.account_hint {
+            filter = filter.filter_criterion(
                 CoverageFilterCriterion::builder()
-                    .criterion_key(CoverageFilterCriterionKey::ResourceType)
-                    .filter_condition(CoverageFilterCondition::builder().equals("ECS").build())
+                    .criterion_key(CoverageFilterCriterionKey::AccountId)
+                    .filter_condition(CoverageFilterCondition::builder().equals(account).build())
                     .build(),
-            )
-            .build();
+            );
+        }
+        let filter = filter.build();
         let mut records = BTreeMap::new();
         let mut pages = self
             .guardduty

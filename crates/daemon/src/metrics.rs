@@ -25,6 +25,9 @@ pub struct Metrics {
     drift: IntGaugeVec,
     actions_total: IntCounterVec,
     clusters: IntGaugeVec,
+    /// 1 per target of the last pass, with how its features are managed (`self`,
+    /// `organization_administrator`, `organization_member`).
+    pub target_info: IntGaugeVec,
     /// Coverage health per cluster, from ListCoverage: a series only for the clusters
     /// GuardDuty lists.
     pub cluster_coverage_healthy: IntGaugeVec,
@@ -145,6 +148,16 @@ impl Metrics {
                 IntGaugeVec::new(
                     opts("clusters", "Clusters by target and coverage state"),
                     &["target", "state"],
+                )?,
+            )?,
+            target_info: add(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "target_info",
+                        "1 per target (account and region) of the last pass, by how its GuardDuty features are managed",
+                    ),
+                    &["target", "management"],
                 )?,
             )?,
             cluster_coverage_healthy: add(
@@ -339,6 +352,11 @@ impl Metrics {
         );
         replace(&self.preflight_findings, &["target", "code"], &findings);
         replace(&self.agent_tasks, &["target", "cluster"], &agent_tasks);
+        let info: BTreeMap<Vec<String>, i64> = passes
+            .iter()
+            .map(|p| (vec![p.target.label(), p.target.management().to_owned()], 1))
+            .collect();
+        replace(&self.target_info, &["target", "management"], &info);
         let targets: HashSet<String> = passes.iter().map(|p| p.target.label()).collect();
         forget_targets(&self.actions_total, &targets);
     }

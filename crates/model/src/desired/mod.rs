@@ -126,6 +126,30 @@ pub struct Target {
 }
 
 impl Target {
+    /// How the target's GuardDuty features are managed: `self` (its own detector),
+    /// `organization_administrator`, `organization_member` (through the administrator).
+    /// The `management` label of `guardduty_controller_target_info`.
+    pub fn management(&self) -> &'static str {
+        match &self.org {
+            None => "self",
+            Some(OrgRole::Administrator) => "organization_administrator",
+            Some(OrgRole::Member { .. }) => "organization_member",
+        }
+    }
+
+    /// For people: ` (organization administrator)`, ` (organization member, features
+    /// through <administrator label>)`, or nothing for a target on its own.
+    pub fn management_note(&self) -> String {
+        match &self.org {
+            None => String::new(),
+            Some(OrgRole::Administrator) => " (organization administrator)".to_owned(),
+            Some(OrgRole::Member { administrator, .. }) => format!(
+                " (organization member, features through {})",
+                administrator.label()
+            ),
+        }
+    }
+
     /// A short, bounded label for logs and metrics: the region, plus the role's account.
     pub fn label(&self) -> String {
         match self.role_arn.as_deref().and_then(account_of_arn) {
