@@ -45,16 +45,41 @@ accounts:
 
 const ROLE_ARN: &str = "arn:aws:iam::111111111111:role/guardduty-ecs-controller";
 
-/// Actions only a GuardDuty delegated administrator's flows call (an `organization`
-/// section, issue 15). This test's flows are single-account, so it does not count them as
-/// unused; the organization flows' own end-to-end test must use each of them.
-const ORGANIZATION_ONLY: [&str; 5] = [
-    "guardduty:ListMembers",
-    "guardduty:GetMemberDetectors",
-    "guardduty:DescribeOrganizationConfiguration",
-    "guardduty:UpdateMemberDetectors",
-    "guardduty:UpdateOrganizationConfiguration",
-];
+/// An organization (issue 15): the administrator 111111111111 and one member
+/// 222222222222 in us-east-1, automation off everywhere, a cluster to tag in each.
+const ORG_FLEET: &str = r#"
+organization: {administrator: "111111111111", members: ["222222222222"]}
+accounts:
+  "111111111111":
+    regions:
+      us-east-1:
+        detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+        clusters: [{name: admin-prod}]
+  "222222222222":
+    regions:
+      us-east-1:
+        detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+        clusters: [{name: member-prod}]
+"#;
+
+/// From the administrator: automation on, auto-enable `new` (no exclusion rule, so it is
+/// allowed), so every organization call is made: ListMembers, GetMemberDetectors,
+/// UpdateMemberDetectors, Describe/UpdateOrganizationConfiguration.
+const ORG_DESIRED: &str = r#"
+version: 1
+organization:
+  administrator:
+    accountId: "111111111111"
+    roleArn: arn:aws:iam::111111111111:role/guardduty-ecs-controller
+    regions: [us-east-1]
+  autoEnable: new
+  memberRoleName: guardduty-ecs-controller
+detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}
+clusters:
+  - match: {namePattern: "*-prod"}
+    guardDutyManaged: true
+reconcile: {interval: 1h}
+"#;
 
 /// A desired state for both targets. The `match` rule makes the controller list clusters.
 /// The desired states below turn coverage off for most clusters: the coverage-loss ceiling
@@ -482,6 +507,33 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
         assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
     }));
 
+    // The organization flow: a fresh sandbox with an organization, one apply from its
+    // delegated administrator.
+    sb.reset();
+    sb.seed(ORG_FLEET);
+    let org_file = sb.write("organization.yaml", ORG_DESIRED);
+    log.extend(calls_of(&sb, "organization", || {
+        let apply = sb.controller(&["apply", "--config", org_file.to_str().unwrap()]);
+        assert_eq!(apply.code, 0, "converged: {apply}");
+    }));
+    let org_ops: BTreeSet<String> = log
+        .iter()
+        .filter(|(f, _)| f == "organization")
+        .map(|(_, e)| e["operation"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for op in [
+        "ListMembers",
+        "GetMemberDetectors",
+        "UpdateMemberDetectors",
+        "DescribeOrganizationConfiguration",
+        "UpdateOrganizationConfiguration",
+    ] {
+        assert!(
+            org_ops.contains(op),
+            "the organization flow did not call {op}: {org_ops:?}"
+        );
+    }
+
     // Each flow did what it is here for.
     let ops = |flow: &str| -> BTreeSet<String> {
         log.iter()
@@ -560,7 +612,6 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
     let unused: Vec<&String> = granted
         .iter()
         .filter(|a| !used.contains(&a.to_lowercase()))
-        .filter(|a| !ORGANIZATION_ONLY.contains(&a.as_str()))
         .collect();
     assert!(
         unused.is_empty(),
