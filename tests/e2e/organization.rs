@@ -30,7 +30,7 @@ fn fleet() -> String {
     );
     for account in [ADMIN, MEMBERS[0], MEMBERS[1], MEMBERS[2], LATE] {
         out.push_str(&format!("  \"{account}\":\n    regions:\n"));
-        let dev = if account == MEMBERS[0] || account == MEMBERS[1] {
+        let dev = if has_dev(account) {
             ", {name: batch-dev}"
         } else {
             ""
@@ -42,6 +42,11 @@ fn fleet() -> String {
         }
     }
     out
+}
+
+/// 222, 333 and the late joiner run a `-dev` cluster (excluded).
+fn has_dev(account: &str) -> bool {
+    [MEMBERS[0], MEMBERS[1], LATE].contains(&account)
 }
 
 fn desired(auto_enable: &str) -> String {
@@ -105,7 +110,7 @@ fn tags(dev: bool) -> BTreeMap<String, Option<String>> {
 
 async fn assert_converged(sb: &Sandbox, account: &str) {
     for region in REGIONS {
-        let dev = account == MEMBERS[0] || account == MEMBERS[1];
+        let dev = has_dev(account);
         assert_eq!(
             state(sb, account, region).await,
             (tags(dev), "ENABLED".to_owned()),
@@ -139,6 +144,46 @@ fn is_exclusion_tag(r: &Value, account: &str, region: &str) -> bool {
 async fn apply_converges_from_the_administrator_with_each_members_exclusion_tags_first() {
     let sb = Sandbox::start();
     sb.seed(&fleet());
+    // Someone set GuardDuty's auto-enable by hand: agent management NEW (unsafe with the
+    // exclusion rules), S3 data events NEW (a feature the controller does not own).
+    for region in REGIONS {
+        use aws_sdk_guardduty::types::{
+            AutoEnableMembers, OrgFeature, OrgFeatureAdditionalConfiguration, OrgFeatureStatus,
+            OrganizationAdditionalConfiguration, OrganizationFeatureConfiguration,
+        };
+        let gd = aws_sdk_guardduty::Client::new(&sdk_in(&sb, ADMIN, region).await);
+        let id = gd
+            .list_detectors()
+            .send()
+            .await
+            .expect("ListDetectors")
+            .detector_ids()[0]
+            .clone();
+        gd.update_organization_configuration()
+            .detector_id(id)
+            .auto_enable_organization_members(AutoEnableMembers::None)
+            .features(
+                OrganizationFeatureConfiguration::builder()
+                    .name(OrgFeature::RuntimeMonitoring)
+                    .auto_enable(OrgFeatureStatus::None)
+                    .additional_configuration(
+                        OrganizationAdditionalConfiguration::builder()
+                            .name(OrgFeatureAdditionalConfiguration::EcsFargateAgentManagement)
+                            .auto_enable(OrgFeatureStatus::New)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .features(
+                OrganizationFeatureConfiguration::builder()
+                    .name(OrgFeature::S3DataEvents)
+                    .auto_enable(OrgFeatureStatus::New)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("UpdateOrganizationConfiguration");
+    }
     let config = sb.write("desired.yaml", &desired("none"));
     let config = config.to_str().unwrap();
     sb.clear_requests();
@@ -162,18 +207,19 @@ async fn apply_converges_from_the_administrator_with_each_members_exclusion_tags
     let member_writes: Vec<&Value> = log
         .iter()
         .filter(|r| {
-            r["operation"] == "UpdateDetector"
+            ["UpdateDetector", "GetDetector"].contains(&r["operation"].as_str().unwrap_or(""))
                 && MEMBERS.contains(&r["account"].as_str().unwrap_or(""))
         })
         .collect();
     assert!(
         member_writes.is_empty(),
-        "no member calls UpdateDetector: {member_writes:#?}"
+        "no member calls UpdateDetector or GetDetector: {member_writes:#?}"
     );
     for account in [ADMIN, MEMBERS[0], MEMBERS[1], MEMBERS[2]] {
         assert_converged(&sb, account).await;
     }
-    // The organization configuration as declared (none): nothing auto-enabled.
+    // The organization configuration as declared (none) for the features the file
+    // manages; S3 data events, which it does not manage, kept as set.
     for region in REGIONS {
         let gd = aws_sdk_guardduty::Client::new(&sdk_in(&sb, ADMIN, region).await);
         let id = gd
@@ -189,15 +235,35 @@ async fn apply_converges_from_the_administrator_with_each_members_exclusion_tags
             .send()
             .await
             .expect("DescribeOrganizationConfiguration");
-        for f in org.features() {
-            if f.name().map(|n| n.as_str()) == Some("RUNTIME_MONITORING") {
-                assert_eq!(
-                    f.auto_enable().map(|a| a.as_str()),
-                    Some("NONE"),
-                    "{region}"
-                );
-            }
-        }
+        let auto = |name: &str| {
+            org.features()
+                .iter()
+                .find(|f| f.name().map(|n| n.as_str()) == Some(name))
+                .and_then(|f| f.auto_enable())
+                .map(|a| a.as_str().to_owned())
+        };
+        let agent = org
+            .features()
+            .iter()
+            .find(|f| f.name().map(|n| n.as_str()) == Some("RUNTIME_MONITORING"))
+            .and_then(|f| {
+                f.additional_configuration()
+                    .iter()
+                    .find(|c| c.name().map(|n| n.as_str()) == Some("ECS_FARGATE_AGENT_MANAGEMENT"))
+                    .and_then(|c| c.auto_enable())
+                    .map(|a| a.as_str().to_owned())
+            });
+        assert_eq!(
+            auto("RUNTIME_MONITORING").as_deref(),
+            Some("NONE"),
+            "{region}"
+        );
+        assert_eq!(agent.as_deref(), Some("NONE"), "{region}: set back to none");
+        assert_eq!(
+            auto("S3_DATA_EVENTS").as_deref(),
+            Some("NEW"),
+            "{region}: not the controller's"
+        );
     }
     let plan = sb.controller(&["plan", "--config", config]);
     assert_eq!(plan.code, 0, "converged: {plan}");
@@ -342,12 +408,14 @@ async fn a_member_whose_exclusion_tags_fail_gets_no_automation_and_apply_exits_3
 #[test]
 fn validate_refuses_auto_enable_with_exclusion_rules_and_says_why() {
     let dir = tempfile::TempDir::new().expect("a temp dir");
-    let path = dir.path().join("org.yaml");
-    std::fs::write(&path, desired("all")).expect("write");
-    let run = crate::kit::run_offline(&["validate", path.to_str().unwrap()]);
-    assert_eq!(run.code, 1, "{run}");
-    assert!(
-        run.stderr.contains("organization.autoEnable") && run.stderr.contains("exclusion"),
-        "a located error that says why: {run}"
-    );
+    for word in ["new", "all"] {
+        let path = dir.path().join(format!("org-{word}.yaml"));
+        std::fs::write(&path, desired(word)).expect("write");
+        let run = crate::kit::run_offline(&["validate", path.to_str().unwrap()]);
+        assert_eq!(run.code, 1, "{run}");
+        assert!(
+            run.stderr.contains("organization.autoEnable") && run.stderr.contains("exclusion"),
+            "a located error that says why: {run}"
+        );
+    }
 }

@@ -170,10 +170,28 @@ pub async fn apply_plan_until<C: TargetCloud>(
             None
         };
         if let Some(why) = skip {
-            results.extend(actions.into_iter().map(|a| ActionResult {
+            // Turning the organization's auto-enable off only narrows what GuardDuty turns
+            // on by itself for joining accounts: it never waits for the phases before it.
+            let (narrowing, rest): (Vec<&Action>, Vec<&Action>) =
+                actions.into_iter().partition(|a| {
+                    why == Skip::AfterFailure
+                        && matches!(
+                            a,
+                            Action::UpdateOrganizationConfiguration {
+                                to: gec_model::desired::AutoEnable::None,
+                                ..
+                            }
+                        )
+                });
+            results.extend(rest.into_iter().map(|a| ActionResult {
                 action: a.clone(),
                 outcome: Outcome::Skipped(why),
             }));
+            if !narrowing.is_empty() {
+                let done = results.len();
+                results.extend(apply_detector(cloud, &narrowing).await);
+                results[done..].iter().for_each(log_result);
+            }
             continue;
         }
         let done = results.len();

@@ -34,6 +34,9 @@ use crate::rollout::{Clock, Halt, Rollouts, Settled, Watch};
 
 /// How long a pass interrupted by shutdown may take to finish its in-flight call.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long a delegated administrator's member list is used before it is listed again,
+/// on rounds that do not try every target (the timer, rollout polls).
+pub const MEMBER_LIST_TTL: Duration = Duration::from_secs(60);
 /// The shortest rollout poll interval, whatever the settings say, so a zero cannot make
 /// the loop spin.
 pub const MIN_ROLLOUT_POLL: Duration = Duration::from_secs(1);
@@ -196,9 +199,10 @@ pub struct Driver<C: Clouds> {
     settings: Settings,
     backoff: Backoff,
     pass_id: u64,
-    /// With an `organization`: the member targets last found for each administrator
-    /// target, kept for a round whose member listing fails.
-    members: HashMap<Target, Vec<Target>>,
+    /// With an `organization`: per administrator target, when its members were last
+    /// listed and their account ids (kept for rounds between listings, and for a round
+    /// whose listing fails).
+    members: HashMap<Target, (Instant, Vec<String>)>,
 }
 
 impl<C: Clouds> Driver<C> {
@@ -242,7 +246,7 @@ impl<C: Clouds> Driver<C> {
     /// One round: the due targets of `round`, reconciled as one fleet.
     pub async fn round(&mut self, round: &Round) -> Report {
         let desired = &round.desired;
-        let (targets, listing_errors) = self.targets(desired).await;
+        let (targets, listing_errors) = self.targets(desired, round.every_target).await;
         // Targets that left the desired state (or the organization) leave no clients,
         // credentials, caches, backoff or rollout memory behind.
         self.backoff.retain(&targets);
@@ -290,16 +294,17 @@ impl<C: Clouds> Driver<C> {
             }
         };
         let mut passes = passes;
+        // A member list that could not be read fails the administrator's pass (its plan
+        // stays): members may go unmanaged, which must show in the exit code, the pass
+        // result and the backoff, not only in a warning.
         for (admin, e) in listing_errors {
-            let warning = format!(
-                "could not list the organization's members: {e}; the members found before are reconciled"
-            );
-            if let Some(plan) = passes
-                .iter_mut()
-                .find(|p| p.target == admin)
-                .and_then(|p| p.plan.as_mut())
-            {
-                plan.warnings.push(warning);
+            if let Some(pass) = passes.iter_mut().find(|p| p.target == admin) {
+                if let Some(plan) = pass.plan.as_mut() {
+                    plan.warnings.push(format!(
+                        "could not list the organization's members: {e}; the members found before are reconciled"
+                    ));
+                }
+                pass.error.get_or_insert(e);
             }
         }
         let seconds = started.elapsed().as_secs_f64();
@@ -308,10 +313,19 @@ impl<C: Clouds> Driver<C> {
     }
 
     /// The targets of a round: the desired state's, and with an `organization` the member
-    /// targets of each administrator target (`ListMembers`, filtered by
-    /// `organization.members`), at most [`MAX_TARGETS`] in all. A failed listing keeps the
-    /// members found before (returned with the error, for the administrator's warnings).
-    async fn targets(&mut self, desired: &DesiredState) -> (Vec<Target>, Vec<(Target, AwsError)>) {
+    /// targets of each administrator target, at most [`MAX_TARGETS`] in all. The members
+    /// are the account ids `ListMembers` gave, kept per administrator: listed again on
+    /// every round that tries every target (a new desired state, SIGHUP, `apply`) and on
+    /// others once [`MEMBER_LIST_TTL`] has passed; filtered by the current
+    /// `organization.members` and made into targets with the current member role on every
+    /// round, so an edit of the file applies at once. A failed listing keeps the accounts
+    /// found before (if any) and is returned with the administrator target: that pass
+    /// counts as failed.
+    async fn targets(
+        &mut self,
+        desired: &DesiredState,
+        every_target: bool,
+    ) -> (Vec<Target>, Vec<(Target, AwsError)>) {
         let Some(org) = &desired.organization else {
             self.members.clear();
             return (desired.targets.clone(), Vec::new());
@@ -320,29 +334,40 @@ impl<C: Clouds> Driver<C> {
             .retain(|admin, _| desired.targets.contains(admin));
         let mut all = desired.targets.clone();
         let mut errors = Vec::new();
+        let now = Instant::now();
         for admin in &desired.targets {
-            let cloud = self.clouds.cloud(admin).await;
-            match cloud.list_members().await {
-                Ok(members) => {
-                    let mut found: Vec<Target> = members
-                        .iter()
-                        .filter(|m| {
-                            m.account != org.administrator.account_id
-                                && org.members.includes(&m.account)
-                        })
-                        .map(|m| org.member_target(admin, &m.account))
-                        .collect();
-                    found.sort();
-                    found.dedup();
-                    self.members.insert(admin.clone(), found);
-                }
-                Err(e) => {
-                    warn!(target = %admin.label(), error = %e,
-                        "could not list the organization's members; the members found before are reconciled");
-                    errors.push((admin.clone(), e));
+            let fresh = self
+                .members
+                .get(admin)
+                .is_some_and(|(at, _)| now.saturating_duration_since(*at) < MEMBER_LIST_TTL);
+            if every_target || !fresh {
+                let cloud = self.clouds.cloud(admin).await;
+                match cloud.list_members().await {
+                    Ok(members) => {
+                        let mut accounts: Vec<String> =
+                            members.into_iter().map(|m| m.account).collect();
+                        accounts.sort();
+                        accounts.dedup();
+                        self.members.insert(admin.clone(), (now, accounts));
+                    }
+                    Err(e) => {
+                        warn!(target = %admin.label(), error = %e,
+                            "could not list the organization's members; the members found before are reconciled");
+                        errors.push((admin.clone(), e));
+                    }
                 }
             }
-            all.extend(self.members.get(admin).into_iter().flatten().cloned());
+            let accounts = self
+                .members
+                .get(admin)
+                .map(|(_, a)| a.as_slice())
+                .unwrap_or_default();
+            all.extend(
+                accounts
+                    .iter()
+                    .filter(|a| **a != org.administrator.account_id && org.members.includes(a))
+                    .map(|a| org.member_target(admin, a)),
+            );
         }
         if all.len() > MAX_TARGETS {
             warn!(

@@ -211,4 +211,75 @@ async fn a_failed_member_listing_keeps_the_members_found_before_and_says_so() {
             .any(|w| w.contains("could not list the organization's members")),
         "{warnings:?}"
     );
+    assert_eq!(
+        passes[0].error.as_ref().map(|e| e.kind),
+        Some(ErrorKind::Throttled),
+        "the administrator's pass fails: members may go unmanaged"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_any_member_list_the_administrators_pass_fails_and_no_member_is_reconciled() {
+    let org = Org::new(&["222222222222"], &[]);
+    org.admin
+        .set_members(Err(aws_error(ErrorKind::AccessDenied, "ListMembers")));
+    let passes = round(&mut driver(&org), &desired(MemberSelection::All)).await;
+    assert_eq!(labels(&passes), ["111111111111/us-east-1"]);
+    assert_eq!(
+        passes[0].error.as_ref().map(|e| e.kind),
+        Some(ErrorKind::AccessDenied)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_of_the_file_applies_to_the_members_already_listed() {
+    let org = Org::new(&["222222222222", "333333333333"], &[]);
+    let mut driver = driver(&org);
+    round(&mut driver, &desired(MemberSelection::All)).await;
+    // The listing fails from now on; the file drops 333 and renames the member role.
+    org.admin
+        .set_members(Err(aws_error(ErrorKind::Throttled, "ListMembers")));
+    let mut d = desired(MemberSelection::Accounts(vec!["222222222222".into()]));
+    if let Some(o) = d.organization.as_mut() {
+        o.member_role_name = "gec-member-v2".into();
+    }
+    let passes = round(&mut driver, &d).await;
+    assert_eq!(
+        labels(&passes),
+        ["111111111111/us-east-1", "222222222222/us-east-1"],
+        "333 is no longer selected, even from the list kept"
+    );
+    assert_eq!(
+        passes[1].target.role_arn.as_deref(),
+        Some("arn:aws:iam::222222222222:role/gec-member-v2"),
+        "the member role of the file in force"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn turning_auto_enable_off_does_not_wait_for_the_administrators_failed_tags() {
+    let org = Org::new(&[], &[]);
+    // GuardDuty auto-enables agent management for joining accounts; the file has
+    // exclusion rules (autoEnable: none), and the administrator's own exclusion tag fails.
+    let sandbox = cluster_arn(REGION, ADMIN, "sandbox");
+    org.admin
+        .fail_arn(&sandbox, aws_error(ErrorKind::AccessDenied, "TagResources"));
+    org.admin.set_organization(&[
+        ("RUNTIME_MONITORING", "NONE"),
+        ("ECS_FARGATE_AGENT_MANAGEMENT", "NEW"),
+    ]);
+    let passes = round(&mut driver(&org), &desired(MemberSelection::All)).await;
+    assert!(org.admin.calls().contains(&Call::UpdateOrganization(vec![(
+        "ECS_FARGATE_AGENT_MANAGEMENT".into(),
+        "NONE".into()
+    )])));
+    assert_eq!(
+        org.admin.automation_status().as_deref(),
+        Some("DISABLED"),
+        "the administrator's own automation waits for its tags"
+    );
+    assert!(passes[0]
+        .results
+        .iter()
+        .any(|r| r.outcome == Outcome::Skipped(Skip::AfterFailure)));
 }

@@ -195,10 +195,26 @@ pub(super) fn auto_enable_problems(d: &DesiredState) -> Vec<Problem> {
             at(),
             Kind::InvalidValue,
             format!(
-                "autoEnable: {word} is unsafe with exclusion rules ({rules}): GuardDuty would turn automated agent \
-                 configuration on for an account the moment it joins the organization, before \
-                 the controller can write its exclusion tags. Use autoEnable: none; the \
+                "autoEnable: {word} is unsafe with exclusion rules ({rules}): GuardDuty would turn the \
+                 features the file enables on for an account the moment it joins the organization, \
+                 before the controller can write its exclusion tags. Use autoEnable: none; the \
                  controller then enables each member itself, after its exclusion tags"
+            ),
+        ));
+    }
+    if let MemberSelection::Accounts(_) = &org.members {
+        p.push((
+            at(),
+            Kind::InvalidValue,
+            format!(
+                "autoEnable: {word} turns features on for every account of the organization \
+                 ({}), also those organization.members does not list: list no members \
+                 (members: all), or use autoEnable: none",
+                if org.auto_enable == AutoEnable::All {
+                    "every member now and every account that joins"
+                } else {
+                    "every account that joins"
+                }
             ),
         ));
     }

@@ -781,6 +781,7 @@ fn detector_actions(
         observed,
         &detector.id,
         target,
+        warnings,
     ));
     actions
 }
@@ -794,10 +795,33 @@ fn organization_actions(
     observed: &ObservedTarget,
     detector_id: &str,
     target: &TargetRef,
+    warnings: &mut Vec<String>,
 ) -> Vec<Action> {
     let (Some(spec), Some(now)) = (&desired.organization, &observed.organization) else {
         return Vec::new();
     };
+    // An auto-enable of the agent management the file does not manage, while rules
+    // exclude clusters: accounts that join get automation before their exclusion tags.
+    let agent = now
+        .auto_enable
+        .get(ECS_FARGATE_AGENT_MANAGEMENT)
+        .map(String::as_str);
+    let excludes = desired
+        .clusters
+        .iter()
+        .any(|r| r.guard_duty_managed == ManagedTag::False);
+    if desired.detector.ecs_fargate_agent_management == FeatureSetting::Unmanaged
+        && excludes
+        && matches!(agent, Some("NEW" | "ALL"))
+    {
+        warnings.push(format!(
+            "the organization auto-enables {ECS_FARGATE_AGENT_MANAGEMENT} ({}) while rules exclude \
+             clusters: accounts that join get automated agent configuration before their \
+             exclusion tags are written; manage it (detector.ecsFargateAgentManagement) so the \
+             controller sets it to NONE",
+            agent.unwrap_or_default()
+        ));
+    }
     let wanted = [
         (RUNTIME_MONITORING, desired.detector.runtime_monitoring),
         (

@@ -356,6 +356,27 @@ fn an_administrator_sets_the_organization_auto_enable_of_each_feature_the_file_m
 }
 
 #[test]
+fn an_unmanaged_agent_auto_enable_with_exclusion_rules_is_a_warning() {
+    let desired = crate::testing::desired_org(
+        "",
+        "detector: {runtimeMonitoring: enabled}\nclusters: [{name: sandbox, guardDutyManaged: false}]\n",
+    );
+    let warned = |listed: Listed| {
+        let observed = observed_in("us-east-1")
+            .detector(switches(ON, ON))
+            .organization(listed);
+        plan(&desired, &observed)
+            .warnings
+            .iter()
+            .any(|w| w.contains("accounts that join get automated agent configuration"))
+    };
+    assert!(warned(&[(ECS_AUTO, "NEW")]));
+    assert!(warned(&[(ECS_AUTO, "ALL")]));
+    assert!(!warned(&[(ECS_AUTO, "NONE")]));
+    assert!(!warned(&[]));
+}
+
+#[test]
 fn organization_auto_enable_comes_after_the_administrators_own_detector() {
     let org = crate::testing::desired_org(
         "  autoEnable: all\n",

@@ -58,15 +58,21 @@ fn members_are_all_or_a_list_and_auto_enable_reads_each_word() {
             AutoEnable::None,
         ),
         (
-            "  members: [\"222222222222\", \"333333333333\"]\n  autoEnable: new\n",
+            "  members: [\"222222222222\", \"333333333333\"]\n  autoEnable: none\n",
             MemberSelection::Accounts(vec!["222222222222".into(), "333333333333".into()]),
+            AutoEnable::None,
+        ),
+        (
+            "  members: all\n  autoEnable: new\n",
+            MemberSelection::All,
             AutoEnable::New,
         ),
         (
-            "  members:\n    - \"222222222222\"\n  autoEnable: all\n",
+            "  members:\n    - \"222222222222\"\n  autoEnable: none\n",
             MemberSelection::Accounts(vec!["222222222222".into()]),
-            AutoEnable::All,
+            AutoEnable::None,
         ),
+        ("  autoEnable: all\n", MemberSelection::All, AutoEnable::All),
     ];
     for (extra, members, auto) in rows {
         let text = format!("{ORG}{extra}detector:\n  runtimeMonitoring: enabled\n");
@@ -230,4 +236,21 @@ fn mistakes_in_the_organization_section_are_reported_at_their_line_column_and_pa
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn auto_enable_with_a_members_list_is_refused_because_it_reaches_every_account() {
+    for word in ["new", "all"] {
+        let text = format!(
+            "{ORG}  members: [\"222222222222\"]\n  autoEnable: {word}\ndetector:\n  runtimeMonitoring: enabled\n"
+        );
+        let errors = parse("list.yaml", &text).expect_err("auto-enable reaches unlisted accounts");
+        let e = &errors.errors[0];
+        assert_eq!(e.path, "organization.autoEnable", "{errors}");
+        assert!(
+            e.message
+                .contains("also those organization.members does not list"),
+            "{errors}"
+        );
+    }
 }

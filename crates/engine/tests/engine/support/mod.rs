@@ -317,6 +317,17 @@ impl FakeCloud {
         });
     }
 
+    /// A delegated administrator whose organization configuration auto-enables these
+    /// (name, NEW | ALL | NONE).
+    pub fn set_organization(&self, auto_enable: &[(&str, &str)]) {
+        self.lock().observed.organization = Some(gec_model::observed::ObservedOrganization {
+            auto_enable: auto_enable
+                .iter()
+                .map(|(n, a)| ((*n).to_owned(), (*a).to_owned()))
+                .collect(),
+        });
+    }
+
     /// Every failure told so far stops.
     pub fn heal(&self) {
         let mut s = self.lock();
