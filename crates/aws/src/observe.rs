@@ -187,34 +187,50 @@ impl TargetClient {
             .send()
             .await
             .map_err(|e| classify("GetDetector", e))?;
-        let mut features = BTreeMap::new();
-        for f in out.features() {
-            let Some(name) = f.name() else { continue };
-            let additional = f
-                .additional_configuration()
-                .iter()
-                .filter_map(|a| {
-                    Some((
-                        a.name()?.as_str().to_owned(),
-                        a.status().map_or(FeatureStatus::Disabled, |s| {
-                            FeatureStatus::from_aws(s.as_str())
-                        }),
-                    ))
-                })
-                .collect();
-            features.insert(
-                name.as_str().to_owned(),
-                ObservedFeature {
-                    status: f.status().map_or(FeatureStatus::Disabled, |s| {
-                        FeatureStatus::from_aws(s.as_str())
-                    }),
-                    additional,
-                },
-            );
-        }
+        let features = observed_features(out.features().iter().map(|f| {
+            (
+                f.name().map(|n| n.as_str()),
+                f.status().map(|s| s.as_str()),
+                f.additional_configuration()
+                    .iter()
+                    .map(|a| (a.name().map(|n| n.as_str()), a.status().map(|s| s.as_str())))
+                    .collect(),
+            )
+        }));
         Ok(ObservedDetector {
             id: id.to_owned(),
             features,
         })
     }
+}
+
+/// One feature as GuardDuty lists it (in `GetDetector` and `GetMemberDetectors` alike):
+/// its name, status, and its additional configurations' names and statuses.
+pub(crate) type ListedFeature<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<(Option<&'a str>, Option<&'a str>)>,
+);
+
+/// Features by name, each with its additional configurations; a status GuardDuty leaves
+/// out is `DISABLED`, an entry without a name is skipped.
+pub(crate) fn observed_features<'a>(
+    listed: impl Iterator<Item = ListedFeature<'a>>,
+) -> BTreeMap<String, ObservedFeature> {
+    let status = |s: Option<&str>| s.map_or(FeatureStatus::Disabled, FeatureStatus::from_aws);
+    listed
+        .filter_map(|(name, feature_status, additional)| {
+            let additional = additional
+                .into_iter()
+                .filter_map(|(n, s)| Some((n?.to_owned(), status(s))))
+                .collect();
+            Some((
+                name?.to_owned(),
+                ObservedFeature {
+                    status: status(feature_status),
+                    additional,
+                },
+            ))
+        })
+        .collect()
 }

@@ -18,8 +18,8 @@ use aws_sdk_guardduty::types::{
 };
 use gec_model::desired::AutoEnable;
 use gec_model::observed::{
-    FeatureStatus, ObservedFeature, ObservedOrganization, OrganizationMember,
-    EKS_RUNTIME_MONITORING, RUNTIME_MONITORING,
+    ObservedFeature, ObservedOrganization, OrganizationMember, EKS_RUNTIME_MONITORING,
+    RUNTIME_MONITORING,
 };
 
 use crate::error::{classify, ErrorKind};
@@ -363,32 +363,18 @@ impl MemberRoute {
                 ),
             ));
         };
-        let mut features = BTreeMap::new();
-        for f in config.features() {
-            let Some(name) = f.name() else { continue };
-            let additional = f
-                .additional_configuration()
-                .iter()
-                .filter_map(|a| {
-                    Some((
-                        a.name()?.as_str().to_owned(),
-                        a.status().map_or(FeatureStatus::Disabled, |s| {
-                            FeatureStatus::from_aws(s.as_str())
-                        }),
-                    ))
-                })
-                .collect();
-            features.insert(
-                name.as_str().to_owned(),
-                ObservedFeature {
-                    status: f.status().map_or(FeatureStatus::Disabled, |s| {
-                        FeatureStatus::from_aws(s.as_str())
-                    }),
-                    additional,
-                },
-            );
-        }
-        Ok(features)
+        Ok(crate::observe::observed_features(
+            config.features().iter().map(|f| {
+                (
+                    f.name().map(|n| n.as_str()),
+                    f.status().map(|s| s.as_str()),
+                    f.additional_configuration()
+                        .iter()
+                        .map(|a| (a.name().map(|n| n.as_str()), a.status().map(|s| s.as_str())))
+                        .collect(),
+                )
+            }),
+        ))
     }
 
     /// Applies detector changes to the member through the administrator: reads its
@@ -563,6 +549,7 @@ mod tests {
         OrganizationFeatureConfigurationResult,
     };
     use aws_smithy_mocks::{mock, Rule};
+    use gec_model::observed::FeatureStatus;
     use gec_model::observed::ECS_FARGATE_AGENT_MANAGEMENT;
     use std::sync::Mutex;
 
