@@ -55,34 +55,39 @@ def get_detector_obj(account: str, region: str, detector_id: str) -> Any:
     return detector
 
 
-def validate_features(features: Any) -> list[dict[str, Any]]:
-    """AWS rejects unknown names and statuses, and EKS_RUNTIME_MONITORING together with
-    RUNTIME_MONITORING (API reference: UpdateDetector, DetectorFeatureConfiguration)."""
+def validate_features(features: Any, key: str = "status", allowed: tuple[str, ...] = ("ENABLED", "DISABLED")) -> list[dict[str, Any]]:
+    """AWS rejects unknown names and values, additional configurations of another
+    feature, and EKS_RUNTIME_MONITORING together with RUNTIME_MONITORING. `key` is the
+    value each entry carries: `status` (ENABLED | DISABLED; UpdateDetector,
+    UpdateMemberDetectors: DetectorFeatureConfiguration) or `autoEnable` (NEW | ALL | NONE;
+    UpdateOrganizationConfiguration: OrganizationFeatureConfiguration)."""
     if features is None:
         return []
-    if not isinstance(features, list):
-        raise bad_request("features must be a list")
-    names = [f.get("name") for f in features if isinstance(f, dict)]
+    if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+        raise bad_request("The request is rejected because features must be a list of objects.")
+    names = [f.get("name") for f in features]
     if "EKS_RUNTIME_MONITORING" in names and "RUNTIME_MONITORING" in names:
         raise bad_request(
             "The request is rejected because EKS_RUNTIME_MONITORING and RUNTIME_MONITORING "
             "cannot be specified together. RUNTIME_MONITORING already includes EKS Runtime Monitoring."
         )
+    valid = ", ".join(allowed)
     for feature in features:
-        if not isinstance(feature, dict):
-            raise bad_request("each feature must be an object")
         name = feature.get("name")
         if name not in FEATURES:
             raise bad_request(
                 f"The request is rejected because an invalid or out-of-range value is specified "
                 f"for feature name: {name!r}. Valid values: {sorted(FEATURES)}"
             )
-        if feature.get("status") not in STATUSES:
+        if feature.get(key) not in allowed:
             raise bad_request(
                 f"The request is rejected because an invalid or out-of-range value is specified "
-                f"for the status of feature {name}: {feature.get('status')!r}. Valid values: ENABLED, DISABLED"
+                f"for the {key} of feature {name}: {feature.get(key)!r}. Valid values: {valid}"
             )
-        for conf in feature.get("additionalConfiguration") or []:
+        confs = feature.get("additionalConfiguration") or []
+        if not isinstance(confs, list):
+            raise bad_request("The request is rejected because additionalConfiguration must be a list.")
+        for conf in confs:
             conf_name = conf.get("name") if isinstance(conf, dict) else None
             if conf_name not in ADDITIONAL:
                 raise bad_request(
@@ -94,11 +99,11 @@ def validate_features(features: Any) -> list[dict[str, Any]]:
                     f"The request is rejected because additional configuration {conf_name} "
                     f"is not supported for feature {name}."
                 )
-            if conf.get("status") not in STATUSES:
+            if conf.get(key) not in allowed:
                 raise bad_request(
                     f"The request is rejected because an invalid or out-of-range value is specified "
-                    f"for the status of additional configuration {conf_name}: {conf.get('status')!r}. "
-                    f"Valid values: ENABLED, DISABLED"
+                    f"for the {key} of additional configuration {conf_name}: {conf.get(key)!r}. "
+                    f"Valid values: {valid}"
                 )
     return features
 

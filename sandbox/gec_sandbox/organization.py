@@ -273,55 +273,9 @@ def describe_organization_configuration(req: AwsRequest) -> dict[str, Any]:
 
 
 def _validate_org_features(features: Any) -> list[dict[str, Any]]:
-    """OrganizationFeatureConfiguration: known names, autoEnable NEW|ALL|NONE, additional
-    configurations of their feature only, not EKS_RUNTIME_MONITORING with
-    RUNTIME_MONITORING (API reference, UpdateOrganizationConfiguration)."""
-    from .guardduty import ADDITIONAL
-
-    if features is None:
-        return []
-    if not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
-        raise bad_request("The request is rejected because features must be a list of objects.")
-    names = [f.get("name") for f in features]
-    if "EKS_RUNTIME_MONITORING" in names and "RUNTIME_MONITORING" in names:
-        raise bad_request(
-            "The request is rejected because EKS_RUNTIME_MONITORING and RUNTIME_MONITORING "
-            "cannot be specified together. RUNTIME_MONITORING already includes EKS Runtime Monitoring."
-        )
-    for feature in features:
-        name = feature.get("name")
-        if name not in FEATURES:
-            raise bad_request(
-                f"The request is rejected because an invalid or out-of-range value is specified "
-                f"for feature name: {name!r}. Valid values: {sorted(FEATURES)}"
-            )
-        if feature.get("autoEnable") not in AUTO_ENABLE:
-            raise bad_request(
-                f"The request is rejected because an invalid or out-of-range value is specified "
-                f"for the autoEnable of feature {name}: {feature.get('autoEnable')!r}. Valid values: NEW, ALL, NONE"
-            )
-        confs = feature.get("additionalConfiguration") or []
-        if not isinstance(confs, list):
-            raise bad_request("The request is rejected because additionalConfiguration must be a list.")
-        for conf in confs:
-            conf_name = conf.get("name") if isinstance(conf, dict) else None
-            if conf_name not in ADDITIONAL:
-                raise bad_request(
-                    f"The request is rejected because an invalid or out-of-range value is specified "
-                    f"for additional configuration name: {conf_name!r}. Valid values: {sorted(ADDITIONAL)}"
-                )
-            if conf_name not in FEATURES[name]:
-                raise bad_request(
-                    f"The request is rejected because additional configuration {conf_name} "
-                    f"is not supported for feature {name}."
-                )
-            if conf.get("autoEnable") not in AUTO_ENABLE:
-                raise bad_request(
-                    f"The request is rejected because an invalid or out-of-range value is specified "
-                    f"for the autoEnable of additional configuration {conf_name}: {conf.get('autoEnable')!r}. "
-                    f"Valid values: NEW, ALL, NONE"
-                )
-    return features
+    """OrganizationFeatureConfiguration: as a detector's features, with `autoEnable`
+    NEW | ALL | NONE in place of a status (API reference, UpdateOrganizationConfiguration)."""
+    return validate_features(features, key="autoEnable", allowed=AUTO_ENABLE)
 
 
 def update_organization_configuration(req: AwsRequest) -> dict[str, Any]:
