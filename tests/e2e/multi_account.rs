@@ -6,8 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::kit::aws::Aws;
 use crate::kit::Sandbox;
-use aws_config::sts::AssumeRoleProvider;
-use aws_config::{Region, SdkConfig};
 use serde_json::{json, Value};
 
 const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
@@ -63,23 +61,6 @@ reconcile: {{interval: 1h}}
     )
 }
 
-/// SDK config acting in `account` (AssumeRole of a reader role the controller never uses,
-/// so fault rules on the controller's role do not hit it).
-async fn sdk_in(sb: &Sandbox, account: &str, region: &str) -> SdkConfig {
-    let base = sb.sdk(region).await;
-    let provider = AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/test-reader"))
-        .session_name("multi-account-test")
-        .region(Region::new(region.to_owned()))
-        .configure(&base)
-        .build()
-        .await;
-    base.to_builder()
-        .credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(
-            provider,
-        ))
-        .build()
-}
-
 fn converged_tags() -> BTreeMap<String, Option<String>> {
     [
         ("batch-dev", Some("false")),
@@ -94,7 +75,7 @@ fn converged_tags() -> BTreeMap<String, Option<String>> {
 /// Asserts that `account` is converged (or untouched) in every region.
 async fn assert_account(sb: &Sandbox, account: &str, converged: bool) {
     for region in REGIONS {
-        let aws = Aws::new(&sdk_in(sb, account, region).await);
+        let aws = Aws::new(&sb.sdk_in(account, region).await);
         let (tags, detector) = if converged {
             (
                 converged_tags(),

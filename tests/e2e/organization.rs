@@ -10,8 +10,6 @@ use std::time::Duration;
 use crate::kit::aws::Aws;
 use crate::kit::daemon::Daemon;
 use crate::kit::Sandbox;
-use aws_config::sts::AssumeRoleProvider;
-use aws_config::{Region, SdkConfig};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "111111111111";
@@ -74,29 +72,13 @@ reconcile: {{interval: 1h}}
     )
 }
 
-/// SDK config acting in `account` through a reader role the controller never uses.
-async fn sdk_in(sb: &Sandbox, account: &str, region: &str) -> SdkConfig {
-    let base = sb.sdk(region).await;
-    let provider = AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/test-reader"))
-        .session_name("organization-test")
-        .region(Region::new(region.to_owned()))
-        .configure(&base)
-        .build()
-        .await;
-    base.to_builder()
-        .credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(
-            provider,
-        ))
-        .build()
-}
-
 /// (tags by cluster, automation status) of `account` in `region`, read in that account.
 async fn state(
     sb: &Sandbox,
     account: &str,
     region: &str,
 ) -> (BTreeMap<String, Option<String>>, String) {
-    let aws = Aws::new(&sdk_in(sb, account, region).await);
+    let aws = Aws::new(&sb.sdk_in(account, region).await);
     (aws.managed_tags().await, aws.runtime_monitoring().await.1)
 }
 
@@ -151,7 +133,7 @@ async fn apply_converges_from_the_administrator_with_each_members_exclusion_tags
             AutoEnableMembers, OrgFeature, OrgFeatureAdditionalConfiguration, OrgFeatureStatus,
             OrganizationAdditionalConfiguration, OrganizationFeatureConfiguration,
         };
-        let gd = aws_sdk_guardduty::Client::new(&sdk_in(&sb, ADMIN, region).await);
+        let gd = aws_sdk_guardduty::Client::new(&sb.sdk_in(ADMIN, region).await);
         let id = gd
             .list_detectors()
             .send()
@@ -221,7 +203,7 @@ async fn apply_converges_from_the_administrator_with_each_members_exclusion_tags
     // The organization configuration as declared (none) for the features the file
     // manages; S3 data events, which it does not manage, kept as set.
     for region in REGIONS {
-        let gd = aws_sdk_guardduty::Client::new(&sdk_in(&sb, ADMIN, region).await);
+        let gd = aws_sdk_guardduty::Client::new(&sb.sdk_in(ADMIN, region).await);
         let id = gd
             .list_detectors()
             .send()

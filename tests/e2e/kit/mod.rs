@@ -194,6 +194,25 @@ impl Sandbox {
             .await
     }
 
+    /// SDK config acting in `account` (AssumeRole of a reader role the controller never
+    /// uses, so fault rules on the controller's roles do not hit it).
+    pub async fn sdk_in(&self, account: &str, region: &str) -> aws_config::SdkConfig {
+        let base = self.sdk(region).await;
+        let provider = aws_config::sts::AssumeRoleProvider::builder(format!(
+            "arn:aws:iam::{account}:role/test-reader"
+        ))
+        .session_name("e2e-test-reader")
+        .region(aws_config::Region::new(region.to_owned()))
+        .configure(&base)
+        .build()
+        .await;
+        base.to_builder()
+            .credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(
+                provider,
+            ))
+            .build()
+    }
+
     /// The AWS reader of one region of this sandbox, its clients made once.
     pub async fn aws(&self, region: &str) -> Aws {
         if let Some(aws) = self.aws.lock().expect("AWS readers").get(region) {
