@@ -1,6 +1,7 @@
 //! The planner: desired state + observed state → an ordered list of actions. Pure and
 //! deterministic.
 
+mod conflict;
 mod json;
 mod limits;
 mod redeploy;
@@ -17,6 +18,7 @@ use crate::observed::{
     RUNTIME_MONITORING,
 };
 
+pub use conflict::{Conflict, ConflictKind};
 pub use json::{
     output_schema, plan_schema, ActionJson, ChangeJson, ClusterJson, DesiredTag, HeldJson,
     PlanJson, RefusalJson,
@@ -461,6 +463,9 @@ pub struct TargetPlan {
     /// Services the plan does not redeploy although their tasks lack the agent (or, after
     /// coverage loss with `onCoverageLoss: redeploy`, still run it), and why.
     pub held: Vec<Held>,
+    /// Resources another writer keeps changing back: their actions are left out of
+    /// `actions` while the conflict stands (filled by the engine, not the planner).
+    pub conflicts: Vec<Conflict>,
 }
 
 /// Knobs for one planning call.
