@@ -2,6 +2,8 @@
 //! Prometheus metrics, the HTTP endpoints and graceful shutdown.
 #![deny(missing_docs)]
 
+pub mod audit;
+pub mod bus;
 pub mod http;
 pub mod metrics;
 pub mod read;
