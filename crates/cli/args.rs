@@ -117,6 +117,8 @@ pub enum SchemaKind {
     Status,
     /// The daemon's `/status` body.
     DaemonStatus,
+    /// The `detail` of the EventBridge events (`--events-bus`), and the audit log records.
+    Event,
 }
 
 /// Flags of `run`.
@@ -158,6 +160,54 @@ pub struct RunArgs {
     /// Ceilings of the safety limits.
     #[command(flatten)]
     pub ceilings: CeilingArgs,
+    /// Where audit events go besides the log.
+    #[command(flatten)]
+    pub events: EventsArgs,
+}
+
+/// Flags of `run` and `apply` for audit events.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Also put every write and incident as an event on this EventBridge bus (name or
+    /// ARN). Off by default; a failing bus never blocks or fails reconciliation.
+    #[arg(long, env = "GEC_EVENTS_BUS", value_parser = event_bus_name)]
+    pub events_bus: Option<String>,
+}
+
+/// An event bus name or ARN as PutEvents takes it (botocore's `NonPartnerEventBusNameOrArn`:
+/// 1 to 1600 characters, `(arn:aws[\w-]*:events:<region>:<account>:event-bus/)?` then
+/// letters, digits, `.`, `-`, `_`).
+fn event_bus_name(text: &str) -> Result<String, String> {
+    let name = match text.strip_prefix("arn:") {
+        Some(_) => {
+            let parts: Vec<&str> = text.splitn(6, ':').collect();
+            let resource = match parts.as_slice() {
+                [_, partition, "events", region, account, resource]
+                    if partition.starts_with("aws")
+                        && !region.is_empty()
+                        && account.len() == 12
+                        && account.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    resource.strip_prefix("event-bus/")
+                }
+                _ => None,
+            };
+            resource.ok_or(
+                "not an event bus ARN (arn:aws:events:<region>:<account>:event-bus/<name>)",
+            )?
+        }
+        None => text,
+    };
+    if text.len() > 1600 || name.is_empty() || name.len() > 256 {
+        return Err("an event bus name has 1 to 256 characters".into());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return Err("an event bus name has only letters, digits, '.', '-' and '_'".into());
+    }
+    Ok(text.to_owned())
 }
 
 /// Flags of `status`.
@@ -245,6 +295,9 @@ pub struct ApplyArgs {
     #[arg(long, env = "GEC_ROLLOUT_POLL", default_value = "5s",
           value_parser = duration_between(SECOND, HOUR))]
     pub rollout_poll: Duration,
+    /// Where audit events go besides the log.
+    #[command(flatten)]
+    pub events: EventsArgs,
 }
 
 /// Output formats.
@@ -433,5 +486,40 @@ mod tests {
         ] {
             assert!(parse(args).is_ok(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn an_event_bus_is_a_name_or_an_event_bus_arn() {
+        let ok = [
+            "audit",
+            "default",
+            "team.audit-bus_1",
+            "arn:aws:events:us-east-1:111122223333:event-bus/audit",
+        ];
+        for name in ok {
+            assert_eq!(event_bus_name(name).as_deref(), Ok(name), "{name}");
+        }
+        // (label, value, what the error says)
+        let bad = [
+            ("empty", "", "1 to 256"),
+            ("too long", &"a".repeat(257), "1 to 256"),
+            ("a space", "my bus", "only letters"),
+            ("a slash in a name", "a/b", "only letters"),
+            (
+                "another service",
+                "arn:aws:sqs:us-east-1:111122223333:q",
+                "not an event bus ARN",
+            ),
+            (
+                "short account",
+                "arn:aws:events:us-east-1:1:event-bus/a",
+                "not an event bus ARN",
+            ),
+        ];
+        for (label, value, says) in bad {
+            let err = event_bus_name(value).expect_err(label);
+            assert!(err.contains(says), "{label}: {err}");
+        }
+        assert!(parse(&["apply", "--config", "f", "--events-bus", "my bus"]).is_err());
     }
 }

@@ -23,10 +23,12 @@ const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_checked();
+    // Audit records (`event` field) are always logged, also by the commands that log
+    // only warnings otherwise.
     let default_filter = if matches!(cli.command, Command::Run(_)) {
         "info"
     } else {
-        "warn"
+        "warn,gec_daemon::audit=info"
     };
     init_logging(cli.log_format, default_filter);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -78,6 +80,8 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
                 rollout_poll: args.rollout_poll,
                 calls,
                 ceilings: args.ceilings.ceilings(),
+                events_bus: args.events.events_bus,
+                replica_id: None,
             };
             gec_daemon::run(settings, terminated()).await?;
             Ok(EXIT_OK)
@@ -93,6 +97,7 @@ fn schema(of: SchemaKind) -> serde_json::Value {
         SchemaKind::Apply => output::apply_schema(),
         SchemaKind::Status => output::status_schema(),
         SchemaKind::DaemonStatus => gec_daemon::status::status_schema(),
+        SchemaKind::Event => gec_daemon::audit::event_schema(),
     }
 }
 
@@ -201,8 +206,20 @@ fn parse(name: &str, bytes: &[u8]) -> anyhow::Result<DesiredState> {
 
 /// Reads the desired state from a file or an `s3://bucket/key` object.
 async fn load_from(config: &str, ctx: &gec_aws::AwsContext) -> anyhow::Result<DesiredState> {
+    Ok(load_with_sha(config, ctx).await?.0)
+}
+
+/// [`load_from`], and the SHA-256 of the bytes read (the audit records'
+/// `desiredStateSha256`).
+async fn load_with_sha(
+    config: &str,
+    ctx: &gec_aws::AwsContext,
+) -> anyhow::Result<(DesiredState, String)> {
     let Some(at) = gec_aws::ObjectLocation::parse(config) else {
-        return load(Path::new(config));
+        let bytes = gec_daemon::read::read_desired_file(Path::new(config))
+            .with_context(|| config.to_owned())?;
+        let desired = parse(&Path::new(config).display().to_string(), &bytes)?;
+        return Ok((desired, gec_daemon::audit::sha256_hex(&bytes)));
     };
     let fetched = ctx
         .object_client()
@@ -210,7 +227,10 @@ async fn load_from(config: &str, ctx: &gec_aws::AwsContext) -> anyhow::Result<De
         .await
         .with_context(|| at.to_string())?;
     match fetched {
-        gec_aws::Fetched::Object { bytes, .. } => parse(&at.to_string(), &bytes),
+        gec_aws::Fetched::Object { bytes, .. } => Ok((
+            parse(&at.to_string(), &bytes)?,
+            gec_daemon::audit::sha256_hex(&bytes),
+        )),
         gec_aws::Fetched::NotModified => anyhow::bail!("{at}: unexpected 304 without an ETag"),
     }
 }
@@ -312,9 +332,10 @@ fn report_refusals(passes: &[TargetPass]) -> bool {
     !seen.is_empty()
 }
 
-/// Progress of the redeploys on a terminal (stderr), one line per event.
-fn progress_line(p: Progress<'_>) -> String {
-    match p {
+/// Progress of the redeploys on a terminal (stderr), one line per event; nothing for a
+/// finished round.
+fn progress_line(p: Progress<'_>) -> Option<String> {
+    Some(match p {
         Progress::Started(r) => format!(
             "{} {}",
             match r.outcome {
@@ -327,20 +348,34 @@ fn progress_line(p: Progress<'_>) -> String {
         Progress::Waiting { rolling, queued } => {
             format!("waiting  {rolling} rollouts in progress, {queued} redeploys queued")
         }
-    }
+        Progress::Round(_) => return None,
+    })
 }
 
 async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
     let ctx = gec_aws::AwsContext::from_env(calls).await;
-    let desired = load_from(&args.plan.config, &ctx).await?;
+    let (desired, sha256) = load_with_sha(&args.plan.config, &ctx).await?;
     let settings = Settings {
         rollout_poll: args.rollout_poll,
         ..settings(&args.plan, Mode::Apply)
     };
+    let events = gec_daemon::bus::events_counter()?;
+    let sender = args
+        .events
+        .events_bus
+        .as_deref()
+        .map(|bus| gec_daemon::bus::EventSender::start(ctx.event_bus(bus), events.clone()));
+    let auditor = std::sync::Mutex::new(gec_daemon::audit::Auditor::new(None, sender));
     let interactive = std::io::stderr().is_terminal();
-    let progress = move |p: Progress<'_>| {
-        if interactive {
-            eprintln!("{}", progress_line(p));
+    let progress = |p: Progress<'_>| {
+        if let Progress::Round(report) = p {
+            if let Ok(mut auditor) = auditor.lock() {
+                auditor.round(report, Some(&sha256));
+            }
+        } else if interactive {
+            if let Some(line) = progress_line(p) {
+                eprintln!("{line}");
+            }
         }
     };
     let work = gec_engine::apply_until_settled(
@@ -353,8 +388,18 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
     );
     // The run stops waiting at --timeout; this bounds a pass that hangs past it.
     let hard_stop = args.timeout + args.rollout_poll + std::time::Duration::from_secs(30);
-    let run: ApplyRun = tokio::time::timeout(hard_stop, work)
-        .await
+    let run = tokio::time::timeout(hard_stop, work).await;
+    // Queued audit events go out before the exit, a run that timed out included.
+    let sender = auditor.lock().ok().and_then(|mut a| a.take_sender());
+    if let Some(sender) = sender {
+        sender.flush(gec_daemon::bus::FLUSH_DEADLINE).await;
+        // The daemon counts these in `events_total`; `apply` says them on stderr.
+        let (sent, failed, dropped) = gec_daemon::bus::totals(&events);
+        if failed + dropped > 0 {
+            eprintln!("warning: {failed} audit events failed and {dropped} were dropped on the way to the event bus ({sent} sent); see the log");
+        }
+    }
+    let run: ApplyRun = run
         .map_err(|_| anyhow::anyhow!("apply did not finish within --timeout {:?}", args.timeout))?;
     match args.plan.output {
         Output::Json => println!(

@@ -84,10 +84,7 @@ impl EventBus {
                     .build(),
             );
         }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| classify("PutEvents", e))?;
+        let out = request.send().await.map_err(|e| classify("PutEvents", e))?;
         let failed = usize::try_from(out.failed_entry_count())
             .unwrap_or(0)
             .min(batch.len());

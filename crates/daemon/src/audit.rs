@@ -24,7 +24,7 @@ pub const MAX_REASON_BYTES: usize = 2048;
 pub const MAX_FIELD_BYTES: usize = 2048;
 
 /// What a record is about: the `event` field of the log line and of the detail. Each has
-/// its EventBridge `detail-type` ([`EventKind::detail_type`]).
+/// its own EventBridge `detail-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -91,7 +91,7 @@ pub enum WriteResult {
 /// One audit record: the JSON log line's fields and the EventBridge event's `detail`.
 /// Every key is always present (`null` when it does not apply).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(title = "guardduty-ecs-controller audit event detail")]
 pub struct AuditRecord {
     /// What the record is about.
@@ -145,6 +145,12 @@ pub struct AuditRecord {
     pub replica_id: Option<String>,
 }
 
+/// The JSON Schema of the detail of every event (`schema event`,
+/// `schemas/event.schema.json`).
+pub fn event_schema() -> serde_json::Value {
+    gec_model::plan::output_schema::<AuditRecord>()
+}
+
 impl AuditRecord {
     /// The detail JSON.
     pub fn to_json(&self) -> String {
@@ -193,6 +199,16 @@ impl AuditRecord {
             line!(warn);
         }
     }
+}
+
+/// The `desiredStateSha256` of a desired state read as `bytes`: SHA-256, lowercase hex
+/// (what `sha256sum` prints, and `/status` `sha256`).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Cuts `text` to at most `max` bytes on a character boundary, ending with `…` when cut.

@@ -18,7 +18,7 @@ use crate::audit::AuditRecord;
 /// Records waiting for the bus at most; more are dropped (and counted).
 pub const EVENT_QUEUE: usize = 1000;
 /// How long shutdown (and the end of `apply`) waits for the queued records to be sent.
-pub const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+pub const FLUSH_DEADLINE: Duration = Duration::from_secs(3);
 
 /// The `result` labels of `events_total`.
 pub const EVENT_RESULTS: [&str; 3] = ["sent", "failed", "dropped"];
@@ -54,6 +54,12 @@ pub fn events_counter() -> Result<IntCounterVec, prometheus::Error> {
         counter.with_label_values(&[r]);
     }
     Ok(counter)
+}
+
+/// `events_total` so far: (sent, failed, dropped).
+pub fn totals(counter: &IntCounterVec) -> (u64, u64, u64) {
+    let get = |result: &str| counter.with_label_values(&[result]).get();
+    (get("sent"), get("failed"), get("dropped"))
 }
 
 /// The queue in front of the bus and its background task.
@@ -137,9 +143,7 @@ async fn send_all(
         let n = batch.len() as u64;
         match bus.put(&batch).await {
             Ok(out) => {
-                counter
-                    .with_label_values(&["sent"])
-                    .inc_by(out.sent as u64);
+                counter.with_label_values(&["sent"]).inc_by(out.sent as u64);
                 counter
                     .with_label_values(&["failed"])
                     .inc_by(out.failed as u64);
@@ -237,7 +241,10 @@ mod tests {
         sender.flush(FLUSH_DEADLINE).await;
         let batches = bus.batches.lock().unwrap().clone();
         assert_eq!(batches.iter().sum::<usize>(), 25);
-        assert!(batches.iter().all(|b| *b <= PUT_EVENTS_BATCH), "{batches:?}");
+        assert!(
+            batches.iter().all(|b| *b <= PUT_EVENTS_BATCH),
+            "{batches:?}"
+        );
         assert_eq!(count(&counter, "sent"), 25);
         assert_eq!(count(&counter, "failed"), 0);
         assert_eq!(count(&counter, "dropped"), 0);

@@ -53,6 +53,10 @@ pub struct Settings {
     pub calls: gec_aws::CallSettings,
     /// Ceilings of the desired state's safety limits (the file cannot raise them).
     pub ceilings: gec_model::plan::Ceilings,
+    /// `--events-bus`: the EventBridge bus the audit records also go to.
+    pub events_bus: Option<String>,
+    /// This replica's id, in every audit record (`--replica-id`).
+    pub replica_id: Option<String>,
 }
 
 /// Default of [`Settings::rollout_poll`].
@@ -139,6 +143,11 @@ pub async fn run(
         .await
         .with_metrics(shared.metrics.aws.clone());
     let source = Source::new(location, Some(ctx.object_client()));
+    let sender = settings.events_bus.as_deref().map(|bus| {
+        info!(bus, "audit events also go to the EventBridge bus");
+        bus::EventSender::start(ctx.event_bus(bus), shared.metrics.events_total.clone())
+    });
+    let auditor = audit::Auditor::new(settings.replica_id.clone(), sender);
     let loop_settings = LoopSettings {
         dry_run: settings.dry_run,
         max_concurrent_targets: settings.max_concurrent_targets,
@@ -152,6 +161,7 @@ pub async fn run(
         source,
         rx,
         loop_settings,
+        auditor,
         shutdown,
     )
     .await;

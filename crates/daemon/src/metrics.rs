@@ -48,6 +48,9 @@ pub struct Metrics {
     config_last_reload_success: Gauge,
     /// AWS request metrics, fed by an SDK interceptor.
     pub aws: AwsMetrics,
+    /// Audit events for the EventBridge bus by result (`crate::bus`); 0 without
+    /// `--events-bus`.
+    pub events_total: IntCounterVec,
 }
 
 /// The `result` label of `reconcile_total`.
@@ -229,6 +232,7 @@ impl Metrics {
                 ))?,
             )?,
             aws: AwsMetrics::register(&r, PREFIX)?,
+            events_total: add(&r, crate::bus::events_counter()?)?,
             registry: r,
         };
         for result in ["success", "error", "refused", "suspended"] {

@@ -14,6 +14,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{error, info, info_span, warn};
 
+use crate::audit::Auditor;
+use crate::bus::FLUSH_DEADLINE;
 use crate::http::Shared;
 use crate::metrics::PassResult;
 use crate::source::{Location, Refresh, Source};
@@ -59,6 +61,7 @@ pub async fn run_loop(
     source: Source,
     triggers: UnboundedReceiver<Trigger>,
     settings: LoopSettings,
+    auditor: Auditor,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let engine = Context::default();
@@ -75,6 +78,7 @@ pub async fn run_loop(
         config_poll: settings.config_poll,
         next_poll: polled.then(|| Instant::now() + settings.config_poll),
         generation: 0,
+        auditor,
     };
     let driver = Driver::new(
         ctx,
@@ -95,6 +99,9 @@ pub async fn run_loop(
     );
     driver.run(&mut host).await;
     on_shutdown.abort();
+    if let Some(sender) = host.auditor.take_sender() {
+        sender.flush(FLUSH_DEADLINE).await;
+    }
 }
 
 /// The daemon's triggers, desired state and status.
@@ -107,6 +114,8 @@ struct DaemonHost {
     next_poll: Option<Instant>,
     /// Bumped on each successful reload.
     generation: u64,
+    /// The audit records of each finished round.
+    auditor: Auditor,
 }
 
 impl Host for DaemonHost {
@@ -160,6 +169,8 @@ impl Host for DaemonHost {
             return; // no target was due
         }
         let desired = &round.desired;
+        let sha256 = self.source.good().map(|g| g.sha256.clone());
+        self.auditor.round(&report, sha256.as_deref());
         let result = result_of(&report.passes, desired.suspend);
         let now = SystemTime::now();
         let reached_aws = report.passes.iter().any(|p| p.plan.is_some());

@@ -28,6 +28,9 @@ pub enum Progress<'a> {
         /// Redeploys waiting for a slot or their settle time.
         queued: usize,
     },
+    /// A round finished (first of what its report brings): its writes and incidents,
+    /// for the audit records.
+    Round(&'a Report),
 }
 
 /// What an `apply` run did over all its passes.
@@ -119,6 +122,7 @@ impl Host for ApplyHost<'_> {
     fn finished(&mut self, round: &Round, report: Report) {
         let run = &mut self.run;
         let progress = self.progress;
+        progress(Progress::Round(&report));
         let passes = report.passes;
         run.passes += 1;
         for pass in &passes {

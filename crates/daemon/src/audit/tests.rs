@@ -69,7 +69,10 @@ fn every_attempted_write_is_a_record_and_skipped_actions_are_not() {
             (tag(EAST, "web"), Outcome::Failed(failed)),
             (redeploy(EAST, "apps", "web"), Outcome::Success),
             (codedeploy, Outcome::Success),
-            (redeploy(EAST, "apps", "later"), Outcome::Skipped(Skip::Stopping)),
+            (
+                redeploy(EAST, "apps", "later"),
+                Outcome::Skipped(Skip::Stopping),
+            ),
         ],
     )];
     let mut auditor = Auditor::new(Some("replica-a".into()), None);
@@ -89,7 +92,11 @@ fn every_attempted_write_is_a_record_and_skipped_actions_are_not() {
     assert_eq!(ok.account, target_ref(EAST).account);
     assert_eq!(ok.time, TIME);
     assert_eq!(out[1].result, Some(WriteResult::Error));
-    assert!(out[1].reason.as_deref().is_some_and(|r| r.contains("no")), "{:?}", out[1].reason);
+    assert!(
+        out[1].reason.as_deref().is_some_and(|r| r.contains("no")),
+        "{:?}",
+        out[1].reason
+    );
     assert_eq!(out[2].kind, "redeploy_service");
     assert_eq!(out[2].to.as_deref(), Some("add_agent"));
     assert_eq!(
@@ -100,7 +107,10 @@ fn every_attempted_write_is_a_record_and_skipped_actions_are_not() {
     let json: serde_json::Value = serde_json::from_str(&out[0].to_json()).unwrap();
     assert_eq!(json["event"], "write");
     assert_eq!(json["passId"], 7);
-    assert!(json["reason"].is_null(), "every key is present, null when it does not apply");
+    assert!(
+        json["reason"].is_null(),
+        "every key is present, null when it does not apply"
+    );
 }
 
 fn incidents(findings: &[(&str, HoldReason)], refused: bool, conflict: bool) -> TargetPlan {
@@ -146,7 +156,16 @@ fn an_incident_that_stands_is_reported_once_and_again_after_it_cleared() {
     let mut auditor = Auditor::new(None, None);
     let standing = |auditor: &mut Auditor, id| {
         let plan = incidents(
-            &[("api", HoldReason::AgentFailed), ("web", HoldReason::RetryAfter { age_ms: 1, retry_ms: 2 })],
+            &[
+                ("api", HoldReason::AgentFailed),
+                (
+                    "web",
+                    HoldReason::RetryAfter {
+                        age_ms: 1,
+                        retry_ms: 2,
+                    },
+                ),
+            ],
             true,
             true,
         );
@@ -166,7 +185,10 @@ fn an_incident_that_stands_is_reported_once_and_again_after_it_cleared() {
     assert_eq!(first[1].from.as_deref(), Some("false"));
     assert_eq!(first[1].to.as_deref(), Some("true"));
     assert_eq!(first[2].kind, "agent_failed");
-    assert!(standing(&mut auditor, 2).is_empty(), "still standing: nothing new");
+    assert!(
+        standing(&mut auditor, 2).is_empty(),
+        "still standing: nothing new"
+    );
 
     let mut failed_pass = pass(EAST, TargetPlan::default(), vec![]);
     failed_pass.plan = None;
@@ -211,17 +233,27 @@ fn a_failed_rollout_is_a_record_and_a_halt_is_reported_when_it_starts() {
     let out = records(&mut auditor, &report(1, vec![settled], Some(halt.clone())));
     assert_eq!(
         events(&out),
-        vec![("rollout_failed", "apps/api"), ("rollouts_halted", "apps/api")]
+        vec![
+            ("rollout_failed", "apps/api"),
+            ("rollouts_halted", "apps/api")
+        ]
     );
     assert_eq!(out[0].to.as_deref(), Some("FAILED"));
     assert_eq!(out[0].kind, "redeploy_service");
-    assert_eq!(out[1].target.as_deref(), Some(EAST), "the halt's target is found");
+    assert_eq!(
+        out[1].target.as_deref(),
+        Some(EAST),
+        "the halt's target is found"
+    );
     let quiet = || pass(EAST, TargetPlan::default(), vec![]);
     assert!(records(&mut auditor, &report(2, vec![quiet()], Some(halt.clone()))).is_empty());
     assert!(records(&mut auditor, &report(3, vec![quiet()], None)).is_empty());
     let again = records(&mut auditor, &report(4, vec![quiet()], Some(halt)));
     assert_eq!(events(&again), vec![("rollouts_halted", "apps/api")]);
-    assert_eq!(again[0].target, None, "fleet-wide: no failed rollout of a target in this round");
+    assert_eq!(
+        again[0].target, None,
+        "fleet-wide: no failed rollout of a target in this round"
+    );
 }
 
 #[test]
@@ -237,5 +269,8 @@ fn long_texts_are_cut_to_their_bound() {
     )];
     let out = records(&mut Auditor::new(None, None), &report(1, passes, None));
     assert!(out[0].reason.as_ref().unwrap().len() <= MAX_REASON_BYTES);
-    assert!(out[0].to_json().len() < 16 * 1024, "far below EventBridge's 256 KB");
+    assert!(
+        out[0].to_json().len() < 16 * 1024,
+        "far below EventBridge's 256 KB"
+    );
 }
