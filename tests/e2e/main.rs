@@ -7,6 +7,7 @@ mod cli_input;
 mod controllers;
 mod coverage;
 mod daemon;
+mod events;
 mod faults;
 mod hardening;
 mod iam_policy;

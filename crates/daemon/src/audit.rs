@@ -100,13 +100,10 @@ pub struct AuditRecord {
     pub time: String,
     /// The target's label (`<account>/<region>` or `<region>`); null for a fleet-wide
     /// halt whose target is not known.
-    #[schemars(required)]
     pub target: Option<String>,
     /// The account, when known.
-    #[schemars(required)]
     pub account: Option<String>,
     /// The region; null with `target`.
-    #[schemars(required)]
     pub region: Option<String>,
     /// What it concerns: a cluster ARN (tags), a service ARN (redeploys),
     /// `<detector id>/<feature>` (detector and organization settings), `<cluster>/<service>`
@@ -121,27 +118,21 @@ pub struct AuditRecord {
     pub kind: String,
     /// The value before: a tag value, a feature status, an auto-enable; for a refused plan
     /// what the plan would do; for a conflict the other writer's value. Null when none.
-    #[schemars(required)]
     pub from: Option<String>,
     /// The value after: the tag value (null: removed), the status, the auto-enable, the
     /// redeploy's purpose (`add_agent`, `remove_agent`); for a refused plan the limit; for
     /// a conflict the desired value; for a failed rollout AWS's status.
-    #[schemars(required)]
     pub to: Option<String>,
     /// For a write, whether AWS accepted it; null for incidents.
-    #[schemars(required)]
     pub result: Option<WriteResult>,
     /// Why: the error of a failed write, the reason of a redeploy, the sentence of an
     /// incident. At most 2048 bytes.
-    #[schemars(required)]
     pub reason: Option<String>,
     /// The pass that made it (`/status` `passId`, `span.pass_id` in the log).
     pub pass_id: u64,
     /// SHA-256 of the desired state in force (hex), when known.
-    #[schemars(required)]
     pub desired_state_sha256: Option<String>,
     /// The replica that made it (`--replica-id`), when set.
-    #[schemars(required)]
     pub replica_id: Option<String>,
 }
 

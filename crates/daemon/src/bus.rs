@@ -157,7 +157,7 @@ async fn send_all(
             }
             Err(e) => {
                 counter.with_label_values(&["failed"]).inc_by(n);
-                warn!(error = %e, kind = e.kind.as_str(), events = n, "could not put audit events on the event bus");
+                warn!(error = %e, kind = e.kind.as_str(), code = e.code.as_deref(), events = n, "could not put audit events on the event bus");
             }
         }
         done.fetch_add(n, Ordering::Relaxed);
