@@ -96,7 +96,7 @@ class SandboxApp:
             else:
                 status, headers, body = self.pass_to_moto(environ)
         except AwsError as err:
-            status, headers, body = awsreq.error_body(req.service, err)
+            status, headers, body = awsreq.error_body(req.service, err, req.protocol)
         except faults.Dropped:
             if entry is not None:
                 entry["status"] = 0
@@ -104,7 +104,7 @@ class SandboxApp:
         except Exception as err:  # a sandbox bug or input it does not expect: say so
             traceback.print_exc()
             failure = AwsError("InternalFailure", f"gec-sandbox: {type(err).__name__}: {err}", 500)
-            status, headers, body = awsreq.error_body(req.service, failure)
+            status, headers, body = awsreq.error_body(req.service, failure, req.protocol)
         if entry is not None:
             entry["status"] = status
         return status, headers, body
