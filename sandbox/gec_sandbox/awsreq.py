@@ -113,11 +113,11 @@ def parse(environ: dict[str, Any]) -> AwsRequest:
 def user_agent(environ: dict[str, Any]) -> str:
     """The user agent that names the application, at most USER_AGENT_MAX characters.
 
-    boto3 sends one `User-Agent` (`... app/<user_agent_appid>` with Config(user_agent_appid)).
-    The Rust SDK sends `User-Agent` and `x-amz-user-agent`; aws-runtime puts the app name
-    (`AppName`, as `app/<name>`) into both but `User-Agent` is the longer, complete one.
-    We take `User-Agent`, unless only `x-amz-user-agent` carries `app/`; a missing header is
-    "". Non-printable characters become "?" (the log is JSON; a hostile header stays text)."""
+    boto3 sends one `User-Agent` (`... app/<user_agent_appid> ...` with Config(user_agent_appid)).
+    The Rust SDK (aws-runtime 1.10) sends the same string in `User-Agent` and
+    `x-amz-user-agent`, ending in `app/<AppName>`; older SDKs put it in `x-amz-user-agent`
+    only. We take `User-Agent`, unless only `x-amz-user-agent` carries `app/`; a missing
+    header is "". Non-printable characters become "?" (a hostile header stays one line of text)."""
     ua = str(environ.get("HTTP_USER_AGENT", ""))
     amz = str(environ.get("HTTP_X_AMZ_USER_AGENT", ""))
     if (amz and "app/" in amz and "app/" not in ua) or not ua:
