@@ -250,8 +250,10 @@ async fn a_failing_bus_never_stops_reconciliation_and_its_failures_are_counted()
         "desired.yaml",
         "version: 1\ntargets: [{region: us-east-1}]\nclusters:\n  - {name: apps, guardDutyManaged: true}\n",
     );
-    // No such bus: PutEvents answers ResourceNotFoundException, as AWS does.
-    let daemon = Daemon::start(&sb, &desired, &["--events-bus", "no-such-bus"]);
+    // Every PutEvents is refused (a role without events:PutEvents). A bus that does not
+    // exist would not do: AWS (and the sandbox) accept the entries and drop them.
+    sb.faults(json!({"rules": [{"service": "events", "fault": "accessDenied"}]}));
+    let daemon = Daemon::start(&sb, &desired, &["--events-bus", BUS]);
     let failed = r#"guardduty_controller_events_total{result="failed"}"#;
     assert!(
         daemon.wait_for(Duration::from_secs(30), |d| d.metric(failed) >= 1.0),
@@ -268,7 +270,7 @@ async fn a_failing_bus_never_stops_reconciliation_and_its_failures_are_counted()
         daemon.metric(r#"guardduty_controller_reconcile_total{result="success"}"#) >= 1.0,
         "the pass succeeded"
     );
-    assert!(daemon.logs().contains("ResourceNotFoundException"));
+    assert!(daemon.logs().contains("AccessDeniedException"));
 
     // `apply` too: it converges, exits 0 and says the events did not arrive.
     let untag = sb.write(
@@ -278,7 +280,7 @@ async fn a_failing_bus_never_stops_reconciliation_and_its_failures_are_counted()
     let applied = sb.apply(
         untag.to_str().unwrap(),
         "1m",
-        &["--events-bus", "no-such-bus"],
+        &["--events-bus", BUS],
     );
     assert_eq!(applied.code, 0, "{applied}");
     assert!(
