@@ -277,11 +277,7 @@ async fn a_failing_bus_never_stops_reconciliation_and_its_failures_are_counted()
         "untag.yaml",
         "version: 1\ntargets: [{region: us-east-1}]\nclusters:\n  - {name: batch, guardDutyManaged: true}\n",
     );
-    let applied = sb.apply(
-        untag.to_str().unwrap(),
-        "1m",
-        &["--events-bus", BUS],
-    );
+    let applied = sb.apply(untag.to_str().unwrap(), "1m", &["--events-bus", BUS]);
     assert_eq!(applied.code, 0, "{applied}");
     assert!(
         applied.stderr.contains("1 audit events failed"),
