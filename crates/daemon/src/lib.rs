@@ -2,6 +2,7 @@
 //! Prometheus metrics, the HTTP endpoints and graceful shutdown.
 #![deny(missing_docs)]
 
+pub mod conflicts;
 pub mod http;
 pub mod metrics;
 pub mod read;
@@ -96,6 +97,7 @@ pub async fn run(
             ..Status::default()
         }),
         token: settings.status_token.clone(),
+        conflicts: gec_engine::Conflicts::default(),
     });
     let listener = listen(settings.listen).map_err(|source| DaemonError::Listen {
         addr: settings.listen,

@@ -61,7 +61,10 @@ pub async fn run_loop(
     settings: LoopSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let engine = Context::default();
+    let engine = Context {
+        conflicts: shared.conflicts.clone(),
+        ..Context::default()
+    };
     let stop = engine.stop.clone();
     let on_shutdown = tokio::spawn(async move {
         shutdown.await;
@@ -201,6 +204,7 @@ impl Host for DaemonHost {
             status.watching = report.watching;
             status.halted = report.halted;
         }
+        shared.publish_conflicts();
     }
 }
 

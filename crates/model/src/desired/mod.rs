@@ -484,6 +484,7 @@ pub struct ConflictSpec {
     /// How many times a value the controller wrote must be found changed back, within
     /// `window`, before the controller stops rewriting it; 0 turns detection off; at most
     /// 100.
+    #[schemars(range(max = 100))]
     pub reverts: u32,
     /// How far back reverts count: at least 1m, at most 7d.
     pub window: DurationSpec,
