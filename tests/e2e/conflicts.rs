@@ -213,6 +213,16 @@ async fn a_reset_through_the_http_endpoint_lifts_the_hold() {
     assert_eq!(daemon.metric(GAUGE), 1.0);
 
     let auth = format!("Bearer {TOKEN}");
+    let (code, _) = http::request(
+        Method::POST,
+        &url,
+        &[("authorization", &auth)],
+        "x".repeat(5000),
+        HTTP_TIMEOUT,
+    )
+    .unwrap();
+    assert_eq!(code, 413, "a body over 4 KiB is refused unread");
+    assert_eq!(daemon.metric(GAUGE), 1.0);
     let body = format!(r#"{{"resource": "{arn}"}}"#);
     let (code, answer) = http::request(
         Method::POST,

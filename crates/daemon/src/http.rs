@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -41,7 +41,13 @@ impl Shared {
 pub fn router(shared: Arc<Shared>) -> Router {
     let guarded = Router::new()
         .route("/status", get(status))
-        .route("/conflicts/reset", post(crate::conflicts::reset))
+        .route(
+            "/conflicts/reset",
+            // Refused with 413 before the body is read whole.
+            post(crate::conflicts::reset).layer(DefaultBodyLimit::max(
+                crate::conflicts::MAX_RESET_BODY_BYTES,
+            )),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
             require_token,
