@@ -258,6 +258,9 @@ pub fn plan_text(passes: &[TargetPass]) -> String {
         for h in &plan.held {
             let _ = writeln!(out, "  {}", held_line(h));
         }
+        for c in &plan.conflicts {
+            let _ = writeln!(out, "  {}", conflict_line(c));
+        }
         for w in &plan.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }
@@ -426,6 +429,9 @@ pub fn status_text(passes: &[TargetPass], halted: Option<&Halt>) -> String {
         for h in &plan.held {
             let _ = writeln!(out, "  {}", held_line(h));
         }
+        for c in &plan.conflicts {
+            let _ = writeln!(out, "  {}", conflict_line(c));
+        }
         for w in &plan.warnings {
             let _ = writeln!(out, "  warning: {w}");
         }
@@ -464,6 +470,9 @@ pub struct StatusOutput {
     /// The FAILED rollout (or CodeDeploy deployment that ended `Failed` or `Stopped`) that
     /// halts redeploys under `stopOnFailure`; null when none.
     pub halted: Option<HaltJson>,
+    /// Resources another writer keeps changing back (plan JSON conflicts). A one-shot
+    /// `status` has seen no writes, so only the daemon's `/status` finds any.
+    pub conflicts: Vec<gec_model::plan::ConflictJson>,
 }
 
 /// One target of the `status` JSON.
@@ -498,6 +507,7 @@ pub fn status_json(passes: &[TargetPass], halted: Option<&Halt>) -> StatusOutput
             .collect(),
         held: plan.held,
         warnings: plan.warnings,
+        conflicts: plan.conflicts,
         halted: halted.map(|h| HaltJson {
             cluster: h.cluster.clone(),
             service: h.service.clone(),
@@ -602,6 +612,21 @@ pub fn deployer_label(via: &Deployer) -> String {
     }
 }
 
+/// A resource in conflict for people: `conflict: WHAT (KIND): desired D, found O, changed
+/// back N times since T; not written until ...`.
+pub fn conflict_line(c: &gec_model::plan::Conflict) -> String {
+    format!(
+        "conflict: {} ({}): desired {}, found {}, changed back {} times since {}; not written \
+         until its rule changes, AWS holds the desired value again, or POST /conflicts/reset",
+        c.cluster.as_deref().unwrap_or(&c.resource),
+        c.kind.as_str(),
+        c.desired,
+        c.observed,
+        c.reverts,
+        gec_model::plan::rfc3339(c.since_ms)
+    )
+}
+
 /// A held service for people: `held: CLUSTER/SERVICE: CODE: reason (detail)`.
 pub fn held_line(h: &Held) -> String {
     let detail = h
@@ -629,6 +654,36 @@ mod tests {
     use super::{action_line, plan_text, status_json, status_text};
 
     const EAST: &str = "us-east-1";
+
+    #[test]
+    fn plan_and_status_name_each_conflict_and_how_it_ends() {
+        let conflict = gec_model::plan::Conflict {
+            target: gec_model::plan::TargetRef {
+                region: EAST.into(),
+                account: Some(gec_model::testing::ACCOUNT.into()),
+            },
+            kind: gec_model::plan::ConflictKind::Tag,
+            resource: gec_model::testing::arn("apps"),
+            cluster: Some("apps".into()),
+            desired: "true".into(),
+            observed: "false".into(),
+            reverts: 3,
+            since_ms: 1_795_737_600_000,
+            principal: None,
+        };
+        let passes = [pass(TargetPlan {
+            conflicts: vec![conflict],
+            ..TargetPlan::default()
+        })];
+        let line = "  conflict: apps (tag): desired true, found false, changed back 3 times since \
+                    2026-11-27T00:00:00Z; not written until its rule changes, AWS holds the \
+                    desired value again, or POST /conflicts/reset\n";
+        assert!(status_text(&passes, None).contains(line));
+        assert!(plan_text(&passes).contains(line));
+        let json = serde_json::to_value(status_json(&passes, None)).unwrap();
+        assert_eq!(json["conflicts"][0]["since"], "2026-11-27T00:00:00Z");
+        assert_eq!(json["conflicts"][0]["account"], gec_model::testing::ACCOUNT);
+    }
 
     fn pass(plan: TargetPlan) -> TargetPass {
         TargetPass {

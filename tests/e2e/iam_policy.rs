@@ -143,6 +143,12 @@ fn last_segment(v: &Value) -> String {
     s.rsplit('/').next().unwrap_or(s).to_owned()
 }
 
+/// The last `/` segment of a name or ARN, `default` when the request names none.
+fn last_segment_or(v: &Value, default: &str) -> String {
+    let s = v.as_str().unwrap_or(default);
+    s.rsplit('/').next().unwrap_or(s).to_owned()
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -283,6 +289,35 @@ fn authorizations(entry: &Value) -> Vec<Authz> {
                 },
             ]
         }
+        // The lease table's item calls are authorized on the table (Service Authorization
+        // Reference, DynamoDB: resource type `table`).
+        ("dynamodb", _) => vec![plain(format!(
+            "arn:aws:dynamodb:{region}:{account}:table/{}",
+            params["TableName"].as_str().unwrap_or("*")
+        ))],
+        // PutEvents is authorized on each entry's bus (`default` when an entry names
+        // none); DescribeEventBus on the bus it names.
+        ("events", "PutEvents") => {
+            let mut buses: Vec<String> = params["Entries"]
+                .as_array()
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|e| last_segment_or(&e["EventBusName"], "default"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            buses.sort();
+            buses.dedup();
+            buses
+                .into_iter()
+                .map(|bus| plain(format!("arn:aws:events:{region}:{account}:event-bus/{bus}")))
+                .collect()
+        }
+        ("events", "DescribeEventBus") => vec![plain(format!(
+            "arn:aws:events:{region}:{account}:event-bus/{}",
+            last_segment_or(&params["Name"], "default")
+        ))],
         ("sts", "AssumeRole") => vec![plain(params["RoleArn"].as_str().unwrap_or("*").to_owned())],
         // Authorized on the principal whose policies are simulated (the execution role).
         ("iam", "SimulatePrincipalPolicy") => vec![plain(

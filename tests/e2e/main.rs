@@ -4,6 +4,7 @@
 mod kit;
 
 mod cli_input;
+mod conflicts;
 mod controllers;
 mod coverage;
 mod daemon;

@@ -1,14 +1,14 @@
-//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/status`, and the bearer
-//! token that guards `/status`.
+//! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/status`,
+//! `POST /conflicts/reset`, and the bearer token that guards the last two.
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 
@@ -25,6 +25,8 @@ pub struct Shared {
     pub status: RwLock<Status>,
     /// When set, `/status` (and any future write endpoint) needs this bearer token.
     pub token: Option<BearerToken>,
+    /// Tug-of-war detection's memory, shared with the engine (`POST /conflicts/reset`).
+    pub conflicts: gec_engine::Conflicts,
 }
 
 impl Shared {
@@ -37,9 +39,19 @@ impl Shared {
 /// The router. `/metrics`, `/healthz` and `/readyz` are open (Prometheus and the health
 /// checks carry no credentials); `/status` needs the bearer token when one is set.
 pub fn router(shared: Arc<Shared>) -> Router {
-    let guarded = Router::new().route("/status", get(status)).route_layer(
-        axum::middleware::from_fn_with_state(Arc::clone(&shared), require_token),
-    );
+    let guarded = Router::new()
+        .route("/status", get(status))
+        .route(
+            "/conflicts/reset",
+            // Refused with 413 before the body is read whole.
+            post(crate::conflicts::reset).layer(DefaultBodyLimit::max(
+                crate::conflicts::MAX_RESET_BODY_BYTES,
+            )),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            require_token,
+        ));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod bus;
+pub mod conflicts;
 pub mod http;
 pub mod metrics;
 pub mod read;
@@ -102,6 +103,7 @@ pub async fn run(
             ..Status::default()
         }),
         token: settings.status_token.clone(),
+        conflicts: gec_engine::Conflicts::default(),
     });
     let listener = listen(settings.listen).map_err(|source| DaemonError::Listen {
         addr: settings.listen,

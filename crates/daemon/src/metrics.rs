@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use gec_aws::AwsMetrics;
 use gec_engine::TargetPass;
-use gec_model::plan::{CoverageChange, Phase, PREFLIGHT_FINDING_CODES};
+use gec_model::plan::{ConflictKind, CoverageChange, Phase, PREFLIGHT_FINDING_CODES};
 use gec_model::Action;
 use prometheus::core::Collector;
 use prometheus::{
@@ -44,6 +44,9 @@ pub struct Metrics {
     pub redeploys_in_progress: IntGauge,
     /// 1 while a FAILED rollout halts redeploys (`stopOnFailure`).
     pub redeploys_halted: IntGauge,
+    /// Resources in conflict (another writer keeps changing them back), per target and
+    /// kind: every kind of every target of the last pass, 0 when none.
+    pub conflicts: IntGaugeVec,
     config_reloads_total: IntCounterVec,
     config_last_reload_success: Gauge,
     /// AWS request metrics, fed by an SDK interceptor.
@@ -217,6 +220,16 @@ impl Metrics {
                     "1 while a FAILED rollout halts redeploys (redeploy.stopOnFailure)",
                 ))?,
             )?,
+            conflicts: add(
+                &r,
+                IntGaugeVec::new(
+                    opts(
+                        "conflicts",
+                        "Resources another writer keeps changing back, which the controller no longer writes",
+                    ),
+                    &["target", "kind"],
+                )?,
+            )?,
             config_reloads_total: add(
                 &r,
                 IntCounterVec::new(
@@ -370,6 +383,29 @@ impl Metrics {
     pub fn rollouts(&self, in_progress: usize, halted: bool) {
         self.redeploys_in_progress.set(count(in_progress));
         self.redeploys_halted.set(i64::from(halted));
+    }
+}
+
+impl Metrics {
+    /// Sets `conflicts{target,kind}` from the conflicts that stand: every kind of every
+    /// target in `targets` (0 when none), and the series of other targets removed.
+    pub fn conflicts(&self, targets: &[String], current: &[(String, gec_model::plan::Conflict)]) {
+        let kinds = [
+            ConflictKind::Tag,
+            ConflictKind::Detector,
+            ConflictKind::Organization,
+        ];
+        let mut values = BTreeMap::new();
+        for target in targets {
+            for kind in kinds {
+                let n = current
+                    .iter()
+                    .filter(|(t, c)| t == target && c.kind == kind)
+                    .count();
+                values.insert(vec![target.clone(), kind.as_str().to_owned()], count(n));
+            }
+        }
+        replace(&self.conflicts, &["target", "kind"], &values);
     }
 }
 

@@ -64,7 +64,10 @@ pub async fn run_loop(
     auditor: Auditor,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let engine = Context::default();
+    let engine = Context {
+        conflicts: shared.conflicts.clone(),
+        ..Context::default()
+    };
     let stop = engine.stop.clone();
     let on_shutdown = tokio::spawn(async move {
         shutdown.await;
@@ -212,6 +215,7 @@ impl Host for DaemonHost {
             status.watching = report.watching;
             status.halted = report.halted;
         }
+        shared.publish_conflicts();
     }
 }
 

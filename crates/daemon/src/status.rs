@@ -4,10 +4,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use gec_engine::rollout::{Halt, Watch};
 use gec_engine::TargetPass;
-use gec_model::plan::{ActionJson, ClusterJson, HeldJson, Refusal, RefusalJson};
+use gec_model::plan::{ActionJson, ClusterJson, ConflictJson, HeldJson, Refusal, RefusalJson};
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::conflicts::ResetJson;
 
 /// Seconds since the Unix epoch.
 pub fn unix_secs(t: SystemTime) -> f64 {
@@ -43,6 +45,10 @@ pub struct Status {
     pub watching: Vec<Watch>,
     /// After the last pass: the FAILED rollout that halts redeploys, if any.
     pub halted: Option<Halt>,
+    /// The conflicts that stand (after the last pass or reset).
+    pub conflicts: Vec<gec_model::plan::Conflict>,
+    /// The last `POST /conflicts/reset`, if any.
+    pub conflicts_reset: Option<gec_engine::Reset>,
 }
 
 impl Status {
@@ -138,6 +144,12 @@ impl Status {
                 service: h.service.clone(),
                 deployment_id: h.deployment_id.clone(),
             }),
+            conflicts: self
+                .conflicts
+                .iter()
+                .map(gec_model::plan::Conflict::json)
+                .collect(),
+            conflicts_reset: self.conflicts_reset.as_ref().map(ResetJson::of),
         }
     }
 
@@ -186,6 +198,11 @@ pub struct StatusJson {
     pub watching: Vec<WatchJson>,
     /// The FAILED rollout that halts redeploys; null when none.
     pub halted: Option<HaltJson>,
+    /// Resources another writer keeps changing back: the controller does not write them
+    /// until their rule changes, AWS holds the desired value again, or a reset.
+    pub conflicts: Vec<ConflictJson>,
+    /// The last `POST /conflicts/reset` and what it ended; null when none since start.
+    pub conflicts_reset: Option<ResetJson>,
 }
 
 /// The desired state in force.

@@ -29,6 +29,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::apply::{Outcome, StopSignal};
 use crate::backoff::Backoff;
 use crate::cloud::TargetCloud;
+use crate::conflict::Conflicts;
 use crate::pass::{reconcile_fleet, Mode, PassOptions, TargetPass, DEFAULT_MAX_CONCURRENT_TARGETS};
 use crate::rollout::{Clock, Halt, Rollouts, Settled, Watch};
 
@@ -51,6 +52,8 @@ pub struct Context {
     pub clock: Clock,
     /// Raised on shutdown: start no new write, end the loop.
     pub stop: StopSignal,
+    /// Tug-of-war detection: what was written and changed back, and the conflicts.
+    pub conflicts: Conflicts,
 }
 
 /// The clients of every target: the AWS adapter in production, memory in tests.
@@ -252,6 +255,7 @@ impl<C: Clouds> Driver<C> {
         self.backoff.retain(&targets);
         self.clouds.retain(&targets);
         self.ctx.rollouts.retain(&targets);
+        self.ctx.conflicts.retain(&targets);
         let now = Instant::now();
         let due: Vec<&Target> = targets
             .iter()
@@ -274,6 +278,7 @@ impl<C: Clouds> Driver<C> {
             rollouts: self.ctx.rollouts.clone(),
             clock: self.ctx.clock,
             generation: round.generation,
+            conflicts: self.ctx.conflicts.clone(),
         };
         let started = Instant::now();
         let span = info_span!("pass", pass_id);

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod backoff;
 pub mod cloud;
+pub mod conflict;
 pub mod driver;
 pub mod pass;
 pub mod rollout;
@@ -12,6 +13,7 @@ pub mod wait;
 
 pub use apply::{apply_plan, apply_plan_until, ActionResult, Outcome, Skip, StopSignal};
 pub use cloud::{write_once, TargetCloud, WriteRetry};
+pub use conflict::{Conflicts, Reset};
 pub use driver::{Clouds, Context, Driver, Host, Report, Requeue, Round, Settings};
 pub use pass::{
     observe_scope, reconcile_fleet, reconcile_target, Mode, PassOptions, TargetPass,

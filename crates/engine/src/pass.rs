@@ -16,6 +16,7 @@ use tracing::{info_span, Instrument};
 
 use crate::apply::{apply_plan_until, log_result, ActionResult, Outcome, Skip, StopSignal};
 use crate::cloud::TargetCloud;
+use crate::conflict::Conflicts;
 use crate::rollout::{Clock, Decision, RolloutEvent, Rollouts};
 
 mod redeploy;
@@ -52,6 +53,8 @@ pub struct PassOptions {
     /// The desired state's generation (see [`Rollouts::desired_state`]): a new one lifts
     /// a `stopOnFailure` halt.
     pub generation: u64,
+    /// Tug-of-war detection: what was written and reverted, kept across passes.
+    pub conflicts: Conflicts,
 }
 
 impl PassOptions {
@@ -65,6 +68,7 @@ impl PassOptions {
             rollouts: Rollouts::default(),
             clock: Clock::System,
             generation: 0,
+            conflicts: Conflicts::default(),
         }
     }
 }
@@ -305,6 +309,7 @@ pub async fn reconcile_target<C: TargetCloud>(
     let (pass, observed) = plan_stage(cloud, target, desired, options).await;
     let mut passes = [pass];
     check_limits(&mut passes, desired, options);
+    judge_conflicts(&mut passes, desired, options);
     let [pass] = passes;
     apply_stage(cloud, pass, observed, desired, options).await
 }
@@ -362,6 +367,23 @@ fn check_limits(passes: &mut [TargetPass], desired: &DesiredState, options: &Pas
     check_fleet(&mut plans, &desired.safety, options.plan);
 }
 
+/// The third step of a pass, after the limits were checked and before anything is
+/// written: each planned target's reverts are counted and the changes of resources in
+/// conflict leave its plan ([`Conflicts::judge`]). The limits count the plan as the
+/// planner made it, conflicted changes included: a conflict never makes room for other
+/// changes (and a refused plan writes nothing, so it arms no revert).
+fn judge_conflicts(passes: &mut [TargetPass], desired: &DesiredState, options: &PassOptions) {
+    let now = options.clock.now_ms();
+    for pass in passes.iter_mut() {
+        let label = pass.target.label();
+        if let Some(plan) = pass.plan.as_mut() {
+            options
+                .conflicts
+                .judge(&label, plan, &desired.reconcile.conflicts, now);
+        }
+    }
+}
+
 /// The last stage of a pass in one target, after the limits were checked: in
 /// [`Mode::Apply`] apply the tag and detector phases, check what is left, then start the
 /// redeploys the rollout gate allows. A pass without a plan (its observation failed) or
@@ -394,6 +416,11 @@ async fn apply_stage<C: TargetCloud>(
     let mut base = None;
     if plan.actions.iter().any(|a| a.phase() != Phase::Redeploy) {
         pass.results = apply_plan_until(cloud, &plan, &options.stop).await;
+        if desired.reconcile.conflicts.reverts > 0 {
+            options
+                .conflicts
+                .written(&label, &pass.results, options.clock.now_ms());
+        }
         if let Some(mut seen) = observed.take() {
             for r in pass
                 .results
@@ -412,6 +439,7 @@ async fn apply_stage<C: TargetCloud>(
                     ..options.plan
                 },
             );
+            options.conflicts.hold(&label, &mut after);
             after.warnings.clone_from(&plan.warnings);
             base = Some(after);
         }
@@ -531,6 +559,7 @@ pub async fn reconcile_fleet<C: TargetCloud + 'static>(
         .map(|(index, (pass, observed))| (pass, (index, observed)))
         .unzip();
     check_limits(&mut passes, &desired, &options);
+    judge_conflicts(&mut passes, &desired, &options);
 
     let mut applying = JoinSet::new();
     for (pass, (index, observed)) in passes.into_iter().zip(seen) {

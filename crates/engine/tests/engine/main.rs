@@ -3,6 +3,7 @@
 
 mod churn;
 mod clock_overflow;
+mod conflicts;
 mod controllers;
 mod driver;
 mod fake_cloud;

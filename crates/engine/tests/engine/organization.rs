@@ -283,3 +283,68 @@ async fn turning_auto_enable_off_does_not_wait_for_the_administrators_failed_tag
         .iter()
         .any(|r| r.outcome == Outcome::Skipped(Skip::AfterFailure)));
 }
+
+/// Tug-of-war in a member account: someone there removes `sandbox`'s exclusion tag after
+/// every round. The third revert makes it a conflict of that member's target only; the
+/// member is no longer written, the others are as before.
+#[tokio::test(start_paused = true)]
+async fn a_member_s_exclusion_tag_changed_back_every_round_is_a_conflict_of_that_member() {
+    let org = Org::new(&["222222222222", "333333333333"], &[]);
+    let c = Controller::new(Clock::tokio_at(0));
+    let mut settings = c.settings.clone();
+    // Each removed exclusion is coverage the next round takes away again: past the
+    // coverage-loss limit, which would refuse the repair.
+    settings.plan.allow_mass_change = true;
+    let mut driver = Driver::new(org.clouds(), c.ctx.clone(), settings);
+    let d = desired(MemberSelection::All);
+    let member = org.member("222222222222");
+    let tag_writes = |cloud: &FakeCloud| {
+        cloud
+            .writes()
+            .iter()
+            .filter(|w| matches!(w, Call::TagClusters { .. }))
+            .count()
+    };
+    for _ in 0..3 {
+        round(&mut driver, &d).await;
+        assert_eq!(member.tag_of("sandbox").as_deref(), Some("false"));
+        member.other_writer_tags("sandbox", None);
+    }
+    let passes = round(&mut driver, &d).await;
+    let conflicts: Vec<(String, Vec<String>)> = passes
+        .iter()
+        .map(|p| {
+            let found = p.plan.iter().flat_map(|pl| &pl.conflicts);
+            (
+                p.target.label(),
+                found.map(|c| c.resource.clone()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        conflicts,
+        [
+            ("111111111111/us-east-1".to_owned(), vec![]),
+            (
+                "222222222222/us-east-1".to_owned(),
+                vec![cluster_arn(REGION, "222222222222", "sandbox")]
+            ),
+            ("333333333333/us-east-1".to_owned(), vec![]),
+        ]
+    );
+    let found = &passes[1].plan.as_ref().unwrap().conflicts[0];
+    assert_eq!(found.target.account.as_deref(), Some("222222222222"));
+    assert_eq!(
+        c.ctx.conflicts.current()[0].0,
+        "222222222222/us-east-1",
+        "remembered under the member's target"
+    );
+    round(&mut driver, &d).await;
+    assert_eq!(tag_writes(member), 3, "not written again");
+    assert_eq!(member.tag_of("sandbox"), None);
+    assert_eq!(
+        tag_writes(org.member("333333333333")),
+        1,
+        "the other member: once"
+    );
+}

@@ -23,7 +23,7 @@ pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Locations};
 pub use load::{json_schema, parse, parse_bytes, MAX_FILE_BYTES, MAX_RULES};
 pub use organization::{AdministratorSpec, AutoEnable, MemberSelection, OrgRole, OrganizationSpec};
 pub use targets::{AccountRef, AccountsTarget, ExpandError, TargetEntry, MAX_TARGETS};
-pub use validate::parse_hhmm;
+pub use validate::{parse_hhmm, MAX_CONFLICT_REVERTS};
 
 /// The whole desired-state document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -461,6 +461,10 @@ pub struct ReconcileSpec {
     pub interval: DurationSpec,
     /// Random share of the interval added or removed, 0 to 0.5.
     pub jitter: f64,
+    /// Tug-of-war detection: a value the controller wrote that another writer changes
+    /// back `reverts` times within `window` is left alone (a `conflict`) until its rule
+    /// changes or the conflict is reset.
+    pub conflicts: ConflictSpec,
 }
 
 impl Default for ReconcileSpec {
@@ -468,6 +472,29 @@ impl Default for ReconcileSpec {
         ReconcileSpec {
             interval: DurationSpec::from_secs(300),
             jitter: 0.1,
+            conflicts: ConflictSpec::default(),
+        }
+    }
+}
+
+/// When a resource another writer keeps changing back becomes a `conflict` (DESIGN §9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ConflictSpec {
+    /// How many times a value the controller wrote must be found changed back, within
+    /// `window`, before the controller stops rewriting it; 0 turns detection off; at most
+    /// 100.
+    #[schemars(range(max = 100))]
+    pub reverts: u32,
+    /// How far back reverts count: at least 1m, at most 7d.
+    pub window: DurationSpec,
+}
+
+impl Default for ConflictSpec {
+    fn default() -> Self {
+        ConflictSpec {
+            reverts: 3,
+            window: DurationSpec::from_secs(3600),
         }
     }
 }

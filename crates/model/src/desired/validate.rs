@@ -96,6 +96,7 @@ pub(crate) fn validate(d: &DesiredState) -> Vec<Problem> {
     } else if interval > MAX_INTERVAL {
         p.add(&[&"reconcile", &"interval"], "must be at most 24h");
     }
+    validate_conflicts(d, &mut p);
     let jitter = d.reconcile.jitter;
     if !(0.0..=0.5).contains(&jitter) {
         p.add(
@@ -182,6 +183,39 @@ fn validate_clusters(d: &DesiredState, p: &mut Problems) {
                 );
             }
         }
+    }
+}
+
+/// The most reverts `reconcile.conflicts.reverts` may ask for: past a hundred fights a
+/// resource is in conflict whatever the count says.
+pub const MAX_CONFLICT_REVERTS: u32 = 100;
+/// The shortest `reconcile.conflicts.window`: shorter than a pass, no revert would count.
+const MIN_CONFLICT_WINDOW: Duration = Duration::from_secs(60);
+/// The longest `reconcile.conflicts.window`: a week of memory per written resource.
+const MAX_CONFLICT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+fn validate_conflicts(d: &DesiredState, p: &mut Problems) {
+    let c = &d.reconcile.conflicts;
+    if c.reverts > MAX_CONFLICT_REVERTS {
+        p.add(
+            &[&"reconcile", &"conflicts", &"reverts"],
+            format!(
+                "{} is more than {MAX_CONFLICT_REVERTS} (use 0 to turn detection off)",
+                c.reverts
+            ),
+        );
+    }
+    let window = c.window.get();
+    if window < MIN_CONFLICT_WINDOW {
+        p.add(
+            &[&"reconcile", &"conflicts", &"window"],
+            "must be at least 1m",
+        );
+    } else if window > MAX_CONFLICT_WINDOW {
+        p.add(
+            &[&"reconcile", &"conflicts", &"window"],
+            "must be at most 7d",
+        );
     }
 }
 

@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    Action, ClusterRow, CoverageChange, Held, Phase, Plan, RedeployPurpose, Refusal, Scope, TAG_KEY,
+    Action, ClusterRow, Conflict, ConflictJson, CoverageChange, Held, Phase, Plan, RedeployPurpose,
+    Refusal, Scope, TAG_KEY,
 };
 use crate::desired::ManagedTag;
 
@@ -27,6 +28,10 @@ pub struct PlanJson {
     /// Services the plan does not redeploy although their tasks lack the agent (or, after
     /// coverage loss with `onCoverageLoss: redeploy`, still run it), and why.
     pub held: Vec<HeldJson>,
+    /// Resources another writer keeps changing back: the controller no longer writes them
+    /// (their actions are not in `actions`) until their rule changes or the conflict is
+    /// reset.
+    pub conflicts: Vec<ConflictJson>,
 }
 
 /// One change to AWS.
@@ -436,6 +441,11 @@ impl Plan {
                 .iter()
                 .flat_map(|t| &t.held)
                 .map(Held::json)
+                .collect(),
+            conflicts: targets
+                .iter()
+                .flat_map(|t| &t.conflicts)
+                .map(Conflict::json)
                 .collect(),
         }
     }

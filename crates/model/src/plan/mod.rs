@@ -18,9 +18,9 @@ use crate::observed::{
     RUNTIME_MONITORING,
 };
 
-pub use conflict::{Conflict, ConflictKind};
+pub use conflict::{Conflict, ConflictJson, ConflictKind};
 pub use json::{
-    output_schema, plan_schema, ActionJson, ChangeJson, ClusterJson, DesiredTag, HeldJson,
+    output_schema, plan_schema, rfc3339, ActionJson, ChangeJson, ClusterJson, DesiredTag, HeldJson,
     PlanJson, RefusalJson,
 };
 pub use limits::{
@@ -32,7 +32,7 @@ pub use rules::CompiledRules;
 pub use window::window_open;
 
 /// Where an action runs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TargetRef {
     /// Region.
     pub region: String,

@@ -352,3 +352,69 @@ fn parse_bytes_and_parse_agree_on_text() {
         );
     }
 }
+
+/// `reconcile.conflicts`: bounded, located, and off at 0.
+#[test]
+fn conflict_detection_settings_are_bounded_and_located() {
+    // (label, text after the head, line, column, says)
+    let rows = [
+        (
+            "too many reverts",
+            "reconcile:\n  conflicts:\n    reverts: 101\n",
+            (6, 14, Kind::InvalidValue),
+            "more than 100",
+        ),
+        (
+            "a window shorter than a minute",
+            "reconcile:\n  conflicts:\n    window: 59s\n",
+            (6, 13, Kind::InvalidValue),
+            "at least 1m",
+        ),
+        (
+            "a window longer than a week",
+            "reconcile:\n  conflicts:\n    window: 7d1s\n",
+            (6, 13, Kind::InvalidValue),
+            "at most 7d",
+        ),
+        (
+            "a negative count",
+            "reconcile:\n  conflicts:\n    reverts: -1\n",
+            (6, 14, Kind::WrongType),
+            "",
+        ),
+        (
+            "an unknown key",
+            "reconcile:\n  conflicts:\n    revert: 3\n",
+            (6, 5, Kind::UnknownField),
+            "revert",
+        ),
+    ];
+    for (label, tail, at, says) in rows {
+        let errors = errors_of(&format!("{HEAD}{tail}"));
+        let got: Vec<(usize, usize, Kind)> = errors
+            .errors
+            .iter()
+            .map(|e| (e.line, e.column, e.kind))
+            .collect();
+        assert_eq!(got, [at], "{label}: {errors}");
+        assert!(errors.errors[0].message.contains(says), "{label}: {errors}");
+    }
+    let parsed = |tail: &str| {
+        parse_bytes("t.yaml", format!("{HEAD}{tail}").as_bytes())
+            .unwrap()
+            .reconcile
+            .conflicts
+    };
+    let default = parsed("");
+    assert_eq!(
+        (default.reverts, default.window.to_string()),
+        (3, "1h".to_owned())
+    );
+    let off = parsed("reconcile:\n  conflicts:\n    reverts: 0\n");
+    assert_eq!(off.reverts, 0, "0 turns detection off");
+    let edges = parsed("reconcile:\n  conflicts:\n    reverts: 100\n    window: 7d\n");
+    assert_eq!(
+        (edges.reverts, edges.window.get().as_secs()),
+        (100, 604_800)
+    );
+}

@@ -371,6 +371,32 @@ impl FakeCloud {
             .and_then(|c| c.managed_tag().map(str::to_owned))
     }
 
+    /// Another writer (Terraform, a person in the console) sets the `GuardDutyManaged`
+    /// tag of cluster `name` to `value`, or removes it: no call of the engine's.
+    pub fn other_writer_tags(&self, name: &str, value: Option<&str>) {
+        let mut s = self.lock();
+        if let Some(c) = s.observed.clusters.iter_mut().find(|c| c.name == name) {
+            match value {
+                Some(v) => c.tags.insert(MANAGED_TAG_KEY.to_owned(), v.to_owned()),
+                None => c.tags.remove(MANAGED_TAG_KEY),
+            };
+        }
+    }
+
+    /// Another writer sets a RUNTIME_MONITORING additional configuration (or, for
+    /// `RUNTIME_MONITORING` itself, the feature's status).
+    pub fn other_writer_detector(&self, feature: &str, status: &str) {
+        let mut s = self.lock();
+        if let Some(d) = s.observed.detector.as_mut() {
+            let runtime = d.features.entry(RUNTIME_MONITORING.to_owned()).or_default();
+            if feature == RUNTIME_MONITORING {
+                runtime.status = status.into();
+            } else {
+                runtime.additional.insert(feature.to_owned(), status.into());
+            }
+        }
+    }
+
     /// Status of `ECS_FARGATE_AGENT_MANAGEMENT` now.
     pub fn automation_status(&self) -> Option<String> {
         self.lock()
