@@ -136,6 +136,7 @@ fn incidents(findings: &[(&str, HoldReason)], refused: bool, conflict: bool) -> 
             .collect(),
         conflicts: conflict
             .then(|| Conflict {
+                target: target_ref(EAST),
                 kind: ConflictKind::Tag,
                 resource: gec_model::testing::arn("apps"),
                 cluster: Some("apps".into()),
