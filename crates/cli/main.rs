@@ -255,7 +255,7 @@ async fn round(
     settings: Settings,
     calls: gec_aws::CallSettings,
 ) -> anyhow::Result<(Vec<TargetPass>, Option<gec_engine::rollout::Halt>)> {
-    let ctx = gec_aws::AwsContext::from_env(calls).await;
+    let ctx = gec_aws::AwsContext::from_env(calls).await?;
     let desired = Arc::new(load_from(config, &ctx).await?);
     let round = Round {
         desired,
@@ -353,7 +353,7 @@ fn progress_line(p: Progress<'_>) -> Option<String> {
 }
 
 async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let ctx = gec_aws::AwsContext::from_env(calls).await;
+    let ctx = gec_aws::AwsContext::from_env(calls).await?;
     let (desired, sha256) = load_with_sha(&args.plan.config, &ctx).await?;
     let settings = Settings {
         rollout_poll: args.rollout_poll,

@@ -20,7 +20,8 @@ mod workload;
 mod write;
 
 pub use client::{
-    AwsContext, CallSettings, TargetClient, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, IAM_REGION,
+    AwsContext, CallSettings, EmptyEndpoint, TargetClient, ATTEMPT_TIMEOUT, CONNECT_TIMEOUT,
+    IAM_REGION,
     MAX_ATTEMPTS, MAX_BACKOFF, OPERATION_TIMEOUT, SESSION_NAME,
 };
 pub use codedeploy::{

@@ -237,17 +237,17 @@ impl State {
     }
 }
 
-/// The in-memory cloud of one target.
-#[derive(Debug)]
 /// Where [`FakeCloud::panic_in`] panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Panic {
     /// In `observe` (the planning stage).
     Observe,
-    /// In `tag_clusters` (the apply stage).
+    /// In `tag_clusters` and `untag_clusters` (the apply stage).
     Tag,
 }
 
+/// The in-memory cloud of one target.
+#[derive(Debug)]
 pub struct FakeCloud {
     state: Mutex<State>,
 }
@@ -459,6 +459,10 @@ impl TargetCloud for FakeCloud {
         s.calls.push(Call::UntagClusters {
             arns: arns.to_vec(),
         });
+        if s.panics == Some(Panic::Tag) {
+            drop(s);
+            panic!("URL was unset");
+        }
         let outcome = s.write_tags("UntagResources", arns, |c| {
             c.tags.remove(MANAGED_TAG_KEY);
         });
