@@ -152,5 +152,9 @@ fn an_empty_aws_endpoint_setting_is_refused_before_any_aws_call() {
             assert!(!run.stderr.contains("panicked"), "{run}");
         }
     }
-    assert_eq!(sb.requests(), Vec::<serde_json::Value>::new(), "no AWS call");
+    assert_eq!(
+        sb.requests(),
+        Vec::<serde_json::Value>::new(),
+        "no AWS call"
+    );
 }

@@ -291,8 +291,8 @@ async fn a_failing_bus_never_stops_reconciliation_and_its_failures_are_counted()
 /// controller looks the bus up (DescribeEventBus), puts nothing on it, counts the records
 /// failed, says so in an error line naming the bus, and reconciles as usual.
 #[tokio::test]
-async fn a_bus_that_does_not_exist_is_found_its_records_counted_failed_and_reconciliation_goes_on(
-) {
+async fn a_bus_that_does_not_exist_is_found_its_records_counted_failed_and_reconciliation_goes_on()
+{
     let sb = Sandbox::start();
     sb.seed(FLEET);
     let desired = sb.write(

@@ -616,7 +616,10 @@ mod tests {
         }
     }
 
-    fn config(global: Option<&str>, services: &'static [(&'static str, &'static str)]) -> SdkConfig {
+    fn config(
+        global: Option<&str>,
+        services: &'static [(&'static str, &'static str)],
+    ) -> SdkConfig {
         let mut b = SdkConfig::builder().service_config(Settings(services));
         b.set_endpoint_url(global.map(str::to_owned));
         b.build()
@@ -626,7 +629,10 @@ mod tests {
     fn an_empty_endpoint_url_is_refused_and_a_set_or_unset_one_is_not() {
         assert_eq!(empty_endpoint(&config(None, &[])), None);
         assert_eq!(
-            empty_endpoint(&config(Some("http://127.0.0.1:1"), &[("ECS", "http://127.0.0.1:2")])),
+            empty_endpoint(&config(
+                Some("http://127.0.0.1:1"),
+                &[("ECS", "http://127.0.0.1:2")]
+            )),
             None
         );
         let global = empty_endpoint(&config(Some(""), &[])).unwrap();

@@ -237,7 +237,10 @@ async fn send_all(
                 match found {
                     Found::Present => {
                         missing.store(false, Ordering::Relaxed);
-                        info!(bus = bus.name(), "the event bus exists now: audit events are sent again");
+                        info!(
+                            bus = bus.name(),
+                            "the event bus exists now: audit events are sent again"
+                        );
                     }
                     Found::Missing(_) => {
                         error!(
