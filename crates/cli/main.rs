@@ -255,7 +255,7 @@ async fn round(
     settings: Settings,
     calls: gec_aws::CallSettings,
 ) -> anyhow::Result<(Vec<TargetPass>, Option<gec_engine::rollout::Halt>)> {
-    let ctx = gec_aws::AwsContext::from_env(calls).await;
+    let ctx = gec_aws::AwsContext::from_env(calls).await?;
     let desired = Arc::new(load_from(config, &ctx).await?);
     let round = Round {
         desired,
@@ -353,7 +353,7 @@ fn progress_line(p: Progress<'_>) -> Option<String> {
 }
 
 async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let ctx = gec_aws::AwsContext::from_env(calls).await;
+    let ctx = gec_aws::AwsContext::from_env(calls).await?;
     let (desired, sha256) = load_with_sha(&args.plan.config, &ctx).await?;
     let settings = Settings {
         rollout_poll: args.rollout_poll,
@@ -392,10 +392,13 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
     // Queued audit events go out before the exit, a run that timed out included.
     let sender = auditor.lock().ok().and_then(|mut a| a.take_sender());
     if let Some(sender) = sender {
-        sender.flush(gec_daemon::bus::FLUSH_DEADLINE).await;
+        let flushed = sender.flush(gec_daemon::bus::FLUSH_DEADLINE).await;
         // The daemon counts these in `events_total`; `apply` says them on stderr.
         let (sent, failed, dropped) = gec_daemon::bus::totals(&events);
-        if failed + dropped > 0 {
+        if flushed.bus_missing {
+            let bus = args.events.events_bus.as_deref().unwrap_or_default();
+            eprintln!("warning: the event bus {bus} does not exist: {failed} audit events were not sent (counted failed); create it or fix --events-bus");
+        } else if failed + dropped > 0 {
             eprintln!("warning: {failed} audit events failed and {dropped} were dropped on the way to the event bus ({sent} sent); see the log");
         }
     }

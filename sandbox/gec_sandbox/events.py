@@ -129,4 +129,62 @@ def install() -> None:
 _moto_parse: Any = None
 install()
 
-HANDLERS = {("events", "PutEvents"): put_events}
+# DescribeEventBus `Name` (botocore's model, EventBusNameOrArn): 1-1600 characters.
+BUS_NAME_PATTERN = r"(arn:aws[\w-]*:events:[a-z]+-[a-z]+-[\w-]+:[0-9]{12}:event-bus\/)?[/\.\-_A-Za-z0-9]+"
+MAX_BUS_NAME = 1600
+
+
+def describe_event_bus(req: AwsRequest) -> dict[str, Any]:
+    """DescribeEventBus as AWS answers it: no `Name` is the default bus; a `Name` that is
+    not a string is 400 SerializationException (moto: 500); an empty one, one over 1600
+    characters or one off the pattern is 400 ValidationException (moto: the default bus for
+    an empty name, ResourceNotFoundException for a bad one); a bus that does not exist is
+    400 ResourceNotFoundException "Event bus NAME does not exist."; the answer is
+    `application/x-amz-json-1.1` (moto: text/html)."""
+    import re
+
+    from moto.events.models import events_backends
+
+    name = req.params.get("Name")
+    if name is not None and not isinstance(name, str):
+        raise AwsError("SerializationException", "Name must be a string")
+    if name is not None:
+        if not 1 <= len(name) <= MAX_BUS_NAME:
+            bound = "greater than or equal to 1" if not name else f"less than or equal to {MAX_BUS_NAME}"
+            raise AwsError(
+                "ValidationException",
+                f"1 validation error detected: Value '{name[:64]}' at 'name' failed to satisfy "
+                f"constraint: Member must have length {bound}",
+            )
+        if re.fullmatch(BUS_NAME_PATTERN, name) is None:
+            raise AwsError(
+                "ValidationException",
+                f"1 validation error detected: Value '{name[:64]}' at 'name' failed to satisfy "
+                f"constraint: Member must satisfy regular expression pattern: {BUS_NAME_PATTERN}",
+            )
+    backend = events_backends[req.account][req.region]
+    # An ARN names a bus of this account and region only (moto keeps the part after the
+    # last `/` of any ARN, and would find this account's bus for another account's ARN).
+    own = f"arn:aws:events:{req.region}:{req.account}:event-bus/"
+    key = "default" if name is None else name.removeprefix(own)
+    bus = None if key.startswith("arn:") else backend.event_buses.get(key)
+    if bus is None:
+        raise AwsError("ResourceNotFoundException", f"Event bus {key} does not exist.")
+    out: dict[str, Any] = {
+        "Name": bus.name,
+        "Arn": bus.arn,
+        "CreationTime": bus.creation_time,
+        "LastModifiedTime": bus.last_modified_time,
+    }
+    for key, value in (
+        ("Description", bus.description),
+        ("KmsKeyIdentifier", bus.kms_key_identifier),
+        ("DeadLetterConfig", bus.dead_letter_config),
+        ("Policy", bus.policy),
+    ):
+        if value:
+            out[key] = value
+    return out
+
+
+HANDLERS = {("events", "PutEvents"): put_events, ("events", "DescribeEventBus"): describe_event_bus}

@@ -237,6 +237,33 @@ def test_put_events_to_a_bus_that_does_not_exist_is_accepted_and_dropped(sandbox
     assert excinfo.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
+def test_describe_event_bus_answers_like_aws(sandbox, bus):
+    """The controller checks its bus with DescribeEventBus (PutEvents cannot tell): the
+    answer's shape is botocore's, a missing bus is ResourceNotFoundException, a bad name
+    is refused before the lookup."""
+    shape = bus["events"].meta.service_model
+    members = set(shape.operation_model("DescribeEventBus").output_shape.members)
+    arn = f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/gec-audit"
+    for name in ("gec-audit", arn):
+        status, headers, body = json_call(sandbox, "events", "AWSEvents.DescribeEventBus", "1.1", {"Name": name})
+        assert status == 200 and headers["content-type"] == "application/x-amz-json-1.1", (status, headers)
+        assert body["Name"] == "gec-audit" and body["Arn"] == arn
+        assert set(body) <= members and isinstance(body["CreationTime"], float)
+    assert bus["events"].describe_event_bus()["Name"] == "default"  # no Name: the default bus
+    for name in ("no-such-bus", f"arn:aws:events:us-east-1:{ACCOUNT}:event-bus/no-such-bus",
+                 "arn:aws:events:us-east-1:999999999999:event-bus/gec-audit"):
+        status, headers, body = json_call(sandbox, "events", "AWSEvents.DescribeEventBus", "1.1", {"Name": name})
+        assert (status, body["__type"]) == (400, "ResourceNotFoundException"), (name, body)
+        assert headers["x-amzn-errortype"] == "ResourceNotFoundException"
+    for name, code in (("", "ValidationException"), ("bad name!", "ValidationException"),
+                       ("b" * 1601, "ValidationException"), (5, "SerializationException")):
+        status, _, body = json_call(sandbox, "events", "AWSEvents.DescribeEventBus", "1.1", {"Name": name})
+        assert (status, body["__type"]) == (400, code), (name, body)
+    with pytest.raises(ClientError) as excinfo:
+        bus["events"].describe_event_bus(Name="no-such-bus")
+    assert excinfo.value.response["Error"]["Message"] == "Event bus no-such-bus does not exist."
+
+
 def test_put_events_refuses_wrong_types_whole(sandbox, bus):
     status, _, body = json_call(sandbox, "events", "AWSEvents.PutEvents", "1.1",
                                 {"Entries": [entry(), entry(Detail={"n": 1})]})

@@ -116,3 +116,45 @@ fn every_example_file_validates_and_schema_prints_a_json_schema() {
         0
     );
 }
+
+/// An endpoint setting that is present but empty (`AWS_ENDPOINT_URL=` from a template
+/// whose variable was unset) made the SDK panic inside every target's pass, and `apply`
+/// then exited 0 with "0 targets". Now every command refuses it before any AWS call,
+/// naming the setting; the daemon too.
+#[test]
+fn an_empty_aws_endpoint_setting_is_refused_before_any_aws_call() {
+    let sb = Sandbox::start();
+    let config = sb.write(
+        "desired.yaml",
+        "version: 1\ntargets: [{region: us-east-1}]\nclusters:\n  - {name: apps, guardDutyManaged: true}\n",
+    );
+    let config = config.to_str().unwrap();
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[("AWS_ENDPOINT_URL", "")], "AWS_ENDPOINT_URL "),
+        (&[("AWS_ENDPOINT_URL", " ")], "AWS_ENDPOINT_URL "),
+        (
+            &[("AWS_ENDPOINT_URL", &sb.url), ("AWS_ENDPOINT_URL_ECS", "")],
+            "AWS_ENDPOINT_URL_ECS ",
+        ),
+    ];
+    for (env, setting) in cases {
+        for args in [
+            vec!["apply", "--config", config, "--timeout", "20s"],
+            vec!["plan", "--config", config],
+            vec!["run", "--config", config, "--listen", "127.0.0.1:0"],
+        ] {
+            let run = crate::kit::run_controller(&args, env);
+            assert_eq!(run.code, 1, "{args:?} {env:?}: {run}");
+            assert!(
+                run.stderr.contains(setting) && run.stderr.contains("is set but empty"),
+                "{args:?} {env:?}: {run}"
+            );
+            assert!(!run.stderr.contains("panicked"), "{run}");
+        }
+    }
+    assert_eq!(
+        sb.requests(),
+        Vec::<serde_json::Value>::new(),
+        "no AWS call"
+    );
+}

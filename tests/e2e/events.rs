@@ -250,8 +250,8 @@ async fn a_failing_bus_never_stops_reconciliation_and_its_failures_are_counted()
         "desired.yaml",
         "version: 1\ntargets: [{region: us-east-1}]\nclusters:\n  - {name: apps, guardDutyManaged: true}\n",
     );
-    // Every PutEvents is refused (a role without events:PutEvents). A bus that does not
-    // exist would not do: AWS (and the sandbox) accept the entries and drop them.
+    // Every PutEvents (and the DescribeEventBus lookup) is refused: a role without
+    // events:PutEvents. The failed lookup is warned about; the records are still sent.
     sb.faults(json!({"rules": [{"service": "events", "fault": "accessDenied"}]}));
     let daemon = Daemon::start(&sb, &desired, &["--events-bus", BUS]);
     let failed = r#"guardduty_controller_events_total{result="failed"}"#;
@@ -281,6 +281,78 @@ async fn a_failing_bus_never_stops_reconciliation_and_its_failures_are_counted()
     assert_eq!(applied.code, 0, "{applied}");
     assert!(
         applied.stderr.contains("1 audit events failed"),
+        "{applied}"
+    );
+    let tags = sb.aws("us-east-1").await.managed_tags().await;
+    assert_eq!(tags["batch"].as_deref(), Some("true"));
+}
+
+/// A mistyped `--events-bus`: PutEvents would answer 200 and drop every event, so the
+/// controller looks the bus up (DescribeEventBus), puts nothing on it, counts the records
+/// failed, says so in an error line naming the bus, and reconciles as usual.
+#[tokio::test]
+async fn a_bus_that_does_not_exist_is_found_its_records_counted_failed_and_reconciliation_goes_on()
+{
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    let desired = sb.write(
+        "desired.yaml",
+        "version: 1\ntargets: [{region: us-east-1}]\nclusters:\n  - {name: apps, guardDutyManaged: true}\n",
+    );
+    let missing = "gec-audit-typo";
+    let daemon = Daemon::start(&sb, &desired, &["--events-bus", missing]);
+    let failed = r#"guardduty_controller_events_total{result="failed"}"#;
+    assert!(
+        daemon.wait_for(Duration::from_secs(30), |d| d.metric(failed) >= 1.0),
+        "the records for the missing bus are counted failed:\n{}",
+        daemon.logs()
+    );
+    let tags = sb.aws("us-east-1").await.managed_tags().await;
+    assert_eq!(tags["apps"].as_deref(), Some("true"), "the write happened");
+    assert!(
+        daemon.metric(r#"guardduty_controller_reconcile_total{result="success"}"#) >= 1.0,
+        "the pass succeeded"
+    );
+    assert_eq!(
+        daemon.metric(r#"guardduty_controller_events_total{result="sent"}"#),
+        0.0
+    );
+    let logs = daemon.logs();
+    let line = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["level"] == "ERROR" && l["fields"]["bus"] == missing)
+        .unwrap_or_else(|| panic!("no error line naming the bus:\n{logs}"));
+    assert!(
+        line["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{line}"
+    );
+    let calls: Vec<String> = sb
+        .requests()
+        .iter()
+        .filter(|r| r["service"] == "events")
+        .map(|r| r["operation"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(calls.contains(&"DescribeEventBus".to_owned()), "{calls:?}");
+    assert!(
+        !calls.contains(&"PutEvents".to_owned()),
+        "nothing is put on a bus that does not exist: {calls:?}"
+    );
+
+    // `apply` converges, exits 0 and says the bus does not exist.
+    let untag = sb.write(
+        "untag.yaml",
+        "version: 1\ntargets: [{region: us-east-1}]\nclusters:\n  - {name: batch, guardDutyManaged: true}\n",
+    );
+    let applied = sb.apply(untag.to_str().unwrap(), "1m", &["--events-bus", missing]);
+    assert_eq!(applied.code, 0, "{applied}");
+    assert!(
+        applied
+            .stderr
+            .contains(&format!("the event bus {missing} does not exist")),
         "{applied}"
     );
     let tags = sb.aws("us-east-1").await.managed_tags().await;

@@ -33,7 +33,9 @@ regions:
 "#;
 
 async fn client() -> TargetClient {
-    let ctx = AwsContext::from_env(CallSettings::default()).await;
+    let ctx = AwsContext::from_env(CallSettings::default())
+        .await
+        .expect("the sandbox's endpoint");
     let target = Target {
         region: REGION.to_owned(),
         role_arn: None,

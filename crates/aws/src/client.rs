@@ -68,10 +68,75 @@ pub struct AwsContext {
     clients: Arc<Mutex<HashMap<Target, TargetClient>>>,
 }
 
+/// An endpoint URL setting that is present but empty.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} is set but empty: unset it to use AWS's endpoints, or set it to a URL")]
+pub struct EmptyEndpoint {
+    /// The setting: `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`, with its profile key.
+    pub setting: String,
+}
+
+/// The SDK service ids of the services the controller calls; their
+/// `AWS_ENDPOINT_URL_<ID>` (spaces as `_`) and the profile's `services` sections are read
+/// when their clients are made.
+const SERVICE_IDS: &[&str] = &[
+    "ECS",
+    "GuardDuty",
+    "Resource Groups Tagging API",
+    "STS",
+    "IAM",
+    "CodeDeploy",
+    "EventBridge",
+    "S3",
+    "DynamoDB",
+    "SQS",
+];
+
+/// The first endpoint URL setting of `base` that is present but blank. An empty one makes
+/// the SDK panic ("URL was unset", aws-smithy-types' endpoint builder) inside the first
+/// request of every client.
+fn empty_endpoint(base: &SdkConfig) -> Option<String> {
+    let blank = |url: &str| url.trim().is_empty();
+    if base.endpoint_url().is_some_and(blank) {
+        return Some("AWS_ENDPOINT_URL (or endpoint_url in the AWS profile)".to_owned());
+    }
+    let config = base.service_config()?;
+    SERVICE_IDS.iter().find_map(|id| {
+        let key = aws_types::service_config::ServiceConfigKey::builder()
+            .service_id(id)
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url")
+            .build()
+            .ok()?;
+        config.load_config(key).filter(|u| blank(u)).map(|_| {
+            // The setting that gave it: the service's variable, the global one (aws-config
+            // drops a blank global for the SdkConfig, but each client reads it again), or a
+            // profile.
+            let service = format!(
+                "AWS_ENDPOINT_URL_{}",
+                id.to_ascii_uppercase().replace(' ', "_")
+            );
+            let set_blank = |name: &str| std::env::var(name).is_ok_and(|v| blank(&v));
+            if set_blank(&service) {
+                service
+            } else if set_blank("AWS_ENDPOINT_URL") {
+                "AWS_ENDPOINT_URL".to_owned()
+            } else {
+                format!("{service} or AWS_ENDPOINT_URL (or endpoint_url in the AWS profile)")
+            }
+        })
+    })
+}
+
 impl AwsContext {
     /// Loads credentials, region and endpoint (`AWS_ENDPOINT_URL`, ...) from the
     /// environment, with the controller's retry and timeout settings.
-    pub async fn from_env(calls: CallSettings) -> Self {
+    ///
+    /// # Errors
+    /// An endpoint URL setting is present but empty (`AWS_ENDPOINT_URL=`,
+    /// `AWS_ENDPOINT_URL_ECS=`, `endpoint_url =` in the profile): the SDK would panic on
+    /// the first request, and falling back to AWS's endpoints is not what was meant.
+    pub async fn from_env(calls: CallSettings) -> Result<Self, EmptyEndpoint> {
         let base = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(
                 RetryConfig::standard()
@@ -87,12 +152,15 @@ impl AwsContext {
             )
             .load()
             .await;
-        AwsContext {
+        if let Some(setting) = empty_endpoint(&base) {
+            return Err(EmptyEndpoint { setting });
+        }
+        Ok(AwsContext {
             base,
             metrics: None,
             calls,
             clients: Arc::default(),
-        }
+        })
     }
 
     pub(crate) fn base(&self) -> &SdkConfig {
@@ -530,5 +598,58 @@ mod tests {
             ];
             assert_eq!(got, want.map(|w| Some(w.to_owned())), "{label}");
         }
+    }
+
+    /// Endpoint settings as an environment or profile would give them.
+    #[derive(Debug)]
+    struct Settings(&'static [(&'static str, &'static str)]);
+
+    impl aws_types::service_config::LoadServiceConfig for Settings {
+        fn load_config(
+            &self,
+            key: aws_types::service_config::ServiceConfigKey<'_>,
+        ) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(id, _)| *id == key.service_id())
+                .map(|(_, url)| (*url).to_owned())
+        }
+    }
+
+    fn config(
+        global: Option<&str>,
+        services: &'static [(&'static str, &'static str)],
+    ) -> SdkConfig {
+        let mut b = SdkConfig::builder().service_config(Settings(services));
+        b.set_endpoint_url(global.map(str::to_owned));
+        b.build()
+    }
+
+    #[test]
+    fn an_empty_endpoint_url_is_refused_and_a_set_or_unset_one_is_not() {
+        assert_eq!(empty_endpoint(&config(None, &[])), None);
+        assert_eq!(
+            empty_endpoint(&config(
+                Some("http://127.0.0.1:1"),
+                &[("ECS", "http://127.0.0.1:2")]
+            )),
+            None
+        );
+        let global = empty_endpoint(&config(Some(""), &[])).unwrap();
+        assert!(global.starts_with("AWS_ENDPOINT_URL "), "{global}");
+        assert!(empty_endpoint(&config(Some("  "), &[])).is_some());
+        let ecs = empty_endpoint(&config(None, &[("ECS", "")])).unwrap();
+        assert!(ecs.starts_with("AWS_ENDPOINT_URL_ECS "), "{ecs}");
+        let tagging = empty_endpoint(&config(
+            Some("http://127.0.0.1:1"),
+            &[("Resource Groups Tagging API", "")],
+        ))
+        .unwrap();
+        assert!(
+            tagging.starts_with("AWS_ENDPOINT_URL_RESOURCE_GROUPS_TAGGING_API "),
+            "{tagging}"
+        );
+        let err = EmptyEndpoint { setting: global };
+        assert!(err.to_string().contains("is set but empty"), "{err}");
     }
 }

@@ -60,6 +60,33 @@ impl EventBus {
         &self.name
     }
 
+    /// Whether the bus exists, by `DescribeEventBus` (PutEvents cannot tell: EventBridge
+    /// accepts entries for a bus that does not exist, answers with event ids and drops
+    /// them).
+    ///
+    /// # Errors
+    /// Any failure but `ResourceNotFoundException` (which is `Ok(false)`): access denied,
+    /// throttled, EventBridge could not be reached.
+    pub async fn exists(&self) -> Result<bool, AwsError> {
+        match self
+            .client
+            .describe_event_bus()
+            .name(&self.name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = classify("DescribeEventBus", e);
+                if e.code.as_deref() == Some("ResourceNotFoundException") {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
     /// Puts `entries` (at most [`PUT_EVENTS_BATCH`]; the rest is not sent) with source
     /// [`EVENT_SOURCE`].
     ///

@@ -78,6 +78,9 @@ pub enum DaemonError {
     /// Registering a metric failed (a programming error).
     #[error("cannot register the metrics")]
     Metrics(#[from] prometheus::Error),
+    /// An AWS endpoint setting is present but empty.
+    #[error(transparent)]
+    Endpoint(#[from] gec_aws::EmptyEndpoint),
     /// The HTTP server task failed (a programming error).
     #[error("the HTTP server failed")]
     Serve(#[source] tokio::task::JoinError),
@@ -141,9 +144,13 @@ pub async fn run(
     };
     spawn_hangup(tx);
 
-    let ctx = gec_aws::AwsContext::from_env(settings.calls)
-        .await
-        .with_metrics(shared.metrics.aws.clone());
+    let ctx = match gec_aws::AwsContext::from_env(settings.calls).await {
+        Ok(ctx) => ctx.with_metrics(shared.metrics.aws.clone()),
+        Err(e) => {
+            let _ = stop_http.send(());
+            return Err(DaemonError::Endpoint(e));
+        }
+    };
     let source = Source::new(location, Some(ctx.object_client()));
     let sender = settings.events_bus.as_deref().map(|bus| {
         info!(bus, "audit events also go to the EventBridge bus");

@@ -536,6 +536,7 @@ pub async fn reconcile_fleet<C: TargetCloud + 'static>(
     let limit = Arc::new(Semaphore::new(options.max_concurrent_targets.max(1)));
     let options = Arc::new(options);
     let mut planning = JoinSet::new();
+    let mut ids = HashMap::new();
     for (index, (target, cloud)) in clouds.iter().enumerate() {
         let (cloud, target, desired, limit, options) = (
             Arc::clone(cloud),
@@ -545,15 +546,19 @@ pub async fn reconcile_fleet<C: TargetCloud + 'static>(
             Arc::clone(&options),
         );
         let span = info_span!("target", target = %target.label());
-        planning.spawn(
+        let task = planning.spawn(
             async move {
                 let _permit = limit.acquire_owned().await;
                 (index, plan_stage(&*cloud, target, &desired, &options).await)
             }
             .instrument(span),
         );
+        ids.insert(task.id(), index);
     }
-    let mut planned = joined(planning).await;
+    let mut planned = joined(planning, &ids, |index, error| {
+        (panicked(&clouds[index].0, error), None)
+    })
+    .await;
     let (mut passes, seen): (Vec<TargetPass>, Vec<(usize, Option<ObservedTarget>)>) = planned
         .drain(..)
         .map(|(index, (pass, observed))| (pass, (index, observed)))
@@ -562,6 +567,7 @@ pub async fn reconcile_fleet<C: TargetCloud + 'static>(
     judge_conflicts(&mut passes, &desired, &options);
 
     let mut applying = JoinSet::new();
+    ids.clear();
     for (pass, (index, observed)) in passes.into_iter().zip(seen) {
         let (cloud, desired, limit, options) = (
             Arc::clone(&clouds[index].1),
@@ -570,7 +576,7 @@ pub async fn reconcile_fleet<C: TargetCloud + 'static>(
             Arc::clone(&options),
         );
         let span = info_span!("target", target = %pass.target.label());
-        applying.spawn(
+        let task = applying.spawn(
             async move {
                 let _permit = limit.acquire_owned().await;
                 (
@@ -580,21 +586,71 @@ pub async fn reconcile_fleet<C: TargetCloud + 'static>(
             }
             .instrument(span),
         );
+        ids.insert(task.id(), index);
     }
-    joined(applying).await.into_iter().map(|(_, p)| p).collect()
+    joined(applying, &ids, |index, error| {
+        panicked(&clouds[index].0, error)
+    })
+    .await
+    .into_iter()
+    .map(|(_, p)| p)
+    .collect()
 }
 
-/// The results of a stage's tasks, in target order.
-async fn joined<T: 'static>(mut tasks: JoinSet<(usize, T)>) -> Vec<(usize, T)> {
+/// The results of a stage's tasks, in target order. A task that panicked (a bug) must not
+/// take the others down, nor vanish: it is logged and stands as `failed(index, error)`,
+/// a failed target (and contributes nothing to the limits).
+async fn joined<T: 'static>(
+    mut tasks: JoinSet<(usize, T)>,
+    ids: &HashMap<tokio::task::Id, usize>,
+    failed: impl Fn(usize, AwsError) -> T,
+) -> Vec<(usize, T)> {
     let mut done = Vec::with_capacity(tasks.len());
-    while let Some(joined) = tasks.join_next().await {
+    while let Some(joined) = tasks.join_next_with_id().await {
         match joined {
-            Ok(d) => done.push(d),
-            // A panic in one target's task must not take the others down; it is a bug,
-            // so surface it loudly. That target contributes nothing to the limits.
-            Err(e) => tracing::error!(error = %e, "a target's reconcile task panicked"),
+            Ok((_, d)) => done.push(d),
+            Err(e) => {
+                let Some(&index) = ids.get(&e.id()) else {
+                    tracing::error!(error = %e, "a target's reconcile task failed");
+                    continue;
+                };
+                let message = panic_message(e);
+                tracing::error!(error = %message, "a target's reconcile task panicked (a bug)");
+                let error = AwsError::new(
+                    gec_aws::ErrorKind::Other,
+                    "Reconcile",
+                    None,
+                    format!("the target's pass panicked (a bug): {message}"),
+                );
+                done.push((index, failed(index, error)));
+            }
         }
     }
     done.sort_by_key(|(i, _)| *i);
     done
+}
+
+/// A pass of `target` that failed with `error` before it had a plan.
+fn panicked(target: &Target, error: AwsError) -> TargetPass {
+    let mut pass = TargetPass::new(target.clone());
+    pass.error = Some(error);
+    pass
+}
+
+/// What a task's panic said, at most 512 bytes; "cancelled" for a cancelled task.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let payload = e.into_panic();
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    let mut end = text.len().min(512);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::support::{aws_error, Call, FakeCloud};
+use crate::support::{aws_error, Call, FakeCloud, Panic};
 use gec_aws::ErrorKind;
 use gec_engine::{reconcile_fleet, reconcile_target, Clock, Mode, PassOptions, TargetPass};
 use gec_model::desired::DesiredState;
@@ -341,4 +341,37 @@ async fn allow_mass_change_lets_a_refused_fleet_through_once() {
     assert!(passes.iter().all(|p| refusal(p).is_none()));
     assert_eq!(east.write_operations(), ["untag_clusters"]);
     assert_eq!(west.write_operations(), ["untag_clusters"]);
+}
+
+/// A target whose pass panics (a bug, e.g. the SDK's "URL was unset" under an empty
+/// `AWS_ENDPOINT_URL`) is a failed target with an error, in either stage; the other
+/// target is reconciled.
+#[tokio::test]
+async fn a_target_whose_pass_panics_is_a_failed_target_and_the_other_goes_on() {
+    let desired = desired(UNTAG_OLD);
+    for at in [Panic::Observe, Panic::Tag] {
+        let east = excluded(EAST, 2);
+        let west = excluded(WEST, 2);
+        east.panic_in(at);
+        let passes = pass(
+            &desired,
+            &east,
+            &west,
+            options(Ceilings::default(), Clock::System),
+        )
+        .await;
+        let error = passes[0]
+            .error
+            .as_ref()
+            .unwrap_or_else(|| panic!("{at:?}: the panicked target has an error"));
+        assert!(
+            error.message.contains("panicked") && error.message.contains("URL was unset"),
+            "{error}"
+        );
+        assert!(passes[1].error.is_none(), "{:?}", passes[1].error);
+        assert!(
+            !passes[1].results.is_empty() && passes[1].failed_actions() == 0,
+            "west is untagged"
+        );
+    }
 }

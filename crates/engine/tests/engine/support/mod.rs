@@ -129,6 +129,8 @@ struct State {
     failing_detector: Option<AwsError>,
     /// `(successful observations still allowed, error)`.
     failing_observe: Option<(usize, AwsError)>,
+    /// `observe` / `tag_clusters` panic (a bug in an adapter).
+    panics: Option<Panic>,
     fleet: Fleet,
     clock: Option<Clock>,
     /// How the next `redeploy_service` calls fail, in order.
@@ -148,6 +150,7 @@ impl Default for State {
             failing_arns: BTreeMap::new(),
             failing_detector: None,
             failing_observe: None,
+            panics: None,
             fleet: Fleet::default(),
             clock: None,
             redeploy_faults: std::collections::VecDeque::new(),
@@ -234,6 +237,15 @@ impl State {
     }
 }
 
+/// Where [`FakeCloud::panic_in`] panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panic {
+    /// In `observe` (the planning stage).
+    Observe,
+    /// In `tag_clusters` and `untag_clusters` (the apply stage).
+    Tag,
+}
+
 /// The in-memory cloud of one target.
 #[derive(Debug)]
 pub struct FakeCloud {
@@ -297,6 +309,11 @@ impl FakeCloud {
     /// After `successes` more successful observations, every `observe` fails with `error`.
     pub fn fail_observe_after(&self, successes: usize, error: AwsError) {
         self.lock().failing_observe = Some((successes, error));
+    }
+
+    /// Every call of `at` panics, like an SDK bug reached from the environment.
+    pub fn panic_in(&self, at: Panic) {
+        self.lock().panics = Some(at);
     }
 
     /// The next `redeploy_service` calls fail as given, in order.
@@ -423,6 +440,10 @@ impl TargetCloud for FakeCloud {
         let mut s = self.lock();
         s.advance();
         s.calls.push(Call::Observe(scope.clone()));
+        if s.panics == Some(Panic::Observe) {
+            drop(s);
+            panic!("URL was unset");
+        }
         if let Some((successes, error)) = &mut s.failing_observe {
             if *successes == 0 {
                 return Err(error.clone());
@@ -448,6 +469,10 @@ impl TargetCloud for FakeCloud {
             arns: arns.to_vec(),
             value: value.to_owned(),
         });
+        if s.panics == Some(Panic::Tag) {
+            drop(s);
+            panic!("URL was unset");
+        }
         let outcome = s.write_tags("TagResources", arns, |c| {
             c.tags.insert(MANAGED_TAG_KEY.to_owned(), value.to_owned());
         });
@@ -460,6 +485,10 @@ impl TargetCloud for FakeCloud {
         s.calls.push(Call::UntagClusters {
             arns: arns.to_vec(),
         });
+        if s.panics == Some(Panic::Tag) {
+            drop(s);
+            panic!("URL was unset");
+        }
         let outcome = s.write_tags("UntagResources", arns, |c| {
             c.tags.remove(MANAGED_TAG_KEY);
         });
