@@ -281,16 +281,42 @@ impl Conflicts {
             .filter(|c| c.kind == ConflictKind::Tag && c.desired == "false")
             .filter_map(|c| c.cluster.as_deref())
             .collect();
+        // The planner decides coverage, and so redeploys, from the desired detector
+        // settings. While one of them is held, AWS keeps the other writer's value, and a
+        // redeploy made for the desired value would only be undone by it (new tasks
+        // without the agent while the other writer keeps automation on, or the
+        // reverse): every redeploy of the target waits until the conflict ends.
+        let settings_held = conflicts.iter().any(|c| c.kind != ConflictKind::Tag);
         let before = plan.actions.len();
+        let redeploys_before = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::RedeployService { .. }))
+            .count();
         plan.actions.retain(|a| match a {
-            Action::RedeployService { cluster_arn, .. } => !tags.contains(cluster_arn.as_str()),
+            Action::RedeployService { cluster_arn, .. } => {
+                !settings_held && !tags.contains(cluster_arn.as_str())
+            }
             _ => exclusions.is_empty() || !enables(a),
         });
-        if !exclusions.is_empty() && plan.actions.len() < before {
+        let redeploys_after = plan
+            .actions
+            .iter()
+            .filter(|a| matches!(a, Action::RedeployService { .. }))
+            .count();
+        if !exclusions.is_empty()
+            && plan.actions.len() + (redeploys_before - redeploys_after) < before
+        {
             plan.warnings.push(format!(
                 "the exclusion tag of {} is in conflict: detector changes that turn a feature on wait until the conflict ends",
                 exclusions.join(", ")
             ));
+        }
+        if settings_held && redeploys_after < redeploys_before {
+            plan.warnings.push(
+                "a detector or organization setting is in conflict: redeploys in this target wait until the conflict ends"
+                    .to_owned(),
+            );
         }
         conflicts.sort_by(|a, b| (a.kind, &a.resource).cmp(&(b.kind, &b.resource)));
         plan.conflicts = conflicts;

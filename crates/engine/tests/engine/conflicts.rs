@@ -339,3 +339,54 @@ async fn a_conflict_ends_when_aws_holds_the_desired_value_again() {
     assert!(options.conflicts.current().is_empty());
     assert_eq!(tag_writes(&cloud), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn while_a_detector_setting_is_in_conflict_no_redeploy_starts_in_its_target() {
+    // Automation is wanted on, another writer keeps turning it off: the planner counts
+    // the cluster as covered (the desired settings), so it wants to redeploy `api`,
+    // whose tasks lack the agent; with automation held off that redeploy would bring
+    // no agent, and the next pass would redeploy again.
+    let clock = Clock::tokio_at(FRIDAY);
+    let cloud = FakeCloud::new(
+        observed()
+            .clusters([cluster("apps").tagged("true")])
+            .detector(detector().runtime("ENABLED").automation("DISABLED")),
+    )
+    .with_fleet(clock, 60_000, |f, now| {
+        f.add_service("apps", "api", 2, false, true, now - 120 * 60_000)
+    });
+    let desired = testing::desired(
+        "version: 1\ntargets: [{region: us-east-1}]\n\
+         detector: {runtimeMonitoring: enabled, ecsFargateAgentManagement: enabled}\n\
+         clusters: [{name: apps, guardDutyManaged: true}]\n\
+         redeploy: {settleTime: 1h}\n\
+         reconcile: {conflicts: {reverts: 2, window: 1d}}\n",
+    );
+    let options = PassOptions {
+        clock,
+        ..PassOptions::new(Mode::Apply)
+    };
+    // Two passes write automation on (the settle time keeps redeploys back meanwhile);
+    // the other writer turns it off after each.
+    for _ in 0..2 {
+        let p = pass(&cloud, &desired, &options).await;
+        assert!(conflicts(&p).is_empty());
+        cloud.other_writer_detector(ECS_FARGATE_AGENT_MANAGEMENT, "DISABLED");
+    }
+    // Past the settle time: the redeploy would be due, but the setting is in conflict.
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let p = pass(&cloud, &desired, &options).await;
+    assert_eq!(conflicts(&p).len(), 1, "{:?}", p.plan);
+    let redeploys = cloud.fleet(|f| f.service("apps", "api").redeploys);
+    assert_eq!(redeploys, 0, "no redeploy while the setting is in conflict");
+    let plan = p.plan.as_ref().unwrap();
+    assert!(
+        plan.warnings.iter().any(|w| w.contains("redeploys in this target wait")),
+        "{:?}",
+        plan.warnings
+    );
+    assert!(!plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, gec_model::Action::RedeployService { .. })));
+}
