@@ -444,8 +444,13 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
 
 fn init_logging(format: Option<LogFormat>, default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Audit records are the record of what the controller wrote (issue 16: "always in the
+    // JSON log"): a `RUST_LOG=warn` must not hide them.
+    if let Ok(audit) = "gec_daemon::audit=info".parse() {
+        filter = filter.add_directive(audit);
+    }
     let json = match format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,

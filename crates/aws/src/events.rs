@@ -25,6 +25,22 @@ pub struct EventEntry {
     pub resources: Vec<String>,
 }
 
+/// The most bytes one `PutEvents` call may carry, counted as EventBridge counts them
+/// (EventBridge User Guide, "Calculating PutEvents event entry size": the UTF-8 bytes of
+/// `Source`, `DetailType`, `Detail` and each resource, 14 for a `Time`): 256 KiB.
+pub const MAX_PUT_EVENTS_BYTES: usize = 256 * 1024;
+
+impl EventEntry {
+    /// Its size as EventBridge counts it towards [`MAX_PUT_EVENTS_BYTES`] (no `Time` is
+    /// sent).
+    pub fn size(&self) -> usize {
+        EVENT_SOURCE.len()
+            + self.detail_type.len()
+            + self.detail.len()
+            + self.resources.iter().map(String::len).sum::<usize>()
+    }
+}
+
 /// What one `PutEvents` call did with its entries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutOutcome {
@@ -88,19 +104,42 @@ impl EventBus {
     }
 
     /// Puts `entries` (at most [`PUT_EVENTS_BATCH`]; the rest is not sent) with source
-    /// [`EVENT_SOURCE`].
+    /// [`EVENT_SOURCE`], in as many calls as [`MAX_PUT_EVENTS_BYTES`] needs; an entry
+    /// larger than that alone is counted failed without being sent.
     ///
     /// # Errors
-    /// The call failed as a whole: the bus does not exist (`ResourceNotFoundException`),
-    /// access is denied, EventBridge could not be reached. Entries refused one by one are
+    /// The first call failed as a whole: access is denied, EventBridge could not be
+    /// reached. Entries refused one by one, and those of a later call that failed, are
     /// counted in the [`PutOutcome`] instead.
     pub async fn put(&self, entries: &[EventEntry]) -> Result<PutOutcome, AwsError> {
         let batch = &entries[..entries.len().min(PUT_EVENTS_BATCH)];
-        if batch.is_empty() {
-            return Ok(PutOutcome::default());
+        let (chunks, too_large) = chunks(batch);
+        let mut total = PutOutcome {
+            failed: too_large,
+            first_error: (too_large > 0).then(|| "EntryTooLarge".to_owned()),
+            ..PutOutcome::default()
+        };
+        let mut first = true;
+        for chunk in chunks {
+            self.put_chunk(chunk, &mut total, &mut first).await?;
         }
+        Ok(total)
+    }
+
+    /// One `PutEvents` call; its outcome added to `total`. An error is returned only for
+    /// the first call of a [`EventBus::put`]: a later one counts its entries failed.
+    async fn put_chunk(
+        &self,
+        chunk: Vec<&EventEntry>,
+        total: &mut PutOutcome,
+        first: &mut bool,
+    ) -> Result<(), AwsError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let was_first = std::mem::replace(first, false);
         let mut request = self.client.put_events();
-        for e in batch {
+        for e in &chunk {
             request = request.entries(
                 PutEventsRequestEntry::builder()
                     .source(EVENT_SOURCE)
@@ -111,19 +150,101 @@ impl EventBus {
                     .build(),
             );
         }
-        let out = request.send().await.map_err(|e| classify("PutEvents", e))?;
+        let out = match request.send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = classify("PutEvents", e);
+                if was_first {
+                    return Err(e);
+                }
+                total.failed += chunk.len();
+                total.first_error.get_or_insert_with(|| {
+                    e.code.clone().unwrap_or_else(|| "PutEvents".to_owned())
+                });
+                return Ok(());
+            }
+        };
         let failed = usize::try_from(out.failed_entry_count())
             .unwrap_or(0)
-            .min(batch.len());
-        let first_error = out
-            .entries()
-            .iter()
-            .find_map(|e| e.error_code())
-            .map(|c| c.chars().take(128).collect());
-        Ok(PutOutcome {
-            sent: batch.len() - failed,
-            failed,
-            first_error,
-        })
+            .min(chunk.len());
+        if total.first_error.is_none() {
+            total.first_error = out
+                .entries()
+                .iter()
+                .find_map(|e| e.error_code())
+                .map(|c| c.chars().take(128).collect());
+        }
+        total.sent += chunk.len() - failed;
+        total.failed += failed;
+        Ok(())
+    }
+}
+
+/// `entries` in order, split into calls of at most [`MAX_PUT_EVENTS_BYTES`], and how many
+/// entries are too large to send at all.
+fn chunks(entries: &[EventEntry]) -> (Vec<Vec<&EventEntry>>, usize) {
+    let mut out: Vec<Vec<&EventEntry>> = Vec::new();
+    let mut too_large = 0;
+    let mut bytes = 0;
+    for e in entries {
+        let size = e.size();
+        if size > MAX_PUT_EVENTS_BYTES {
+            too_large += 1;
+            continue;
+        }
+        match out.last_mut() {
+            Some(chunk) if bytes + size <= MAX_PUT_EVENTS_BYTES => chunk.push(e),
+            _ => {
+                out.push(vec![e]);
+                bytes = 0;
+            }
+        }
+        bytes += size;
+    }
+    (out, too_large)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{chunks, EventEntry, MAX_PUT_EVENTS_BYTES};
+
+    fn entry(detail_bytes: usize) -> EventEntry {
+        EventEntry {
+            detail_type: "GuardDuty ECS Controller Write",
+            detail: "x".repeat(detail_bytes),
+            resources: vec!["arn:aws:ecs:us-east-1:123456789012:cluster/apps".to_owned()],
+        }
+    }
+
+    #[test]
+    fn entries_are_split_into_calls_within_the_put_events_size_limit() {
+        let overhead = entry(0).size();
+        let small = || entry(1000);
+        // Ten small entries: one call.
+        let ten: Vec<EventEntry> = (0..10).map(|_| small()).collect();
+        let (calls, too_large) = chunks(&ten);
+        assert_eq!((calls.len(), too_large), (1, 0));
+        // Three entries of 100 KiB: two fit (200 KiB), the third needs a second call.
+        let big: Vec<EventEntry> = (0..3).map(|_| entry(100 * 1024)).collect();
+        let (calls, too_large) = chunks(&big);
+        assert_eq!(
+            calls.iter().map(Vec::len).collect::<Vec<_>>(),
+            [2, 1],
+            "{too_large}"
+        );
+        for call in &calls {
+            assert!(call.iter().map(|e| e.size()).sum::<usize>() <= MAX_PUT_EVENTS_BYTES);
+        }
+        // Exactly the limit fits; one byte more is never sent.
+        let exact = entry(MAX_PUT_EVENTS_BYTES - overhead);
+        let over = entry(MAX_PUT_EVENTS_BYTES - overhead + 1);
+        let mixed = [small(), over, exact, small()];
+        let (calls, too_large) = chunks(&mixed);
+        assert_eq!(too_large, 1);
+        assert_eq!(
+            calls.iter().map(Vec::len).collect::<Vec<_>>(),
+            [1, 1, 1],
+            "the entry of exactly the limit goes alone"
+        );
     }
 }

@@ -381,7 +381,9 @@ async fn while_a_detector_setting_is_in_conflict_no_redeploy_starts_in_its_targe
     assert_eq!(redeploys, 0, "no redeploy while the setting is in conflict");
     let plan = p.plan.as_ref().unwrap();
     assert!(
-        plan.warnings.iter().any(|w| w.contains("redeploys in this target wait")),
+        plan.warnings
+            .iter()
+            .any(|w| w.contains("redeploys in this target wait")),
         "{:?}",
         plan.warnings
     );
