@@ -9,6 +9,7 @@
 mod client;
 mod codedeploy;
 mod error;
+mod lease;
 mod metrics;
 mod object;
 mod observe;
@@ -28,6 +29,9 @@ pub use codedeploy::{
     MAX_CODEDEPLOY_TEXT_CHARS, MAX_DEPLOYMENT_GROUPS, MAX_LISTED_DEPLOYMENTS, MAX_LIST_PAGES,
 };
 pub use error::{AwsError, ErrorKind};
+pub use lease::{
+    LeaseError, LeaseRecord, LeaseTable, DEFAULT_LEASE_KEY, MAX_LEASE_TEXT, TTL_LEASES,
+};
 pub use metrics::AwsMetrics;
 pub use object::{FetchError, Fetched, ObjectClient, ObjectLocation, MAX_OBJECT_BYTES};
 pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};
