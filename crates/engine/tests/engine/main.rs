@@ -6,6 +6,7 @@ mod clock_overflow;
 mod controllers;
 mod driver;
 mod fake_cloud;
+mod fence;
 mod fleet_limits;
 mod observe;
 mod organization;
