@@ -78,6 +78,7 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
                 rollout_poll: args.rollout_poll,
                 calls,
                 ceilings: args.ceilings.ceilings(),
+                lease: args.lease.settings(),
             };
             gec_daemon::run(settings, terminated()).await?;
             Ok(EXIT_OK)

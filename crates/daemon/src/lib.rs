@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod read;
 pub mod runloop;
@@ -51,6 +52,8 @@ pub struct Settings {
     pub calls: gec_aws::CallSettings,
     /// Ceilings of the desired state's safety limits (the file cannot raise them).
     pub ceilings: gec_model::plan::Ceilings,
+    /// `--lease-table`: run as one of several replicas, writing only while leading.
+    pub lease: Option<leader::LeaseSettings>,
 }
 
 /// Default of [`Settings::rollout_poll`].
@@ -131,13 +134,65 @@ pub async fn run(
         },
         Location::Object(_) => None,
     };
+    let wake = tx.clone();
     spawn_hangup(tx);
 
-    let ctx = gec_aws::AwsContext::from_env(settings.calls)
+    let calls = match &settings.lease {
+        Some(lease) => leased_calls(settings.calls, lease),
+        None => settings.calls,
+    };
+    let mut ctx = gec_aws::AwsContext::from_env(calls)
         .await
         .with_metrics(shared.metrics.aws.clone());
+    let fence = match &settings.lease {
+        Some(_) => gec_engine::Fence::leased(),
+        None => gec_engine::Fence::default(),
+    };
+    let (done, writes_over) = tokio::sync::oneshot::channel::<()>();
+    let mut elector = None;
+    match &settings.lease {
+        None => shared.metrics.leader.set(1),
+        Some(lease) => {
+            let app = app_name(&lease.replica_id);
+            ctx = match ctx.clone().with_app_name(&app) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, app, "cannot set the SDK app name");
+                    ctx
+                }
+            };
+            info!(
+                table = %lease.table,
+                key = %lease.key,
+                replica_id = %lease.replica_id,
+                lease_duration = ?lease.lease_duration,
+                aws_operation_timeout = ?calls.operation_timeout,
+                user_agent = %format!("app/{app}"),
+                "leader election on a DynamoDB lease: writing only while leading"
+            );
+            let table = gec_aws::LeaseTable::new(
+                &ctx,
+                &lease.table,
+                &lease.key,
+                lease.lease_duration,
+                lease.heartbeat(),
+            );
+            let e = leader::Elector::new(
+                table,
+                lease.clone(),
+                calls.operation_timeout,
+                fence.clone(),
+                Arc::clone(&shared),
+                wake,
+            );
+            elector = Some(tokio::spawn(e.run(async move {
+                let _ = writes_over.await;
+            })));
+        }
+    }
     let source = Source::new(location, Some(ctx.object_client()));
     let loop_settings = LoopSettings {
+        fence,
         dry_run: settings.dry_run,
         max_concurrent_targets: settings.max_concurrent_targets,
         config_poll: settings.config_poll,
@@ -153,9 +208,40 @@ pub async fn run(
         shutdown,
     )
     .await;
+    // Nothing writes any more: the elector may release the lease.
+    let _ = done.send(());
+    if let Some(elector) = elector {
+        if tokio::time::timeout(RELEASE_GRACE, elector).await.is_err() {
+            warn!("the lease was not released within {RELEASE_GRACE:?}; it expires by itself");
+        }
+    }
 
     let _ = stop_http.send(());
     server.await.map_err(DaemonError::Serve)
+}
+
+/// How long shutdown waits for the lease's release.
+pub const RELEASE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The SDK app name of a replica: its user agent carries `app/guardduty-ecs-controller-<id>`.
+pub fn app_name(replica_id: &str) -> String {
+    format!("guardduty-ecs-controller-{replica_id}")
+}
+
+/// Under a lease every AWS call of the engine ends within half the lease duration (see
+/// `gec_engine::fence`): a longer `--aws-operation-timeout` (or attempt timeout) is
+/// lowered to it.
+pub fn leased_calls(
+    calls: gec_aws::CallSettings,
+    lease: &leader::LeaseSettings,
+) -> gec_aws::CallSettings {
+    let max = lease.max_call();
+    let operation_timeout = calls.operation_timeout.min(max);
+    gec_aws::CallSettings {
+        operation_timeout,
+        attempt_timeout: calls.attempt_timeout.min(operation_timeout),
+        ..calls
+    }
 }
 
 /// Pending connections the kernel queues before the accept loop takes them (capped by

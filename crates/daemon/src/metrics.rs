@@ -48,6 +48,9 @@ pub struct Metrics {
     config_last_reload_success: Gauge,
     /// AWS request metrics, fed by an SDK interceptor.
     pub aws: AwsMetrics,
+    /// 1 while this replica may write: it holds the lease, or runs without one.
+    pub leader: IntGauge,
+    leader_transitions_total: prometheus::IntCounter,
 }
 
 /// The `result` label of `reconcile_total`.
@@ -229,6 +232,20 @@ impl Metrics {
                 ))?,
             )?,
             aws: AwsMetrics::register(&r, PREFIX)?,
+            leader: add(
+                &r,
+                IntGauge::with_opts(opts(
+                    "leader",
+                    "1 while this replica may write: it holds the lease (run --lease-table), or runs without one",
+                ))?,
+            )?,
+            leader_transitions_total: add(
+                &r,
+                prometheus::IntCounter::with_opts(opts(
+                    "leader_transitions_total",
+                    "Times this replica became or stopped being the leader",
+                ))?,
+            )?,
             registry: r,
         };
         for result in ["success", "error", "refused", "suspended"] {
@@ -238,6 +255,12 @@ impl Metrics {
             m.config_reloads_total.with_label_values(&[result]);
         }
         Ok(m)
+    }
+
+    /// This replica became (`true`) or stopped being the leader.
+    pub fn leader_transition(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+        self.leader_transitions_total.inc();
     }
 
     /// The Prometheus text exposition of every metric.

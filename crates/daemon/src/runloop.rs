@@ -50,6 +50,8 @@ pub struct LoopSettings {
     pub rollout_poll: Duration,
     /// Ceilings of the desired state's safety limits.
     pub ceilings: gec_model::plan::Ceilings,
+    /// With a lease: writes start only while it permits.
+    pub fence: gec_engine::Fence,
 }
 
 /// Runs until `shutdown` completes.
@@ -61,7 +63,10 @@ pub async fn run_loop(
     settings: LoopSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let engine = Context::default();
+    let engine = Context {
+        fence: settings.fence.clone(),
+        ..Context::default()
+    };
     let stop = engine.stop.clone();
     let on_shutdown = tokio::spawn(async move {
         shutdown.await;

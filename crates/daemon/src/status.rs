@@ -43,6 +43,8 @@ pub struct Status {
     pub watching: Vec<Watch>,
     /// After the last pass: the FAILED rollout that halts redeploys, if any.
     pub halted: Option<Halt>,
+    /// With `--lease-table`: the elector's view.
+    pub leader: Option<crate::leader::LeaderJson>,
 }
 
 impl Status {
@@ -138,6 +140,10 @@ impl Status {
                 service: h.service.clone(),
                 deployment_id: h.deployment_id.clone(),
             }),
+            leader: self
+                .leader
+                .clone()
+                .unwrap_or_else(crate::leader::LeaderJson::disabled),
         }
     }
 
@@ -186,6 +192,8 @@ pub struct StatusJson {
     pub watching: Vec<WatchJson>,
     /// The FAILED rollout that halts redeploys; null when none.
     pub halted: Option<HaltJson>,
+    /// Leader election (`run --lease-table`): whether this replica leads, and who does.
+    pub leader: crate::leader::LeaderJson,
 }
 
 /// The desired state in force.
