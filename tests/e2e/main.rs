@@ -10,6 +10,7 @@ mod daemon;
 mod faults;
 mod hardening;
 mod iam_policy;
+mod lease;
 mod multi_account;
 mod observability;
 mod organization;

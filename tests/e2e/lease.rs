@@ -1,0 +1,203 @@
+//! End to end: two daemons on one DynamoDB lease table (`run --lease-table`) against one
+//! sandbox. Exactly one writes; when it dies (`kill -9`) the other takes over once it has
+//! seen the same record version for a lease duration, and converges a change made
+//! meanwhile; on SIGTERM the leader releases the lease and the other takes over at once.
+//! The failover times are printed (the README quotes them), never asserted.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+
+use crate::kit::daemon::{replace_file, Daemon};
+use crate::kit::Sandbox;
+
+const FLEET: &str = r#"
+regions:
+  us-east-1:
+    detector: {runtimeMonitoring: ENABLED, ecsFargateAgentManagement: DISABLED}
+    clusters:
+      - name: alpha
+      - name: beta
+"#;
+
+const TABLE: &str = "gec-lease";
+/// Short, so that failovers take seconds.
+const LEASE: &str = "4s";
+const LEASE_SECS: f64 = 4.0;
+
+fn desired(alpha: &str) -> String {
+    format!(
+        "version: 1\ntargets: [{{region: us-east-1}}]\nclusters:\n  - {{name: alpha, guardDutyManaged: {alpha}}}\n  - {{name: beta, guardDutyManaged: true}}\nreconcile: {{interval: 1h}}\n"
+    )
+}
+
+/// The lease table as the deploy kit makes it: partition key `key` (a string), on demand.
+pub async fn create_lease_table(sb: &Sandbox, name: &str) {
+    let ddb = aws_sdk_dynamodb::Client::new(&sb.sdk("us-east-1").await);
+    ddb.create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("key")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("key")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key schema"),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create the lease table");
+}
+
+/// A replica named `id` on the lease table.
+pub fn replica(sb: &Sandbox, file: &std::path::Path, id: &str, lease: &str) -> Daemon {
+    Daemon::start(
+        sb,
+        file,
+        &[
+            "--lease-table",
+            TABLE,
+            "--lease-duration",
+            lease,
+            "--replica-id",
+            id,
+            "--max-coverage-loss-ceiling",
+            "1",
+        ],
+    )
+}
+
+pub fn leading(d: &Daemon) -> bool {
+    d.metric("guardduty_controller_leader") == 1.0
+}
+
+fn successes(d: &Daemon) -> f64 {
+    d.metric_sum("guardduty_controller_actions_total", r#"result="success""#)
+}
+
+async fn tag(sb: &Sandbox, cluster: &str) -> Option<String> {
+    sb.aws("us-east-1")
+        .await
+        .managed_tags()
+        .await
+        .remove(cluster)
+        .flatten()
+}
+
+async fn wait_tag(sb: &Sandbox, cluster: &str, want: &str, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if tag(sb, cluster).await.as_deref() == Some(want) {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Waits until exactly one of `replicas` leads; its index.
+fn one_leader(replicas: &[&Daemon], limit: Duration) -> usize {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let leaders: Vec<usize> = (0..replicas.len())
+            .filter(|i| leading(replicas[*i]))
+            .collect();
+        if leaders.len() == 1 {
+            return leaders[0];
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no single leader within {limit:?}");
+}
+
+#[tokio::test]
+async fn one_of_two_replicas_writes_and_the_other_takes_over_after_kill_9_and_at_once_after_sigterm(
+) {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    create_lease_table(&sb, TABLE).await;
+    let file = sb.write("desired.yaml", &desired("true"));
+    let a = replica(&sb, &file, "replica-a", LEASE);
+    let b = replica(&sb, &file, "replica-b", LEASE);
+
+    let first = one_leader(&[&a, &b], Duration::from_secs(60));
+    let (leader, follower) = if first == 0 { (a, b) } else { (b, a) };
+    assert!(
+        wait_tag(&sb, "alpha", "true", Duration::from_secs(60)).await.is_some()
+            && wait_tag(&sb, "beta", "true", Duration::from_secs(60)).await.is_some(),
+        "the leader converges: {}",
+        leader.logs()
+    );
+    assert!(
+        follower.wait_for(Duration::from_secs(30), |d| d.get("/readyz").0 == 200),
+        "a follower is ready once its plan-only pass reached AWS"
+    );
+    let (_, status) = follower.get("/status");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    assert_eq!(status["leader"]["enabled"], true);
+    assert_eq!(status["leader"]["leading"], false);
+    assert!(successes(&leader) >= 2.0);
+    assert_eq!(successes(&follower), 0.0, "only the leader writes");
+
+    // kill -9: no release. The follower waits for the leader's record version to stand
+    // still for a lease duration, then takes over and converges the change made meanwhile.
+    let killed = Instant::now();
+    leader.signal("KILL");
+    replace_file(&file, &desired("false"));
+    assert!(
+        follower.wait_for(Duration::from_secs(60), leading),
+        "the follower takes over: {}",
+        follower.logs()
+    );
+    let took_over = killed.elapsed();
+    assert!(
+        wait_tag(&sb, "alpha", "false", Duration::from_secs(60)).await.is_some(),
+        "the new leader converges the change: {}",
+        follower.logs()
+    );
+    let converged = killed.elapsed();
+    eprintln!(
+        "FAILOVER kill -9 (lease {LEASE_SECS}s): new leader after {:.2}s, change written after {:.2}s",
+        took_over.as_secs_f64(),
+        converged.as_secs_f64()
+    );
+    drop(leader);
+
+    // SIGTERM: the leader stops writing, releases the lease, and a follower's next read
+    // (every quarter lease) finds it free.
+    let mut new_leader = follower;
+    let c = replica(&sb, &file, "replica-c", LEASE);
+    assert!(c.wait_for(Duration::from_secs(30), |d| d.get("/readyz").0 == 200));
+    assert!(!leading(&c));
+    let termed = Instant::now();
+    new_leader.signal("TERM");
+    assert!(
+        c.wait_for(Duration::from_secs(30), leading),
+        "the follower takes over once the lease is released: {}",
+        c.logs()
+    );
+    let after_term = termed.elapsed();
+    assert_eq!(new_leader.wait_exit(Duration::from_secs(20)), Some(0));
+    assert!(
+        new_leader.logs().contains("released the lease"),
+        "{}",
+        new_leader.logs()
+    );
+    eprintln!(
+        "FAILOVER SIGTERM (lease {LEASE_SECS}s): new leader after {:.2}s",
+        after_term.as_secs_f64()
+    );
+    assert_eq!(
+        c.metric("guardduty_controller_leader_transitions_total"),
+        1.0
+    );
+}
