@@ -7,7 +7,9 @@ resources and conditions), with two allowed differences:
 
 - ARNs say `arn:${AWS::Partition}:` instead of `arn:aws:`, and the AssumeRole resource's
   role name is the `CrossAccountRoleNamePattern` parameter, whose default must be the
-  policy file's pattern;
+  policy file's pattern; the lease table's and event bus's ARNs name the stack's own
+  account and Region (`*` in the policy file) and the `LeaseTableName` / `EventBusName`
+  parameters, whose defaults must be the policy file's names;
 - one extra statement, `s3:GetObject` on exactly the desired-state object, and no other.
 
 It also checks deploy/member-role-stackset.yaml (the role in each member account of an
@@ -49,6 +51,9 @@ MEMBER_EXCLUDED = {
     "DelegatedAdministratorWritesMemberFeaturesAndAutoEnableHaveNoResourceLevelPermissions",
     # The controller assumes the member role from its own; the member role assumes nothing.
     "AssumeControllerRoleInTargetAccounts",
+    # The lease table and the event bus live in the controller's own account.
+    "LeaseTableItemReadsAndConditionalWrites",
+    "PutAuditEventsOnTheEventBus",
 }
 
 
@@ -106,9 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"{ROLE}: expected exactly one inline policy and no managed policy")
     cfn_statements = [dict(s) for p in policies for s in p["PolicyDocument"]["Statement"]]
 
+    # The lease table and the event bus: the template names its own account and Region
+    # where the policy file says `*` (it cannot know them), and their names are
+    # parameters whose defaults must be the policy file's names.
     variables = {
         "AWS::Partition": "aws",
+        "AWS::Region": "*",
+        "AWS::AccountId": "*",
         "CrossAccountRoleNamePattern": str(pattern_param.get("Default", "")),
+        "LeaseTableName": str(template["Parameters"].get("LeaseTableName", {}).get("Default", "")),
+        "EventBusName": str(template["Parameters"].get("EventBusName", {}).get("Default", "")),
     }
     reference = {s["Sid"]: normalise(s) for s in policy["Statement"]}
     extra = [s for s in cfn_statements if EXTRA_ACTION in as_list(s.get("Action", []))]

@@ -97,7 +97,12 @@ def contract_problems(td: dict) -> list[str]:
             health[:1] == ["CMD"] and "http://127.0.0.1:9090/healthz" in health,
         ),
         ("stopTimeout 30 (SIGTERM, then SIGKILL after 30 s)", c.get("stopTimeout") == 30),
-        ("RUST_LOG=info, GEC_LOG_FORMAT=json", env == {"RUST_LOG": "info", "GEC_LOG_FORMAT": "json"}),
+        (
+            "RUST_LOG=info, GEC_LOG_FORMAT=json, GEC_LEASE_TABLE and GEC_EVENTS_BUS set (two replicas on a lease)",
+            env.keys() == {"RUST_LOG", "GEC_LOG_FORMAT", "GEC_LEASE_TABLE", "GEC_EVENTS_BUS"}
+            and (env["RUST_LOG"], env["GEC_LOG_FORMAT"]) == ("info", "json")
+            and all(env[k] for k in ("GEC_LEASE_TABLE", "GEC_EVENTS_BUS")),
+        ),
         (
             "awslogs to /ecs/guardduty-ecs-controller with a stream prefix",
             logs.get("logDriver") == "awslogs"

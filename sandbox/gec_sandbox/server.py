@@ -16,7 +16,7 @@ from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import agent, awsreq, codedeploy, coverage, ecs, ecs_services, ecs_task_sets, ecs_tasks, faults, guardduty, iam, organization, tagging
+from . import agent, awsreq, codedeploy, coverage, ecs, ecs_services, ecs_task_sets, ecs_tasks, events, faults, guardduty, iam, organization, tagging
 from .awsreq import AwsError, AwsRequest
 from .faults import FAULTS
 from .state import STATE, UnknownEndpoint
@@ -34,6 +34,7 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     **codedeploy.HANDLERS,
     **coverage.HANDLERS,
     **iam.HANDLERS,
+    **events.HANDLERS,
 }
 # (service, operation) -> check(req) that raises AwsError before moto handles the request.
 CHECKS: dict[tuple[str, str], Callable[[AwsRequest], None]] = {**ecs.CHECKS, **iam.CHECKS}
@@ -96,7 +97,7 @@ class SandboxApp:
             else:
                 status, headers, body = self.pass_to_moto(environ)
         except AwsError as err:
-            status, headers, body = awsreq.error_body(req.service, err)
+            status, headers, body = awsreq.error_body(req.service, err, req.protocol)
         except faults.Dropped:
             if entry is not None:
                 entry["status"] = 0
@@ -104,7 +105,7 @@ class SandboxApp:
         except Exception as err:  # a sandbox bug or input it does not expect: say so
             traceback.print_exc()
             failure = AwsError("InternalFailure", f"gec-sandbox: {type(err).__name__}: {err}", 500)
-            status, headers, body = awsreq.error_body(req.service, failure)
+            status, headers, body = awsreq.error_body(req.service, failure, req.protocol)
         if entry is not None:
             entry["status"] = status
         return status, headers, body
@@ -163,7 +164,7 @@ def warm_up() -> None:
     """Load the moto backends the controller uses, so the first request is fast."""
     from moto.backends import get_backend
 
-    for name in ("ecs", "guardduty", "resourcegroupstaggingapi", "sts", "iam", "ec2", "codedeploy"):
+    for name in ("ecs", "guardduty", "resourcegroupstaggingapi", "sts", "iam", "ec2", "codedeploy", "dynamodb", "events", "sqs"):
         get_backend(name)  # type: ignore[arg-type]
 
 

@@ -40,6 +40,7 @@ class State:
             "operation": req.operation,
             "region": req.region,
             "account": req.account,
+            "userAgent": req.user_agent,
             "status": None,
             "params": req.params,
         }
