@@ -132,8 +132,12 @@ async fn one_of_two_replicas_writes_and_the_other_takes_over_after_kill_9_and_at
     let first = one_leader(&[&a, &b], Duration::from_secs(60));
     let (leader, follower) = if first == 0 { (a, b) } else { (b, a) };
     assert!(
-        wait_tag(&sb, "alpha", "true", Duration::from_secs(60)).await.is_some()
-            && wait_tag(&sb, "beta", "true", Duration::from_secs(60)).await.is_some(),
+        wait_tag(&sb, "alpha", "true", Duration::from_secs(60))
+            .await
+            .is_some()
+            && wait_tag(&sb, "beta", "true", Duration::from_secs(60))
+                .await
+                .is_some(),
         "the leader converges: {}",
         leader.logs()
     );
@@ -160,7 +164,9 @@ async fn one_of_two_replicas_writes_and_the_other_takes_over_after_kill_9_and_at
     );
     let took_over = killed.elapsed();
     assert!(
-        wait_tag(&sb, "alpha", "false", Duration::from_secs(60)).await.is_some(),
+        wait_tag(&sb, "alpha", "false", Duration::from_secs(60))
+            .await
+            .is_some(),
         "the new leader converges the change: {}",
         follower.logs()
     );
@@ -200,4 +206,151 @@ async fn one_of_two_replicas_writes_and_the_other_takes_over_after_kill_9_and_at
         c.metric("guardduty_controller_leader_transitions_total"),
         1.0
     );
+}
+
+/// The operations that write to AWS (the lease's own DynamoDB calls are not among them).
+const WRITES: &[&str] = &[
+    "TagResources",
+    "UntagResources",
+    "TagResource",
+    "UntagResource",
+    "UpdateDetector",
+    "UpdateMemberDetectors",
+    "UpdateOrganizationConfiguration",
+    "UpdateService",
+    "CreateDeployment",
+];
+const APP: &str = "app/guardduty-ecs-controller-";
+
+/// Every write a replica sent, in the order the sandbox received them: (seq, replica id).
+fn replica_writes(sb: &Sandbox) -> Vec<(u64, String)> {
+    sb.requests()
+        .into_iter()
+        .filter(|r| WRITES.contains(&r["operation"].as_str().unwrap_or_default()))
+        .filter_map(|r| {
+            let ua = r["userAgent"].as_str()?;
+            let id = ua.split(APP).nth(1)?.split(' ').next()?.to_owned();
+            Some((r["seq"].as_u64()?, id))
+        })
+        .collect()
+}
+
+/// The writers in order, each run of writes by one replica as one entry.
+fn writer_runs(writes: &[(u64, String)]) -> Vec<String> {
+    let mut runs: Vec<String> = Vec::new();
+    for (_, id) in writes {
+        if runs.last() != Some(id) {
+            runs.push(id.clone());
+        }
+    }
+    runs
+}
+
+/// Another writer: sets alpha's tag back to `false` (the desired state says `true`), then
+/// asks every replica for a pass (SIGHUP), so the leader writes again and again.
+async fn churn(sb: &Sandbox, replicas: &[&Daemon]) {
+    let aws = sb.aws("us-east-1").await;
+    let arn = aws.cluster_arn("alpha").await;
+    aws.ecs
+        .tag_resource()
+        .resource_arn(arn)
+        .tags(
+            aws_sdk_ecs::types::Tag::builder()
+                .key("GuardDutyManaged")
+                .value("false")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("flip alpha's tag");
+    for r in replicas {
+        r.signal("HUP");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+/// Churns until `id` has written after `after` (a request log seq); the seq of that write.
+async fn until_written(sb: &Sandbox, replicas: &[&Daemon], id: &str, after: u64) -> u64 {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        churn(sb, replicas).await;
+        if let Some((seq, _)) = replica_writes(sb)
+            .into_iter()
+            .find(|(seq, w)| *seq > after && w == id)
+        {
+            return seq;
+        }
+    }
+    panic!("{id} wrote nothing within 60 s");
+}
+
+/// `n` failovers: each time, DynamoDB fails for the leader only (a rule on its user
+/// agent), so it cannot renew; it must stop writing before its lease can run out, and
+/// the other replica takes over. The request log must show the replicas' writes in `n + 1`
+/// runs, one per leadership: no write by an old leader after its successor's first.
+async fn failovers(n: usize, lease: &str) {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    create_lease_table(&sb, TABLE).await;
+    let file = sb.write("desired.yaml", &desired("true"));
+    let ids = ["replica-a", "replica-b"];
+    let a = replica(&sb, &file, ids[0], lease);
+    let b = replica(&sb, &file, ids[1], lease);
+    let both = [&a, &b];
+    let mut leader = one_leader(&both, Duration::from_secs(60));
+    let mut seq = until_written(&sb, &both, ids[leader], 0).await;
+    let mut times = Vec::new();
+    for round in 0..n {
+        let next = 1 - leader;
+        sb.faults(serde_json::json!({"rules": [
+            {"service": "dynamodb", "userAgent": format!("{APP}{}", ids[leader]), "fault": "http500"}
+        ]}));
+        let faulted = Instant::now();
+        let start = Instant::now();
+        while !leading(both[next]) {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "round {round}: {} did not take over: {}",
+                ids[next],
+                both[next].logs()
+            );
+            churn(&sb, &both).await;
+        }
+        times.push(faulted.elapsed().as_secs_f64());
+        assert!(
+            !leading(both[leader]),
+            "round {round}: the old leader stepped down"
+        );
+        seq = until_written(&sb, &both, ids[next], seq).await;
+        sb.faults(serde_json::json!({"rules": []}));
+        leader = next;
+    }
+    // A few more passes by the last leader, then the whole log.
+    for _ in 0..3 {
+        churn(&sb, &both).await;
+    }
+    let writes = replica_writes(&sb);
+    let runs = writer_runs(&writes);
+    assert_eq!(
+        runs.len(),
+        n + 1,
+        "one run of writes per leadership, no overlap: {runs:?}\n{writes:?}"
+    );
+    let total: f64 = times.iter().sum();
+    eprintln!(
+        "FAILOVER dynamodb faults on the leader (lease {lease}), {n} failovers: fault -> new leader mean {:.2}s, max {:.2}s; {} replica writes",
+        total / n as f64,
+        times.iter().copied().fold(0.0, f64::max),
+        writes.len()
+    );
+}
+
+#[tokio::test]
+async fn a_leader_that_cannot_renew_stops_writing_before_the_other_takes_over() {
+    failovers(1, LEASE).await;
+}
+
+#[tokio::test]
+async fn twenty_failovers_never_overlap() {
+    failovers(20, "3s").await;
 }
