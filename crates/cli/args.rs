@@ -88,7 +88,8 @@ pub enum Command {
     },
     /// Observe and plan; writes nothing. Exit 0 no changes, 2 changes pending, 1 error.
     Plan(PlanArgs),
-    /// Observe, plan and apply once. Exit 0 converged, 1 error or refused, 3 some actions failed.
+    /// Observe, plan and apply once. Exit 0 converged, 1 error or refused, 3 some actions
+    /// failed, 4 another replica holds the lease (`--lease-table`).
     Apply(ApplyArgs),
     /// Per-cluster table: desired and observed tag, coverage, GuardDuty's coverage status,
     /// services and tasks without the agent. Writes nothing. Exit 0, 1 on error.
@@ -163,7 +164,7 @@ pub struct RunArgs {
     pub lease: LeaseArgs,
 }
 
-/// Flags of the lease (`run`): off unless `--lease-table` is given.
+/// Flags of the lease (`run`, `apply`): off unless `--lease-table` is given.
 #[derive(Debug, Args)]
 pub struct LeaseArgs {
     /// Run as one of several replicas: only the holder of a lease in this DynamoDB table
@@ -324,6 +325,14 @@ pub struct ApplyArgs {
     #[arg(long, env = "GEC_ROLLOUT_POLL", default_value = "5s",
           value_parser = duration_between(SECOND, HOUR))]
     pub rollout_poll: Duration,
+    /// The daemons' lease: with `--lease-table`, apply writes only while it holds the
+    /// lease itself (taken when free, or after its holder stopped renewing for a lease
+    /// duration; released at exit), and exits 4 while a daemon holds and renews it.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+    /// Write even while another replica holds the lease (`--lease-table` is then ignored).
+    #[arg(long, env = "GEC_IGNORE_LEASE")]
+    pub ignore_lease: bool,
 }
 
 /// Output formats.

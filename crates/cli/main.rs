@@ -20,6 +20,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_ERROR: u8 = 1;
 const EXIT_CHANGES_PENDING: u8 = 2;
 const EXIT_PARTIAL: u8 = 3;
+/// `apply --lease-table`: another replica holds the lease and renews it; nothing written.
+const EXIT_LEASE_HELD: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_checked();
@@ -332,8 +334,40 @@ fn progress_line(p: Progress<'_>) -> String {
 }
 
 async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let ctx = gec_aws::AwsContext::from_env(calls).await;
+    let lease = match args.lease.settings() {
+        Some(_) if args.ignore_lease => {
+            tracing::warn!("--ignore-lease: writing whoever holds the lease");
+            None
+        }
+        lease => lease,
+    };
+    let calls = match &lease {
+        Some(l) => gec_daemon::leased_calls(calls, l),
+        None => calls,
+    };
+    let mut ctx = gec_aws::AwsContext::from_env(calls).await;
+    if let Some(l) = &lease {
+        ctx = ctx
+            .with_app_name(&gec_daemon::app_name(&l.replica_id))
+            .map_err(|e| anyhow::anyhow!("--replica-id: {e}"))?;
+    }
     let desired = load_from(&args.plan.config, &ctx).await?;
+    let mut engine = gec_engine::Context::default();
+    let held = match lease {
+        None => None,
+        Some(l) => {
+            match gec_daemon::leader::ApplyLease::acquire(&ctx, l, calls.operation_timeout).await {
+                Ok(held) => {
+                    engine.fence = held.fence.clone();
+                    Some(held)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(EXIT_LEASE_HELD);
+                }
+            }
+        }
+    };
     let settings = Settings {
         rollout_poll: args.rollout_poll,
         ..settings(&args.plan, Mode::Apply)
@@ -347,15 +381,19 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
     let work = gec_engine::apply_until_settled(
         ctx,
         Arc::new(desired),
-        gec_engine::Context::default(),
+        engine,
         settings,
         args.timeout,
         &progress,
     );
     // The run stops waiting at --timeout; this bounds a pass that hangs past it.
     let hard_stop = args.timeout + args.rollout_poll + std::time::Duration::from_secs(30);
-    let run: ApplyRun = tokio::time::timeout(hard_stop, work)
-        .await
+    let run = tokio::time::timeout(hard_stop, work).await;
+    // Nothing writes any more: a daemon may take the lease at once.
+    if let Some(held) = held {
+        held.release().await;
+    }
+    let run: ApplyRun = run
         .map_err(|_| anyhow::anyhow!("apply did not finish within --timeout {:?}", args.timeout))?;
     match args.plan.output {
         Output::Json => println!(

@@ -354,3 +354,79 @@ async fn a_leader_that_cannot_renew_stops_writing_before_the_other_takes_over() 
 async fn twenty_failovers_never_overlap() {
     failovers(20, "3s").await;
 }
+
+/// `apply --lease-table` with replica id `id`, `--ignore-lease` when asked.
+fn apply(sb: &Sandbox, file: &std::path::Path, id: &str, ignore: bool) -> crate::kit::Run {
+    let mut args = vec![
+        "apply",
+        "--config",
+        file.to_str().expect("UTF-8 path"),
+        "--timeout",
+        "60s",
+        "--lease-table",
+        TABLE,
+        "--lease-duration",
+        LEASE,
+        "--replica-id",
+        id,
+        "--max-coverage-loss-ceiling",
+        "1",
+    ];
+    if ignore {
+        args.push("--ignore-lease");
+    }
+    sb.controller(&args)
+}
+
+#[tokio::test]
+async fn apply_refuses_while_a_daemon_leads_and_takes_the_free_lease_itself() {
+    let sb = Sandbox::start();
+    sb.seed(FLEET);
+    create_lease_table(&sb, TABLE).await;
+    let file = sb.write("desired.yaml", &desired("true"));
+    let mut daemon = replica(&sb, &file, "replica-a", LEASE);
+    assert!(daemon.wait_for(Duration::from_secs(60), leading));
+    assert!(wait_tag(&sb, "alpha", "true", Duration::from_secs(60))
+        .await
+        .is_some());
+
+    // A change the daemon does not see (another file): apply must not write it.
+    let other = sb.write("other.yaml", &desired("false"));
+    let refused = apply(&sb, &other, "laptop", false);
+    assert_eq!(refused.code, 4, "{refused}");
+    assert!(refused.stderr.contains("replica-a"), "{refused}");
+    assert!(
+        !replica_writes(&sb).iter().any(|(_, id)| id == "laptop"),
+        "apply wrote nothing"
+    );
+    assert!(leading(&daemon), "the daemon keeps the lease");
+
+    let forced = apply(&sb, &other, "laptop", true);
+    assert_eq!(forced.code, 0, "{forced}");
+    assert_eq!(tag(&sb, "alpha").await.as_deref(), Some("false"));
+
+    // The daemon stops and releases the lease: apply takes it, writes, releases it.
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(20)), Some(0));
+    let started = Instant::now();
+    let held = apply(&sb, &file, "laptop", false);
+    assert_eq!(held.code, 0, "{held}");
+    eprintln!(
+        "apply --lease-table on a released lease took {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(tag(&sb, "alpha").await.as_deref(), Some("true"));
+    let ddb = aws_sdk_dynamodb::Client::new(&sb.sdk("us-east-1").await);
+    let item = ddb
+        .get_item()
+        .table_name(TABLE)
+        .key(
+            "key",
+            aws_sdk_dynamodb::types::AttributeValue::S("guardduty-ecs-controller".into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read the lease");
+    assert!(item.item.is_none(), "apply released the lease: {item:?}");
+}

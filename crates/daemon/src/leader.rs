@@ -143,9 +143,12 @@ pub struct Elector {
     /// The longest one write call of the engine takes (its operation timeout).
     margin: Duration,
     fence: Fence,
-    shared: Arc<Shared>,
+    /// The daemon's metrics and status; `None` for `apply`.
+    shared: Option<Arc<Shared>>,
     wake: UnboundedSender<Trigger>,
     holder: Option<(String, SystemTime)>,
+    /// The holder as last read, for `apply`'s refusal.
+    last_holder: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Elector {
@@ -157,7 +160,7 @@ impl Elector {
         settings: LeaseSettings,
         margin: Duration,
         fence: Fence,
-        shared: Arc<Shared>,
+        shared: Option<Arc<Shared>>,
         wake: UnboundedSender<Trigger>,
     ) -> Self {
         let e = Elector {
@@ -168,6 +171,7 @@ impl Elector {
             shared,
             wake,
             holder: None,
+            last_holder: Arc::default(),
         };
         e.publish(false);
         e
@@ -262,6 +266,9 @@ impl Elector {
                 }
             };
         };
+        if let Ok(mut last) = self.last_holder.lock() {
+            last.clone_from(&Some(record.owner.clone()));
+        }
         if self.holder.as_ref().is_none_or(|(h, _)| *h != record.owner) {
             self.holder = Some((record.owner.clone(), SystemTime::now()));
             self.publish(false);
@@ -325,7 +332,9 @@ impl Elector {
             Some(true) => Some((self.settings.replica_id.clone(), SystemTime::now())),
             _ => None,
         };
-        self.shared.metrics.leader_transition(now_leading);
+        if let Some(shared) = &self.shared {
+            shared.metrics.leader_transition(now_leading);
+        }
         info!(
             leading = now_leading,
             replica_id = %self.settings.replica_id,
@@ -335,8 +344,9 @@ impl Elector {
     }
 
     fn publish(&self, leading: bool) {
-        self.shared.metrics.leader.set(i64::from(leading));
-        if let Ok(mut status) = self.shared.status.write() {
+        let Some(shared) = &self.shared else { return };
+        shared.metrics.leader.set(i64::from(leading));
+        if let Ok(mut status) = shared.status.write() {
             status.leader = Some(LeaderJson {
                 enabled: true,
                 leading,
@@ -371,5 +381,81 @@ mod tests {
     fn rvns_differ() {
         assert_ne!(new_rvn(), new_rvn());
         assert_eq!(new_rvn().len(), 32);
+    }
+}
+
+/// The lease held by one `apply --lease-table`: the same elector as the daemon's, for the
+/// length of one run.
+pub struct ApplyLease {
+    /// Granted while this run holds the lease; pass it to the engine.
+    pub fence: Fence,
+    done: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Another replica holds the lease and renews it.
+#[derive(Debug, thiserror::Error)]
+#[error("another replica ({holder}) holds the lease in {table} and renews it; nothing was written (--ignore-lease writes anyway)")]
+pub struct LeaseHeld {
+    /// Its replica id, as last read (`unknown` if none was read).
+    pub holder: String,
+    /// The table.
+    pub table: String,
+}
+
+impl ApplyLease {
+    /// Takes the lease for one run: at once when it is free (no item: never taken, or
+    /// released); after a lease duration when its holder has stopped renewing (the same
+    /// record version for that long); never from a holder that renews. Gives up after
+    /// the lease duration and three heartbeats.
+    ///
+    /// # Errors
+    /// [`LeaseHeld`]: the lease was not free and its holder kept renewing.
+    pub async fn acquire(
+        ctx: &gec_aws::AwsContext,
+        settings: LeaseSettings,
+        margin: Duration,
+    ) -> Result<ApplyLease, LeaseHeld> {
+        let table = LeaseTable::new(
+            ctx,
+            &settings.table,
+            &settings.key,
+            settings.lease_duration,
+            settings.heartbeat(),
+        );
+        let fence = Fence::leased();
+        let (wake, _) = tokio::sync::mpsc::unbounded_channel();
+        let (done, over) = tokio::sync::oneshot::channel::<()>();
+        let deadline =
+            Instant::now() + settings.lease_duration + settings.heartbeat().saturating_mul(3);
+        let name = settings.table.clone();
+        let elector = Elector::new(table, settings, margin, fence.clone(), None, wake);
+        let holder = Arc::clone(&elector.last_holder);
+        let task = tokio::spawn(elector.run(async move {
+            let _ = over.await;
+        }));
+        let lease = ApplyLease { fence, done, task };
+        while Instant::now() < deadline {
+            if lease.fence.permits() {
+                return Ok(lease);
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        let holder = holder
+            .lock()
+            .ok()
+            .and_then(|h| h.clone())
+            .unwrap_or_else(|| "unknown".to_owned());
+        lease.release().await;
+        Err(LeaseHeld {
+            holder,
+            table: name,
+        })
+    }
+
+    /// Gives the lease up (call it once nothing writes any more).
+    pub async fn release(self) {
+        let _ = self.done.send(());
+        let _ = tokio::time::timeout(crate::RELEASE_GRACE, self.task).await;
     }
 }

@@ -182,7 +182,7 @@ pub async fn run(
                 lease.clone(),
                 calls.operation_timeout,
                 fence.clone(),
-                Arc::clone(&shared),
+                Some(Arc::clone(&shared)),
                 wake,
             );
             elector = Some(tokio::spawn(e.run(async move {
