@@ -13,7 +13,8 @@
 //!   `sent + L - margin` (see `gec_engine::fence` for why that is safe). A renew that
 //!   fails with "lost" steps down at once; one that fails otherwise steps down when the
 //!   fence would close before the next heartbeat; the fence itself closes on time whatever
-//!   the elector does.
+//!   the elector does. A renew whose answer was lost (a timeout, a 5xx) may have landed:
+//!   the next renew, finding the old RVN gone, tries that one before stepping down.
 //! - **Shutdown**: the run loop stops writing first (the engine's stop signal, then the
 //!   pass in flight ends); then [`Elector::run`] returns after deleting the item
 //!   conditional on its RVN, so the other replica's next read finds it free.
@@ -133,6 +134,9 @@ enum Role {
     },
     Leader {
         rvn: String,
+        /// The RVN of a renew whose answer was lost (a timeout, a 5xx): it may have been
+        /// written, so the next renew (and the release) try it too.
+        unsure: Option<String>,
     },
 }
 
@@ -191,8 +195,13 @@ impl Elector {
             }
         }
         self.fence.revoke();
-        if let Role::Leader { rvn } = role {
-            match self.table.release(&self.settings.replica_id, &rvn).await {
+        if let Role::Leader { rvn, unsure } = role {
+            let me = &self.settings.replica_id;
+            let mut released = self.table.release(me, &rvn).await;
+            if let (Err(LeaseError::Lost), Some(maybe)) = (&released, &unsure) {
+                released = self.table.release(me, maybe).await;
+            }
+            match released {
                 Ok(()) => info!(table = self.table.table(), "released the lease"),
                 Err(e) => {
                     warn!(error = %e, "could not release the lease; another replica takes over once it expires")
@@ -204,22 +213,28 @@ impl Elector {
 
     async fn step(&mut self, role: Role) -> Role {
         match role {
-            Role::Leader { rvn } => self.renew(rvn).await,
+            Role::Leader { rvn, unsure } => self.renew(rvn, unsure).await,
             Role::Follower { seen } => self.follow(seen).await,
         }
     }
 
-    async fn renew(&mut self, rvn: String) -> Role {
+    async fn renew(&mut self, rvn: String, unsure: Option<String>) -> Role {
         let new = new_rvn();
-        let sent = Instant::now();
-        match self
-            .table
-            .renew(&self.settings.replica_id, &rvn, &new)
-            .await
-        {
+        let me = self.settings.replica_id.clone();
+        let mut sent = Instant::now();
+        let mut result = self.table.renew(&me, &rvn, &new).await;
+        if let (Err(LeaseError::Lost), Some(maybe)) = (&result, &unsure) {
+            // The earlier renew whose answer was lost may have landed.
+            sent = Instant::now();
+            result = self.table.renew(&me, maybe, &new).await;
+        }
+        match result {
             Ok(()) => {
                 self.grant(sent);
-                Role::Leader { rvn: new }
+                Role::Leader {
+                    rvn: new,
+                    unsure: None,
+                }
             }
             Err(LeaseError::Lost) => {
                 warn!("lost the lease to another replica: stepping down");
@@ -237,7 +252,12 @@ impl Elector {
                     Role::Follower { seen: None }
                 } else {
                     warn!(error = %e, "could not renew the lease; retrying at the next heartbeat");
-                    Role::Leader { rvn }
+                    let unsure = if e.proves_not_applied() {
+                        unsure
+                    } else {
+                        Some(new)
+                    };
+                    Role::Leader { rvn, unsure }
                 }
             }
         }
@@ -311,7 +331,7 @@ impl Elector {
         self.grant(sent);
         self.transition(Some(true));
         let _ = self.wake.send(Trigger::Hangup);
-        Role::Leader { rvn }
+        Role::Leader { rvn, unsure: None }
     }
 
     fn grant(&self, sent: Instant) {

@@ -87,9 +87,14 @@ pub enum DaemonError {
 /// # Errors
 /// The HTTP address cannot be bound, or the HTTP server task panics.
 pub async fn run(
-    settings: Settings,
+    mut settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    if settings.dry_run && settings.lease.take().is_some() {
+        // A replica that writes nothing must not hold the lease: the others would wait
+        // for it and nobody would write.
+        warn!("--dry-run writes nothing: it takes no lease (--lease-table is ignored)");
+    }
     let metrics = metrics::Metrics::new()?;
     let shared = Arc::new(Shared {
         metrics,
@@ -279,6 +284,39 @@ fn spawn_hangup(tx: mpsc::UnboundedSender<Trigger>) {
             });
         }
         Err(e) => warn!(error = %e, "cannot listen for SIGHUP"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn under_a_lease_every_call_ends_within_half_of_it() {
+        let lease = leader::LeaseSettings {
+            table: "t".into(),
+            key: "k".into(),
+            replica_id: "a".into(),
+            lease_duration: Duration::from_secs(20),
+        };
+        let calls = leased_calls(gec_aws::CallSettings::default(), &lease);
+        assert_eq!(calls.operation_timeout, Duration::from_secs(10));
+        assert_eq!(calls.attempt_timeout, Duration::from_secs(10));
+        let short = gec_aws::CallSettings {
+            attempt_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(5),
+            ..gec_aws::CallSettings::default()
+        };
+        assert_eq!(leased_calls(short, &lease), short, "shorter ones stay");
+        let tight = leader::LeaseSettings {
+            lease_duration: Duration::from_secs(4),
+            ..lease
+        };
+        let calls = leased_calls(short, &tight);
+        assert_eq!(calls.operation_timeout, Duration::from_secs(2));
+        assert!(calls.attempt_timeout <= calls.operation_timeout);
+        assert_eq!(tight.heartbeat(), Duration::from_secs(1));
     }
 }
 
