@@ -282,7 +282,95 @@ fn record_of(item: &std::collections::HashMap<String, AttributeValue>) -> LeaseR
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
     use std::collections::HashMap;
+
+    /// A table whose every call is answered by `rule` (never leaves the process).
+    fn mocked(rule: &Rule) -> LeaseTable {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(rule),
+            )
+            .build();
+        LeaseTable {
+            client: aws_sdk_dynamodb::Client::from_conf(config),
+            table: "lease".into(),
+            key: DEFAULT_LEASE_KEY.into(),
+            lease_duration: Duration::from_secs(20),
+        }
+    }
+
+    fn condition_failed() -> ConditionalCheckFailedException {
+        ConditionalCheckFailedException::builder()
+            .message("The conditional request failed")
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_is_lost_and_other_failures_are_classified() {
+        let put_lost = mock!(aws_sdk_dynamodb::Client::put_item)
+            .then_error(|| PutItemError::ConditionalCheckFailedException(condition_failed()));
+        let t = mocked(&put_lost);
+        assert_eq!(t.acquire_new("a", "1").await, Err(LeaseError::Lost));
+        assert_eq!(t.take_over("a", "2", "1").await, Err(LeaseError::Lost));
+        assert_eq!(t.renew("a", "1", "2").await, Err(LeaseError::Lost));
+
+        let delete_lost = mock!(aws_sdk_dynamodb::Client::delete_item)
+            .then_error(|| DeleteItemError::ConditionalCheckFailedException(condition_failed()));
+        assert_eq!(
+            mocked(&delete_lost).release("a", "1").await,
+            Err(LeaseError::Lost)
+        );
+
+        let throttled = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+            PutItemError::generic(
+                ErrorMetadata::builder()
+                    .code("ProvisionedThroughputExceededException")
+                    .message("slow down")
+                    .build(),
+            )
+        });
+        match mocked(&throttled).renew("a", "1", "2").await {
+            Err(LeaseError::Aws(e)) => {
+                assert_eq!(e.kind, crate::ErrorKind::Throttled);
+                assert_eq!(e.operation, "PutItem");
+            }
+            other => panic!("a throttle is an AWS error, not lost: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_item_reads_as_its_record_and_none_is_free() {
+        let held = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+            GetItemOutput::builder()
+                .item(OWNER, AttributeValue::S("replica-a".into()))
+                .item(RVN, AttributeValue::S("abc".into()))
+                .item(DURATION, AttributeValue::N("4000".into()))
+                .build()
+        });
+        assert_eq!(
+            mocked(&held).read().await,
+            Ok(Some(LeaseRecord {
+                owner: "replica-a".into(),
+                rvn: "abc".into(),
+                lease_duration: Some(Duration::from_secs(4)),
+            }))
+        );
+        let free = mock!(aws_sdk_dynamodb::Client::get_item)
+            .then_output(|| GetItemOutput::builder().build());
+        assert_eq!(mocked(&free).read().await, Ok(None));
+    }
 
     #[test]
     fn a_hostile_item_reads_bounded() {
