@@ -363,7 +363,10 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
                 }
                 Err(e) => {
                     eprintln!("error: {e}");
-                    return Ok(EXIT_LEASE_HELD);
+                    return Ok(match e {
+                        gec_daemon::leader::LeaseRefused::Held { .. } => EXIT_LEASE_HELD,
+                        gec_daemon::leader::LeaseRefused::Unavailable { .. } => EXIT_ERROR,
+                    });
                 }
             }
         }

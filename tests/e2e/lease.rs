@@ -401,6 +401,19 @@ async fn apply_refuses_while_a_daemon_leads_and_takes_the_free_lease_itself() {
     );
     assert!(leading(&daemon), "the daemon keeps the lease");
 
+    // A table that does not exist is an error (exit 1), not someone else's lease.
+    let missing = sb.controller(&[
+        "apply",
+        "--config",
+        other.to_str().expect("UTF-8 path"),
+        "--lease-table",
+        "no-such-table",
+        "--lease-duration",
+        "2s",
+    ]);
+    assert_eq!(missing.code, 1, "{missing}");
+    assert!(missing.stderr.contains("cannot use the lease"), "{missing}");
+
     let forced = apply(&sb, &other, "laptop", true);
     assert_eq!(forced.code, 0, "{forced}");
     assert_eq!(tag(&sb, "alpha").await.as_deref(), Some("false"));

@@ -151,8 +151,9 @@ pub struct Elector {
     shared: Option<Arc<Shared>>,
     wake: UnboundedSender<Trigger>,
     holder: Option<(String, SystemTime)>,
-    /// The holder as last read, for `apply`'s refusal.
-    last_holder: Arc<std::sync::Mutex<Option<String>>>,
+    /// What the last read found (the holder) or why the last lease call failed, for
+    /// `apply`'s refusal.
+    last_read: Arc<std::sync::Mutex<Option<Result<String, String>>>>,
 }
 
 impl Elector {
@@ -175,7 +176,7 @@ impl Elector {
             shared,
             wake,
             holder: None,
-            last_holder: Arc::default(),
+            last_read: Arc::default(),
         };
         e.publish(false);
         e
@@ -268,6 +269,7 @@ impl Elector {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "cannot read the lease");
+                self.note(Err(e.to_string()));
                 return Role::Follower { seen };
             }
         };
@@ -282,13 +284,12 @@ impl Elector {
                 Err(LeaseError::Lost) => Role::Follower { seen: None },
                 Err(LeaseError::Aws(e)) => {
                     warn!(error = %e, "could not take the free lease");
+                    self.note(Err(e.to_string()));
                     Role::Follower { seen: None }
                 }
             };
         };
-        if let Ok(mut last) = self.last_holder.lock() {
-            last.clone_from(&Some(record.owner.clone()));
-        }
+        self.note(Ok(record.owner.clone()));
         if self.holder.as_ref().is_none_or(|(h, _)| *h != record.owner) {
             self.holder = Some((record.owner.clone(), SystemTime::now()));
             self.publish(false);
@@ -315,6 +316,7 @@ impl Elector {
                     Err(LeaseError::Lost) => Role::Follower { seen: None },
                     Err(LeaseError::Aws(e)) => {
                         warn!(error = %e, "could not take the lease over");
+                        self.note(Err(e.to_string()));
                         Role::Follower {
                             seen: Some((rvn, first)),
                         }
@@ -324,6 +326,12 @@ impl Elector {
             _ => Role::Follower {
                 seen: Some((record.rvn, read_at)),
             },
+        }
+    }
+
+    fn note(&self, read: Result<String, String>) {
+        if let Ok(mut last) = self.last_read.lock() {
+            *last = Some(read);
         }
     }
 
@@ -413,14 +421,25 @@ pub struct ApplyLease {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Another replica holds the lease and renews it.
+/// Why `apply` did not get the lease.
 #[derive(Debug, thiserror::Error)]
-#[error("another replica ({holder}) holds the lease in {table} and renews it; nothing was written (--ignore-lease writes anyway)")]
-pub struct LeaseHeld {
-    /// Its replica id, as last read (`unknown` if none was read).
-    pub holder: String,
-    /// The table.
-    pub table: String,
+pub enum LeaseRefused {
+    /// Another replica holds the lease and renews it.
+    #[error("another replica ({holder}) holds the lease in {table} and renews it; nothing was written (--ignore-lease writes anyway)")]
+    Held {
+        /// Its replica id, as last read.
+        holder: String,
+        /// The table.
+        table: String,
+    },
+    /// The lease could not be read or written (no such table, no permission, an outage).
+    #[error("cannot use the lease in {table}: {error}; nothing was written")]
+    Unavailable {
+        /// The table.
+        table: String,
+        /// The last failure.
+        error: String,
+    },
 }
 
 impl ApplyLease {
@@ -430,12 +449,13 @@ impl ApplyLease {
     /// the lease duration and three heartbeats.
     ///
     /// # Errors
-    /// [`LeaseHeld`]: the lease was not free and its holder kept renewing.
+    /// [`LeaseRefused::Held`]: the lease was not free and its holder kept renewing;
+    /// [`LeaseRefused::Unavailable`]: the lease calls failed.
     pub async fn acquire(
         ctx: &gec_aws::AwsContext,
         settings: LeaseSettings,
         margin: Duration,
-    ) -> Result<ApplyLease, LeaseHeld> {
+    ) -> Result<ApplyLease, LeaseRefused> {
         let table = LeaseTable::new(
             ctx,
             &settings.table,
@@ -450,7 +470,7 @@ impl ApplyLease {
             Instant::now() + settings.lease_duration + settings.heartbeat().saturating_mul(3);
         let name = settings.table.clone();
         let elector = Elector::new(table, settings, margin, fence.clone(), None, wake);
-        let holder = Arc::clone(&elector.last_holder);
+        let last = Arc::clone(&elector.last_read);
         let task = tokio::spawn(elector.run(async move {
             let _ = over.await;
         }));
@@ -461,15 +481,18 @@ impl ApplyLease {
             }
             sleep(Duration::from_millis(100)).await;
         }
-        let holder = holder
-            .lock()
-            .ok()
-            .and_then(|h| h.clone())
-            .unwrap_or_else(|| "unknown".to_owned());
+        let last = last.lock().ok().and_then(|l| l.clone());
         lease.release().await;
-        Err(LeaseHeld {
-            holder,
-            table: name,
+        Err(match last {
+            Some(Ok(holder)) => LeaseRefused::Held {
+                holder,
+                table: name,
+            },
+            Some(Err(error)) => LeaseRefused::Unavailable { table: name, error },
+            None => LeaseRefused::Unavailable {
+                table: name,
+                error: "no answer".to_owned(),
+            },
         })
     }
 
