@@ -100,7 +100,8 @@ pub fn check_replica_id(id: &str) -> Result<(), String> {
 pub struct LeaderJson {
     /// `--lease-table` is set.
     pub enabled: bool,
-    /// This replica holds the lease and may write.
+    /// This replica may write: it holds the lease, or runs without one and not
+    /// `--dry-run`.
     pub leading: bool,
     /// The replica id of the holder as last read; null when unknown or free.
     pub holder: Option<String>,
@@ -114,11 +115,11 @@ pub struct LeaderJson {
 }
 
 impl LeaderJson {
-    /// Without a lease.
-    pub fn disabled() -> Self {
+    /// Without a lease: the daemon leads unless it writes nothing (`--dry-run`).
+    pub fn disabled(dry_run: bool) -> Self {
         LeaderJson {
             enabled: false,
-            leading: true,
+            leading: !dry_run,
             holder: None,
             since: None,
             replica_id: None,

@@ -156,7 +156,8 @@ pub async fn run(
     let (done, writes_over) = tokio::sync::oneshot::channel::<()>();
     let mut elector = None;
     match &settings.lease {
-        None => shared.metrics.leader.set(1),
+        // A daemon without a lease is the writer, unless it writes nothing.
+        None => shared.metrics.leader.set(i64::from(!settings.dry_run)),
         Some(lease) => {
             let app = app_name(&lease.replica_id);
             ctx = match ctx.clone().with_app_name(&app) {

@@ -236,7 +236,7 @@ impl Metrics {
                 &r,
                 IntGauge::with_opts(opts(
                     "leader",
-                    "1 while this replica may write: it holds the lease (run --lease-table), or runs without one",
+                    "1 while this replica may write: it holds the lease (run --lease-table), or runs without one and not --dry-run",
                 ))?,
             )?,
             leader_transitions_total: add(

@@ -143,7 +143,7 @@ impl Status {
             leader: self
                 .leader
                 .clone()
-                .unwrap_or_else(crate::leader::LeaderJson::disabled),
+                .unwrap_or_else(|| crate::leader::LeaderJson::disabled(self.dry_run)),
         }
     }
 
