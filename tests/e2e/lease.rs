@@ -130,6 +130,7 @@ async fn one_of_two_replicas_writes_and_the_other_takes_over_after_kill_9_and_at
     let b = replica(&sb, &file, "replica-b", LEASE);
 
     let first = one_leader(&[&a, &b], Duration::from_secs(60));
+    let leader_id = ["replica-a", "replica-b"][first];
     let (leader, follower) = if first == 0 { (a, b) } else { (b, a) };
     assert!(
         wait_tag(&sb, "alpha", "true", Duration::from_secs(60))
@@ -151,6 +152,11 @@ async fn one_of_two_replicas_writes_and_the_other_takes_over_after_kill_9_and_at
     assert_eq!(status["leader"]["leading"], false);
     assert!(successes(&leader) >= 2.0);
     assert_eq!(successes(&follower), 0.0, "only the leader writes");
+    let writes = replica_writes(&sb);
+    assert!(
+        !writes.is_empty() && writes.iter().all(|(_, id)| id == leader_id),
+        "every write request came from the leader: {writes:?}"
+    );
 
     // kill -9: no release. The follower waits for the leader's record version to stand
     // still for a lease duration, then takes over and converges the change made meanwhile.
