@@ -88,7 +88,8 @@ pub enum Command {
     },
     /// Observe and plan; writes nothing. Exit 0 no changes, 2 changes pending, 1 error.
     Plan(PlanArgs),
-    /// Observe, plan and apply once. Exit 0 converged, 1 error or refused, 3 some actions failed.
+    /// Observe, plan and apply once. Exit 0 converged, 1 error or refused, 3 some actions
+    /// failed, 4 another replica holds the lease (`--lease-table`).
     Apply(ApplyArgs),
     /// Per-cluster table: desired and observed tag, coverage, GuardDuty's coverage status,
     /// services and tasks without the agent. Writes nothing. Exit 0, 1 on error.
@@ -163,6 +164,9 @@ pub struct RunArgs {
     /// Where audit events go besides the log.
     #[command(flatten)]
     pub events: EventsArgs,
+    /// Leader election between replicas on a DynamoDB lease.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
 }
 
 /// Flags of `run` and `apply` for audit events.
@@ -208,6 +212,82 @@ fn event_bus_name(text: &str) -> Result<String, String> {
         return Err("an event bus name has only letters, digits, '.', '-' and '_'".into());
     }
     Ok(text.to_owned())
+}
+
+/// Flags of the lease (`run`, `apply`): off unless `--lease-table` is given.
+#[derive(Debug, Args)]
+pub struct LeaseArgs {
+    /// Run as one of several replicas: only the holder of a lease in this DynamoDB table
+    /// (partition key `key`, a string) writes; the others observe, serve /metrics and
+    /// /status, and take over when it stops renewing.
+    #[arg(long, env = "GEC_LEASE_TABLE")]
+    pub lease_table: Option<String>,
+    /// The lease item's key, so that several fleets can share one table.
+    #[arg(long, env = "GEC_LEASE_KEY", default_value = gec_aws::DEFAULT_LEASE_KEY,
+          value_parser = lease_key)]
+    pub lease_key: String,
+    /// How long a holder's lease lasts without a renewal (2s to 10m). A replica takes over
+    /// after seeing the same record version for this long; the leader renews every quarter
+    /// of it, and every AWS call's operation timeout is capped at half of it.
+    #[arg(long, env = "GEC_LEASE_DURATION", default_value = "20s",
+          value_parser = duration_between(2 * SECOND, 10 * MINUTE))]
+    pub lease_duration: Duration,
+    /// This replica's id: the lease's owner while it leads, and its SDK app name
+    /// (`app/guardduty-ecs-controller-<id>` in the user agent). 1 to 40 ASCII letters,
+    /// digits, '.', '_', '-'. By default the host name and a random suffix.
+    #[arg(long, env = "GEC_REPLICA_ID", value_parser = replica_id)]
+    pub replica_id: Option<String>,
+}
+
+impl LeaseArgs {
+    /// The lease settings, when `--lease-table` is given.
+    pub fn settings(&self) -> Option<gec_daemon::leader::LeaseSettings> {
+        let table = self.lease_table.clone()?;
+        Some(gec_daemon::leader::LeaseSettings {
+            table,
+            key: self.lease_key.clone(),
+            replica_id: self.replica_id.clone().unwrap_or_else(default_replica_id),
+            lease_duration: self.lease_duration,
+        })
+    }
+}
+
+fn replica_id(s: &str) -> Result<String, String> {
+    gec_daemon::leader::check_replica_id(s).map(|()| s.to_owned())
+}
+
+fn lease_key(s: &str) -> Result<String, String> {
+    // DynamoDB: a string partition key value is 1 to 2048 bytes.
+    if s.is_empty() || s.len() > 256 || s.chars().any(char::is_control) {
+        return Err("a lease key has 1 to 256 bytes and no control characters".to_owned());
+    }
+    Ok(s.to_owned())
+}
+
+/// The host name (as far as it fits a replica id) and six random hex digits, so that two
+/// processes on one host still differ.
+fn default_replica_id() -> String {
+    let host: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(gec_daemon::leader::MAX_REPLICA_ID - 7)
+        .collect();
+    let suffix = format!(
+        "{:06x}",
+        std::process::id()
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()))
+                & 0x00ff_ffff
+    );
+    if host.is_empty() {
+        format!("replica-{suffix}")
+    } else {
+        format!("{host}-{suffix}")
+    }
 }
 
 /// Flags of `status`.
@@ -298,6 +378,14 @@ pub struct ApplyArgs {
     /// Where audit events go besides the log.
     #[command(flatten)]
     pub events: EventsArgs,
+    /// The daemons' lease: with `--lease-table`, apply writes only while it holds the
+    /// lease itself (taken when free, or after its holder stopped renewing for a lease
+    /// duration; released at exit), and exits 4 while a daemon holds and renews it.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
+    /// Write even while another replica holds the lease (`--lease-table` is then ignored).
+    #[arg(long, env = "GEC_IGNORE_LEASE")]
+    pub ignore_lease: bool,
 }
 
 /// Output formats.

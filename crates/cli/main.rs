@@ -20,6 +20,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_ERROR: u8 = 1;
 const EXIT_CHANGES_PENDING: u8 = 2;
 const EXIT_PARTIAL: u8 = 3;
+/// `apply --lease-table`: another replica holds the lease and renews it; nothing written.
+const EXIT_LEASE_HELD: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_checked();
@@ -63,6 +65,13 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
         Command::Status(args) => status(args, calls).await,
         Command::Probe { url } => Ok(probe(&url).await),
         Command::Run(args) => {
+            let lease = args.lease.settings();
+            // The audit records name the replica: the lease's owner id (given or
+            // generated), or `--replica-id` alone.
+            let replica_id = lease
+                .as_ref()
+                .map(|l| l.replica_id.clone())
+                .or_else(|| args.lease.replica_id.clone());
             let settings = gec_daemon::Settings {
                 config: args.config,
                 config_poll: args.config_poll,
@@ -81,7 +90,8 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
                 calls,
                 ceilings: args.ceilings.ceilings(),
                 events_bus: args.events.events_bus,
-                replica_id: None,
+                replica_id,
+                lease,
             };
             gec_daemon::run(settings, terminated()).await?;
             Ok(EXIT_OK)
@@ -353,8 +363,44 @@ fn progress_line(p: Progress<'_>) -> Option<String> {
 }
 
 async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let ctx = gec_aws::AwsContext::from_env(calls).await?;
+    let lease = match args.lease.settings() {
+        Some(_) if args.ignore_lease => {
+            tracing::warn!("--ignore-lease: writing whoever holds the lease");
+            None
+        }
+        lease => lease,
+    };
+    let calls = match &lease {
+        Some(l) => gec_daemon::leased_calls(calls, l),
+        None => calls,
+    };
+    let mut ctx = gec_aws::AwsContext::from_env(calls).await?;
+    if let Some(l) = &lease {
+        ctx = ctx
+            .with_app_name(&gec_daemon::app_name(&l.replica_id))
+            .map_err(|e| anyhow::anyhow!("--replica-id: {e}"))?;
+    }
     let (desired, sha256) = load_with_sha(&args.plan.config, &ctx).await?;
+    let mut engine = gec_engine::Context::default();
+    let replica_id = lease.as_ref().map(|l| l.replica_id.clone());
+    let held = match lease {
+        None => None,
+        Some(l) => {
+            match gec_daemon::leader::ApplyLease::acquire(&ctx, l, calls.operation_timeout).await {
+                Ok(held) => {
+                    engine.fence = held.fence.clone();
+                    Some(held)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(match e {
+                        gec_daemon::leader::LeaseRefused::Held { .. } => EXIT_LEASE_HELD,
+                        gec_daemon::leader::LeaseRefused::Unavailable { .. } => EXIT_ERROR,
+                    });
+                }
+            }
+        }
+    };
     let settings = Settings {
         rollout_poll: args.rollout_poll,
         ..settings(&args.plan, Mode::Apply)
@@ -365,7 +411,7 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
         .events_bus
         .as_deref()
         .map(|bus| gec_daemon::bus::EventSender::start(ctx.event_bus(bus), events.clone()));
-    let auditor = std::sync::Mutex::new(gec_daemon::audit::Auditor::new(None, sender));
+    let auditor = std::sync::Mutex::new(gec_daemon::audit::Auditor::new(replica_id, sender));
     let interactive = std::io::stderr().is_terminal();
     let progress = |p: Progress<'_>| {
         if let Progress::Round(report) = p {
@@ -381,7 +427,7 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
     let work = gec_engine::apply_until_settled(
         ctx,
         Arc::new(desired),
-        gec_engine::Context::default(),
+        engine,
         settings,
         args.timeout,
         &progress,
@@ -389,6 +435,10 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
     // The run stops waiting at --timeout; this bounds a pass that hangs past it.
     let hard_stop = args.timeout + args.rollout_poll + std::time::Duration::from_secs(30);
     let run = tokio::time::timeout(hard_stop, work).await;
+    // Nothing writes any more: a daemon may take the lease at once.
+    if let Some(held) = held {
+        held.release().await;
+    }
     // Queued audit events go out before the exit, a run that timed out included.
     let sender = auditor.lock().ok().and_then(|mut a| a.take_sender());
     if let Some(sender) = sender {

@@ -12,6 +12,7 @@ mod events;
 mod faults;
 mod hardening;
 mod iam_policy;
+mod lease;
 mod multi_account;
 mod observability;
 mod organization;

@@ -167,6 +167,28 @@ impl AwsContext {
         &self.base
     }
 
+    pub(crate) fn metrics(&self) -> Option<&AwsMetrics> {
+        self.metrics.as_ref()
+    }
+
+    /// The calls' retry and timeout settings.
+    pub fn calls(&self) -> CallSettings {
+        self.calls
+    }
+
+    /// Sends `app/<name>` in the user agent of every client made from now on (call it
+    /// before the first [`AwsContext::target`]): with two replicas, each names itself, so
+    /// AWS logs (and the sandbox's fault rules) can tell them apart.
+    ///
+    /// # Errors
+    /// `name` has characters an app name cannot have (only ASCII letters, digits and
+    /// ``!#$%&'*+-.^_`|~``).
+    pub fn with_app_name(mut self, name: &str) -> Result<Self, aws_config::InvalidAppName> {
+        let app = aws_config::AppName::new(name.to_owned())?;
+        self.base = self.base.to_builder().app_name(app).build();
+        Ok(self)
+    }
+
     /// Counts every request attempt of the clients made from now on (call it before the
     /// first [`AwsContext::target`]).
     pub fn with_metrics(mut self, metrics: AwsMetrics) -> Self {

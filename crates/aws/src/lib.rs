@@ -10,6 +10,7 @@ mod client;
 mod codedeploy;
 mod error;
 mod events;
+mod lease;
 mod metrics;
 mod object;
 mod observe;
@@ -30,6 +31,9 @@ pub use codedeploy::{
 };
 pub use error::{AwsError, ErrorKind};
 pub use events::{EventBus, EventEntry, PutOutcome, EVENT_SOURCE, PUT_EVENTS_BATCH};
+pub use lease::{
+    LeaseError, LeaseRecord, LeaseTable, DEFAULT_LEASE_KEY, MAX_LEASE_TEXT, TTL_LEASES,
+};
 pub use metrics::AwsMetrics;
 pub use object::{FetchError, Fetched, ObjectClient, ObjectLocation, MAX_OBJECT_BYTES};
 pub use observe::{ClusterScope, DESCRIBE_CLUSTERS_BATCH, LIST_CLUSTERS_PAGE};

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod bus;
 pub mod conflicts;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod read;
 pub mod runloop;
@@ -58,6 +59,8 @@ pub struct Settings {
     pub events_bus: Option<String>,
     /// This replica's id, in every audit record (`--replica-id`).
     pub replica_id: Option<String>,
+    /// `--lease-table`: run as one of several replicas, writing only while leading.
+    pub lease: Option<leader::LeaseSettings>,
 }
 
 /// Default of [`Settings::rollout_poll`].
@@ -94,9 +97,14 @@ pub enum DaemonError {
 /// # Errors
 /// The HTTP address cannot be bound, or the HTTP server task panics.
 pub async fn run(
-    settings: Settings,
+    mut settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
+    if settings.dry_run && settings.lease.take().is_some() {
+        // A replica that writes nothing must not hold the lease: the others would wait
+        // for it and nobody would write.
+        warn!("--dry-run writes nothing: it takes no lease (--lease-table is ignored)");
+    }
     let metrics = metrics::Metrics::new()?;
     let shared = Arc::new(Shared {
         metrics,
@@ -142,15 +150,67 @@ pub async fn run(
         },
         Location::Object(_) => None,
     };
+    let wake = tx.clone();
     spawn_hangup(tx);
 
-    let ctx = match gec_aws::AwsContext::from_env(settings.calls).await {
+    let calls = match &settings.lease {
+        Some(lease) => leased_calls(settings.calls, lease),
+        None => settings.calls,
+    };
+    let mut ctx = match gec_aws::AwsContext::from_env(calls).await {
         Ok(ctx) => ctx.with_metrics(shared.metrics.aws.clone()),
         Err(e) => {
             let _ = stop_http.send(());
             return Err(DaemonError::Endpoint(e));
         }
     };
+    let fence = match &settings.lease {
+        Some(_) => gec_engine::Fence::leased(),
+        None => gec_engine::Fence::default(),
+    };
+    let (done, writes_over) = tokio::sync::oneshot::channel::<()>();
+    let mut elector = None;
+    match &settings.lease {
+        // A daemon without a lease is the writer, unless it writes nothing.
+        None => shared.metrics.leader.set(i64::from(!settings.dry_run)),
+        Some(lease) => {
+            let app = app_name(&lease.replica_id);
+            ctx = match ctx.clone().with_app_name(&app) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, app, "cannot set the SDK app name");
+                    ctx
+                }
+            };
+            info!(
+                table = %lease.table,
+                key = %lease.key,
+                replica_id = %lease.replica_id,
+                lease_duration = ?lease.lease_duration,
+                aws_operation_timeout = ?calls.operation_timeout,
+                user_agent = %format!("app/{app}"),
+                "leader election on a DynamoDB lease: writing only while leading"
+            );
+            let table = gec_aws::LeaseTable::new(
+                &ctx,
+                &lease.table,
+                &lease.key,
+                lease.lease_duration,
+                lease.heartbeat(),
+            );
+            let e = leader::Elector::new(
+                table,
+                lease.clone(),
+                calls.operation_timeout,
+                fence.clone(),
+                Some(Arc::clone(&shared)),
+                wake,
+            );
+            elector = Some(tokio::spawn(e.run(async move {
+                let _ = writes_over.await;
+            })));
+        }
+    }
     let source = Source::new(location, Some(ctx.object_client()));
     let sender = settings.events_bus.as_deref().map(|bus| {
         info!(bus, "audit events also go to the EventBridge bus");
@@ -158,6 +218,7 @@ pub async fn run(
     });
     let auditor = audit::Auditor::new(settings.replica_id.clone(), sender);
     let loop_settings = LoopSettings {
+        fence,
         dry_run: settings.dry_run,
         max_concurrent_targets: settings.max_concurrent_targets,
         config_poll: settings.config_poll,
@@ -174,9 +235,40 @@ pub async fn run(
         shutdown,
     )
     .await;
+    // Nothing writes any more: the elector may release the lease.
+    let _ = done.send(());
+    if let Some(elector) = elector {
+        if tokio::time::timeout(RELEASE_GRACE, elector).await.is_err() {
+            warn!("the lease was not released within {RELEASE_GRACE:?}; it expires by itself");
+        }
+    }
 
     let _ = stop_http.send(());
     server.await.map_err(DaemonError::Serve)
+}
+
+/// How long shutdown waits for the lease's release.
+pub const RELEASE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The SDK app name of a replica: its user agent carries `app/guardduty-ecs-controller-<id>`.
+pub fn app_name(replica_id: &str) -> String {
+    format!("guardduty-ecs-controller-{replica_id}")
+}
+
+/// Under a lease every AWS call of the engine ends within half the lease duration (see
+/// `gec_engine::fence`): a longer `--aws-operation-timeout` (or attempt timeout) is
+/// lowered to it.
+pub fn leased_calls(
+    calls: gec_aws::CallSettings,
+    lease: &leader::LeaseSettings,
+) -> gec_aws::CallSettings {
+    let max = lease.max_call();
+    let operation_timeout = calls.operation_timeout.min(max);
+    gec_aws::CallSettings {
+        operation_timeout,
+        attempt_timeout: calls.attempt_timeout.min(operation_timeout),
+        ..calls
+    }
 }
 
 /// Pending connections the kernel queues before the accept loop takes them (capped by
@@ -214,6 +306,39 @@ fn spawn_hangup(tx: mpsc::UnboundedSender<Trigger>) {
             });
         }
         Err(e) => warn!(error = %e, "cannot listen for SIGHUP"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn under_a_lease_every_call_ends_within_half_of_it() {
+        let lease = leader::LeaseSettings {
+            table: "t".into(),
+            key: "k".into(),
+            replica_id: "a".into(),
+            lease_duration: Duration::from_secs(20),
+        };
+        let calls = leased_calls(gec_aws::CallSettings::default(), &lease);
+        assert_eq!(calls.operation_timeout, Duration::from_secs(10));
+        assert_eq!(calls.attempt_timeout, Duration::from_secs(10));
+        let short = gec_aws::CallSettings {
+            attempt_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(5),
+            ..gec_aws::CallSettings::default()
+        };
+        assert_eq!(leased_calls(short, &lease), short, "shorter ones stay");
+        let tight = leader::LeaseSettings {
+            lease_duration: Duration::from_secs(4),
+            ..lease
+        };
+        let calls = leased_calls(short, &tight);
+        assert_eq!(calls.operation_timeout, Duration::from_secs(2));
+        assert!(calls.attempt_timeout <= calls.operation_timeout);
+        assert_eq!(tight.heartbeat(), Duration::from_secs(1));
     }
 }
 

@@ -54,6 +54,9 @@ pub struct Metrics {
     /// Audit events for the EventBridge bus by result (`crate::bus`); 0 without
     /// `--events-bus`.
     pub events_total: IntCounterVec,
+    /// 1 while this replica may write: it holds the lease, or runs without one.
+    pub leader: IntGauge,
+    leader_transitions_total: prometheus::IntCounter,
 }
 
 /// The `result` label of `reconcile_total`.
@@ -246,6 +249,20 @@ impl Metrics {
             )?,
             aws: AwsMetrics::register(&r, PREFIX)?,
             events_total: add(&r, crate::bus::events_counter()?)?,
+            leader: add(
+                &r,
+                IntGauge::with_opts(opts(
+                    "leader",
+                    "1 while this replica may write: it holds the lease (run --lease-table), or runs without one and not --dry-run",
+                ))?,
+            )?,
+            leader_transitions_total: add(
+                &r,
+                prometheus::IntCounter::with_opts(opts(
+                    "leader_transitions_total",
+                    "Times this replica became or stopped being the leader",
+                ))?,
+            )?,
             registry: r,
         };
         for result in ["success", "error", "refused", "suspended"] {
@@ -255,6 +272,12 @@ impl Metrics {
             m.config_reloads_total.with_label_values(&[result]);
         }
         Ok(m)
+    }
+
+    /// This replica became (`true`) or stopped being the leader.
+    pub fn leader_transition(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+        self.leader_transitions_total.inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -52,6 +52,8 @@ pub struct LoopSettings {
     pub rollout_poll: Duration,
     /// Ceilings of the desired state's safety limits.
     pub ceilings: gec_model::plan::Ceilings,
+    /// With a lease: writes start only while it permits.
+    pub fence: gec_engine::Fence,
 }
 
 /// Runs until `shutdown` completes.
@@ -66,6 +68,7 @@ pub async fn run_loop(
 ) {
     let engine = Context {
         conflicts: shared.conflicts.clone(),
+        fence: settings.fence.clone(),
         ..Context::default()
     };
     let stop = engine.stop.clone();

@@ -49,6 +49,8 @@ pub struct Status {
     pub conflicts: Vec<gec_model::plan::Conflict>,
     /// The last `POST /conflicts/reset`, if any.
     pub conflicts_reset: Option<gec_engine::Reset>,
+    /// With `--lease-table`: the elector's view.
+    pub leader: Option<crate::leader::LeaderJson>,
 }
 
 impl Status {
@@ -150,6 +152,10 @@ impl Status {
                 .map(gec_model::plan::Conflict::json)
                 .collect(),
             conflicts_reset: self.conflicts_reset.as_ref().map(ResetJson::of),
+            leader: self
+                .leader
+                .clone()
+                .unwrap_or_else(|| crate::leader::LeaderJson::disabled(self.dry_run)),
         }
     }
 
@@ -203,6 +209,8 @@ pub struct StatusJson {
     pub conflicts: Vec<ConflictJson>,
     /// The last `POST /conflicts/reset` and what it ended; null when none since start.
     pub conflicts_reset: Option<ResetJson>,
+    /// Leader election (`run --lease-table`): whether this replica leads, and who does.
+    pub leader: crate::leader::LeaderJson,
 }
 
 /// The desired state in force.

@@ -9,6 +9,7 @@ use gec_model::Action;
 use tracing::{info, warn};
 
 use crate::cloud::TargetCloud;
+use crate::fence::Fence;
 use crate::rollout::Wait;
 
 /// What became of one action.
@@ -36,6 +37,9 @@ pub enum Skip {
     Refused,
     /// The detector changes have no detector to go to.
     NoDetector,
+    /// With a lease: this replica does not hold it (or its hold may have run out), so it
+    /// writes nothing ([`Fence`]).
+    NotLeader,
 }
 
 impl Skip {
@@ -47,6 +51,7 @@ impl Skip {
             Skip::Stopping => "stopping",
             Skip::Refused => "refused",
             Skip::NoDetector => "no_detector",
+            Skip::NotLeader => "not_leader",
         }
     }
 
@@ -69,6 +74,7 @@ impl std::fmt::Display for Skip {
             Skip::Stopping => f.write_str("the controller is shutting down"),
             Skip::Refused => f.write_str("the plan was refused by a safety limit"),
             Skip::NoDetector => f.write_str("no detector"),
+            Skip::NotLeader => f.write_str("this replica does not hold the lease"),
         }
     }
 }
@@ -153,6 +159,18 @@ pub async fn apply_plan_until<C: TargetCloud>(
     plan: &TargetPlan,
     stop: &StopSignal,
 ) -> Vec<ActionResult> {
+    apply_plan_fenced(cloud, plan, stop, &Fence::default()).await
+}
+
+/// [`apply_plan_until`], and starting each write (each tag batch, untag batch, detector
+/// and organization write) only while `fence` permits: the writes it closes on are
+/// skipped with [`Skip::NotLeader`], never attempted.
+pub async fn apply_plan_fenced<C: TargetCloud>(
+    cloud: &C,
+    plan: &TargetPlan,
+    stop: &StopSignal,
+    fence: &Fence,
+) -> Vec<ActionResult> {
     if plan.refused.is_some() {
         return skip_all(&plan.actions, Skip::Refused);
     }
@@ -164,6 +182,8 @@ pub async fn apply_plan_until<C: TargetCloud>(
         }
         let skip = if stop.is_stopped() {
             Some(Skip::Stopping)
+        } else if !fence.permits() {
+            Some(Skip::NotLeader)
         } else if results.iter().any(|r| r.outcome != Outcome::Success) {
             Some(Skip::AfterFailure)
         } else {
@@ -189,7 +209,7 @@ pub async fn apply_plan_until<C: TargetCloud>(
             }));
             if !narrowing.is_empty() {
                 let done = results.len();
-                results.extend(apply_detector(cloud, &narrowing).await);
+                results.extend(apply_detector(cloud, &narrowing, fence).await);
                 results[done..].iter().for_each(log_result);
             }
             continue;
@@ -205,10 +225,17 @@ pub async fn apply_plan_until<C: TargetCloud>(
                         .copied()
                         .filter(|a| matches!(a, Action::TagCluster { to, .. } if *to == value))
                         .collect();
-                    if stop.is_stopped() {
+                    let skip = if stop.is_stopped() {
+                        Some(Skip::Stopping)
+                    } else if !fence.permits() {
+                        Some(Skip::NotLeader)
+                    } else {
+                        None
+                    };
+                    if let Some(why) = skip {
                         results.extend(batch.iter().map(|a| ActionResult {
                             action: (*a).clone(),
-                            outcome: Outcome::Skipped(Skip::Stopping),
+                            outcome: Outcome::Skipped(why),
                         }));
                     } else if !batch.is_empty() {
                         let outcome = cloud.tag_clusters(&arns(&batch), value).await;
@@ -216,7 +243,7 @@ pub async fn apply_plan_until<C: TargetCloud>(
                     }
                 }
             }
-            Phase::Detector => results.extend(apply_detector(cloud, &actions).await),
+            Phase::Detector => results.extend(apply_detector(cloud, &actions, fence).await),
             Phase::Untag => {
                 let outcome = cloud.untag_clusters(&arns(&actions)).await;
                 results.extend(per_arn(&actions, &outcome));
@@ -229,7 +256,11 @@ pub async fn apply_plan_until<C: TargetCloud>(
     results
 }
 
-async fn apply_detector<C: TargetCloud>(cloud: &C, actions: &[&Action]) -> Vec<ActionResult> {
+async fn apply_detector<C: TargetCloud>(
+    cloud: &C,
+    actions: &[&Action],
+    fence: &Fence,
+) -> Vec<ActionResult> {
     let mut detector = None;
     let mut changes = Vec::new();
     let mut features = Vec::new();
@@ -268,6 +299,7 @@ async fn apply_detector<C: TargetCloud>(cloud: &C, actions: &[&Action]) -> Vec<A
     let mut detector_ok = true;
     if !features.is_empty() {
         let outcome = match detector {
+            Some(_) if !fence.permits() => Outcome::Skipped(Skip::NotLeader),
             Some(id) => match cloud.update_detector(id, &changes).await {
                 Ok(()) => Outcome::Success,
                 Err(e) => Outcome::Failed(e),
@@ -283,7 +315,9 @@ async fn apply_detector<C: TargetCloud>(cloud: &C, actions: &[&Action]) -> Vec<A
     // The organization's auto-enable after the administrator's own detector: a pass
     // whose detector write failed changes nothing more this pass.
     if let Some(id) = organization {
-        let outcome = if detector_ok {
+        let outcome = if !fence.permits() {
+            Outcome::Skipped(Skip::NotLeader)
+        } else if detector_ok {
             match cloud.update_organization(id, &auto_enable).await {
                 Ok(()) => Outcome::Success,
                 Err(e) => Outcome::Failed(e),

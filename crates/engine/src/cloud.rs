@@ -22,6 +22,7 @@ use gec_model::ObservedTarget;
 use tokio::time::{sleep, Instant};
 
 use crate::apply::StopSignal;
+use crate::fence::Fence;
 
 /// Reads and writes of one target (account and region).
 pub trait TargetCloud: Send + Sync {
@@ -267,6 +268,32 @@ impl Default for WriteRetry {
 pub async fn write_once<T, W, WF, F, FF>(
     retry: WriteRetry,
     stop: &StopSignal,
+    write: W,
+    find: F,
+) -> Result<T, AwsError>
+where
+    W: FnMut() -> WF,
+    WF: Future<Output = Result<T, AwsError>>,
+    F: FnMut() -> FF,
+    FF: Future<Output = Result<Option<T>, AwsError>>,
+{
+    write_once_fenced(retry, stop, &Fence::default(), write, find).await
+}
+
+/// The code of the error [`write_once_fenced`] returns when `fence` closed before the
+/// first attempt: nothing was sent.
+pub const NOT_LEADER: &str = "NotLeader";
+
+/// [`write_once`], sending each attempt (the first included) only while `fence` permits.
+///
+/// # Errors
+/// Those of [`write_once`]; and when the fence is closed before the first attempt, an
+/// [`ErrorKind::Other`] error with the code [`NOT_LEADER`] (nothing was sent); before a
+/// later attempt, the last attempt's error.
+pub async fn write_once_fenced<T, W, WF, F, FF>(
+    retry: WriteRetry,
+    stop: &StopSignal,
+    fence: &Fence,
     mut write: W,
     mut find: F,
 ) -> Result<T, AwsError>
@@ -278,6 +305,14 @@ where
 {
     let mut delays = retry.delays();
     let mut attempt = 1;
+    if !fence.permits() {
+        return Err(AwsError::new(
+            ErrorKind::Other,
+            "Fence",
+            Some(NOT_LEADER.to_owned()),
+            "this replica does not hold the lease: nothing sent",
+        ));
+    }
     loop {
         let error = match write().await {
             Ok(done) => return Ok(done),
@@ -316,6 +351,9 @@ where
             return Err(error);
         }
         sleep(next_delay(&mut delays, &retry)).await;
+        if stop.is_stopped() || !fence.permits() {
+            return Err(error);
+        }
         attempt += 1;
     }
 }
@@ -452,6 +490,30 @@ mod tests {
         let (writes, _, result) = run(retry(4), &stop, ErrorKind::Throttled, Ok(None)).await;
         assert_eq!(writes, 1);
         assert!(result.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_write_is_sent_or_retried_once_the_fence_closes() {
+        let fence = Fence::leased();
+        let writes = Cell::new(0);
+        let write = || {
+            writes.set(writes.get() + 1);
+            async { Err::<u32, _>(error(ErrorKind::Throttled)) }
+        };
+        let closed = write_once_fenced(retry(4), &StopSignal::default(), &fence, write, || async {
+            Ok(None)
+        })
+        .await;
+        assert_eq!(writes.get(), 0, "never sent");
+        assert_eq!(closed.unwrap_err().code.as_deref(), Some(NOT_LEADER));
+        // Open for less than the first retry delay: one attempt, no retry.
+        fence.grant(Instant::now() + Duration::from_millis(100));
+        let result = write_once_fenced(retry(4), &StopSignal::default(), &fence, write, || async {
+            Ok(None)
+        })
+        .await;
+        assert_eq!(writes.get(), 1);
+        assert_eq!(result.unwrap_err().kind, ErrorKind::Throttled);
     }
 
     #[test]

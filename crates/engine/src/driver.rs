@@ -30,6 +30,7 @@ use crate::apply::{Outcome, StopSignal};
 use crate::backoff::Backoff;
 use crate::cloud::TargetCloud;
 use crate::conflict::Conflicts;
+use crate::fence::Fence;
 use crate::pass::{reconcile_fleet, Mode, PassOptions, TargetPass, DEFAULT_MAX_CONCURRENT_TARGETS};
 use crate::rollout::{Clock, Halt, Rollouts, Settled, Watch};
 
@@ -54,6 +55,10 @@ pub struct Context {
     pub stop: StopSignal,
     /// Tug-of-war detection: what was written and changed back, and the conflicts.
     pub conflicts: Conflicts,
+    /// With a lease: whether this replica may write. A round that starts while it is
+    /// closed observes and plans only (the follower's round); one that starts open checks
+    /// it again before every write.
+    pub fence: Fence,
 }
 
 /// The clients of every target: the AWS adapter in production, memory in tests.
@@ -270,11 +275,18 @@ impl<C: Clouds> Driver<C> {
         for target in due {
             clouds.push((target.clone(), self.clouds.cloud(target).await));
         }
+        // A follower (or a leader whose hold ran out) observes and plans only.
+        let mode = if self.ctx.fence.permits() {
+            self.settings.mode
+        } else {
+            Mode::Plan
+        };
         let options = PassOptions {
-            mode: self.settings.mode,
+            mode,
             plan: self.settings.plan,
             max_concurrent_targets: self.settings.max_concurrent_targets,
             stop: self.ctx.stop.clone(),
+            fence: self.ctx.fence.clone(),
             rollouts: self.ctx.rollouts.clone(),
             clock: self.ctx.clock,
             generation: round.generation,

@@ -14,9 +14,10 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info_span, Instrument};
 
-use crate::apply::{apply_plan_until, log_result, ActionResult, Outcome, Skip, StopSignal};
+use crate::apply::{apply_plan_fenced, log_result, ActionResult, Outcome, Skip, StopSignal};
 use crate::cloud::TargetCloud;
 use crate::conflict::Conflicts;
+use crate::fence::Fence;
 use crate::rollout::{Clock, Decision, RolloutEvent, Rollouts};
 
 mod redeploy;
@@ -46,6 +47,8 @@ pub struct PassOptions {
     pub max_concurrent_targets: usize,
     /// Raised on shutdown: start no new write.
     pub stop: StopSignal,
+    /// With a lease: every write starts only while it permits ([`Fence`]).
+    pub fence: Fence,
     /// The rollout gate and memory, shared by every target and kept across passes.
     pub rollouts: Rollouts,
     /// Wall-clock time for the rollout guards.
@@ -65,6 +68,7 @@ impl PassOptions {
             plan: PlanOptions::default(),
             max_concurrent_targets: DEFAULT_MAX_CONCURRENT_TARGETS,
             stop: StopSignal::default(),
+            fence: Fence::default(),
             rollouts: Rollouts::default(),
             clock: Clock::System,
             generation: 0,
@@ -415,7 +419,7 @@ async fn apply_stage<C: TargetCloud>(
     }
     let mut base = None;
     if plan.actions.iter().any(|a| a.phase() != Phase::Redeploy) {
-        pass.results = apply_plan_until(cloud, &plan, &options.stop).await;
+        pass.results = apply_plan_fenced(cloud, &plan, &options.stop, &options.fence).await;
         if desired.reconcile.conflicts.reverts > 0 {
             options
                 .conflicts

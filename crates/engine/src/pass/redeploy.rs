@@ -10,7 +10,7 @@ use gec_model::observed::{DeploymentStatus, ObservedDeployment, ObservedService,
 use gec_model::plan::{CodeDeployRedeploy, Deployer};
 
 use crate::apply::{Outcome, Skip};
-use crate::cloud::{write_once, TargetCloud};
+use crate::cloud::{write_once_fenced, TargetCloud, NOT_LEADER};
 use crate::pass::PassOptions;
 
 /// Starts one redeploy the rollout gate allowed, and reports it to the gate once.
@@ -41,11 +41,23 @@ pub(super) async fn start_redeploy<C: TargetCloud>(
             .started(service_arn, None, spec, options.clock.now_ms());
         return Outcome::Skipped(Skip::Stopping);
     }
+    if !options.fence.permits() {
+        options
+            .rollouts
+            .started(service_arn, None, spec, options.clock.now_ms());
+        return Outcome::Skipped(Skip::NotLeader);
+    }
     let result = match via {
         Deployer::Ecs { .. } => force_new_deployment(cloud, cluster_arn, service, options).await,
         Deployer::CodeDeploy(redeploy) => codedeploy(cloud, redeploy, options).await,
     };
     match result {
+        Err(e) if e.operation == "Fence" && e.code.as_deref() == Some(NOT_LEADER) => {
+            options
+                .rollouts
+                .started(service_arn, None, spec, options.clock.now_ms());
+            Outcome::Skipped(Skip::NotLeader)
+        }
         Ok(deployment) => {
             options
                 .rollouts
@@ -84,9 +96,10 @@ async fn force_new_deployment<C: TargetCloud>(
         let now = cloud.describe_service(cluster_arn, service).await?;
         Ok(now.and_then(|s| new_deployment(s, &known)))
     };
-    write_once(
+    write_once_fenced(
         cloud.write_retry(),
         &options.stop,
+        &options.fence,
         || cloud.redeploy_service(cluster_arn, service),
         find,
     )
@@ -129,9 +142,10 @@ async fn codedeploy<C: TargetCloud>(
             .find(|d| !known.contains(&d.id))
             .map(|d| d.id))
     };
-    let id = write_once(
+    let id = write_once_fenced(
         cloud.write_retry(),
         &options.stop,
+        &options.fence,
         || cloud.start_codedeploy(redeploy),
         find,
     )

@@ -7,6 +7,7 @@ mod conflicts;
 mod controllers;
 mod driver;
 mod fake_cloud;
+mod fence;
 mod fleet_limits;
 mod observe;
 mod organization;

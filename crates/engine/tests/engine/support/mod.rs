@@ -127,6 +127,8 @@ struct State {
     coverage: Vec<Coverage>,
     failing_arns: BTreeMap<String, AwsError>,
     failing_detector: Option<AwsError>,
+    /// How long each tag, untag and detector write takes (tokio time), before it lands.
+    write_latency: std::time::Duration,
     /// `(successful observations still allowed, error)`.
     failing_observe: Option<(usize, AwsError)>,
     /// `observe` / `tag_clusters` panic (a bug in an adapter).
@@ -149,6 +151,7 @@ impl Default for State {
             coverage: Vec::new(),
             failing_arns: BTreeMap::new(),
             failing_detector: None,
+            write_latency: std::time::Duration::ZERO,
             failing_observe: None,
             panics: None,
             fleet: Fleet::default(),
@@ -294,6 +297,19 @@ impl FakeCloud {
         let mut s = self.lock();
         s.advance();
         change(&mut s.fleet)
+    }
+
+    /// Each tag, untag and detector write takes `latency` (on tokio's clock) before it
+    /// lands.
+    pub fn slow_writes(&self, latency: std::time::Duration) {
+        self.lock().write_latency = latency;
+    }
+
+    async fn write_delay(&self) {
+        let latency = self.lock().write_latency;
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
     }
 
     /// Tag and untag writes to `arn` fail with `error` (reported per ARN).
@@ -464,6 +480,7 @@ impl TargetCloud for FakeCloud {
     }
 
     async fn tag_clusters(&self, arns: &[String], value: &str) -> BatchOutcome {
+        self.write_delay().await;
         let mut s = self.lock();
         s.calls.push(Call::TagClusters {
             arns: arns.to_vec(),
@@ -481,6 +498,7 @@ impl TargetCloud for FakeCloud {
     }
 
     async fn untag_clusters(&self, arns: &[String]) -> BatchOutcome {
+        self.write_delay().await;
         let mut s = self.lock();
         s.calls.push(Call::UntagClusters {
             arns: arns.to_vec(),
@@ -501,6 +519,7 @@ impl TargetCloud for FakeCloud {
         detector_id: &str,
         changes: &[FeatureChange<'_>],
     ) -> Result<(), AwsError> {
+        self.write_delay().await;
         let mut guard = self.lock();
         let s = &mut *guard;
         s.calls.push(Call::UpdateDetector {

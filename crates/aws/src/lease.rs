@@ -1,0 +1,391 @@
+//! The lease item of `run --lease-table` in DynamoDB: a record-version-number (RVN) lease
+//! as in AWS's `amazon-dynamodb-lock-client`, through conditional writes only.
+//!
+//! One item per controller deployment, partition key `key` (a string; [`DEFAULT_LEASE_KEY`]
+//! unless `--lease-key` says otherwise, so two fleets can share a table):
+//!
+//! | attribute | type | meaning |
+//! |---|---|---|
+//! | `key` | S | the partition key |
+//! | `owner` | S | the replica id of the holder |
+//! | `rvn` | S | the record version number: a random value the holder rewrites on every heartbeat |
+//! | `leaseDurationMs` | N | the holder's lease duration: how long a contender must see one `rvn` unchanged |
+//! | `expiresAt` | N | Unix seconds, now + 10 × the lease duration: DynamoDB TTL, **only** so that an abandoned item is garbage-collected. Never read: correctness trusts no clock across hosts |
+//!
+//! Every write is conditional, and a failed condition (`ConditionalCheckFailedException`)
+//! is the typed outcome [`LeaseError::Lost`] — someone else holds or took the item — never
+//! a generic error. Other failures are classified as every AWS error of the adapter
+//! ([`AwsError`]).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::error::classify;
+use crate::{AwsContext, AwsError};
+
+/// The item key when `--lease-key` is not given.
+pub const DEFAULT_LEASE_KEY: &str = "guardduty-ecs-controller";
+/// Longest owner id or RVN read back from the item; a longer one is cut (hostile input:
+/// the table is writable by others).
+pub const MAX_LEASE_TEXT: usize = 128;
+/// The TTL attribute (`expiresAt`) is this many lease durations in the future.
+pub const TTL_LEASES: u32 = 10;
+
+const KEY: &str = "key";
+const OWNER: &str = "owner";
+const RVN: &str = "rvn";
+const DURATION: &str = "leaseDurationMs";
+const EXPIRES: &str = "expiresAt";
+
+/// The lease item as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// The holder's replica id (at most [`MAX_LEASE_TEXT`] characters).
+    pub owner: String,
+    /// The record version number (at most [`MAX_LEASE_TEXT`] characters).
+    pub rvn: String,
+    /// The holder's lease duration, when the item states a valid one.
+    pub lease_duration: Option<Duration>,
+}
+
+/// Why a lease write did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    /// The condition failed: the item is not in the state the write assumed (another
+    /// replica holds it, took it over, or it is gone).
+    #[error("the lease is held or was taken by another replica")]
+    Lost,
+    /// The call failed; whether it was applied is unknown unless
+    /// [`AwsError::proves_not_applied`].
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// The lease table's client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LeaseTable {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    key: String,
+    lease_duration: Duration,
+}
+
+impl LeaseTable {
+    /// A client of `table` (item `key`) with the environment's region, credentials,
+    /// endpoint and app name (see [`AwsContext::with_app_name`]). Each call is limited to
+    /// `call_timeout` in all (2 attempts at most), so that a heartbeat's answer comes
+    /// before the next one is due.
+    pub fn new(
+        ctx: &AwsContext,
+        table: &str,
+        key: &str,
+        lease_duration: Duration,
+        call_timeout: Duration,
+    ) -> Self {
+        let mut config = aws_sdk_dynamodb::config::Builder::from(ctx.base())
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(call_timeout)
+                    .operation_attempt_timeout(call_timeout)
+                    .operation_timeout(call_timeout)
+                    .build(),
+            );
+        if let Some(m) = ctx.metrics() {
+            config = config.interceptor(m.interceptor());
+        }
+        LeaseTable {
+            client: aws_sdk_dynamodb::Client::from_conf(config.build()),
+            table: table.to_owned(),
+            key: key.to_owned(),
+            lease_duration,
+        }
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The item's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Reads the item (strongly consistent). `None`: no item, the lease is free.
+    ///
+    /// # Errors
+    /// The read failed.
+    pub async fn read(&self) -> Result<Option<LeaseRecord>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(self.key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("GetItem", e))?;
+        Ok(out.item.map(|item| record_of(&item)))
+    }
+
+    /// Creates the item as `owner` with `rvn`, only if there is none.
+    ///
+    /// # Errors
+    /// [`LeaseError::Lost`] if an item exists.
+    pub async fn acquire_new(&self, owner: &str, rvn: &str) -> Result<(), LeaseError> {
+        self.put(owner, rvn)
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", KEY)
+            .send()
+            .await
+            .map(drop)
+            .map_err(put_error)
+    }
+
+    /// Takes the item over from a holder whose `seen_rvn` did not change for a whole lease
+    /// duration: writes `owner` and `new_rvn` only if the RVN is still `seen_rvn`.
+    ///
+    /// # Errors
+    /// [`LeaseError::Lost`] if the RVN changed (the holder is alive) or the item is gone.
+    pub async fn take_over(
+        &self,
+        owner: &str,
+        new_rvn: &str,
+        seen_rvn: &str,
+    ) -> Result<(), LeaseError> {
+        self.put(owner, new_rvn)
+            .condition_expression("#r = :seen")
+            .expression_attribute_names("#r", RVN)
+            .expression_attribute_values(":seen", AttributeValue::S(seen_rvn.to_owned()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(put_error)
+    }
+
+    /// The heartbeat: rewrites the RVN from `old_rvn` to `new_rvn`, only if `owner` still
+    /// holds the item with `old_rvn`.
+    ///
+    /// # Errors
+    /// [`LeaseError::Lost`] if another replica took the item over (or it is gone).
+    pub async fn renew(&self, owner: &str, old_rvn: &str, new_rvn: &str) -> Result<(), LeaseError> {
+        self.put(owner, new_rvn)
+            .condition_expression("#o = :me AND #r = :old")
+            .expression_attribute_names("#o", OWNER)
+            .expression_attribute_names("#r", RVN)
+            .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":old", AttributeValue::S(old_rvn.to_owned()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(put_error)
+    }
+
+    /// Gives the lease up: deletes the item, only if `owner` holds it with `rvn`. A
+    /// contender's next read finds no item and acquires at once.
+    ///
+    /// # Errors
+    /// [`LeaseError::Lost`] if the item is not ours (any more).
+    pub async fn release(&self, owner: &str, rvn: &str) -> Result<(), LeaseError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(KEY, AttributeValue::S(self.key.clone()))
+            .condition_expression("#o = :me AND #r = :rvn")
+            .expression_attribute_names("#o", OWNER)
+            .expression_attribute_names("#r", RVN)
+            .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":rvn", AttributeValue::S(rvn.to_owned()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(delete_error)
+    }
+
+    fn put(
+        &self,
+        owner: &str,
+        rvn: &str,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        let ms = u64::try_from(self.lease_duration.as_millis()).unwrap_or(u64::MAX);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let ttl = now.saturating_add(
+            self.lease_duration
+                .saturating_mul(TTL_LEASES)
+                .as_secs()
+                .max(1),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, AttributeValue::S(self.key.clone()))
+            .item(OWNER, AttributeValue::S(owner.to_owned()))
+            .item(RVN, AttributeValue::S(rvn.to_owned()))
+            .item(DURATION, AttributeValue::N(ms.to_string()))
+            .item(EXPIRES, AttributeValue::N(ttl.to_string()))
+    }
+}
+
+fn put_error(e: SdkError<PutItemError, HttpResponse>) -> LeaseError {
+    if matches!(
+        e.as_service_error(),
+        Some(PutItemError::ConditionalCheckFailedException(_))
+    ) {
+        return LeaseError::Lost;
+    }
+    LeaseError::Aws(classify("PutItem", e))
+}
+
+fn delete_error(e: SdkError<DeleteItemError, HttpResponse>) -> LeaseError {
+    if matches!(
+        e.as_service_error(),
+        Some(DeleteItemError::ConditionalCheckFailedException(_))
+    ) {
+        return LeaseError::Lost;
+    }
+    LeaseError::Aws(classify("DeleteItem", e))
+}
+
+/// The record of an item, every field bounded: a missing or odd `owner`/`rvn` reads as
+/// empty text (still a version a contender can watch), a missing or unparsable duration as
+/// `None`.
+fn record_of(item: &std::collections::HashMap<String, AttributeValue>) -> LeaseRecord {
+    let text = |name: &str| -> String {
+        match item.get(name) {
+            Some(AttributeValue::S(s)) => s.chars().take(MAX_LEASE_TEXT).collect(),
+            _ => String::new(),
+        }
+    };
+    let lease_duration = match item.get(DURATION) {
+        Some(AttributeValue::N(n)) if n.len() <= 20 => {
+            n.parse::<u64>().ok().map(Duration::from_millis)
+        }
+        _ => None,
+    };
+    LeaseRecord {
+        owner: text(OWNER),
+        rvn: text(RVN),
+        lease_duration,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+    use std::collections::HashMap;
+
+    /// A table whose every call is answered by `rule` (never leaves the process).
+    fn mocked(rule: &Rule) -> LeaseTable {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(rule),
+            )
+            .build();
+        LeaseTable {
+            client: aws_sdk_dynamodb::Client::from_conf(config),
+            table: "lease".into(),
+            key: DEFAULT_LEASE_KEY.into(),
+            lease_duration: Duration::from_secs(20),
+        }
+    }
+
+    fn condition_failed() -> ConditionalCheckFailedException {
+        ConditionalCheckFailedException::builder()
+            .message("The conditional request failed")
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_is_lost_and_other_failures_are_classified() {
+        let put_lost = mock!(aws_sdk_dynamodb::Client::put_item)
+            .then_error(|| PutItemError::ConditionalCheckFailedException(condition_failed()));
+        let t = mocked(&put_lost);
+        assert_eq!(t.acquire_new("a", "1").await, Err(LeaseError::Lost));
+        assert_eq!(t.take_over("a", "2", "1").await, Err(LeaseError::Lost));
+        assert_eq!(t.renew("a", "1", "2").await, Err(LeaseError::Lost));
+
+        let delete_lost = mock!(aws_sdk_dynamodb::Client::delete_item)
+            .then_error(|| DeleteItemError::ConditionalCheckFailedException(condition_failed()));
+        assert_eq!(
+            mocked(&delete_lost).release("a", "1").await,
+            Err(LeaseError::Lost)
+        );
+
+        let throttled = mock!(aws_sdk_dynamodb::Client::put_item).then_error(|| {
+            PutItemError::generic(
+                ErrorMetadata::builder()
+                    .code("ProvisionedThroughputExceededException")
+                    .message("slow down")
+                    .build(),
+            )
+        });
+        match mocked(&throttled).renew("a", "1", "2").await {
+            Err(LeaseError::Aws(e)) => {
+                assert_eq!(e.kind, crate::ErrorKind::Throttled);
+                assert_eq!(e.operation, "PutItem");
+            }
+            other => panic!("a throttle is an AWS error, not lost: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_item_reads_as_its_record_and_none_is_free() {
+        let held = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+            GetItemOutput::builder()
+                .item(OWNER, AttributeValue::S("replica-a".into()))
+                .item(RVN, AttributeValue::S("abc".into()))
+                .item(DURATION, AttributeValue::N("4000".into()))
+                .build()
+        });
+        assert_eq!(
+            mocked(&held).read().await,
+            Ok(Some(LeaseRecord {
+                owner: "replica-a".into(),
+                rvn: "abc".into(),
+                lease_duration: Some(Duration::from_secs(4)),
+            }))
+        );
+        let free = mock!(aws_sdk_dynamodb::Client::get_item)
+            .then_output(|| GetItemOutput::builder().build());
+        assert_eq!(mocked(&free).read().await, Ok(None));
+    }
+
+    #[test]
+    fn a_hostile_item_reads_bounded() {
+        let mut item = HashMap::new();
+        item.insert(OWNER.to_owned(), AttributeValue::S("x".repeat(10_000)));
+        item.insert(RVN.to_owned(), AttributeValue::N("12".into()));
+        item.insert(DURATION.to_owned(), AttributeValue::N("1".repeat(400)));
+        let r = record_of(&item);
+        assert_eq!(r.owner.len(), MAX_LEASE_TEXT);
+        assert_eq!(r.rvn, "", "an RVN of the wrong type reads as empty");
+        assert_eq!(r.lease_duration, None);
+        item.insert(DURATION.to_owned(), AttributeValue::N("20000".into()));
+        assert_eq!(
+            record_of(&item).lease_duration,
+            Some(Duration::from_secs(20))
+        );
+    }
+}

@@ -1,0 +1,505 @@
+//! The leader elector of `run --lease-table`: two (or more) replicas, one writer, on the
+//! record-version-number lease of `gec_aws::LeaseTable` (as AWS's
+//! `amazon-dynamodb-lock-client` does it; no clock is compared across hosts).
+//!
+//! - **Follower**: reads the item every heartbeat (`L / 4`, `L` the lease duration). No
+//!   item (never taken, or released by a holder's SIGTERM): it creates one at once
+//!   (conditional on there being none). An item: it remembers the RVN and the local
+//!   monotonic instant it first saw it; once it has seen the same RVN for a whole lease
+//!   duration (the longer of its own and the one the item states) the holder has not
+//!   renewed for that long, and it takes over with a write conditional on that RVN.
+//! - **Leader**: rewrites the RVN every heartbeat, conditional on still holding it with the
+//!   RVN it wrote last. Each success grants the engine's [`Fence`] until
+//!   `sent + L - margin` (see `gec_engine::fence` for why that is safe). A renew that
+//!   fails with "lost" steps down at once; one that fails otherwise steps down when the
+//!   fence would close before the next heartbeat; the fence itself closes on time whatever
+//!   the elector does. A renew whose answer was lost (a timeout, a 5xx) may have landed:
+//!   the next renew, finding the old RVN gone, tries that one before stepping down.
+//! - **Shutdown**: the run loop stops writing first (the engine's stop signal, then the
+//!   pass in flight ends); then [`Elector::run`] returns after deleting the item
+//!   conditional on its RVN, so the other replica's next read finds it free.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use gec_aws::{LeaseError, LeaseTable};
+use gec_engine::Fence;
+use schemars::JsonSchema;
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::time::{sleep, Instant};
+use tracing::{info, warn};
+
+use crate::http::Shared;
+use crate::runloop::Trigger;
+use crate::status::unix_secs;
+
+/// Shortest `--lease-duration`.
+pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(2);
+/// Longest `--lease-duration` (and the longest a follower waits for an item that states
+/// none or a longer one).
+pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(600);
+/// Default `--lease-duration`.
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(20);
+/// Longest replica id.
+pub const MAX_REPLICA_ID: usize = 40;
+
+/// Settings of the lease.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    /// The DynamoDB table.
+    pub table: String,
+    /// The item's key (`--lease-key`).
+    pub key: String,
+    /// This replica's id (`--replica-id`), the item's `owner` while it leads.
+    pub replica_id: String,
+    /// `L`: how long a holder's RVN must stay unchanged before another replica takes over.
+    pub lease_duration: Duration,
+}
+
+impl LeaseSettings {
+    /// How often the leader renews and a follower reads: a quarter of the lease.
+    pub fn heartbeat(&self) -> Duration {
+        self.lease_duration / 4
+    }
+
+    /// The longest one AWS call of the engine may take under this lease: half the lease
+    /// duration (the daemon caps `--aws-operation-timeout` at it).
+    pub fn max_call(&self) -> Duration {
+        self.lease_duration / 2
+    }
+}
+
+/// Checks a replica id: 1 to [`MAX_REPLICA_ID`] ASCII letters, digits, `.`, `_`, `-`
+/// (it becomes part of the SDK app name `guardduty-ecs-controller-<id>`, which allows
+/// those and a few more).
+///
+/// # Errors
+/// What is wrong with it.
+pub fn check_replica_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_REPLICA_ID {
+        return Err(format!(
+            "a replica id has 1 to {MAX_REPLICA_ID} characters, not {}",
+            id.len()
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "a replica id has only ASCII letters, digits, '.', '_' and '-', not {c:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The elector's part of `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderJson {
+    /// `--lease-table` is set.
+    pub enabled: bool,
+    /// This replica may write: it holds the lease, or runs without one and not
+    /// `--dry-run`.
+    pub leading: bool,
+    /// The replica id of the holder as last read; null when unknown or free.
+    pub holder: Option<String>,
+    /// Since when the holder (as this replica knows it) leads, in seconds since the Unix
+    /// epoch: when this replica took the lease, or when it first saw the holder.
+    pub since: Option<f64>,
+    /// This replica's id.
+    pub replica_id: Option<String>,
+    /// The lease table.
+    pub table: Option<String>,
+}
+
+impl LeaderJson {
+    /// Without a lease: the daemon leads unless it writes nothing (`--dry-run`).
+    pub fn disabled(dry_run: bool) -> Self {
+        LeaderJson {
+            enabled: false,
+            leading: !dry_run,
+            holder: None,
+            since: None,
+            replica_id: None,
+            table: None,
+        }
+    }
+}
+
+enum Role {
+    Follower {
+        /// The RVN last read and when it was first seen (after the read that saw it).
+        seen: Option<(String, Instant)>,
+    },
+    Leader {
+        rvn: String,
+        /// The RVN of a renew whose answer was lost (a timeout, a 5xx): it may have been
+        /// written, so the next renew (and the release) try it too.
+        unsure: Option<String>,
+    },
+}
+
+/// The elector.
+pub struct Elector {
+    table: LeaseTable,
+    settings: LeaseSettings,
+    /// The longest one write call of the engine takes (its operation timeout).
+    margin: Duration,
+    fence: Fence,
+    /// The daemon's metrics and status; `None` for `apply`.
+    shared: Option<Arc<Shared>>,
+    wake: UnboundedSender<Trigger>,
+    holder: Option<(String, SystemTime)>,
+    /// What the last read found (the holder) or why the last lease call failed, for
+    /// `apply`'s refusal.
+    last_read: Arc<std::sync::Mutex<Option<Result<String, String>>>>,
+}
+
+impl Elector {
+    /// An elector over `table` that grants `fence`; `margin` is the engine's AWS
+    /// operation timeout (at most [`LeaseSettings::max_call`]); `wake` starts a round at
+    /// once when this replica becomes the leader.
+    pub fn new(
+        table: LeaseTable,
+        settings: LeaseSettings,
+        margin: Duration,
+        fence: Fence,
+        shared: Option<Arc<Shared>>,
+        wake: UnboundedSender<Trigger>,
+    ) -> Self {
+        let e = Elector {
+            table,
+            settings,
+            margin,
+            fence,
+            shared,
+            wake,
+            holder: None,
+            last_read: Arc::default(),
+        };
+        e.publish(false);
+        e
+    }
+
+    /// Heartbeats until `done` completes, then releases the lease if this replica holds
+    /// it. Complete `done` only once nothing writes any more.
+    pub async fn run(mut self, done: impl std::future::Future<Output = ()>) {
+        tokio::pin!(done);
+        let mut role = Role::Follower { seen: None };
+        loop {
+            role = self.step(role).await;
+            tokio::select! {
+                biased;
+                () = &mut done => break,
+                () = sleep(self.settings.heartbeat()) => {}
+            }
+        }
+        self.fence.revoke();
+        if let Role::Leader { rvn, unsure } = role {
+            let me = &self.settings.replica_id;
+            let mut released = self.table.release(me, &rvn).await;
+            if let (Err(LeaseError::Lost), Some(maybe)) = (&released, &unsure) {
+                released = self.table.release(me, maybe).await;
+            }
+            match released {
+                Ok(()) => info!(table = self.table.table(), "released the lease"),
+                Err(e) => {
+                    warn!(error = %e, "could not release the lease; another replica takes over once it expires")
+                }
+            }
+            self.transition(None);
+        }
+    }
+
+    async fn step(&mut self, role: Role) -> Role {
+        match role {
+            Role::Leader { rvn, unsure } => self.renew(rvn, unsure).await,
+            Role::Follower { seen } => self.follow(seen).await,
+        }
+    }
+
+    async fn renew(&mut self, rvn: String, unsure: Option<String>) -> Role {
+        let new = new_rvn();
+        let me = self.settings.replica_id.clone();
+        let mut sent = Instant::now();
+        let mut result = self.table.renew(&me, &rvn, &new).await;
+        if let (Err(LeaseError::Lost), Some(maybe)) = (&result, &unsure) {
+            // The earlier renew whose answer was lost may have landed.
+            sent = Instant::now();
+            result = self.table.renew(&me, maybe, &new).await;
+        }
+        match result {
+            Ok(()) => {
+                self.grant(sent);
+                Role::Leader {
+                    rvn: new,
+                    unsure: None,
+                }
+            }
+            Err(LeaseError::Lost) => {
+                warn!("lost the lease to another replica: stepping down");
+                self.step_down();
+                Role::Follower { seen: None }
+            }
+            Err(LeaseError::Aws(e)) => {
+                let closes_soon = self
+                    .fence
+                    .valid_until()
+                    .is_none_or(|until| until <= Instant::now() + self.settings.heartbeat());
+                if closes_soon {
+                    warn!(error = %e, "cannot renew the lease before it may run out: stepping down");
+                    self.step_down();
+                    Role::Follower { seen: None }
+                } else {
+                    warn!(error = %e, "could not renew the lease; retrying at the next heartbeat");
+                    let unsure = if e.proves_not_applied() {
+                        unsure
+                    } else {
+                        Some(new)
+                    };
+                    Role::Leader { rvn, unsure }
+                }
+            }
+        }
+    }
+
+    async fn follow(&mut self, seen: Option<(String, Instant)>) -> Role {
+        let record = match self.table.read().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "cannot read the lease");
+                self.note(Err(e.to_string()));
+                return Role::Follower { seen };
+            }
+        };
+        let read_at = Instant::now();
+        let me = self.settings.replica_id.clone();
+        let Some(record) = record else {
+            // Free: never taken, or released.
+            let rvn = new_rvn();
+            let sent = Instant::now();
+            return match self.table.acquire_new(&me, &rvn).await {
+                Ok(()) => self.became_leader(sent, rvn),
+                Err(LeaseError::Lost) => Role::Follower { seen: None },
+                Err(LeaseError::Aws(e)) => {
+                    warn!(error = %e, "could not take the free lease");
+                    self.note(Err(e.to_string()));
+                    Role::Follower { seen: None }
+                }
+            };
+        };
+        self.note(Ok(record.owner.clone()));
+        if self.holder.as_ref().is_none_or(|(h, _)| *h != record.owner) {
+            self.holder = Some((record.owner.clone(), SystemTime::now()));
+            self.publish(false);
+        }
+        let wait = self.settings.lease_duration.max(
+            record
+                .lease_duration
+                .map_or(MAX_LEASE_DURATION, |d| d.min(MAX_LEASE_DURATION)),
+        );
+        match seen {
+            Some((rvn, first)) if rvn == record.rvn => {
+                if read_at.saturating_duration_since(first) < wait {
+                    return Role::Follower {
+                        seen: Some((rvn, first)),
+                    };
+                }
+                let new = new_rvn();
+                let sent = Instant::now();
+                match self.table.take_over(&me, &new, &rvn).await {
+                    Ok(()) => {
+                        info!(previous = %record.owner, "the holder did not renew for a whole lease duration: took the lease over");
+                        self.became_leader(sent, new)
+                    }
+                    Err(LeaseError::Lost) => Role::Follower { seen: None },
+                    Err(LeaseError::Aws(e)) => {
+                        warn!(error = %e, "could not take the lease over");
+                        self.note(Err(e.to_string()));
+                        Role::Follower {
+                            seen: Some((rvn, first)),
+                        }
+                    }
+                }
+            }
+            _ => Role::Follower {
+                seen: Some((record.rvn, read_at)),
+            },
+        }
+    }
+
+    fn note(&self, read: Result<String, String>) {
+        if let Ok(mut last) = self.last_read.lock() {
+            *last = Some(read);
+        }
+    }
+
+    fn became_leader(&mut self, sent: Instant, rvn: String) -> Role {
+        self.grant(sent);
+        self.transition(Some(true));
+        let _ = self.wake.send(Trigger::Hangup);
+        Role::Leader { rvn, unsure: None }
+    }
+
+    fn grant(&self, sent: Instant) {
+        let until = sent + self.settings.lease_duration.saturating_sub(self.margin);
+        self.fence.grant(until);
+    }
+
+    fn step_down(&mut self) {
+        self.fence.revoke();
+        self.transition(Some(false));
+    }
+
+    /// Records a change of leadership: `Some(true)` leading, `Some(false)` not, `None`
+    /// released (not leading, holder unknown).
+    fn transition(&mut self, leading: Option<bool>) {
+        let now_leading = leading == Some(true);
+        self.holder = match leading {
+            Some(true) => Some((self.settings.replica_id.clone(), SystemTime::now())),
+            _ => None,
+        };
+        if let Some(shared) = &self.shared {
+            shared.metrics.leader_transition(now_leading);
+        }
+        info!(
+            leading = now_leading,
+            replica_id = %self.settings.replica_id,
+            "leadership changed"
+        );
+        self.publish(now_leading);
+    }
+
+    fn publish(&self, leading: bool) {
+        let Some(shared) = &self.shared else { return };
+        shared.metrics.leader.set(i64::from(leading));
+        if let Ok(mut status) = shared.status.write() {
+            status.leader = Some(LeaderJson {
+                enabled: true,
+                leading,
+                holder: self.holder.as_ref().map(|(h, _)| h.clone()),
+                since: self.holder.as_ref().map(|(_, t)| unix_secs(*t)),
+                replica_id: Some(self.settings.replica_id.clone()),
+                table: Some(self.table.table().to_owned()),
+            });
+        }
+    }
+}
+
+/// A new record version number: 128 random bits.
+fn new_rvn() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replica_ids_are_checked() {
+        assert!(check_replica_id("ip-10-0-1-7.ec2.internal").is_ok());
+        assert!(check_replica_id("a").is_ok());
+        for bad in ["", "has space", "slash/no", "ü", &"x".repeat(41)] {
+            assert!(check_replica_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rvns_differ() {
+        assert_ne!(new_rvn(), new_rvn());
+        assert_eq!(new_rvn().len(), 32);
+    }
+}
+
+/// The lease held by one `apply --lease-table`: the same elector as the daemon's, for the
+/// length of one run.
+pub struct ApplyLease {
+    /// Granted while this run holds the lease; pass it to the engine.
+    pub fence: Fence,
+    done: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Why `apply` did not get the lease.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseRefused {
+    /// Another replica holds the lease and renews it.
+    #[error("another replica ({holder}) holds the lease in {table} and renews it; nothing was written (--ignore-lease writes anyway)")]
+    Held {
+        /// Its replica id, as last read.
+        holder: String,
+        /// The table.
+        table: String,
+    },
+    /// The lease could not be read or written (no such table, no permission, an outage).
+    #[error("cannot use the lease in {table}: {error}; nothing was written")]
+    Unavailable {
+        /// The table.
+        table: String,
+        /// The last failure.
+        error: String,
+    },
+}
+
+impl ApplyLease {
+    /// Takes the lease for one run: at once when it is free (no item: never taken, or
+    /// released); after a lease duration when its holder has stopped renewing (the same
+    /// record version for that long); never from a holder that renews. Gives up after
+    /// the lease duration and three heartbeats.
+    ///
+    /// # Errors
+    /// [`LeaseRefused::Held`]: the lease was not free and its holder kept renewing;
+    /// [`LeaseRefused::Unavailable`]: the lease calls failed.
+    pub async fn acquire(
+        ctx: &gec_aws::AwsContext,
+        settings: LeaseSettings,
+        margin: Duration,
+    ) -> Result<ApplyLease, LeaseRefused> {
+        let table = LeaseTable::new(
+            ctx,
+            &settings.table,
+            &settings.key,
+            settings.lease_duration,
+            settings.heartbeat(),
+        );
+        let fence = Fence::leased();
+        let (wake, _) = tokio::sync::mpsc::unbounded_channel();
+        let (done, over) = tokio::sync::oneshot::channel::<()>();
+        let deadline =
+            Instant::now() + settings.lease_duration + settings.heartbeat().saturating_mul(3);
+        let name = settings.table.clone();
+        let elector = Elector::new(table, settings, margin, fence.clone(), None, wake);
+        let last = Arc::clone(&elector.last_read);
+        let task = tokio::spawn(elector.run(async move {
+            let _ = over.await;
+        }));
+        let lease = ApplyLease { fence, done, task };
+        while Instant::now() < deadline {
+            if lease.fence.permits() {
+                return Ok(lease);
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        let last = last.lock().ok().and_then(|l| l.clone());
+        lease.release().await;
+        Err(match last {
+            Some(Ok(holder)) => LeaseRefused::Held {
+                holder,
+                table: name,
+            },
+            Some(Err(error)) => LeaseRefused::Unavailable { table: name, error },
+            None => LeaseRefused::Unavailable {
+                table: name,
+                error: "no answer".to_owned(),
+            },
+        })
+    }
+
+    /// Gives the lease up (call it once nothing writes any more).
+    pub async fn release(self) {
+        let _ = self.done.send(());
+        let _ = tokio::time::timeout(crate::RELEASE_GRACE, self.task).await;
+    }
+}
