@@ -85,6 +85,8 @@ reconcile: {interval: 1h}
 /// The desired states below turn coverage off for most clusters: the coverage-loss ceiling
 /// is raised where the controller runs (the file cannot raise it).
 const RAISED: [&str; 2] = ["--max-coverage-loss-ceiling", "1"];
+/// The deploy kit's lease table (deploy/cloudformation.yaml, `LeaseTableName`).
+const LEASE_TABLE: &str = "guardduty-ecs-controller-lease";
 
 fn desired(automation: &str, sandbox: &str, scratch: &str, legacy: &str) -> String {
     format!(
@@ -530,11 +532,25 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
         "daemon.yaml",
         &desired("disabled", "absent", "false", "false"),
     );
+    // As the deploy kit runs it: on the lease table, with audit events on the account's
+    // `default` bus (created before the log is cleared: the table is the stack's).
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(crate::lease::create_lease_table(&sb, LEASE_TABLE));
     log.extend(calls_of(&sb, "daemon", || {
-        let mut daemon = Daemon::start(&sb, &daemon_file, &RAISED);
+        let extra = [
+            &RAISED[..],
+            &["--lease-table", LEASE_TABLE, "--events-bus", "default"],
+        ]
+        .concat();
+        let mut daemon = Daemon::start(&sb, &daemon_file, &extra);
+        // Leading (the lease taken), its pass written, and the writes' audit events sent.
         assert!(
-            daemon.wait_for(Duration::from_secs(60), |d| d.get("/readyz").0 == 200),
-            "the daemon's first pass reaches AWS: {}",
+            daemon.wait_for(Duration::from_secs(60), |d| {
+                d.get("/readyz").0 == 200
+                    && d.metric("guardduty_controller_events_total{result=\"sent\"}") >= 1.0
+            }),
+            "the daemon leads, writes and puts its audit events: {}",
             daemon.logs()
         );
         // Stopped before the log is read: every request of its pass is in it.
