@@ -401,6 +401,10 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
             }
         }
     };
+    // The adapter checks the lease's fence too, on every write request it sends.
+    if let Some(held) = &held {
+        ctx = ctx.with_fence(held.fence.clone());
+    }
     let settings = Settings {
         rollout_poll: args.rollout_poll,
         ..settings(&args.plan, Mode::Apply)
@@ -435,8 +439,13 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
     // The run stops waiting at --timeout; this bounds a pass that hangs past it.
     let hard_stop = args.timeout + args.rollout_poll + std::time::Duration::from_secs(30);
     let run = tokio::time::timeout(hard_stop, work).await;
-    // Nothing writes any more: a daemon may take the lease at once.
+    // Nothing writes any more: a daemon may take the lease at once. Unless the run was cut
+    // off at the hard stop with a write possibly in flight: that one may land for up to
+    // the operation timeout (the fence's margin), so the release waits for it.
     if let Some(held) = held {
+        if run.is_err() {
+            tokio::time::sleep(calls.operation_timeout).await;
+        }
         held.release().await;
     }
     // Queued audit events go out before the exit, a run that timed out included.

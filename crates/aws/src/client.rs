@@ -62,6 +62,8 @@ pub struct AwsContext {
     base: SdkConfig,
     metrics: Option<AwsMetrics>,
     calls: CallSettings,
+    /// With a lease: refuses write requests while the replica may not write.
+    fence: crate::Fence,
     /// One set of clients per target, kept across passes so that assumed-role
     /// credentials are reused until the SDK refreshes them (no AssumeRole per pass).
     /// Targets that leave the desired state are dropped by [`AwsContext::retain`].
@@ -159,6 +161,7 @@ impl AwsContext {
             base,
             metrics: None,
             calls,
+            fence: crate::Fence::default(),
             clients: Arc::default(),
         })
     }
@@ -187,6 +190,14 @@ impl AwsContext {
         let app = aws_config::AppName::new(name.to_owned())?;
         self.base = self.base.to_builder().app_name(app).build();
         Ok(self)
+    }
+
+    /// Every write request of the target clients made from now on is refused while
+    /// `fence` is closed (call it before the first [`AwsContext::target`]; see
+    /// [`crate::fence`]).
+    pub fn with_fence(mut self, fence: crate::Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Counts every request attempt of the clients made from now on (call it before the
@@ -304,7 +315,13 @@ impl AwsContext {
                 aws_sdk_ecs::config::SharedCredentialsProvider::new(provider),
             );
         }
-        target_client(&config.build(), target, self.metrics.as_ref(), self.calls)
+        target_client(
+            &config.build(),
+            target,
+            self.metrics.as_ref(),
+            self.calls,
+            &self.fence,
+        )
     }
 }
 
@@ -314,6 +331,7 @@ fn target_client(
     target: &Target,
     metrics: Option<&AwsMetrics>,
     calls: CallSettings,
+    fence: &crate::Fence,
 ) -> TargetClient {
     let label = target.label();
     // A custom partition carries its own token bucket, dropped with the client. A
@@ -341,6 +359,14 @@ fn target_client(
         guardduty = guardduty.interceptor(m.clone());
         tagging = tagging.interceptor(m.clone());
         iam = iam.interceptor(m);
+    }
+    // Every client that writes (IAM only simulates).
+    if fence.is_leased() {
+        let f = fence.interceptor();
+        ecs = ecs.interceptor(f.clone());
+        codedeploy = codedeploy.interceptor(f.clone());
+        guardduty = guardduty.interceptor(f.clone());
+        tagging = tagging.interceptor(f);
     }
     TargetClient {
         region: target.region.clone(),
@@ -409,6 +435,17 @@ impl TargetClient {
 /// matching rule) and never leaves the process.
 #[cfg(test)]
 pub(crate) fn mocked(region: &str, rules: &[&aws_smithy_mocks::Rule]) -> TargetClient {
+    mocked_fenced(region, rules, &crate::Fence::default())
+}
+
+/// [`mocked`], with the write fence's interceptor of `fence` on every client that writes
+/// (as [`AwsContext::with_fence`] installs it).
+#[cfg(test)]
+pub(crate) fn mocked_fenced(
+    region: &str,
+    rules: &[&aws_smithy_mocks::Rule],
+    fence: &crate::Fence,
+) -> TargetClient {
     use aws_smithy_mocks::{create_mock_http_client, MockResponseInterceptor, RuleMode};
     // One interceptor per client, each with the same rules (clones share their counts).
     let mock = || {
@@ -431,16 +468,19 @@ pub(crate) fn mocked(region: &str, rules: &[&aws_smithy_mocks::Rule]) -> TargetC
         ecs: aws_sdk_ecs::Client::from_conf(
             aws_sdk_ecs::config::Builder::from(&config)
                 .interceptor(mock())
+                .interceptor(fence.interceptor())
                 .build(),
         ),
         guardduty: aws_sdk_guardduty::Client::from_conf(
             aws_sdk_guardduty::config::Builder::from(&config)
                 .interceptor(mock())
+                .interceptor(fence.interceptor())
                 .build(),
         ),
         tagging: aws_sdk_resourcegroupstagging::Client::from_conf(
             aws_sdk_resourcegroupstagging::config::Builder::from(&config)
                 .interceptor(mock())
+                .interceptor(fence.interceptor())
                 .build(),
         ),
         iam: aws_sdk_iam::Client::from_conf(
@@ -452,6 +492,7 @@ pub(crate) fn mocked(region: &str, rules: &[&aws_smithy_mocks::Rule]) -> TargetC
         codedeploy: aws_sdk_codedeploy::Client::from_conf(
             aws_sdk_codedeploy::config::Builder::from(&config)
                 .interceptor(mock())
+                .interceptor(fence.interceptor())
                 .build(),
         ),
         tasks: TaskCache::default(),
@@ -482,6 +523,7 @@ mod tests {
                 .await,
             metrics: None,
             calls: CallSettings::default(),
+            fence: crate::Fence::default(),
             clients: Arc::default(),
         }
     }
@@ -593,7 +635,13 @@ mod tests {
             ),
         ];
         for (label, t, want) in rows {
-            let client = target_client(&config, &t, None, CallSettings::default());
+            let client = target_client(
+                &config,
+                &t,
+                None,
+                CallSettings::default(),
+                &crate::Fence::default(),
+            );
             // `Config::retry_partition` is marked unstable by the SDK; if it goes away,
             // `retry_partition_name` is what is left to check.
             let got = [

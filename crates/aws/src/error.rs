@@ -132,11 +132,29 @@ fn is_credentials_failure(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// Classifies an SDK error of any operation.
+/// Whether the write fence's interceptor refused the request (anywhere in the chain).
+fn is_not_leader(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<crate::fence::NotLeader>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 pub(crate) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let (kind, code, message) = match &err {
+        // The write fence refused the request before it was sent (see `crate::fence`).
+        _ if is_not_leader(&err) => (
+            ErrorKind::Other,
+            Some(crate::NOT_LEADER.to_owned()),
+            DisplayChain(&err).to_string(),
+        ),
         SdkError::TimeoutError(_) => (ErrorKind::Transient, None, "timed out".to_owned()),
         SdkError::DispatchFailure(_) if is_credentials_failure(&err) => {
             // The request never left: the credentials provider (AssumeRole for a target

@@ -10,6 +10,7 @@ mod client;
 mod codedeploy;
 mod error;
 mod events;
+pub mod fence;
 mod lease;
 mod metrics;
 mod object;
@@ -31,6 +32,7 @@ pub use codedeploy::{
 };
 pub use error::{AwsError, ErrorKind};
 pub use events::{EventBus, EventEntry, PutOutcome, EVENT_SOURCE, PUT_EVENTS_BATCH};
+pub use fence::{Fence, NOT_LEADER, WRITE_OPERATIONS};
 pub use lease::{
     LeaseError, LeaseRecord, LeaseTable, DEFAULT_LEASE_KEY, MAX_LEASE_TEXT, TTL_LEASES,
 };

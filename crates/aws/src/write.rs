@@ -627,3 +627,132 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fence_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use aws_config::{BehaviorVersion, Region, SdkConfig};
+    use aws_smithy_runtime_api::client::http::{
+        http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use tokio::time::{Duration, Instant};
+
+    use crate::client::mocked_fenced;
+    use crate::{Fence, NOT_LEADER};
+
+    /// Answers every request `{}` (HTTP 200), counts them, and runs `on_request` first.
+    #[derive(Clone)]
+    struct Counting {
+        sent: Arc<AtomicUsize>,
+        on_request: Arc<dyn Fn() + Send + Sync>,
+    }
+
+    impl std::fmt::Debug for Counting {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Counting")
+        }
+    }
+
+    impl HttpConnector for Counting {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            self.sent.fetch_add(1, Ordering::SeqCst);
+            (self.on_request)();
+            let status = StatusCode::try_from(200u16).expect("200");
+            HttpConnectorFuture::ready(Ok(HttpResponse::new(status, SdkBody::from("{}"))))
+        }
+    }
+
+    /// An SDK configuration whose requests reach `counting` only.
+    fn config(counting: &Counting) -> SdkConfig {
+        let counting = counting.clone();
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ecs::config::SharedCredentialsProvider::new(
+                aws_sdk_ecs::config::Credentials::new("testing", "testing", None, None, "test"),
+            ))
+            .http_client(http_client_fn(move |_, _| {
+                SharedHttpConnector::new(counting.clone())
+            }))
+            .build()
+    }
+
+    fn arns(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("arn:aws:ecs:us-east-1:123456789012:cluster/c{i}"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_fence_that_closes_between_two_tagging_requests_stops_the_next_request() {
+        // One adapter call, three TagResources requests (20 ARNs each): the lease runs
+        // out during the first. The engine checked the fence once, before the call; the
+        // requests after the first must not leave.
+        let fence = Fence::leased();
+        fence.grant(Instant::now() + Duration::from_secs(60));
+        let closing = fence.clone();
+        let counting = Counting {
+            sent: Arc::default(),
+            on_request: Arc::new(move || closing.revoke()),
+        };
+        let mut client = mocked_fenced("us-east-1", &[], &fence);
+        client.tagging = aws_sdk_resourcegroupstagging::Client::from_conf(
+            aws_sdk_resourcegroupstagging::config::Builder::from(&config(&counting))
+                .interceptor(fence.interceptor())
+                .build(),
+        );
+        let outcome = client.tag_clusters(&arns(60), "true").await;
+        assert_eq!(
+            counting.sent.load(Ordering::SeqCst),
+            1,
+            "only the first request left"
+        );
+        assert_eq!(outcome.failed.len(), 40, "{:?}", outcome.failed.keys());
+        assert!(outcome
+            .failed
+            .values()
+            .all(|e| e.code.as_deref() == Some(NOT_LEADER)));
+    }
+
+    #[tokio::test]
+    async fn a_closed_fence_lets_reads_through_and_an_open_one_every_request() {
+        let fence = Fence::leased();
+        let counting = Counting {
+            sent: Arc::default(),
+            on_request: Arc::new(|| {}),
+        };
+        let guardduty = aws_sdk_guardduty::Client::from_conf(
+            aws_sdk_guardduty::config::Builder::from(&config(&counting))
+                .interceptor(fence.interceptor())
+                .build(),
+        );
+        let read = guardduty.list_detectors().send().await;
+        assert!(read.is_ok(), "a read passes a closed fence: {read:?}");
+        assert_eq!(counting.sent.load(Ordering::SeqCst), 1);
+        let write = guardduty
+            .update_detector()
+            .detector_id("det-1")
+            .send()
+            .await;
+        let error = crate::error::classify("UpdateDetector", write.expect_err("refused"));
+        assert_eq!(error.code.as_deref(), Some(NOT_LEADER), "{error}");
+        assert_eq!(
+            counting.sent.load(Ordering::SeqCst),
+            1,
+            "the write never left"
+        );
+        fence.grant(Instant::now() + Duration::from_secs(60));
+        let write = guardduty
+            .update_detector()
+            .detector_id("det-1")
+            .send()
+            .await;
+        assert!(write.is_ok(), "{write:?}");
+        assert_eq!(counting.sent.load(Ordering::SeqCst), 2);
+    }
+}

@@ -168,6 +168,8 @@ pub async fn run(
         Some(_) => gec_engine::Fence::leased(),
         None => gec_engine::Fence::default(),
     };
+    // The adapter checks it too, on every write request it sends.
+    ctx = ctx.with_fence(fence.clone());
     let (done, writes_over) = tokio::sync::oneshot::channel::<()>();
     let mut elector = None;
     match &settings.lease {
@@ -225,7 +227,7 @@ pub async fn run(
         rollout_poll: settings.rollout_poll,
         ceilings: settings.ceilings,
     };
-    run_loop(
+    let abandoned = run_loop(
         Arc::clone(&shared),
         ctx,
         source,
@@ -235,6 +237,16 @@ pub async fn run(
         shutdown,
     )
     .await;
+    // A pass abandoned with a write in flight: that write may still land, for up to the
+    // operation timeout (the fence's margin). Releasing now would let the other replica
+    // write meanwhile; the lease is released once it cannot land any more.
+    if abandoned && settings.lease.is_some() {
+        warn!(
+            wait = ?calls.operation_timeout,
+            "a write may still be in flight: releasing the lease once it can no longer land"
+        );
+        tokio::time::sleep(calls.operation_timeout).await;
+    }
     // Nothing writes any more: the elector may release the lease.
     let _ = done.send(());
     if let Some(elector) = elector {

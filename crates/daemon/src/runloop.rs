@@ -56,7 +56,8 @@ pub struct LoopSettings {
     pub fence: gec_engine::Fence,
 }
 
-/// Runs until `shutdown` completes.
+/// Runs until `shutdown` completes. Returns whether the last pass was abandoned with a
+/// call in flight (see [`gec_engine::Driver::run`]).
 pub async fn run_loop(
     shared: Arc<Shared>,
     ctx: AwsContext,
@@ -65,7 +66,7 @@ pub async fn run_loop(
     settings: LoopSettings,
     auditor: Auditor,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+) -> bool {
     let engine = Context {
         conflicts: shared.conflicts.clone(),
         fence: settings.fence.clone(),
@@ -103,11 +104,12 @@ pub async fn run_loop(
             rollout_poll: settings.rollout_poll,
         },
     );
-    driver.run(&mut host).await;
+    let abandoned = driver.run(&mut host).await;
     on_shutdown.abort();
     if let Some(sender) = host.auditor.take_sender() {
         sender.flush(FLUSH_DEADLINE).await;
     }
+    abandoned
 }
 
 /// The daemon's triggers, desired state and status.

@@ -211,6 +211,8 @@ pub struct Driver<C: Clouds> {
     /// listed and their account ids (kept for rounds between listings, and for a round
     /// whose listing fails).
     members: HashMap<Target, (Instant, Vec<String>)>,
+    /// A pass was abandoned with a call in flight (see [`Driver::run`]).
+    abandoned: bool,
 }
 
 impl<C: Clouds> Driver<C> {
@@ -223,6 +225,7 @@ impl<C: Clouds> Driver<C> {
             backoff: Backoff::default(),
             pass_id: 0,
             members: HashMap::new(),
+            abandoned: false,
         }
     }
 
@@ -231,7 +234,11 @@ impl<C: Clouds> Driver<C> {
     /// # Guarantees
     /// One round at a time. After a stop no new write starts; a pass in flight gets
     /// [`SHUTDOWN_GRACE`] to finish its call, then the loop ends.
-    pub async fn run(mut self, host: &mut impl Host) {
+    ///
+    /// Returns whether the last pass was abandoned with a call in flight (after
+    /// [`SHUTDOWN_GRACE`]): that call may still land, so a leased replica must not
+    /// release its lease at once.
+    pub async fn run(mut self, host: &mut impl Host) -> bool {
         let mut due = None;
         loop {
             let stop = self.ctx.stop.clone();
@@ -249,6 +256,7 @@ impl<C: Clouds> Driver<C> {
                 break;
             }
         }
+        self.abandoned
     }
 
     /// One round: the due targets of `round`, reconciled as one fleet.
@@ -305,6 +313,7 @@ impl<C: Clouds> Driver<C> {
                     Ok(passes) => (passes, true),
                     Err(_) => {
                         warn!(pass_id, "abandoned the in-flight call after {SHUTDOWN_GRACE:?}");
+                        self.abandoned = true;
                         (Vec::new(), true)
                     }
                 }
