@@ -10,7 +10,13 @@
 //! | `owner` | S | the replica id of the holder |
 //! | `rvn` | S | the record version number: a random value the holder rewrites on every heartbeat |
 //! | `leaseDurationMs` | N | the holder's lease duration: how long a contender must see one `rvn` unchanged |
-//! | `expiresAt` | N | Unix seconds, now + 10 × the lease duration: DynamoDB TTL, **only** so that an abandoned item is garbage-collected. Never read: correctness trusts no clock across hosts |
+//! | `expiresAt` | N | Unix seconds, the writer's wall clock + the longer of 10 × the lease duration and 7 days ([`MIN_TTL`]): DynamoDB TTL, **only** so that an abandoned item is garbage-collected. Never read: correctness trusts no clock across hosts |
+//!
+//! The TTL is long on purpose: DynamoDB deletes an item once its `expiresAt` is past by
+//! **its** clock, so a holder whose wall clock is slow by more than the TTL would write an
+//! item already due for deletion, and a contender that then finds no item acquires at
+//! once while the holder's fence is still open. Seven days is far beyond any clock error
+//! that NTP-synchronised hosts show, and an abandoned item costs nothing meanwhile.
 //!
 //! Every write is conditional, and a failed condition (`ConditionalCheckFailedException`)
 //! is the typed outcome [`LeaseError::Lost`] — someone else holds or took the item — never
@@ -35,8 +41,11 @@ pub const DEFAULT_LEASE_KEY: &str = "guardduty-ecs-controller";
 /// Longest owner id or RVN read back from the item; a longer one is cut (hostile input:
 /// the table is writable by others).
 pub const MAX_LEASE_TEXT: usize = 128;
-/// The TTL attribute (`expiresAt`) is this many lease durations in the future.
+/// The TTL attribute (`expiresAt`) is at least this many lease durations in the future.
 pub const TTL_LEASES: u32 = 10;
+/// ... and at least this long (7 days): the TTL only collects garbage, and a short one
+/// would let a holder with a slow clock write an item DynamoDB deletes under it.
+pub const MIN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 const KEY: &str = "key";
 const OWNER: &str = "owner";
@@ -219,12 +228,7 @@ impl LeaseTable {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let ttl = now.saturating_add(
-            self.lease_duration
-                .saturating_mul(TTL_LEASES)
-                .as_secs()
-                .max(1),
-        );
+        let ttl = expires_at(now, self.lease_duration);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -234,6 +238,17 @@ impl LeaseTable {
             .item(DURATION, AttributeValue::N(ms.to_string()))
             .item(EXPIRES, AttributeValue::N(ttl.to_string()))
     }
+}
+
+/// The `expiresAt` of an item written at `now` (Unix seconds): `now` + the longer of
+/// [`TTL_LEASES`] lease durations and [`MIN_TTL`].
+fn expires_at(now: u64, lease_duration: Duration) -> u64 {
+    now.saturating_add(
+        lease_duration
+            .saturating_mul(TTL_LEASES)
+            .max(MIN_TTL)
+            .as_secs(),
+    )
 }
 
 fn put_error(e: SdkError<PutItemError, HttpResponse>) -> LeaseError {
@@ -370,6 +385,35 @@ mod tests {
         let free = mock!(aws_sdk_dynamodb::Client::get_item)
             .then_output(|| GetItemOutput::builder().build());
         assert_eq!(mocked(&free).read().await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn the_ttl_is_at_least_seven_days_whatever_the_lease() {
+        assert_eq!(expires_at(1_000, Duration::from_secs(2)), 1_000 + 7 * 24 * 3600);
+        assert_eq!(
+            expires_at(1_000, Duration::from_secs(600_000)),
+            1_000 + 6_000_000,
+            "10 leases when that is longer"
+        );
+        assert_eq!(expires_at(u64::MAX, Duration::from_secs(2)), u64::MAX);
+        // What a write sends, with the shortest lease (2 s): 7 days, not 20 s.
+        let floor = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + MIN_TTL.as_secs();
+        let put = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(move |r| {
+                let sent = match r.item().and_then(|i| i.get(EXPIRES)) {
+                    Some(AttributeValue::N(n)) => n.parse::<u64>().unwrap_or(0),
+                    _ => 0,
+                };
+                sent >= floor && sent <= floor + 60
+            })
+            .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build());
+        let mut t = mocked(&put);
+        t.lease_duration = Duration::from_secs(2);
+        assert_eq!(t.acquire_new("a", "1").await, Ok(()));
     }
 
     #[test]
