@@ -41,6 +41,9 @@ pub const DEFAULT_LEASE_KEY: &str = "guardduty-ecs-controller";
 /// Longest owner id or RVN read back from the item; a longer one is cut (hostile input:
 /// the table is writable by others).
 pub const MAX_LEASE_TEXT: usize = 128;
+/// Most RVNs one renew or release may name (the one written last and those of renews
+/// whose answer was lost).
+pub const MAX_OLD_RVNS: usize = 8;
 /// The TTL attribute (`expiresAt`) is at least this many lease durations in the future.
 pub const TTL_LEASES: u32 = 10;
 /// ... and at least this long (7 days): the TTL only collects garbage, and a short one
@@ -118,6 +121,23 @@ impl LeaseTable {
         }
     }
 
+    /// A table over `client` as it is (no timeouts or retries added): for unit tests with
+    /// canned answers.
+    #[doc(hidden)]
+    pub fn from_client(
+        client: aws_sdk_dynamodb::Client,
+        table: &str,
+        key: &str,
+        lease_duration: Duration,
+    ) -> Self {
+        LeaseTable {
+            client,
+            table: table.to_owned(),
+            key: key.to_owned(),
+            lease_duration,
+        }
+    }
+
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
@@ -180,39 +200,46 @@ impl LeaseTable {
             .map_err(put_error)
     }
 
-    /// The heartbeat: rewrites the RVN from `old_rvn` to `new_rvn`, only if `owner` still
-    /// holds the item with `old_rvn`.
+    /// The heartbeat: rewrites the RVN to `new_rvn`, only if `owner` still holds the item
+    /// with one of `old_rvns`: the RVN it wrote last, and those of earlier renews whose
+    /// answer was lost (they may have landed). At most [`MAX_OLD_RVNS`] are used.
     ///
     /// # Errors
     /// [`LeaseError::Lost`] if another replica took the item over (or it is gone).
-    pub async fn renew(&self, owner: &str, old_rvn: &str, new_rvn: &str) -> Result<(), LeaseError> {
+    pub async fn renew(
+        &self,
+        owner: &str,
+        old_rvns: &[String],
+        new_rvn: &str,
+    ) -> Result<(), LeaseError> {
+        let (names, values) = rvn_in(old_rvns);
         self.put(owner, new_rvn)
-            .condition_expression("#o = :me AND #r = :old")
+            .condition_expression(format!("#o = :me AND #r IN ({names})"))
             .expression_attribute_names("#o", OWNER)
             .expression_attribute_names("#r", RVN)
-            .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
-            .expression_attribute_values(":old", AttributeValue::S(old_rvn.to_owned()))
+            .set_expression_attribute_values(Some(with_me(values, owner)))
             .send()
             .await
             .map(drop)
             .map_err(put_error)
     }
 
-    /// Gives the lease up: deletes the item, only if `owner` holds it with `rvn`. A
-    /// contender's next read finds no item and acquires at once.
+    /// Gives the lease up: deletes the item, only if `owner` holds it with one of `rvns`
+    /// (as [`LeaseTable::renew`]). A contender's next read finds no item and acquires at
+    /// once.
     ///
     /// # Errors
     /// [`LeaseError::Lost`] if the item is not ours (any more).
-    pub async fn release(&self, owner: &str, rvn: &str) -> Result<(), LeaseError> {
+    pub async fn release(&self, owner: &str, rvns: &[String]) -> Result<(), LeaseError> {
+        let (names, values) = rvn_in(rvns);
         self.client
             .delete_item()
             .table_name(&self.table)
             .key(KEY, AttributeValue::S(self.key.clone()))
-            .condition_expression("#o = :me AND #r = :rvn")
+            .condition_expression(format!("#o = :me AND #r IN ({names})"))
             .expression_attribute_names("#o", OWNER)
             .expression_attribute_names("#r", RVN)
-            .expression_attribute_values(":me", AttributeValue::S(owner.to_owned()))
-            .expression_attribute_values(":rvn", AttributeValue::S(rvn.to_owned()))
+            .set_expression_attribute_values(Some(with_me(values, owner)))
             .send()
             .await
             .map(drop)
@@ -249,6 +276,30 @@ fn expires_at(now: u64, lease_duration: Duration) -> u64 {
             .max(MIN_TTL)
             .as_secs(),
     )
+}
+
+/// The placeholders (`:r0, :r1, ...`) and values of an `IN` list of at most
+/// [`MAX_OLD_RVNS`] RVNs (an empty list matches no RVN: `:r0` is then an RVN no one writes).
+fn rvn_in(rvns: &[String]) -> (String, std::collections::HashMap<String, AttributeValue>) {
+    let mut values = std::collections::HashMap::new();
+    let mut names = Vec::new();
+    for (i, rvn) in rvns.iter().take(MAX_OLD_RVNS).enumerate() {
+        names.push(format!(":r{i}"));
+        values.insert(format!(":r{i}"), AttributeValue::S(rvn.clone()));
+    }
+    if names.is_empty() {
+        names.push(":r0".to_owned());
+        values.insert(":r0".to_owned(), AttributeValue::S("-".to_owned()));
+    }
+    (names.join(", "), values)
+}
+
+fn with_me(
+    mut values: std::collections::HashMap<String, AttributeValue>,
+    owner: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    values.insert(":me".to_owned(), AttributeValue::S(owner.to_owned()));
+    values
 }
 
 fn put_error(e: SdkError<PutItemError, HttpResponse>) -> LeaseError {
@@ -339,12 +390,15 @@ mod tests {
         let t = mocked(&put_lost);
         assert_eq!(t.acquire_new("a", "1").await, Err(LeaseError::Lost));
         assert_eq!(t.take_over("a", "2", "1").await, Err(LeaseError::Lost));
-        assert_eq!(t.renew("a", "1", "2").await, Err(LeaseError::Lost));
+        assert_eq!(
+            t.renew("a", &["1".into()], "2").await,
+            Err(LeaseError::Lost)
+        );
 
         let delete_lost = mock!(aws_sdk_dynamodb::Client::delete_item)
             .then_error(|| DeleteItemError::ConditionalCheckFailedException(condition_failed()));
         assert_eq!(
-            mocked(&delete_lost).release("a", "1").await,
+            mocked(&delete_lost).release("a", &["1".into()]).await,
             Err(LeaseError::Lost)
         );
 
@@ -356,7 +410,7 @@ mod tests {
                     .build(),
             )
         });
-        match mocked(&throttled).renew("a", "1", "2").await {
+        match mocked(&throttled).renew("a", &["1".into()], "2").await {
             Err(LeaseError::Aws(e)) => {
                 assert_eq!(e.kind, crate::ErrorKind::Throttled);
                 assert_eq!(e.operation, "PutItem");
@@ -385,6 +439,24 @@ mod tests {
         let free = mock!(aws_sdk_dynamodb::Client::get_item)
             .then_output(|| GetItemOutput::builder().build());
         assert_eq!(mocked(&free).read().await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn a_renew_accepts_any_of_the_rvns_that_may_have_landed() {
+        let put = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|r| {
+                let v = r.expression_attribute_values().cloned().unwrap_or_default();
+                r.condition_expression() == Some("#o = :me AND #r IN (:r0, :r1)")
+                    && v.get(":r0") == Some(&AttributeValue::S("old".into()))
+                    && v.get(":r1") == Some(&AttributeValue::S("unsure".into()))
+                    && v.get(":me") == Some(&AttributeValue::S("a".into()))
+            })
+            .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build());
+        let olds = ["old".to_owned(), "unsure".to_owned()];
+        assert_eq!(mocked(&put).renew("a", &olds, "new").await, Ok(()));
+        let (names, values) = rvn_in(&vec!["x".to_owned(); 100]);
+        assert_eq!(values.len(), MAX_OLD_RVNS, "bounded");
+        assert_eq!(names.matches(':').count(), MAX_OLD_RVNS);
     }
 
     #[tokio::test]

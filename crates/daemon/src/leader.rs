@@ -11,10 +11,16 @@
 //! - **Leader**: rewrites the RVN every heartbeat, conditional on still holding it with the
 //!   RVN it wrote last. Each success grants the engine's [`Fence`] until
 //!   `sent + L - margin` (see `gec_engine::fence` for why that is safe). A renew that
-//!   fails with "lost" steps down at once; one that fails otherwise steps down when the
-//!   fence would close before the next heartbeat; the fence itself closes on time whatever
-//!   the elector does. A renew whose answer was lost (a timeout, a 5xx) may have landed:
-//!   the next renew, finding the old RVN gone, tries that one before stepping down.
+//!   fails with "lost" steps down at once. One that fails otherwise (a throttle, a 5xx, a
+//!   timeout) keeps the role and tries again at the next heartbeat, as long as the lease
+//!   can still be ours (`now < t_s + L`, `t_s` the send time of the last renew that
+//!   succeeded); the fence closes by itself at its deadline meanwhile, and a renew that
+//!   succeeds grants it again. Once `now >= t_s + L` it steps down: a contender may take
+//!   over from then on. A renew whose answer was lost (a timeout, a 5xx) may have landed:
+//!   later renews (and the release) accept its RVN too (at most
+//!   [`gec_aws::MAX_OLD_RVNS`] such RVNs are remembered).
+//! - Heartbeats are scheduled from the start of the previous one, not from its end, so a
+//!   slow call does not stretch the gap between renews.
 //! - **Shutdown**: the run loop stops writing first (the engine's stop signal, then the
 //!   pass in flight ends); then [`Elector::run`] returns after deleting the item
 //!   conditional on its RVN, so the other replica's next read finds it free.
@@ -27,7 +33,8 @@ use gec_engine::Fence;
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::time::{sleep, Instant};
+use gec_aws::MAX_OLD_RVNS;
+use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{info, warn};
 
 use crate::http::Shared;
@@ -135,9 +142,12 @@ enum Role {
     },
     Leader {
         rvn: String,
-        /// The RVN of a renew whose answer was lost (a timeout, a 5xx): it may have been
-        /// written, so the next renew (and the release) try it too.
-        unsure: Option<String>,
+        /// The RVNs of renews whose answer was lost (a timeout, a 5xx), newest last: any
+        /// may have been written, so later renews (and the release) accept them too.
+        unsure: Vec<String>,
+        /// When the last renew (or acquisition) that succeeded was sent: the lease may be
+        /// ours until `sent + L`.
+        sent: Instant,
     },
 }
 
@@ -189,21 +199,18 @@ impl Elector {
         tokio::pin!(done);
         let mut role = Role::Follower { seen: None };
         loop {
+            let started = Instant::now();
             role = self.step(role).await;
             tokio::select! {
                 biased;
                 () = &mut done => break,
-                () = sleep(self.settings.heartbeat()) => {}
+                () = sleep_until(started + self.settings.heartbeat()) => {}
             }
         }
         self.fence.revoke();
-        if let Role::Leader { rvn, unsure } = role {
+        if let Role::Leader { rvn, unsure, .. } = role {
             let me = &self.settings.replica_id;
-            let mut released = self.table.release(me, &rvn).await;
-            if let (Err(LeaseError::Lost), Some(maybe)) = (&released, &unsure) {
-                released = self.table.release(me, maybe).await;
-            }
-            match released {
+            match self.table.release(me, &olds(rvn, unsure)).await {
                 Ok(()) => info!(table = self.table.table(), "released the lease"),
                 Err(e) => {
                     warn!(error = %e, "could not release the lease; another replica takes over once it expires")
@@ -215,27 +222,22 @@ impl Elector {
 
     async fn step(&mut self, role: Role) -> Role {
         match role {
-            Role::Leader { rvn, unsure } => self.renew(rvn, unsure).await,
+            Role::Leader { rvn, unsure, sent } => self.renew(rvn, unsure, sent).await,
             Role::Follower { seen } => self.follow(seen).await,
         }
     }
 
-    async fn renew(&mut self, rvn: String, unsure: Option<String>) -> Role {
+    async fn renew(&mut self, rvn: String, mut unsure: Vec<String>, last_ok: Instant) -> Role {
         let new = new_rvn();
         let me = self.settings.replica_id.clone();
-        let mut sent = Instant::now();
-        let mut result = self.table.renew(&me, &rvn, &new).await;
-        if let (Err(LeaseError::Lost), Some(maybe)) = (&result, &unsure) {
-            // The earlier renew whose answer was lost may have landed.
-            sent = Instant::now();
-            result = self.table.renew(&me, maybe, &new).await;
-        }
-        match result {
+        let sent = Instant::now();
+        match self.table.renew(&me, &olds(rvn.clone(), unsure.clone()), &new).await {
             Ok(()) => {
                 self.grant(sent);
                 Role::Leader {
                     rvn: new,
-                    unsure: None,
+                    unsure: Vec::new(),
+                    sent,
                 }
             }
             Err(LeaseError::Lost) => {
@@ -244,22 +246,23 @@ impl Elector {
                 Role::Follower { seen: None }
             }
             Err(LeaseError::Aws(e)) => {
-                let closes_soon = self
-                    .fence
-                    .valid_until()
-                    .is_none_or(|until| until <= Instant::now() + self.settings.heartbeat());
-                if closes_soon {
-                    warn!(error = %e, "cannot renew the lease before it may run out: stepping down");
+                if Instant::now() >= last_ok + self.settings.lease_duration {
+                    warn!(error = %e, "could not renew the lease for a whole lease duration: stepping down");
                     self.step_down();
-                    Role::Follower { seen: None }
-                } else {
-                    warn!(error = %e, "could not renew the lease; retrying at the next heartbeat");
-                    let unsure = if e.proves_not_applied() {
-                        unsure
-                    } else {
-                        Some(new)
-                    };
-                    Role::Leader { rvn, unsure }
+                    return Role::Follower { seen: None };
+                }
+                warn!(error = %e, "could not renew the lease; retrying at the next heartbeat (the fence closes by itself if no renew succeeds in time)");
+                if !e.proves_not_applied() {
+                    unsure.push(new);
+                    // The oldest first out; at worst a renew that landed is forgotten and
+                    // the next one steps down as lost.
+                    let excess = unsure.len().saturating_sub(MAX_OLD_RVNS - 1);
+                    unsure.drain(..excess);
+                }
+                Role::Leader {
+                    rvn,
+                    unsure,
+                    sent: last_ok,
                 }
             }
         }
@@ -340,7 +343,11 @@ impl Elector {
         self.grant(sent);
         self.transition(Some(true));
         let _ = self.wake.send(Trigger::Hangup);
-        Role::Leader { rvn, unsure: None }
+        Role::Leader {
+            rvn,
+            unsure: Vec::new(),
+            sent,
+        }
     }
 
     fn grant(&self, sent: Instant) {
@@ -388,6 +395,12 @@ impl Elector {
     }
 }
 
+/// The RVNs a renew or release accepts: the one written last, then those whose renew's
+/// answer was lost.
+fn olds(rvn: String, unsure: Vec<String>) -> Vec<String> {
+    std::iter::once(rvn).chain(unsure).collect()
+}
+
 /// A new record version number: 128 random bits.
 fn new_rvn() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
@@ -404,6 +417,91 @@ mod tests {
         for bad in ["", "has space", "slash/no", "ü", &"x".repeat(41)] {
             assert!(check_replica_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+    use tokio::time::advance;
+
+    /// A lease table whose calls are answered by `rules` (no retries: one call, one
+    /// answer).
+    pub(super) fn mocked_table(rules: &[&Rule], lease: Duration) -> LeaseTable {
+        let mut mocks = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for r in rules {
+            mocks = mocks.with_rule(r);
+        }
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(mocks)
+            .build();
+        LeaseTable::from_client(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            "lease",
+            "k",
+            lease,
+        )
+    }
+
+    /// Replica `a`'s elector over `table`, with the largest margin the daemon allows (L/2).
+    pub(super) fn elector(table: LeaseTable, lease: Duration) -> Elector {
+        let settings = LeaseSettings {
+            table: "lease".into(),
+            key: "k".into(),
+            replica_id: "a".into(),
+            lease_duration: lease,
+        };
+        let (wake, _) = tokio::sync::mpsc::unbounded_channel();
+        Elector::new(table, settings, lease / 2, Fence::leased(), None, wake)
+    }
+
+    fn leading(role: &Role) -> Option<usize> {
+        match role {
+            Role::Leader { unsure, .. } => Some(unsure.len()),
+            Role::Follower { .. } => None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_renew_keeps_the_lease_until_a_whole_lease_duration_has_failed() {
+        let lease = Duration::from_secs(4);
+        let beat = Duration::from_secs(1);
+        // A 500, a success, then 500s.
+        let put = mock!(aws_sdk_dynamodb::Client::put_item)
+            .sequence()
+            .http_status(500, None)
+            .output(|| PutItemOutput::builder().build())
+            .http_status(500, None)
+            .repeatedly()
+            .build();
+        let mut e = elector(mocked_table(&[&put], lease), lease);
+        let t0 = Instant::now();
+        let mut role = e.became_leader(t0, "r0".into());
+        advance(beat).await;
+        role = e.step(role).await;
+        assert_eq!(leading(&role), Some(1), "one 500 keeps the lease; its RVN may have landed");
+        assert!(e.fence.permits(), "the fence stays open until t0 + L - margin");
+        advance(beat).await;
+        role = e.step(role).await;
+        assert_eq!(leading(&role), Some(0), "the next renew succeeds");
+        // Granted from the send at t0 + 2 s: until t0 + 4 s.
+        let renewed = Instant::now();
+        assert_eq!(e.fence.valid_until(), Some(renewed + lease / 2));
+        for k in 1..4 {
+            advance(beat).await;
+            role = e.step(role).await;
+            assert!(leading(&role).is_some(), "{k} failures, the lease may still be ours");
+        }
+        assert!(!e.fence.permits(), "the fence closed by itself meanwhile");
+        advance(beat).await;
+        role = e.step(role).await;
+        assert_eq!(leading(&role), None, "failed until t_s + L: stepped down");
+        assert_eq!(put.num_calls(), 6);
     }
 
     #[test]
