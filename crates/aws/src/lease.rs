@@ -20,7 +20,10 @@
 //!
 //! Every write is conditional, and a failed condition (`ConditionalCheckFailedException`)
 //! is the typed outcome [`LeaseError::Lost`] — someone else holds or took the item — never
-//! a generic error. Other failures are classified as every AWS error of the adapter
+//! a generic error. Except when the item that failed the condition (returned with
+//! `ReturnValuesOnConditionCheckFailure: ALL_OLD`) is already the one the write puts,
+//! owner and new RVN: an earlier attempt of the same call landed and its answer was lost
+//! (the SDK retries a 5xx or a timeout), so the write succeeded. Other failures are classified as every AWS error of the adapter
 //! ([`AwsError`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,7 +32,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 
@@ -173,10 +176,8 @@ impl LeaseTable {
         self.put(owner, rvn)
             .condition_expression("attribute_not_exists(#k)")
             .expression_attribute_names("#k", KEY)
-            .send()
+            .send_conditional(owner, rvn)
             .await
-            .map(drop)
-            .map_err(put_error)
     }
 
     /// Takes the item over from a holder whose `seen_rvn` did not change for a whole lease
@@ -194,10 +195,8 @@ impl LeaseTable {
             .condition_expression("#r = :seen")
             .expression_attribute_names("#r", RVN)
             .expression_attribute_values(":seen", AttributeValue::S(seen_rvn.to_owned()))
-            .send()
+            .send_conditional(owner, new_rvn)
             .await
-            .map(drop)
-            .map_err(put_error)
     }
 
     /// The heartbeat: rewrites the RVN to `new_rvn`, only if `owner` still holds the item
@@ -218,10 +217,8 @@ impl LeaseTable {
             .expression_attribute_names("#o", OWNER)
             .expression_attribute_names("#r", RVN)
             .set_expression_attribute_values(Some(with_me(values, owner)))
-            .send()
+            .send_conditional(owner, new_rvn)
             .await
-            .map(drop)
-            .map_err(put_error)
     }
 
     /// Gives the lease up: deletes the item, only if `owner` holds it with one of `rvns`
@@ -302,14 +299,45 @@ fn with_me(
     values
 }
 
-fn put_error(e: SdkError<PutItemError, HttpResponse>) -> LeaseError {
-    if matches!(
-        e.as_service_error(),
-        Some(PutItemError::ConditionalCheckFailedException(_))
-    ) {
-        return LeaseError::Lost;
+/// A conditional `PutItem` of the lease that writes `owner` and `rvn`.
+trait SendConditional {
+    /// Sends it asking for the item as it was when the condition fails
+    /// (`ReturnValuesOnConditionCheckFailure: ALL_OLD`). A failed condition is
+    /// [`LeaseError::Lost`], unless that item is already `owner`'s with `rvn`: then an
+    /// earlier attempt of this very call landed (the SDK retried after a lost answer, a
+    /// 5xx or a timeout) and the write succeeded. `rvn` is 128 random bits: no one else
+    /// writes it.
+    async fn send_conditional(self, owner: &str, rvn: &str) -> Result<(), LeaseError>;
+}
+
+impl SendConditional for aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+    async fn send_conditional(self, owner: &str, rvn: &str) -> Result<(), LeaseError> {
+        let e = match self
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        match e.as_service_error() {
+            Some(PutItemError::ConditionalCheckFailedException(c)) => {
+                if c.item().is_some_and(|item| holds(item, owner, rvn)) {
+                    Ok(())
+                } else {
+                    Err(LeaseError::Lost)
+                }
+            }
+            _ => Err(LeaseError::Aws(classify("PutItem", e))),
+        }
     }
-    LeaseError::Aws(classify("PutItem", e))
+}
+
+/// Whether `item` is `owner`'s with `rvn`, exactly (raw attributes, not as
+/// [`record_of`] bounds them).
+fn holds(item: &std::collections::HashMap<String, AttributeValue>, owner: &str, rvn: &str) -> bool {
+    matches!(item.get(OWNER), Some(AttributeValue::S(o)) if o == owner)
+        && matches!(item.get(RVN), Some(AttributeValue::S(r)) if r == rvn)
 }
 
 fn delete_error(e: SdkError<DeleteItemError, HttpResponse>) -> LeaseError {
@@ -457,6 +485,48 @@ mod tests {
         let (names, values) = rvn_in(&vec!["x".to_owned(); 100]);
         assert_eq!(values.len(), MAX_OLD_RVNS, "bounded");
         assert_eq!(names.matches(':').count(), MAX_OLD_RVNS);
+    }
+
+    #[tokio::test]
+    async fn a_failed_condition_on_our_own_new_rvn_is_a_write_that_landed() {
+        // What AWS answers the SDK's second attempt of a renew whose first one landed
+        // (the answer was a 5xx): the condition fails on the item the first one wrote.
+        let item = |rvn: &str| {
+            HashMap::from([
+                (KEY.to_owned(), AttributeValue::S(DEFAULT_LEASE_KEY.into())),
+                (OWNER.to_owned(), AttributeValue::S("a".into())),
+                (RVN.to_owned(), AttributeValue::S(rvn.into())),
+            ])
+        };
+        let failed_on = |rvn: &'static str| {
+            mock!(aws_sdk_dynamodb::Client::put_item)
+                .match_requests(|r| {
+                    r.return_values_on_condition_check_failure()
+                        == Some(&ReturnValuesOnConditionCheckFailure::AllOld)
+                })
+                .then_error(move || {
+                    PutItemError::ConditionalCheckFailedException(
+                        ConditionalCheckFailedException::builder()
+                            .message("The conditional request failed")
+                            .set_item(Some(item(rvn)))
+                            .build(),
+                    )
+                })
+        };
+        let landed = mocked(&failed_on("new"));
+        assert_eq!(landed.renew("a", &["old".into()], "new").await, Ok(()));
+        assert_eq!(landed.acquire_new("a", "new").await, Ok(()));
+        assert_eq!(landed.take_over("a", "new", "old").await, Ok(()));
+        assert_eq!(
+            landed.renew("b", &["old".into()], "new").await,
+            Err(LeaseError::Lost),
+            "another owner"
+        );
+        let other = mocked(&failed_on("someone-elses"));
+        assert_eq!(
+            other.renew("a", &["old".into()], "new").await,
+            Err(LeaseError::Lost)
+        );
     }
 
     #[tokio::test]
