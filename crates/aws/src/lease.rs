@@ -60,14 +60,31 @@ const DURATION: &str = "leaseDurationMs";
 const EXPIRES: &str = "expiresAt";
 
 /// The lease item as read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LeaseRecord {
     /// The holder's replica id (at most [`MAX_LEASE_TEXT`] characters).
     pub owner: String,
-    /// The record version number (at most [`MAX_LEASE_TEXT`] characters).
+    /// The record version number, to show (at most [`MAX_LEASE_TEXT`] characters; empty
+    /// when missing or not a string).
     pub rvn: String,
     /// The holder's lease duration, when the item states a valid one.
     pub lease_duration: Option<Duration>,
+    /// The `rvn` attribute exactly as read: what a contender watches and what
+    /// [`LeaseTable::take_over`] is conditional on.
+    pub version: RawRvn,
+}
+
+/// An item's `rvn` attribute exactly as read (missing, of any type, of any length), so
+/// that a takeover's condition matches the item as it was read even when its `rvn` is
+/// not one a replica writes: an odd value never blocks takeover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRvn(Option<AttributeValue>);
+
+impl RawRvn {
+    /// The RVN `rvn`, as a replica writes it.
+    pub fn text(rvn: &str) -> Self {
+        RawRvn(Some(AttributeValue::S(rvn.to_owned())))
+    }
 }
 
 /// Why a lease write did not happen.
@@ -180,8 +197,9 @@ impl LeaseTable {
             .await
     }
 
-    /// Takes the item over from a holder whose `seen_rvn` did not change for a whole lease
-    /// duration: writes `owner` and `new_rvn` only if the RVN is still `seen_rvn`.
+    /// Takes the item over from a holder whose RVN `seen` did not change for a whole lease
+    /// duration: writes `owner` and `new_rvn` only if the item's `rvn` is still `seen`
+    /// (the attribute as read: equal to the same value, or still missing).
     ///
     /// # Errors
     /// [`LeaseError::Lost`] if the RVN changed (the holder is alive) or the item is gone.
@@ -189,14 +207,18 @@ impl LeaseTable {
         &self,
         owner: &str,
         new_rvn: &str,
-        seen_rvn: &str,
+        seen: &RawRvn,
     ) -> Result<(), LeaseError> {
-        self.put(owner, new_rvn)
-            .condition_expression("#r = :seen")
-            .expression_attribute_names("#r", RVN)
-            .expression_attribute_values(":seen", AttributeValue::S(seen_rvn.to_owned()))
-            .send_conditional(owner, new_rvn)
-            .await
+        let put = self.put(owner, new_rvn).expression_attribute_names("#r", RVN);
+        let put = match &seen.0 {
+            Some(v) => put
+                .condition_expression("#r = :seen")
+                .expression_attribute_values(":seen", v.clone()),
+            None => put
+                .condition_expression("attribute_exists(#k) AND attribute_not_exists(#r)")
+                .expression_attribute_names("#k", KEY),
+        };
+        put.send_conditional(owner, new_rvn).await
     }
 
     /// The heartbeat: rewrites the RVN to `new_rvn`, only if `owner` still holds the item
@@ -370,6 +392,7 @@ fn record_of(item: &std::collections::HashMap<String, AttributeValue>) -> LeaseR
         owner: text(OWNER),
         rvn: text(RVN),
         lease_duration,
+        version: RawRvn(item.get(RVN).cloned()),
     }
 }
 
@@ -417,7 +440,10 @@ mod tests {
             .then_error(|| PutItemError::ConditionalCheckFailedException(condition_failed()));
         let t = mocked(&put_lost);
         assert_eq!(t.acquire_new("a", "1").await, Err(LeaseError::Lost));
-        assert_eq!(t.take_over("a", "2", "1").await, Err(LeaseError::Lost));
+        assert_eq!(
+            t.take_over("a", "2", &RawRvn::text("1")).await,
+            Err(LeaseError::Lost)
+        );
         assert_eq!(
             t.renew("a", &["1".into()], "2").await,
             Err(LeaseError::Lost)
@@ -462,6 +488,7 @@ mod tests {
                 owner: "replica-a".into(),
                 rvn: "abc".into(),
                 lease_duration: Some(Duration::from_secs(4)),
+                version: RawRvn::text("abc"),
             }))
         );
         let free = mock!(aws_sdk_dynamodb::Client::get_item)
@@ -516,7 +543,10 @@ mod tests {
         let landed = mocked(&failed_on("new"));
         assert_eq!(landed.renew("a", &["old".into()], "new").await, Ok(()));
         assert_eq!(landed.acquire_new("a", "new").await, Ok(()));
-        assert_eq!(landed.take_over("a", "new", "old").await, Ok(()));
+        assert_eq!(
+            landed.take_over("a", "new", &RawRvn::text("old")).await,
+            Ok(())
+        );
         assert_eq!(
             landed.renew("b", &["old".into()], "new").await,
             Err(LeaseError::Lost),
@@ -527,6 +557,38 @@ mod tests {
             other.renew("a", &["old".into()], "new").await,
             Err(LeaseError::Lost)
         );
+    }
+
+    #[tokio::test]
+    async fn a_takeover_is_conditional_on_the_rvn_exactly_as_read_however_odd() {
+        let long = "r".repeat(MAX_LEASE_TEXT + 50);
+        let odd = [
+            (None, "attribute_exists(#k) AND attribute_not_exists(#r)"),
+            (Some(AttributeValue::N("12".into())), "#r = :seen"),
+            (Some(AttributeValue::S(long.clone())), "#r = :seen"),
+        ];
+        for (value, condition) in odd {
+            let mut item = HashMap::from([(OWNER.to_owned(), AttributeValue::S("z".into()))]);
+            if let Some(v) = &value {
+                item.insert(RVN.to_owned(), v.clone());
+            }
+            let read = record_of(&item);
+            let expected = value.clone();
+            let put = mock!(aws_sdk_dynamodb::Client::put_item)
+                .match_requests(move |r| {
+                    let seen = r
+                        .expression_attribute_values()
+                        .and_then(|v| v.get(":seen"))
+                        .cloned();
+                    r.condition_expression() == Some(condition) && seen == expected
+                })
+                .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build());
+            assert_eq!(
+                mocked(&put).take_over("a", "new", &read.version).await,
+                Ok(()),
+                "{value:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ pub use codedeploy::{
 pub use error::{AwsError, ErrorKind};
 pub use events::{EventBus, EventEntry, PutOutcome, EVENT_SOURCE, PUT_EVENTS_BATCH};
 pub use lease::{
-    LeaseError, LeaseRecord, LeaseTable, DEFAULT_LEASE_KEY, MAX_LEASE_TEXT, MAX_OLD_RVNS, MIN_TTL,
+    LeaseError, LeaseRecord, LeaseTable, RawRvn, DEFAULT_LEASE_KEY, MAX_LEASE_TEXT, MAX_OLD_RVNS, MIN_TTL,
     TTL_LEASES,
 };
 pub use metrics::AwsMetrics;

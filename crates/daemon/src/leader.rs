@@ -28,7 +28,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use gec_aws::{LeaseError, LeaseTable};
+use gec_aws::{LeaseError, LeaseTable, RawRvn};
 use gec_engine::Fence;
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -137,8 +137,9 @@ impl LeaderJson {
 
 enum Role {
     Follower {
-        /// The RVN last read and when it was first seen (after the read that saw it).
-        seen: Option<(String, Instant)>,
+        /// The RVN last read (exactly as read) and when it was first seen (after the
+        /// read that saw it).
+        seen: Option<(RawRvn, Instant)>,
     },
     Leader {
         rvn: String,
@@ -268,7 +269,7 @@ impl Elector {
         }
     }
 
-    async fn follow(&mut self, seen: Option<(String, Instant)>) -> Role {
+    async fn follow(&mut self, seen: Option<(RawRvn, Instant)>) -> Role {
         let record = match self.table.read().await {
             Ok(r) => r,
             Err(e) => {
@@ -304,7 +305,7 @@ impl Elector {
                 .map_or(MAX_LEASE_DURATION, |d| d.min(MAX_LEASE_DURATION)),
         );
         match seen {
-            Some((rvn, first)) if rvn == record.rvn => {
+            Some((rvn, first)) if rvn == record.version => {
                 if read_at.saturating_duration_since(first) < wait {
                     return Role::Follower {
                         seen: Some((rvn, first)),
@@ -328,7 +329,7 @@ impl Elector {
                 }
             }
             _ => Role::Follower {
-                seen: Some((record.rvn, read_at)),
+                seen: Some((record.version, read_at)),
             },
         }
     }
@@ -502,6 +503,34 @@ mod tests {
         role = e.step(role).await;
         assert_eq!(leading(&role), None, "failed until t_s + L: stepped down");
         assert_eq!(put.num_calls(), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_item_without_an_rvn_is_taken_over_after_a_lease_duration() {
+        use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let lease = Duration::from_secs(4);
+        let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+            GetItemOutput::builder()
+                .item("key", AttributeValue::S("k".into()))
+                .item("owner", AttributeValue::S("z".into()))
+                .item("leaseDurationMs", AttributeValue::N("4000".into()))
+                .build()
+        });
+        let put = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|r| {
+                r.condition_expression()
+                    == Some("attribute_exists(#k) AND attribute_not_exists(#r)")
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let mut e = elector(mocked_table(&[&get, &put], lease), lease);
+        let mut role = e.step(Role::Follower { seen: None }).await;
+        assert_eq!(leading(&role), None);
+        advance(lease).await;
+        role = e.step(role).await;
+        assert_eq!(leading(&role), Some(0), "took over");
+        assert!(e.fence.permits());
+        assert_eq!(put.num_calls(), 1);
     }
 
     #[test]
