@@ -20,7 +20,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_ERROR: u8 = 1;
 const EXIT_CHANGES_PENDING: u8 = 2;
 const EXIT_PARTIAL: u8 = 3;
-/// `apply --lease-table`: another replica holds the lease and renews it; nothing written.
+/// `apply --lease-table`: another replica holds the lease and renews it (nothing
+/// written), or took it over during the run (writes from then on skipped).
 const EXIT_LEASE_HELD: u8 = 4;
 
 fn main() -> ExitCode {
@@ -436,9 +437,10 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
     let hard_stop = args.timeout + args.rollout_poll + std::time::Duration::from_secs(30);
     let run = tokio::time::timeout(hard_stop, work).await;
     // Nothing writes any more: a daemon may take the lease at once.
-    if let Some(held) = held {
-        held.release().await;
-    }
+    let lapse = match held {
+        Some(held) => held.release().await.err(),
+        None => None,
+    };
     // Queued audit events go out before the exit, a run that timed out included.
     let sender = auditor.lock().ok().and_then(|mut a| a.take_sender());
     if let Some(sender) = sender {
@@ -482,6 +484,15 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
             "error: --timeout {:?} passed with {} rollouts still in progress",
             args.timeout, run.still_rolling
         );
+    }
+    // A run that did not hold the lease throughout skipped the writes the fence stopped:
+    // it is not done, whatever the passes say.
+    if let Some(lapse) = lapse {
+        eprintln!("error: {lapse}");
+        return Ok(match lapse {
+            gec_daemon::leader::LeaseLapse::Lost => EXIT_LEASE_HELD,
+            gec_daemon::leader::LeaseLapse::Lapsed => EXIT_ERROR,
+        });
     }
     Ok(if errored || refused || suspended {
         EXIT_ERROR

@@ -166,6 +166,21 @@ pub struct Elector {
     /// What the last read found (the holder) or why the last lease call failed, for
     /// `apply`'s refusal.
     last_read: Arc<std::sync::Mutex<Option<Result<String, String>>>>,
+    /// Whether leadership ended (or the fence closed) since this replica led, for
+    /// `apply`'s exit code; [`LeaseLapse::Lost`] outranks [`LeaseLapse::Lapsed`].
+    lapse: Arc<std::sync::Mutex<Option<LeaseLapse>>>,
+}
+
+/// How an `apply` run's hold on the lease broke before the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseLapse {
+    /// Another replica took the lease over (a renew's condition failed).
+    #[error("the lease was lost: another replica leads; writes from then on were skipped (not_leader)")]
+    Lost,
+    /// Renewals failed long enough for the write fence to close (or for the lease to
+    /// run out): writes meanwhile were skipped.
+    #[error("the lease could not be renewed in time: the write fence closed and writes meanwhile were skipped (not_leader)")]
+    Lapsed,
 }
 
 impl Elector {
@@ -189,6 +204,7 @@ impl Elector {
             wake,
             holder: None,
             last_read: Arc::default(),
+            lapse: Arc::default(),
         };
         e.publish(false);
         e
@@ -234,6 +250,9 @@ impl Elector {
         let sent = Instant::now();
         match self.table.renew(&me, &olds(rvn.clone(), unsure.clone()), &new).await {
             Ok(()) => {
+                if !self.fence.permits() {
+                    self.note_lapse(LeaseLapse::Lapsed);
+                }
                 self.grant(sent);
                 Role::Leader {
                     rvn: new,
@@ -243,12 +262,14 @@ impl Elector {
             }
             Err(LeaseError::Lost) => {
                 warn!("lost the lease to another replica: stepping down");
+                self.note_lapse(LeaseLapse::Lost);
                 self.step_down();
                 Role::Follower { seen: None }
             }
             Err(LeaseError::Aws(e)) => {
                 if Instant::now() >= last_ok + self.settings.lease_duration {
                     warn!(error = %e, "could not renew the lease for a whole lease duration: stepping down");
+                    self.note_lapse(LeaseLapse::Lapsed);
                     self.step_down();
                     return Role::Follower { seen: None };
                 }
@@ -331,6 +352,14 @@ impl Elector {
             _ => Role::Follower {
                 seen: Some((record.version, read_at)),
             },
+        }
+    }
+
+    fn note_lapse(&self, lapse: LeaseLapse) {
+        if let Ok(mut l) = self.lapse.lock() {
+            if *l != Some(LeaseLapse::Lost) {
+                *l = Some(lapse);
+            }
         }
     }
 
@@ -533,6 +562,72 @@ mod tests {
         assert_eq!(put.num_calls(), 1);
     }
 
+    /// An `apply` run's lease over a free item whose later renews are answered by
+    /// `renew`, held for two lease durations.
+    async fn apply_holding(renew: &Rule, lease: Duration) -> Result<(), LeaseLapse> {
+        use aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput;
+        use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+        let free = mock!(aws_sdk_dynamodb::Client::get_item)
+            .then_output(|| GetItemOutput::builder().build());
+        let acquire = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|r| r.condition_expression() == Some("attribute_not_exists(#k)"))
+            .then_output(|| PutItemOutput::builder().build());
+        let release = mock!(aws_sdk_dynamodb::Client::delete_item)
+            .then_output(|| DeleteItemOutput::builder().build());
+        let settings = LeaseSettings {
+            table: "lease".into(),
+            key: "k".into(),
+            replica_id: "a".into(),
+            lease_duration: lease,
+        };
+        let table = mocked_table(&[&free, &acquire, renew, &release], lease);
+        let held = match ApplyLease::acquire_from(table, settings, lease / 2).await {
+            Ok(h) => h,
+            Err(e) => panic!("a free lease is taken at once: {e}"),
+        };
+        assert!(held.fence.permits());
+        sleep(lease * 2).await;
+        held.release().await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_apply_that_loses_the_lease_or_cannot_renew_it_learns_it_at_release() {
+        use aws_sdk_dynamodb::operation::put_item::PutItemError;
+        use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+        let lease = Duration::from_secs(4);
+        let renews = |r: &aws_sdk_dynamodb::operation::put_item::PutItemInput| {
+            r.condition_expression()
+                .is_some_and(|c| c.starts_with("#o = :me"))
+        };
+        let healthy = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(renews)
+            .then_output(|| PutItemOutput::builder().build());
+        assert_eq!(apply_holding(&healthy, lease).await, Ok(()));
+        let taken = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(renews)
+            .then_error(|| {
+                PutItemError::ConditionalCheckFailedException(
+                    ConditionalCheckFailedException::builder()
+                        .message("The conditional request failed")
+                        .build(),
+                )
+            });
+        assert_eq!(
+            apply_holding(&taken, lease).await,
+            Err(LeaseLapse::Lost)
+        );
+        let failing = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(renews)
+            .sequence()
+            .http_status(500, None)
+            .repeatedly()
+            .build();
+        assert_eq!(
+            apply_holding(&failing, lease).await,
+            Err(LeaseLapse::Lapsed)
+        );
+    }
+
     #[test]
     fn rvns_differ() {
         assert_ne!(new_rvn(), new_rvn());
@@ -547,6 +642,7 @@ pub struct ApplyLease {
     pub fence: Fence,
     done: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    lapse: Arc<std::sync::Mutex<Option<LeaseLapse>>>,
 }
 
 /// Why `apply` did not get the lease.
@@ -591,6 +687,14 @@ impl ApplyLease {
             settings.lease_duration,
             settings.heartbeat(),
         );
+        Self::acquire_from(table, settings, margin).await
+    }
+
+    async fn acquire_from(
+        table: LeaseTable,
+        settings: LeaseSettings,
+        margin: Duration,
+    ) -> Result<ApplyLease, LeaseRefused> {
         let fence = Fence::leased();
         let (wake, _) = tokio::sync::mpsc::unbounded_channel();
         let (done, over) = tokio::sync::oneshot::channel::<()>();
@@ -599,10 +703,16 @@ impl ApplyLease {
         let name = settings.table.clone();
         let elector = Elector::new(table, settings, margin, fence.clone(), None, wake);
         let last = Arc::clone(&elector.last_read);
+        let lapse = Arc::clone(&elector.lapse);
         let task = tokio::spawn(elector.run(async move {
             let _ = over.await;
         }));
-        let lease = ApplyLease { fence, done, task };
+        let lease = ApplyLease {
+            fence,
+            done,
+            task,
+            lapse,
+        };
         while Instant::now() < deadline {
             if lease.fence.permits() {
                 return Ok(lease);
@@ -610,7 +720,7 @@ impl ApplyLease {
             sleep(Duration::from_millis(100)).await;
         }
         let last = last.lock().ok().and_then(|l| l.clone());
-        lease.release().await;
+        let _ = lease.release().await;
         Err(match last {
             Some(Ok(holder)) => LeaseRefused::Held {
                 holder,
@@ -625,8 +735,21 @@ impl ApplyLease {
     }
 
     /// Gives the lease up (call it once nothing writes any more).
-    pub async fn release(self) {
+    ///
+    /// # Errors
+    /// The run did not hold the lease throughout: it was lost to another replica, or
+    /// renewals failed until the write fence closed (it is closed now, or closed and
+    /// reopened meanwhile). Writes the fence stopped were skipped, so the run is not
+    /// complete.
+    pub async fn release(self) -> Result<(), LeaseLapse> {
+        let closed_now = !self.fence.permits();
         let _ = self.done.send(());
         let _ = tokio::time::timeout(crate::RELEASE_GRACE, self.task).await;
+        let lapse = self.lapse.lock().ok().and_then(|l| *l);
+        match lapse {
+            Some(l) => Err(l),
+            None if closed_now => Err(LeaseLapse::Lapsed),
+            None => Ok(()),
+        }
     }
 }
