@@ -62,7 +62,8 @@ const EXPIRES: &str = "expiresAt";
 /// The lease item as read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaseRecord {
-    /// The holder's replica id (at most [`MAX_LEASE_TEXT`] characters).
+    /// The holder's replica id, safe to print: at most [`MAX_LEASE_TEXT`] characters,
+    /// control and invisible formatting characters (bidi overrides, zero-width) as `?`.
     pub owner: String,
     /// The record version number, to show (at most [`MAX_LEASE_TEXT`] characters; empty
     /// when missing or not a string).
@@ -378,7 +379,7 @@ fn delete_error(e: SdkError<DeleteItemError, HttpResponse>) -> LeaseError {
 fn record_of(item: &std::collections::HashMap<String, AttributeValue>) -> LeaseRecord {
     let text = |name: &str| -> String {
         match item.get(name) {
-            Some(AttributeValue::S(s)) => s.chars().take(MAX_LEASE_TEXT).collect(),
+            Some(AttributeValue::S(s)) => s.chars().take(MAX_LEASE_TEXT).map(printable).collect(),
             _ => String::new(),
         }
     };
@@ -393,6 +394,20 @@ fn record_of(item: &std::collections::HashMap<String, AttributeValue>) -> LeaseR
         rvn: text(RVN),
         lease_duration,
         version: RawRvn(item.get(RVN).cloned()),
+    }
+}
+
+/// `c`, or `?` when printing it could alter a terminal or a log line (control
+/// characters) or hide what the text says (bidi overrides and isolates, zero-width and
+/// other invisible formatting characters).
+fn printable(c: char) -> char {
+    let invisible = matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}');
+    if c.is_control() || invisible {
+        '?'
+    } else {
+        c
     }
 }
 
@@ -618,6 +633,15 @@ mod tests {
         let mut t = mocked(&put);
         t.lease_duration = Duration::from_secs(2);
         assert_eq!(t.acquire_new("a", "1").await, Ok(()));
+    }
+
+    #[test]
+    fn an_owner_from_the_table_is_safe_to_print() {
+        let item = HashMap::from([(
+            OWNER.to_owned(),
+            AttributeValue::S("evil\u{1b}[31m\u{202e}x\n\u{200b}é".into()),
+        )]);
+        assert_eq!(record_of(&item).owner, "evil?[31m?x??é");
     }
 
     #[test]
