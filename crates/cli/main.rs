@@ -412,7 +412,9 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
         .events_bus
         .as_deref()
         .map(|bus| gec_daemon::bus::EventSender::start(ctx.event_bus(bus), events.clone()));
-    let auditor = std::sync::Mutex::new(gec_daemon::audit::Auditor::new(replica_id, sender));
+    let auditor = std::sync::Mutex::new(
+        gec_daemon::audit::Auditor::new(replica_id, sender).with_fence(engine.fence.clone()),
+    );
     let interactive = std::io::stderr().is_terminal();
     let progress = |p: Progress<'_>| {
         if let Progress::Round(report) = p {
