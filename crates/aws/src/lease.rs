@@ -210,7 +210,9 @@ impl LeaseTable {
         new_rvn: &str,
         seen: &RawRvn,
     ) -> Result<(), LeaseError> {
-        let put = self.put(owner, new_rvn).expression_attribute_names("#r", RVN);
+        let put = self
+            .put(owner, new_rvn)
+            .expression_attribute_names("#r", RVN);
         let put = match &seen.0 {
             Some(v) => put
                 .condition_expression("#r = :seen")
@@ -521,7 +523,9 @@ mod tests {
                     && v.get(":r1") == Some(&AttributeValue::S("unsure".into()))
                     && v.get(":me") == Some(&AttributeValue::S("a".into()))
             })
-            .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build());
+            .then_output(|| {
+                aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
+            });
         let olds = ["old".to_owned(), "unsure".to_owned()];
         assert_eq!(mocked(&put).renew("a", &olds, "new").await, Ok(()));
         let (names, values) = rvn_in(&vec!["x".to_owned(); 100]);
@@ -597,7 +601,9 @@ mod tests {
                         .cloned();
                     r.condition_expression() == Some(condition) && seen == expected
                 })
-                .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build());
+                .then_output(|| {
+                    aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
+                });
             assert_eq!(
                 mocked(&put).take_over("a", "new", &read.version).await,
                 Ok(()),
@@ -608,7 +614,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_ttl_is_at_least_seven_days_whatever_the_lease() {
-        assert_eq!(expires_at(1_000, Duration::from_secs(2)), 1_000 + 7 * 24 * 3600);
+        assert_eq!(
+            expires_at(1_000, Duration::from_secs(2)),
+            1_000 + 7 * 24 * 3600
+        );
         assert_eq!(
             expires_at(1_000, Duration::from_secs(600_000)),
             1_000 + 6_000_000,
@@ -629,7 +638,9 @@ mod tests {
                 };
                 sent >= floor && sent <= floor + 60
             })
-            .then_output(|| aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build());
+            .then_output(|| {
+                aws_sdk_dynamodb::operation::put_item::PutItemOutput::builder().build()
+            });
         let mut t = mocked(&put);
         t.lease_duration = Duration::from_secs(2);
         assert_eq!(t.acquire_new("a", "1").await, Ok(()));

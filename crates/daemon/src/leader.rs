@@ -28,12 +28,12 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use gec_aws::MAX_OLD_RVNS;
 use gec_aws::{LeaseError, LeaseTable, RawRvn};
 use gec_engine::Fence;
 use schemars::JsonSchema;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
-use gec_aws::MAX_OLD_RVNS;
 use tokio::time::{sleep, sleep_until, Instant};
 use tracing::{info, warn};
 
@@ -175,7 +175,9 @@ pub struct Elector {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LeaseLapse {
     /// Another replica took the lease over (a renew's condition failed).
-    #[error("the lease was lost: another replica leads; writes from then on were skipped (not_leader)")]
+    #[error(
+        "the lease was lost: another replica leads; writes from then on were skipped (not_leader)"
+    )]
     Lost,
     /// Renewals failed long enough for the write fence to close (or for the lease to
     /// run out): writes meanwhile were skipped.
@@ -248,7 +250,11 @@ impl Elector {
         let new = new_rvn();
         let me = self.settings.replica_id.clone();
         let sent = Instant::now();
-        match self.table.renew(&me, &olds(rvn.clone(), unsure.clone()), &new).await {
+        match self
+            .table
+            .renew(&me, &olds(rvn.clone(), unsure.clone()), &new)
+            .await
+        {
             Ok(()) => {
                 if !self.fence.permits() {
                     self.note_lapse(LeaseLapse::Lapsed);
@@ -514,8 +520,15 @@ mod tests {
         let mut role = e.became_leader(t0, "r0".into());
         advance(beat).await;
         role = e.step(role).await;
-        assert_eq!(leading(&role), Some(1), "one 500 keeps the lease; its RVN may have landed");
-        assert!(e.fence.permits(), "the fence stays open until t0 + L - margin");
+        assert_eq!(
+            leading(&role),
+            Some(1),
+            "one 500 keeps the lease; its RVN may have landed"
+        );
+        assert!(
+            e.fence.permits(),
+            "the fence stays open until t0 + L - margin"
+        );
         advance(beat).await;
         role = e.step(role).await;
         assert_eq!(leading(&role), Some(0), "the next renew succeeds");
@@ -525,7 +538,10 @@ mod tests {
         for k in 1..4 {
             advance(beat).await;
             role = e.step(role).await;
-            assert!(leading(&role).is_some(), "{k} failures, the lease may still be ours");
+            assert!(
+                leading(&role).is_some(),
+                "{k} failures, the lease may still be ours"
+            );
         }
         assert!(!e.fence.permits(), "the fence closed by itself meanwhile");
         advance(beat).await;
@@ -612,10 +628,7 @@ mod tests {
                         .build(),
                 )
             });
-        assert_eq!(
-            apply_holding(&taken, lease).await,
-            Err(LeaseLapse::Lost)
-        );
+        assert_eq!(apply_holding(&taken, lease).await, Err(LeaseLapse::Lost));
         let failing = mock!(aws_sdk_dynamodb::Client::put_item)
             .match_requests(renews)
             .sequence()

@@ -235,12 +235,17 @@ async fn only_the_replica_that_may_write_reports_incidents() {
     fence.revoke();
     assert!(round(&mut auditor, 4).is_empty());
     assert!(
-        Auditor::new(None, None).records(
-            &report(5, vec![pass(EAST, incidents(&[], true, false), vec![])], None),
-            None,
-            TIME
-        )
-        .len()
+        Auditor::new(None, None)
+            .records(
+                &report(
+                    5,
+                    vec![pass(EAST, incidents(&[], true, false), vec![])],
+                    None
+                ),
+                None,
+                TIME
+            )
+            .len()
             == 1,
         "without a lease: always"
     );
