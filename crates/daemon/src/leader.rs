@@ -247,6 +247,14 @@ impl Elector {
     }
 
     async fn renew(&mut self, rvn: String, mut unsure: Vec<String>, last_ok: Instant) -> Role {
+        if Instant::now() >= last_ok + self.settings.lease_duration {
+            // Heartbeats come from send time, so this is the heartbeat at `t_s + L`: a
+            // contender may take over from now on; step down on time, not after a call.
+            warn!("could not renew the lease for a whole lease duration: stepping down");
+            self.note_lapse(LeaseLapse::Lapsed);
+            self.step_down();
+            return Role::Follower { seen: None };
+        }
         let new = new_rvn();
         let me = self.settings.replica_id.clone();
         let sent = Instant::now();
@@ -547,7 +555,11 @@ mod tests {
         advance(beat).await;
         role = e.step(role).await;
         assert_eq!(leading(&role), None, "failed until t_s + L: stepped down");
-        assert_eq!(put.num_calls(), 6);
+        assert_eq!(
+            put.num_calls(),
+            5,
+            "at t_s + L it steps down without a call"
+        );
     }
 
     #[tokio::test(start_paused = true)]
