@@ -20,7 +20,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_ERROR: u8 = 1;
 const EXIT_CHANGES_PENDING: u8 = 2;
 const EXIT_PARTIAL: u8 = 3;
-/// `apply --lease-table`: another replica holds the lease and renews it; nothing written.
+/// `apply --lease-table`: another replica holds the lease and renews it (nothing
+/// written), or took it over during the run (writes from then on skipped).
 const EXIT_LEASE_HELD: u8 = 4;
 
 fn main() -> ExitCode {
@@ -415,7 +416,9 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
         .events_bus
         .as_deref()
         .map(|bus| gec_daemon::bus::EventSender::start(ctx.event_bus(bus), events.clone()));
-    let auditor = std::sync::Mutex::new(gec_daemon::audit::Auditor::new(replica_id, sender));
+    let auditor = std::sync::Mutex::new(
+        gec_daemon::audit::Auditor::new(replica_id, sender).with_fence(engine.fence.clone()),
+    );
     let interactive = std::io::stderr().is_terminal();
     let progress = |p: Progress<'_>| {
         if let Progress::Round(report) = p {
@@ -442,12 +445,15 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
     // Nothing writes any more: a daemon may take the lease at once. Unless the run was cut
     // off at the hard stop with a write possibly in flight: that one may land for up to
     // the operation timeout (the fence's margin), so the release waits for it.
-    if let Some(held) = held {
-        if run.is_err() {
-            tokio::time::sleep(calls.operation_timeout).await;
+    let lapse = match held {
+        Some(held) => {
+            if run.is_err() {
+                tokio::time::sleep(calls.operation_timeout).await;
+            }
+            held.release().await.err()
         }
-        held.release().await;
-    }
+        None => None,
+    };
     // Queued audit events go out before the exit, a run that timed out included.
     let sender = auditor.lock().ok().and_then(|mut a| a.take_sender());
     if let Some(sender) = sender {
@@ -491,6 +497,15 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
             "error: --timeout {:?} passed with {} rollouts still in progress",
             args.timeout, run.still_rolling
         );
+    }
+    // A run that did not hold the lease throughout skipped the writes the fence stopped:
+    // it is not done, whatever the passes say.
+    if let Some(lapse) = lapse {
+        eprintln!("error: {lapse}");
+        return Ok(match lapse {
+            gec_daemon::leader::LeaseLapse::Lost => EXIT_LEASE_HELD,
+            gec_daemon::leader::LeaseLapse::Lapsed => EXIT_ERROR,
+        });
     }
     Ok(if errored || refused || suspended {
         EXIT_ERROR

@@ -28,8 +28,10 @@ const LEASE: &str = "4s";
 const LEASE_SECS: f64 = 4.0;
 
 fn desired(alpha: &str) -> String {
+    // The tests churn alpha's tag themselves (another writer, on purpose) so the leader
+    // writes again and again: tug-of-war detection (3 reverts by default) would stop that.
     format!(
-        "version: 1\ntargets: [{{region: us-east-1}}]\nclusters:\n  - {{name: alpha, guardDutyManaged: {alpha}}}\n  - {{name: beta, guardDutyManaged: true}}\nreconcile: {{interval: 1h}}\n"
+        "version: 1\ntargets: [{{region: us-east-1}}]\nclusters:\n  - {{name: alpha, guardDutyManaged: {alpha}}}\n  - {{name: beta, guardDutyManaged: true}}\nreconcile: {{interval: 1h, conflicts: {{reverts: 0}}}}\n"
     )
 }
 
@@ -287,7 +289,8 @@ async fn until_written(sb: &Sandbox, replicas: &[&Daemon], id: &str, after: u64)
             return seq;
         }
     }
-    panic!("{id} wrote nothing within 60 s");
+    let logs: Vec<String> = replicas.iter().map(|r| r.logs()).collect();
+    panic!("{id} wrote nothing within 60 s:\n{}", logs.join("\n----\n"));
 }
 
 /// `n` failovers: each time, DynamoDB fails for the leader only (a rule on its user

@@ -34,7 +34,8 @@ pub use error::{AwsError, ErrorKind};
 pub use events::{EventBus, EventEntry, PutOutcome, EVENT_SOURCE, PUT_EVENTS_BATCH};
 pub use fence::{Fence, NOT_LEADER, WRITE_OPERATIONS};
 pub use lease::{
-    LeaseError, LeaseRecord, LeaseTable, DEFAULT_LEASE_KEY, MAX_LEASE_TEXT, TTL_LEASES,
+    LeaseError, LeaseRecord, LeaseTable, RawRvn, DEFAULT_LEASE_KEY, MAX_LEASE_TEXT, MAX_OLD_RVNS,
+    MIN_TTL, TTL_LEASES,
 };
 pub use metrics::AwsMetrics;
 pub use object::{FetchError, Fetched, ObjectClient, ObjectLocation, MAX_OBJECT_BYTES};

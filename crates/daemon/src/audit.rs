@@ -230,6 +230,8 @@ pub struct Auditor {
     sender: Option<EventSender>,
     seen: HashMap<String, Seen>,
     halted: bool,
+    /// With a lease, only the replica that may write reports incidents.
+    fence: gec_engine::Fence,
 }
 
 impl Auditor {
@@ -251,6 +253,18 @@ impl Auditor {
                 sender.send(&record);
             }
         }
+    }
+
+    /// With a lease (`run --lease-table`): incidents (refused plans, conflicts, preflight
+    /// findings, halts) are reported only by the replica the fence lets write at the end
+    /// of a round. Followers plan too and would report the same incidents from every
+    /// replica. A replica forgets what stands while it may not write, so when it becomes
+    /// the leader it reports the incidents that stand then, once. Writes and failed
+    /// rollouts (of rollouts this process started) are recorded whatever the fence says.
+    #[must_use]
+    pub fn with_fence(mut self, fence: gec_engine::Fence) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// The bus sender, to flush at shutdown.
@@ -275,6 +289,7 @@ impl Auditor {
             replica_id: self.replica_id.as_deref(),
         };
         let mut out = Vec::new();
+        let may_write = self.fence.permits();
         let labels: HashSet<String> = report.targets.iter().map(Target::label).collect();
         self.seen.retain(|label, _| labels.contains(label));
         for pass in &report.passes {
@@ -306,6 +321,12 @@ impl Auditor {
                         e.cluster, e.service, e.status
                     )),
                 ));
+            }
+            if !may_write {
+                // A follower: the leader reports incidents; this one reports what stands
+                // when it becomes the leader.
+                self.seen.remove(&label);
+                continue;
             }
             let Some(plan) = &pass.plan else {
                 continue; // not observed: what stood before is not known to have ended
@@ -371,6 +392,7 @@ impl Auditor {
             seen.findings = findings;
         }
         match &report.halted {
+            Some(_) if !may_write => self.halted = false,
             Some(halt) if !self.halted => {
                 let target = halt_target(report, halt);
                 out.push(base.record(

@@ -77,6 +77,8 @@ pub async fn run_loop(
         shutdown.await;
         stop.stop();
     });
+    // Followers plan too: only the replica that may write reports incidents.
+    let auditor = auditor.with_fence(settings.fence.clone());
     let polled = matches!(source.location(), Location::Object(_));
     let mut host = DaemonHost {
         shared,

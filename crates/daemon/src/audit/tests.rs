@@ -208,6 +208,49 @@ fn an_incident_that_stands_is_reported_once_and_again_after_it_cleared() {
     assert_eq!(standing(&mut auditor, 6).len(), 3, "back after it cleared");
 }
 
+#[tokio::test(start_paused = true)]
+async fn only_the_replica_that_may_write_reports_incidents() {
+    let fence = gec_engine::Fence::leased();
+    let mut auditor = Auditor::new(Some("b".into()), None).with_fence(fence.clone());
+    let halt = Halt {
+        cluster: "apps".into(),
+        service: "api".into(),
+        deployment_id: "ecs-svc/1".into(),
+    };
+    let round = |auditor: &mut Auditor, id| {
+        let plan = incidents(&[("api", HoldReason::AgentFailed)], true, true);
+        records(
+            auditor,
+            &report(id, vec![pass(EAST, plan, vec![])], Some(halt.clone())),
+        )
+    };
+    assert!(round(&mut auditor, 1).is_empty(), "a follower reports none");
+    fence.grant(tokio::time::Instant::now() + std::time::Duration::from_secs(10));
+    assert_eq!(
+        round(&mut auditor, 2).len(),
+        4,
+        "the new leader reports what stands, once"
+    );
+    assert!(round(&mut auditor, 3).is_empty());
+    fence.revoke();
+    assert!(round(&mut auditor, 4).is_empty());
+    assert!(
+        Auditor::new(None, None)
+            .records(
+                &report(
+                    5,
+                    vec![pass(EAST, incidents(&[], true, false), vec![])],
+                    None
+                ),
+                None,
+                TIME
+            )
+            .len()
+            == 1,
+        "without a lease: always"
+    );
+}
+
 #[test]
 fn a_failed_rollout_is_a_record_and_a_halt_is_reported_when_it_starts() {
     let mut auditor = Auditor::new(None, None);
