@@ -59,18 +59,8 @@ async fn wait_tag(sb: &Sandbox, want: Option<&str>) -> bool {
 async fn other_writer_sets_false(sb: &Sandbox, arn: &str) {
     sb.aws("us-east-1")
         .await
-        .ecs
-        .tag_resource()
-        .resource_arn(arn)
-        .tags(
-            aws_sdk_ecs::types::Tag::builder()
-                .key("GuardDutyManaged")
-                .value("false")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("the other writer tags apps");
+        .set_managed_tag(arn, "false")
+        .await;
 }
 
 fn status(daemon: &Daemon) -> Value {

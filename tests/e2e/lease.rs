@@ -259,18 +259,7 @@ fn writer_runs(writes: &[(u64, String)]) -> Vec<String> {
 async fn churn(sb: &Sandbox, replicas: &[&Daemon]) {
     let aws = sb.aws("us-east-1").await;
     let arn = aws.cluster_arn("alpha").await;
-    aws.ecs
-        .tag_resource()
-        .resource_arn(arn)
-        .tags(
-            aws_sdk_ecs::types::Tag::builder()
-                .key("GuardDutyManaged")
-                .value("false")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("flip alpha's tag");
+    aws.set_managed_tag(&arn, "false").await;
     for r in replicas {
         r.signal("HUP");
     }

@@ -78,18 +78,8 @@ async fn workload_counts_fargate_service_standalone_and_ec2_tasks_and_a_redeploy
     sb.seed(FLEET);
     let aws = sb.aws(REGION).await;
     let apps_arn = aws.cluster_arn("apps").await;
-    aws.ecs
-        .tag_resource()
-        .resource_arn(&apps_arn)
-        .tags(
-            aws_sdk_ecs::types::Tag::builder()
-                .key("GuardDutyManaged")
-                .value("true")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("tag apps: its coverage turns on, for new tasks only");
+    // Tagged: its coverage turns on, for new tasks only.
+    aws.set_managed_tag(&apps_arn, "true").await;
 
     let client = client().await;
     let seen = clusters(&client, &["apps", "idle"]).await;

@@ -128,6 +128,24 @@ impl Aws {
             .collect()
     }
 
+    /// Sets `GuardDutyManaged=value` on a cluster as another writer would: through ECS
+    /// `TagResource` (the controller writes through the Tagging API's `TagResources`, so
+    /// the request log tells the two apart).
+    pub async fn set_managed_tag(&self, cluster_arn: &str, value: &str) {
+        self.ecs
+            .tag_resource()
+            .resource_arn(cluster_arn)
+            .tags(
+                aws_sdk_ecs::types::Tag::builder()
+                    .key("GuardDutyManaged")
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("TagResource GuardDutyManaged");
+    }
+
     /// A cluster's ARN.
     pub async fn cluster_arn(&self, name: &str) -> String {
         let out = self
