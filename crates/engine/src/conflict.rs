@@ -372,7 +372,11 @@ impl Conflicts {
             at_ms: now_ms,
             ended,
         };
-        s.last_reset = Some(reset.clone());
+        // A reset that ended nothing (a resource not in conflict: the endpoint answers
+        // 404) leaves the last one that did in `/status`.
+        if !reset.ended.is_empty() {
+            s.last_reset = Some(reset.clone());
+        }
         reset
     }
 

@@ -167,10 +167,21 @@ async fn a_reset_lifts_the_hold_and_the_count_starts_again() {
         FRIDAY,
     );
     assert!(other.ended.is_empty(), "another resource: nothing reset");
+    assert_eq!(
+        options.conflicts.last_reset(),
+        None,
+        "a reset that ended nothing is not the last reset"
+    );
     let reset = options.conflicts.reset(None, FRIDAY);
     assert_eq!(reset.ended.len(), 1);
     assert_eq!(reset.ended[0].resource, APPS_ARN);
-    assert_eq!(options.conflicts.last_reset(), Some(reset));
+    assert_eq!(options.conflicts.last_reset(), Some(reset.clone()));
+    options.conflicts.reset(Some(APPS_ARN), FRIDAY + 1);
+    assert_eq!(
+        options.conflicts.last_reset(),
+        Some(reset),
+        "a 404 reset keeps the last one that ended something"
+    );
 
     let p = pass(&cloud, &desired, &options).await;
     assert!(conflicts(&p).is_empty());
