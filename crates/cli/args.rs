@@ -141,9 +141,9 @@ pub struct RunArgs {
     /// 1 to 65536; lowered to half the descriptor limit if above it.
     #[arg(long, env = "GEC_HTTP_MAX_CONNECTIONS", default_value_t = gec_daemon::serve::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     pub http_max_connections: usize,
-    /// A file holding the bearer token /status requires (at most 4 KiB; the env
-    /// GEC_STATUS_TOKEN may give the token itself instead). /metrics, /healthz and /readyz
-    /// stay open.
+    /// A file holding the bearer token /status and POST /conflicts/reset require (at most
+    /// 4 KiB; the env GEC_STATUS_TOKEN may give the token itself instead). /metrics,
+    /// /healthz and /readyz stay open.
     #[arg(long, env = "GEC_STATUS_TOKEN_FILE")]
     pub status_token_file: Option<PathBuf>,
     /// Plan every pass and write nothing; metrics still report drift.
