@@ -167,6 +167,37 @@ pub struct RunArgs {
     /// Leader election between replicas on a DynamoDB lease.
     #[command(flatten)]
     pub lease: LeaseArgs,
+    /// CloudWatch metrics through the log stream.
+    #[command(flatten)]
+    pub emf: EmfArgs,
+}
+
+/// Flags of `run` for CloudWatch Embedded Metric Format.
+#[derive(Debug, Args)]
+pub struct EmfArgs {
+    /// After each pass, write the key metrics (per target and fleet-wide) to stdout as
+    /// CloudWatch Embedded Metric Format lines; on ECS the awslogs driver ships them and
+    /// CloudWatch extracts the metrics. The logs stay on stderr.
+    #[arg(long, env = "GEC_METRICS_EMF")]
+    pub metrics_emf: bool,
+    /// The CloudWatch namespace of --metrics-emf (1 to 255 ASCII letters, digits, spaces
+    /// and . - _ / # :; not AWS/...).
+    #[arg(long, env = "GEC_METRICS_EMF_NAMESPACE", default_value = gec_daemon::emf::DEFAULT_NAMESPACE,
+          value_parser = emf_namespace)]
+    pub metrics_emf_namespace: String,
+}
+
+impl EmfArgs {
+    /// The EMF settings, when `--metrics-emf` is given.
+    pub fn settings(&self) -> Option<gec_daemon::emf::EmfSettings> {
+        self.metrics_emf.then(|| gec_daemon::emf::EmfSettings {
+            namespace: self.metrics_emf_namespace.clone(),
+        })
+    }
+}
+
+fn emf_namespace(s: &str) -> Result<String, String> {
+    gec_daemon::emf::check_namespace(s).map(|()| s.to_owned())
 }
 
 /// Flags of `run` and `apply` for audit events.

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod bus;
 pub mod conflicts;
+pub mod emf;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -61,6 +62,8 @@ pub struct Settings {
     pub replica_id: Option<String>,
     /// `--lease-table`: run as one of several replicas, writing only while leading.
     pub lease: Option<leader::LeaseSettings>,
+    /// `--metrics-emf`: the key metrics of each pass as CloudWatch EMF lines on stdout.
+    pub metrics_emf: Option<emf::EmfSettings>,
 }
 
 /// Default of [`Settings::rollout_poll`].
@@ -226,6 +229,12 @@ pub async fn run(
         config_poll: settings.config_poll,
         rollout_poll: settings.rollout_poll,
         ceilings: settings.ceilings,
+        emf: settings.metrics_emf.clone().and_then(|s| {
+            info!(namespace = %s.namespace, "metrics also go to stdout in CloudWatch Embedded Metric Format");
+            emf::Emf::start(s, shared.metrics.emf_lines_total.clone())
+                .map_err(|e| warn!(error = %e, "cannot start the EMF writer; no EMF metrics"))
+                .ok()
+        }),
     };
     let abandoned = run_loop(
         Arc::clone(&shared),

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub events_total: IntCounterVec,
     /// 1 while this replica may write: it holds the lease, or runs without one.
     pub leader: IntGauge,
+    /// `run --metrics-emf` lines by result (`crate::emf`).
+    pub emf_lines_total: IntCounterVec,
     leader_transitions_total: prometheus::IntCounter,
 }
 
@@ -249,6 +251,7 @@ impl Metrics {
             )?,
             aws: AwsMetrics::register(&r, PREFIX)?,
             events_total: add(&r, crate::bus::events_counter()?)?,
+            emf_lines_total: add(&r, crate::emf::lines_counter()?)?,
             leader: add(
                 &r,
                 IntGauge::with_opts(opts(

@@ -54,6 +54,8 @@ pub struct LoopSettings {
     pub ceilings: gec_model::plan::Ceilings,
     /// With a lease: writes start only while it permits.
     pub fence: gec_engine::Fence,
+    /// `--metrics-emf`: each pass's key metrics as EMF lines on stdout.
+    pub emf: Option<crate::emf::Emf>,
 }
 
 /// Runs until `shutdown` completes. Returns whether the last pass was abandoned with a
@@ -88,6 +90,7 @@ pub async fn run_loop(
         next_poll: polled.then(|| Instant::now() + settings.config_poll),
         generation: 0,
         auditor,
+        emf: settings.emf.clone(),
     };
     let driver = Driver::new(
         ctx,
@@ -126,6 +129,8 @@ struct DaemonHost {
     generation: u64,
     /// The audit records of each finished round.
     auditor: Auditor,
+    /// `--metrics-emf`.
+    emf: Option<crate::emf::Emf>,
 }
 
 impl Host for DaemonHost {
@@ -213,6 +218,16 @@ impl Host for DaemonHost {
         shared
             .metrics
             .rollouts(report.in_progress, report.halted.is_some());
+        if let Some(emf) = &self.emf {
+            let summary = crate::emf::Summary {
+                result,
+                seconds: report.seconds,
+                in_progress: report.in_progress,
+                halted: report.halted.is_some(),
+                leader: shared.metrics.leader.get() == 1,
+            };
+            emf.pass(&passes, summary, shared);
+        }
         if let Ok(mut status) = shared.status.write() {
             status.pass_id = report.pass_id;
             status.last_pass_at = Some(now);
