@@ -8,6 +8,7 @@ mod conflicts;
 mod controllers;
 mod coverage;
 mod daemon;
+mod emf;
 mod events;
 mod faults;
 mod hardening;
