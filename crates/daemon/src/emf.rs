@@ -292,14 +292,26 @@ fn target_metrics(c: Counts, planned: bool) -> Vec<Metric> {
 }
 
 /// The documents of one pass: one per target (dimension `Target`), then one for the fleet
-/// (no dimension).
+/// (no dimension). When `follower` (on a lease, not leading), only `Leader` 0: the metrics have no
+/// replica dimension (a task id changes with every deployment, and alarms need a fixed
+/// metric), so only the replica that writes speaks for the fleet; a follower's passes,
+/// which never write, would otherwise hide the leader's failures from a `Minimum` alarm.
 pub fn documents(
     namespace: &str,
     timestamp_ms: u64,
     passes: &[TargetPass],
     summary: Summary,
     conflicts: &[(String, gec_model::plan::Conflict)],
+    follower: bool,
 ) -> Vec<String> {
+    if follower {
+        return encode(
+            namespace,
+            timestamp_ms,
+            &[],
+            &[metric("Leader", Unit::None, 0u8)],
+        );
+    }
     let mut lines = Vec::new();
     let mut fleet = Counts::default();
     let mut failing = 0usize;
@@ -369,6 +381,8 @@ pub fn documents(
 #[derive(Debug, Clone)]
 pub struct Emf {
     namespace: String,
+    /// Runs on a lease: a follower writes only `Leader` (see [`documents`]).
+    leased: bool,
     queue: SyncSender<String>,
     lines: IntCounterVec,
 }
@@ -378,26 +392,19 @@ impl Emf {
     ///
     /// # Errors
     /// The thread could not be spawned.
-    pub fn start(settings: EmfSettings, lines: IntCounterVec) -> std::io::Result<Self> {
-        Self::start_on(settings, lines, std::io::stdout)
-    }
-
-    /// Starts the writer thread on the writer `open` returns (locked per line).
-    fn start_on<W: Write, F>(
+    pub fn start(
         settings: EmfSettings,
+        leased: bool,
         lines: IntCounterVec,
-        open: F,
-    ) -> std::io::Result<Self>
-    where
-        F: Fn() -> W + Send + 'static,
-    {
+    ) -> std::io::Result<Self> {
         let (queue, rx) = sync_channel(QUEUE);
         let counter = lines.clone();
         std::thread::Builder::new()
             .name("emf-stdout".to_owned())
-            .spawn(move || write_lines(&rx, open, &counter))?;
+            .spawn(move || write_lines(&rx, std::io::stdout, &counter))?;
         Ok(Emf {
             namespace: settings.namespace,
+            leased,
             queue,
             lines,
         })
@@ -409,7 +416,8 @@ impl Emf {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let conflicts = shared.conflicts.current();
-        for line in documents(&self.namespace, now, passes, summary, &conflicts) {
+        let follower = self.leased && !summary.leader;
+        for line in documents(&self.namespace, now, passes, summary, &conflicts, follower) {
             match self.queue.try_send(line) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) => {
@@ -444,6 +452,9 @@ fn write_lines<W: Write>(rx: &Receiver<String>, open: impl Fn() -> W, lines: &In
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EAST: &str = "us-east-1";
+    const WEST: &str = "us-west-2";
 
     fn parse(line: &str) -> Value {
         serde_json::from_str(line).expect("a JSON text")
@@ -559,6 +570,84 @@ mod tests {
         assert_eq!(
             doc["_aws"]["CloudWatchMetrics"][0]["Metrics"],
             json!([{"Name": "A", "Unit": "Count"}])
+        );
+    }
+
+    fn summary(result: PassResult) -> Summary {
+        Summary {
+            result,
+            seconds: 1.5,
+            in_progress: 1,
+            halted: true,
+            leader: true,
+        }
+    }
+
+    #[test]
+    fn a_pass_gives_a_line_per_target_and_one_for_the_fleet() {
+        use crate::testing::{pass, redeploy, tag};
+        use gec_model::TargetPlan;
+        let plan = TargetPlan {
+            actions: vec![tag(EAST, "a"), tag(EAST, "b"), redeploy(EAST, "a", "web")],
+            ..TargetPlan::default()
+        };
+        let mut down = pass(WEST, TargetPlan::default(), vec![]);
+        down.plan = None;
+        down.error = Some(gec_aws::AwsError::new(
+            gec_aws::ErrorKind::AccessDenied,
+            "ListClusters",
+            None,
+            "no",
+        ));
+        let lines = documents(
+            "NS",
+            7,
+            &[pass(EAST, plan, vec![]), down],
+            summary(PassResult::Error),
+            &[],
+            false,
+        );
+        let docs: Vec<Value> = lines.iter().map(|l| parse(l)).collect();
+        assert_eq!(docs.len(), 3);
+        assert_eq!(docs[0]["Target"], EAST);
+        assert_eq!(docs[0]["PendingActions"], 2.0);
+        assert_eq!(docs[0]["PendingRedeploys"], 1.0);
+        assert_eq!(docs[0]["TargetErrors"], 0.0);
+        // A target that could not be read: an error, and no counts it does not know.
+        assert_eq!(docs[1]["Target"], WEST);
+        assert_eq!(docs[1]["TargetErrors"], 1.0);
+        assert!(docs[1].get("UncoveredTasks").is_none());
+        let fleet = &docs[2];
+        assert!(fleet.get("Target").is_none());
+        assert_eq!(fleet["ReconcileErrors"], 1.0);
+        assert_eq!(fleet["FailingTargets"], 1.0);
+        assert_eq!(fleet["PendingActions"], 2.0);
+        assert_eq!(fleet["RedeploysHalted"], 1.0);
+        assert_eq!(fleet["RedeploysInProgress"], 1.0);
+        assert_eq!(fleet["PassDuration"], 1.5);
+        assert_eq!(fleet["Leader"], 1.0);
+    }
+
+    #[test]
+    fn a_follower_writes_only_that_it_does_not_lead() {
+        use crate::testing::pass;
+        let lines = documents(
+            "NS",
+            7,
+            &[pass(EAST, gec_model::TargetPlan::default(), vec![])],
+            Summary {
+                leader: false,
+                ..summary(PassResult::Success)
+            },
+            &[],
+            true,
+        );
+        assert_eq!(lines.len(), 1);
+        let doc = parse(&lines[0]);
+        assert_eq!(doc["Leader"], 0.0);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+            json!([{"Name": "Leader", "Unit": "None"}])
         );
     }
 

@@ -231,7 +231,7 @@ pub async fn run(
         ceilings: settings.ceilings,
         emf: settings.metrics_emf.clone().and_then(|s| {
             info!(namespace = %s.namespace, "metrics also go to stdout in CloudWatch Embedded Metric Format");
-            emf::Emf::start(s, shared.metrics.emf_lines_total.clone())
+            emf::Emf::start(s, settings.lease.is_some(), shared.metrics.emf_lines_total.clone())
                 .map_err(|e| warn!(error = %e, "cannot start the EMF writer; no EMF metrics"))
                 .ok()
         }),
