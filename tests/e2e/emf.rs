@@ -108,10 +108,7 @@ fn check_by_hand(
                     .get(key)
                     .and_then(Value::as_str)
                     .unwrap_or_else(|| panic!("dimension {key} is no string member: {line}"));
-                assert!(
-                    !value.is_empty() && value.chars().count() <= 1024,
-                    "{line}"
-                );
+                assert!(!value.is_empty() && value.chars().count() <= 1024, "{line}");
                 assert!(
                     value.bytes().all(|b| b.is_ascii() && !b.is_ascii_control()),
                     "CloudWatch dimension values are ASCII: {line}"
@@ -176,11 +173,7 @@ async fn metrics_emf_writes_valid_documents_with_the_fleets_values() {
             NAMESPACE,
         ],
     );
-    let fleet_line = |d: &Daemon| {
-        d.stdout_lines()
-            .iter()
-            .any(|l| !l.contains("\"Target\""))
-    };
+    let fleet_line = |d: &Daemon| d.stdout_lines().iter().any(|l| !l.contains("\"Target\""));
     assert!(
         daemon.wait_for(Duration::from_secs(60), fleet_line),
         "no fleet line on stdout: {:?}\n{}",
@@ -231,8 +224,9 @@ async fn metrics_emf_writes_valid_documents_with_the_fleets_values() {
         .unwrap()
         .remove("Namespace");
     let mut many: Value = serde_json::from_str(&lines[0]).unwrap();
-    many["_aws"]["CloudWatchMetrics"][0]["Metrics"] =
-        json!((0..101).map(|i| json!({"Name": format!("m{i}")})).collect::<Vec<_>>());
+    many["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!((0..101)
+        .map(|i| json!({"Name": format!("m{i}")}))
+        .collect::<Vec<_>>());
     for (name, doc) in [("no-namespace", bad), ("101-metrics", many)] {
         let f = sb.write(&format!("emf-{name}.json"), &doc.to_string());
         assert!(

@@ -68,7 +68,10 @@ pub fn check_namespace(ns: &str) -> Result<(), String> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b" .-_/#:".contains(&b))
     {
-        return Err("a CloudWatch namespace has only ASCII letters, digits, spaces and . - _ / # :".to_owned());
+        return Err(
+            "a CloudWatch namespace has only ASCII letters, digits, spaces and . - _ / # :"
+                .to_owned(),
+        );
     }
     if ns.starts_with("AWS/") || ns.starts_with(':') || ns.trim().is_empty() {
         return Err(
@@ -261,7 +264,8 @@ fn counts(pass: &TargetPass, conflicts: usize) -> (Counts, bool) {
         .iter()
         .filter_map(|r| r.tasks)
         .map(|t| {
-            usize::try_from(t.service_tasks_without_agent).unwrap_or(usize::MAX)
+            usize::try_from(t.service_tasks_without_agent)
+                .unwrap_or(usize::MAX)
                 .saturating_add(
                     usize::try_from(t.standalone_tasks_without_agent).unwrap_or(usize::MAX),
                 )
@@ -280,7 +284,11 @@ fn target_metrics(c: Counts, planned: bool) -> Vec<Metric> {
         m.extend([
             metric("UncoveredTasks", Unit::Count, counted(c.uncovered)),
             metric("PendingActions", Unit::Count, counted(c.pending_actions)),
-            metric("PendingRedeploys", Unit::Count, counted(c.pending_redeploys)),
+            metric(
+                "PendingRedeploys",
+                Unit::Count,
+                counted(c.pending_redeploys),
+            ),
             metric(
                 "ServicesCannotGetAgent",
                 Unit::Count,
@@ -353,7 +361,11 @@ pub fn documents(
         metric("Targets", Unit::Count, counted(passes.len())),
         metric("FailingTargets", Unit::Count, counted(failing)),
         metric("UncoveredTasks", Unit::Count, counted(fleet.uncovered)),
-        metric("PendingActions", Unit::Count, counted(fleet.pending_actions)),
+        metric(
+            "PendingActions",
+            Unit::Count,
+            counted(fleet.pending_actions),
+        ),
         metric(
             "PendingRedeploys",
             Unit::Count,
@@ -506,7 +518,10 @@ mod tests {
             json!([{"Name": "D", "Unit": "None"}])
         );
         assert!(doc.get("A").is_none() && doc.get("B").is_none() && doc.get("C").is_none());
-        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]));
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
         // Nothing finite: no document at all.
         assert!(encode("NS", 1, &[], &[metric("A", Unit::None, f64::NAN)]).is_empty());
     }
@@ -514,7 +529,12 @@ mod tests {
     #[test]
     fn a_long_or_foreign_label_is_cut_and_cleaned() {
         let long = "é\u{7}".repeat(2000);
-        let lines = encode("NS", 1, &[("Target", &long)], &[metric("A", Unit::Count, 1u8)]);
+        let lines = encode(
+            "NS",
+            1,
+            &[("Target", &long)],
+            &[metric("A", Unit::Count, 1u8)],
+        );
         let value = parse(&lines[0])["Target"].as_str().unwrap().to_owned();
         assert_eq!(value.chars().count(), MAX_DIMENSION_VALUE);
         assert!(value.bytes().all(|b| b == b'?'));
@@ -546,7 +566,10 @@ mod tests {
         for l in &lines {
             let doc = parse(l);
             assert_eq!(doc["Target"], "t");
-            for d in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap() {
+            for d in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+            {
                 assert!(doc[d["Name"].as_str().unwrap()].is_number());
             }
         }
