@@ -141,14 +141,19 @@ pub struct RunArgs {
     /// 1 to 65536; lowered to half the descriptor limit if above it.
     #[arg(long, env = "GEC_HTTP_MAX_CONNECTIONS", default_value_t = gec_daemon::serve::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     pub http_max_connections: usize,
-    /// A file holding the bearer token /status and POST /conflicts/reset require (at most
-    /// 4 KiB; the env GEC_STATUS_TOKEN may give the token itself instead). /metrics,
-    /// /healthz and /readyz stay open.
+    /// A file holding the bearer token /status, POST /reconcile and POST /conflicts/reset
+    /// require (at most 4 KiB; the env GEC_STATUS_TOKEN may give the token itself
+    /// instead). /metrics, /healthz and /readyz stay open.
     #[arg(long, env = "GEC_STATUS_TOKEN_FILE")]
     pub status_token_file: Option<PathBuf>,
     /// Plan every pass and write nothing; metrics still report drift.
     #[arg(long, env = "GEC_DRY_RUN")]
     pub dry_run: bool,
+    /// POST /reconcile asks for a pass now at most this often (1s to 1h); requests while
+    /// an asked-for pass has not started join it, others in between get HTTP 429.
+    #[arg(long, env = "GEC_RECONCILE_MIN_INTERVAL", default_value = "10s",
+          value_parser = duration_between(SECOND, HOUR))]
+    pub reconcile_min_interval: Duration,
     /// Targets reconciled at once (1 to 256).
     #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS,
           value_parser = concurrent_targets())]

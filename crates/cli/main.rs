@@ -93,6 +93,7 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
                 events_bus: args.events.events_bus,
                 replica_id,
                 lease,
+                reconcile_min_interval: args.reconcile_min_interval,
             };
             gec_daemon::run(settings, terminated()).await?;
             Ok(EXIT_OK)

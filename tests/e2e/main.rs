@@ -18,5 +18,6 @@ mod observability;
 mod organization;
 mod plan_apply;
 mod prometheus;
+mod reconcile;
 mod rollout;
 mod workload;

@@ -57,6 +57,8 @@ pub struct Metrics {
     /// 1 while this replica may write: it holds the lease, or runs without one.
     pub leader: IntGauge,
     leader_transitions_total: prometheus::IntCounter,
+    /// `POST /reconcile` requests by result (`crate::reconcile`).
+    pub reconcile_requests_total: IntCounterVec,
 }
 
 /// The `result` label of `reconcile_total`.
@@ -263,6 +265,7 @@ impl Metrics {
                     "Times this replica became or stopped being the leader",
                 ))?,
             )?,
+            reconcile_requests_total: add(&r, crate::reconcile::requests_counter()?)?,
             registry: r,
         };
         for result in ["success", "error", "refused", "suspended"] {
