@@ -4,6 +4,7 @@
 mod kit;
 
 mod cli_input;
+mod cli_tools;
 mod conflicts;
 mod controllers;
 mod coverage;
@@ -17,6 +18,7 @@ mod multi_account;
 mod observability;
 mod organization;
 mod plan_apply;
+mod plan_markdown;
 mod prometheus;
 mod rollout;
 mod workload;
