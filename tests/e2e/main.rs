@@ -13,6 +13,7 @@ mod events;
 mod faults;
 mod hardening;
 mod iam_policy;
+mod iam_readonly;
 mod lease;
 mod multi_account;
 mod observability;
