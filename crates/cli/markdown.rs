@@ -412,7 +412,10 @@ mod tests {
         // Outside the code block (the HTML and Markdown GitHub interprets), no tag from
         // the name; inside it, it is literal code.
         let outside: String = md.split("`````").step_by(2).collect();
-        assert!(!outside.contains("<script>") && !outside.contains("<img"), "{md}");
+        assert!(
+            !outside.contains("<script>") && !outside.contains("<img"),
+            "{md}"
+        );
         // The block's fence is longer than any backtick run inside it, and every line of
         // the block starts with its marker: nothing inside can end it.
         assert!(md.contains("\n`````diff\n"), "{md}");
