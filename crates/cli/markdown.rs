@@ -342,13 +342,13 @@ pub fn plan(passes: &[TargetPass]) -> String {
         }
         let _ = writeln!(
             out,
-            "\n<details{}>\n<summary>{}</summary>\n",
+            "\n<details{}>\n<summary>{}</summary>",
             if b.open { " open" } else { "" },
             b.summary
         );
         if !b.lines.is_empty() {
             let fence = fence(&b.lines);
-            let _ = writeln!(out, "{fence}diff");
+            let _ = writeln!(out, "\n{fence}diff");
             for l in &b.lines {
                 if out.len() + l.len() + fence.len() + RESERVE > MAX_BYTES {
                     cut = true;
@@ -434,6 +434,52 @@ mod tests {
             escape("a<b>&\"`*_[x]|"),
             "a&lt;b&gt;&amp;&quot;&#96;&#42;&#95;&#91;x&#93;&#124;"
         );
+    }
+
+    #[test]
+    fn untags_holds_refusals_and_quiet_targets_each_have_their_line() {
+        use gec_model::plan::{HoldReason, Refusal, Scope};
+        use gec_model::testing::{held, tag};
+        let mut busy = TargetPlan::default();
+        busy.clusters.push(row("us-east-1", "payments-prod"));
+        busy.actions.push(tag("us-east-1", "payments-prod"));
+        busy.actions.push(gec_model::Action::UntagCluster {
+            target: gec_model::testing::target_ref("us-east-1"),
+            cluster: "scratch".to_owned(),
+            cluster_arn: gec_model::testing::arn("scratch"),
+            from: "true".to_owned(),
+        });
+        busy.held.push(held(
+            "us-east-1",
+            "payments-prod",
+            "batch",
+            HoldReason::Excluded,
+        ));
+        busy.refused = Some(Refusal {
+            region: "us-east-1".to_owned(),
+            scope: Scope::Target,
+            targets: vec!["us-east-1".to_owned()],
+            limit: "maxClusterChangesPerCycle",
+            value: 2.0,
+            max: 1.0,
+            reason: "2 tag changes > 1 <allowed>".to_owned(),
+        });
+        let mut quiet = TargetPlan::default();
+        quiet.clusters.push(row("us-east-1", "orders-prod"));
+        let md = plan(&[pass(busy), pass(quiet)]);
+        for want in [
+            "### guardduty-ecs-controller plan: 1 to tag, 0 detector changes, 1 to untag, 0 to redeploy\n",
+            "2 targets, 2 clusters; 1 service held, 0 conflicts, 0 targets could not be planned.",
+            "**Refused** by safety.maxClusterChangesPerCycle: 2 tag changes &gt; 1 &lt;allowed&gt;",
+            "+ payments-prod  GuardDutyManaged=true\n",
+            "- scratch  GuardDutyManaged=true\n+ scratch  (no GuardDutyManaged tag)\n",
+            "# held: payments-prod/batch: excluded",
+            "# REFUSED (safety.maxClusterChangesPerCycle): 2 tag changes > 1 <allowed>",
+            "<details open>\n<summary><b>us-east-1</b> (account 123456789012): <b>refused</b>",
+            "<details>\n<summary><b>us-east-1</b> (account 123456789012): no changes (1 cluster)</summary>\n\n</details>",
+        ] {
+            assert!(md.contains(want), "{want:?} not in\n{md}");
+        }
     }
 
     #[test]
