@@ -59,6 +59,8 @@ pub struct Metrics {
     /// `run --metrics-emf` lines by result (`crate::emf`).
     pub emf_lines_total: IntCounterVec,
     leader_transitions_total: prometheus::IntCounter,
+    /// `POST /reconcile` requests by result (`crate::reconcile`).
+    pub reconcile_requests_total: IntCounterVec,
 }
 
 /// The `result` label of `reconcile_total`.
@@ -266,6 +268,7 @@ impl Metrics {
                     "Times this replica became or stopped being the leader",
                 ))?,
             )?,
+            reconcile_requests_total: add(&r, crate::reconcile::requests_counter()?)?,
             registry: r,
         };
         for result in ["success", "error", "refused", "suspended"] {

@@ -28,6 +28,8 @@ pub enum Trigger {
     File,
     /// SIGHUP.
     Hangup,
+    /// `POST /reconcile` (rate-limited in [`crate::reconcile`]): what SIGHUP does.
+    Request,
     /// Time to poll an `s3://` desired state.
     Poll,
 }
@@ -152,9 +154,11 @@ impl Host for DaemonHost {
                 sleep(DEBOUNCE).await;
             }
             // Everything that arrived meanwhile is folded into this one round.
-            let mut hangup = first == Some(Trigger::Hangup);
+            // A request for a pass now does what SIGHUP does.
+            let forced = |t: Option<Trigger>| matches!(t, Some(Trigger::Hangup | Trigger::Request));
+            let mut hangup = forced(first);
             while let Ok(t) = self.triggers.try_recv() {
-                hangup |= t == Trigger::Hangup;
+                hangup |= forced(Some(t));
             }
             let timer = first.is_none();
             let refresh = self.reload().await;
@@ -169,6 +173,8 @@ impl Host for DaemonHost {
             if refresh == Refresh::Loaded {
                 self.generation += 1;
             }
+            // Whatever woke it, this round is the pass a waiting request asked for.
+            self.shared.reconcile.round_started();
             // A timer round skips targets in backoff; a new desired state or SIGHUP tries
             // all.
             return Some(Round {
