@@ -1,8 +1,8 @@
 //! The commit `--version` names: `git rev-parse HEAD` (and `-dirty` when `git status
 //! --porcelain` lists anything) with the commit's date, else the environment's
 //! `GEC_GIT_COMMIT` (the Dockerfile passes it: the image build has no .git), else
-//! `unknown`. Reruns only when HEAD, the branch it points to, or the index change, so an
-//! ordinary edit does not rebuild the binary for it.
+//! `unknown`. Reruns only when HEAD or the branch it points to change, so an ordinary
+//! edit does not rebuild the binary for it.
 
 use std::process::Command;
 
@@ -25,23 +25,51 @@ fn short(commit: &str) -> Option<String> {
 fn main() {
     println!("cargo:rerun-if-env-changed=GEC_GIT_COMMIT");
     println!("cargo:rerun-if-env-changed=GEC_GIT_DATE");
-    let from_git = git(&["rev-parse", "HEAD"]).and_then(|c| short(&c));
+    // Only this repository's own commit: a crate built from a tarball inside some other
+    // git repository (a home directory under version control) has none.
+    let own_repo = git(&["rev-parse", "--show-toplevel"]).is_some_and(|top| {
+        let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+        match (
+            std::fs::canonicalize(top),
+            std::fs::canonicalize(manifest),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    });
+    let from_git = own_repo
+        .then(|| git(&["rev-parse", "HEAD"]))
+        .flatten()
+        .and_then(|c| short(&c));
     let described = match from_git {
         Some(commit) => {
-            // HEAD, the ref it points to (a worktree's own HEAD, the common refs), the
-            // packed refs, and the index (a commit or `git add`).
-            for what in ["HEAD", "index", "packed-refs"] {
-                if let Some(path) = git(&["rev-parse", "--git-path", what]) {
-                    println!("cargo:rerun-if-changed={path}");
+            // HEAD (a worktree's own), the packed refs, and the branch it points to.
+            // Only paths that exist: cargo reruns a script on every build while a path it
+            // watches is missing. A branch whose ref is packed is watched through its
+            // folder (a commit writes the loose ref again). The index is not watched (any
+            // `git status` may rewrite it): `-dirty` is as of the last commit or checkout.
+            let watch = |path: Option<String>| match path {
+                Some(p) if std::path::Path::new(&p).exists() => {
+                    println!("cargo:rerun-if-changed={p}");
+                    true
                 }
-            }
+                _ => false,
+            };
+            watch(git(&["rev-parse", "--git-path", "HEAD"]));
+            watch(git(&["rev-parse", "--git-path", "packed-refs"]));
             if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-                if let Some(path) = git(&["rev-parse", "--git-path", &branch]) {
-                    println!("cargo:rerun-if-changed={path}");
+                if !watch(git(&["rev-parse", "--git-path", &branch])) {
+                    watch(git(&["rev-parse", "--git-path", "refs/heads"]));
                 }
             }
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
+            // `--no-optional-locks`: the build never rewrites the index itself.
+            let dirty = git(&[
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+            ])
+            .is_some_and(|s| !s.is_empty());
             let date = git(&["log", "-1", "--format=%cs", "HEAD"]).unwrap_or_default();
             format!(
                 "{commit}{}{}{date}",

@@ -50,22 +50,6 @@ impl Cli {
     /// # Errors
     /// A usage error naming the flags that contradict each other.
     pub fn check(&self) -> Result<(), clap::Error> {
-        // Markdown is a pull-request comment of a plan: apply and status refuse it before
-        // any AWS call (apply has results a comment would not show).
-        let markdown = match &self.command {
-            Command::Apply(a) => Some(("apply", a.plan.output)),
-            Command::Status(s) => Some(("status", s.output)),
-            _ => None,
-        };
-        if let Some((command, Output::Markdown)) = markdown {
-            return Err(Cli::command().error(
-                clap::error::ErrorKind::InvalidValue,
-                format!(
-                    "{command} --output markdown: only plan writes Markdown (a pull-request \
-                     comment); use --output text or json"
-                ),
-            ));
-        }
         if self.aws_operation_timeout < self.aws_attempt_timeout {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -366,7 +350,7 @@ pub struct StatusArgs {
     #[arg(long, env = "GEC_CONFIG")]
     pub config: String,
     /// Output format on stdout.
-    #[arg(long, env = "GEC_OUTPUT", value_enum, default_value = "text")]
+    #[arg(long, env = "GEC_OUTPUT", default_value = "text", value_parser = text_or_json())]
     pub output: Output,
     /// Targets read at once (1 to 256).
     #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS,
@@ -386,6 +370,9 @@ pub struct PlanCommand {
     /// Flags shared with `apply`.
     #[command(flatten)]
     pub plan: PlanArgs,
+    /// Output format on stdout (markdown: a pull-request comment).
+    #[arg(long, env = "GEC_OUTPUT", value_enum, default_value = "text")]
+    pub output: Output,
     /// Read-only credentials for every target.
     #[command(flatten)]
     pub read_only: ReadOnlyArgs,
@@ -413,9 +400,6 @@ pub struct PlanArgs {
     /// The desired-state file, or `s3://bucket/key`.
     #[arg(long, env = "GEC_CONFIG")]
     pub config: String,
-    /// Output format on stdout.
-    #[arg(long, env = "GEC_OUTPUT", value_enum, default_value = "text")]
-    pub output: Output,
     /// Do not refuse a plan over a safety limit.
     #[arg(long, env = "GEC_ALLOW_MASS_CHANGE")]
     pub allow_mass_change: bool,
@@ -465,6 +449,9 @@ pub struct ApplyArgs {
     /// Flags shared with `plan`.
     #[command(flatten)]
     pub plan: PlanArgs,
+    /// Output format on stdout.
+    #[arg(long, env = "GEC_OUTPUT", default_value = "text", value_parser = text_or_json())]
+    pub output: Output,
     /// Give up after this long (e.g. 90s, 15m, 1h; 1s to 24h), waiting for the redeploys
     /// it started included.
     #[arg(long, env = "GEC_TIMEOUT", default_value = "15m",
@@ -494,9 +481,17 @@ pub enum Output {
     Text,
     /// The stable plan JSON of DESIGN §4.
     Json,
-    /// A pull-request comment (`plan`, `apply`: the plan; not `status`): a summary, then
-    /// a collapsible diff per target.
+    /// A pull-request comment (`plan` only): a summary, then a collapsible diff per
+    /// target.
     Markdown,
+}
+
+/// `--output` of `apply` and `status`: text or json (Markdown is a plan's pull-request
+/// comment), so help, completions and the man page offer only what they take.
+fn text_or_json() -> impl clap::builder::TypedValueParser<Value = Output> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["text", "json"])
+        .try_map(|s| <Output as ValueEnum>::from_str(&s, false))
 }
 
 /// Log formats.

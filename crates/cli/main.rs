@@ -319,7 +319,7 @@ async fn plan(command: PlanCommand, calls: gec_aws::CallSettings) -> anyhow::Res
         command.read_only.read_only_role.as_deref(),
     )
     .await?;
-    match args.output {
+    match command.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&output::json(&passes))?),
         Output::Text => print!("{}", output::plan_text(&passes)),
         Output::Markdown => print!("{}", markdown::plan(&passes)),
@@ -513,7 +513,7 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
     }
     let run: ApplyRun = run
         .map_err(|_| anyhow::anyhow!("apply did not finish within --timeout {:?}", args.timeout))?;
-    match args.plan.output {
+    match args.output {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(&output::apply_json(&run))?

@@ -3,11 +3,14 @@
 //! `diff` code block: `-` the value AWS has, `+` the value the desired state wants, `!` a
 //! redeploy, `#` what is held, refused or failed and why.
 //!
-//! Everything from AWS or the desired-state file is escaped: outside the code blocks as
-//! HTML entities (no tag, link, emphasis or code span can be opened by a name), inside them
-//! by a fence longer than any run of backticks in the block, one line per item (control
-//! characters become spaces). The whole comment stays under GitHub's 65,536-character
-//! limit; what does not fit is cut with a note pointing to `--output json`.
+//! Names from AWS or the desired-state file (clusters, services, tag values, reasons, AWS
+//! error text) appear only inside the code blocks, one line per item (control characters
+//! become spaces) that starts with its marker, so no line can close the fence and nothing
+//! in it is HTML, a link or a mention. Outside them only labels, account ids and counts
+//! appear, escaped as HTML entities all the same (an `@` also gets a zero-width space
+//! after it: GitHub finds mentions after decoding entities). Each line and each refusal is
+//! capped, and the whole comment stays under GitHub's 65,536-character limit; what does
+//! not fit is cut with a note pointing to `--output json`.
 
 use std::fmt::Write as _;
 
@@ -44,7 +47,7 @@ pub fn escape(text: &str) -> String {
             '~' => out.push_str("&#126;"),
             '#' => out.push_str("&#35;"),
             '!' => out.push_str("&#33;"),
-            '@' => out.push_str("&#64;"),
+            '@' => out.push_str("&#64;\u{200B}"),
             c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
@@ -52,30 +55,30 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// The most characters of one code-block line (an AWS error message can be long).
+const MAX_LINE_CHARS: usize = 1_000;
+/// The most refusals the heading lists.
+const MAX_REFUSALS: usize = 10;
+
 /// One line of a code block: control characters (a newline in an AWS message) are spaces,
-/// so each item is one line and starts with its marker.
+/// so each item is one line and starts with its marker, at most [`MAX_LINE_CHARS`].
 fn line(marker: char, text: &str) -> String {
-    let text: String = text
+    let mut text: String = text
         .chars()
+        .take(MAX_LINE_CHARS + 1)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
+    if text.chars().count() > MAX_LINE_CHARS {
+        text = text.chars().take(MAX_LINE_CHARS).collect();
+        text.push_str(" [...]");
+    }
     format!("{marker} {text}")
 }
 
-/// A fence of backticks longer than any run of backticks in `lines`, at least three.
-fn fence(lines: &[String]) -> String {
-    let longest = lines
-        .iter()
-        .map(|l| {
-            l.split(|c| c != '`')
-                .map(str::len)
-                .max()
-                .unwrap_or_default()
-        })
-        .max()
-        .unwrap_or_default();
-    "`".repeat((longest + 1).max(3))
-}
+/// The code fence. Every line in a block starts with its marker (`+`, `-`, `!`, `#`), and a
+/// closing fence is a line of backticks after at most three spaces, so no line can close it
+/// whatever backticks it holds.
+const FENCE: &str = "```";
 
 /// The diff lines of one action.
 fn action_lines(action: &Action) -> Vec<String> {
@@ -296,7 +299,13 @@ fn heading(passes: &[TargetPass]) -> String {
     }
     let failed = passes.iter().filter(|p| p.error.is_some()).count();
     let mut out = String::new();
-    if counts.total() == 0 {
+    if counts.total() == 0 && failed > 0 {
+        let _ = writeln!(
+            out,
+            "### guardduty-ecs-controller plan: no changes found, {} could not be planned\n",
+            plural(failed, "target", "targets")
+        );
+    } else if counts.total() == 0 {
         out.push_str("### guardduty-ecs-controller plan: no changes\n\n");
     } else {
         let _ = writeln!(
@@ -322,8 +331,16 @@ fn heading(passes: &[TargetPass]) -> String {
         plural(conflicts, "conflict", "conflicts"),
         plural(failed, "target", "targets"),
     );
-    for r in &refusals {
-        let _ = writeln!(out, "\n**Refused** by {}", escape(r));
+    for r in refusals.iter().take(MAX_REFUSALS) {
+        let r: String = r.chars().take(MAX_LINE_CHARS).collect();
+        let _ = writeln!(out, "\n**Refused** by {}", escape(&r));
+    }
+    if refusals.len() > MAX_REFUSALS {
+        let _ = writeln!(
+            out,
+            "\n**Refused** in {} more ways: see each target below.",
+            refusals.len() - MAX_REFUSALS
+        );
     }
     out
 }
@@ -347,7 +364,7 @@ pub fn plan(passes: &[TargetPass]) -> String {
             b.summary
         );
         if !b.lines.is_empty() {
-            let fence = fence(&b.lines);
+            let fence = FENCE;
             let _ = writeln!(out, "\n{fence}diff");
             for l in &b.lines {
                 if out.len() + l.len() + fence.len() + RESERVE > MAX_BYTES {
@@ -409,26 +426,22 @@ mod tests {
         }
         p.actions.push(action);
         let md = plan(&[pass(p)]);
-        // Outside the code block (the HTML and Markdown GitHub interprets), no tag from
-        // the name; inside it, it is literal code.
-        let outside: String = md.split("`````").step_by(2).collect();
-        assert!(
-            !outside.contains("<script>") && !outside.contains("<img"),
-            "{md}"
-        );
-        // The block's fence is longer than any backtick run inside it, and every line of
-        // the block starts with its marker: nothing inside can end it.
-        assert!(md.contains("\n`````diff\n"), "{md}");
-        let inside: Vec<&str> = md
-            .split("`````diff\n")
-            .nth(1)
-            .and_then(|rest| rest.split("\n`````\n").next())
-            .expect("one diff block")
-            .lines()
-            .collect();
+        // Every line inside the block starts with its marker, so nothing closes it early:
+        // the block ends at the first line that is only the fence.
+        let (before, rest) = md.split_once("```diff\n").expect("one diff block");
+        let (inside, after) = rest.split_once("\n```\n").expect("the fence closes");
+        let inside: Vec<&str> = inside.lines().collect();
         assert!(
             inside.iter().all(|l| l.starts_with(['+', '-', '!', '#'])),
             "{inside:?}"
+        );
+        assert!(inside.iter().any(|l| l.contains("<script>alert(1)</script>")));
+        // Outside the code block (the HTML and Markdown GitHub interprets), no tag from
+        // the names.
+        let outside = format!("{before}{after}");
+        assert!(
+            !outside.contains("<script>") && !outside.contains("<img"),
+            "{md}"
         );
         assert_eq!(
             escape("a<b>&\"`*_[x]|"),
@@ -501,5 +514,42 @@ mod tests {
             "{}",
             &md[md.len() - 400..]
         );
+    }
+
+    #[test]
+    fn long_lines_and_many_refusals_stay_within_the_limit() {
+        use gec_model::plan::{Refusal, Scope};
+        // One reason of 40,000 backticks, and 600 targets refused for different reasons.
+        let mut p = TargetPlan::default();
+        let mut action = redeploy("us-east-1", "apps", "api");
+        if let gec_model::Action::RedeployService { reason, .. } = &mut action {
+            *reason = "`".repeat(40_000);
+        }
+        p.actions.push(action);
+        let mut passes = vec![pass(p)];
+        for i in 0..600 {
+            let mut refused = TargetPlan::default();
+            refused.refused = Some(Refusal {
+                region: "us-east-1".to_owned(),
+                scope: Scope::Target,
+                targets: vec!["us-east-1".to_owned()],
+                limit: "maxClusterChangesPerCycle",
+                value: f64::from(i),
+                max: 1.0,
+                reason: format!("{i} tag changes > 1 {}", "y".repeat(150)),
+            });
+            passes.push(pass(refused));
+        }
+        let md = plan(&passes);
+        assert!(md.len() <= MAX_BYTES, "{}", md.len());
+        assert_eq!(md.matches("**Refused** by").count(), 10, "{md}");
+        assert!(md.contains("**Refused** in 590 more ways"));
+        let longest = md.lines().map(str::len).max().unwrap_or_default();
+        assert!(longest < 1_100, "{longest}");
+    }
+
+    #[test]
+    fn a_mention_in_a_label_pings_nobody() {
+        assert_eq!(escape("@team"), "&#64;\u{200B}team");
     }
 }

@@ -241,7 +241,10 @@ pub async fn reconcile(State(shared): State<Arc<Shared>>, body: Bytes) -> Respon
             "POST /reconcile takes no body: the pass converges on the desired state in force",
         );
     }
-    if shared.status().sha256.is_none() {
+    // Only the flag: a clone of the whole status per request would let a client that
+    // floods the port make the daemon copy every target's last pass.
+    let loaded = shared.status.read().is_ok_and(|s| s.sha256.is_some());
+    if !loaded {
         return refused(
             &shared,
             StatusCode::SERVICE_UNAVAILABLE,
