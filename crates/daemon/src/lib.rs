@@ -8,6 +8,7 @@ pub mod conflicts;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod page;
 pub mod read;
 pub mod runloop;
 pub mod serve;
