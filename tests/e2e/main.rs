@@ -19,4 +19,5 @@ mod organization;
 mod plan_apply;
 mod prometheus;
 mod rollout;
+mod status_page;
 mod workload;

@@ -121,7 +121,8 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:.5re
 table{border-collapse:collapse;min-width:100%;font-size:.9rem}
 th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #8883;vertical-align:top;white-space:nowrap}
 td.wrap{white-space:normal;min-width:12rem;overflow-wrap:anywhere}
-th{background:#8881;position:sticky;top:0}
+td.name{white-space:normal;overflow-wrap:anywhere;max-width:22rem}td code{white-space:normal;overflow-wrap:break-word}
+th{background:#8881;white-space:normal;min-width:4rem}
 code{font-size:.85em;overflow-wrap:anywhere}
 .alert{border-left:4px solid var(--bad);background:#c6282814;padding:.5rem .8rem;margin:.75rem 0}
 .alert pre{white-space:pre-wrap;overflow-wrap:anywhere;margin:.3rem 0 0}
@@ -159,7 +160,7 @@ pub fn render(status: &Status, options: &PageOptions) -> String {
     );
     match options.refresh {
         Some(n) => {
-            let _ = write!(h, "Refreshes every {n} s (<a href=\"./\">stop</a>).</p>\n");
+            let _ = writeln!(h, "Refreshes every {n} s (<a href=\"./\">stop</a>).</p>");
         }
         None => h.push_str("<a href=\"?refresh=30\">Refresh every 30 s</a>.</p>\n"),
     }
