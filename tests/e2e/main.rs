@@ -24,4 +24,5 @@ mod plan_markdown;
 mod prometheus;
 mod reconcile;
 mod rollout;
+mod status_page;
 mod workload;

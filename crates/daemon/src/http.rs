@@ -50,6 +50,7 @@ impl Shared {
 /// checks carry no credentials); `/status` needs the bearer token when one is set.
 pub fn router(shared: Arc<Shared>) -> Router {
     let guarded = Router::new()
+        .route("/", get(crate::page::handler))
         .route("/status", get(status))
         .route(
             "/conflicts/reset",

@@ -9,6 +9,7 @@ pub mod emf;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod page;
 pub mod read;
 pub mod reconcile;
 pub mod runloop;

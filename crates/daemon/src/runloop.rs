@@ -238,6 +238,7 @@ impl Host for DaemonHost {
             status.pass_id = report.pass_id;
             status.last_pass_at = Some(now);
             status.last_result = Some(result.as_str());
+            status.last_pass_seconds = Some(report.seconds);
             status.reached_aws = reached_aws;
             status.passes = passes;
             status.watching = report.watching;

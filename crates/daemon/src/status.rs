@@ -35,6 +35,8 @@ pub struct Status {
     pub last_pass_at: Option<SystemTime>,
     /// Its result label.
     pub last_result: Option<&'static str>,
+    /// How long it took, in seconds.
+    pub last_pass_seconds: Option<f64>,
     /// Whether the last pass reached AWS in at least one target.
     pub reached_aws: bool,
     /// The last pass, per target.
@@ -97,6 +99,7 @@ impl Status {
                 id: self.pass_id,
                 finished_at: self.last_pass_at.map(unix_secs),
                 result: self.last_result.map(|r| r.to_string()),
+                seconds: self.last_pass_seconds,
             },
             targets: self
                 .passes
@@ -241,6 +244,8 @@ pub struct LastPassJson {
     pub finished_at: Option<f64>,
     /// Its result label (`reconcile_total`'s `result`).
     pub result: Option<String>,
+    /// How long it took, in seconds.
+    pub seconds: Option<f64>,
 }
 
 /// One target of the last pass.

@@ -44,6 +44,20 @@ pub fn request(
     body: impl Into<Bytes>,
     timeout: Duration,
 ) -> Result<(u16, String), String> {
+    exchange(method, url, headers, body, timeout).map(|(status, _, body)| (status, body))
+}
+
+/// A response: status, headers (names in lower case), body.
+pub type Exchanged = (u16, Vec<(String, String)>, String);
+
+/// [`request`] that also returns the response headers.
+pub fn exchange(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+    timeout: Duration,
+) -> Result<Exchanged, String> {
     let mut builder = hyper::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -56,13 +70,23 @@ pub fn request(
     let exchange = async move {
         let response = client.request(request).await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
         let body = response
             .into_body()
             .collect()
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
     };
     // Spawned on the client's runtime and waited for here: this thread may be a test's
     // own runtime, which cannot block on another.
