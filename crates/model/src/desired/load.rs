@@ -24,9 +24,19 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// Most cluster rules accepted in one file.
 pub const MAX_RULES: usize = 10_000;
 
+/// Where the desired-state schema is published (its `$id`): the repository's address
+/// (Cargo.toml `repository`) and the file's path in it. Editors take it from a
+/// `# yaml-language-server: $schema=...` modeline.
+pub const SCHEMA_ID: &str = concat!(
+    env!("CARGO_PKG_REPOSITORY"),
+    "/schemas/desired.schema.json"
+);
+
 /// The JSON Schema of the desired-state file, generated from the same types the parser uses.
 pub fn json_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(DesiredState)).unwrap_or_default()
+    let mut schema = schemars::schema_for!(DesiredState);
+    schema.insert("$id".into(), SCHEMA_ID.into());
+    serde_json::to_value(schema).unwrap_or_default()
 }
 
 /// Reads a desired-state file from its bytes: the whole validate path, with every
