@@ -73,33 +73,101 @@ mod tests {
 
     #[test]
     fn each_pattern_accepts_what_its_check_accepts_and_refuses_what_it_refuses() {
-        agree("account id", ACCOUNT_ID, is_account_id, &[
-            "111111111111", "011111111111", "11111111111", "1111111111111", "11111111111a", "",
-            " 111111111111",
-        ]);
-        agree("region", REGION, looks_like_region, &[
-            "us-east-1", "eu-central-2", "us-gov-west-1", "cn-north-1", "ap-southeast-10",
-            "useast1", "us-east", "US-EAST-1", "us--east-1", "us-east-1a", "-us-east-1",
-            "us-east-1-", "us_east-1", "a-b-1", "",
-        ]);
-        agree("role ARN", ROLE_ARN, looks_like_role_arn, &[
-            "arn:aws:iam::111111111111:role/x", "arn:aws-cn:iam::111111111111:role/a/b:c",
-            "arn::iam::111111111111:role/", "arn:aws:iam::11111111111:role/x",
-            "arn:aws:iam::111111111111:user/x", "arn:aws:sts::111111111111:role/x",
-            "aws:iam::111111111111:role/x", "arn:aws:iam:x:y:111111111111:role/x", "x",
-        ]);
-        agree("role name", ROLE_NAME, |n| bad_role_name(n).is_none(), &[
-            "gec", "path/to/gec", "a+=,.@_-", "a//b", &"r".repeat(64), &"r".repeat(65),
-            &format!("p/{}", "r".repeat(64)), "", "/gec", "gec/", "arn:aws:iam::1:role/x",
-            "with space", "ünï",
-        ]);
-        agree("cluster name", CLUSTER_NAME, |n| !(n.trim().is_empty() || n.contains(char::is_whitespace)), &[
-            "prod", "arn:aws:ecs:us-east-1:111111111111:cluster/prod", "", " ", "a b", "a\tb", "x ",
-        ]);
-        agree("time of day", HHMM, |t| parse_hhmm(t).is_some(), &[
-            "00:00", "09:30", "23:59", "24:00", "24:01", "25:00", "9:30", "09:60", "+1:30",
-            "0930", "09:30:00", "",
-        ]);
+        agree(
+            "account id",
+            ACCOUNT_ID,
+            is_account_id,
+            &[
+                "111111111111",
+                "011111111111",
+                "11111111111",
+                "1111111111111",
+                "11111111111a",
+                "",
+                " 111111111111",
+            ],
+        );
+        agree(
+            "region",
+            REGION,
+            looks_like_region,
+            &[
+                "us-east-1",
+                "eu-central-2",
+                "us-gov-west-1",
+                "cn-north-1",
+                "ap-southeast-10",
+                "useast1",
+                "us-east",
+                "US-EAST-1",
+                "us--east-1",
+                "us-east-1a",
+                "-us-east-1",
+                "us-east-1-",
+                "us_east-1",
+                "a-b-1",
+                "",
+            ],
+        );
+        agree(
+            "role ARN",
+            ROLE_ARN,
+            looks_like_role_arn,
+            &[
+                "arn:aws:iam::111111111111:role/x",
+                "arn:aws-cn:iam::111111111111:role/a/b:c",
+                "arn::iam::111111111111:role/",
+                "arn:aws:iam::11111111111:role/x",
+                "arn:aws:iam::111111111111:user/x",
+                "arn:aws:sts::111111111111:role/x",
+                "aws:iam::111111111111:role/x",
+                "arn:aws:iam:x:y:111111111111:role/x",
+                "x",
+            ],
+        );
+        agree(
+            "role name",
+            ROLE_NAME,
+            |n| bad_role_name(n).is_none(),
+            &[
+                "gec",
+                "path/to/gec",
+                "a+=,.@_-",
+                "a//b",
+                &"r".repeat(64),
+                &"r".repeat(65),
+                &format!("p/{}", "r".repeat(64)),
+                "",
+                "/gec",
+                "gec/",
+                "arn:aws:iam::1:role/x",
+                "with space",
+                "ünï",
+            ],
+        );
+        agree(
+            "cluster name",
+            CLUSTER_NAME,
+            |n| !(n.trim().is_empty() || n.contains(char::is_whitespace)),
+            &[
+                "prod",
+                "arn:aws:ecs:us-east-1:111111111111:cluster/prod",
+                "",
+                " ",
+                "a b",
+                "a\tb",
+                "x ",
+            ],
+        );
+        agree(
+            "time of day",
+            HHMM,
+            |t| parse_hhmm(t).is_some(),
+            &[
+                "00:00", "09:30", "23:59", "24:00", "24:01", "25:00", "9:30", "09:60", "+1:30",
+                "0930", "09:30:00", "",
+            ],
+        );
     }
 
     #[test]
@@ -107,11 +175,22 @@ mod tests {
         let db = jiff::tz::TimeZoneDatabase::bundled();
         let names: Vec<String> = db.available().map(|n| n.to_string()).collect();
         assert!(names.len() > 300, "{} zones", names.len());
-        for name in names.iter().map(String::as_str).chain(["utc", "europe/berlin"]) {
+        for name in names
+            .iter()
+            .map(String::as_str)
+            .chain(["utc", "europe/berlin"])
+        {
             assert!(time_zone(Some(name)).is_some(), "{name}");
             assert!(matches(TIME_ZONE, name), "{name}");
         }
-        for bad in ["", "/UTC", "Europe/", "Europe//Berlin", "Europe/Berlin ", "1Zone"] {
+        for bad in [
+            "",
+            "/UTC",
+            "Europe/",
+            "Europe//Berlin",
+            "Europe/Berlin ",
+            "1Zone",
+        ] {
             assert!(!matches(TIME_ZONE, bad), "{bad:?}");
         }
     }
@@ -119,21 +198,69 @@ mod tests {
     #[test]
     fn the_duration_pattern_accepts_every_duration_validate_accepts() {
         let good = [
-            "30s", "5m", "1h", "1h30m", "1h 30m", "1.5h", "1,5h", "90m", "5 minutes", "0s", "1d",
-            "1d12h", "1w", "500ms", "1s500ms", "0.25s", "1us", "7ns", "2 hours, 30 minutes",
-            "1 day 02:00:00", "01:30:00", "+5m", "5µs", "3 secs", "720h", "30d",
+            "30s",
+            "5m",
+            "1h",
+            "1h30m",
+            "1h 30m",
+            "1.5h",
+            "1,5h",
+            "90m",
+            "5 minutes",
+            "0s",
+            "1d",
+            "1d12h",
+            "1w",
+            "500ms",
+            "1s500ms",
+            "0.25s",
+            "1us",
+            "7ns",
+            "2 hours, 30 minutes",
+            "1 day 02:00:00",
+            "01:30:00",
+            "+5m",
+            "5µs",
+            "3 secs",
+            "720h",
+            "30d",
         ];
         for text in good {
-            assert!(DurationSpec::parse(text).is_ok(), "validate should accept {text:?}");
-            assert!(matches(DURATION, text), "the pattern should accept {text:?}");
+            assert!(
+                DurationSpec::parse(text).is_ok(),
+                "validate should accept {text:?}"
+            );
+            assert!(
+                matches(DURATION, text),
+                "the pattern should accept {text:?}"
+            );
         }
         let bad = [
-            "", " ", "5", "m", "5x", "-1s", "1s ago", "PT1H", "1mo", "1y", "1 year", "5M",
-            "s5", "1h-", "ten minutes",
+            "",
+            " ",
+            "5",
+            "m",
+            "5x",
+            "-1s",
+            "1s ago",
+            "PT1H",
+            "1mo",
+            "1y",
+            "1 year",
+            "5M",
+            "s5",
+            "1h-",
+            "ten minutes",
         ];
         for text in bad {
-            assert!(DurationSpec::parse(text).is_err(), "validate should refuse {text:?}");
-            assert!(!matches(DURATION, text), "the pattern should refuse {text:?}");
+            assert!(
+                DurationSpec::parse(text).is_err(),
+                "validate should refuse {text:?}"
+            );
+            assert!(
+                !matches(DURATION, text),
+                "the pattern should refuse {text:?}"
+            );
         }
     }
 }
