@@ -63,8 +63,10 @@ impl fmt::Display for ConfigErrorKind {
 #[serde(rename_all = "camelCase")]
 pub struct ConfigError {
     /// 1-based line.
+    #[schemars(range(min = 1))]
     pub line: usize,
     /// 1-based column.
+    #[schemars(range(min = 1))]
     pub column: usize,
     /// What sort of mistake: stable, and never derived from the file's content.
     pub kind: ConfigErrorKind,

@@ -10,6 +10,7 @@ mod located;
 mod org_checks;
 mod organization;
 mod patterns;
+mod render;
 mod shape;
 mod source;
 mod targets;
