@@ -271,10 +271,13 @@ fn a_mistyped_key_gets_the_nearest_allowed_one() {
     assert!(json.get("suggestion").is_none(), "{json}");
 }
 
+/// A mistake's path and kind.
+type Found = (&'static str, ConfigErrorKind);
+
 #[test]
 fn a_type_mistake_and_a_range_mistake_of_one_section_are_both_reported() {
     // (label, text after the head, [(path, kind)])
-    let rows: &[(&str, &str, &[(&str, ConfigErrorKind)])] = &[
+    let rows: &[(&str, &str, &[Found])] = &[
         (
             "redeploy",
             "redeploy:\n  maxConcurrent: two\n  maxPerHour: 0\n",
