@@ -14,6 +14,7 @@ mod render;
 mod shape;
 mod source;
 mod targets;
+mod typed;
 mod validate;
 
 use std::collections::BTreeMap;

@@ -9,10 +9,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::duplicates::Seen;
 use super::error::{ConfigError, ConfigErrorKind as Kind};
-use super::load::{check, list_items};
+use super::load::list_items;
 use super::located::{at_node, deepest};
 use super::patterns;
 use super::source::Source;
+use super::typed::check;
 use super::validate::{looks_like_region, looks_like_role_arn, Seg};
 use super::{account_of_arn, Target};
 
