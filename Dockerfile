@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # guardduty-ecs-controller: a static-ish release binary on a distroless, non-root runtime.
-# Build: docker build --platform linux/amd64 -t guardduty-ecs-controller .
+# Build: docker build --platform linux/amd64 -t guardduty-ecs-controller \
+#   --build-arg GEC_GIT_COMMIT=$(git rev-parse HEAD) --build-arg GEC_GIT_DATE=$(git log -1 --format=%cs) .
+# (.git is not in the build context: without the arguments `--version` says "commit unknown".)
 # scripts/check-image builds the same binary with the same flags and checks it runs as
 # uid 65532 (no Docker engine is needed for that check).
 
@@ -22,6 +24,9 @@ RUN mkdir -p crates/cli benches \
       echo 'fn main() {}' > "benches/$b.rs"; done \
  && cargo fetch --locked
 COPY . .
+# The commit `--version` names (build.rs reads them when there is no .git).
+ARG GEC_GIT_COMMIT=""
+ARG GEC_GIT_DATE=""
 # The same command scripts/check-image runs.
 RUN cargo build --release --locked --bin guardduty-ecs-controller \
  && cp target/release/guardduty-ecs-controller /guardduty-ecs-controller

@@ -98,10 +98,12 @@ def contract_problems(td: dict) -> list[str]:
         ),
         ("stopTimeout 30 (SIGTERM, then SIGKILL after 30 s)", c.get("stopTimeout") == 30),
         (
-            "RUST_LOG=info, GEC_LOG_FORMAT=json, GEC_LEASE_TABLE and GEC_EVENTS_BUS set (two replicas on a lease)",
-            env.keys() == {"RUST_LOG", "GEC_LOG_FORMAT", "GEC_LEASE_TABLE", "GEC_EVENTS_BUS"}
-            and (env["RUST_LOG"], env["GEC_LOG_FORMAT"]) == ("info", "json")
-            and all(env[k] for k in ("GEC_LEASE_TABLE", "GEC_EVENTS_BUS")),
+            "RUST_LOG=info, GEC_LOG_FORMAT=json, GEC_LEASE_TABLE and GEC_EVENTS_BUS set (two replicas on a lease), "
+            "GEC_METRICS_EMF=true with GEC_METRICS_EMF_NAMESPACE set (CloudWatch metrics and alarms)",
+            env.keys()
+            == {"RUST_LOG", "GEC_LOG_FORMAT", "GEC_LEASE_TABLE", "GEC_EVENTS_BUS", "GEC_METRICS_EMF", "GEC_METRICS_EMF_NAMESPACE"}
+            and (env["RUST_LOG"], env["GEC_LOG_FORMAT"], env["GEC_METRICS_EMF"]) == ("info", "json", "true")
+            and all(env[k] for k in ("GEC_LEASE_TABLE", "GEC_EVENTS_BUS", "GEC_METRICS_EMF_NAMESPACE")),
         ),
         (
             "awslogs to /ecs/guardduty-ecs-controller with a stream prefix",

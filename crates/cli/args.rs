@@ -8,7 +8,7 @@ use gec_model::plan::Ceilings;
 
 /// Keeps Amazon GuardDuty ECS Runtime Monitoring for Fargate as a desired-state file says.
 #[derive(Debug, Parser)]
-#[command(name = "guardduty-ecs-controller", version, about)]
+#[command(name = "guardduty-ecs-controller", version = env!("GEC_VERSION"), about)]
 pub struct Cli {
     /// Log format on stderr: json by default when stdout is not a terminal.
     #[arg(long, global = true, env = "GEC_LOG_FORMAT", value_enum)]
@@ -32,15 +32,17 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Parses the command line like [`Parser::parse`], then checks what one flag alone
-    /// cannot: `--aws-operation-timeout` must leave room for one attempt. Exits with a
-    /// usage error, as clap does, otherwise.
-    pub fn parse_checked() -> Self {
-        let cli = Cli::parse();
-        if let Err(e) = cli.check() {
-            e.exit();
-        }
-        cli
+    /// Parses the command line, then checks what one flag alone cannot:
+    /// `--aws-operation-timeout` must leave room for one attempt. Never exits: a usage
+    /// error is returned, so that `main` can give it exit code 1 instead of clap's 2
+    /// (which means "changes pending" here).
+    ///
+    /// # Errors
+    /// The usage error, or the `--help` / `--version` text (`exit_code() == 0`).
+    pub fn parse_checked() -> Result<Self, clap::Error> {
+        let cli = Cli::try_parse()?;
+        cli.check()?;
+        Ok(cli)
     }
 
     /// The checks across flags.
@@ -48,6 +50,22 @@ impl Cli {
     /// # Errors
     /// A usage error naming the flags that contradict each other.
     pub fn check(&self) -> Result<(), clap::Error> {
+        // Markdown is a pull-request comment of a plan: apply and status refuse it before
+        // any AWS call (apply has results a comment would not show).
+        let markdown = match &self.command {
+            Command::Apply(a) => Some(("apply", a.plan.output)),
+            Command::Status(s) => Some(("status", s.output)),
+            _ => None,
+        };
+        if let Some((command, Output::Markdown)) = markdown {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::InvalidValue,
+                format!(
+                    "{command} --output markdown: only plan writes Markdown (a pull-request \
+                     comment); use --output text or json"
+                ),
+            ));
+        }
         if self.aws_operation_timeout < self.aws_attempt_timeout {
             return Err(Cli::command().error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -91,7 +109,7 @@ pub enum Command {
         of: SchemaKind,
     },
     /// Observe and plan; writes nothing. Exit 0 no changes, 2 changes pending, 1 error.
-    Plan(PlanArgs),
+    Plan(PlanCommand),
     /// Observe, plan and apply once. Exit 0 converged, 1 error or refused, 3 some actions
     /// failed, 4 another replica holds the lease (`--lease-table`).
     Apply(ApplyArgs),
@@ -101,6 +119,21 @@ pub enum Command {
     /// Run as a daemon: reconcile on a timer and on file changes, serve metrics and health.
     /// Exit 0 after SIGTERM or SIGINT.
     Run(RunArgs),
+    /// Print a shell completion script to stdout, e.g. `completions bash >
+    /// /etc/bash_completion.d/guardduty-ecs-controller`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of the command and its subcommands to stdout, e.g.
+    /// `man | man -l -`; with `--dir`, write one page per command there instead.
+    Man {
+        /// Write `guardduty-ecs-controller.1` and `guardduty-ecs-controller-<command>.1`
+        /// into this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// GET a URL; exit 0 on HTTP 200, 1 otherwise (the container health check: the
     /// runtime image has no curl).
     Probe {
@@ -156,14 +189,19 @@ pub struct RunArgs {
     /// 1 to 65536; lowered to half the descriptor limit if above it.
     #[arg(long, env = "GEC_HTTP_MAX_CONNECTIONS", default_value_t = gec_daemon::serve::DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=65_536))]
     pub http_max_connections: usize,
-    /// A file holding the bearer token /status and POST /conflicts/reset require (at most
-    /// 4 KiB; the env GEC_STATUS_TOKEN may give the token itself instead). /metrics,
-    /// /healthz and /readyz stay open.
+    /// A file holding the bearer token /status, POST /reconcile and POST /conflicts/reset
+    /// require (at most 4 KiB; the env GEC_STATUS_TOKEN may give the token itself
+    /// instead). /metrics, /healthz and /readyz stay open.
     #[arg(long, env = "GEC_STATUS_TOKEN_FILE")]
     pub status_token_file: Option<PathBuf>,
     /// Plan every pass and write nothing; metrics still report drift.
     #[arg(long, env = "GEC_DRY_RUN")]
     pub dry_run: bool,
+    /// POST /reconcile asks for a pass now at most this often (1s to 1h); requests while
+    /// an asked-for pass has not started join it, others in between get HTTP 429.
+    #[arg(long, env = "GEC_RECONCILE_MIN_INTERVAL", default_value = "10s",
+          value_parser = duration_between(SECOND, HOUR))]
+    pub reconcile_min_interval: Duration,
     /// Targets reconciled at once (1 to 256).
     #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS,
           value_parser = concurrent_targets())]
@@ -182,6 +220,37 @@ pub struct RunArgs {
     /// Leader election between replicas on a DynamoDB lease.
     #[command(flatten)]
     pub lease: LeaseArgs,
+    /// CloudWatch metrics through the log stream.
+    #[command(flatten)]
+    pub emf: EmfArgs,
+}
+
+/// Flags of `run` for CloudWatch Embedded Metric Format.
+#[derive(Debug, Args)]
+pub struct EmfArgs {
+    /// After each pass, write the key metrics (per target and fleet-wide) to stdout as
+    /// CloudWatch Embedded Metric Format lines; on ECS the awslogs driver ships them and
+    /// CloudWatch extracts the metrics. The logs stay on stderr.
+    #[arg(long, env = "GEC_METRICS_EMF")]
+    pub metrics_emf: bool,
+    /// The CloudWatch namespace of --metrics-emf (1 to 255 ASCII letters, digits, spaces
+    /// and . - _ / # :; not AWS/...).
+    #[arg(long, env = "GEC_METRICS_EMF_NAMESPACE", default_value = gec_daemon::emf::DEFAULT_NAMESPACE,
+          value_parser = emf_namespace)]
+    pub metrics_emf_namespace: String,
+}
+
+impl EmfArgs {
+    /// The EMF settings, when `--metrics-emf` is given.
+    pub fn settings(&self) -> Option<gec_daemon::emf::EmfSettings> {
+        self.metrics_emf.then(|| gec_daemon::emf::EmfSettings {
+            namespace: self.metrics_emf_namespace.clone(),
+        })
+    }
+}
+
+fn emf_namespace(s: &str) -> Result<String, String> {
+    gec_daemon::emf::check_namespace(s).map(|()| s.to_owned())
 }
 
 /// Flags of `run` and `apply` for audit events.
@@ -321,6 +390,36 @@ pub struct StatusArgs {
     /// Ceilings of the safety limits.
     #[command(flatten)]
     pub ceilings: CeilingArgs,
+    /// Read-only credentials for every target.
+    #[command(flatten)]
+    pub read_only: ReadOnlyArgs,
+}
+
+/// `plan`: the flags it shares with `apply`, and the read-only role (never `apply`'s).
+#[derive(Debug, Args)]
+pub struct PlanCommand {
+    /// Flags shared with `apply`.
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Read-only credentials for every target.
+    #[command(flatten)]
+    pub read_only: ReadOnlyArgs,
+}
+
+/// `--read-only-role` of `plan` and `status`.
+#[derive(Debug, Args)]
+pub struct ReadOnlyArgs {
+    /// Assume this role name instead of every role the desired state names: a target's
+    /// roleArn (or the one its roleName builds), the organization's administrator role and
+    /// memberRoleName all become arn:<partition>:iam::<account>:role/<NAME> (external ids
+    /// are kept). Targets without a role stay on the caller's credentials. For CI, with
+    /// deploy/iam-policy-readonly.json.
+    #[arg(long, env = "GEC_READ_ONLY_ROLE", value_name = "NAME", value_parser = read_only_role)]
+    pub read_only_role: Option<String>,
+}
+
+fn read_only_role(name: &str) -> Result<String, String> {
+    gec_model::desired::check_role_name(name).map(|()| name.to_owned())
 }
 
 /// Flags shared by `plan` and `apply`.
@@ -410,6 +509,9 @@ pub enum Output {
     Text,
     /// The stable plan JSON of DESIGN §4.
     Json,
+    /// A pull-request comment (`plan`, `apply`: the plan; not `status`): a summary, then
+    /// a collapsible diff per target.
+    Markdown,
 }
 
 /// Log formats.

@@ -2,6 +2,8 @@
 //! and maps its result to an exit code. Only `main` exits.
 
 mod args;
+mod extras;
+mod markdown;
 mod output;
 mod validate;
 
@@ -11,7 +13,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use args::{ApplyArgs, Cli, Command, LogFormat, Output, PlanArgs, SchemaKind, StatusArgs};
+use args::{
+    ApplyArgs, Cli, Command, LogFormat, Output, PlanArgs, PlanCommand, SchemaKind, StatusArgs,
+};
 use gec_engine::{ApplyRun, Driver, Mode, Progress, Round, Settings, TargetPass};
 use gec_model::desired::ConfigErrors;
 use gec_model::{DesiredState, PlanOptions};
@@ -26,7 +30,19 @@ const EXIT_PARTIAL: u8 = 3;
 const EXIT_LEASE_HELD: u8 = 4;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_checked();
+    let cli = match Cli::parse_checked() {
+        Ok(cli) => cli,
+        // clap's own exit code for a usage error is 2, which means "changes pending" here
+        // (DESIGN §4): a usage error is an error (1); --help and --version are 0.
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.exit_code() == 0 {
+                EXIT_OK
+            } else {
+                EXIT_ERROR
+            });
+        }
+    };
     // Audit records (`event` field) are always logged, also by the commands that log
     // only warnings otherwise.
     let default_filter = if matches!(cli.command, Command::Run(_)) {
@@ -63,6 +79,8 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
             Ok(EXIT_OK)
         }
         Command::Plan(args) => plan(args, calls).await,
+        Command::Completions { shell } => extras::completions(shell),
+        Command::Man { dir } => extras::man(dir.as_deref()),
         Command::Apply(args) => apply(args, calls).await,
         Command::Status(args) => status(args, calls).await,
         Command::Probe { url } => Ok(probe(&url).await),
@@ -94,6 +112,8 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
                 events_bus: args.events.events_bus,
                 replica_id,
                 lease,
+                reconcile_min_interval: args.reconcile_min_interval,
+                metrics_emf: args.emf.settings(),
             };
             gec_daemon::run(settings, terminated()).await?;
             Ok(EXIT_OK)
@@ -241,13 +261,21 @@ fn settings(args: &PlanArgs, mode: Mode) -> Settings {
 /// One round of the engine's loop over every target (`plan`, `status`): its passes, and
 /// the `stopOnFailure` halt that round derived from AWS (a FAILED rollout, or a failed
 /// CodeDeploy deployment).
+///
+/// With `read_only_role`, every role the desired state assumes is replaced by the role of
+/// that name in the same account (`--read-only-role`).
 async fn round(
     config: &str,
     settings: Settings,
     calls: gec_aws::CallSettings,
+    read_only_role: Option<&str>,
 ) -> anyhow::Result<(Vec<TargetPass>, Option<gec_engine::rollout::Halt>)> {
     let ctx = gec_aws::AwsContext::from_env(calls).await?;
-    let desired = Arc::new(load_from(config, &ctx).await?);
+    let mut desired = load_from(config, &ctx).await?;
+    if let Some(name) = read_only_role {
+        desired = desired.with_read_only_role(name);
+    }
+    let desired = Arc::new(desired);
     let round = Round {
         desired,
         generation: 1,
@@ -262,11 +290,19 @@ async fn round(
     Ok((report.passes, report.halted))
 }
 
-async fn plan(args: PlanArgs, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
-    let (passes, _) = round(&args.config, settings(&args, Mode::Plan), calls).await?;
+async fn plan(command: PlanCommand, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
+    let args = command.plan;
+    let (passes, _) = round(
+        &args.config,
+        settings(&args, Mode::Plan),
+        calls,
+        command.read_only.read_only_role.as_deref(),
+    )
+    .await?;
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&output::json(&passes))?),
         Output::Text => print!("{}", output::plan_text(&passes)),
+        Output::Markdown => print!("{}", markdown::plan(&passes)),
     }
     let failed = passes.iter().any(|p| p.error.is_some());
     let refused = report_refusals(&passes);
@@ -293,13 +329,21 @@ async fn status(args: StatusArgs, calls: gec_aws::CallSettings) -> anyhow::Resul
         },
         ..Settings::new(Mode::Plan)
     };
-    let (passes, halted) = round(&args.config, settings, calls).await?;
+    let (passes, halted) = round(
+        &args.config,
+        settings,
+        calls,
+        args.read_only.read_only_role.as_deref(),
+    )
+    .await?;
     match args.output {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(&output::status_json(&passes, halted.as_ref()))?
         ),
         Output::Text => print!("{}", output::status_text(&passes, halted.as_ref())),
+        // Refused by `Cli::check` before any AWS call.
+        Output::Markdown => anyhow::bail!("status has no --output markdown"),
     }
     Ok(if passes.iter().any(|p| p.error.is_some()) {
         EXIT_ERROR
@@ -458,6 +502,8 @@ async fn apply(args: ApplyArgs, calls: gec_aws::CallSettings) -> anyhow::Result<
             print!("{}", output::plan_text(&run.first));
             print!("{}", output::results_text(&run));
         }
+        // Refused by `Cli::check` before any AWS call.
+        Output::Markdown => anyhow::bail!("apply has no --output markdown"),
     }
     let refused = report_refusals(&run.first);
     let errored = run.last.iter().chain(&run.first).any(|p| p.error.is_some());

@@ -12,7 +12,7 @@ use crate::kit::{repo_path, Sandbox};
 use serde_json::{json, Value};
 
 /// Two targets: the credentials' own account, and one reached through a role.
-const FLEET: &str = r#"
+pub(crate) const FLEET: &str = r#"
 accounts:
   "123456789012":
     regions:
@@ -43,11 +43,11 @@ accounts:
             tags: {GuardDutyManaged: "true"}
 "#;
 
-const ROLE_ARN: &str = "arn:aws:iam::111111111111:role/guardduty-ecs-controller";
+pub(crate) const ROLE_ARN: &str = "arn:aws:iam::111111111111:role/guardduty-ecs-controller";
 
 /// An organization (issue 15): the administrator 111111111111 and one member
 /// 222222222222 in us-east-1, automation off everywhere, a cluster to tag in each.
-const ORG_FLEET: &str = r#"
+pub(crate) const ORG_FLEET: &str = r#"
 organization: {administrator: "111111111111", members: ["222222222222"]}
 accounts:
   "111111111111":
@@ -65,7 +65,7 @@ accounts:
 /// From the administrator: automation on, auto-enable `new` (no exclusion rule, so it is
 /// allowed), so every organization call is made: ListMembers, GetMemberDetectors,
 /// UpdateMemberDetectors, Describe/UpdateOrganizationConfiguration.
-const ORG_DESIRED: &str = r#"
+pub(crate) const ORG_DESIRED: &str = r#"
 version: 1
 organization:
   administrator:
@@ -84,11 +84,11 @@ reconcile: {interval: 1h}
 /// A desired state for both targets. The `match` rule makes the controller list clusters.
 /// The desired states below turn coverage off for most clusters: the coverage-loss ceiling
 /// is raised where the controller runs (the file cannot raise it).
-const RAISED: [&str; 2] = ["--max-coverage-loss-ceiling", "1"];
+pub(crate) const RAISED: [&str; 2] = ["--max-coverage-loss-ceiling", "1"];
 /// The deploy kit's lease table (deploy/cloudformation.yaml, `LeaseTableName`).
 const LEASE_TABLE: &str = "guardduty-ecs-controller-lease";
 
-fn desired(automation: &str, sandbox: &str, scratch: &str, legacy: &str) -> String {
+pub(crate) fn desired(automation: &str, sandbox: &str, scratch: &str, legacy: &str) -> String {
     format!(
         r#"
 version: 1
@@ -115,10 +115,10 @@ reconcile: {{interval: 1h}}
 /// One authorization the request needs: an action on a resource, with the request's tag
 /// keys (`aws:TagKeys`) where the action has them.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Authz {
-    action: String,
-    resource: String,
-    tag_keys: Option<Vec<String>>,
+pub(crate) struct Authz {
+    pub(crate) action: String,
+    pub(crate) resource: String,
+    pub(crate) tag_keys: Option<Vec<String>>,
 }
 
 impl std::fmt::Display for Authz {
@@ -164,7 +164,7 @@ fn strings(v: &Value) -> Vec<String> {
 /// The authorizations one logged request needs. The Resource Groups Tagging API acts with
 /// the caller's permissions on the resource's own service, so `TagResources` also needs
 /// `<service>:TagResource` on each ARN (and `UntagResources`, `<service>:UntagResource`).
-fn authorizations(entry: &Value) -> Vec<Authz> {
+pub(crate) fn authorizations(entry: &Value) -> Vec<Authz> {
     let service = entry["service"].as_str().unwrap_or_default();
     let op = entry["operation"].as_str().unwrap_or_default();
     let region = entry["region"].as_str().unwrap_or_default();
@@ -376,7 +376,7 @@ fn wildcard(pattern: &str, value: &str) -> bool {
     go(&p, &v)
 }
 
-fn one_or_many(v: &Value) -> Vec<String> {
+pub(crate) fn one_or_many(v: &Value) -> Vec<String> {
     match v {
         Value::String(s) => vec![s.clone()],
         Value::Array(_) => strings(v),
@@ -421,7 +421,7 @@ fn condition_holds(condition: &Value, request: &Authz) -> bool {
 }
 
 /// The policy's statements, checked for the elements the evaluator understands.
-fn statements(policy: &Value) -> Vec<Value> {
+pub(crate) fn statements(policy: &Value) -> Vec<Value> {
     let list = match &policy["Statement"] {
         Value::Array(list) => list.clone(),
         single @ Value::Object(_) => vec![single.clone()],
@@ -452,7 +452,7 @@ fn statement_matches(statement: &Value, request: &Authz) -> bool {
 
 /// IAM's decision for one request under this policy alone: an explicit deny wins, then
 /// an allow, else the implicit deny.
-fn allowed(policy: &Value, request: &Authz) -> bool {
+pub(crate) fn allowed(policy: &Value, request: &Authz) -> bool {
     let matching: Vec<Value> = statements(policy)
         .into_iter()
         .filter(|s| statement_matches(s, request))
@@ -471,7 +471,7 @@ fn policy() -> Value {
 
 /// The requests of one controller run: the log is cleared before and read right after,
 /// so no request of the harness is counted.
-fn calls_of(sb: &Sandbox, flow: &str, run: impl FnOnce()) -> Vec<(String, Value)> {
+pub(crate) fn calls_of(sb: &Sandbox, flow: &str, run: impl FnOnce()) -> Vec<(String, Value)> {
     sb.clear_requests();
     run();
     let log = sb.requests();

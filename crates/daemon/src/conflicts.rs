@@ -141,8 +141,15 @@ mod tests {
 
     /// A daemon whose engine found `apps`' tag changed back once, with `reverts: 1`.
     fn in_conflict() -> Arc<Shared> {
+        let metrics = Metrics::new().unwrap();
+        let reconcile = crate::reconcile::Requests::new(
+            tokio::sync::mpsc::unbounded_channel().0,
+            crate::reconcile::DEFAULT_MIN_INTERVAL,
+            metrics.reconcile_requests_total.clone(),
+        );
         let shared = Arc::new(Shared {
-            metrics: Metrics::new().unwrap(),
+            metrics,
+            reconcile,
             status: RwLock::new(Status {
                 passes: vec![pass(EAST, TargetPlan::default(), vec![])],
                 ..Status::default()

@@ -1,5 +1,6 @@
 //! The HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/status`,
-//! `POST /conflicts/reset`, and the bearer token that guards the last two.
+//! `POST /conflicts/reset`, `POST /reconcile`, and the bearer token that guards the last
+//! three.
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -27,12 +28,21 @@ pub struct Shared {
     pub token: Option<BearerToken>,
     /// Tug-of-war detection's memory, shared with the engine (`POST /conflicts/reset`).
     pub conflicts: gec_engine::Conflicts,
+    /// `POST /reconcile`: the way to the run loop and its rate limit.
+    pub reconcile: crate::reconcile::Requests,
 }
 
 impl Shared {
     /// A copy of the status (the lock is held only to clone).
     pub fn status(&self) -> Status {
         self.status.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The `/status` body.
+    pub fn status_json(&self) -> crate::status::StatusJson {
+        let mut json = self.status().json();
+        json.reconcile_requests = self.reconcile.json();
+        json
     }
 }
 
@@ -47,6 +57,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
             post(crate::conflicts::reset).layer(DefaultBodyLimit::max(
                 crate::conflicts::MAX_RESET_BODY_BYTES,
             )),
+        )
+        .route(
+            "/reconcile",
+            post(crate::reconcile::reconcile)
+                .layer(DefaultBodyLimit::max(crate::reconcile::MAX_BODY_BYTES)),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
@@ -203,7 +218,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    Json(shared.status().json())
+    Json(shared.status_json())
 }
 
 #[cfg(test)]

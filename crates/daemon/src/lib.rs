@@ -5,10 +5,12 @@
 pub mod audit;
 pub mod bus;
 pub mod conflicts;
+pub mod emf;
 pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod read;
+pub mod reconcile;
 pub mod runloop;
 pub mod serve;
 pub mod source;
@@ -61,6 +63,10 @@ pub struct Settings {
     pub replica_id: Option<String>,
     /// `--lease-table`: run as one of several replicas, writing only while leading.
     pub lease: Option<leader::LeaseSettings>,
+    /// `POST /reconcile`: the least time between two accepted requests.
+    pub reconcile_min_interval: std::time::Duration,
+    /// `--metrics-emf`: the key metrics of each pass as CloudWatch EMF lines on stdout.
+    pub metrics_emf: Option<emf::EmfSettings>,
 }
 
 /// Default of [`Settings::rollout_poll`].
@@ -106,6 +112,12 @@ pub async fn run(
         warn!("--dry-run writes nothing: it takes no lease (--lease-table is ignored)");
     }
     let metrics = metrics::Metrics::new()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let reconcile = reconcile::Requests::new(
+        tx.clone(),
+        settings.reconcile_min_interval,
+        metrics.reconcile_requests_total.clone(),
+    );
     let shared = Arc::new(Shared {
         metrics,
         status: RwLock::new(Status {
@@ -115,6 +127,7 @@ pub async fn run(
         }),
         token: settings.status_token.clone(),
         conflicts: gec_engine::Conflicts::default(),
+        reconcile,
     });
     let listener = listen(settings.listen).map_err(|source| DaemonError::Listen {
         addr: settings.listen,
@@ -138,7 +151,6 @@ pub async fn run(
         let _ = http_stopped.await;
     }));
 
-    let (tx, rx) = mpsc::unbounded_channel();
     let location = Location::parse(&settings.config);
     let _watcher = match &location {
         Location::File(path) => match watch::watch(path, tx.clone()) {
@@ -226,6 +238,12 @@ pub async fn run(
         config_poll: settings.config_poll,
         rollout_poll: settings.rollout_poll,
         ceilings: settings.ceilings,
+        emf: settings.metrics_emf.clone().and_then(|s| {
+            info!(namespace = %s.namespace, "metrics also go to stdout in CloudWatch Embedded Metric Format");
+            emf::Emf::start(s, settings.lease.is_some(), shared.metrics.emf_lines_total.clone())
+                .map_err(|e| warn!(error = %e, "cannot start the EMF writer; no EMF metrics"))
+                .ok()
+        }),
     };
     let abandoned = run_loop(
         Arc::clone(&shared),

@@ -56,7 +56,11 @@ pub struct Metrics {
     pub events_total: IntCounterVec,
     /// 1 while this replica may write: it holds the lease, or runs without one.
     pub leader: IntGauge,
+    /// `run --metrics-emf` lines by result (`crate::emf`).
+    pub emf_lines_total: IntCounterVec,
     leader_transitions_total: prometheus::IntCounter,
+    /// `POST /reconcile` requests by result (`crate::reconcile`).
+    pub reconcile_requests_total: IntCounterVec,
 }
 
 /// The `result` label of `reconcile_total`.
@@ -249,6 +253,7 @@ impl Metrics {
             )?,
             aws: AwsMetrics::register(&r, PREFIX)?,
             events_total: add(&r, crate::bus::events_counter()?)?,
+            emf_lines_total: add(&r, crate::emf::lines_counter()?)?,
             leader: add(
                 &r,
                 IntGauge::with_opts(opts(
@@ -263,6 +268,7 @@ impl Metrics {
                     "Times this replica became or stopped being the leader",
                 ))?,
             )?,
+            reconcile_requests_total: add(&r, crate::reconcile::requests_counter()?)?,
             registry: r,
         };
         for result in ["success", "error", "refused", "suspended"] {

@@ -28,6 +28,8 @@ pub enum Trigger {
     File,
     /// SIGHUP.
     Hangup,
+    /// `POST /reconcile` (rate-limited in [`crate::reconcile`]): what SIGHUP does.
+    Request,
     /// Time to poll an `s3://` desired state.
     Poll,
 }
@@ -54,6 +56,8 @@ pub struct LoopSettings {
     pub ceilings: gec_model::plan::Ceilings,
     /// With a lease: writes start only while it permits.
     pub fence: gec_engine::Fence,
+    /// `--metrics-emf`: each pass's key metrics as EMF lines on stdout.
+    pub emf: Option<crate::emf::Emf>,
 }
 
 /// Runs until `shutdown` completes. Returns whether the last pass was abandoned with a
@@ -88,6 +92,7 @@ pub async fn run_loop(
         next_poll: polled.then(|| Instant::now() + settings.config_poll),
         generation: 0,
         auditor,
+        emf: settings.emf.clone(),
     };
     let driver = Driver::new(
         ctx,
@@ -126,6 +131,8 @@ struct DaemonHost {
     generation: u64,
     /// The audit records of each finished round.
     auditor: Auditor,
+    /// `--metrics-emf`.
+    emf: Option<crate::emf::Emf>,
 }
 
 impl Host for DaemonHost {
@@ -147,9 +154,11 @@ impl Host for DaemonHost {
                 sleep(DEBOUNCE).await;
             }
             // Everything that arrived meanwhile is folded into this one round.
-            let mut hangup = first == Some(Trigger::Hangup);
+            // A request for a pass now does what SIGHUP does.
+            let forced = |t: Option<Trigger>| matches!(t, Some(Trigger::Hangup | Trigger::Request));
+            let mut hangup = forced(first);
             while let Ok(t) = self.triggers.try_recv() {
-                hangup |= t == Trigger::Hangup;
+                hangup |= forced(Some(t));
             }
             let timer = first.is_none();
             let refresh = self.reload().await;
@@ -164,6 +173,8 @@ impl Host for DaemonHost {
             if refresh == Refresh::Loaded {
                 self.generation += 1;
             }
+            // Whatever woke it, this round is the pass a waiting request asked for.
+            self.shared.reconcile.round_started();
             // A timer round skips targets in backoff; a new desired state or SIGHUP tries
             // all.
             return Some(Round {
@@ -213,6 +224,16 @@ impl Host for DaemonHost {
         shared
             .metrics
             .rollouts(report.in_progress, report.halted.is_some());
+        if let Some(emf) = &self.emf {
+            let summary = crate::emf::Summary {
+                result,
+                seconds: report.seconds,
+                in_progress: report.in_progress,
+                halted: report.halted.is_some(),
+                leader: shared.metrics.leader.get() == 1,
+            };
+            emf.pass(&passes, summary, shared);
+        }
         if let Ok(mut status) = shared.status.write() {
             status.pass_id = report.pass_id;
             status.last_pass_at = Some(now);

@@ -156,6 +156,8 @@ impl Status {
                 .leader
                 .clone()
                 .unwrap_or_else(|| crate::leader::LeaderJson::disabled(self.dry_run)),
+            // Filled in by `Shared::status_json`: the requests live outside `Status`.
+            reconcile_requests: crate::reconcile::RequestsJson::default(),
         }
     }
 
@@ -211,6 +213,8 @@ pub struct StatusJson {
     pub conflicts_reset: Option<ResetJson>,
     /// Leader election (`run --lease-table`): whether this replica leads, and who does.
     pub leader: crate::leader::LeaderJson,
+    /// `POST /reconcile`: the last accepted request and whether its pass started.
+    pub reconcile_requests: crate::reconcile::RequestsJson,
 }
 
 /// The desired state in force.

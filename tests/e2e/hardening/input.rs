@@ -151,7 +151,7 @@ fn a_duration_flag_past_any_deadline_is_a_clean_usage_error() {
     let config = config.to_str().expect("a UTF-8 path");
     for flag in ["--timeout", "--rollout-poll"] {
         let run = run_offline(&["apply", "--config", config, flag, "999999999999h"]);
-        assert_eq!(run.code, 2, "{flag}: {run}");
+        assert_eq!(run.code, 1, "a usage error exits 1, never 2: {flag}: {run}");
         assert!(
             run.stderr.contains("longer than the limit"),
             "{flag}: {run}"

@@ -212,7 +212,7 @@ fn ceilings_out_of_range_are_usage_errors() {
     ] {
         let arg = format!("{flag}={value}");
         let run = run_offline(&["plan", "--config", "/nonexistent.yaml", &arg]);
-        assert_eq!(run.code, 2, "clap's usage error: {run}");
+        assert_eq!(run.code, 1, "a usage error (exit 1, never 2): {run}");
         assert!(run.stderr.contains(flag), "{run}");
     }
 }

@@ -266,7 +266,7 @@ fn knobs_that_would_spin_or_never_come_are_refused_at_the_command_line() {
     ];
     for (args, says) in rows {
         let run = run_offline(args);
-        assert_eq!(run.code, 2, "a usage error: {args:?}\n{run}");
+        assert_eq!(run.code, 1, "a usage error (exit 1): {args:?}\n{run}");
         assert!(run.stderr.contains(says), "{args:?}\n{run}");
     }
 }

@@ -16,6 +16,8 @@ pub struct Daemon {
     child: Child,
     pub addr: String,
     logs: Arc<Mutex<Vec<String>>>,
+    /// Its stdout lines (`--metrics-emf`).
+    stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -38,10 +40,18 @@ impl Daemon {
             ],
         );
         let mut child = cmd
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start the daemon");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("daemon stdout");
+        let out_sink = Arc::clone(&stdout);
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                out_sink.lock().unwrap().push(line);
+            }
+        });
         let stderr = child.stderr.take().expect("daemon stderr");
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -58,7 +68,12 @@ impl Daemon {
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("the daemon logs its address");
-        Daemon { child, addr, logs }
+        Daemon {
+            child,
+            addr,
+            logs,
+            stdout,
+        }
     }
 
     /// The process id.
@@ -112,6 +127,11 @@ impl Daemon {
     /// The daemon's log so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The lines the daemon wrote to stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     /// Sends a signal (`TERM`, `HUP`, `KILL`).

@@ -10,6 +10,7 @@ mod located;
 mod org_checks;
 mod organization;
 mod patterns;
+mod read_only;
 mod render;
 mod shape;
 mod source;
@@ -27,6 +28,7 @@ pub use duration::DurationSpec;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Locations};
 pub use load::{json_schema, parse, parse_bytes, MAX_FILE_BYTES, MAX_RULES, SCHEMA_ID};
 pub use organization::{AdministratorSpec, AutoEnable, MemberSelection, OrgRole, OrganizationSpec};
+pub use read_only::check_role_name;
 pub use targets::{AccountRef, AccountsTarget, ExpandError, TargetEntry, MAX_TARGETS};
 pub use validate::{parse_hhmm, MAX_CONFLICT_REVERTS};
 
