@@ -80,6 +80,10 @@ pub enum Command {
         /// Files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Output format on stdout: `text` (each mistake with its line and a caret, on
+        /// stderr) or `json` (one document for all files; `schema validate` describes it).
+        #[arg(long, value_enum, default_value = "text")]
+        output: ValidateOutput,
     },
     /// Print a JSON Schema: of the desired-state file (the default) or of a JSON output.
     /// The same schemas are checked in under schemas/.
@@ -137,6 +141,17 @@ pub enum SchemaKind {
     DaemonStatus,
     /// The `detail` of the EventBridge events (`--events-bus`), and the audit log records.
     Event,
+    /// `validate --output json`.
+    Validate,
+}
+
+/// Output formats of `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ValidateOutput {
+    /// For people: each mistake with its line and a caret under it.
+    Text,
+    /// One JSON document: `{"files": [{"file", "valid", "errors"}]}`.
+    Json,
 }
 
 /// Flags of `run`.

@@ -5,6 +5,7 @@ mod args;
 mod extras;
 mod markdown;
 mod output;
+mod validate;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -72,7 +73,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u8> {
     match command {
-        Command::Validate { files } => Ok(validate(&files)),
+        Command::Validate { files, output } => Ok(validate::run(&files, output)),
         Command::Schema { of } => {
             println!("{}", serde_json::to_string_pretty(&schema(of))?);
             Ok(EXIT_OK)
@@ -129,6 +130,7 @@ fn schema(of: SchemaKind) -> serde_json::Value {
         SchemaKind::Status => output::status_schema(),
         SchemaKind::DaemonStatus => gec_daemon::status::status_schema(),
         SchemaKind::Event => gec_daemon::audit::event_schema(),
+        SchemaKind::Validate => validate::schema(),
     }
 }
 
@@ -199,28 +201,6 @@ async fn probe_status(url: &str) -> anyhow::Result<hyper::StatusCode> {
     let client: Client<HttpConnector, http_body_util::Empty<hyper::body::Bytes>> =
         Client::builder(hyper_util::rt::TokioExecutor::new()).build(HttpConnector::new());
     Ok(client.get(uri).await?.status())
-}
-
-fn validate(files: &[std::path::PathBuf]) -> u8 {
-    let mut code = EXIT_OK;
-    for file in files {
-        match load(file) {
-            Ok(_) => println!("{}: ok", file.display()),
-            Err(e) => {
-                eprintln!("{e:#}");
-                code = EXIT_ERROR;
-            }
-        }
-    }
-    code
-}
-
-/// Reads and validates a desired-state file; every mistake is in the error.
-fn load(path: &Path) -> anyhow::Result<DesiredState> {
-    let name = path.display().to_string();
-    // Regular files only, at most 1 MiB, and a FIFO cannot block (issue 11).
-    let bytes = gec_daemon::read::read_desired_file(path).with_context(|| name.clone())?;
-    parse(&name, &bytes)
 }
 
 /// The whole validate path: size, encoding, characters, depth, ... (`parse_bytes`).

@@ -53,6 +53,12 @@ fn check(text: &str, result: Result<DesiredState, gec_model::desired::ConfigErro
                 );
                 assert!(!e.message.is_empty(), "a mistake without a message: {e:?}");
             }
+            // The human form shows each mistake's place, whatever the text holds.
+            let shown = errors.render(text);
+            for e in &errors.errors {
+                let at = format!("fuzz.yaml:{}:{}: ", e.line, e.column);
+                assert!(shown.contains(&at), "{at} not in {shown}");
+            }
             assert!(
                 errors
                     .errors

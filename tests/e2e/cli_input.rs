@@ -158,3 +158,52 @@ fn an_empty_aws_endpoint_setting_is_refused_before_any_aws_call() {
         "no AWS call"
     );
 }
+
+/// `validate` shows the offending line with a caret, suggests the nearest key, and with
+/// `--output json` prints one document for all files (issue 17).
+#[test]
+fn validate_shows_the_line_with_a_caret_and_prints_json_on_request() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\ntargets:\n  - region: us-east-1\nclustres: []\n",
+    )
+    .unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, GOOD).unwrap();
+    let (bad, good) = (bad.to_str().unwrap(), good.to_str().unwrap());
+
+    let run = crate::kit::run_offline(&["validate", bad]);
+    assert_eq!(run.code, 1, "{run}");
+    for needle in [
+        &format!("{bad}:4:1: clustres: unknown field `clustres`") as &str,
+        "did you mean `clusters`?",
+        "4 | clustres: []\n  | ^^^^^^^^",
+    ] {
+        assert!(run.stderr.contains(needle), "wants {needle:?}: {run}");
+    }
+
+    let run = crate::kit::run_offline(&["validate", "--output", "json", bad, good]);
+    assert_eq!(run.code, 1, "{run}");
+    let json = run.json();
+    let files = json["files"].as_array().expect("files");
+    assert_eq!(files.len(), 2, "{run}");
+    assert_eq!(files[0]["file"], bad);
+    assert_eq!(files[0]["valid"], false);
+    let e = &files[0]["errors"][0];
+    assert_eq!(
+        e,
+        &serde_json::json!({
+            "line": 4, "column": 1, "kind": "unknown_field", "path": "clustres",
+            "message": e["message"], "suggestion": "clusters"
+        }),
+        "{run}"
+    );
+    assert_eq!(files[1]["valid"], true);
+    assert_eq!(files[1]["errors"], serde_json::json!([]));
+
+    let run = crate::kit::run_offline(&["validate", "--output", "json", good]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["files"][0]["valid"], true, "{run}");
+}

@@ -332,6 +332,7 @@ mod tests {
                     kind: gec_model::desired::ConfigErrorKind::UnknownField,
                     path: "secretKeyName".into(),
                     message: "unknown key \"secretKeyName\"".into(),
+                    suggestion: None,
                 })
                 .collect(),
         };

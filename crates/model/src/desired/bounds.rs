@@ -35,6 +35,7 @@ pub(super) fn utf8(bytes: &[u8]) -> Result<&str, ConfigError> {
             kind: Kind::Encoding,
             path: String::new(),
             message: format!("the file is not UTF-8 text (byte 0x{byte:02x})"),
+            suggestion: None,
         }
     })
 }
@@ -69,6 +70,7 @@ pub(super) fn characters(text: &str) -> Result<(), ConfigError> {
         kind: Kind::Encoding,
         path: String::new(),
         message: format!("{what}: YAML files hold printable text only"),
+        suggestion: None,
     })
 }
 
@@ -121,6 +123,7 @@ pub(super) fn structure(text: &str) -> Result<(), ConfigError> {
                     kind: Kind::Limit,
                     path: String::new(),
                     message: too_deep(),
+                    suggestion: None,
                 })
             }
             Err(_) => return Ok(()),
@@ -132,6 +135,7 @@ pub(super) fn structure(text: &str) -> Result<(), ConfigError> {
             kind,
             path: String::new(),
             message,
+            suggestion: None,
         };
         let collection = match event {
             Event::StreamEnd => return Ok(()),

@@ -122,7 +122,7 @@ impl JsonSchema for DurationSpec {
         schemars::json_schema!({
             "description": "a duration in jiff's friendly format: a number and a unit, units from largest to smallest and each at most once, like 500ms, 30s, 5m, 1h30m, 1.5h or 1d (24h); at most 720h (30 days)",
             "type": "string",
-            "pattern": "^[0-9]"
+            "pattern": super::patterns::DURATION
         })
     }
 }

@@ -3,11 +3,12 @@
 
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// What sort of mistake a [`ConfigError`] is: stable, machine-readable, and safe to show
 /// where the message is not (the message and field path can echo the file's content).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigErrorKind {
     /// Not well-formed YAML, or YAML features the file may not use (anchors, tags, a
@@ -29,6 +30,8 @@ pub enum ConfigErrorKind {
     Limit,
     /// The same key, rule, account or target twice.
     Duplicate,
+    /// The file could not be read at all (missing, not a regular file, no permission).
+    Unreadable,
 }
 
 impl ConfigErrorKind {
@@ -44,6 +47,7 @@ impl ConfigErrorKind {
             ConfigErrorKind::InvalidValue => "invalid_value",
             ConfigErrorKind::Limit => "limit",
             ConfigErrorKind::Duplicate => "duplicate",
+            ConfigErrorKind::Unreadable => "unreadable",
         }
     }
 }
@@ -55,11 +59,14 @@ impl fmt::Display for ConfigErrorKind {
 }
 
 /// One mistake in a desired-state file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ConfigError {
     /// 1-based line.
+    #[schemars(range(min = 1))]
     pub line: usize,
     /// 1-based column.
+    #[schemars(range(min = 1))]
     pub column: usize,
     /// What sort of mistake: stable, and never derived from the file's content.
     pub kind: ConfigErrorKind,
@@ -67,17 +74,22 @@ pub struct ConfigError {
     pub path: String,
     /// What is wrong (may quote the file).
     pub message: String,
+    /// For an unknown key or value: the allowed one nearest to what was written, when one
+    /// is near (`clusters` for `clustres`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
 }
 
 impl ConfigError {
     /// A mistake about the whole file, placed at its start.
-    pub(crate) fn whole_file(kind: ConfigErrorKind, message: String) -> Self {
+    pub fn whole_file(kind: ConfigErrorKind, message: String) -> Self {
         ConfigError {
             line: 1,
             column: 1,
             kind,
             path: String::new(),
             message,
+            suggestion: None,
         }
     }
 }
@@ -181,6 +193,7 @@ mod tests {
             ConfigErrorKind::InvalidValue,
             ConfigErrorKind::Limit,
             ConfigErrorKind::Duplicate,
+            ConfigErrorKind::Unreadable,
         ] {
             assert_eq!(
                 serde_json::to_value(kind).ok(),
@@ -199,6 +212,7 @@ mod tests {
                 kind: ConfigErrorKind::InvalidValue,
                 path: "s3cr3t-path".into(),
                 message: "got \"s3cr3t\"".into(),
+                suggestion: None,
             }],
         };
         assert_eq!(

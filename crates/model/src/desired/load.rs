@@ -3,30 +3,54 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::{LoaderOptions, Node};
 use serde::de::DeserializeOwned;
 
-use super::bounds;
 use super::error::{ConfigError, ConfigErrorKind as Kind, ConfigErrors};
-use super::located::{at_node, at_path, at_span, clamp_to_text, load_error, node_error};
+use super::human::nearest;
+use super::located::{
+    at_node, at_path, at_span, clamp_to_text, load_error, node_error, with_suggestion,
+};
 use super::org_checks::unquoted_ids;
 use super::source::Source;
 use super::targets::{add_up, check_targets, entry_ok};
+use super::typed::{check, without_failed_keys};
 use super::validate::{validate, Seg};
+use super::{bounds, shape};
 use super::{
     ClusterRule, DesiredState, DetectorSpec, OrganizationSpec, ReconcileSpec, RedeploySpec,
     SafetySpec, UnmatchedPolicy,
 };
+
+/// The keys of the document, in the order the book lists them.
+const TOP_LEVEL_KEYS: [&str; 10] = [
+    "version",
+    "targets",
+    "organization",
+    "detector",
+    "clusters",
+    "unmatchedClusters",
+    "suspend",
+    "redeploy",
+    "safety",
+    "reconcile",
+];
 
 /// Largest desired-state file accepted, in bytes.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 /// Most cluster rules accepted in one file.
 pub const MAX_RULES: usize = 10_000;
 
+/// Where the desired-state schema is published (its `$id`): the repository's address
+/// (Cargo.toml `repository`) and the file's path in it. Editors take it from a
+/// `# yaml-language-server: $schema=...` modeline.
+pub const SCHEMA_ID: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/schemas/desired.schema.json");
+
 /// The JSON Schema of the desired-state file, generated from the same types the parser uses.
 pub fn json_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(DesiredState)).unwrap_or_default()
+    let mut schema = schemars::schema_for!(DesiredState);
+    schema.insert("$id".into(), SCHEMA_ID.into());
+    serde_json::to_value(schema).unwrap_or_default()
 }
 
 /// Reads a desired-state file from its bytes: the whole validate path, with every
@@ -109,6 +133,7 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
             kind: Kind::Syntax,
             path: String::new(),
             message: "a second YAML document: the file must hold exactly one".into(),
+            suggestion: None,
         }]);
     }
     // The loader, serde and the tree's Drop recurse once per level of nesting.
@@ -123,8 +148,8 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
         Ok(root) => root,
         Err(e) => return fail(vec![clamp_to_text(load_error(&e), text)]),
     };
-    let checked = check_sections(&root, &src);
-    let mut errors = checked.errors;
+    let mut checked = check_sections(&root, &src);
+    let mut errors = std::mem::take(&mut checked.errors);
     // Validate whatever parsed, so a type mistake does not hide a validation mistake.
     // Deserializing fills the targets of an `organization` (the administrator's).
     match marked_yaml::from_node::<DesiredState>(&checked.pruned) {
@@ -140,7 +165,7 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
         }
         Ok(desired) => {
             for (path, kind, message) in validate(&desired) {
-                if let Some(path) = remap(&path, &checked.broken, &checked.kept) {
+                if let Some(path) = remap(&path, &checked) {
                     errors.push(at_path(&root, &path, kind, message));
                 }
             }
@@ -192,6 +217,9 @@ struct Checked {
     broken: BTreeSet<String>,
     /// For list sections with dropped items: the original index of each kept item.
     kept: BTreeMap<String, Vec<usize>>,
+    /// For mapping sections kept without the keys that failed: the paths of those keys
+    /// (their validation messages would be noise; the rest of the section's are not).
+    removed: BTreeMap<String, Vec<Vec<Seg>>>,
 }
 
 /// Deserializes each top-level section, and each list item, on its own so that one
@@ -202,6 +230,7 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
         pruned: root.clone(),
         broken: BTreeSet::new(),
         kept: BTreeMap::new(),
+        removed: BTreeMap::new(),
     };
     let Some(map) = root.as_mapping() else {
         checked.errors.push(at_node(
@@ -252,26 +281,20 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
     for (key, value) in map.iter() {
         let name = key.as_str();
         let path = [Seg::Key(name.to_owned())];
-        let found = match name {
-            "version" => check::<u32>(value, &path, src),
-            "targets" => check_targets(value, &path, src),
-            "detector" => check::<DetectorSpec>(value, &path, src),
-            "clusters" => check_list::<ClusterRule>(value, &path, src),
-            "unmatchedClusters" => check::<UnmatchedPolicy>(value, &path, src),
-            "suspend" => check::<bool>(value, &path, src),
-            "redeploy" => check::<RedeploySpec>(value, &path, src),
-            "safety" => check::<SafetySpec>(value, &path, src),
-            "reconcile" => check::<ReconcileSpec>(value, &path, src),
-            "organization" => check::<OrganizationSpec>(value, &path, src),
-            other => vec![at_span(
-                key.span(),
-                other,
-                Kind::UnknownField,
-                format!(
-                    "unknown field `{other}`, expected one of version, targets, organization, \
-                     detector, clusters, unmatchedClusters, suspend, redeploy, safety, reconcile"
-                ),
-            )],
+        let found = match check_section(name, value, &path, src) {
+            Some(found) => found,
+            None => {
+                let near = nearest(name, TOP_LEVEL_KEYS);
+                let message = format!(
+                    "unknown field `{name}`, expected one of {}",
+                    TOP_LEVEL_KEYS.join(", ")
+                );
+                let message = with_suggestion(message, near);
+                vec![ConfigError {
+                    suggestion: near.map(str::to_owned),
+                    ..at_span(key.span(), name, Kind::UnknownField, message)
+                }]
+            }
         };
         if found.is_empty() {
             if name == "organization" {
@@ -280,9 +303,28 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
             }
             continue;
         }
-        checked.errors.extend(found);
         checked.broken.insert(name.to_owned());
-        prune(&mut checked, name, value, src);
+        // A mapping section keeps its keys that are right, so that their values are
+        // still validated: a type mistake does not hide a range mistake beside it.
+        let trimmed = (!matches!(name, "targets" | "clusters"))
+            .then(|| without_failed_keys(value, &path, &found))
+            .flatten()
+            .filter(|(node, _)| {
+                check_section(name, node, &path, src).is_some_and(|e| e.is_empty())
+            });
+        checked.errors.extend(found);
+        match trimmed {
+            Some((node, removed)) => {
+                if name == "organization" {
+                    checked.errors.extend(unquoted_ids(value, &path));
+                }
+                if let Some(map) = checked.pruned.as_mapping_mut() {
+                    map.insert(name.into(), node);
+                }
+                checked.removed.insert(name.to_owned(), removed);
+            }
+            None => prune(&mut checked, name, value, src),
+        }
     }
     if let Some(map) = checked.pruned.as_mapping_mut() {
         if !map.contains_key("version") {
@@ -295,6 +337,23 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
         }
     }
     checked
+}
+
+/// The mistakes of one top-level section (`None` for a key the document does not have).
+fn check_section(name: &str, value: &Node, path: &[Seg], src: &Source) -> Option<Vec<ConfigError>> {
+    Some(match name {
+        "version" => check::<u32>(value, path, src),
+        "targets" => check_targets(value, path, src),
+        "detector" => check::<DetectorSpec>(value, path, src),
+        "clusters" => check_list::<ClusterRule>(value, path, src),
+        "unmatchedClusters" => check::<UnmatchedPolicy>(value, path, src),
+        "suspend" => check::<bool>(value, path, src),
+        "redeploy" => check::<RedeploySpec>(value, path, src),
+        "safety" => check::<SafetySpec>(value, path, src),
+        "reconcile" => check::<ReconcileSpec>(value, path, src),
+        "organization" => check::<OrganizationSpec>(value, path, src),
+        _ => return None,
+    })
 }
 
 /// Drops a failed section, or only the failed items of a list section, from the pruned
@@ -313,7 +372,10 @@ fn prune(checked: &mut Checked, name: &str, value: &Node, src: &Source) {
                 total.is_some()
             }
         }
-        "clusters" => marked_yaml::from_node::<ClusterRule>(item).is_ok(),
+        "clusters" => {
+            marked_yaml::from_node::<ClusterRule>(item).is_ok()
+                && shape::mistakes(item, &[Seg::Key("clusters".into()), Seg::Index(0)]).is_empty()
+        }
         _ => false,
     };
     match (name, value.as_sequence()) {
@@ -337,14 +399,15 @@ fn prune(checked: &mut Checked, name: &str, value: &Node, src: &Source) {
 
 /// Maps a validation path on the pruned document back to the original, or drops it when
 /// it speaks of a placeholder.
-fn remap(
-    path: &[Seg],
-    broken: &BTreeSet<String>,
-    kept: &BTreeMap<String, Vec<usize>>,
-) -> Option<Vec<Seg>> {
+fn remap(path: &[Seg], checked: &Checked) -> Option<Vec<Seg>> {
+    let (broken, kept) = (&checked.broken, &checked.kept);
     let Some(Seg::Key(section)) = path.first() else {
         return Some(path.to_vec());
     };
+    if let Some(removed) = checked.removed.get(section) {
+        let noise = removed.iter().any(|r| path.starts_with(r));
+        return (!noise).then(|| path.to_vec());
+    }
     if !broken.contains(section) {
         return Some(path.to_vec());
     }
@@ -383,41 +446,6 @@ fn empty_values(root: &Node) -> HashMap<(usize, usize), (usize, usize)> {
     let mut out = HashMap::new();
     walk(root, &mut out);
     out
-}
-
-pub(super) fn check<T: DeserializeOwned>(
-    node: &Node,
-    path: &[Seg],
-    src: &Source,
-) -> Vec<ConfigError> {
-    let first = match marked_yaml::from_node::<T>(node) {
-        Ok(_) => return Vec::new(),
-        Err(e) => node_error(node, path, &e, src),
-    };
-    // serde stops at the first mistake of a mapping: check each key again on its own so
-    // that two mistakes in one section are both reported.
-    let Some(map) = node.as_mapping().filter(|m| m.len() > 1) else {
-        return vec![first];
-    };
-    let missing = |e: &ConfigError| e.kind == Kind::MissingField;
-    let mut errors: Vec<ConfigError> = missing(&first).then(|| first.clone()).into_iter().collect();
-    for (key, value) in map.iter() {
-        // A mapping of this key alone: the cost is this key's value, not the section's,
-        // so a section with many keys is checked in linear time.
-        let mut alone = MarkedMappingNode::new_empty(*map.span());
-        alone.insert(key.clone(), value.clone());
-        let single = Node::Mapping(alone);
-        if let Err(e) = marked_yaml::from_node::<T>(&single) {
-            let e = node_error(&single, path, &e, src);
-            if !missing(&e) {
-                errors.push(e);
-            }
-        }
-    }
-    if errors.is_empty() {
-        errors.push(first);
-    }
-    errors
 }
 
 /// The items of a list section: an empty value is an empty list, anything else that is

@@ -4,6 +4,7 @@
 use marked_yaml::Node;
 
 use super::error::{kind_of, ConfigError, ConfigErrorKind as Kind};
+use super::human::{backticked, humanize, nearest};
 use super::source::Source;
 use super::validate::Seg;
 
@@ -26,9 +27,17 @@ pub(super) fn node_error(
             .unwrap_or_default()
     };
     let kind = kind_of(e);
+    let mut suggestion = None;
     let message = match &**e {
-        marked_yaml::Error::IntegerParseFailure(..) => {
-            format!("expected a whole number, got {:?}", found(e.start_mark()))
+        marked_yaml::Error::IntegerParseFailure(parse, _) => {
+            let got = found(e.start_mark());
+            match parse.kind() {
+                std::num::IntErrorKind::PosOverflow => format!("{got:?} is too large a number"),
+                _ if got.starts_with('-') => {
+                    format!("expected a whole number, 0 or more, got {got:?}")
+                }
+                _ => format!("expected a whole number, got {got:?}"),
+            }
         }
         marked_yaml::Error::FloatParseFailure(..) => {
             format!("expected a number, got {:?}", found(e.start_mark()))
@@ -36,8 +45,25 @@ pub(super) fn node_error(
         marked_yaml::Error::NotBoolean(..) => {
             format!("expected true or false, got {:?}", found(e.start_mark()))
         }
-        _ => lowercase_first(&e.to_string_without_path()),
+        marked_yaml::Error::UnknownFieldError(field, expected, _) => {
+            suggestion = nearest(field, expected.iter().copied()).map(str::to_owned);
+            let allowed: Vec<String> = expected.iter().map(|k| format!("`{k}`")).collect();
+            format!(
+                "unknown field `{field}`, expected one of {}",
+                allowed.join(", ")
+            )
+        }
+        marked_yaml::Error::Other(message, _) => {
+            // `unknown variant `x`, expected one of `a`, `b``: the allowed words follow x.
+            if message.starts_with("unknown variant ") {
+                if let Some((written, allowed)) = backticked(message).split_first() {
+                    suggestion = nearest(written, allowed.iter().copied()).map(str::to_owned);
+                }
+            }
+            humanize(&lowercase_first(message))
+        }
     };
+    let message = with_suggestion(message, suggestion.as_deref());
     match e.start_mark() {
         Some(m) => ConfigError {
             line: m.line(),
@@ -45,19 +71,12 @@ pub(super) fn node_error(
             kind,
             path: full,
             message,
+            suggestion,
         },
-        None => at_node(node, &full, kind, message),
-    }
-}
-
-trait InnerMessage {
-    fn to_string_without_path(&self) -> String;
-}
-
-impl InnerMessage for marked_yaml::FromNodeError {
-    fn to_string_without_path(&self) -> String {
-        let inner: &marked_yaml::Error = self;
-        inner.to_string()
+        None => ConfigError {
+            suggestion,
+            ..at_node(node, &full, kind, message)
+        },
     }
 }
 
@@ -116,6 +135,7 @@ pub(super) fn load_error(e: &marked_yaml::LoadError) -> ConfigError {
             kind,
             path: String::new(),
             message,
+            suggestion: None,
         },
         None => ConfigError::whole_file(kind, message),
     }
@@ -173,6 +193,7 @@ pub(super) fn at_span(
         kind,
         path: path.to_owned(),
         message,
+        suggestion: None,
     }
 }
 
@@ -181,5 +202,13 @@ fn lowercase_first(s: &str) -> String {
     match chars.next() {
         Some(c) => c.to_lowercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+/// A message with `; did you mean `x`?` when there is a suggestion.
+pub(super) fn with_suggestion(message: String, suggestion: Option<&str>) -> String {
+    match suggestion {
+        Some(near) => format!("{message}; did you mean `{near}`?"),
+        None => message,
     }
 }

@@ -4,13 +4,18 @@ mod bounds;
 mod duplicates;
 mod duration;
 mod error;
+mod human;
 mod load;
 mod located;
 mod org_checks;
 mod organization;
+mod patterns;
 mod read_only;
+mod render;
+mod shape;
 mod source;
 mod targets;
+mod typed;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -21,13 +26,17 @@ use serde::{Deserialize, Serialize};
 pub use bounds::{MAX_DEPTH, MAX_KEYS};
 pub use duration::DurationSpec;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, Locations};
-pub use load::{json_schema, parse, parse_bytes, MAX_FILE_BYTES, MAX_RULES};
+pub use load::{json_schema, parse, parse_bytes, MAX_FILE_BYTES, MAX_RULES, SCHEMA_ID};
 pub use organization::{AdministratorSpec, AutoEnable, MemberSelection, OrgRole, OrganizationSpec};
 pub use read_only::check_role_name;
 pub use targets::{AccountRef, AccountsTarget, ExpandError, TargetEntry, MAX_TARGETS};
 pub use validate::{parse_hhmm, MAX_CONFLICT_REVERTS};
 
-/// The whole desired-state document.
+/// The desired state of guardduty-ecs-controller: which AWS accounts and regions it
+/// reconciles, which ECS clusters get GuardDuty Runtime Monitoring (the `GuardDutyManaged`
+/// tag), and how services whose tasks lack the agent are redeployed. `guardduty-ecs-controller
+/// validate` checks everything this schema says and more (duration limits, duplicates,
+/// globs, time zones in the bundled database).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(title = "guardduty-ecs-controller desired state")]
@@ -38,6 +47,7 @@ pub use validate::{parse_hhmm, MAX_CONFLICT_REVERTS};
 #[serde(remote = "Self")]
 pub struct DesiredState {
     /// Format version; must be 1.
+    #[schemars(extend("const" = 1))]
     pub version: u32,
     /// What to reconcile: `{region, roleArn?, externalId?}` for one (account, region), or
     /// `{regions, accounts, roleName?, externalId?}` for every listed account in every
@@ -51,6 +61,7 @@ pub struct DesiredState {
         skip_serializing_if = "targets::derived"
     )]
     #[schemars(with = "Vec<TargetEntry>", transform = without_default)]
+    #[schemars(length(min = 1, max = targets::MAX_TARGETS))]
     pub targets: Vec<Target>,
     /// Runtime Monitoring managed from the GuardDuty delegated administrator of an AWS
     /// Organization; instead of `targets`. The administrator's targets (one per region)
@@ -63,6 +74,7 @@ pub struct DesiredState {
     pub detector: DetectorSpec,
     /// Cluster rules: an exact `name` beats any `match`; among `match` rules the first wins.
     #[serde(default)]
+    #[schemars(length(max = load::MAX_RULES))]
     pub clusters: Vec<ClusterRule>,
     /// What to do with clusters that no rule names.
     #[serde(default)]
@@ -110,11 +122,14 @@ impl Serialize for DesiredState {
     Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("dependentRequired" = {"externalId": ["roleArn"]}))]
 pub struct Target {
     /// AWS region, e.g. `us-east-1`.
+    #[schemars(pattern(patterns::REGION))]
     pub region: String,
     /// Role to assume for this target; without it the ambient credentials are used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::ROLE_ARN))]
     pub role_arn: Option<String>,
     /// External id for the AssumeRole call; only with `roleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,9 +209,11 @@ pub enum FeatureSetting {
 /// One cluster rule: either an exact `name` (or ARN) or a `match` selector.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["name"]}, {"required": ["match"]}]))]
 pub struct ClusterRule {
     /// Exact cluster name or full cluster ARN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::CLUSTER_NAME))]
     pub name: Option<String>,
     /// Selector; used when `name` is not given.
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
@@ -214,9 +231,11 @@ pub struct MatchSpec {
     pub name_pattern: Option<String>,
     /// Every listed tag must be on the cluster with this exact value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("propertyNames" = {"minLength": 1}, "maxProperties" = bounds::MAX_KEYS))]
     pub tags: BTreeMap<String, String>,
     /// Only clusters in these regions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(pattern(patterns::REGION)))]
     pub regions: Vec<String>,
 }
 
@@ -320,9 +339,11 @@ pub struct RedeploySpec {
     pub enabled: bool,
     /// Wait after a cluster's coverage turns on before redeploying it; at most 720h (30 days).
     pub settle_time: DurationSpec,
-    /// Services rolling at once, whole fleet.
+    /// Services rolling at once, whole fleet; at least 1.
+    #[schemars(range(min = 1))]
     pub max_concurrent: u32,
-    /// Redeploys started per hour, whole fleet.
+    /// Redeploys started per hour, whole fleet; at least 1.
+    #[schemars(range(min = 1))]
     pub max_per_hour: u32,
     /// Start the next service only after the previous rollout COMPLETED.
     pub wait_for_steady_state: bool,
@@ -375,18 +396,22 @@ impl Default for RedeploySpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Window {
-    /// Days of the week the window opens on, in its time zone.
+    /// Days of the week the window opens on, in its time zone; at least one.
+    #[schemars(length(min = 1))]
     pub days: Vec<Weekday>,
     /// Start, `HH:MM` in the window's time zone.
+    #[schemars(pattern(patterns::HHMM))]
     pub start: String,
     /// End, `HH:MM` in the window's time zone (exclusive; `24:00` is the end of the day);
     /// an end before the start runs past midnight.
+    #[schemars(pattern(patterns::HHMM))]
     pub end: String,
     /// IANA time zone the days and times are read in, like `Europe/Berlin`; UTC when
     /// not given. Across a daylight saving change the window keeps its wall-clock times:
     /// a window `01:00`-`05:00` is three hours long on the night clocks go forward, five
     /// on the night they go back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::TIME_ZONE))]
     pub time_zone: Option<String>,
 }
 
@@ -452,6 +477,7 @@ pub struct SafetySpec {
     /// 0 to 1. Unset: the ceiling (`--max-coverage-loss-ceiling`, 0.2 by default); above
     /// it: clamped.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub max_coverage_loss_fraction: Option<f64>,
 }
 
@@ -462,6 +488,7 @@ pub struct ReconcileSpec {
     /// Time between passes: at least 10s, at most 24h.
     pub interval: DurationSpec,
     /// Random share of the interval added or removed, 0 to 0.5.
+    #[schemars(range(min = 0.0, max = 0.5))]
     pub jitter: f64,
     /// Tug-of-war detection: a value the controller wrote that another writer changes
     /// back `reverts` times within `window` is left alone (a `conflict`) until its rule
@@ -486,7 +513,7 @@ pub struct ConflictSpec {
     /// How many times a value the controller wrote must be found changed back, within
     /// `window`, before the controller stops rewriting it; 0 turns detection off; at most
     /// 100.
-    #[schemars(range(max = 100))]
+    #[schemars(range(max = validate::MAX_CONFLICT_REVERTS))]
     pub reverts: u32,
     /// How far back reverts count: at least 1m, at most 7d.
     pub window: DurationSpec,

@@ -4,7 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::targets::partition_of;
+use super::patterns;
+use super::targets::{partition_of, MAX_TARGETS};
 use super::Target;
 
 /// Runtime Monitoring of an AWS Organization, from its GuardDuty delegated administrator.
@@ -25,6 +26,7 @@ pub struct OrganizationSpec {
     pub members: MemberSelection,
     /// The role the controller assumes in each member account to tag its clusters and
     /// redeploy its services: `arn:<partition>:iam::<member>:role/<memberRoleName>`.
+    #[schemars(pattern(patterns::ROLE_NAME))]
     pub member_role_name: String,
     /// External id of the AssumeRole call into each member account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,19 +36,22 @@ pub struct OrganizationSpec {
 /// The delegated administrator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("dependentRequired" = {"externalId": ["roleArn"]}))]
 pub struct AdministratorSpec {
     /// The administrator's 12-digit account id, as a quoted string.
-    #[schemars(pattern(r"^[0-9]{12}$"))]
+    #[schemars(pattern(patterns::ACCOUNT_ID))]
     pub account_id: String,
     /// Role to assume in the administrator account; without it the controller's own
     /// credentials are used (they must be the administrator's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::ROLE_ARN))]
     pub role_arn: Option<String>,
     /// External id for the AssumeRole call; only with `roleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     /// The regions the organization is managed in (GuardDuty administration is per region).
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_TARGETS), inner(pattern(patterns::REGION)))]
+    #[schemars(extend("uniqueItems" = true))]
     pub regions: Vec<String>,
 }
 
@@ -99,7 +104,14 @@ pub enum MemberSelection {
     #[schemars(with = "AllMembers")]
     All,
     /// Only these account ids (12 digits, quoted), when they are associated members.
-    Accounts(#[schemars(length(min = 1), inner(pattern(r"^[0-9]{12}$")))] Vec<String>),
+    Accounts(
+        #[schemars(
+            length(min = 1, max = MAX_TARGETS),
+            inner(pattern(patterns::ACCOUNT_ID)),
+            extend("uniqueItems" = true)
+        )]
+        Vec<String>,
+    ),
 }
 
 /// The word `all`.

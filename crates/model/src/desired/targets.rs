@@ -9,9 +9,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use super::duplicates::Seen;
 use super::error::{ConfigError, ConfigErrorKind as Kind};
-use super::load::{check, list_items};
+use super::load::list_items;
 use super::located::{at_node, deepest};
+use super::patterns;
 use super::source::Source;
+use super::typed::check;
 use super::validate::{looks_like_region, looks_like_role_arn, Seg};
 use super::{account_of_arn, Target};
 
@@ -39,15 +41,17 @@ pub enum TargetEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccountsTarget {
-    /// Regions every listed account is reconciled in.
-    #[schemars(length(min = 1))]
+    /// Regions every listed account is reconciled in (of one partition, each once).
+    #[schemars(length(min = 1, max = MAX_TARGETS), inner(pattern(patterns::REGION)))]
+    #[schemars(extend("uniqueItems" = true))]
     pub regions: Vec<String>,
     /// The accounts; each one becomes a target in every region, in file order.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = MAX_TARGETS))]
     pub accounts: Vec<AccountRef>,
     /// Role assumed in accounts without `roleArn`: `arn:aws:iam::<id>:role/<roleName>`
     /// (`aws-cn` / `aws-us-gov` for China / GovCloud regions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::ROLE_NAME))]
     pub role_name: Option<String>,
     /// External id for the AssumeRole call of every account of this entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,11 +63,12 @@ pub struct AccountsTarget {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccountRef {
     /// The 12-digit account id, as a quoted string.
-    #[schemars(pattern(r"^[0-9]{12}$"))]
+    #[schemars(pattern(patterns::ACCOUNT_ID))]
     pub id: String,
     /// Role to assume in this account (it must be in account `id`); default: the entry's
     /// `roleName`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(patterns::ROLE_ARN))]
     pub role_arn: Option<String>,
 }
 

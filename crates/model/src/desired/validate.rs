@@ -280,7 +280,9 @@ fn validate_window(w: &Window, i: usize, p: &mut Problems) {
 /// Minutes after midnight of an `HH:MM` time, `24:00` allowed as the end of a day.
 pub fn parse_hhmm(text: &str) -> Option<u16> {
     let (h, m) = text.split_once(':')?;
-    if h.len() != 2 || m.len() != 2 {
+    // Digits only: `u16::from_str` also reads a sign (`+1:30`).
+    let digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h) || !digits(m) {
         return None;
     }
     let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);

@@ -164,17 +164,17 @@ fn mistakes_written_inline_are_reported_too() {
         (
             "an unknown feature status",
             "detector:\n  runtimeMonitoring: on\n",
-            &[at(5, 22, "detector.runtimeMonitoring", &["unknown variant `on`", "`enabled`"])],
+            &[at(5, 22, "detector.runtimeMonitoring", &["unknown value `on`", "`enabled`"])],
         ),
         (
             "an unknown unmatchedClusters policy",
             "unmatchedClusters: remove\n",
-            &[at(4, 20, "unmatchedClusters", &["unknown variant `remove`", "expected `ignore` or `absent`"])],
+            &[at(4, 20, "unmatchedClusters", &["unknown value `remove`", "expected `ignore` or `absent`"])],
         ),
         (
             "an unknown onCoverageLoss policy",
             "redeploy:\n  onCoverageLoss: remove\n",
-            &[at(5, 19, "redeploy.onCoverageLoss", &["unknown variant `remove`", "expected `report` or `redeploy`"])],
+            &[at(5, 19, "redeploy.onCoverageLoss", &["unknown value `remove`", "expected `report` or `redeploy`"])],
         ),
         (
             "an unknown key in a target",
@@ -208,7 +208,7 @@ fn mistakes_written_inline_are_reported_too() {
             1,
             10,
             "version",
-            &["invalid type: string \"1\"", "expected u32"],
+            &["expected a whole number, got the text \"1\""],
         )],
     );
 }

@@ -3,6 +3,7 @@
 
 mod accounts_targets;
 mod desired_files;
+mod error_language;
 mod hostile_input;
 mod mutations;
 mod organization;
