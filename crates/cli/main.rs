@@ -113,6 +113,7 @@ async fn run(command: Command, calls: gec_aws::CallSettings) -> anyhow::Result<u
                 replica_id,
                 lease,
                 reconcile_min_interval: args.reconcile_min_interval,
+                version: env!("GEC_VERSION").to_owned(),
                 metrics_emf: args.emf.settings(),
             };
             gec_daemon::run(settings, terminated()).await?;

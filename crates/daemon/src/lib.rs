@@ -64,6 +64,8 @@ pub struct Settings {
     pub replica_id: Option<String>,
     /// `--lease-table`: run as one of several replicas, writing only while leading.
     pub lease: Option<leader::LeaseSettings>,
+    /// The version and commit `/status` and the status page show (`--version`).
+    pub version: String,
     /// `POST /reconcile`: the least time between two accepted requests.
     pub reconcile_min_interval: std::time::Duration,
     /// `--metrics-emf`: the key metrics of each pass as CloudWatch EMF lines on stdout.
@@ -124,6 +126,7 @@ pub async fn run(
         status: RwLock::new(Status {
             source: settings.config.clone(),
             dry_run: settings.dry_run,
+            version: settings.version.clone(),
             ..Status::default()
         }),
         token: settings.status_token.clone(),

@@ -64,11 +64,15 @@ impl Default for PageOptions {
 
 /// `GET /`.
 pub async fn handler(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
-    let options = PageOptions {
+    let status = shared.status();
+    let mut options = PageOptions {
         refresh: refresh_of(query.as_deref()),
         ..PageOptions::default()
     };
-    (HEADERS, render(&shared.status(), &options)).into_response()
+    if !status.version.is_empty() {
+        options.version.clone_from(&status.version);
+    }
+    (HEADERS, render(&status, &options)).into_response()
 }
 
 /// The auto-refresh period a query string asks for: `refresh=N` with N in

@@ -43,6 +43,8 @@ pub struct Status {
     pub passes: Vec<TargetPass>,
     /// `--dry-run`.
     pub dry_run: bool,
+    /// The controller's version and commit (`--version`), empty when unknown.
+    pub version: String,
     /// After the last pass: the rollouts this process started and watches.
     pub watching: Vec<Watch>,
     /// After the last pass: the FAILED rollout that halts redeploys, if any.
@@ -88,6 +90,7 @@ impl Status {
         }
         .json();
         StatusJson {
+            version: self.version.clone(),
             desired_state: DesiredStateJson {
                 source: self.source.clone(),
                 sha256: self.sha256.clone(),
@@ -187,6 +190,8 @@ pub struct Readiness {
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusJson {
+    /// The controller's version and commit, as `--version` prints it.
+    pub version: String,
     /// The desired state in force.
     pub desired_state: DesiredStateJson,
     /// `--dry-run`: the daemon plans and writes nothing.
