@@ -29,10 +29,7 @@ fn main() {
     // git repository (a home directory under version control) has none.
     let own_repo = git(&["rev-parse", "--show-toplevel"]).is_some_and(|top| {
         let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-        match (
-            std::fs::canonicalize(top),
-            std::fs::canonicalize(manifest),
-        ) {
+        match (std::fs::canonicalize(top), std::fs::canonicalize(manifest)) {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         }

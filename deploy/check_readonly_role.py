@@ -5,8 +5,9 @@ The policy file is the reference (tests/e2e/iam_readonly.rs holds it to plan's c
 the template's inline policy must have the same statements (Sid, Effect, actions,
 resources), ARNs saying `arn:${AWS::Partition}:` for `arn:aws:` and the AssumeRole
 resource naming the `RoleName` parameter, whose default must be the policy file's role
-name. Its trust policy may only name the `TrustedRoleArn` parameter (sts:AssumeRole) and
-GitHub's OIDC provider for the `GitHubRepository` parameter's pull requests.
+name. Its trust policy may only name the `TrustedRoleArn` parameter (sts:AssumeRole),
+GitHub's OIDC provider for the `GitHubRepository` parameter's pull requests, and (with
+GitHub) the role itself through aws:PrincipalArn.
 
 Usage: check_readonly_role.py [--policy FILE] [--template FILE]. Exit 0 in sync, 1 not
 (every difference printed), 2 a file could not be read.
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     allowed = [
         ("HasTrustedRole", {"AWS": {"Ref": "TrustedRoleArn"}}, "sts:AssumeRole"),
         ("HasGitHub", None, "sts:AssumeRoleWithWebIdentity"),
+        ("HasGitHub", {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}, "sts:AssumeRole"),
     ]
     if len(trust) != len(allowed):
         problems.append(f"{ROLE}: the trust policy must have exactly {len(allowed)} conditional statements")
@@ -97,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                 "token.actions.githubusercontent.com:sub"
             ):
                 problems.append(f"{ROLE}: the GitHub trust must pin aud and sub (StringEquals)")
+        if action == "sts:AssumeRole" and condition == "HasGitHub":
+            arn = body.get("Condition", {}).get("ArnEquals", {}).get("aws:PrincipalArn")
+            if arn != {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${RoleName}"}:
+                problems.append(f"{ROLE}: the self-trust must be limited to this role (ArnEquals aws:PrincipalArn)")
 
     for problem in problems:
         print(f"check_readonly_role: {problem}", file=sys.stderr)

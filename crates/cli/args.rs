@@ -179,7 +179,7 @@ pub struct RunArgs {
     #[arg(long, env = "GEC_STATUS_TOKEN_FILE")]
     pub status_token_file: Option<PathBuf>,
     /// Plan every pass and write nothing; metrics still report drift.
-    #[arg(long, env = "GEC_DRY_RUN")]
+    #[arg(long, env = "GEC_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
     /// POST /reconcile asks for a pass now at most this often (1s to 1h); requests while
     /// an asked-for pass has not started join it, others in between get HTTP 429.
@@ -215,7 +215,7 @@ pub struct EmfArgs {
     /// After each pass, write the key metrics (per target and fleet-wide) to stdout as
     /// CloudWatch Embedded Metric Format lines; on ECS the awslogs driver ships them and
     /// CloudWatch extracts the metrics. The logs stay on stderr.
-    #[arg(long, env = "GEC_METRICS_EMF")]
+    #[arg(long, env = "GEC_METRICS_EMF", value_parser = clap::builder::BoolishValueParser::new())]
     pub metrics_emf: bool,
     /// The CloudWatch namespace of --metrics-emf (1 to 255 ASCII letters, digits, spaces
     /// and . - _ / # :; not AWS/...).
@@ -416,7 +416,7 @@ pub struct PlanArgs {
     #[arg(long, env = "GEC_CONFIG")]
     pub config: String,
     /// Do not refuse a plan over a safety limit.
-    #[arg(long, env = "GEC_ALLOW_MASS_CHANGE")]
+    #[arg(long, env = "GEC_ALLOW_MASS_CHANGE", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_mass_change: bool,
     /// Targets reconciled at once (1 to 256).
     #[arg(long, env = "GEC_MAX_CONCURRENT_TARGETS", default_value_t = gec_engine::DEFAULT_MAX_CONCURRENT_TARGETS,
@@ -485,7 +485,7 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub lease: LeaseArgs,
     /// Write even while another replica holds the lease (`--lease-table` is then ignored).
-    #[arg(long, env = "GEC_IGNORE_LEASE")]
+    #[arg(long, env = "GEC_IGNORE_LEASE", value_parser = clap::builder::BoolishValueParser::new())]
     pub ignore_lease: bool,
 }
 

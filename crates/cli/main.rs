@@ -557,9 +557,13 @@ fn init_logging(format: Option<LogFormat>, default_filter: &str) {
         Some(LogFormat::Text) => false,
         None => !std::io::stdout().is_terminal(),
     };
+    // A log line that cannot be written (stderr closed: the log collector went away) is
+    // lost; tracing-subscriber would otherwise report it with `eprintln!`, which panics
+    // on that same closed stderr and takes the daemon down mid-pass.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     if json {
         builder.json().init();
     } else {

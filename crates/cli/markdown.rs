@@ -435,7 +435,9 @@ mod tests {
             inside.iter().all(|l| l.starts_with(['+', '-', '!', '#'])),
             "{inside:?}"
         );
-        assert!(inside.iter().any(|l| l.contains("<script>alert(1)</script>")));
+        assert!(inside
+            .iter()
+            .any(|l| l.contains("<script>alert(1)</script>")));
         // Outside the code block (the HTML and Markdown GitHub interprets), no tag from
         // the names.
         let outside = format!("{before}{after}");

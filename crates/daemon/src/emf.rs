@@ -33,9 +33,11 @@ pub const MAX_METRICS_PER_DIRECTIVE: usize = 100;
 pub const MAX_DIMENSION_VALUE: usize = 1024;
 /// A CloudWatch namespace has 1 to this many characters.
 pub const MAX_NAMESPACE: usize = 255;
-/// Lines waiting for stdout; more are dropped (counted), so a stuck stdout never holds a
-/// pass or grows memory. A pass writes one line per target and one for the fleet.
-pub const QUEUE: usize = 2048;
+/// Passes waiting for stdout; a pass beyond them is dropped whole (its lines counted), so
+/// a stuck stdout never holds a pass or grows memory, and a pass is written all or
+/// nothing (the fleet line, which the alarms read, never lost to a long target list).
+/// A pass writes one line per target and one for the fleet.
+pub const QUEUE: usize = 4;
 
 /// The settings of `--metrics-emf`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -395,7 +397,7 @@ pub struct Emf {
     namespace: String,
     /// Runs on a lease: a follower writes only `Leader` (see [`documents`]).
     leased: bool,
-    queue: SyncSender<String>,
+    queue: SyncSender<Vec<String>>,
     lines: IntCounterVec,
 }
 
@@ -429,29 +431,35 @@ impl Emf {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let conflicts = shared.conflicts.current();
         let follower = self.leased && !summary.leader;
-        for line in documents(&self.namespace, now, passes, summary, &conflicts, follower) {
-            match self.queue.try_send(line) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    self.lines.with_label_values(&["dropped"]).inc();
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    self.lines.with_label_values(&["failed"]).inc();
-                }
+        let lines = documents(&self.namespace, now, passes, summary, &conflicts, follower);
+        match self.queue.try_send(lines) {
+            Ok(()) => {}
+            Err(TrySendError::Full(lines)) => {
+                self.lines
+                    .with_label_values(&["dropped"])
+                    .inc_by(lines.len() as u64);
+            }
+            Err(TrySendError::Disconnected(lines)) => {
+                self.lines
+                    .with_label_values(&["failed"])
+                    .inc_by(lines.len() as u64);
             }
         }
     }
 }
 
-fn write_lines<W: Write>(rx: &Receiver<String>, open: impl Fn() -> W, lines: &IntCounterVec) {
+fn write_lines<W: Write>(rx: &Receiver<Vec<String>>, open: impl Fn() -> W, lines: &IntCounterVec) {
     let mut warned = false;
-    for mut line in rx {
-        line.push('\n');
+    for batch in rx {
+        // One write per pass: the lines of a pass leave together.
+        let mut text = batch.join("\n");
+        text.push('\n');
+        let count = batch.len() as u64;
         let mut out = open();
-        match out.write_all(line.as_bytes()).and_then(|()| out.flush()) {
-            Ok(()) => lines.with_label_values(&["written"]).inc(),
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => lines.with_label_values(&["written"]).inc_by(count),
             Err(e) => {
-                lines.with_label_values(&["failed"]).inc();
+                lines.with_label_values(&["failed"]).inc_by(count);
                 if !warned {
                     warned = true;
                     tracing::warn!(error = %e, "cannot write EMF metrics to stdout; counted in guardduty_controller_emf_lines_total{{result=\"failed\"}}");
@@ -699,11 +707,39 @@ mod tests {
         }
         let counter = lines_counter().unwrap();
         let (tx, rx) = sync_channel(4);
-        tx.send("{}".to_owned()).unwrap();
-        tx.send("{}".to_owned()).unwrap();
+        tx.send(vec!["{}".to_owned(), "{}".to_owned()]).unwrap();
+        tx.send(vec!["{}".to_owned()]).unwrap();
         drop(tx);
         write_lines(&rx, || Closed, &counter);
-        assert_eq!(counter.with_label_values(&["failed"]).get(), 2);
+        assert_eq!(counter.with_label_values(&["failed"]).get(), 3);
         assert_eq!(counter.with_label_values(&["written"]).get(), 0);
+    }
+
+    #[test]
+    fn a_pass_of_five_thousand_targets_is_written_whole() {
+        let counter = lines_counter().unwrap();
+        let (tx, rx) = sync_channel(QUEUE);
+        let lines: Vec<String> = (0..5_001).map(|i| format!("{{\"n\":{i}}}")).collect();
+        tx.try_send(lines).unwrap();
+        drop(tx);
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        write_lines(&rx, || Sink(std::sync::Arc::clone(&out)), &counter);
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 5_001);
+        assert!(
+            text.ends_with("{\"n\":5000}\n"),
+            "the last (fleet) line is there"
+        );
+        assert_eq!(counter.with_label_values(&["written"]).get(), 5_001);
     }
 }

@@ -270,3 +270,83 @@ fn knobs_that_would_spin_or_never_come_are_refused_at_the_command_line() {
         assert!(run.stderr.contains(says), "{args:?}\n{run}");
     }
 }
+
+/// The log collector goes away (stderr closed): the daemon loses its log lines and goes
+/// on reconciling. tracing-subscriber used to report the failed write with `eprintln!`,
+/// which panicked on the same closed stderr (exit 101) at the first line after it.
+#[test]
+fn a_closed_stderr_does_not_stop_the_daemon() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let sb = crate::kit::Sandbox::start();
+    sb.seed("regions:\n  us-east-1:\n    clusters:\n      - name: apps\n");
+    let file = sb.write(
+        "desired.yaml",
+        "version: 1\ntargets: [{region: us-east-1}]\nclusters: [{name: apps, guardDutyManaged: true}]\n",
+    );
+    // A free port: bound, then released for the daemon.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_guardduty-ecs-controller"));
+    cmd.args([
+        "--log-format",
+        "json",
+        "run",
+        "--listen",
+        &listen,
+        "--config",
+    ])
+    .arg(&file)
+    .args(["--reconcile-min-interval", "1s"]);
+    crate::kit::hermetic_env(
+        &mut cmd,
+        &[("AWS_ENDPOINT_URL", sb.url.as_str()), ("RUST_LOG", "info")],
+    );
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    // Close the read end at once: every log line now fails with EPIPE.
+    drop(child.stderr.take());
+    let url = |path: &str| format!("http://{listen}{path}");
+    let get = |path: &str| crate::kit::http::get(&url(path), Duration::from_secs(5)).ok();
+    let start = Instant::now();
+    let mut tagged = false;
+    while start.elapsed() < Duration::from_secs(60) && !tagged {
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "the daemon exited: {:?}",
+            child.try_wait()
+        );
+        // Passes on request, each logging lines nobody reads.
+        let _ = crate::kit::http::request(
+            hyper::Method::POST,
+            &url("/reconcile"),
+            &[],
+            "",
+            Duration::from_secs(5),
+        );
+        tagged = get("/metrics").is_some_and(|(_, body)| {
+            body.lines().any(|l| {
+                l.starts_with("guardduty_controller_reconcile_total{result=\"success\"}")
+                    && !l.ends_with(" 0")
+            })
+        });
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(tagged, "a successful pass while stderr is closed");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "still running after its passes"
+    );
+    assert_eq!(get("/healthz").map(|(code, _)| code), Some(200));
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "a clean shutdown: {status:?}");
+}
