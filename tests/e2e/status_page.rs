@@ -102,12 +102,16 @@ fn chromium(args: &[&str]) -> Browser {
     let out = reader(Box::new(child.stdout.take().expect("stdout")));
     let err = reader(Box::new(child.stderr.take().expect("stderr")));
     let start = Instant::now();
+    let pgid = i32::try_from(child.id()).expect("a pid");
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for chromium") {
+            // Its helpers (crashpad, zygote) may outlive it and hold the pipes open: end
+            // the whole group before the readers are joined (ESRCH when none is left).
+            // SAFETY: kill(2) on the process group this test started.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
             break status;
         }
         if start.elapsed() > CHROMIUM_TIMEOUT {
-            let pgid = i32::try_from(child.id()).expect("a pid");
             // SAFETY: kill(2) on the process group this test started.
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
             let _ = child.wait();
@@ -174,6 +178,14 @@ fn assert_png(path: &Path) {
     assert!(
         bytes.len() > 8 && bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
         "{} is not a PNG ({} bytes)",
+        path.display(),
+        bytes.len()
+    );
+    // A blank page compresses to a few hundred bytes whatever its size; a page with tables
+    // of text does not.
+    assert!(
+        bytes.len() > 10_000,
+        "{} is {} bytes: a blank page?",
         path.display(),
         bytes.len()
     );
