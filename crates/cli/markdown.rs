@@ -530,16 +530,18 @@ mod tests {
         p.actions.push(action);
         let mut passes = vec![pass(p)];
         for i in 0..600 {
-            let mut refused = TargetPlan::default();
-            refused.refused = Some(Refusal {
-                region: "us-east-1".to_owned(),
-                scope: Scope::Target,
-                targets: vec!["us-east-1".to_owned()],
-                limit: "maxClusterChangesPerCycle",
-                value: f64::from(i),
-                max: 1.0,
-                reason: format!("{i} tag changes > 1 {}", "y".repeat(150)),
-            });
+            let refused = TargetPlan {
+                refused: Some(Refusal {
+                    region: "us-east-1".to_owned(),
+                    scope: Scope::Target,
+                    targets: vec!["us-east-1".to_owned()],
+                    limit: "maxClusterChangesPerCycle",
+                    value: f64::from(i),
+                    max: 1.0,
+                    reason: format!("{i} tag changes > 1 {}", "y".repeat(150)),
+                }),
+                ..TargetPlan::default()
+            };
             passes.push(pass(refused));
         }
         let md = plan(&passes);
