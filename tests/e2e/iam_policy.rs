@@ -452,6 +452,25 @@ fn statement_matches(statement: &Value, request: &Authz) -> bool {
 
 /// IAM's decision for one request under this policy alone: an explicit deny wins, then
 /// an allow, else the implicit deny.
+/// The actions (lower case) the logged calls of the flows need, and those of the calls
+/// `policy` does not allow (`flow: request (request entry)`).
+pub(crate) fn check_calls(
+    policy: &Value,
+    log: &[(String, Value)],
+) -> (BTreeSet<String>, Vec<String>) {
+    let mut used = BTreeSet::new();
+    let mut denied = Vec::new();
+    for (flow, entry) in log {
+        for request in authorizations(entry) {
+            if !allowed(policy, &request) {
+                denied.push(format!("{flow}: {request} (request {entry})"));
+            }
+            used.insert(request.action.to_lowercase());
+        }
+    }
+    (used, denied)
+}
+
 pub(crate) fn allowed(policy: &Value, request: &Authz) -> bool {
     let matching: Vec<Value> = statements(policy)
         .into_iter()
@@ -631,16 +650,7 @@ fn the_policy_allows_every_call_of_every_flow_and_nothing_they_do_not_use() {
 
     // (a) Every call is allowed by the policy.
     let policy = policy();
-    let mut used = BTreeSet::new();
-    let mut denied = Vec::new();
-    for (flow, entry) in &log {
-        for request in authorizations(entry) {
-            if !allowed(&policy, &request) {
-                denied.push(format!("{flow}: {request} (request {entry})"));
-            }
-            used.insert(request.action.to_lowercase());
-        }
-    }
+    let (used, denied) = check_calls(&policy, &log);
     assert!(
         denied.is_empty(),
         "deploy/iam-policy.json does not allow these calls of the controller:\n{}",

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::iam_policy::{
-    allowed, authorizations, calls_of, desired, one_or_many, statements, FLEET, ORG_DESIRED,
-    ORG_FLEET, RAISED, ROLE_ARN,
+    calls_of, check_calls, desired, one_or_many, statements, FLEET, ORG_DESIRED, ORG_FLEET, RAISED,
+    ROLE_ARN,
 };
 use crate::kit::{repo_path, run_controller, Sandbox};
 
@@ -113,16 +113,7 @@ fn the_read_only_policy_allows_every_call_of_a_read_only_plan_and_no_write() {
 
     // (a) Every call is allowed by the read-only policy.
     let policy = policy();
-    let mut used = BTreeSet::new();
-    let mut denied = Vec::new();
-    for (flow, entry) in &log {
-        for request in authorizations(entry) {
-            if !allowed(&policy, &request) {
-                denied.push(format!("{flow}: {request} (request {entry})"));
-            }
-            used.insert(request.action.to_lowercase());
-        }
-    }
+    let (used, denied) = check_calls(&policy, &log);
     assert!(
         denied.is_empty(),
         "deploy/iam-policy-readonly.json does not allow these calls of a read-only plan:\n{}",
