@@ -152,6 +152,9 @@ fn words_of(name: &str) -> Option<&'static [String]> {
     words.get(name).map(Vec::as_slice)
 }
 
+/// The longest written name [`nearest`] looks at, in characters.
+const LONGEST_TYPO: usize = 64;
+
 /// The allowed name nearest to `written`, if one is near enough to be a typo of it:
 /// case-insensitive Damerau-Levenshtein distance (a swap of two letters is one edit) of
 /// at most a third of the length, and at least 1 for names of three letters or more.
@@ -159,11 +162,19 @@ pub(crate) fn nearest<'a>(
     written: &str,
     allowed: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    let length = written.chars().count();
+    // A key longer than any allowed name is no typo of one, and the distance costs the
+    // product of the lengths: a megabyte key would take seconds.
+    if length > LONGEST_TYPO {
+        return None;
+    }
     let written_lower = written.to_lowercase();
-    let limit = written.chars().count() / 3;
+    let limit = length / 3;
     allowed
         .into_iter()
         .filter(|a| *a != written)
+        // The distance is at least the difference of the lengths.
+        .filter(|a| a.chars().count().abs_diff(length) <= limit)
         .map(|a| {
             (
                 strsim::damerau_levenshtein(&written_lower, &a.to_lowercase()),
@@ -263,6 +274,10 @@ mod tests {
             nearest("rolearn", ["region", "roleArn", "externalId"]),
             Some("roleArn")
         );
+        // Too long to be a typo of any name, or too far in length from a candidate.
+        let long = "clusters".repeat(9);
+        assert_eq!(nearest(&long, [long.as_str(), "clusters"]), None);
+        assert_eq!(nearest("redeployyyyyy", ["redeploy"]), None);
         assert_eq!(
             backticked("expected one of `a`, `bc` or `d`"),
             ["a", "bc", "d"]

@@ -1,6 +1,7 @@
 //! Parsing a desired-state file into [`DesiredState`], reporting every mistake at once
 //! with its line, column and field path.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use marked_yaml::{LoaderOptions, Node};
@@ -9,7 +10,8 @@ use serde::de::DeserializeOwned;
 use super::error::{ConfigError, ConfigErrorKind as Kind, ConfigErrors};
 use super::human::nearest;
 use super::located::{
-    at_node, at_path, at_span, clamp_to_text, load_error, node_error, with_suggestion,
+    at_node, at_path, at_span, clamp_to_text, clip_echoes, clip_path, load_error, node_error,
+    with_suggestion,
 };
 use super::org_checks::unquoted_ids;
 use super::source::Source;
@@ -146,7 +148,7 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
         .prevent_coercion(true);
     let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(root) => root,
-        Err(e) => return fail(vec![clamp_to_text(load_error(&e), text)]),
+        Err(e) => return fail(vec![clipped(clamp_to_text(load_error(&e), text))]),
     };
     let mut checked = check_sections(&root, &src);
     let mut errors = std::mem::take(&mut checked.errors);
@@ -179,9 +181,22 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
             (e.line, e.column) = (line, column);
         }
     }
+    let mut errors: Vec<ConfigError> = errors.into_iter().map(clipped).collect();
     errors.sort_by(|a, b| (a.line, a.column, &a.path).cmp(&(b.line, b.column, &b.path)));
     errors.dedup();
     fail(errors)
+}
+
+/// A mistake whose message and path repeat no key or value longer than
+/// [`LONGEST_ECHO`](super::located::LONGEST_ECHO) characters.
+fn clipped(mut e: ConfigError) -> ConfigError {
+    if let Cow::Owned(m) = clip_echoes(&e.message) {
+        e.message = m;
+    }
+    if let Cow::Owned(p) = clip_path(&e.path) {
+        e.path = p;
+    }
+    e
 }
 
 fn too_big(size: usize) -> ConfigError {
@@ -285,9 +300,11 @@ fn check_sections(root: &Node, src: &Source) -> Checked {
             Some(found) => found,
             None => {
                 let near = nearest(name, TOP_LEVEL_KEYS);
+                let allowed: Vec<String> =
+                    TOP_LEVEL_KEYS.iter().map(|k| format!("`{k}`")).collect();
                 let message = format!(
                     "unknown field `{name}`, expected one of {}",
-                    TOP_LEVEL_KEYS.join(", ")
+                    allowed.join(", ")
                 );
                 let message = with_suggestion(message, near);
                 vec![ConfigError {

@@ -21,9 +21,17 @@ pub(super) fn node_error(
         }
         full.push_str(inner);
     }
+    // The value the mistake is at: the scalar that starts there (its own text, without
+    // quotes, and not what follows it on the line), or else the rest of the line.
     let found = |m: Option<marked_yaml::Marker>| {
-        m.and_then(|m| src.rest_of_line(m.line(), m.column()))
-            .map(|rest| rest.split(" #").next().unwrap_or(rest).trim().to_owned())
+        let Some(m) = m else {
+            return String::new();
+        };
+        if let Some(scalar) = scalar_at(node, m.line(), m.column()) {
+            return clip(scalar.as_str()).into_owned();
+        }
+        src.rest_of_line(m.line(), m.column())
+            .map(|rest| clip(rest.split(" #").next().unwrap_or(rest).trim()).into_owned())
             .unwrap_or_default()
     };
     let kind = kind_of(e);
@@ -36,20 +44,24 @@ pub(super) fn node_error(
                 _ if got.starts_with('-') => {
                     format!("expected a whole number, 0 or more, got {got:?}")
                 }
-                _ => format!("expected a whole number, got {got:?}"),
+                _ => format!("expected a whole number, got {}", quoted(&got)),
             }
         }
         marked_yaml::Error::FloatParseFailure(..) => {
-            format!("expected a number, got {:?}", found(e.start_mark()))
+            format!("expected a number, got {}", quoted(&found(e.start_mark())))
         }
         marked_yaml::Error::NotBoolean(..) => {
-            format!("expected true or false, got {:?}", found(e.start_mark()))
+            format!(
+                "expected true or false, got {}",
+                quoted(&found(e.start_mark()))
+            )
         }
         marked_yaml::Error::UnknownFieldError(field, expected, _) => {
             suggestion = nearest(field, expected.iter().copied()).map(str::to_owned);
             let allowed: Vec<String> = expected.iter().map(|k| format!("`{k}`")).collect();
             format!(
-                "unknown field `{field}`, expected one of {}",
+                "unknown field `{}`, expected one of {}",
+                clip(field),
                 allowed.join(", ")
             )
         }
@@ -197,6 +209,100 @@ pub(super) fn at_span(
     }
 }
 
+/// The scalar of `node` (a value, not a key) that starts at a line and column.
+fn scalar_at(
+    node: &Node,
+    line: usize,
+    column: usize,
+) -> Option<&marked_yaml::types::MarkedScalarNode> {
+    let starts_here = |span: &marked_yaml::Span| {
+        span.start()
+            .is_some_and(|m| (m.line(), m.column()) == (line, column))
+    };
+    match node {
+        Node::Scalar(s) => starts_here(s.span()).then_some(s),
+        Node::Sequence(items) => items.iter().find_map(|i| scalar_at(i, line, column)),
+        Node::Mapping(map) => map.values().find_map(|v| scalar_at(v, line, column)),
+    }
+}
+
+/// What was found, for a message: quoted, or `nothing` for an empty value.
+fn quoted(found: &str) -> String {
+    if found.is_empty() {
+        "nothing (an empty value)".to_owned()
+    } else {
+        format!("{found:?}")
+    }
+}
+
+/// Longest key or value a message repeats, in characters.
+pub(super) const LONGEST_ECHO: usize = 80;
+
+/// A key or value as a message repeats it: at most [`LONGEST_ECHO`] characters, then `…`.
+pub(super) fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(LONGEST_ECHO) {
+        Some((at, _)) => format!("{}…", &text[..at]).into(),
+        None => text.into(),
+    }
+}
+
+/// A message with every quoted (`"..."`) or backticked run longer than [`LONGEST_ECHO`]
+/// characters clipped: whatever site repeats a value, a megabyte value is not repeated.
+pub(super) fn clip_echoes(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.chars().count() <= LONGEST_ECHO {
+        return message.into();
+    }
+    let mut out = String::with_capacity(message.len().min(4 * LONGEST_ECHO));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&clip_words(&rest[..open]));
+        out.push(quote);
+        let inner = &rest[open + 1..];
+        // The closing quote; a `"` escaped by Debug formatting is not one.
+        let mut close = None;
+        let mut escaped = false;
+        for (i, c) in inner.char_indices() {
+            match c {
+                '\\' if quote == '"' && !escaped => escaped = true,
+                c if c == quote && !escaped => {
+                    close = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(close) = close else {
+            out.push_str(&clip(inner));
+            return out.into();
+        };
+        out.push_str(&clip(&inner[..close]));
+        out.push(quote);
+        rest = &inner[close + 1..];
+    }
+    out.push_str(&clip_words(rest));
+    out.into()
+}
+
+/// Text outside quotes with each word clipped (an unquoted number of a megabyte repeated
+/// in a message).
+fn clip_words(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().count() <= LONGEST_ECHO {
+        return text.into();
+    }
+    let words: Vec<std::borrow::Cow<'_, str>> = text.split(' ').map(clip).collect();
+    words.join(" ").into()
+}
+
+/// A field path with each key clipped (an unknown key of a megabyte).
+pub(super) fn clip_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.chars().count() <= LONGEST_ECHO {
+        return path.into();
+    }
+    let parts: Vec<std::borrow::Cow<'_, str>> = path.split('.').map(clip).collect();
+    parts.join(".").into()
+}
+
 fn lowercase_first(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
@@ -210,5 +316,85 @@ pub(super) fn with_suggestion(message: String, suggestion: Option<&str>) -> Stri
     match suggestion {
         Some(near) => format!("{message}; did you mean `{near}`?"),
         None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+
+    fn messages(text: &str) -> Vec<String> {
+        match parse("d.yaml", text) {
+            Ok(_) => panic!("valid: {text}"),
+            Err(e) => e
+                .errors
+                .into_iter()
+                .map(|e| format!("{}: {}", e.path, e.message))
+                .collect(),
+        }
+    }
+
+    const BASE: &str = "version: 1\ntargets: [{region: us-east-1}]\n";
+
+    #[test]
+    fn a_mistake_quotes_the_value_it_is_at_and_nothing_after_it() {
+        let rows = [
+            (
+                "redeploy:\n  maxConcurrent:\n  maxPerHour: 0\n",
+                "redeploy.maxConcurrent: expected a whole number, got nothing (an empty value)",
+            ),
+            (
+                "reconcile: {conflicts: {reverts: x}, jitter: 0.2}\n",
+                "reconcile.conflicts.reverts: expected a whole number, got \"x\"",
+            ),
+            (
+                "reconcile: {jitter: lots, interval: 5m}\n",
+                "reconcile.jitter: expected a number, got \"lots\"",
+            ),
+            (
+                "suspend: \"x\"\n",
+                "suspend: expected true or false, got \"x\"",
+            ),
+            (
+                "suspend: 'x' # why\n",
+                "suspend: expected true or false, got \"x\"",
+            ),
+        ];
+        for (tail, want) in rows {
+            let got = messages(&format!("{BASE}{tail}"));
+            assert!(got.iter().any(|m| m == want), "{tail}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn no_message_repeats_more_than_a_line_of_a_key_or_value() {
+        let long = "x".repeat(10_000);
+        let digits = "1".repeat(10_000);
+        // YAML limits a plain key to 1,024 characters.
+        let key = "k".repeat(1000);
+        let text = format!(
+            "{BASE}suspend: {long}\nredeploy: {{maxConcurrent: \"{long}\", {key}: 1}}\n\
+             reconcile: {{interval: {long}}}\nclusters: [{{name: {long}, guardDutyManaged: {long}}}]\n\
+             organizationn: {{administrator: {{accountId: {digits}}}}}\n{key}: 1\n"
+        );
+        let got = messages(&text);
+        assert!(got.len() >= 6, "{got:?}");
+        for m in &got {
+            assert!(
+                m.chars().count() < 600,
+                "{} characters: {m}",
+                m.chars().count()
+            );
+        }
+        assert!(
+            got.iter()
+                .any(|m| m.contains(&format!("`{}…`", "k".repeat(80)))),
+            "{got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|m| m.contains(&format!("\"{}…\"", "x".repeat(80)))),
+            "{got:?}"
+        );
     }
 }

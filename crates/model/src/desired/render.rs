@@ -19,6 +19,9 @@ const CONTEXT: usize = 60;
 const WIDEST: usize = 2 * CONTEXT;
 /// The longest underline, in characters.
 const LONGEST_MARK: usize = 40;
+/// Mistakes shown with their line; the rest are shown as messages only. A snippet costs
+/// the length of its line, so that thousands of mistakes on one long line stay linear.
+pub const MAX_SNIPPETS: usize = 50;
 
 impl ConfigErrors {
     /// Every mistake as [`Display`](std::fmt::Display) shows it, each followed by the line
@@ -38,6 +41,7 @@ impl ConfigErrors {
             lines
         };
         let mut out = String::new();
+        let mut snippets = 0;
         for (i, e) in self.errors.iter().enumerate() {
             if i > 0 {
                 out.push('\n');
@@ -53,9 +57,18 @@ impl ConfigErrors {
             );
             let line = e.line.checked_sub(1).and_then(|i| lines.get(i));
             if let (false, Some(line)) = (whole_file, line) {
-                out.push('\n');
-                snippet(&mut out, e.line, e.column, line);
+                if snippets < MAX_SNIPPETS {
+                    out.push('\n');
+                    snippet(&mut out, e.line, e.column, line);
+                }
+                snippets += 1;
             }
+        }
+        if snippets > MAX_SNIPPETS {
+            let _ = write!(
+                out,
+                "\n({snippets} mistakes; the lines of the first {MAX_SNIPPETS} are shown)"
+            );
         }
         out
     }
@@ -132,9 +145,9 @@ mod tests {
     fn the_line_is_shown_with_a_caret_under_the_mistake() {
         let text = "version: 1\ntargets:\n  - region: us-east-1\nclustres:\n  - name: a\n";
         let out = rendered(text);
-        let want = "d.yaml:4:1: clustres: unknown field `clustres`, expected one of version, \
-                    targets, organization, detector, clusters, unmatchedClusters, suspend, \
-                    redeploy, safety, reconcile; did you mean `clusters`?\n  |\n4 | clustres:\n  | ^^^^^^^^";
+        let want = "d.yaml:4:1: clustres: unknown field `clustres`, expected one of `version`, \
+                    `targets`, `organization`, `detector`, `clusters`, `unmatchedClusters`, \
+                    `suspend`, `redeploy`, `safety`, `reconcile`; did you mean `clusters`?\n  |\n4 | clustres:\n  | ^^^^^^^^";
         assert_eq!(out, want);
     }
 
@@ -150,6 +163,33 @@ mod tests {
         let out = rendered(text);
         assert!(
             out.ends_with("5 | suspend: maybe # c\n  |          ^^^^^"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn only_the_first_mistakes_get_their_line() {
+        // 2,000 mistakes on one long flow line: each snippet costs the whole line.
+        let rules: Vec<String> = (0..2000)
+            .map(|i| format!("{{name: c{i}, guardDutyManaged: maybe}}"))
+            .collect();
+        let text = format!(
+            "version: 1\ntargets: [{{region: us-east-1}}]\nclusters: [{}]\n",
+            rules.join(", ")
+        );
+        let errors = match parse("d.yaml", &text) {
+            Ok(_) => panic!("valid"),
+            Err(e) => e,
+        };
+        assert_eq!(errors.errors.len(), 2000);
+        let out = errors.render(&text);
+        let carets = out
+            .lines()
+            .filter(|l| l.starts_with("  | ") && l.contains('^'));
+        assert_eq!(carets.count(), super::MAX_SNIPPETS, "{out}");
+        assert_eq!(out.matches("d.yaml:3:").count(), 2000);
+        assert!(
+            out.ends_with("(2000 mistakes; the lines of the first 50 are shown)"),
             "{out}"
         );
     }

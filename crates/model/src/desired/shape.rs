@@ -177,6 +177,9 @@ fn expected(schema: &Value) -> String {
     }
     let mut seen = std::collections::BTreeSet::new();
     words.retain(|w| seen.insert(w.clone()));
+    // `targets` items are a mapping of one form or another: say it once.
+    let mut seen = std::collections::BTreeSet::new();
+    kinds.retain(|k| seen.insert(*k));
     let mut parts = Vec::new();
     if !words.is_empty() {
         parts.push(format!("one of: {}", words.join(", ")));
@@ -228,6 +231,7 @@ mod tests {
             ),
             (at(&["organization", "members"]), "one of: all or a list"),
             (at(&["version"]), "one of: 1"),
+            (vec![Seg::Key("targets".into()), Seg::Index(0)], "a mapping"),
         ];
         for (path, want) in rows {
             let mut s = Some(schema());

@@ -107,7 +107,7 @@ fn each_kind_of_mistake_is_reported_at_its_line_column_and_path() {
         ("syntax-error.yaml",
             &[at(7, 4, "", &["YAML syntax error"])]),
         ("unknown-top-level-key.yaml",
-            &[at(4, 1, "clsuters", &["unknown field `clsuters`", "expected one of version, targets"])]),
+            &[at(4, 1, "clsuters", &["unknown field `clsuters`", "expected one of `version`, `targets`"])]),
         ("unknown-nested-key.yaml",
             &[at(6, 7, "clusters[0].match.nmePattern", &["unknown field `nmePattern`", "`namePattern`"])]),
         ("wrong-type-number.yaml",
