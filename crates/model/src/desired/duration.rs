@@ -41,6 +41,12 @@ impl DurationSpec {
     /// A message saying what is wrong with the text, or that it is longer than the limit.
     pub fn parse(text: &str) -> Result<Self, String> {
         static PARSER: SpanParser = SpanParser::new();
+        // jiff skips blanks at the end; the schema's pattern (and so an editor) does not.
+        if text.trim() != text {
+            return Err(format!(
+                "invalid duration {text:?}: no spaces before or after it; {HOW}"
+            ));
+        }
         // A `SignedDuration` holds any hour count an i64 of seconds can (so `99999h` is
         // "too long", not "malformed"), but no calendar unit; a `Span` holds days and
         // weeks, which are 24 and 168 hours here.

@@ -18,7 +18,7 @@ use super::source::Source;
 use super::targets::{add_up, check_targets, entry_ok};
 use super::typed::{check, without_failed_keys};
 use super::validate::{validate, Seg};
-use super::{bounds, shape};
+use super::{bounds, nulls, shape};
 use super::{
     ClusterRule, DesiredState, DetectorSpec, OrganizationSpec, ReconcileSpec, RedeploySpec,
     SafetySpec, UnmatchedPolicy,
@@ -52,7 +52,9 @@ pub const SCHEMA_ID: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/schemas/desi
 pub fn json_schema() -> serde_json::Value {
     let mut schema = schemars::schema_for!(DesiredState);
     schema.insert("$id".into(), SCHEMA_ID.into());
-    serde_json::to_value(schema).unwrap_or_default()
+    let mut schema = schema.to_value();
+    nulls::adjust(&mut schema);
+    schema
 }
 
 /// Reads a desired-state file from its bytes: the whole validate path, with every
@@ -146,10 +148,12 @@ pub fn parse(file: &str, text: &str) -> Result<DesiredState, ConfigErrors> {
     let options = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
-    let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
+    let mut root = match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(root) => root,
         Err(e) => return fail(vec![clipped(clamp_to_text(load_error(&e), text))]),
     };
+    // An empty (or `~`) section is the section left out.
+    nulls::drop_nulls(&mut root);
     let mut checked = check_sections(&root, &src);
     let mut errors = std::mem::take(&mut checked.errors);
     // Validate whatever parsed, so a type mistake does not hide a validation mistake.

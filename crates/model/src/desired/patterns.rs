@@ -251,6 +251,11 @@ mod tests {
             "s5",
             "1h-",
             "ten minutes",
+            "30s ",
+            " 30s",
+            "30s\t",
+            "5m\n",
+            "1h 30m ",
         ];
         for text in bad {
             assert!(

@@ -5,11 +5,14 @@
 
 use std::sync::OnceLock;
 
+use marked_yaml::types::MarkedScalarNode;
 use marked_yaml::Node;
 use serde_json::Value;
 
 use super::error::{ConfigError, ConfigErrorKind as Kind};
 use super::located::at_node;
+use super::patterns;
+use super::plain::{self, Typed};
 use super::validate::Seg;
 
 /// The generated desired-state schema, made once.
@@ -37,7 +40,10 @@ fn walk(node: &Node, schema: &Value, path: &mut Vec<Seg>, out: &mut Vec<ConfigEr
     let (here, got) = match node {
         Node::Mapping(_) => (Shape::Mapping, "a mapping"),
         Node::Sequence(_) => (Shape::List, "a list"),
-        Node::Scalar(_) => return,
+        Node::Scalar(s) => {
+            out.extend(plain_mistake(node, s, schema, path));
+            return;
+        }
     };
     let shapes = shapes(schema);
     if !shapes.is_empty() && !shapes.contains(&here) {
@@ -70,6 +76,51 @@ fn walk(node: &Node, schema: &Value, path: &mut Vec<Seg>, out: &mut Vec<ConfigEr
     }
 }
 
+/// A plain scalar that YAML types as null, a boolean or a number where the schema does
+/// not take one: in a text field it must be quoted (other YAML tools, and so the schema,
+/// read `name: 123` as a number), and nothing (null) is not a mapping or a list. Account
+/// ids have their own message (`unquoted_number`); words from a list (`enum`) are left to
+/// serde's "unknown value".
+fn plain_mistake(
+    node: &Node,
+    scalar: &MarkedScalarNode,
+    schema: &Value,
+    path: &[Seg],
+) -> Option<ConfigError> {
+    if !scalar.may_coerce() {
+        return None;
+    }
+    let typed = plain::typed(scalar.as_str())?;
+    let alternatives = alternatives(schema);
+    let unconstrained = |alt: &&Value| {
+        types(alt).is_empty() && alt.get("enum").is_none() && alt.get("const").is_none()
+    };
+    let takes_it = |alt: &&Value| types(alt).iter().any(|t| typed.json_types().contains(t));
+    if alternatives.iter().any(|a| unconstrained(a) || takes_it(a)) {
+        return None;
+    }
+    let free_text = |alt: &&Value| {
+        types(alt).contains(&"string")
+            && alt.get("enum").is_none()
+            && alt.get("const").is_none()
+            && alt.get("pattern").and_then(Value::as_str) != Some(patterns::ACCOUNT_ID)
+    };
+    let text = scalar.as_str();
+    let message = if alternatives.iter().any(free_text) {
+        plain::quote_it(text, typed)
+    } else if typed == Typed::Null && !shapes(schema).contains(&Shape::Scalar) {
+        let got = if text.is_empty() {
+            "nothing (an empty value)".to_owned()
+        } else {
+            format!("null ({text})")
+        };
+        format!("expected {}, got {got}", expected(schema))
+    } else {
+        return None;
+    };
+    Some(at_node(node, &Seg::render(path), Kind::WrongType, message))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     Mapping,
@@ -93,7 +144,7 @@ fn schema_def(name: &str) -> Option<&'static Value> {
 
 /// The alternatives a value may match: the schema itself when it has a type, else its
 /// `anyOf` / `oneOf` members (each resolved).
-fn alternatives(schema: &Value) -> Vec<&Value> {
+pub(super) fn alternatives(schema: &Value) -> Vec<&Value> {
     let schema = resolve(schema);
     if schema.get("type").is_some() || schema.get("properties").is_some() {
         return vec![schema];
@@ -115,7 +166,7 @@ fn alternatives(schema: &Value) -> Vec<&Value> {
     out
 }
 
-fn types(schema: &Value) -> Vec<&str> {
+pub(super) fn types(schema: &Value) -> Vec<&str> {
     match schema.get("type") {
         Some(Value::String(t)) => vec![t.as_str()],
         Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
@@ -192,7 +243,7 @@ fn expected(schema: &Value) -> String {
 }
 
 /// The schema of a key's value or of a list's items.
-fn child<'a>(schema: &'a Value, seg: &Seg) -> Option<&'a Value> {
+pub(super) fn child<'a>(schema: &'a Value, seg: &Seg) -> Option<&'a Value> {
     for alt in alternatives(schema) {
         let found = match seg {
             Seg::Key(k) => alt

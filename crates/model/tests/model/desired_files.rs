@@ -147,8 +147,10 @@ fn mistakes_written_inline_are_reported_too() {
     // (label, text after the head, the mistakes it must report)
     let rows: &[(&str, &str, &[Expect])] = &[
         (
+            // Plain `True` is YAML's boolean true (as every YAML tool reads it); the
+            // quoted word must be the tag's value exactly.
             "the tag value is case-sensitive",
-            "clusters:\n  - name: prod\n    guardDutyManaged: True\n",
+            "clusters:\n  - name: prod\n    guardDutyManaged: \"True\"\n",
             &[at(6, 23, "clusters[0].guardDutyManaged", &["\"True\""])],
         ),
         (
@@ -625,5 +627,117 @@ fn each_kind_of_mistake_carries_its_stable_kind() {
         let errors = errors_of(name, &fixture(name));
         let got: Vec<K> = errors.errors.iter().map(|e| e.kind).collect();
         assert_eq!(&got, kinds, "{name}\n{errors}");
+    }
+}
+
+/// An empty section is its default, however the null is written: `key:`, `~`, `null`
+/// (the schema allows null there too; `scripts/check-schema` holds both to it).
+#[test]
+fn an_empty_or_null_section_is_the_section_left_out() {
+    let base = "version: 1\ntargets:\n  - region: us-east-1\n";
+    let plain = parse("d.yaml", base).unwrap_or_else(|e| panic!("{e}"));
+    for null in ["", " ~", " null", " Null", " NULL"] {
+        let text = format!(
+            "{base}detector:{null}\nclusters:{null}\n#  - name: a\nredeploy:{null}\nsafety:{null}\n\
+             reconcile:{null}\n"
+        );
+        let read = parse("d.yaml", &text).unwrap_or_else(|e| panic!("{null:?}: {e}"));
+        assert_eq!(read, plain, "{null:?}");
+        let text = format!(
+            "{base}redeploy:\n  excludeServices:{null}\n  windows:{null}\nreconcile:\n  \
+             conflicts:{null}\nclusters:\n  - match: {{tags:{null}, regions:{null}, namePattern: \"*\"}}\n    \
+             guardDutyManaged: true\n"
+        );
+        let read = parse("d.yaml", &text).unwrap_or_else(|e| panic!("{null:?}: {e}"));
+        assert_eq!(read.redeploy, plain.redeploy, "{null:?}");
+        assert_eq!(read.reconcile, plain.reconcile, "{null:?}");
+    }
+}
+
+/// A text field takes a value YAML reads as a number, a boolean or null only quoted:
+/// check-jsonschema and editors read `name: 123` as a number.
+#[test]
+fn a_number_boolean_or_null_in_a_text_field_must_be_quoted() {
+    let base = "version: 1\ntargets:\n  - region: us-east-1\n";
+    let rows: [(String, &str, &str); 9] = [
+        (
+            format!("{base}clusters:\n  - match: {{tags: {{monitoring: true}}}}\n    guardDutyManaged: true\n"),
+            "clusters[0].match.tags.monitoring",
+            "true is a YAML boolean here, not text: quote it, \"true\"",
+        ),
+        (
+            format!("{base}clusters:\n  - match: {{tags: {{tier: 1}}}}\n    guardDutyManaged: true\n"),
+            "clusters[0].match.tags.tier",
+            "1 is a YAML number here, not text: quote it, \"1\"",
+        ),
+        (
+            format!("{base}clusters:\n  - name: 123\n    guardDutyManaged: true\n"),
+            "clusters[0].name",
+            "quote it, \"123\"",
+        ),
+        (
+            format!("{base}redeploy:\n  excludeServices: [1.5]\n"),
+            "redeploy.excludeServices[0]",
+            "quote it, \"1.5\"",
+        ),
+        (
+            format!("{base}clusters:\n  - match: {{namePattern: 12}}\n    guardDutyManaged: true\n"),
+            "clusters[0].match.namePattern",
+            "quote it, \"12\"",
+        ),
+        (
+            "version: 1\ntargets:\n  - region: us-east-1\n    roleArn: arn:aws:iam::111111111111:role/x\n    externalId: 12345\n".to_owned(),
+            "targets[0].externalId",
+            "quote it, \"12345\"",
+        ),
+        (
+            "version: 1\ntargets:\n  - regions: [us-east-1]\n    accounts: [{id: \"111111111111\"}]\n    roleName: 1234\n".to_owned(),
+            "targets[0].roleName",
+            "quote it, \"1234\"",
+        ),
+        (
+            "version: 1\norganization:\n  administrator: {accountId: \"111111111111\", regions: [us-east-1]}\n  memberRoleName: gec\n  memberExternalId: 42\n".to_owned(),
+            "organization.memberExternalId",
+            "quote it, \"42\"",
+        ),
+        (
+            "version: 1\ntargets:\n  - region: us-east-1\n    roleArn: ~\n".to_owned(),
+            "targets[0].roleArn",
+            "~ is YAML's null here, not text",
+        ),
+    ];
+    for (text, path, says) in rows {
+        let errors = errors_of("d.yaml", &text);
+        assert!(
+            errors
+                .errors
+                .iter()
+                .any(|e| e.path == path && e.message.contains(says)),
+            "{text}\n{errors}"
+        );
+    }
+    // Quoted, each is text.
+    let quoted = format!(
+        "{base}clusters:\n  - name: \"123\"\n    guardDutyManaged: \"true\"\n  - match: {{tags: {{monitoring: \"true\", tier: '1'}}, namePattern: \"12\"}}\n    guardDutyManaged: True\nredeploy:\n  excludeServices: [\"1.5\", 'null']\n"
+    );
+    let read = parse("d.yaml", &quoted).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read.clusters[0].name.as_deref(), Some("123"));
+    assert_eq!(read.redeploy.exclude_services, ["1.5", "null"]);
+    // An empty mapping where a mapping is needed, and null where nothing may be null.
+    for (text, says) in [
+        (
+            format!("{base}clusters:\n  - match:\n    guardDutyManaged: true\n"),
+            "expected a mapping, got nothing",
+        ),
+        (
+            "version: 1\norganization: ~\n".to_owned(),
+            "expected a mapping, got null",
+        ),
+    ] {
+        let errors = errors_of("d.yaml", &text);
+        assert!(
+            errors.errors.iter().any(|e| e.message.contains(says)),
+            "{text}\n{errors}"
+        );
     }
 }
