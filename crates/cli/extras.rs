@@ -20,7 +20,12 @@ fn command() -> clap::Command {
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<u8> {
     let mut cmd = command();
     let name = cmd.get_name().to_owned();
-    clap_complete::generate(shell, &mut cmd, name, &mut std::io::stdout());
+    // Into memory first: clap_complete panics when its writer fails (a closed or full
+    // stdout); a failed write of the whole script is an error instead.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    std::io::Write::write_all(&mut std::io::stdout(), &script)
+        .context("cannot write the completion script to stdout")?;
     Ok(EXIT_OK)
 }
 

@@ -1,6 +1,29 @@
 //! `guardduty-ecs-controller`: glue that turns arguments into settings, runs the command
 //! and maps its result to an exit code. Only `main` exits.
 
+// `print!`, `println!` and `eprintln!` that never panic. std's panic when the stream is closed
+// (`plan | head`, a log collector gone): the command would die with exit 101 instead of
+// its own exit code. A line written to a closed stream is lost; the exit code stands.
+// Defined before the modules, so these shadow std's macros in all of them.
+macro_rules! print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod args;
 mod extras;
 mod markdown;

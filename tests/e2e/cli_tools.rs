@@ -176,3 +176,36 @@ fn the_man_page_renders_and_names_every_subcommand() {
         assert!(text.contains(".TH"), "{page:?}");
     }
 }
+
+/// Output that cannot be written (`plan | head`, a full disk) loses the text, never the
+/// exit code: std's `println!` and clap_complete panic on a failed write (exit 101).
+#[test]
+fn a_stream_that_cannot_be_written_keeps_the_exit_code() {
+    let full = |stream: &str, args: &[&str], want: i32| {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_guardduty-ecs-controller"));
+        cmd.args(args).current_dir(root());
+        crate::kit::hermetic_env(&mut cmd, &[("AWS_ENDPOINT_URL", "http://127.0.0.1:9")]);
+        if stream == "stdout" {
+            cmd.stdout(file).stderr(std::process::Stdio::null());
+        } else {
+            cmd.stderr(file).stdout(std::process::Stdio::null());
+        }
+        let status = cmd.status().expect("run the controller");
+        assert_eq!(status.code(), Some(want), "{args:?} with {stream} full");
+    };
+    full("stdout", &["schema"], 0);
+    full("stdout", &["validate", "config/multi-rule.yaml"], 0);
+    full(
+        "stdout",
+        &["validate", "--output", "json", "/nonexistent.yaml"],
+        1,
+    );
+    full("stdout", &["completions", "bash"], 1);
+    full("stderr", &["validate", "/nonexistent.yaml"], 1);
+    full("stderr", &["plan", "--config", "/nonexistent.yaml"], 1);
+    full("stderr", &["plan", "--outptu", "json"], 1);
+}

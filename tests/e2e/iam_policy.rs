@@ -450,8 +450,6 @@ fn statement_matches(statement: &Value, request: &Authz) -> bool {
             .is_none_or(|c| condition_holds(c, request))
 }
 
-/// IAM's decision for one request under this policy alone: an explicit deny wins, then
-/// an allow, else the implicit deny.
 /// The actions (lower case) the logged calls of the flows need, and those of the calls
 /// `policy` does not allow (`flow: request (request entry)`).
 pub(crate) fn check_calls(
@@ -471,6 +469,8 @@ pub(crate) fn check_calls(
     (used, denied)
 }
 
+/// IAM's decision for one request under this policy alone: an explicit deny wins, then
+/// an allow, else the implicit deny.
 pub(crate) fn allowed(policy: &Value, request: &Authz) -> bool {
     let matching: Vec<Value> = statements(policy)
         .into_iter()

@@ -33,6 +33,7 @@ const NULLABLE: [(&str, &str); 10] = [
 /// Returns how many of [`NULLABLE`] were found (all, unless a type was renamed).
 pub(super) fn adjust(schema: &mut Value) -> usize {
     strip_nulls(schema);
+    bound_u32(schema);
     let mut found = 0;
     for (at, key) in NULLABLE {
         if let Some(property) = schema.pointer_mut(&format!("{at}/properties/{key}")) {
@@ -41,6 +42,23 @@ pub(super) fn adjust(schema: &mut Value) -> usize {
         }
     }
     found
+}
+
+/// A `u32` field without an upper bound gets `u32::MAX`: `validate` refuses a larger
+/// number ("too large a number"), and so must the schema.
+fn bound_u32(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.get("format").and_then(Value::as_str) == Some("uint32")
+                && !map.contains_key("maximum")
+            {
+                map.insert("maximum".into(), json!(u32::MAX));
+            }
+            map.values_mut().for_each(bound_u32);
+        }
+        Value::Array(items) => items.iter_mut().for_each(bound_u32),
+        _ => {}
+    }
 }
 
 fn strip_nulls(v: &mut Value) {
