@@ -87,21 +87,31 @@ def normalise(statement: dict) -> dict:
     return out
 
 
+def read_inputs(tool: str, policy_path: Path, template_path: Path) -> tuple[dict, dict] | None:
+    """The policy file (JSON) and the template (cfn-lint's decoder); None, with the reason on
+    stderr, when either cannot be read."""
+    try:
+        policy = json.loads(policy_path.read_text())
+    except (OSError, ValueError) as err:
+        print(f"{tool}: {policy_path}: {err}", file=sys.stderr)
+        return None
+    template, matches = decode(str(template_path))
+    if template is None or matches:
+        print(f"{tool}: {template_path}: cannot read: {matches}", file=sys.stderr)
+        return None
+    return policy, template
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--policy", type=Path, default=POLICY)
     parser.add_argument("--template", type=Path, default=TEMPLATE)
     parser.add_argument("--member-template", type=Path, default=MEMBER_TEMPLATE)
     args = parser.parse_args(argv)
-    try:
-        policy = json.loads(args.policy.read_text())
-    except (OSError, ValueError) as err:
-        print(f"check_policy_sync: {args.policy}: {err}", file=sys.stderr)
+    inputs = read_inputs("check_policy_sync", args.policy, args.template)
+    if inputs is None:
         return 2
-    template, matches = decode(str(args.template))
-    if template is None or matches:
-        print(f"check_policy_sync: {args.template}: cannot read: {matches}", file=sys.stderr)
-        return 2
+    policy, template = inputs
 
     problems: list[str] = []
     pattern_param = template["Parameters"]["CrossAccountRoleNamePattern"]

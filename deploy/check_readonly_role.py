@@ -20,9 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from cfnlint.decode import decode
-
-from check_policy_sync import normalise, resolve
+from check_policy_sync import normalise, read_inputs, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "deploy" / "iam-policy-readonly.json"
@@ -36,15 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", type=Path, default=POLICY)
     parser.add_argument("--template", type=Path, default=TEMPLATE)
     args = parser.parse_args(argv)
-    try:
-        policy = json.loads(args.policy.read_text())
-    except (OSError, ValueError) as err:
-        print(f"check_readonly_role: {args.policy}: {err}", file=sys.stderr)
+    inputs = read_inputs("check_readonly_role", args.policy, args.template)
+    if inputs is None:
         return 2
-    template, matches = decode(str(args.template))
-    if template is None or matches:
-        print(f"check_readonly_role: {args.template}: cannot read: {matches}", file=sys.stderr)
-        return 2
+    policy, template = inputs
 
     problems: list[str] = []
     role = template["Resources"].get(ROLE, {}).get("Properties", {})
